@@ -1,0 +1,11 @@
+import type { Command } from 'commander';
+
+// Placeholder registration: the owning issue replaces this file with the real command.
+export function register(program: Command): void {
+  program
+    .command('predict')
+    .description('(not built yet)')
+    .action(() => {
+      throw new Error('dptrain predict is not built yet');
+    });
+}

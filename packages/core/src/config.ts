@@ -1,0 +1,110 @@
+import { z } from 'zod';
+
+/**
+ * The run configuration: everything a replica needs to rebuild the same model and read the same data.
+ * It is serialisable (sent to workers on join) and validated with zod on both ends.
+ * Defaults follow the Keras recipe: Adam 1e-3 for the head, 1e-5 for fine-tuning block5.
+ */
+export const AugmentationSchema = z.object({
+  /** Degrees, like Keras `rotation_range`. Default 0. */
+  rotationRange: z.number().min(0).max(180).default(0),
+  /** Fraction of width (or pixels if >= 1), like Keras `width_shift_range`. Default 0. */
+  widthShiftRange: z.number().min(0).default(0),
+  /** Fraction of height (or pixels if >= 1), like Keras `height_shift_range`. Default 0. */
+  heightShiftRange: z.number().min(0).default(0),
+  /** Shear angle in degrees (Keras `shear_range`). Default 0. */
+  shearRange: z.number().min(0).default(0),
+  /** Zoom range [1-z, 1+z] (Keras `zoom_range`). Default 0. */
+  zoomRange: z.number().min(0).max(1).default(0),
+  /** Random horizontal flip. Default false. */
+  horizontalFlip: z.boolean().default(false),
+  /** How points outside the input are filled (Keras `fill_mode`). Default 'nearest'. */
+  fillMode: z.enum(['nearest', 'constant', 'reflect', 'wrap']).default('nearest'),
+  /** Fill value for fillMode 'constant'. Default 0. */
+  cval: z.number().default(0),
+});
+export type Augmentation = z.infer<typeof AugmentationSchema>;
+
+export const PreprocessModeSchema = z.enum(['caffe', 'tf', 'unit']);
+export type PreprocessMode = z.infer<typeof PreprocessModeSchema>;
+
+export const BackboneSpecSchema = z.object({
+  /** 'vgg16' or a path to a tfjs layers model directory / model.json. Default 'vgg16'. */
+  kind: z.union([z.literal('vgg16'), z.literal('tiny-vgg'), z.literal('layers')]).default('vgg16'),
+  /** For kind 'layers': path of the model directory or model.json. */
+  path: z.string().optional(),
+  /** Layer whose output is the feature map fed to the head. VGG16: 'block5_pool'. */
+  cut: z.string().optional(),
+  /** Weights file for VGG16 (.h5 or tfjs dir). Default: ~/.keras/models/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 if present, else random init with a warning. */
+  weights: z.string().optional(),
+  /** Input size [height, width]; read from the model for kind 'layers'. VGG16 default [150, 150]. */
+  inputSize: z.tuple([z.number().int().positive(), z.number().int().positive()]).optional(),
+  /** For 'tiny-vgg' (tests and demo): channel widths of the 5 blocks. Default [8, 16, 32, 32, 32]. */
+  tinyWidths: z.array(z.number().int().positive()).length(5).optional(),
+});
+export type BackboneSpec = z.infer<typeof BackboneSpecSchema>;
+
+export const HeadSpecSchema = z.object({
+  /** 'gap' (GlobalAveragePooling2D) or 'flatten'. Default 'gap'. */
+  pooling: z.enum(['gap', 'flatten']).default('gap'),
+  /** Hidden Dense units. Default 256. */
+  units: z.number().int().positive().default(256),
+  /** Dropout rate. Default 0.5. */
+  dropout: z.number().min(0).max(1).default(0.5),
+});
+export type HeadSpec = z.infer<typeof HeadSpecSchema>;
+
+export const PhaseSpecSchema = z.object({
+  /** Epochs of this phase. */
+  epochs: z.number().int().min(0),
+  /** Adam learning rate. */
+  learningRate: z.number().positive(),
+  /**
+   * Phase 2 only: what to unfreeze. A layer-name prefix ('block5' for VGG16), or 'last:K' for the last K
+   * layers of the backbone (K counted back from the cut). Phase 1 trains the head only.
+   */
+  unfreeze: z.string().optional(),
+});
+export type PhaseSpec = z.infer<typeof PhaseSpecSchema>;
+
+export const RunConfigSchema = z.object({
+  /** Data directory (competition layout or folder-per-class). Workers may override with their own copy. */
+  dataDir: z.string(),
+  /** Class names; default: from the data (labels 0..C-1, or folder names). */
+  classNames: z.array(z.string()).optional(),
+  backbone: BackboneSpecSchema.default({}),
+  preprocess: PreprocessModeSchema.default('caffe'),
+  head: HeadSpecSchema.default({}),
+  /** Phase 1: head on a frozen base. */
+  headPhase: PhaseSpecSchema.default({ epochs: 10, learningRate: 1e-3 }),
+  /** Phase 2: fine-tune the top block. */
+  fineTunePhase: PhaseSpecSchema.default({ epochs: 5, learningRate: 1e-5, unfreeze: 'block5' }),
+  /** Global batch size (split across workers). Default 32. */
+  batchSize: z.number().int().positive().default(32),
+  /** Seed for split, shuffling, augmentation, dropout and init. Default 42. */
+  seed: z.number().int().default(42),
+  /** Validation fraction of the labelled data, stratified. Default 0.2. */
+  validationSplit: z.number().min(0).max(0.9).default(0.2),
+  augmentation: AugmentationSchema.default({}),
+  /** Early stopping patience in epochs (monitor val accuracy, restore best). Default 3. */
+  patience: z.number().int().min(0).default(3),
+  /** ReduceLROnPlateau: factor and patience (epochs, on val loss). Default 0.5, 2. */
+  reduceLrFactor: z.number().positive().max(1).default(0.5),
+  reduceLrPatience: z.number().int().min(0).default(2),
+  /** Cache frozen features (computed once per sample). Default true when augmentation is off. */
+  cacheFeatures: z.boolean().default(true),
+  /** With augmentation on and caching requested: K augmented views cached per image. Default 0 (no cache). */
+  cachedViews: z.number().int().min(0).default(0),
+  /** Drop bad samples instead of failing. Default false. */
+  skipBad: z.boolean().default(false),
+  /** Send gradients as fp16 on the wire. Default false. */
+  fp16Gradients: z.boolean().default(false),
+  /** Checkpoint every K steps (0: only at phase ends). Default 50. */
+  checkpointEvery: z.number().int().min(0).default(50),
+});
+export type RunConfig = z.infer<typeof RunConfigSchema>;
+export type RunConfigInput = z.input<typeof RunConfigSchema>;
+
+export function parseRunConfig(input: RunConfigInput): RunConfig {
+  return RunConfigSchema.parse(input);
+}

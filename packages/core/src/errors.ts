@@ -1,0 +1,47 @@
+/**
+ * Errors with stable codes, in the style of `ws`: every error dptrain throws on purpose is a
+ * `DptrainError` whose `code` never changes between releases, so callers and tests can match on it.
+ */
+export type DptrainErrorCode =
+  // data
+  | 'E_DATA_INVALID' // validation pass found culprits (see `details`)
+  | 'E_DATA_CSV' // malformed CSV
+  | 'E_DATA_IMAGE' // an image could not be decoded
+  | 'E_DATA_LAYOUT' // data directory is not a known layout
+  // backends
+  | 'E_BACKEND_UNAVAILABLE' // a backend asked for by name cannot load
+  | 'E_BACKEND_NO_GPU' // tfjs-node-gpu loaded but no GPU is usable
+  | 'E_NO_BACKEND' // none of the backends could load
+  // models
+  | 'E_WEIGHTS' // weight file missing, unreadable or of the wrong shape
+  | 'E_MODEL' // model config problem (unknown layer, bad cut, ...)
+  // protocol / cluster
+  | 'E_PROTOCOL_DECODE' // frame is not valid msgpack
+  | 'E_PROTOCOL_VERSION' // wrong protocol version
+  | 'E_PROTOCOL_SCHEMA' // message does not match its schema
+  | 'E_PROTOCOL_OVERSIZE' // frame larger than maxPayload
+  | 'E_AUTH' // bad token / failed challenge
+  | 'E_GRADIENT_SHAPE' // gradient of the wrong length
+  | 'E_GRADIENT_NONFINITE' // NaN/Inf in a gradient
+  | 'E_BASE_HASH' // worker's frozen base differs from the coordinator's
+  | 'E_DATASET_HASH' // worker's data differs from the coordinator's
+  | 'E_TIMEOUT'
+  | 'E_CHECKPOINT'
+  | 'E_CONFIG';
+
+export class DptrainError extends Error {
+  /** Stable machine-readable code. */
+  readonly code: DptrainErrorCode;
+  /** Optional structured details (e.g. the list of culprits of a data validation). */
+  readonly details: unknown;
+  constructor(code: DptrainErrorCode, message: string, details?: unknown, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DptrainError';
+    this.code = code;
+    this.details = details;
+  }
+}
+
+export function isDptrainError(e: unknown, code?: DptrainErrorCode): e is DptrainError {
+  return e instanceof DptrainError && (code === undefined || e.code === code);
+}

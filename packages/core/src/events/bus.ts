@@ -1,0 +1,19 @@
+import type { RunEvent, RunEventListener } from './types.js';
+
+/** A tiny synchronous fan-out of run events. Listener errors are isolated from the run. */
+export class EventBus {
+  private readonly listeners = new Set<RunEventListener>();
+  on(listener: RunEventListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+  emit(event: RunEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(event);
+      } catch {
+        // a broken listener (e.g. a closed dashboard) must never stop training
+      }
+    }
+  }
+}

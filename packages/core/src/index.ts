@@ -1,0 +1,10 @@
+// @dptrain/core — explicit barrel. Each area keeps its own index.ts.
+export * from './errors.js';
+export * from './config.js';
+export * from './util/index.js';
+export * from './events/index.js';
+export * from './backend/index.js';
+export * from './data/index.js';
+export * from './models/index.js';
+export * from './training/index.js';
+export * from './protocol/index.js';

@@ -1,0 +1,72 @@
+import type { Sample } from '../data/types.js';
+import type { PhaseName, ProgressTask, StepWorkerStat } from '../events/types.js';
+
+/** Name and shape of one trainable variable; the flat weight/gradient vector is their concatenation in order. */
+export interface WeightSpec {
+  name: string;
+  shape: number[];
+  size: number;
+}
+
+/** What one replica returns for its slice of a step. */
+export interface GradientResult {
+  /** Mean gradient over the slice's samples, laid out as the WeightSpec list. */
+  gradients: Float32Array;
+  /** Mean cross-entropy over the slice. */
+  loss: number;
+  /** Number of samples in the slice. */
+  count: number;
+  /** Samples of the slice classified correctly (for the running train accuracy). */
+  correct: number;
+}
+
+export interface StepContext {
+  phase: PhaseName;
+  epoch: number;
+  /** Global step counter across the run. */
+  step: number;
+}
+
+/**
+ * A model replica: the frozen base + trainable part, on one backend, reading its own copy of the data.
+ * Workers hold one; the in-process executor holds one. Implementations live in core/training/replica.ts.
+ */
+export interface Replica {
+  /** Trainable weights of the current phase. */
+  readonly spec: WeightSpec[];
+  /** Hash of the frozen base weights (sent at join, checked by the coordinator). */
+  readonly baseHash: string;
+  /** Switch the trainable set (head only, or head + unfrozen block). */
+  setPhase(phase: PhaseName): Promise<void>;
+  getWeights(): Float32Array;
+  setWeights(flat: Float32Array): void;
+  /** Forward + backward on these samples (training mode: augmentation, dropout). */
+  computeGradients(samples: Sample[], ctx: StepContext): Promise<GradientResult>;
+  /** Class probabilities, samples.length x C, row-major (inference mode). */
+  predict(samples: Sample[]): Promise<Float32Array>;
+  dispose(): void;
+}
+
+/** The mean over all replicas of one step, weighted by sample count. */
+export interface AggregatedGradients extends GradientResult {
+  /** Per-worker figures for the dashboard (empty in process). */
+  workers: StepWorkerStat[];
+  /** Id of the slowest worker of the step. */
+  straggler?: string;
+}
+
+/**
+ * Where gradients come from: one in-process replica, or a cluster of workers behind a coordinator.
+ * The training recipe (core/training/recipe.ts) drives either through this interface.
+ */
+export interface TrainingExecutor {
+  /** Begin a phase on every replica. Returns the phase's trainable spec and initial weights (replica 0's, or `weights` if given). */
+  beginPhase(phase: PhaseName, weights?: Float32Array): Promise<{ spec: WeightSpec[]; weights: Float32Array }>;
+  /** Mean gradient of the current weights over `samples` (the global batch), sharded across replicas. */
+  computeGradients(samples: Sample[], ctx: StepContext): Promise<AggregatedGradients>;
+  /** Make every replica hold these trainable weights (after an optimizer step). */
+  setWeights(weights: Float32Array): Promise<void>;
+  /** Probabilities for each sample, sharded across replicas, gathered in input order (samples.length x C). */
+  predict(samples: Sample[], task: ProgressTask): Promise<Float32Array>;
+  close(): Promise<void>;
+}

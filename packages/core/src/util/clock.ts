@@ -1,0 +1,6 @@
+/** Injectable clock, so tests can drive time (heartbeats, ETA, step timings). */
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+}
+export const systemClock: Clock = { now: () => Date.now() };
