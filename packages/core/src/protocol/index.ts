@@ -1,1 +1,6 @@
-export {};
+export * from './options.js';
+export * from './messages.js';
+export * from './codec.js';
+export * from './auth.js';
+export * from './fp16.js';
+export * from './gradients.js';

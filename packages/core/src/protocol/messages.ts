@@ -1,0 +1,114 @@
+import { z } from 'zod';
+import { RunConfigSchema } from '../config.js';
+
+/** Version of the wire protocol; a peer speaking another version is refused with E_PROTOCOL_VERSION. */
+export const PROTOCOL_VERSION = 1;
+
+const v = z.literal(PROTOCOL_VERSION);
+const f32 = z.instanceof(Float32Array);
+const u8 = z.instanceof(Uint8Array);
+const u16 = z.instanceof(Uint16Array);
+const u32 = z.instanceof(Uint32Array);
+const phase = z.enum(['head', 'fine_tune']);
+const split = z.enum(['labelled', 'test']);
+const id = z.number().int().nonnegative();
+const count = z.number().int().nonnegative();
+const finite = z.number().finite();
+const str = (max = 1024) => z.string().max(max);
+
+export const ClientRoleSchema = z.enum(['worker', 'observer']);
+export type ClientRole = z.infer<typeof ClientRoleSchema>;
+
+// ---- handshake -------------------------------------------------------------------------------
+/** client -> coordinator: first frame. */
+export const HelloSchema = z.object({ v, type: z.literal('hello'), role: ClientRoleSchema, name: str(256).optional() }).strict();
+/** coordinator -> client: random nonce to sign. */
+export const ChallengeSchema = z.object({ v, type: z.literal('challenge'), nonce: u8 }).strict();
+/** client -> coordinator: HMAC-SHA256(secret, role|nonce). */
+export const AuthSchema = z.object({ v, type: z.literal('auth'), mac: u8 }).strict();
+/** coordinator -> client: authentication succeeded; workers get the run config to build their replica. */
+export const AcceptedSchema = z
+  .object({ v, type: z.literal('accepted'), role: ClientRoleSchema, workerId: str(64).optional(), config: RunConfigSchema.optional() })
+  .strict();
+/** worker -> coordinator: what the worker is and what it loaded. */
+export const JoinSchema = z
+  .object({
+    v,
+    type: z.literal('join'),
+    backend: str(64),
+    device: str(256),
+    batchCapacity: z.number().int().positive(),
+    host: str(256),
+    baseHash: str(256),
+    datasetHash: str(256),
+  })
+  .strict();
+/** coordinator -> worker: joined; the current step, phase and trainable weights (null before the first phase). */
+export const WelcomeSchema = z
+  .object({ v, type: z.literal('welcome'), workerId: str(64), step: count, phase: phase.nullable(), weights: f32.nullable() })
+  .strict();
+
+// ---- training --------------------------------------------------------------------------------
+/** coordinator -> worker: switch the trainable set; set these weights if given; return yours if asked. */
+export const PhaseSchema = z.object({ v, type: z.literal('phase'), id, phase, weights: f32.nullable(), wantWeights: z.boolean() }).strict();
+/** worker -> coordinator: phase switched. */
+export const PhaseReadySchema = z.object({ v, type: z.literal('phase_ready'), id, size: count, weights: f32.nullable() }).strict();
+/** coordinator -> worker: compute gradients on these samples of the labelled split. */
+export const StepSchema = z.object({ v, type: z.literal('step'), id, phase, epoch: count, step: count, indices: u32 }).strict();
+/** worker -> coordinator: mean gradient over the slice (fp32, or fp16 bit patterns). */
+export const GradientsSchema = z
+  .object({
+    v,
+    type: z.literal('gradients'),
+    id,
+    dtype: z.enum(['fp32', 'fp16']),
+    gradients: z.union([f32, u16]),
+    loss: finite,
+    count,
+    correct: count,
+    computeMs: z.number().nonnegative().finite(),
+  })
+  .strict();
+/** coordinator -> worker: hold these trainable weights. `ack` asks for a weights_ack. */
+export const WeightsSchema = z.object({ v, type: z.literal('weights'), step: count, weights: f32, ack: z.boolean() }).strict();
+export const WeightsAckSchema = z.object({ v, type: z.literal('weights_ack'), step: count }).strict();
+/** coordinator -> worker: class probabilities for these samples. */
+export const PredictSchema = z.object({ v, type: z.literal('predict'), id, split, indices: u32 }).strict();
+/** worker -> coordinator: probabilities, count x classes, row-major. */
+export const PredictionsSchema = z.object({ v, type: z.literal('predictions'), id, count, probs: f32, computeMs: z.number().nonnegative().finite() }).strict();
+
+// ---- liveness, observers, errors ------------------------------------------------------------------
+export const HeartbeatSchema = z.object({ v, type: z.literal('heartbeat'), time: finite }).strict();
+/** A RunEvent, validated loosely (the dashboard reducer ignores what it does not know). */
+export const RunEventWireSchema = z.object({ type: str(64), time: finite }).passthrough();
+/** coordinator -> observer: events so far (on connect), then each new event. */
+export const EventsSchema = z.object({ v, type: z.literal('events'), events: z.array(RunEventWireSchema) }).strict();
+export const ErrorSchema = z.object({ v, type: z.literal('error'), code: str(64), message: str(4096) }).strict();
+export const ByeSchema = z.object({ v, type: z.literal('bye'), reason: str(1024) }).strict();
+
+export const MessageSchema = z.discriminatedUnion('type', [
+  HelloSchema,
+  ChallengeSchema,
+  AuthSchema,
+  AcceptedSchema,
+  JoinSchema,
+  WelcomeSchema,
+  PhaseSchema,
+  PhaseReadySchema,
+  StepSchema,
+  GradientsSchema,
+  WeightsSchema,
+  WeightsAckSchema,
+  PredictSchema,
+  PredictionsSchema,
+  HeartbeatSchema,
+  EventsSchema,
+  ErrorSchema,
+  ByeSchema,
+]);
+
+export type Message = z.infer<typeof MessageSchema>;
+export type MessageType = Message['type'];
+export type MessageOf<T extends MessageType> = Extract<Message, { type: T }>;
+/** A message without its version field (the codec stamps it). */
+export type Outgoing<T extends MessageType = MessageType> = T extends MessageType ? Omit<MessageOf<T>, 'v'> : never;

@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest';
+import { pack } from 'msgpackr';
+import {
+  authResponse,
+  createNonce,
+  decodeMessage,
+  encodeMessage,
+  float16ToFloat32,
+  float32ToFloat16,
+  isDptrainError,
+  packGradients,
+  unpackGradients,
+  verifyAuthResponse,
+  type DptrainErrorCode,
+} from '@dptrain/core';
+
+function codeOf(fn: () => unknown): DptrainErrorCode | undefined {
+  try {
+    fn();
+  } catch (e) {
+    if (isDptrainError(e)) return e.code;
+    throw e;
+  }
+  return undefined;
+}
+
+describe('protocol codec', () => {
+  it('round-trips typed arrays as raw little-endian bytes', () => {
+    const g = new Float32Array([1.5, -2.25, 3e-8, 1e20]);
+    const frame = encodeMessage({ type: 'weights', step: 7, weights: g, ack: false });
+    // the 16 bytes of the array appear verbatim in the frame
+    expect(frame.includes(Buffer.from(g.buffer))).toBe(true);
+    expect(frame.length).toBeLessThan(16 + 64);
+    const msg = decodeMessage(frame);
+    expect(msg.type).toBe('weights');
+    if (msg.type !== 'weights') return;
+    expect(Array.from(msg.weights)).toEqual(Array.from(g));
+    const idx = decodeMessage(encodeMessage({ type: 'step', id: 1, phase: 'head', epoch: 0, step: 3, indices: new Uint32Array([5, 6, 7]) }));
+    expect(idx.type === 'step' && Array.from(idx.indices)).toEqual([5, 6, 7]);
+  });
+
+  it('rejects bad frames with stable codes', () => {
+    expect(codeOf(() => decodeMessage(Buffer.from([0xc1, 0x00])))).toBe('E_PROTOCOL_DECODE');
+    expect(codeOf(() => decodeMessage(pack([1, 2, 3])))).toBe('E_PROTOCOL_DECODE');
+    expect(codeOf(() => decodeMessage(pack({ v: 99, type: 'heartbeat', time: 1 })))).toBe('E_PROTOCOL_VERSION');
+    expect(codeOf(() => decodeMessage(pack({ v: 1, type: 'heartbeat', time: 'x' })))).toBe('E_PROTOCOL_SCHEMA');
+    expect(codeOf(() => decodeMessage(pack({ v: 1, type: 'nope' })))).toBe('E_PROTOCOL_SCHEMA');
+    expect(codeOf(() => decodeMessage(encodeMessage({ type: 'heartbeat', time: 1 }), 4))).toBe('E_PROTOCOL_OVERSIZE');
+  });
+
+  it('checks gradient shape and finiteness', () => {
+    const base = { type: 'gradients' as const, id: 1, loss: 1, count: 2, correct: 1, computeMs: 3 };
+    const ok = decodeMessage(encodeMessage({ ...base, ...packGradients(new Float32Array([1, 2, 3]), false) }));
+    if (ok.type !== 'gradients') throw new Error('type');
+    expect(Array.from(unpackGradients(ok, 3, 'w1'))).toEqual([1, 2, 3]);
+    expect(codeOf(() => unpackGradients(ok, 4, 'w1'))).toBe('E_GRADIENT_SHAPE');
+    const nan = decodeMessage(encodeMessage({ ...base, ...packGradients(new Float32Array([1, NaN, 3]), false) }));
+    if (nan.type !== 'gradients') throw new Error('type');
+    expect(codeOf(() => unpackGradients(nan, 3, 'w1'))).toBe('E_GRADIENT_NONFINITE');
+    const inf16 = decodeMessage(encodeMessage({ ...base, ...packGradients(new Float32Array([1, 1e6, 3]), true) }));
+    if (inf16.type !== 'gradients') throw new Error('type');
+    expect(codeOf(() => unpackGradients(inf16, 3, 'w1'))).toBe('E_GRADIENT_NONFINITE');
+  });
+
+  it('converts fp16 within half-precision rounding', () => {
+    const src = new Float32Array([0, -0, 1, -1, 0.1, 65504, 6.1e-5, 3e-7, -123.456, 1e-3]);
+    const back = float16ToFloat32(float32ToFloat16(src));
+    for (let i = 0; i < src.length; i++) {
+      const tol = Math.max(Math.abs(src[i]!) * 2 ** -11, 2 ** -24);
+      expect(Math.abs(back[i]! - src[i]!)).toBeLessThanOrEqual(tol);
+    }
+    expect(float16ToFloat32(float32ToFloat16(new Float32Array([1e6])))[0]).toBe(Infinity);
+  });
+
+  it('HMAC challenge-response never needs the secret on the wire', () => {
+    const nonce = createNonce();
+    const mac = authResponse('s3cret', nonce, 'worker');
+    expect(verifyAuthResponse('s3cret', nonce, 'worker', mac)).toBe(true);
+    expect(verifyAuthResponse('wrong', nonce, 'worker', mac)).toBe(false);
+    expect(verifyAuthResponse('s3cret', nonce, 'observer', mac)).toBe(false);
+    expect(verifyAuthResponse('s3cret', createNonce(), 'worker', mac)).toBe(false);
+    expect(verifyAuthResponse('s3cret', nonce, 'worker', mac.slice(0, 10))).toBe(false);
+    const frame = encodeMessage({ type: 'auth', mac });
+    expect(frame.includes(Buffer.from('s3cret'))).toBe(false);
+  });
+});
