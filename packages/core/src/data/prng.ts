@@ -1,0 +1,66 @@
+/**
+ * Small seeded PRNGs for deterministic data handling (split, shuffle, augmentation, synthetic data).
+ * mulberry32 for the stream; a splitmix32-style mixer to derive independent seeds from several integers.
+ */
+
+/** A function returning uniform floats in [0, 1). */
+export type Rng = () => number;
+
+/** Mixes a 32-bit integer (splitmix32 finaliser). */
+export function mix32(x: number): number {
+  let z = (x + 0x9e3779b9) | 0;
+  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+  return (z ^ (z >>> 16)) >>> 0;
+}
+
+/** Derives one 32-bit seed from any number of integers (order matters). */
+export function seedFrom(...parts: number[]): number {
+  let h = 0x1234567;
+  for (const p of parts) {
+    // Fold in both halves so seeds/indices beyond 2^32 still differ.
+    const lo = p | 0;
+    const hi = Math.floor(p / 4294967296) | 0;
+    h = mix32(h ^ lo);
+    h = mix32(h ^ hi);
+  }
+  return h >>> 0;
+}
+
+/** mulberry32: fast 32-bit-state PRNG, uniform floats in [0, 1). */
+export function mulberry32(seed: number): Rng {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** An Rng seeded from several integers, e.g. `rngFor(seed, epoch, index)`. */
+export function rngFor(...parts: number[]): Rng {
+  return mulberry32(seedFrom(...parts));
+}
+
+/** Uniform float in [lo, hi). */
+export function uniform(rng: Rng, lo: number, hi: number): number {
+  return lo + (hi - lo) * rng();
+}
+
+/** Uniform integer in [lo, hi] (inclusive). */
+export function randInt(rng: Rng, lo: number, hi: number): number {
+  return lo + Math.floor(rng() * (hi - lo + 1));
+}
+
+/** In-place Fisher–Yates shuffle. */
+export function shuffleInPlace<T>(items: T[], rng: Rng): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(rng() * (i + 1));
+    const tmp = items[i] as T;
+    items[i] = items[j] as T;
+    items[j] = tmp;
+  }
+  return items;
+}
