@@ -1,0 +1,7 @@
+// Terminal dashboard: a pure reducer over RunEvents, a store, and the ink view.
+export * from './state.js';
+export * from './selectors.js';
+export * from './format.js';
+export * from './store.js';
+export { DashboardApp, type DashboardAppProps } from './view.js';
+export { startDashboard, type StartDashboardOptions, type DashboardHandle } from './start.js';

@@ -1,0 +1,115 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { render, cleanup } from 'ink-testing-library';
+import { EventBus, type Clock } from '@dptrain/core';
+import { DashboardApp, DashboardStore } from '../../packages/coordinator/src/dashboard/index.js';
+import { T0, joined, runEvents, step } from './fixtures.js';
+
+const tick = (ms = 20) => new Promise((r) => setTimeout(r, ms));
+const ARROW_DOWN = '\u001B[B';
+const ARROW_UP = '\u001B[A';
+
+function setup(opts: { maxWorkerRows?: number; now?: number } = {}) {
+  const bus = new EventBus();
+  const store = new DashboardStore({ throttleMs: 0 });
+  store.attach(bus);
+  const clock: Clock = { now: () => opts.now ?? T0 + 100_000 };
+  let closedByQ = 0;
+  const app = render(
+    <DashboardApp store={store} clock={clock} tickMs={0} maxWorkerRows={opts.maxWorkerRows ?? 8} onClose={() => closedByQ++} />,
+  );
+  return { bus, store, app, closed: () => closedByQ };
+}
+
+afterEach(() => cleanup());
+
+describe('DashboardApp (ink)', () => {
+  it('shows the workers and a moving progress bar, frame by frame', async () => {
+    const { bus, app } = setup();
+    await tick();
+    expect(app.lastFrame()).toContain('no workers yet');
+    expect(app.lastFrame()).toContain('no training phase yet');
+
+    const events = runEvents(5);
+    for (const e of events) bus.emit(e);
+    await tick();
+    const f1 = app.lastFrame()!;
+    expect(f1).toContain('run r-test');
+    expect(f1).toMatch(/w1\s+host-w1\s+wasm\/cpu x1\s+computing\s+160\.0\s+100\s+0/);
+    expect(f1).toMatch(/w2\s+host-w2\s+wasm\/cpu x1\s+computing\s+80\.0\s+200\s+5/);
+    expect(f1).toContain('workers 2 connected');
+    expect(f1).toMatch(/step 5 /);
+    expect(f1).toContain('5/20');
+    expect(f1).toContain('25.0%');
+    expect(f1).toMatch(/throughput 128\.0 img\/s/);
+    expect(f1).toMatch(/lr 1e-3/);
+    expect(f1).toContain('worker w2 joined');
+
+    for (let i = 6; i <= 10; i++) bus.emit(step(i, T0 + 10 + i * 1000));
+    await tick();
+    const f2 = app.lastFrame()!;
+    expect(f2).toMatch(/step 10 /);
+    expect(f2).toContain('10/20');
+    expect(f2).toContain('50.0%');
+    // the bar itself grew
+    const bar = (f: string) => (f.match(/█/g) ?? []).length;
+    expect(bar(f2)).toBeGreaterThan(bar(f1));
+
+    bus.emit({ type: 'worker_lost', time: T0 + 20_000, id: 'w2', reason: 'socket closed' });
+    await tick();
+    expect(app.lastFrame()).toMatch(/w2\s+host-w2\s+wasm\/cpu x1\s+lost/);
+    expect(app.lastFrame()).toContain('workers 1 connected');
+    expect(app.lastFrame()).toContain('worker w2 lost: socket closed');
+  });
+
+  it('draws loss and validation-accuracy sparklines and the long-task bar', async () => {
+    const { bus, app } = setup();
+    for (const e of runEvents(12)) bus.emit(e);
+    bus.emit({ type: 'progress', time: T0 + 50_000, task: 'extract_features', done: 30, total: 120 });
+    await tick();
+    const f = app.lastFrame()!;
+    expect(f).toMatch(/loss\s+[▁-█]{12}\s+0\.167/);
+    expect(f).toMatch(/val acc\s+▄\s+60\.0% \(best 60\.0%\)/);
+    expect(f).toMatch(/extract features\s+█+░+ 30\/120/);
+  });
+
+  it('scrolls the worker table with the arrow keys', async () => {
+    const { bus, app } = setup({ maxWorkerRows: 3 });
+    for (let i = 1; i <= 6; i++) bus.emit(joined(`w${i}`, T0 + i));
+    await tick();
+    let f = app.lastFrame()!;
+    expect(f).toContain('(1-3 of 6');
+    expect(f).toMatch(/^w1\s+host-w1/m);
+    expect(f).not.toMatch(/^w4\s+host-w4/m);
+
+    app.stdin.write(ARROW_DOWN);
+    await tick();
+    app.stdin.write(ARROW_DOWN);
+    await tick();
+    f = app.lastFrame()!;
+    expect(f).toContain('(3-5 of 6');
+    expect(f).not.toMatch(/^w1\s+host-w1/m);
+    expect(f).toMatch(/^w5\s+host-w5/m);
+
+    for (let i = 0; i < 5; i++) {
+      app.stdin.write(ARROW_DOWN);
+      await tick();
+    }
+    expect(app.lastFrame()).toContain('(4-6 of 6'); // clamped at the end
+
+    app.stdin.write(ARROW_UP);
+    await tick();
+    expect(app.lastFrame()).toContain('(3-5 of 6');
+  });
+
+  it('q closes the view without touching the run', async () => {
+    const { bus, app, store, closed } = setup();
+    for (const e of runEvents(3)) bus.emit(e);
+    await tick();
+    app.stdin.write('q');
+    await tick();
+    expect(closed()).toBe(1);
+    // the bus and its store still work: the run goes on
+    bus.emit(step(4, T0 + 5000));
+    expect(store.getState().step).toBe(4);
+  });
+});
