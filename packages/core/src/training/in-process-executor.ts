@@ -1,0 +1,95 @@
+import type { Sample } from '../data/types.js';
+import type { EventBus } from '../events/bus.js';
+import type { PhaseName, ProgressTask } from '../events/types.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import type { AggregatedGradients, GradientResult, Replica, StepContext, TrainingExecutor, WeightSpec } from './types.js';
+
+export interface InProcessExecutorOptions {
+  /** Largest number of samples given to the replica at once; bigger batches are split and averaged. Default: no limit. */
+  microBatch?: number;
+  /** Samples per predict call (progress is reported after each). Default 64. */
+  predictChunk?: number;
+  /** Where progress events go. Default: none. */
+  bus?: EventBus;
+  /** Time source. Default: systemClock. */
+  clock?: Clock;
+  /** Id reported in per-worker step figures. Default 'local'. */
+  id?: string;
+  /** Dispose the replica on close(). Default true. */
+  disposeReplica?: boolean;
+}
+
+/** Sample-count weighted mean of gradient results (used for micro-batches here, and by the coordinator). */
+export function averageGradients(parts: GradientResult[]): GradientResult {
+  const first = parts[0];
+  if (!first) throw new Error('averageGradients: nothing to average');
+  const total = parts.reduce((s, p) => s + p.count, 0);
+  if (parts.length === 1) return { ...first };
+  const out = new Float32Array(first.gradients.length);
+  let loss = 0;
+  let correct = 0;
+  for (const p of parts) {
+    const w = total > 0 ? p.count / total : 0;
+    const g = p.gradients;
+    for (let i = 0; i < out.length; i++) out[i] = (out[i] as number) + w * (g[i] as number);
+    loss += w * p.loss;
+    correct += p.correct;
+  }
+  return { gradients: out, loss, count: total, correct };
+}
+
+/** A TrainingExecutor over one in-process Replica (`dptrain train`, and `single --workers 0`). */
+export class InProcessExecutor implements TrainingExecutor {
+  private readonly clock: Clock;
+  constructor(
+    readonly replica: Replica,
+    private readonly options: InProcessExecutorOptions = {},
+  ) {
+    this.clock = options.clock ?? systemClock;
+  }
+
+  async beginPhase(phase: PhaseName, weights?: Float32Array): Promise<{ spec: WeightSpec[]; weights: Float32Array }> {
+    await this.replica.setPhase(phase);
+    if (weights) this.replica.setWeights(weights);
+    return { spec: this.replica.spec, weights: this.replica.getWeights() };
+  }
+
+  async computeGradients(samples: Sample[], ctx: StepContext): Promise<AggregatedGradients> {
+    const t = this.clock.now();
+    const mb = this.options.microBatch ?? samples.length;
+    const parts: GradientResult[] = [];
+    for (let i = 0; i < samples.length; i += Math.max(1, mb)) {
+      parts.push(await this.replica.computeGradients(samples.slice(i, i + Math.max(1, mb)), ctx));
+    }
+    const res = averageGradients(parts);
+    const id = this.options.id ?? 'local';
+    return { ...res, workers: [{ id, samples: res.count, computeMs: this.clock.now() - t, bytesIn: 0, bytesOut: 0 }] };
+  }
+
+  async setWeights(weights: Float32Array): Promise<void> {
+    this.replica.setWeights(weights);
+  }
+
+  async predict(samples: Sample[], task: ProgressTask): Promise<Float32Array> {
+    const chunk = Math.max(1, this.options.predictChunk ?? 64);
+    const parts: Float32Array[] = [];
+    let total = 0;
+    for (let i = 0; i < samples.length; i += chunk) {
+      const p = await this.replica.predict(samples.slice(i, i + chunk));
+      parts.push(p);
+      total += p.length;
+      this.options.bus?.emit({ type: 'progress', time: this.clock.now(), task, done: Math.min(samples.length, i + chunk), total: samples.length });
+    }
+    const out = new Float32Array(total);
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    if (this.options.disposeReplica ?? true) this.replica.dispose();
+  }
+}

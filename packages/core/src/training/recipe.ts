@@ -1,0 +1,329 @@
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import type { RunConfig } from '../config.js';
+import type { Dataset, Sample } from '../data/types.js';
+import { DptrainError } from '../errors.js';
+import { EventBus } from '../events/bus.js';
+import type { PhaseName, RunEvent } from '../events/types.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import { BestCheckpoint, CallbackList, EarlyStopping, ReduceLrOnPlateau, type EpochLogs, type TrainingCallback, type TrainingControl } from './callbacks.js';
+import { readCheckpoint, writeCheckpoint, type EpochProgress, type EpochRecord, type TrainingCheckpoint } from './checkpoint.js';
+import { argmaxRows, computeMetrics, type EvaluationMetrics } from './metrics.js';
+import { AdamOptimizer } from './optimizers.js';
+import { saveRun } from './run-model.js';
+import { epochPermutation, globalBatch, stepsPerEpoch } from './sharding.js';
+import type { TrainingExecutor, WeightSpec } from './types.js';
+import { writeFileAtomic } from './atomic-write.js';
+import { writeSubmission } from './submission.js';
+
+/** The data a run trains on, after validation and the stratified split. */
+export interface TrainData {
+  dataset: Dataset;
+  train: Sample[];
+  val: Sample[];
+  test: Sample[];
+  /** Culprits dropped by --skip-bad (reported in report.json). */
+  dropped?: { file: string; line?: number; reason: string; message: string }[];
+}
+
+/** Builds the executor once the data is known (in process: a replica; cluster: the coordinator). */
+export type ExecutorFactory = (args: { config: RunConfig; data: TrainData; bus: EventBus; clock: Clock }) => Promise<TrainingExecutor>;
+
+export interface TrainOptions {
+  config: RunConfig;
+  /** Run directory: model, metrics.jsonl, report.json, submission.csv, checkpoint.bin. Created if missing. */
+  runDir: string;
+  /** The executor, or a factory called after data preparation. */
+  executor: TrainingExecutor | ExecutorFactory;
+  /** Prepared data. Default: `prepareData` of the config's data directory (validation + split). */
+  data?: TrainData;
+  /** Prepares the data when `data` is not given. Default: none (then `data` is required). */
+  prepareData?: (config: RunConfig, bus: EventBus, clock: Clock) => Promise<TrainData>;
+  /** Event stream. Default: a new bus. */
+  bus?: EventBus;
+  /** Time source for events and timings. Default: systemClock. */
+  clock?: Clock;
+  /** Backend and device in use, for events and the report. Default: 'unknown'. */
+  backend?: { name: string; device: string };
+  /** Number of workers behind the executor (for run_started). Default 1. */
+  workers?: number;
+  /** Continue from `<runDir>/checkpoint.bin` if present. Default false. */
+  resume?: boolean;
+  /** Stop (as if killed) once this many global steps are done, after any checkpoint due at that step. Default: never. */
+  haltAfterSteps?: number;
+  /** Writes a full tfjs layers model into the model directory (see saveRun). Default: none. */
+  exportLayers?: (modelDir: string, metadata: Record<string, unknown>, weights: Float32Array) => Promise<void>;
+  /** Run id for events. Default: the run directory's base name. */
+  runId?: string;
+  /** Extra callbacks per phase (after the built-in ones). Default: none. */
+  extraCallbacks?: (phase: PhaseName) => TrainingCallback[];
+}
+
+/** report.json */
+export interface RunReport {
+  runId: string;
+  runDir: string;
+  backend: string;
+  device: string;
+  workers: number;
+  classNames: string[];
+  samples: { train: number; validation: number; test: number; dropped: number };
+  steps: number;
+  validation: EvaluationMetrics | null;
+  history: EpochRecord[];
+  timingsMs: Record<string, number>;
+  submission: string | null;
+  config: RunConfig;
+  dropped: TrainData['dropped'];
+}
+
+export interface TrainResult {
+  /** True when `haltAfterSteps` stopped the run before its end. */
+  halted: boolean;
+  steps: number;
+  report?: RunReport;
+  submissionPath?: string;
+}
+
+const PHASES: PhaseName[] = ['head', 'fine_tune'];
+
+/** Epoch number fed to the sharding/augmentation seed: phases use disjoint ranges. */
+export function globalEpoch(config: RunConfig, phase: PhaseName, epoch: number): number {
+  return phase === 'head' ? epoch : config.headPhase.epochs + epoch;
+}
+
+function phaseSpec(config: RunConfig, phase: PhaseName): { epochs: number; learningRate: number } {
+  return phase === 'head' ? config.headPhase : config.fineTunePhase;
+}
+
+/**
+ * The whole recipe: data → phase 1 (head on a frozen base) → phase 2 (fine-tune, fresh Adam at the lower
+ * learning rate) → final validation evaluation → test prediction → model, metrics.jsonl, report.json,
+ * submission.csv. Checkpoints every `config.checkpointEvery` steps and at each phase end; `resume`
+ * continues from the checkpoint exactly (same batches, same optimizer state, same callback state).
+ */
+export async function runTraining(options: TrainOptions): Promise<TrainResult> {
+  const { config } = options;
+  const clock = options.clock ?? systemClock;
+  const bus = options.bus ?? new EventBus();
+  const emit = (e: RunEvent): void => bus.emit(e);
+  const runDir = path.resolve(options.runDir);
+  const runId = options.runId ?? path.basename(runDir);
+  await fs.mkdir(runDir, { recursive: true });
+  const t0 = clock.now();
+  const timings: Record<string, number> = {};
+
+  let data = options.data;
+  if (!data) {
+    if (!options.prepareData) throw new DptrainError('E_CONFIG', 'runTraining: neither data nor prepareData given');
+    const t = clock.now();
+    data = await options.prepareData(config, bus, clock);
+    timings.data = clock.now() - t;
+  }
+  const classNames = data.dataset.classNames;
+  if (data.train.length === 0) throw new DptrainError('E_DATA_INVALID', `no training samples in ${data.dataset.root}`);
+
+  const ckpt = options.resume ? await readCheckpoint(runDir) : undefined;
+  if (ckpt && ckpt.datasetHash !== data.dataset.hash) {
+    throw new DptrainError('E_CHECKPOINT', `${runDir}: checkpoint was written for another data set (hash ${ckpt.datasetHash}, now ${data.dataset.hash})`);
+  }
+  if (ckpt) Object.assign(timings, ckpt.timings);
+
+  const executor = typeof options.executor === 'function' ? await options.executor({ config, data, bus, clock }) : options.executor;
+  const backend = options.backend ?? { name: 'unknown', device: 'unknown' };
+  emit({
+    type: 'run_started', time: clock.now(), runId, runDir, backend: backend.name, device: backend.device,
+    workers: options.workers ?? 1, trainSamples: data.train.length, valSamples: data.val.length, testSamples: data.test.length, classes: classNames,
+  });
+  if (ckpt) emit({ type: 'log', time: clock.now(), level: 'info', message: `resuming from step ${ckpt.step} (${ckpt.phase}, epoch ${ckpt.epoch + 1}, step ${ckpt.stepInEpoch} of the epoch)` });
+
+  const history: EpochRecord[] = ckpt ? [...ckpt.history] : [];
+  const metricsFile = path.join(runDir, 'metrics.jsonl');
+  await writeFileAtomic(metricsFile, history.map((h) => JSON.stringify(h) + '\n').join(''));
+
+  const labelsOf = (s: Sample[]): number[] => s.map((x) => x.label);
+  const evaluate = async (samples: Sample[]): Promise<EvaluationMetrics | null> => {
+    if (samples.length === 0) return null;
+    const probs = await executor.predict(samples, 'evaluate');
+    return computeMetrics(probs, labelsOf(samples), classNames);
+  };
+
+  let step = ckpt?.step ?? 0;
+  let lastPhase: PhaseName = 'head';
+  let lastSpec: WeightSpec[] = [];
+  let lastWeights: Float32Array = new Float32Array(0);
+  const ckptPhaseIdx = ckpt ? PHASES.indexOf(ckpt.phase) : -1;
+
+  try {
+    for (let p = 0; p < PHASES.length; p++) {
+      const phase = PHASES[p] as PhaseName;
+      const spec0 = phaseSpec(config, phase);
+      if (ckpt && p < ckptPhaseIdx) continue;
+      if (ckpt && p === ckptPhaseIdx && ckpt.phaseDone) {
+        // load the finished phase's weights so the next phase starts from them
+        const begun = await executor.beginPhase(phase, ckpt.weights);
+        lastPhase = phase;
+        lastSpec = begun.spec;
+        lastWeights = begun.weights;
+        continue;
+      }
+      if (spec0.epochs === 0) continue;
+      const resumeHere = ckpt && p === ckptPhaseIdx ? ckpt : undefined;
+      const tPhase = clock.now();
+      const begun = await executor.beginPhase(phase, resumeHere?.weights);
+      let weights: Float32Array = begun.weights.slice();
+      const spec = begun.spec;
+      const optimizer = new AdamOptimizer({ learningRate: spec0.learningRate });
+      if (resumeHere) optimizer.importState(resumeHere.optimizer);
+
+      const control: TrainingControl = {
+        getWeights: () => weights,
+        setWeights: async (w) => {
+          weights = w.slice();
+          await executor.setWeights(weights);
+        },
+        getLearningRate: () => optimizer.learningRate,
+        setLearningRate: (lr) => {
+          optimizer.learningRate = lr;
+        },
+        stopTraining: false,
+        emit,
+        now: () => clock.now(),
+      };
+      const callbacks = new CallbackList([
+        new BestCheckpoint(),
+        new EarlyStopping({ patience: config.patience, restoreBestWeights: true }),
+        new ReduceLrOnPlateau({ factor: config.reduceLrFactor, patience: config.reduceLrPatience }),
+        ...(options.extraCallbacks?.(phase) ?? []),
+      ]);
+      callbacks.setControl(control);
+      await callbacks.onTrainBegin();
+      if (resumeHere) {
+        callbacks.importState(resumeHere.callbacks);
+        control.stopTraining = resumeHere.stopTraining;
+      }
+
+      const n = data.train.length;
+      const steps = stepsPerEpoch(n, config.batchSize);
+      emit({ type: 'phase_started', time: clock.now(), phase, epochs: spec0.epochs, stepsPerEpoch: steps, learningRate: optimizer.learningRate, trainableParams: weights.length });
+
+      let epoch = resumeHere?.epoch ?? 0;
+      let startStep = resumeHere?.stepInEpoch ?? 0;
+      let progress: EpochProgress = resumeHere?.progress ?? { lossSum: 0, correct: 0, count: 0, elapsedMs: 0 };
+
+      const checkpoint = async (pos: { epoch: number; stepInEpoch: number; phaseDone: boolean; progress: EpochProgress }): Promise<void> => {
+        const file = await writeCheckpoint(runDir, {
+          version: 1, phase, phaseDone: pos.phaseDone, epoch: pos.epoch, stepInEpoch: pos.stepInEpoch, step, spec, weights,
+          optimizer: optimizer.exportState(), callbacks: callbacks.exportState(), stopTraining: control.stopTraining,
+          rng: { seed: config.seed, epoch: globalEpoch(config, phase, pos.epoch) }, progress: pos.progress, history,
+          timings: { ...timings, [phase]: (timings[phase] ?? 0) + (clock.now() - tPhase) }, datasetHash: data.dataset.hash,
+        } satisfies TrainingCheckpoint);
+        emit({ type: 'checkpoint_written', time: clock.now(), path: file, step });
+      };
+
+      for (; epoch < spec0.epochs && !control.stopTraining; epoch++) {
+        const gEpoch = globalEpoch(config, phase, epoch);
+        const tEpoch = clock.now() - progress.elapsedMs;
+        if (startStep === 0) {
+          await callbacks.onEpochBegin(epoch);
+          emit({ type: 'epoch_started', time: clock.now(), phase, epoch });
+        }
+        const order = epochPermutation(n, config.seed, gEpoch);
+        for (let s = startStep; s < steps; s++) {
+          const tStep = clock.now();
+          const batch = globalBatch(n, config.batchSize, config.seed, gEpoch, s, order).map((i) => data.train[i] as Sample);
+          const res = await executor.computeGradients(batch, { phase, epoch: gEpoch, step });
+          if (res.gradients.length !== weights.length) {
+            throw new DptrainError('E_GRADIENT_SHAPE', `step ${step}: ${res.gradients.length} gradient values for ${weights.length} weights`);
+          }
+          if (!Number.isFinite(res.loss)) throw new DptrainError('E_GRADIENT_NONFINITE', `step ${step}: loss is ${res.loss}`);
+          optimizer.step(weights, res.gradients);
+          await executor.setWeights(weights);
+          step++;
+          progress = { lossSum: progress.lossSum + res.loss * res.count, correct: progress.correct + res.correct, count: progress.count + res.count, elapsedMs: 0 };
+          emit({
+            type: 'step_completed', time: clock.now(), phase, epoch, step, stepInEpoch: s + 1, stepsPerEpoch: steps, loss: res.loss,
+            samples: res.count, stepMs: clock.now() - tStep, learningRate: optimizer.learningRate, workers: res.workers,
+            ...(res.straggler ? { straggler: res.straggler } : {}),
+          });
+          await callbacks.onBatchEnd(s, { loss: res.loss, samples: res.count, step });
+          if (config.checkpointEvery > 0 && step % config.checkpointEvery === 0) {
+            await checkpoint({ epoch, stepInEpoch: s + 1, phaseDone: false, progress: { ...progress, elapsedMs: clock.now() - tEpoch } });
+          }
+          if (options.haltAfterSteps !== undefined && step >= options.haltAfterSteps) {
+            return { halted: true, steps: step };
+          }
+        }
+        startStep = 0;
+        const val = await evaluate(data.val);
+        const trainLoss = progress.count > 0 ? progress.lossSum / progress.count : 0;
+        const trainAccuracy = progress.count > 0 ? progress.correct / progress.count : 0;
+        const logs: EpochLogs = {
+          trainLoss, trainAccuracy,
+          // without a validation split, monitor the training figures
+          valLoss: val ? val.loss : trainLoss,
+          valAccuracy: val ? val.accuracy : trainAccuracy,
+          learningRate: optimizer.learningRate,
+        };
+        const epochMs = clock.now() - tEpoch;
+        const record: EpochRecord = { phase, epoch, step, ...logs, epochMs };
+        history.push(record);
+        await fs.appendFile(metricsFile, JSON.stringify(record) + '\n');
+        emit({ type: 'epoch_completed', time: clock.now(), phase, epoch, ...logs, epochMs });
+        await callbacks.onEpochEnd(epoch, logs);
+        progress = { lossSum: 0, correct: 0, count: 0, elapsedMs: 0 };
+      }
+      await callbacks.onTrainEnd();
+      timings[phase] = (timings[phase] ?? 0) + (clock.now() - tPhase);
+      await checkpoint({ epoch, stepInEpoch: 0, phaseDone: true, progress });
+      lastPhase = phase;
+      lastSpec = spec;
+      lastWeights = weights;
+    }
+
+    if (lastSpec.length === 0) {
+      // no phase ran (all epochs 0): use the initial head
+      const begun = await executor.beginPhase('head');
+      lastSpec = begun.spec;
+      lastWeights = begun.weights;
+      lastPhase = 'head';
+    }
+
+    let t = clock.now();
+    const validation = await evaluate(data.val);
+    timings.evaluate = clock.now() - t;
+
+    let submissionPath: string | undefined;
+    if (data.test.length > 0) {
+      t = clock.now();
+      const probs = await executor.predict(data.test, 'predict');
+      submissionPath = path.join(runDir, 'submission.csv');
+      await writeSubmission(submissionPath, data.test, argmaxRows(probs, classNames.length), classNames, data.dataset.layout);
+      timings.predict = clock.now() - t;
+    }
+
+    t = clock.now();
+    const finalWeights = lastWeights;
+    await saveRun({
+      runDir, config, classNames, phase: lastPhase, spec: lastSpec, weights: finalWeights,
+      ...(options.exportLayers ? { exportLayers: (dir: string, meta: Record<string, unknown>) => options.exportLayers!(dir, meta, finalWeights) } : {}),
+    });
+    timings.save = clock.now() - t;
+    const wallMs = clock.now() - t0 + (ckpt ? 0 : 0);
+    timings.total = wallMs;
+
+    const report: RunReport = {
+      runId, runDir, backend: backend.name, device: backend.device, workers: options.workers ?? 1, classNames,
+      samples: { train: data.train.length, validation: data.val.length, test: data.test.length, dropped: data.dropped?.length ?? 0 },
+      steps: step, validation, history, timingsMs: timings, submission: submissionPath ?? null, config, dropped: data.dropped ?? [],
+    };
+    await writeFileAtomic(path.join(runDir, 'report.json'), JSON.stringify(report, null, 2));
+    emit({
+      type: 'run_completed', time: clock.now(), valAccuracy: validation?.accuracy ?? NaN, valLoss: validation?.loss ?? NaN, steps: step, wallMs,
+      ...(submissionPath ? { submissionPath } : {}),
+    });
+    return { halted: false, steps: step, report, ...(submissionPath ? { submissionPath } : {}) };
+  } finally {
+    if (typeof options.executor === 'function') await executor.close();
+  }
+}

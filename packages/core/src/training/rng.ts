@@ -1,0 +1,48 @@
+/**
+ * Small seeded PRNG (mulberry32) whose whole state is one 32-bit integer, so it can be checkpointed
+ * and restored exactly. Used for the per-(seed, epoch) shuffles of the training recipe.
+ */
+export class SeededRandom {
+  private state: number;
+  constructor(seed: number) {
+    this.state = seed >>> 0;
+  }
+  /** Uniform float in [0, 1). */
+  next(): number {
+    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    let t = this.state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  /** Uniform integer in [0, n). */
+  nextInt(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+  /** The full state (restore with `setState`). */
+  getState(): number {
+    return this.state;
+  }
+  setState(state: number): void {
+    this.state = state >>> 0;
+  }
+}
+
+/** Mixes several integers into one 32-bit seed (FNV-1a over their bytes, then a murmur finaliser). */
+export function mixSeed(...parts: number[]): number {
+  let h = 0x811c9dc5;
+  for (const p of parts) {
+    let v = Math.trunc(p);
+    for (let i = 0; i < 8; i++) {
+      h ^= v & 0xff;
+      h = Math.imul(h, 0x01000193) >>> 0;
+      v = Math.floor(v / 256);
+    }
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b) >>> 0;
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35) >>> 0;
+  h ^= h >>> 16;
+  return h >>> 0;
+}

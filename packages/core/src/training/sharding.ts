@@ -1,0 +1,75 @@
+import { DptrainError } from '../errors.js';
+import { SeededRandom, mixSeed } from './rng.js';
+
+/** Number of global steps in an epoch of `n` samples (the uneven last batch counts as a step). */
+export function stepsPerEpoch(n: number, batchSize: number): number {
+  if (batchSize <= 0) throw new DptrainError('E_CONFIG', `batch size must be positive, got ${batchSize}`);
+  return Math.ceil(n / batchSize);
+}
+
+/** The order in which epoch `epoch` visits samples 0..n-1: a Fisher-Yates permutation seeded by (seed, epoch). */
+export function epochPermutation(n: number, seed: number, epoch: number): Int32Array {
+  const order = new Int32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  const rng = new SeededRandom(mixSeed(seed, epoch, 0x5eed));
+  for (let i = n - 1; i > 0; i--) {
+    const j = rng.nextInt(i + 1);
+    const t = order[i] as number;
+    order[i] = order[j] as number;
+    order[j] = t;
+  }
+  return order;
+}
+
+/**
+ * Sample indices of global batch `step` (0-based) of an epoch: contiguous runs of the epoch permutation.
+ * Every index appears exactly once per epoch; the last batch may be smaller (no padding duplicates).
+ */
+export function globalBatch(n: number, batchSize: number, seed: number, epoch: number, step: number, order?: Int32Array): number[] {
+  const perm = order ?? epochPermutation(n, seed, epoch);
+  const start = step * batchSize;
+  if (step < 0 || start >= n) throw new DptrainError('E_CONFIG', `step ${step} is outside the epoch (${stepsPerEpoch(n, batchSize)} steps)`);
+  return Array.from(perm.subarray(start, Math.min(n, start + batchSize)));
+}
+
+/** All global batches of an epoch, in order. */
+export function epochBatches(n: number, batchSize: number, seed: number, epoch: number): number[][] {
+  const order = epochPermutation(n, seed, epoch);
+  const steps = stepsPerEpoch(n, batchSize);
+  const out: number[][] = [];
+  for (let s = 0; s < steps; s++) out.push(globalBatch(n, batchSize, seed, epoch, s, order));
+  return out;
+}
+
+/**
+ * Sizes of the contiguous slices that split `total` items among workers: near-equal when `workers` is a
+ * count, proportional to the capacities when it is a list (largest remainder, earlier workers first on ties).
+ * Sizes sum to `total`; a worker may get 0 when there are fewer items than workers.
+ */
+export function sliceSizes(total: number, workers: number | number[]): number[] {
+  const weights = typeof workers === 'number' ? new Array<number>(workers).fill(1) : workers;
+  if (weights.length === 0) throw new DptrainError('E_CONFIG', 'cannot split a batch among 0 workers');
+  if (weights.some((w) => !(w > 0) || !Number.isFinite(w))) throw new DptrainError('E_CONFIG', `worker capacities must be positive: ${weights.join(',')}`);
+  const sum = weights.reduce((a, b) => a + b, 0);
+  const exact = weights.map((w) => (total * w) / sum);
+  const sizes = exact.map((x) => Math.floor(x));
+  let left = total - sizes.reduce((a, b) => a + b, 0);
+  const order = exact.map((x, i) => ({ i, r: x - Math.floor(x) })).sort((a, b) => b.r - a.r || a.i - b.i);
+  for (let k = 0; left > 0; k = (k + 1) % order.length, left--) {
+    const i = (order[k] as { i: number }).i;
+    sizes[i] = (sizes[i] as number) + 1;
+  }
+  return sizes;
+}
+
+/** Splits a global batch into contiguous slices, one per worker (see `sliceSizes`). */
+export function splitBatch<T>(items: readonly T[], workers: number | number[]): T[][] {
+  const sizes = sliceSizes(items.length, workers);
+  const out: T[][] = [];
+  let at = 0;
+  for (const s of sizes) {
+    out.push(items.slice(at, at + s));
+    at += s;
+  }
+  return out;
+}
