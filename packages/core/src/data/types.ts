@@ -27,6 +27,12 @@ export interface Dataset {
   test: Sample[];
   /** Hash of the sample lists (names + labels), so a worker can prove it reads the same data. */
   hash: string;
+  /**
+   * Problems found while reading the CSVs (malformed rows, bad or out-of-range labels, duplicated names).
+   * The rows at fault are not in `labelled`/`test`; `validateDataset` reports them with the image checks.
+   * Absent or empty when the CSVs were clean.
+   */
+  readCulprits?: Culprit[];
 }
 
 /** One bad input found by validation. */

@@ -1,0 +1,183 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import { DptrainError } from '../errors.js';
+import { parseCsvLines } from './csv.js';
+import { datasetHash } from './hash.js';
+import type { Culprit, Dataset, Sample } from './types.js';
+
+export interface CompetitionReadOptions {
+  /** Class names, index = label; also fixes the number of classes. Default: '0'..'max label' from train.csv. */
+  classNames?: readonly string[];
+  /** Folder of the images, relative to the data directory. Default 'SceneImages'. */
+  imagesDir?: string;
+  /** Labelled CSV (image_name,label). Default 'train.csv'. */
+  trainCsv?: string;
+  /** Unlabelled CSV (image_name). Default 'test.csv'; optional file. */
+  testCsv?: string;
+}
+
+const INTEGER = /^[+-]?\d+$/;
+
+/**
+ * Reads the competition layout: `train.csv` (image_name,label), optional `test.csv` (image_name), images in
+ * `SceneImages/`. Bad rows (wrong column count, empty name, label that is not an integer or out of range,
+ * duplicated name, name escaping the image folder) are left out and collected in `readCulprits`; files are not
+ * opened here (see validateDataset). Without class names, classes are 0..max label; labels must then be
+ * contiguous from 0: labels above the first unused class number are reported as out of range (pass class names
+ * to declare classes that have no training rows).
+ * Throws E_DATA_LAYOUT when train.csv is missing and E_DATA_CSV when a header lacks a needed column.
+ */
+export function readCompetition(dir: string, options: CompetitionReadOptions = {}): Dataset {
+  const root = resolve(dir);
+  const imagesRoot = join(root, options.imagesDir ?? 'SceneImages');
+  const trainPath = join(root, options.trainCsv ?? 'train.csv');
+  const testPath = join(root, options.testCsv ?? 'test.csv');
+  if (!existsSync(trainPath)) {
+    throw new DptrainError('E_DATA_LAYOUT', `${trainPath} not found: ${root} is not in the competition layout`);
+  }
+  const culprits: Culprit[] = [];
+  const seen = new Map<string, { file: string; line: number }>();
+
+  const imagePath = (name: string, file: string, line: number): string | undefined => {
+    const p = resolve(imagesRoot, name);
+    const rel = relative(imagesRoot, p);
+    if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
+      culprits.push({ file, line, reason: 'malformed_row', message: `image name "${name}" points outside ${imagesRoot}` });
+      return undefined;
+    }
+    return p;
+  };
+  const checkDuplicate = (name: string, file: string, line: number): boolean => {
+    const first = seen.get(name);
+    if (first) {
+      const where = first.file === file ? `line ${first.line}` : `${first.file} line ${first.line}`;
+      culprits.push({ file, line, reason: 'duplicate', message: `image name "${name}" already listed at ${where}` });
+      return true;
+    }
+    seen.set(name, { file, line });
+    return false;
+  };
+
+  // train.csv
+  const train = parseCsvLines(readFileSync(trainPath, 'utf8'), trainPath);
+  culprits.push(...train.culprits);
+  const nameCol = train.header.indexOf('image_name');
+  const labelCol = train.header.indexOf('label');
+  if (nameCol < 0 || labelCol < 0) {
+    throw new DptrainError(
+      'E_DATA_CSV',
+      `${trainPath} line ${train.headerLine || 1}: header must name the columns image_name and label (got "${train.header.join(',')}")`,
+    );
+  }
+  const rawLabelled: { name: string; label: number; line: number; path: string }[] = [];
+  for (const row of train.rows) {
+    const { line, fields } = row;
+    if (fields.length !== train.header.length) {
+      culprits.push({
+        file: trainPath,
+        line,
+        reason: 'malformed_row',
+        message: `expected ${train.header.length} columns (${train.header.join(',')}), got ${fields.length}`,
+      });
+      continue;
+    }
+    const name = fields[nameCol] ?? '';
+    const labelText = fields[labelCol] ?? '';
+    if (name === '') {
+      culprits.push({ file: trainPath, line, reason: 'malformed_row', message: 'empty image_name' });
+      continue;
+    }
+    if (!INTEGER.test(labelText)) {
+      culprits.push({ file: trainPath, line, reason: 'bad_label', message: `label "${labelText}" of ${name} is not an integer` });
+      continue;
+    }
+    const label = Number(labelText);
+    if (label < 0 || (options.classNames && label >= options.classNames.length)) {
+      const range = options.classNames ? `0..${options.classNames.length - 1}` : '0 or more';
+      culprits.push({ file: trainPath, line, reason: 'label_out_of_range', message: `label ${label} of ${name} is out of range (${range})` });
+      continue;
+    }
+    const path = imagePath(name, trainPath, line);
+    if (path === undefined) continue;
+    if (checkDuplicate(name, trainPath, line)) continue;
+    rawLabelled.push({ name, label, line, path });
+  }
+
+  let classNames: string[];
+  let kept = rawLabelled;
+  if (options.classNames) {
+    classNames = [...options.classNames];
+  } else {
+    const present = new Set(rawLabelled.map((r) => r.label));
+    let count = 0;
+    while (present.has(count)) count++;
+    const max = rawLabelled.reduce((m, r) => Math.max(m, r.label), -1);
+    if (max >= count) {
+      kept = [];
+      for (const r of rawLabelled) {
+        if (r.label >= count) {
+          culprits.push({
+            file: trainPath,
+            line: r.line,
+            reason: 'label_out_of_range',
+            message: `label ${r.label} of ${r.name} is out of range: no row has label ${count}, so classes are 0..${count - 1} (give class names to declare more)`,
+          });
+        } else kept.push(r);
+      }
+    }
+    classNames = Array.from({ length: count }, (_, i) => String(i));
+  }
+  const labelled: Sample[] = kept.map((r, index) => ({
+    split: 'labelled',
+    index,
+    name: r.name,
+    path: r.path,
+    label: r.label,
+    line: r.line,
+  }));
+
+  // test.csv (optional)
+  const test: Sample[] = [];
+  if (existsSync(testPath)) {
+    const t = parseCsvLines(readFileSync(testPath, 'utf8'), testPath);
+    culprits.push(...t.culprits);
+    const col = t.header.indexOf('image_name');
+    if (col < 0) {
+      throw new DptrainError(
+        'E_DATA_CSV',
+        `${testPath} line ${t.headerLine || 1}: header must name the column image_name (got "${t.header.join(',')}")`,
+      );
+    }
+    for (const { line, fields } of t.rows) {
+      if (fields.length !== t.header.length) {
+        culprits.push({
+          file: testPath,
+          line,
+          reason: 'malformed_row',
+          message: `expected ${t.header.length} columns (${t.header.join(',')}), got ${fields.length}`,
+        });
+        continue;
+      }
+      const name = fields[col] ?? '';
+      if (name === '') {
+        culprits.push({ file: testPath, line, reason: 'malformed_row', message: 'empty image_name' });
+        continue;
+      }
+      const path = imagePath(name, testPath, line);
+      if (path === undefined) continue;
+      if (checkDuplicate(name, testPath, line)) continue;
+      test.push({ split: 'test', index: test.length, name, path, label: -1, line });
+    }
+  }
+
+  culprits.sort((a, b) => (a.file === b.file ? (a.line ?? 0) - (b.line ?? 0) : a.file === trainPath ? -1 : 1));
+  return {
+    layout: 'competition',
+    root,
+    classNames,
+    labelled,
+    test,
+    hash: datasetHash(classNames, labelled, test),
+    readCulprits: culprits,
+  };
+}
