@@ -1,1 +1,35 @@
-export {};
+// @dptrain/backend-native — optional oneDNN kernels behind the tfjs backend 'dptrain-native'.
+import * as tf from '@tensorflow/tfjs';
+import { loadAddon, type LoadAddonOptions } from './addon.js';
+import { NATIVE_BACKEND_NAME, registerNativeKernels } from './backend.js';
+
+export { ADDON_PATH, loadAddon, type LoadAddonOptions, type NativeAddon } from './addon.js';
+export { NATIVE_BACKEND_NAME, NATIVE_KERNELS, nativeKernelStats, resetNativeKernelStats, registerNativeKernels } from './backend.js';
+
+export interface RegisterNativeBackendOptions extends LoadAddonOptions {
+  /** oneDNN (OpenMP) threads in this process. Default: $DPTRAIN_NATIVE_THREADS, else $OMP_NUM_THREADS, else all cores. */
+  threads?: number;
+}
+
+/**
+ * Loads the oneDNN addon (building it on first use when libdnnl-dev is installed) and registers the tfjs backend
+ * 'dptrain-native'. It does not switch to it: call `tf.setBackend(tfBackend)`.
+ * Throws an Error naming what is missing when the addon cannot be built or loaded.
+ */
+export async function registerNativeBackend(options: RegisterNativeBackendOptions = {}): Promise<{ tfBackend: string; device: string }> {
+  const addon = loadAddon(options);
+  const envThreads = Number(process.env.DPTRAIN_NATIVE_THREADS ?? '');
+  const threads = options.threads ?? (Number.isInteger(envThreads) && envThreads > 0 ? envThreads : undefined);
+  if (threads !== undefined) addon.setNumThreads(threads);
+  registerNativeKernels(addon);
+  // Instantiate now so a broken registration fails here, not in the first kernel.
+  if (!tf.findBackend(NATIVE_BACKEND_NAME)) throw new Error(`native backend: tfjs could not create '${NATIVE_BACKEND_NAME}'`);
+  const info = addon.info();
+  const n = addon.getNumThreads();
+  return { tfBackend: NATIVE_BACKEND_NAME, device: `cpu (oneDNN ${info.dnnl}, ${n} thread${n === 1 ? '' : 's'})` };
+}
+
+/** Sets oneDNN's thread count in this process (loads the addon); returns the count in effect. */
+export function setNativeThreads(threads: number): number {
+  return loadAddon().setNumThreads(threads);
+}

@@ -1,0 +1,17 @@
+{
+  "targets": [
+    {
+      "target_name": "dptrain_native",
+      "sources": ["native/addon.cc"],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "<!(node scripts/find-dnnl.cjs include)"
+      ],
+      "libraries": ["-L<!(node scripts/find-dnnl.cjs lib)", "-Wl,-rpath,<!(node scripts/find-dnnl.cjs lib)", "-ldnnl", "-fopenmp"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fopenmp", "-fexceptions"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"]
+    }
+  ]
+}

@@ -1,0 +1,503 @@
+// dptrain native kernels: oneDNN convolutions / matmul + hand-written NHWC max pooling.
+// Every entry point is synchronous and works in place on the caller's Float32Arrays (zero-copy):
+// the JS side allocates the output array and passes it in.
+#include <napi.h>
+#include <omp.h>
+
+#include <dnnl.hpp>
+
+#include <cfloat>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+using namespace dnnl;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+namespace {
+
+engine& Eng() {
+  static engine eng(engine::kind::cpu, 0);
+  return eng;
+}
+stream& Strm() {
+  static stream s(Eng());
+  return s;
+}
+
+float* F32(const Napi::Value& v, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a Float32Array");
+  }
+  return v.As<Napi::Float32Array>().Data();
+}
+size_t Len(const Napi::Value& v) { return v.As<Napi::Float32Array>().ElementLength(); }
+
+std::vector<int64_t> Dims(const Napi::Value& v, size_t n, const char* what) {
+  if (!v.IsArray() || v.As<Napi::Array>().Length() != n) {
+    throw Napi::TypeError::New(v.Env(), std::string(what) + " must be an array of " + std::to_string(n) + " ints");
+  }
+  auto a = v.As<Napi::Array>();
+  std::vector<int64_t> out(n);
+  for (size_t i = 0; i < n; ++i) out[i] = a.Get(static_cast<uint32_t>(i)).As<Napi::Number>().Int64Value();
+  return out;
+}
+int64_t Prod(const std::vector<int64_t>& d) {
+  int64_t p = 1;
+  for (auto x : d) p *= x;
+  return p;
+}
+void CheckLen(const Napi::Value& v, int64_t want, const char* what) {
+  if (static_cast<int64_t>(Len(v)) < want) {
+    throw Napi::RangeError::New(v.Env(), std::string(what) + " is too short: " + std::to_string(Len(v)) + " < " +
+                                             std::to_string(want));
+  }
+}
+
+std::string Key(const char* kind, std::initializer_list<int64_t> xs) {
+  std::string k(kind);
+  for (auto x : xs) {
+    k += ':';
+    k += std::to_string(x);
+  }
+  return k;
+}
+
+// Geometry of one 2-D convolution, as tfjs describes it (NHWC input, HWIO filter).
+struct ConvGeom {
+  memory::dims src, wei, dst, bias, strides, dil, padL, padR;
+  std::string key;
+};
+
+// args: xShape[4] wShape[4] yShape[4] conv[8] = [sh, sw, pt, pl, pb, pr, dh, dw]
+ConvGeom Geom(const Napi::CallbackInfo& info, int xi, int wi, int yi, int ci) {
+  auto xs = Dims(info[xi], 4, "xShape");
+  auto ws = Dims(info[wi], 4, "filterShape");
+  auto ys = Dims(info[yi], 4, "yShape");
+  auto c = Dims(info[ci], 8, "conv");
+  ConvGeom g;
+  g.src = {xs[0], xs[3], xs[1], xs[2]};
+  g.wei = {ws[3], ws[2], ws[0], ws[1]};
+  g.dst = {ys[0], ys[3], ys[1], ys[2]};
+  g.bias = {ws[3]};
+  g.strides = {c[0], c[1]};
+  g.padL = {c[2], c[3]};
+  g.padR = {c[4], c[5]};
+  g.dil = {c[6] - 1, c[7] - 1};
+  g.key = Key("g", {xs[0], xs[1], xs[2], xs[3], ws[0], ws[1], ws[2], ws[3], ys[1], ys[2], c[0], c[1], c[2], c[3], c[4],
+                    c[5], c[6], c[7]});
+  return g;
+}
+
+memory::desc Nhwc(const memory::dims& d) { return memory::desc(d, dt::f32, tag::nhwc); }
+memory::desc Hwio(const memory::dims& d) { return memory::desc(d, dt::f32, tag::hwio); }
+memory::desc Any(const memory::dims& d) { return memory::desc(d, dt::f32, tag::any); }
+
+convolution_forward::primitive_desc FwdPd(const ConvGeom& g, bool bias, bool relu) {
+  auto d = bias ? convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, Nhwc(g.src),
+                                            Any(g.wei), memory::desc(g.bias, dt::f32, tag::x), Nhwc(g.dst), g.strides,
+                                            g.dil, g.padL, g.padR)
+                : convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, Nhwc(g.src),
+                                            Any(g.wei), Nhwc(g.dst), g.strides, g.dil, g.padL, g.padR);
+  primitive_attr attr;
+  if (relu) {
+    post_ops po;
+    po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
+    attr.set_post_ops(po);
+  }
+  return convolution_forward::primitive_desc(d, attr, Eng());
+}
+
+// A weight buffer in oneDNN's preferred layout plus the reorder that fills / drains it.
+struct WeiSlot {
+  bool needed = false;
+  memory mem;
+  reorder re;
+};
+WeiSlot MakeWeiSlot(const memory::desc& want, const memory::desc& user, bool toUser) {
+  WeiSlot s;
+  if (want != user) {
+    s.needed = true;
+    s.mem = memory(want, Eng());
+    memory u(user, Eng(), DNNL_MEMORY_NONE);
+    s.re = toUser ? reorder(s.mem, u) : reorder(u, s.mem);
+  }
+  return s;
+}
+
+struct FwdEntry {
+  memory::desc src, wei, dst, bias;
+  convolution_forward prim;
+  WeiSlot w;
+};
+struct BwdDataEntry {
+  memory::desc diffDst, wei, diffSrc;
+  convolution_backward_data prim;
+  WeiSlot w;
+};
+struct BwdWeiEntry {
+  memory::desc src, diffDst, diffWei;
+  convolution_backward_weights prim;
+  WeiSlot w;
+};
+struct MatMulEntry {
+  memory::desc a, b, c, bias;
+  matmul prim;
+};
+
+template <class T>
+std::unordered_map<std::string, std::unique_ptr<T>>& Cache() {
+  static std::unordered_map<std::string, std::unique_ptr<T>> c;
+  return c;
+}
+template <class T>
+void TrimCache() {
+  auto& c = Cache<T>();
+  if (c.size() > 256) c.clear();
+}
+
+std::unordered_map<std::string, std::string>& ImplNames() {
+  static std::unordered_map<std::string, std::string> m;
+  return m;
+}
+
+// conv2d(x, xShape, w, wShape, bias|null, y, yShape, conv[8], relu)
+Napi::Value Conv2D(const Napi::CallbackInfo& info) {
+  float* x = F32(info[0], "x");
+  float* w = F32(info[2], "filter");
+  bool hasBias = !info[4].IsNull() && !info[4].IsUndefined();
+  float* b = hasBias ? F32(info[4], "bias") : nullptr;
+  float* y = F32(info[5], "y");
+  bool relu = info[8].ToBoolean();
+  ConvGeom g = Geom(info, 1, 3, 6, 7);
+  CheckLen(info[0], Prod(g.src), "x");
+  CheckLen(info[2], Prod(g.wei), "filter");
+  CheckLen(info[5], Prod(g.dst), "y");
+  if (hasBias) CheckLen(info[4], g.bias[0], "bias");
+  std::string key = g.key + (hasBias ? ":b" : ":n") + (relu ? ":r" : ":l");
+  auto& cache = Cache<FwdEntry>();
+  auto it = cache.find(key);
+  if (it == cache.end()) {
+    TrimCache<FwdEntry>();
+    auto pd = FwdPd(g, hasBias, relu);
+    auto e = std::make_unique<FwdEntry>();
+    e->src = pd.src_desc();
+    e->dst = pd.dst_desc();
+    e->wei = pd.weights_desc();
+    if (hasBias) e->bias = pd.bias_desc();
+    e->prim = convolution_forward(pd);
+    e->w = MakeWeiSlot(pd.weights_desc(), Hwio(g.wei), false);
+    ImplNames()["conv_fwd"] = pd.impl_info_str();
+    it = cache.emplace(key, std::move(e)).first;
+  }
+  FwdEntry& e = *it->second;
+  auto& s = Strm();
+  memory mx(e.src, Eng(), x), my(e.dst, Eng(), y);
+  memory mw;
+  if (e.w.needed) {
+    memory uw(Hwio(g.wei), Eng(), w);
+    e.w.re.execute(s, uw, e.w.mem);
+    mw = e.w.mem;
+  } else {
+    mw = memory(e.wei, Eng(), w);
+  }
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, mx}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, my}};
+  if (hasBias) args.emplace(DNNL_ARG_BIAS, memory(e.bias, Eng(), b));
+  e.prim.execute(s, args);
+  s.wait();
+  return info.Env().Undefined();
+}
+
+// conv2dBackpropInput(dy, dyShape, w, wShape, dx, dxShape, conv[8])
+Napi::Value Conv2DBackpropInput(const Napi::CallbackInfo& info) {
+  float* dy = F32(info[0], "dy");
+  float* w = F32(info[2], "filter");
+  float* dx = F32(info[4], "dx");
+  ConvGeom g = Geom(info, 5, 3, 1, 6);
+  CheckLen(info[0], Prod(g.dst), "dy");
+  CheckLen(info[2], Prod(g.wei), "filter");
+  CheckLen(info[4], Prod(g.src), "dx");
+  auto& cache = Cache<BwdDataEntry>();
+  auto it = cache.find(g.key);
+  if (it == cache.end()) {
+    TrimCache<BwdDataEntry>();
+    auto hint = FwdPd(g, false, false);
+    convolution_backward_data::desc d(algorithm::convolution_direct, Nhwc(g.src), Any(g.wei), Nhwc(g.dst), g.strides,
+                                      g.dil, g.padL, g.padR);
+    convolution_backward_data::primitive_desc pd(d, Eng(), hint);
+    auto e = std::make_unique<BwdDataEntry>();
+    e->diffDst = pd.diff_dst_desc();
+    e->diffSrc = pd.diff_src_desc();
+    e->wei = pd.weights_desc();
+    e->prim = convolution_backward_data(pd);
+    e->w = MakeWeiSlot(pd.weights_desc(), Hwio(g.wei), false);
+    ImplNames()["conv_bwd_data"] = pd.impl_info_str();
+    it = cache.emplace(g.key, std::move(e)).first;
+  }
+  BwdDataEntry& e = *it->second;
+  auto& s = Strm();
+  memory mdy(e.diffDst, Eng(), dy), mdx(e.diffSrc, Eng(), dx);
+  memory mw;
+  if (e.w.needed) {
+    memory uw(Hwio(g.wei), Eng(), w);
+    e.w.re.execute(s, uw, e.w.mem);
+    mw = e.w.mem;
+  } else {
+    mw = memory(e.wei, Eng(), w);
+  }
+  e.prim.execute(s, {{DNNL_ARG_DIFF_DST, mdy}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DIFF_SRC, mdx}});
+  s.wait();
+  return info.Env().Undefined();
+}
+
+// conv2dBackpropFilter(x, xShape, dy, dyShape, dw, dwShape, conv[8])
+Napi::Value Conv2DBackpropFilter(const Napi::CallbackInfo& info) {
+  float* x = F32(info[0], "x");
+  float* dy = F32(info[2], "dy");
+  float* dw = F32(info[4], "dw");
+  ConvGeom g = Geom(info, 1, 5, 3, 6);
+  CheckLen(info[0], Prod(g.src), "x");
+  CheckLen(info[2], Prod(g.dst), "dy");
+  CheckLen(info[4], Prod(g.wei), "dw");
+  auto& cache = Cache<BwdWeiEntry>();
+  auto it = cache.find(g.key);
+  if (it == cache.end()) {
+    TrimCache<BwdWeiEntry>();
+    auto hint = FwdPd(g, false, false);
+    convolution_backward_weights::desc d(algorithm::convolution_direct, Nhwc(g.src), Any(g.wei), Nhwc(g.dst),
+                                         g.strides, g.dil, g.padL, g.padR);
+    convolution_backward_weights::primitive_desc pd(d, Eng(), hint);
+    auto e = std::make_unique<BwdWeiEntry>();
+    e->src = pd.src_desc();
+    e->diffDst = pd.diff_dst_desc();
+    e->diffWei = pd.diff_weights_desc();
+    e->prim = convolution_backward_weights(pd);
+    e->w = MakeWeiSlot(pd.diff_weights_desc(), Hwio(g.wei), true);
+    ImplNames()["conv_bwd_weights"] = pd.impl_info_str();
+    it = cache.emplace(g.key, std::move(e)).first;
+  }
+  BwdWeiEntry& e = *it->second;
+  auto& s = Strm();
+  memory mx(e.src, Eng(), x), mdy(e.diffDst, Eng(), dy);
+  memory udw(Hwio(g.wei), Eng(), dw);
+  memory mdw = e.w.needed ? e.w.mem : memory(e.diffWei, Eng(), dw);
+  e.prim.execute(s, {{DNNL_ARG_SRC, mx}, {DNNL_ARG_DIFF_DST, mdy}, {DNNL_ARG_DIFF_WEIGHTS, mdw}});
+  if (e.w.needed) e.w.re.execute(s, e.w.mem, udw);
+  s.wait();
+  return info.Env().Undefined();
+}
+
+// matMul(a, b, c, dims[6] = [batchA, batchB, M, N, K, bias?N:0], transA, transB, bias|null, relu)
+// a: [batchA, M, K] (or [batchA, K, M] when transA), b: [batchB, K, N] (or [batchB, N, K] when transB),
+// c: [max(batchA, batchB), M, N]. A batch of 1 broadcasts.
+Napi::Value MatMul(const Napi::CallbackInfo& info) {
+  float* a = F32(info[0], "a");
+  float* b = F32(info[1], "b");
+  float* c = F32(info[2], "c");
+  auto d = Dims(info[3], 5, "dims");
+  bool ta = info[4].ToBoolean(), tb = info[5].ToBoolean();
+  bool hasBias = !info[6].IsNull() && !info[6].IsUndefined();
+  float* bias = hasBias ? F32(info[6], "bias") : nullptr;
+  bool relu = info[7].ToBoolean();
+  int64_t BA = d[0], BB = d[1], M = d[2], N = d[3], K = d[4];
+  int64_t B = BA > BB ? BA : BB;
+  if ((BA != B && BA != 1) || (BB != B && BB != 1)) {
+    throw Napi::RangeError::New(info.Env(), "matMul: batch sizes do not broadcast");
+  }
+  CheckLen(info[0], BA * M * K, "a");
+  CheckLen(info[1], BB * K * N, "b");
+  CheckLen(info[2], B * M * N, "c");
+  if (hasBias) CheckLen(info[6], N, "bias");
+  std::string key = Key("mm", {BA, BB, M, N, K, ta, tb, hasBias, relu});
+  auto& cache = Cache<MatMulEntry>();
+  auto it = cache.find(key);
+  if (it == cache.end()) {
+    TrimCache<MatMulEntry>();
+    auto e = std::make_unique<MatMulEntry>();
+    e->a = ta ? memory::desc({BA, M, K}, dt::f32, memory::dims{M * K, 1, M})
+              : memory::desc({BA, M, K}, dt::f32, memory::dims{M * K, K, 1});
+    e->b = tb ? memory::desc({BB, K, N}, dt::f32, memory::dims{K * N, 1, K})
+              : memory::desc({BB, K, N}, dt::f32, memory::dims{K * N, N, 1});
+    e->c = memory::desc({B, M, N}, dt::f32, tag::abc);
+    if (hasBias) e->bias = memory::desc({1, 1, N}, dt::f32, tag::abc);
+    matmul::desc md = hasBias ? matmul::desc(e->a, e->b, e->bias, e->c) : matmul::desc(e->a, e->b, e->c);
+    primitive_attr attr;
+    if (relu) {
+      post_ops po;
+      po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
+      attr.set_post_ops(po);
+    }
+    matmul::primitive_desc pd(md, attr, Eng());
+    e->prim = matmul(pd);
+    ImplNames()["matmul"] = pd.impl_info_str();
+    it = cache.emplace(key, std::move(e)).first;
+  }
+  MatMulEntry& e = *it->second;
+  auto& s = Strm();
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(e.a, Eng(), a)},
+                                       {DNNL_ARG_WEIGHTS, memory(e.b, Eng(), b)},
+                                       {DNNL_ARG_DST, memory(e.c, Eng(), c)}};
+  if (hasBias) args.emplace(DNNL_ARG_BIAS, memory(e.bias, Eng(), bias));
+  e.prim.execute(s, args);
+  s.wait();
+  return info.Env().Undefined();
+}
+
+// pool[6] = [kh, kw, sh, sw, pt, pl]
+struct PoolGeom {
+  int64_t N, H, W, C, OH, OW, kh, kw, sh, sw, pt, pl;
+};
+PoolGeom PGeom(const Napi::CallbackInfo& info, int xi, int yi, int pi) {
+  auto xs = Dims(info[xi], 4, "xShape");
+  auto ys = Dims(info[yi], 4, "yShape");
+  auto p = Dims(info[pi], 6, "pool");
+  return {xs[0], xs[1], xs[2], xs[3], ys[1], ys[2], p[0], p[1], p[2], p[3], p[4], p[5]};
+}
+
+// maxPool(x, xShape, y, yShape, pool[6]); padded cells never win (as tfjs).
+Napi::Value MaxPool(const Napi::CallbackInfo& info) {
+  const float* x = F32(info[0], "x");
+  float* y = F32(info[2], "y");
+  PoolGeom g = PGeom(info, 1, 3, 4);
+  CheckLen(info[0], g.N * g.H * g.W * g.C, "x");
+  CheckLen(info[2], g.N * g.OH * g.OW * g.C, "y");
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t n = 0; n < g.N; ++n) {
+    for (int64_t oh = 0; oh < g.OH; ++oh) {
+      for (int64_t ow = 0; ow < g.OW; ++ow) {
+        float* out = y + ((n * g.OH + oh) * g.OW + ow) * g.C;
+        for (int64_t c = 0; c < g.C; ++c) out[c] = -FLT_MAX;
+        bool any = false;
+        for (int64_t i = 0; i < g.kh; ++i) {
+          int64_t h = oh * g.sh - g.pt + i;
+          if (h < 0 || h >= g.H) continue;
+          for (int64_t j = 0; j < g.kw; ++j) {
+            int64_t w = ow * g.sw - g.pl + j;
+            if (w < 0 || w >= g.W) continue;
+            any = true;
+            const float* in = x + ((n * g.H + h) * g.W + w) * g.C;
+            for (int64_t c = 0; c < g.C; ++c) out[c] = in[c] > out[c] ? in[c] : out[c];
+          }
+        }
+        if (!any) std::memset(out, 0, sizeof(float) * g.C);
+      }
+    }
+  }
+  return info.Env().Undefined();
+}
+
+// maxPoolGrad(dy, x, xShape, dx, yShape, pool[6]): dy goes to the first maximal cell of each window
+// (row-major window order, like tfjs cpu). dx is overwritten.
+Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info) {
+  const float* dy = F32(info[0], "dy");
+  const float* x = F32(info[1], "x");
+  float* dx = F32(info[3], "dx");
+  PoolGeom g = PGeom(info, 2, 4, 5);
+  CheckLen(info[0], g.N * g.OH * g.OW * g.C, "dy");
+  CheckLen(info[1], g.N * g.H * g.W * g.C, "x");
+  CheckLen(info[3], g.N * g.H * g.W * g.C, "dx");
+  std::memset(dx, 0, sizeof(float) * g.N * g.H * g.W * g.C);
+  // Parallel over (n, c-block): windows overlap spatially, so never split a channel's spatial plane.
+  const int64_t CB = 16;
+  const int64_t nCb = (g.C + CB - 1) / CB;
+#pragma omp parallel
+  {
+    std::vector<float> best(CB);
+    std::vector<int64_t> arg(CB);
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t n = 0; n < g.N; ++n) {
+      for (int64_t cb = 0; cb < nCb; ++cb) {
+        const int64_t c0 = cb * CB, c1 = c0 + CB < g.C ? c0 + CB : g.C;
+        for (int64_t oh = 0; oh < g.OH; ++oh) {
+          for (int64_t ow = 0; ow < g.OW; ++ow) {
+            for (int64_t c = c0; c < c1; ++c) {
+              best[c - c0] = -FLT_MAX;
+              arg[c - c0] = -1;
+            }
+            for (int64_t i = 0; i < g.kh; ++i) {
+              int64_t h = oh * g.sh - g.pt + i;
+              if (h < 0 || h >= g.H) continue;
+              for (int64_t j = 0; j < g.kw; ++j) {
+                int64_t w = ow * g.sw - g.pl + j;
+                if (w < 0 || w >= g.W) continue;
+                int64_t base = ((n * g.H + h) * g.W + w) * g.C;
+                for (int64_t c = c0; c < c1; ++c) {
+                  float v = x[base + c];
+                  if (v > best[c - c0] || arg[c - c0] < 0) {
+                    best[c - c0] = v;
+                    arg[c - c0] = base + c;
+                  }
+                }
+              }
+            }
+            const float* g_dy = dy + ((n * g.OH + oh) * g.OW + ow) * g.C;
+            for (int64_t c = c0; c < c1; ++c) {
+              if (arg[c - c0] >= 0) dx[arg[c - c0]] += g_dy[c];
+            }
+          }
+        }
+      }
+    }
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  int n = info[0].As<Napi::Number>().Int32Value();
+  if (n > 0) omp_set_num_threads(n);
+  return Napi::Number::New(info.Env(), omp_get_max_threads());
+}
+Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), omp_get_max_threads());
+}
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto o = Napi::Object::New(env);
+  const dnnl_version_t* v = dnnl_version();
+  o.Set("dnnl", std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch));
+  o.Set("cpuRuntime", v->cpu_runtime == DNNL_RUNTIME_OMP ? "omp" : v->cpu_runtime == DNNL_RUNTIME_TBB ? "tbb" : "other");
+  o.Set("threads", omp_get_max_threads());
+  o.Set("isa", std::to_string(static_cast<int>(get_effective_cpu_isa())));
+  auto impl = Napi::Object::New(env);
+  for (auto& kv : ImplNames()) impl.Set(kv.first, kv.second);
+  o.Set("impl", impl);
+  return o;
+}
+Napi::Value ClearCache(const Napi::CallbackInfo& info) {
+  Cache<FwdEntry>().clear();
+  Cache<BwdDataEntry>().clear();
+  Cache<BwdWeiEntry>().clear();
+  Cache<MatMulEntry>().clear();
+  return info.Env().Undefined();
+}
+
+// Turn oneDNN's exceptions into JS errors with the status.
+template <Napi::Value (*F)(const Napi::CallbackInfo&)>
+Napi::Value Guard(const Napi::CallbackInfo& info) {
+  try {
+    return F(info);
+  } catch (const dnnl::error& e) {
+    throw Napi::Error::New(info.Env(), std::string("oneDNN: ") + e.what() + " (status " + std::to_string(e.status) + ")");
+  }
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("conv2d", Napi::Function::New(env, Guard<Conv2D>));
+  exports.Set("conv2dBackpropInput", Napi::Function::New(env, Guard<Conv2DBackpropInput>));
+  exports.Set("conv2dBackpropFilter", Napi::Function::New(env, Guard<Conv2DBackpropFilter>));
+  exports.Set("matMul", Napi::Function::New(env, Guard<MatMul>));
+  exports.Set("maxPool", Napi::Function::New(env, Guard<MaxPool>));
+  exports.Set("maxPoolGrad", Napi::Function::New(env, Guard<MaxPoolGrad>));
+  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
+  exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));
+  exports.Set("info", Napi::Function::New(env, Guard<Info>));
+  exports.Set("clearCache", Napi::Function::New(env, ClearCache));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(dptrain_native, Init)

@@ -1,0 +1,86 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The compiled oneDNN addon (native/addon.cc). Every call is synchronous and writes into the output array it is given. */
+export interface NativeAddon {
+  /** y = conv(x, filter) [+ bias] [relu]; shapes NHWC / HWIO; conv = [sh, sw, padTop, padLeft, padBottom, padRight, dh, dw]. */
+  conv2d(
+    x: Float32Array, xShape: number[], filter: Float32Array, filterShape: number[], bias: Float32Array | null,
+    y: Float32Array, yShape: number[], conv: number[], relu: boolean,
+  ): void;
+  conv2dBackpropInput(
+    dy: Float32Array, dyShape: number[], filter: Float32Array, filterShape: number[], dx: Float32Array, dxShape: number[],
+    conv: number[],
+  ): void;
+  conv2dBackpropFilter(
+    x: Float32Array, xShape: number[], dy: Float32Array, dyShape: number[], dw: Float32Array, dwShape: number[],
+    conv: number[],
+  ): void;
+  /** c[B,M,N] = op(a)[BA,M,K] x op(b)[BB,K,N] [+ bias[N]] [relu]; dims = [BA, BB, M, N, K]; a batch of 1 broadcasts. */
+  matMul(
+    a: Float32Array, b: Float32Array, c: Float32Array, dims: number[], transposeA: boolean, transposeB: boolean,
+    bias: Float32Array | null, relu: boolean,
+  ): void;
+  /** pool = [kh, kw, sh, sw, padTop, padLeft]. */
+  maxPool(x: Float32Array, xShape: number[], y: Float32Array, yShape: number[], pool: number[]): void;
+  maxPoolGrad(dy: Float32Array, x: Float32Array, xShape: number[], dx: Float32Array, yShape: number[], pool: number[]): void;
+  /** Sets oneDNN's OpenMP thread count; returns the count now in effect. */
+  setNumThreads(n: number): number;
+  getNumThreads(): number;
+  info(): { dnnl: string; cpuRuntime: string; threads: number; isa: string; impl: Record<string, string> };
+  clearCache(): void;
+}
+
+const pkgDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** Where node-gyp puts the addon. */
+export const ADDON_PATH = path.join(pkgDir, 'build', 'Release', 'dptrain_native.node');
+const BUILD_SCRIPT = path.join(pkgDir, 'scripts', 'build-native.mjs');
+
+export interface LoadAddonOptions {
+  /** Build the addon with node-gyp when it is missing and oneDNN's headers exist. Default: true unless DPTRAIN_NATIVE_BUILD=0. */
+  build?: boolean;
+}
+
+let cached: NativeAddon | undefined;
+
+function dnnlLocation(): { include: string; lib: string } | null {
+  const req = createRequire(import.meta.url);
+  const mod = req(path.join(pkgDir, 'scripts', 'find-dnnl.cjs')) as { find(): { include: string; lib: string } | null };
+  return mod.find();
+}
+
+/**
+ * Loads the compiled addon, building it first (once, ~10 s) if it is missing and libdnnl-dev is installed.
+ * Throws an Error saying what is missing otherwise.
+ */
+export function loadAddon(options: LoadAddonOptions = {}): NativeAddon {
+  if (cached) return cached;
+  const build = options.build ?? process.env.DPTRAIN_NATIVE_BUILD !== '0';
+  if (!fs.existsSync(ADDON_PATH)) {
+    if (!dnnlLocation()) {
+      throw new Error(
+        'native backend unavailable: oneDNN is not installed (no dnnl.hpp / libdnnl.so; `apt-get install libdnnl-dev` or set DNNL_ROOT)',
+      );
+    }
+    if (!build) {
+      throw new Error(`native backend unavailable: the addon is not built (${ADDON_PATH}); run \`npm run build:native\``);
+    }
+    const r = spawnSync(process.execPath, [BUILD_SCRIPT, '--quiet', '--strict'], { encoding: 'utf8' });
+    if (r.status !== 0 || !fs.existsSync(ADDON_PATH)) {
+      const tail = `${r.stderr ?? ''}`.trim().split('\n').slice(-6).join('\n');
+      throw new Error(`native backend unavailable: building the addon failed (run \`npm run build:native\` to see why)\n${tail}`);
+    }
+  }
+  const req = createRequire(import.meta.url);
+  try {
+    cached = req(ADDON_PATH) as NativeAddon;
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    const hint = /libdnnl/.test(msg) ? ' (libdnnl is missing at run time: `apt-get install libdnnl-dev`)' : '';
+    throw new Error(`native backend unavailable: cannot load ${ADDON_PATH}${hint}: ${msg}`);
+  }
+  return cached;
+}

@@ -1,0 +1,84 @@
+import * as tf from '@tensorflow/tfjs';
+import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+import type { NativeAddon } from './addon.js';
+import { conv2dBackpropFilterBody, conv2dBackpropInputBody, conv2dBody, fusedConv2dBody } from './kernels/conv.js';
+import { batchMatMulBody, fusedMatMulBody } from './kernels/matmul.js';
+import { maxPoolBody, maxPoolGradBody } from './kernels/pool.js';
+import type { CpuBackendLike, NativeKernelBody } from './kernels/util.js';
+
+/** tfjs name of the backend: a MathBackendCPU whose heavy kernels run on oneDNN. */
+export const NATIVE_BACKEND_NAME = 'dptrain-native';
+
+/** Kernels that run natively (the rest are tfjs cpu's own kernels, registered under this backend too). */
+export const NATIVE_KERNELS = [
+  'Conv2D',
+  'FusedConv2D',
+  'Conv2DBackpropInput',
+  'Conv2DBackpropFilter',
+  'BatchMatMul',
+  '_FusedMatMul',
+  'MaxPool',
+  'MaxPoolGrad',
+] as const;
+
+/** Per kernel: calls served natively, and calls that fell back to the cpu kernel (unsupported attrs/dtypes). */
+const stats = new Map<string, { native: number; fallback: number }>();
+
+export function nativeKernelStats(): Record<string, { native: number; fallback: number }> {
+  return Object.fromEntries([...stats].map(([k, v]) => [k, { ...v }]));
+}
+export function resetNativeKernelStats(): void {
+  for (const s of stats.values()) {
+    s.native = 0;
+    s.fallback = 0;
+  }
+}
+
+function bodies(addon: NativeAddon): Record<(typeof NATIVE_KERNELS)[number], NativeKernelBody> {
+  return {
+    Conv2D: conv2dBody(addon),
+    FusedConv2D: fusedConv2dBody(addon),
+    Conv2DBackpropInput: conv2dBackpropInputBody(addon),
+    Conv2DBackpropFilter: conv2dBackpropFilterBody(addon),
+    BatchMatMul: batchMatMulBody(addon),
+    _FusedMatMul: fusedMatMulBody(addon),
+    MaxPool: maxPoolBody(addon),
+    MaxPoolGrad: maxPoolGradBody(addon),
+  };
+}
+
+let registered = false;
+
+/**
+ * Registers `dptrain-native`: a fresh tfjs cpu backend instance with every cpu kernel, the heavy ones replaced by
+ * oneDNN calls that read and write the cpu backend's Float32Arrays directly. Idempotent.
+ */
+export function registerNativeKernels(addon: NativeAddon): void {
+  if (registered) return;
+  const cpuFactory = tf.findBackendFactory('cpu');
+  if (!cpuFactory) throw new Error('native backend: the tfjs cpu backend is not registered');
+  tf.registerBackend(NATIVE_BACKEND_NAME, cpuFactory, 0);
+  const native = bodies(addon);
+  for (const k of tf.getKernelsForBackend('cpu')) {
+    const body = (native as Record<string, NativeKernelBody | undefined>)[k.kernelName];
+    let kernelFunc: KernelFunc = k.kernelFunc;
+    if (body) {
+      const cpuFunc = k.kernelFunc;
+      const name = k.kernelName;
+      const s = { native: 0, fallback: 0 };
+      stats.set(name, s);
+      kernelFunc = (args) => {
+        const out = body(args as unknown as Parameters<NativeKernelBody>[0] & { backend: CpuBackendLike });
+        if (out) {
+          s.native++;
+          return out;
+        }
+        s.fallback++;
+        return cpuFunc(args) as TensorInfo;
+      };
+    }
+    const config: KernelConfig = { ...k, backendName: NATIVE_BACKEND_NAME, kernelFunc };
+    tf.registerKernel(config);
+  }
+  registered = true;
+}

@@ -1,0 +1,112 @@
+import * as tf from '@tensorflow/tfjs';
+import type { TensorInfo } from '@tensorflow/tfjs';
+import type { NativeAddon } from '../addon.js';
+import { f32, size, type CpuBackendLike, type NativeKernelBody } from './util.js';
+
+type Conv2DInfo = ReturnType<typeof tf.backend_util.computeConv2DInfo>;
+
+interface ConvAttrs {
+  strides: number | [number, number];
+  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+  dataFormat?: 'NHWC' | 'NCHW';
+  dilations?: number | [number, number];
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+function convInfo(xShape: number[], filterShape: number[], a: ConvAttrs): Conv2DInfo | null {
+  if ((a.dataFormat ?? 'NHWC') !== 'NHWC' || xShape.length !== 4 || filterShape.length !== 4) return null;
+  const info = tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    a.strides,
+    a.dilations ?? 1,
+    a.pad,
+    a.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+  // oneDNN derives the output size as floor((in + pads - effectiveFilter) / stride) + 1: it must agree with tfjs.
+  const p = info.padInfo;
+  const oh = Math.floor((info.inHeight + p.top + p.bottom - info.effectiveFilterHeight) / info.strideHeight) + 1;
+  const ow = Math.floor((info.inWidth + p.left + p.right - info.effectiveFilterWidth) / info.strideWidth) + 1;
+  if (oh !== info.outHeight || ow !== info.outWidth || p.top < 0 || p.bottom < 0 || p.left < 0 || p.right < 0) return null;
+  if (info.outHeight <= 0 || info.outWidth <= 0 || info.batchSize === 0) return null;
+  return info;
+}
+
+function convArgs(c: Conv2DInfo): number[] {
+  const p = c.padInfo;
+  return [c.strideHeight, c.strideWidth, p.top, p.left, p.bottom, p.right, c.dilationHeight, c.dilationWidth];
+}
+
+function output(backend: CpuBackendLike, shape: number[], values: Float32Array): TensorInfo {
+  return backend.makeTensorInfo(shape, 'float32', values);
+}
+
+export function conv2dBody(addon: NativeAddon): NativeKernelBody {
+  return ({ inputs, backend, attrs }) => {
+    const { x, filter } = inputs;
+    const xv = f32(backend, x);
+    const wv = f32(backend, filter);
+    if (!x || !filter || !xv || !wv) return null;
+    const c = convInfo(x.shape, filter.shape, attrs as unknown as ConvAttrs);
+    if (!c) return null;
+    const y = new Float32Array(size(c.outShape));
+    addon.conv2d(xv, x.shape, wv, filter.shape, null, y, c.outShape, convArgs(c), false);
+    return output(backend, c.outShape, y);
+  };
+}
+
+/** FusedConv2D with no bias or a per-channel bias, and linear or relu activation. */
+export function fusedConv2dBody(addon: NativeAddon): NativeKernelBody {
+  return ({ inputs, backend, attrs }) => {
+    const { x, filter, bias, preluActivationWeights } = inputs;
+    const activation = (attrs.activation as string | undefined) ?? 'linear';
+    if (preluActivationWeights || (activation !== 'linear' && activation !== 'relu')) return null;
+    const xv = f32(backend, x);
+    const wv = f32(backend, filter);
+    if (!x || !filter || !xv || !wv) return null;
+    let bv: Float32Array | null = null;
+    if (bias) {
+      const outChannels = filter.shape[3];
+      if (size(bias.shape) !== outChannels || bias.shape.length > 1 || (bias.shape.length === 0 && outChannels !== 1)) return null;
+      bv = f32(backend, bias);
+      if (!bv) return null;
+    }
+    const c = convInfo(x.shape, filter.shape, attrs as unknown as ConvAttrs);
+    if (!c) return null;
+    const y = new Float32Array(size(c.outShape));
+    addon.conv2d(xv, x.shape, wv, filter.shape, bv, y, c.outShape, convArgs(c), activation === 'relu');
+    return output(backend, c.outShape, y);
+  };
+}
+
+export function conv2dBackpropInputBody(addon: NativeAddon): NativeKernelBody {
+  return ({ inputs, backend, attrs }) => {
+    const { dy, filter } = inputs;
+    const inputShape = attrs.inputShape as number[];
+    const dyv = f32(backend, dy);
+    const wv = f32(backend, filter);
+    if (!dy || !filter || !dyv || !wv) return null;
+    const c = convInfo(inputShape, filter.shape, attrs as unknown as ConvAttrs);
+    if (!c || c.outShape.some((d, i) => d !== dy.shape[i])) return null;
+    const dx = new Float32Array(size(inputShape));
+    addon.conv2dBackpropInput(dyv, dy.shape, wv, filter.shape, dx, inputShape, convArgs(c));
+    return output(backend, inputShape, dx);
+  };
+}
+
+export function conv2dBackpropFilterBody(addon: NativeAddon): NativeKernelBody {
+  return ({ inputs, backend, attrs }) => {
+    const { x, dy } = inputs;
+    const filterShape = attrs.filterShape as number[];
+    const xv = f32(backend, x);
+    const dyv = f32(backend, dy);
+    if (!x || !dy || !xv || !dyv) return null;
+    const c = convInfo(x.shape, filterShape, attrs as unknown as ConvAttrs);
+    if (!c || c.outShape.some((d, i) => d !== dy.shape[i])) return null;
+    const dw = new Float32Array(size(filterShape));
+    addon.conv2dBackpropFilter(xv, x.shape, dyv, dy.shape, dw, filterShape, convArgs(c));
+    return output(backend, filterShape, dw);
+  };
+}
