@@ -4,7 +4,7 @@ import { BestCheckpoint, CallbackList, EarlyStopping, ReduceLrOnPlateau, type Ep
 
 function makeControl(): TrainingControl & { weights: Float32Array; lr: number; events: RunEvent[] } {
   const c = {
-    weights: new Float32Array([0]),
+    weights: new Float32Array([0]) as Float32Array,
     lr: 0.1,
     events: [] as RunEvent[],
     stopTraining: false,

@@ -10,5 +10,6 @@ export * from './checkpoint.js';
 export * from './run-model.js';
 export * from './submission.js';
 export * from './recipe.js';
+export * from './data-prep.js';
 export * from './in-process-executor.js';
 export * from './progress-log.js';

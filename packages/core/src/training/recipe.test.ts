@@ -1,0 +1,212 @@
+import { describe, expect, it, beforeAll } from 'vitest';
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { parseRunConfig, type RunConfig } from '../config.js';
+import type { Dataset, Sample } from '../data/types.js';
+import { EventBus } from '../events/bus.js';
+import type { PhaseName, RunEvent } from '../events/types.js';
+import { InProcessExecutor } from './in-process-executor.js';
+import { runTraining, type TrainData } from './recipe.js';
+import { readCheckpoint } from './checkpoint.js';
+import { loadRunModel } from './run-model.js';
+import type { GradientResult, Replica, StepContext, WeightSpec } from './types.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+const D = 4;
+const C = 3;
+
+/** Features of a sample: a noisy one-hot-ish code of its label, deterministic by index. */
+function features(s: Sample): number[] {
+  const f: number[] = [];
+  for (let k = 0; k < D; k++) f.push(Math.sin(s.index * 12.9898 + k * 78.233) * 1.6 + (k === s.label ? 1.5 : 0));
+  return f;
+}
+
+/**
+ * A real (if small) Replica: softmax regression over fixed per-sample features, with a "fine_tune" phase that
+ * adds a trainable feature scale. Gradients come from tfjs autodiff; no randomness.
+ */
+class LinearReplica implements Replica {
+  spec: WeightSpec[] = [];
+  readonly baseHash = 'linear';
+  private kernel = new Float32Array(D * C).map((_, i) => 0.01 * ((i % 5) - 2));
+  private bias = new Float32Array(C);
+  private scale = new Float32Array(D).fill(1);
+  private phase: PhaseName = 'head';
+  async setPhase(phase: PhaseName): Promise<void> {
+    this.phase = phase;
+    this.spec = [
+      ...(phase === 'fine_tune' ? [{ name: 'scale', shape: [D], size: D }] : []),
+      { name: 'kernel', shape: [D, C], size: D * C },
+      { name: 'bias', shape: [C], size: C },
+    ];
+  }
+  getWeights(): Float32Array {
+    const parts = this.phase === 'fine_tune' ? [this.scale, this.kernel, this.bias] : [this.kernel, this.bias];
+    const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+  setWeights(flat: Float32Array): void {
+    let at = 0;
+    if (this.phase === 'fine_tune') {
+      this.scale = flat.slice(0, D);
+      at = D;
+    }
+    this.kernel = flat.slice(at, at + D * C);
+    this.bias = flat.slice(at + D * C, at + D * C + C);
+  }
+  private logits(x: tf.Tensor2D, scale: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor): tf.Tensor2D {
+    return tf.add(tf.matMul(tf.mul(x, scale), kernel.reshape([D, C])), bias) as tf.Tensor2D;
+  }
+  async computeGradients(samples: Sample[], _ctx: StepContext): Promise<GradientResult> {
+    return tf.tidy(() => {
+      const x = tf.tensor2d(samples.map(features));
+      const y = tf.oneHot(tf.tensor1d(samples.map((s) => s.label), 'int32'), C);
+      const vars = [tf.tensor1d(this.scale), tf.tensor1d(this.kernel), tf.tensor1d(this.bias)];
+      const f = (sc: tf.Tensor, k: tf.Tensor, b: tf.Tensor): tf.Scalar => tf.losses.softmaxCrossEntropy(y, this.logits(x, sc, k, b)) as tf.Scalar;
+      const { value, grads } = tf.valueAndGrads(f)(vars);
+      const logits = this.logits(x, vars[0] as tf.Tensor, vars[1] as tf.Tensor, vars[2] as tf.Tensor);
+      const correct = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.argMax(y, 1)), 'int32')).dataSync()[0] as number;
+      const g = grads.map((t) => t.dataSync() as Float32Array);
+      const parts = this.phase === 'fine_tune' ? g : g.slice(1);
+      const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+      let at = 0;
+      for (const p of parts) {
+        out.set(p, at);
+        at += p.length;
+      }
+      return { gradients: out, loss: value.dataSync()[0] as number, count: samples.length, correct };
+    });
+  }
+  async predict(samples: Sample[]): Promise<Float32Array> {
+    return tf.tidy(() => tf.softmax(this.logits(tf.tensor2d(samples.map(features)), tf.tensor1d(this.scale), tf.tensor1d(this.kernel), tf.tensor1d(this.bias))).dataSync() as Float32Array);
+  }
+  dispose(): void {}
+}
+
+function makeData(nTrain: number, nVal: number, nTest: number): TrainData {
+  const mk = (split: 'labelled' | 'test', i: number, label: number): Sample => ({ split, index: i, name: `${split}${i}.jpg`, path: `/nowhere/${split}${i}.jpg`, label });
+  const labelled = Array.from({ length: nTrain + nVal }, (_, i) => mk('labelled', i, i % C));
+  const test = Array.from({ length: nTest }, (_, i) => ({ ...mk('test', i, -1), index: 1000 + i }));
+  const dataset: Dataset = { layout: 'competition', root: '/nowhere', classNames: ['a', 'b', 'c'], labelled, test: test.map((t, i) => ({ ...t, index: i })), hash: 'h1' };
+  // test features use index 1000+ so they differ from training ones; labels for the predict path are unused
+  return { dataset, train: labelled.slice(0, nTrain), val: labelled.slice(nTrain), test };
+}
+
+function config(over: Partial<RunConfig> = {}): RunConfig {
+  return parseRunConfig({
+    dataDir: '/nowhere',
+    batchSize: 8,
+    headPhase: { epochs: 3, learningRate: 0.05 },
+    fineTunePhase: { epochs: 2, learningRate: 0.01, unfreeze: 'x' },
+    checkpointEvery: 4,
+    patience: 10,
+    ...over,
+  });
+}
+
+describe('runTraining (recipe driver)', () => {
+  it('runs both phases, learns, and writes model, metrics.jsonl, report.json and submission.csv', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'dpt-recipe-'));
+    const data = makeData(45, 15, 7); // 45 / 8 -> 6 steps per epoch, last batch of 5
+    const events: RunEvent[] = [];
+    const bus = new EventBus();
+    bus.on((e) => events.push(e));
+    let t = 1000;
+    const clock = { now: () => (t += 5) };
+    const res = await runTraining({ config: config(), runDir: dir, data, executor: new InProcessExecutor(new LinearReplica()), bus, clock, backend: { name: 'cpu', device: 'test' } });
+    expect(res.halted).toBe(false);
+    expect(res.steps).toBe(5 * 6);
+    const lines = readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { phase: string; valAccuracy: number });
+    expect(lines.map((l) => l.phase)).toEqual(['head', 'head', 'head', 'fine_tune', 'fine_tune']);
+    const report = JSON.parse(readFileSync(path.join(dir, 'report.json'), 'utf8')) as { validation: { accuracy: number; confusion: number[][]; perClass: unknown[] }; backend: string; timingsMs: Record<string, number> };
+    expect(report.validation.accuracy).toBeGreaterThan(0.8);
+    expect(report.validation.confusion.flat().reduce((a, b) => a + b, 0)).toBe(15);
+    expect(report.validation.perClass).toHaveLength(3);
+    expect(report.backend).toBe('cpu');
+    expect(report.timingsMs.head).toBeGreaterThan(0);
+    const sub = readFileSync(path.join(dir, 'submission.csv'), 'utf8').trim().split('\n');
+    expect(sub[0]).toBe('image_name,label');
+    expect(sub.slice(1).map((l) => l.split(',')[0])).toEqual(data.test.map((s) => s.name));
+    expect(sub.slice(1).every((l) => /^[0-2]$/.test(l.split(',')[1] ?? ''))).toBe(true);
+    const model = await loadRunModel(dir);
+    expect(model.meta.phase).toBe('fine_tune');
+    expect(model.weights.length).toBe(D + D * C + C);
+    // events: every step once, sample counts add up to the epoch
+    const steps = events.filter((e): e is Extract<RunEvent, { type: 'step_completed' }> => e.type === 'step_completed');
+    expect(steps).toHaveLength(30);
+    expect(steps.filter((s) => s.phase === 'head' && s.epoch === 0).reduce((a, s) => a + s.samples, 0)).toBe(45);
+    expect(events.filter((e) => e.type === 'checkpoint_written').length).toBeGreaterThanOrEqual(7);
+    expect(events.at(-1)?.type).toBe('run_completed');
+    expect(events.every((e) => e.time > 1000)).toBe(true);
+  });
+
+  it('resume: stopping at step k and resuming gives the same weights as a straight run', async () => {
+    const data = makeData(45, 15, 3);
+    const cfg = config({ checkpointEvery: 1, reduceLrPatience: 1, headPhase: { epochs: 6, learningRate: 1.0 } });
+    const straightDir = mkdtempSync(path.join(tmpdir(), 'dpt-straight-'));
+    await runTraining({ config: cfg, runDir: straightDir, data, executor: new InProcessExecutor(new LinearReplica()) });
+    const straight = await loadRunModel(straightDir);
+    // the run exercises callback state: ReduceLROnPlateau changed the head phase's rate at least once
+    const lrs = readFileSync(path.join(straightDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { learningRate: number }).learningRate);
+    expect(new Set(lrs).size).toBeGreaterThan(2);
+    for (const k of [4, 6, 40]) {
+      const dir = mkdtempSync(path.join(tmpdir(), `dpt-resume${k}-`));
+      const first = await runTraining({ config: cfg, runDir: dir, data, executor: new InProcessExecutor(new LinearReplica()), haltAfterSteps: k });
+      expect(first.halted).toBe(true);
+      expect((await readCheckpoint(dir))?.step).toBe(k);
+      // a fresh replica (as after a crash), resumed
+      const second = await runTraining({ config: cfg, runDir: dir, data, executor: new InProcessExecutor(new LinearReplica()), resume: true });
+      expect(second.steps).toBe(48);
+      const resumed = await loadRunModel(dir);
+      expect(Array.from(resumed.weights)).toEqual(Array.from(straight.weights));
+      expect(stripMs(readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8'))).toBe(stripMs(readFileSync(path.join(straightDir, 'metrics.jsonl'), 'utf8')));
+    }
+  });
+
+  it('early stopping ends a phase and restores the best weights; an uneven data set still counts each sample once', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'dpt-es-'));
+    const data = makeData(13, 6, 0);
+    const events: RunEvent[] = [];
+    const bus = new EventBus();
+    bus.on((e) => events.push(e));
+    const res = await runTraining({
+      config: config({ patience: 1, headPhase: { epochs: 30, learningRate: 0.5 }, fineTunePhase: { epochs: 0, learningRate: 1e-5 } }),
+      runDir: dir, data, bus, executor: new InProcessExecutor(new LinearReplica()),
+    });
+    const epochs = events.filter((e) => e.type === 'epoch_completed');
+    expect(epochs.length).toBeLessThan(30);
+    expect(events.some((e) => e.type === 'early_stopping' && e.stopped)).toBe(true);
+    expect(res.steps).toBe(epochs.length * 2);
+    expect(existsSync(path.join(dir, 'submission.csv'))).toBe(false);
+    const best = Math.max(...epochs.map((e) => (e as { valAccuracy: number }).valAccuracy));
+    expect(res.report?.validation?.accuracy).toBe(best);
+  });
+
+  it('does not leak tensors across steps', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'dpt-leak-'));
+    const data = makeData(40, 8, 0);
+    const counts: number[] = [];
+    const bus = new EventBus();
+    bus.on((e) => {
+      if (e.type === 'step_completed' && (e.step === 10 || e.step === 100)) counts.push(tf.memory().numTensors);
+    });
+    await runTraining({ config: config({ batchSize: 4, headPhase: { epochs: 10, learningRate: 0.01 }, fineTunePhase: { epochs: 0, learningRate: 1e-5 }, patience: 100 }), runDir: dir, data, bus, executor: new InProcessExecutor(new LinearReplica()) });
+    expect(counts).toHaveLength(2);
+    expect(counts[1]).toBe(counts[0]);
+  });
+});
+
+function stripMs(s: string): string {
+  return s.replace(/"epochMs":[-0-9.e]+/g, '"epochMs":0');
+}
