@@ -1,1 +1,9 @@
-export {};
+export * from './vgg16.js';
+export * from './head.js';
+export * from './graph.js';
+export * from './split.js';
+export * from './fs-io.js';
+export * from './keras-h5.js';
+export * from './weights.js';
+export * from './backbone.js';
+export * from './trained-model.js';

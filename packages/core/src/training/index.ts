@@ -12,4 +12,7 @@ export * from './submission.js';
 export * from './recipe.js';
 export * from './data-prep.js';
 export * from './in-process-executor.js';
+export * from './local-executor.js';
 export * from './progress-log.js';
+export * from './replica.js';
+export * from './feature-cache.js';

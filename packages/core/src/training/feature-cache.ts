@@ -1,0 +1,140 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { float16ToFloat32, float32ToFloat16 } from '../protocol/fp16.js';
+
+export interface FeatureCacheOptions {
+  /**
+   * What the features depend on besides the sample (base hash, boundary layer, preprocessing, input size,
+   * data set…); hashed into the disk folder so stale files are never read. Required.
+   */
+  namespace: string;
+  /** Folder where entries beyond the memory bound are spilled. Default: none (evicted entries are dropped and recomputed). */
+  dir?: string;
+  /** Bytes of features kept in memory. Default 512 MiB. */
+  maxMemoryBytes?: number;
+  /** Store features as fp16 (in memory and on disk). Default true. */
+  fp16?: boolean;
+}
+
+export interface FeatureCacheStats {
+  hits: number;
+  misses: number;
+  /** Entries written to disk. */
+  spilled: number;
+  /** Entries read back from disk. */
+  diskHits: number;
+  memoryBytes: number;
+  memoryEntries: number;
+}
+
+type Stored = Float32Array | Uint16Array;
+
+/**
+ * Per-sample feature cache: an LRU in memory up to a byte bound, spilling to per-entry files in `dir`.
+ * Values come back exactly as stored (fp16-rounded when `fp16`), whether from memory or disk, so results do not
+ * depend on what was evicted.
+ */
+export class FeatureCache {
+  readonly fp16: boolean;
+  readonly maxMemoryBytes: number;
+  /** Folder of this namespace's files (undefined without `dir`). */
+  readonly folder: string | undefined;
+  private readonly mem = new Map<string, Stored>();
+  private readonly onDisk = new Set<string>();
+  private bytes = 0;
+  private readonly counters = { hits: 0, misses: 0, spilled: 0, diskHits: 0 };
+
+  constructor(options: FeatureCacheOptions) {
+    this.fp16 = options.fp16 ?? true;
+    this.maxMemoryBytes = options.maxMemoryBytes ?? 512 * 1024 * 1024;
+    const ns = createHash('sha256').update(options.namespace).digest('hex').slice(0, 20);
+    this.folder = options.dir === undefined ? undefined : path.join(options.dir, ns);
+    if (this.folder) {
+      fs.mkdirSync(this.folder, { recursive: true });
+      fs.writeFileSync(path.join(this.folder, 'namespace.txt'), options.namespace);
+    }
+  }
+
+  /** The stored form of `values` read back as float32 (fp16 rounding applied when `fp16`). */
+  roundTrip(values: Float32Array): Float32Array {
+    return this.fp16 ? float16ToFloat32(float32ToFloat16(values)) : values;
+  }
+
+  private file(key: string): string {
+    return path.join(this.folder!, `${key.replace(/[^A-Za-z0-9_.-]/g, '_')}.${this.fp16 ? 'f16' : 'f32'}`);
+  }
+
+  private decode(v: Stored): Float32Array {
+    return v instanceof Uint16Array ? float16ToFloat32(v) : v;
+  }
+
+  /** The features of `key`, or undefined. */
+  get(key: string): Float32Array | undefined {
+    const m = this.mem.get(key);
+    if (m) {
+      // LRU: move to the back.
+      this.mem.delete(key);
+      this.mem.set(key, m);
+      this.counters.hits++;
+      return this.decode(m);
+    }
+    if (this.folder) {
+      const f = this.file(key);
+      if (this.onDisk.has(key) || fs.existsSync(f)) {
+        const buf = fs.readFileSync(f);
+        const ab = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
+        const v: Stored = this.fp16 ? new Uint16Array(ab) : new Float32Array(ab);
+        this.onDisk.add(key);
+        this.counters.hits++;
+        this.counters.diskHits++;
+        this.remember(key, v);
+        return this.decode(v);
+      }
+    }
+    this.counters.misses++;
+    return undefined;
+  }
+
+  /** Store the features of `key` (copied). Returns what a later `get` will return. */
+  put(key: string, values: Float32Array): Float32Array {
+    const v: Stored = this.fp16 ? float32ToFloat16(values) : new Float32Array(values);
+    this.remember(key, v);
+    return this.decode(v);
+  }
+
+  private remember(key: string, v: Stored): void {
+    const old = this.mem.get(key);
+    if (old) {
+      this.bytes -= old.byteLength;
+      this.mem.delete(key);
+    }
+    this.mem.set(key, v);
+    this.bytes += v.byteLength;
+    while (this.bytes > this.maxMemoryBytes && this.mem.size > 0) {
+      const [k, e] = this.mem.entries().next().value as [string, Stored];
+      this.mem.delete(k);
+      this.bytes -= e.byteLength;
+      if (this.folder && !this.onDisk.has(k)) {
+        fs.writeFileSync(this.file(k), new Uint8Array(e.buffer, e.byteOffset, e.byteLength));
+        this.onDisk.add(k);
+        this.counters.spilled++;
+      }
+    }
+  }
+
+  get stats(): FeatureCacheStats {
+    return { ...this.counters, memoryBytes: this.bytes, memoryEntries: this.mem.size };
+  }
+
+  /** Drop the memory part (files stay). */
+  clearMemory(): void {
+    this.mem.clear();
+    this.bytes = 0;
+  }
+}
+
+/** Cache key of one sample's features at a boundary layer for one view ('plain' or 'v<k>'). */
+export function featureKey(boundary: string, sample: { split: string; index: number }, view: string): string {
+  return `${boundary}.${view}.${sample.split}-${sample.index}`;
+}

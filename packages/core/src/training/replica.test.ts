@@ -1,0 +1,141 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parseRunConfig, type RunConfigInput } from '../config.js';
+import type { Sample } from '../data/types.js';
+import { isDptrainError } from '../errors.js';
+import { createReplica, type BatchSource } from './replica.js';
+
+const S = 32;
+/** Synthetic preprocessed images: a class-dependent colour tint plus a per-sample pattern. */
+export const syntheticImages: BatchSource = {
+  async loadBatch(samples) {
+    const n = samples.length;
+    const d = new Float32Array(n * S * S * 3);
+    samples.forEach((s, i) => {
+      for (let j = 0; j < S * S * 3; j++) {
+        const tint = s.label === 0 ? 60 : s.label === 1 ? -60 : 0;
+        d[i * S * S * 3 + j] = tint * ((j % 3) - 1) + Math.sin(s.index * 7 + j * 0.01) * 20;
+      }
+    });
+    return { data: d, shape: [n, S, S, 3] };
+  },
+};
+
+export function tinyConfig(extra: Partial<RunConfigInput> = {}) {
+  return parseRunConfig({
+    dataDir: '/nonexistent',
+    classNames: ['a', 'b', 'c'],
+    backbone: { kind: 'tiny-vgg', inputSize: [S, S], tinyWidths: [4, 4, 8, 8, 8] },
+    head: { units: 16, dropout: 0.5 },
+    ...extra,
+  });
+}
+
+export function samplesOf(n: number, offset = 0): Sample[] {
+  return Array.from({ length: n }, (_, k) => {
+    const i = k + offset;
+    return { split: 'labelled' as const, index: i, name: `img${i}.jpg`, path: `/nonexistent/img${i}.jpg`, label: i % 3 };
+  });
+}
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+describe('createReplica (tiny-vgg on cpu)', () => {
+  it('exposes the head phase spec and flat weights, and trains the head', async () => {
+    const r = await createReplica(tinyConfig({ head: { units: 16, dropout: 0 } }), { images: syntheticImages });
+    expect(r.spec.map((s) => s.name)).toEqual(['head_dense/kernel', 'head_dense/bias', 'head_logits/kernel', 'head_logits/bias']);
+    expect(r.spec[0]!.shape).toEqual([8, 16]);
+    const w0 = r.getWeights();
+    expect(w0.length).toBe(8 * 16 + 16 + 16 * 3 + 3);
+    const samples = samplesOf(6);
+    let w = w0.slice();
+    let first = 0;
+    let last = 0;
+    for (let step = 0; step < 40; step++) {
+      const g = await r.computeGradients(samples, { phase: 'head', epoch: 0, step });
+      expect(g.count).toBe(6);
+      expect(g.gradients.length).toBe(w.length);
+      if (step === 0) first = g.loss;
+      last = g.loss;
+      w = w.map((v, i) => v - 0.3 * g.gradients[i]!);
+      r.setWeights(w);
+    }
+    expect(last).toBeLessThan(first * 0.7);
+    expect(Array.from(r.getWeights())).toEqual(Array.from(w));
+    const p = await r.predict(samples);
+    expect(p.length).toBe(18);
+    for (let i = 0; i < 6; i++) expect(p[i * 3]! + p[i * 3 + 1]! + p[i * 3 + 2]!).toBeCloseTo(1, 5);
+    r.dispose();
+  });
+
+  it('rejects weights of the wrong length and out-of-range labels', async () => {
+    const r = await createReplica(tinyConfig(), { images: syntheticImages });
+    let err: unknown;
+    try {
+      r.setWeights(new Float32Array(3));
+    } catch (e) {
+      err = e;
+    }
+    expect(isDptrainError(err, 'E_GRADIENT_SHAPE')).toBe(true);
+    const bad = { ...samplesOf(1)[0]!, label: 7 };
+    await expect(r.computeGradients([bad], { phase: 'head', epoch: 0, step: 0 })).rejects.toThrow(/label 7/);
+    r.dispose();
+  });
+
+  it('gradient is the mean over samples: sharding a batch (with dropout) gives the same result', async () => {
+    const r = await createReplica(tinyConfig(), { images: syntheticImages });
+    await r.setPhase('fine_tune');
+    const all = samplesOf(6);
+    const ctx = { phase: 'fine_tune' as const, epoch: 1, step: 17 };
+    const full = await r.computeGradients(all, ctx);
+    const a = await r.computeGradients(all.slice(0, 2), ctx);
+    const b = await r.computeGradients(all.slice(2), ctx);
+    const merged = full.gradients.map((_, i) => (a.gradients[i]! * 2 + b.gradients[i]! * 4) / 6);
+    let maxDiff = 0;
+    let maxAbs = 0;
+    full.gradients.forEach((v, i) => {
+      maxDiff = Math.max(maxDiff, Math.abs(v - merged[i]!));
+      maxAbs = Math.max(maxAbs, Math.abs(v));
+    });
+    expect(maxAbs).toBeGreaterThan(0);
+    expect(maxDiff).toBeLessThan(1e-5 * Math.max(1, maxAbs));
+    expect((a.loss * 2 + b.loss * 4) / 6).toBeCloseTo(full.loss, 5);
+    // A different step draws a different dropout mask.
+    const other = await r.computeGradients(all, { ...ctx, step: 18 });
+    expect(other.loss).not.toBeCloseTo(full.loss, 6);
+    r.dispose();
+  });
+
+  it('phase 2 unfreezes block5 (boundary block4_pool) and keeps the head weights', async () => {
+    const r = await createReplica(tinyConfig(), { images: syntheticImages });
+    const head = r.getWeights();
+    await r.setPhase('fine_tune');
+    expect(r.split?.boundary).toBe('block4_pool');
+    expect(r.spec.map((s) => s.name).slice(0, 6)).toEqual([
+      'block5_conv1/kernel', 'block5_conv1/bias', 'block5_conv2/kernel', 'block5_conv2/bias', 'block5_conv3/kernel', 'block5_conv3/bias',
+    ]);
+    const w = r.getWeights();
+    expect(Array.from(w.subarray(w.length - head.length))).toEqual(Array.from(head));
+    r.dispose();
+  });
+
+  it('no tensor leak: tf.memory().numTensors is the same after step 10 and step 100', async () => {
+    const r = await createReplica(tinyConfig(), { images: syntheticImages });
+    await r.setPhase('fine_tune');
+    const samples = samplesOf(4);
+    let w = r.getWeights();
+    let at10 = -1;
+    for (let step = 1; step <= 100; step++) {
+      const g = await r.computeGradients(samples, { phase: 'fine_tune', epoch: Math.floor(step / 10), step });
+      w = w.map((v, i) => v - 0.01 * g.gradients[i]!);
+      r.setWeights(w);
+      if (step % 25 === 0) await r.predict(samples.slice(0, 2));
+      if (step === 10) at10 = tf.memory().numTensors;
+    }
+    expect(at10).toBeGreaterThan(0);
+    expect(tf.memory().numTensors).toBe(at10);
+    r.dispose();
+  });
+});

@@ -1,0 +1,362 @@
+import { createHash } from 'node:crypto';
+import * as tf from '@tensorflow/tfjs';
+import type { BackendInfo } from '../backend/types.js';
+import type { PreprocessMode, RunConfig } from '../config.js';
+import { isAugmenting, normalizeAugmentation } from '../data/augment.js';
+import { ImageBatchLoader, type LoadBatchOptions } from '../data/loader.js';
+import type { Dataset, Sample } from '../data/types.js';
+import { DptrainError } from '../errors.js';
+import type { PhaseName } from '../events/types.js';
+import { createBackbone, type Backbone } from '../models/backbone.js';
+import { ancestorsInOrder, buildHeadless, buildTail, getLayer, originalOutput } from '../models/graph.js';
+import { HEAD_LAYERS, applyHead, createHead, dropoutMask, type Head } from '../models/head.js';
+import { resolveSplit, type PhaseSplit } from '../models/split.js';
+import { saveTrainedModel } from '../models/trained-model.js';
+import { FeatureCache, featureKey, type FeatureCacheStats } from './feature-cache.js';
+import type { GradientResult, Replica, StepContext, WeightSpec } from './types.js';
+
+/** Where a replica gets preprocessed pixels from (the data pipeline's ImageBatchLoader fits). */
+export interface BatchSource {
+  loadBatch(samples: readonly Sample[], options?: LoadBatchOptions): Promise<{ data: Float32Array; shape: readonly number[] }>;
+}
+
+export interface ReplicaOptions {
+  /** The data set as read by this process (class names; local paths of samples by split+index). Default: none — classes from config.classNames. */
+  dataset?: Dataset;
+  /** Data directory of this process's copy of the data (recorded; sample paths come from `dataset`). Default config.dataDir. */
+  dataDir?: string;
+  /** The backend already resolved (recorded in `info`). Default: none. */
+  backend?: BackendInfo;
+  /** Folder where cached frozen features spill to disk. Default: none (memory only; evicted entries are recomputed). */
+  cacheDir?: string;
+  /** Memory bound of the feature cache in bytes. Default 512 MiB. */
+  cacheMemoryBytes?: number;
+  /** Store cached features as fp16. Default true. */
+  cacheFp16?: boolean;
+  /** Force the feature cache on/off. Default: config.cacheFeatures && (no augmentation || config.cachedViews > 0). */
+  cache?: boolean;
+  /** Source of preprocessed images. Default: an ImageBatchLoader with the config's input size, preprocessing, augmentation and seed. */
+  images?: BatchSource;
+  /** Images per forward pass of the frozen part / predict (bounds memory). Default 16. */
+  chunkSize?: number;
+  /** Warnings (random init, moved split point…). Default console.warn. */
+  onWarning?: (message: string) => void;
+}
+
+interface PhaseModels {
+  split: PhaseSplit;
+  frozen: tf.LayersModel;
+  tail: tf.LayersModel;
+  vars: tf.Variable[];
+  spec: WeightSpec[];
+}
+
+/** The trainable model of a run: backbone (frozen part + unfrozen block) + head, on one backend. */
+export class ModelReplica implements Replica {
+  spec: WeightSpec[] = [];
+  readonly baseHash: string;
+  readonly classNames: string[];
+  readonly numClasses: number;
+  readonly inputSize: [number, number];
+  readonly preprocess: PreprocessMode;
+  /** Backbone + head as one model (input → probabilities); shares every weight with the phase models. */
+  readonly model: tf.LayersModel;
+  readonly cacheEnabled: boolean;
+  private phaseName: PhaseName | undefined;
+  private current: PhaseModels | undefined;
+  private readonly phases = new Map<string, PhaseModels>();
+  private readonly augmenting: boolean;
+  private readonly cache: FeatureCache | undefined;
+  private readonly chunk: number;
+  private readonly trainedLayers = new Set<string>();
+  private generation = 0;
+  private disposed = false;
+
+  constructor(
+    readonly config: RunConfig,
+    readonly backbone: Backbone,
+    readonly head: Head,
+    private readonly images: BatchSource,
+    private readonly options: ReplicaOptions,
+    classNames: string[],
+    baseHash: string,
+  ) {
+    this.classNames = classNames;
+    this.numClasses = classNames.length;
+    this.inputSize = backbone.inputSize;
+    this.preprocess = config.preprocess;
+    this.baseHash = baseHash;
+    this.chunk = Math.max(1, options.chunkSize ?? 16);
+    const features = originalOutput(getLayer(backbone.model, backbone.cut));
+    this.model = tf.model({ inputs: backbone.model.inputs, outputs: applyHead(head, features), name: 'dptrain_model' });
+    this.augmenting = isAugmenting(normalizeAugmentation(config.augmentation));
+    this.cacheEnabled = options.cache ?? (config.cacheFeatures && (!this.augmenting || config.cachedViews > 0));
+    if (this.cacheEnabled) {
+      const cacheOpts: ConstructorParameters<typeof FeatureCache>[0] = {
+        namespace: JSON.stringify({
+          baseHash,
+          input: this.inputSize,
+          preprocess: config.preprocess,
+          dataset: options.dataset?.hash ?? null,
+          augmentation: this.augmenting ? config.augmentation : null,
+          seed: this.augmenting ? config.seed : null,
+          views: this.augmenting ? config.cachedViews : null,
+        }),
+      };
+      if (options.cacheDir !== undefined) cacheOpts.dir = options.cacheDir;
+      if (options.cacheMemoryBytes !== undefined) cacheOpts.maxMemoryBytes = options.cacheMemoryBytes;
+      if (options.cacheFp16 !== undefined) cacheOpts.fp16 = options.cacheFp16;
+      this.cache = new FeatureCache(cacheOpts);
+    }
+  }
+
+  /** The current phase's split (boundary layer and unfrozen layers). */
+  get split(): PhaseSplit | undefined {
+    return this.current?.split;
+  }
+
+  get phase(): PhaseName | undefined {
+    return this.phaseName;
+  }
+
+  get cacheStats(): FeatureCacheStats | undefined {
+    return this.cache?.stats;
+  }
+
+  /** Number of trainable parameters of the current phase. */
+  get trainableParams(): number {
+    return this.spec.reduce((a, s) => a + s.size, 0);
+  }
+
+  private models(): PhaseModels {
+    if (!this.current) throw new DptrainError('E_CONFIG', 'replica: call setPhase() first');
+    return this.current;
+  }
+
+  async setPhase(phase: PhaseName): Promise<void> {
+    this.assertLive();
+    const split =
+      phase === 'head'
+        ? { boundary: this.backbone.cut, trainableLayers: [] }
+        : resolveSplit(this.backbone.model, this.backbone.cut, this.config.fineTunePhase.unfreeze ?? 'block5');
+    if (split.warning) this.warn(split.warning);
+    let pm = this.phases.get(split.boundary);
+    if (!pm) {
+      const frozen = buildHeadless(this.backbone.model, split.boundary, `frozen_${split.boundary}`);
+      const tail = buildTail(this.model, split.boundary, HEAD_LAYERS.dense, `trainable_${split.boundary}`);
+      pm = { split, frozen, tail, vars: [], spec: [] };
+      this.phases.set(split.boundary, pm);
+    }
+    // Trainable flags: the tail layers train, everything else is frozen.
+    const trainable = new Set([...pm.tail.layers.map((l) => l.name), HEAD_LAYERS.logits]);
+    for (const l of this.model.layers) l.trainable = trainable.has(l.name);
+    const lvars = [...pm.tail.trainableWeights, ...this.head.logits.trainableWeights];
+    pm.vars = lvars.map((v) => v.read() as tf.Variable);
+    pm.spec = lvars.map((v) => {
+      const shape = v.shape as number[];
+      return { name: v.originalName ?? v.name, shape: [...shape], size: shape.reduce((a, b) => a * b, 1) };
+    });
+    // Features at this boundary are stale when layers below it were trained in an earlier phase.
+    const below = new Set(ancestorsInOrder(this.backbone.model, split.boundary).map((l) => l.name));
+    if ([...this.trainedLayers].some((n) => below.has(n))) this.generation++;
+    for (const n of split.trainableLayers) this.trainedLayers.add(n);
+    this.current = pm;
+    this.phaseName = phase;
+    this.spec = pm.spec;
+  }
+
+  getWeights(): Float32Array {
+    const { vars, spec } = this.models();
+    const out = new Float32Array(spec.reduce((a, s) => a + s.size, 0));
+    let off = 0;
+    vars.forEach((v, i) => {
+      out.set(v.dataSync() as Float32Array, off);
+      off += spec[i]!.size;
+    });
+    return out;
+  }
+
+  setWeights(flat: Float32Array): void {
+    const { vars, spec } = this.models();
+    const total = spec.reduce((a, s) => a + s.size, 0);
+    if (flat.length !== total) {
+      throw new DptrainError('E_GRADIENT_SHAPE', `setWeights: got ${flat.length} values, the ${this.phaseName} phase has ${total} trainable weights`);
+    }
+    let off = 0;
+    vars.forEach((v, i) => {
+      const s = spec[i]!;
+      tf.tidy(() => v.assign(tf.tensor(flat.subarray(off, off + s.size), s.shape)));
+      off += s.size;
+    });
+  }
+
+  async computeGradients(samples: Sample[], ctx: StepContext): Promise<GradientResult> {
+    this.assertLive();
+    const pm = this.models();
+    const total = pm.spec.reduce((a, s) => a + s.size, 0);
+    const n = samples.length;
+    if (n === 0) return { gradients: new Float32Array(total), loss: 0, count: 0, correct: 0 };
+    const labels = samples.map((s) => {
+      if (!Number.isInteger(s.label) || s.label < 0 || s.label >= this.numClasses) {
+        throw new DptrainError('E_DATA_INVALID', `sample ${s.name} (${s.path}) has label ${s.label}, expected 0..${this.numClasses - 1}`);
+      }
+      return s.label;
+    });
+    const feats = await this.features(samples, { train: true, epoch: ctx.epoch });
+    const gradients = new Float32Array(total);
+    let loss = 0;
+    let correct = 0;
+    const rate = this.head.spec.dropout;
+    const units = this.head.spec.units;
+    tf.tidy(() => {
+      const x = tf.tensor(feats.data, feats.shape);
+      const onehot = tf.oneHot(tf.tensor1d(labels, 'int32'), this.numClasses).toFloat();
+      const mask = rate > 0 ? tf.tensor2d(dropoutMask(rate, units, this.config.seed, ctx.step, samples), [n, units]) : undefined;
+      let logitsKept: tf.Tensor | undefined;
+      const { value, grads } = tf.variableGrads(() => {
+        const h = pm.tail.apply(x, { training: false }) as tf.Tensor;
+        const logits = this.head.logits.apply(mask ? h.mul(mask) : h) as tf.Tensor2D;
+        logitsKept = tf.keep(logits);
+        return tf.neg(tf.sum(tf.mul(onehot, tf.logSoftmax(logits)))).div(n) as tf.Scalar;
+      }, pm.vars);
+      loss = value.dataSync()[0]!;
+      let off = 0;
+      pm.vars.forEach((v, i) => {
+        const g = grads[v.name];
+        if (g) gradients.set(g.dataSync() as Float32Array, off);
+        off += pm.spec[i]!.size;
+      });
+      if (logitsKept) {
+        const pred = logitsKept.argMax(1).dataSync();
+        for (let i = 0; i < n; i++) if (pred[i] === labels[i]) correct++;
+        logitsKept.dispose();
+      }
+    });
+    return { gradients, loss, count: n, correct };
+  }
+
+  async predict(samples: Sample[]): Promise<Float32Array> {
+    this.assertLive();
+    const pm = this.models();
+    const out = new Float32Array(samples.length * this.numClasses);
+    for (let i = 0; i < samples.length; i += this.chunk) {
+      const part = samples.slice(i, i + this.chunk);
+      const feats = await this.features(part, { train: false, epoch: 0 });
+      tf.tidy(() => {
+        const x = tf.tensor(feats.data, feats.shape);
+        const h = pm.tail.apply(x, { training: false }) as tf.Tensor;
+        const probs = tf.softmax(this.head.logits.apply(h) as tf.Tensor2D);
+        out.set(probs.dataSync() as Float32Array, i * this.numClasses);
+      });
+    }
+    return out;
+  }
+
+  /** Save backbone + head as one tfjs layers model with class names, preprocessing and input size in the metadata. */
+  async save(dir: string): Promise<void> {
+    await saveTrainedModel(dir, {
+      model: this.model,
+      classNames: this.classNames,
+      preprocess: this.preprocess,
+      inputSize: this.inputSize,
+      backbone: this.config.backbone.kind === 'layers' ? (this.config.backbone.path ?? 'layers') : this.config.backbone.kind,
+      cut: this.backbone.cut,
+    });
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.cache?.clearMemory();
+    this.model.dispose();
+  }
+
+  private assertLive(): void {
+    if (this.disposed) throw new DptrainError('E_CONFIG', 'replica was disposed');
+  }
+
+  private warn(message: string): void {
+    (this.options.onWarning ?? ((m: string) => console.warn(`dptrain: ${m}`)))(message);
+  }
+
+  /** This process's copy of a sample (paths from the local data set when it has the same sample). */
+  private local(s: Sample): Sample {
+    const ds = this.options.dataset;
+    if (!ds) return s;
+    const mine = (s.split === 'test' ? ds.test : ds.labelled)[s.index];
+    return mine && mine.name === s.name ? mine : s;
+  }
+
+  /**
+   * Output of the frozen part for these samples, [n, ...boundary shape], from the cache when possible.
+   * Training with augmentation reads view epoch mod K (cached) or the epoch's own augmentation (uncached).
+   */
+  private async features(samples: Sample[], mode: { train: boolean; epoch: number }): Promise<{ data: Float32Array; shape: number[] }> {
+    const pm = this.models();
+    const fshape = originalOutput(getLayer(this.backbone.model, pm.split.boundary)).shape.slice(1) as number[];
+    const size = fshape.reduce((a, b) => a * b, 1);
+    const shape = [samples.length, ...fshape];
+    const augment = mode.train && this.augmenting;
+    const views = this.config.cachedViews;
+    const augEpoch = augment && views > 0 ? mode.epoch % views : mode.epoch;
+    const useCache = this.cache !== undefined && (!augment || views > 0);
+    const data = new Float32Array(samples.length * size);
+    const missing: number[] = [];
+    const keys = samples.map((s) => featureKey(pm.split.boundary, s, `${augment ? `v${augEpoch}` : 'plain'}.g${this.generation}`));
+    if (useCache) {
+      keys.forEach((k, i) => {
+        const v = this.cache!.get(k);
+        if (v) data.set(v, i * size);
+        else missing.push(i);
+      });
+    } else {
+      for (let i = 0; i < samples.length; i++) missing.push(i);
+    }
+    for (let c = 0; c < missing.length; c += this.chunk) {
+      const idx = missing.slice(c, c + this.chunk);
+      const batch = await this.images.loadBatch(idx.map((i) => this.local(samples[i]!)), { augment, epoch: augEpoch });
+      const out = tf.tidy(() => {
+        const y = pm.frozen.predict(tf.tensor(batch.data, [idx.length, ...batch.shape.slice(1)])) as tf.Tensor;
+        return y.dataSync() as Float32Array;
+      });
+      idx.forEach((i, j) => {
+        const row = out.subarray(j * size, (j + 1) * size);
+        data.set(useCache ? this.cache!.put(keys[i]!, row) : row, i * size);
+      });
+    }
+    return { data, shape };
+  }
+}
+
+/** Hash of the backbone's weights up to the cut (trainable and not), in layer order. */
+export function hashBackboneWeights(backbone: Backbone): string {
+  const h = createHash('sha256');
+  for (const layer of ancestorsInOrder(backbone.model, backbone.cut)) {
+    for (const w of layer.weights) {
+      h.update(`${layer.name}/${w.originalName ?? w.name}[${w.shape.join(',')}]`);
+      const v = w.read().dataSync() as Float32Array;
+      h.update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+    }
+  }
+  return h.digest('hex');
+}
+
+/**
+ * Build the replica of a run: backbone (with its weights), head (seeded), feature cache, phase 'head' selected.
+ */
+export async function createReplica(config: RunConfig, options: ReplicaOptions = {}): Promise<ModelReplica> {
+  const warn = options.onWarning ?? ((m: string) => console.warn(`dptrain: ${m}`));
+  const classNames = config.classNames ?? options.dataset?.classNames;
+  if (!classNames || classNames.length < 2) {
+    throw new DptrainError('E_CONFIG', `createReplica: need at least 2 classes (from config.classNames or the data set), got ${classNames?.length ?? 0}`);
+  }
+  const backbone = await createBackbone(config.backbone, { seed: config.seed, onWarning: warn });
+  const head = createHead({ spec: config.head, numClasses: classNames.length, seed: config.seed });
+  const baseHash = hashBackboneWeights(backbone);
+  const images =
+    options.images ??
+    new ImageBatchLoader({ inputSize: backbone.inputSize, preprocess: config.preprocess, augmentation: config.augmentation, seed: config.seed });
+  const replica = new ModelReplica(config, backbone, head, images, { ...options, onWarning: warn }, classNames, baseHash);
+  await replica.setPhase('head');
+  return replica;
+}
