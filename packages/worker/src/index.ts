@@ -1,1 +1,5 @@
-export {};
+export * from './backoff.js';
+export * from './connect.js';
+export * from './worker.js';
+export * from './observer.js';
+export * from './backend.js';

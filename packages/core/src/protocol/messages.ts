@@ -5,10 +5,13 @@ import { RunConfigSchema } from '../config.js';
 export const PROTOCOL_VERSION = 1;
 
 const v = z.literal(PROTOCOL_VERSION);
-const f32 = z.instanceof(Float32Array);
-const u8 = z.instanceof(Uint8Array);
-const u16 = z.instanceof(Uint16Array);
-const u32 = z.instanceof(Uint32Array);
+// typed arrays of any buffer kind (TS 6 types z.instanceof as backed by ArrayBuffer only)
+const typed = <T>(ctor: new (...args: never[]) => T, name: string) =>
+  z.custom<T>((x) => x instanceof ctor, { message: `expected a ${name}` });
+const f32 = typed<Float32Array>(Float32Array, 'Float32Array');
+const u8 = typed<Uint8Array>(Uint8Array, 'Uint8Array');
+const u16 = typed<Uint16Array>(Uint16Array, 'Uint16Array');
+const u32 = typed<Uint32Array>(Uint32Array, 'Uint32Array');
 const phase = z.enum(['head', 'fine_tune']);
 const split = z.enum(['labelled', 'test']);
 const id = z.number().int().nonnegative();
@@ -52,7 +55,10 @@ export const WelcomeSchema = z
 /** coordinator -> worker: switch the trainable set; set these weights if given; return yours if asked. */
 export const PhaseSchema = z.object({ v, type: z.literal('phase'), id, phase, weights: f32.nullable(), wantWeights: z.boolean() }).strict();
 /** worker -> coordinator: phase switched. */
-export const PhaseReadySchema = z.object({ v, type: z.literal('phase_ready'), id, size: count, weights: f32.nullable() }).strict();
+export const WeightSpecWireSchema = z.object({ name: str(512), shape: z.array(count).max(8), size: count }).strict();
+export const PhaseReadySchema = z
+  .object({ v, type: z.literal('phase_ready'), id, spec: z.array(WeightSpecWireSchema).max(10_000), weights: f32.nullable() })
+  .strict();
 /** coordinator -> worker: compute gradients on these samples of the labelled split. */
 export const StepSchema = z.object({ v, type: z.literal('step'), id, phase, epoch: count, step: count, indices: u32 }).strict();
 /** worker -> coordinator: mean gradient over the slice (fp32, or fp16 bit patterns). */

@@ -1,11 +1,47 @@
 import type { Command } from 'commander';
+import { startWorker, selectBackend } from '@dptrain/worker';
+import { addProtocolFlags, resolveToken, toProtocolOptions, type ProtocolFlagValues } from '../../cluster/index.js';
 
-// Placeholder registration: the owning issue replaces this file with the real command.
+interface WorkerFlags extends ProtocolFlagValues {
+  connect: string;
+  data?: string;
+  token?: string;
+  backend?: string;
+  ca?: string;
+  batchCapacity: string;
+}
+
 export function register(program: Command): void {
-  program
-    .command('worker')
-    .description('(not built yet)')
-    .action(() => {
-      throw new Error('dptrain worker is not built yet');
+  const cmd = program.command('worker').description('join a coordinator and compute gradients on this machine');
+  addProtocolFlags(cmd)
+    .requiredOption('--connect <url>', 'coordinator URL, ws://HOST:PORT or wss://HOST:PORT')
+    .option('--data <dir>', "this machine's copy of the data (default: the coordinator's path)")
+    .option('--token <secret>', 'shared secret (default: $DPTRAIN_TOKEN)')
+    .option('--backend <name>', 'force a backend: tensorflow-gpu, tensorflow, native, wasm, cpu')
+    .option('--ca <file>', 'PEM CA certificate to trust for wss://')
+    .option('--batch-capacity <n>', 'largest slice of a step this worker takes', '64')
+    .action(async (flags: WorkerFlags) => {
+      const token = resolveToken(flags.token);
+      const backend = await selectBackend(flags.backend);
+      process.stderr.write(`dptrain worker: backend ${backend.name} (${backend.device})\n`);
+      const p = toProtocolOptions(flags);
+      const handle = startWorker({
+        url: flags.connect,
+        token,
+        backend,
+        batchCapacity: Number(flags.batchCapacity),
+        ...(flags.data ? { dataDir: flags.data } : {}),
+        ...(flags.ca ? { ca: flags.ca } : {}),
+        ...(p.heartbeatIntervalMs ? { heartbeatIntervalMs: p.heartbeatIntervalMs } : {}),
+        ...(p.lostAfterMs ? { lostAfterMs: p.lostAfterMs } : {}),
+      });
+      const stop = (): void => handle.stop();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      const exit = await handle.done;
+      process.stderr.write(`dptrain worker: ${exit.reason}: ${exit.detail}\n`);
+      if (exit.reason === 'refused' || exit.reason === 'gave_up') process.exitCode = 2;
+      // tfjs/wasm may keep handles open
+      setTimeout(() => process.exit(), 100).unref();
     });
 }

@@ -1,0 +1,113 @@
+import type { WebSocket } from 'ws';
+import { DptrainError, encodeMessage, type ClientRole, type MessageOf, type Outgoing, type WorkerInfo } from '@dptrain/core';
+
+/** Connection states of a peer, in order. */
+export type PeerState = 'hello' | 'auth' | 'join' | 'joined' | 'observing' | 'closed';
+
+/** Raised on requests outstanding to a worker that is lost. */
+export class WorkerLostError extends Error {
+  constructor(
+    readonly workerId: string,
+    readonly reason: string,
+  ) {
+    super(`worker ${workerId} lost: ${reason}`);
+    this.name = 'WorkerLostError';
+  }
+}
+
+type ReplyType = 'phase_ready' | 'gradients' | 'predictions' | 'weights_ack';
+
+interface Pending {
+  type: ReplyType;
+  resolve: (msg: never) => void;
+  reject: (err: Error) => void;
+}
+
+/** One WebSocket connection to the coordinator: a worker or an observer, before or after authentication. */
+export class Peer {
+  state: PeerState = 'hello';
+  role: ClientRole | undefined;
+  /** Connection id until the worker is accepted, then its worker id ("w1", ...). */
+  id: string;
+  info: WorkerInfo | undefined;
+  nonce: Uint8Array | undefined;
+  lastSeen: number;
+  bytesIn = 0;
+  bytesOut = 0;
+  /** Phase the worker's replica is in (null before any). */
+  phase: string | null = null;
+  /** Version of the trainable weights the worker holds (-1: none). */
+  version = -1;
+  /** Dispatch order: when the worker joined. */
+  readonly seq: number;
+  private nextRequestId = 1;
+  private readonly pending = new Map<string, Pending>();
+  private closedReason: string | undefined;
+
+  constructor(
+    readonly ws: WebSocket,
+    connId: string,
+    seq: number,
+    now: number,
+  ) {
+    this.id = connId;
+    this.seq = seq;
+    this.lastSeen = now;
+  }
+
+  get closed(): boolean {
+    return this.state === 'closed';
+  }
+
+  send(message: Outgoing | Buffer): void {
+    if (this.closed) return;
+    const frame = Buffer.isBuffer(message) ? message : encodeMessage(message);
+    this.bytesOut += frame.length;
+    this.ws.send(frame);
+  }
+
+  /** Sends a request and resolves with the reply of type `type` carrying the same id. */
+  request<T extends ReplyType>(type: T, message: Outgoing | Buffer | ((id: number) => Outgoing), key?: string): Promise<MessageOf<T>> {
+    if (this.closed) return Promise.reject(new WorkerLostError(this.id, this.closedReason ?? 'closed'));
+    const id = this.nextRequestId++;
+    const msg = typeof message === 'function' ? message(id) : message;
+    const k = `${type}:${key ?? id}`;
+    return new Promise<MessageOf<T>>((resolve, reject) => {
+      this.pending.set(k, { type, resolve: resolve as (m: never) => void, reject });
+      this.send(msg);
+    });
+  }
+
+  /** Hands a reply to its request; false if nothing waits for it. */
+  settle(type: ReplyType, key: string, msg: MessageOf<ReplyType>): boolean {
+    const k = `${type}:${key}`;
+    const p = this.pending.get(k);
+    if (!p) return false;
+    this.pending.delete(k);
+    p.resolve(msg as never);
+    return true;
+  }
+
+  hasPending(): boolean {
+    return this.pending.size > 0;
+  }
+
+  /** Marks the peer closed, fails its outstanding requests and closes the socket. */
+  close(reason: string, code = 1000): void {
+    if (this.closed) return;
+    this.state = 'closed';
+    this.closedReason = reason;
+    for (const p of this.pending.values()) p.reject(new WorkerLostError(this.id, reason));
+    this.pending.clear();
+    try {
+      this.ws.close(code, reason.slice(0, 120));
+    } catch {
+      this.ws.terminate();
+    }
+    setTimeout(() => this.ws.terminate(), 1000).unref();
+  }
+}
+
+export function protocolError(code: ConstructorParameters<typeof DptrainError>[0], message: string): DptrainError {
+  return new DptrainError(code, message);
+}

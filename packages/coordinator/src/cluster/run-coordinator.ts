@@ -1,0 +1,115 @@
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import {
+  EventBus,
+  loadDataset,
+  prepareTrainData,
+  runTraining,
+  systemClock,
+  writeFileAtomic,
+  type Clock,
+  type ProtocolOptions,
+  type RunConfig,
+  type TrainResult,
+} from '@dptrain/core';
+import { ClusterExecutor, type ClusterExecutorOptions } from './executor.js';
+import type { EpochSampleCount } from './ledger.js';
+import { ClusterServer, type HttpHandler } from './server.js';
+
+export interface CoordinatorOptions {
+  config: RunConfig;
+  /** Run directory (model, metrics.jsonl, report.json, submission.csv, checkpoint, cluster.json). */
+  runDir: string;
+  /** Shared secret for workers and observers. */
+  token: string;
+  /** Interface to listen on. Default '127.0.0.1'. */
+  host?: string;
+  /** Port; 0 picks a free one. Default 0. */
+  port?: number;
+  /** Training waits while fewer workers are joined. Default 1. */
+  minWorkers?: number;
+  /** Continue from `<runDir>`'s checkpoint. Default false. */
+  resume?: boolean;
+  /** PEM cert/key files for wss://. Default: plain ws. */
+  tls?: { cert: string; key: string };
+  /** Protocol limits (heartbeat, lost-after, payload...). Default: DEFAULT_PROTOCOL_OPTIONS. */
+  protocol?: ProtocolOptions;
+  /** Event bus of the run (dashboard, logs, metrics subscribe here). Default: a new bus. */
+  bus?: EventBus;
+  /** Clock. Default systemClock. */
+  clock?: Clock;
+  /** Extra HTTP routes on the coordinator's server (e.g. /metrics, /healthz). Default: none. */
+  httpHandlers?: HttpHandler[];
+  /** Called once the server listens, with its ws:// or wss:// URL (e.g. to start local workers). */
+  onListening?: (url: string, server: ClusterServer) => void | Promise<void>;
+  /** Executor tuning (maxWorkers, predictChunk, ackWeights). Default: none. */
+  executor?: Omit<ClusterExecutorOptions, 'server' | 'minWorkers' | 'clock'>;
+  /** Stop (as if killed) after this many global steps (tests). Default: never. */
+  haltAfterSteps?: number;
+  /** Validate by decoding every image (false: existence + magic bytes). Default true. */
+  decodeOnValidate?: boolean;
+}
+
+/** cluster.json: what the cluster did, for the report and the tests. */
+export interface ClusterSummary {
+  url: string;
+  /** Per epoch: samples whose gradients were counted, distinct, doubled. */
+  epochs: EpochSampleCount[];
+  workersJoined: number;
+  workersLost: { id: string; reason: string }[];
+  framesRejected: Record<string, number>;
+}
+
+/**
+ * `dptrain coordinator`: listens for workers, prepares the data, and runs the training recipe with a
+ * ClusterExecutor; writes cluster.json next to report.json.
+ */
+export async function runCoordinator(opts: CoordinatorOptions): Promise<{ result: TrainResult; summary: ClusterSummary }> {
+  const clock = opts.clock ?? systemClock;
+  const bus = opts.bus ?? new EventBus();
+  const { config } = opts;
+  const datasetHash = loadDataset(config.dataDir, config.classNames ? { classNames: config.classNames } : {}).hash;
+  const server = new ClusterServer({
+    token: opts.token,
+    config,
+    bus,
+    clock,
+    datasetHash,
+    host: opts.host ?? '127.0.0.1',
+    port: opts.port ?? 0,
+    ...(opts.tls ? { tls: opts.tls } : {}),
+    ...(opts.protocol ? { protocol: opts.protocol } : {}),
+    ...(opts.httpHandlers ? { httpHandlers: opts.httpHandlers } : {}),
+  });
+  const lost: { id: string; reason: string }[] = [];
+  let joined = 0;
+  bus.on((e) => {
+    if (e.type === 'worker_lost') lost.push({ id: e.id, reason: e.reason });
+    if (e.type === 'worker_joined') joined++;
+  });
+  const url = await server.listen();
+  bus.emit({ type: 'log', time: clock.now(), level: 'info', message: `coordinator listening on ${url}` });
+  const executor = new ClusterExecutor({ ...opts.executor, server, minWorkers: opts.minWorkers ?? 1, clock });
+  const runDir = path.resolve(opts.runDir);
+  const summary = (): ClusterSummary => ({ url, epochs: executor.ledger.summary(), workersJoined: joined, workersLost: lost, framesRejected: Object.fromEntries(server.rejected) });
+  try {
+    await opts.onListening?.(url, server);
+    const result = await runTraining({
+      config,
+      runDir,
+      executor,
+      bus,
+      clock,
+      prepareData: (c, b, k) => prepareTrainData(c, b, k, opts.decodeOnValidate === false ? { decode: false } : {}),
+      backend: { name: 'cluster', device: 'workers' },
+      workers: Math.max(opts.minWorkers ?? 1, server.workers.length),
+      resume: opts.resume ?? false,
+      ...(opts.haltAfterSteps !== undefined ? { haltAfterSteps: opts.haltAfterSteps } : {}),
+    });
+    await fs.mkdir(runDir, { recursive: true });
+    await writeFileAtomic(path.join(runDir, 'cluster.json'), JSON.stringify(summary(), null, 2));
+    return { result, summary: summary() };
+  } finally {
+    await executor.close();
+  }
+}

@@ -1,0 +1,391 @@
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import {
+  DptrainError,
+  EventBus,
+  createNonce,
+  decodeMessage,
+  encodeMessage,
+  isDptrainError,
+  resolveProtocolOptions,
+  systemClock,
+  verifyAuthResponse,
+  type Clock,
+  type Message,
+  type MessageOf,
+  type PhaseName,
+  type ProtocolOptions,
+  type ResolvedProtocolOptions,
+  type RunConfig,
+  type RunEvent,
+} from '@dptrain/core';
+import { Peer, WorkerLostError } from './peer.js';
+
+/** An extra HTTP route on the coordinator's server (e.g. /metrics). Return true when the request was handled. */
+export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
+
+export interface ClusterServerOptions {
+  /** Interface to listen on. Default '127.0.0.1'. */
+  host?: string;
+  /** Port to listen on; 0 picks a free one. Default 0. */
+  port?: number;
+  /** Shared secret for the challenge-response. Required (an empty string is refused). */
+  token: string;
+  /** Run configuration sent to every worker on join. */
+  config: RunConfig;
+  /** PEM certificate and key files: serve wss:// instead of ws://. Default: none (plain ws). */
+  tls?: { cert: string; key: string };
+  /** Protocol limits and timings (see ProtocolOptions for defaults). */
+  protocol?: ProtocolOptions;
+  /** Event bus the run emits on; the server adds worker/frame events and forwards all events to observers. Default: a new bus. */
+  bus?: EventBus;
+  /** Clock for heartbeats and event times. Default: systemClock. */
+  clock?: Clock;
+  /** Hash of the frozen base every worker must report. Default: the first joined worker's hash becomes the reference. */
+  baseHash?: string;
+  /** Hash of the data set every worker must report. Default: the first joined worker's hash becomes the reference. */
+  datasetHash?: string;
+  /** Extra HTTP routes, tried in order before the built-in `GET /status`. Default: none. */
+  httpHandlers?: HttpHandler[];
+  /** Events kept for observers that connect later (oldest dropped first). Default 20000. */
+  maxEventHistory?: number;
+}
+
+/** What a newly joined worker must receive: the state of the run. */
+export interface RunState {
+  step: number;
+  phase: PhaseName | null;
+  weights: Float32Array | null;
+  version: number;
+}
+
+/**
+ * The coordinator's WebSocket server: authenticates workers and observers, checks hashes at join,
+ * keeps heartbeats, rejects bad frames (with a `frame_rejected` event and a dropped connection), and
+ * forwards every run event to observers. Work distribution lives in ClusterExecutor.
+ */
+export class ClusterServer {
+  readonly bus: EventBus;
+  readonly options: ResolvedProtocolOptions;
+  private readonly clock: Clock;
+  private readonly http: Server;
+  private readonly wss: WebSocketServer;
+  private readonly peers = new Set<Peer>();
+  private readonly workerList = new Map<string, Peer>();
+  private readonly observers = new Set<Peer>();
+  private readonly history: RunEvent[] = [];
+  private readonly joinWaiters = new Set<() => void>();
+  private readonly lostListeners = new Set<(peer: Peer, reason: string) => void>();
+  private baseHash: string | undefined;
+  private datasetHash: string | undefined;
+  private connSeq = 0;
+  private workerSeq = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly unsubscribe: () => void;
+  /** Updated by the executor; sent in every welcome. */
+  state: RunState = { step: 0, phase: null, weights: null, version: -1 };
+  /** Counts by reason code of the frames rejected so far. */
+  readonly rejected = new Map<string, number>();
+
+  constructor(private readonly opts: ClusterServerOptions) {
+    if (!opts.token) throw new DptrainError('E_AUTH', 'a shared token is required (--token or DPTRAIN_TOKEN)');
+    this.options = resolveProtocolOptions(opts.protocol);
+    this.clock = opts.clock ?? systemClock;
+    this.bus = opts.bus ?? new EventBus();
+    this.baseHash = opts.baseHash;
+    this.datasetHash = opts.datasetHash;
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handleHttp(req, res);
+    this.http = opts.tls
+      ? createHttpsServer({ cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) }, handler)
+      : createHttpServer(handler);
+    this.wss = new WebSocketServer({ server: this.http, maxPayload: this.options.maxPayload, perMessageDeflate: false });
+    this.wss.on('connection', (ws) => this.onConnection(ws));
+    this.unsubscribe = this.bus.on((e) => this.onEvent(e));
+  }
+
+  /** Starts listening; resolves with the URL workers connect to. */
+  async listen(): Promise<string> {
+    await new Promise<void>((resolve, reject) => {
+      this.http.once('error', reject);
+      this.http.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1', () => {
+        this.http.off('error', reject);
+        resolve();
+      });
+    });
+    this.timer = setInterval(() => this.tick(), this.options.heartbeatIntervalMs);
+    this.timer.unref();
+    return this.url;
+  }
+
+  get address(): AddressInfo {
+    return this.http.address() as AddressInfo;
+  }
+
+  get url(): string {
+    const a = this.address;
+    const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+    return `${this.opts.tls ? 'wss' : 'ws'}://${host}:${a.port}`;
+  }
+
+  /** Joined, live workers in join order. */
+  get workers(): Peer[] {
+    return [...this.workerList.values()].filter((p) => !p.closed).sort((a, b) => a.seq - b.seq);
+  }
+
+  get eventHistory(): readonly RunEvent[] {
+    return this.history;
+  }
+
+  emit(event: RunEvent): void {
+    this.bus.emit(event);
+  }
+
+  /** Resolves when a worker joins (or after `timeoutMs`). */
+  waitForJoin(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.joinWaiters.delete(done);
+        resolve();
+      };
+      const t = setTimeout(done, timeoutMs);
+      this.joinWaiters.add(done);
+    });
+  }
+
+  /** Calls `listener` each time a worker completes its join. */
+  onWorkerJoined(listener: () => void): () => void {
+    this.joinWaiters.add(listener);
+    return () => this.joinWaiters.delete(listener);
+  }
+
+  onWorkerLost(listener: (peer: Peer, reason: string) => void): () => void {
+    this.lostListeners.add(listener);
+    return () => this.lostListeners.delete(listener);
+  }
+
+  /** Rejects a frame of `peer`: logs the reason code as an event, tells the peer, drops it. */
+  reject(peer: Peer, err: DptrainError | Error): void {
+    const code = isDptrainError(err) ? err.code : 'E_PROTOCOL_SCHEMA';
+    this.rejected.set(code, (this.rejected.get(code) ?? 0) + 1);
+    const known = peer.role === 'worker' && peer.info ? peer.id : undefined;
+    this.emit({ type: 'frame_rejected', time: this.clock.now(), workerId: known ?? peer.id, code, reason: err.message.slice(0, 500) });
+    try {
+      peer.send({ type: 'error', code, message: err.message.slice(0, 4000) });
+    } catch {
+      // the socket may already be gone
+    }
+    this.drop(peer, `${code}: ${err.message}`, 1008);
+  }
+
+  /** Closes a peer; a joined worker is reported lost and its outstanding requests fail. */
+  drop(peer: Peer, reason: string, code = 1000): void {
+    if (peer.closed) return;
+    const wasWorker = peer.state === 'joined';
+    peer.close(reason, code);
+    this.peers.delete(peer);
+    this.observers.delete(peer);
+    if (wasWorker) {
+      this.workerList.delete(peer.id);
+      this.emit({ type: 'worker_lost', time: this.clock.now(), id: peer.id, reason: reason.slice(0, 500) });
+      for (const l of this.lostListeners) l(peer, reason);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.unsubscribe();
+    for (const p of [...this.peers]) {
+      try {
+        p.send({ type: 'bye', reason: 'coordinator shutting down' });
+      } catch {
+        // ignore
+      }
+      this.drop(p, 'coordinator shutting down', 1001);
+    }
+    for (const ws of this.wss.clients) ws.terminate();
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+    await new Promise<void>((resolve) => this.http.close(() => resolve()));
+    this.http.closeAllConnections?.();
+  }
+
+  // ---- internals ---------------------------------------------------------------------------
+
+  private async handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      for (const h of this.opts.httpHandlers ?? []) if (await h(req, res)) return;
+      if (req.method === 'GET' && (req.url === '/status' || req.url === '/')) {
+        const body = JSON.stringify({
+          step: this.state.step,
+          phase: this.state.phase,
+          workers: this.workers.map((w) => ({ ...w.info, bytesIn: w.bytesIn, bytesOut: w.bytesOut })),
+          observers: this.observers.size,
+          rejected: Object.fromEntries(this.rejected),
+        });
+        res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+        return;
+      }
+      res.writeHead(404).end();
+    } catch (err) {
+      if (!res.headersSent) res.writeHead(500);
+      res.end(String((err as Error).message));
+    }
+  }
+
+  private onEvent(e: RunEvent): void {
+    if (e.type !== 'worker_heartbeat') {
+      this.history.push(e);
+      const max = this.opts.maxEventHistory ?? 20_000;
+      if (this.history.length > max) this.history.splice(0, this.history.length - max);
+    }
+    if (this.observers.size === 0) return;
+    const frame = encodeMessage({ type: 'events', events: [e as unknown as MessageOf<'events'>['events'][number]] });
+    for (const o of this.observers) o.send(frame);
+  }
+
+  private onConnection(ws: WebSocket): void {
+    const peer = new Peer(ws, `c${++this.connSeq}`, this.connSeq, this.clock.now());
+    this.peers.add(peer);
+    const authTimer = setTimeout(() => {
+      if (peer.state === 'hello' || peer.state === 'auth') this.reject(peer, new DptrainError('E_AUTH', `connection ${peer.id}: no authentication within ${this.options.authTimeoutMs} ms`));
+    }, this.options.authTimeoutMs);
+    const joinTimer = setTimeout(() => {
+      if (peer.state === 'join') this.reject(peer, new DptrainError('E_TIMEOUT' as never, `connection ${peer.id}: no join within ${this.options.joinTimeoutMs} ms`));
+    }, this.options.joinTimeoutMs);
+    authTimer.unref();
+    joinTimer.unref();
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (peer.closed) return;
+      const size = Array.isArray(data) ? data.reduce((a, b) => a + b.length, 0) : (data as Buffer | ArrayBuffer).byteLength;
+      peer.bytesIn += size;
+      peer.lastSeen = this.clock.now();
+      try {
+        const limit = peer.state === 'hello' || peer.state === 'auth' ? this.options.preAuthMaxPayload : this.options.maxPayload;
+        if (!isBinary) throw new DptrainError('E_PROTOCOL_DECODE', 'text frame; the protocol is binary msgpack');
+        const msg = decodeMessage(data as Buffer, limit);
+        this.onMessage(peer, msg);
+      } catch (err) {
+        this.reject(peer, err as Error);
+      }
+    });
+    ws.on('error', (err: Error & { code?: string }) => {
+      // ws reports an oversize frame as an error before closing with 1009
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.reject(peer, new DptrainError('E_PROTOCOL_OVERSIZE', `connection ${peer.id}: ${err.message} (limit ${this.options.maxPayload} bytes)`));
+      else if (err.code?.startsWith('WS_ERR')) this.reject(peer, new DptrainError('E_PROTOCOL_DECODE', `connection ${peer.id}: ${err.message}`));
+      else this.drop(peer, `socket error: ${err.message}`);
+    });
+    ws.on('close', () => {
+      clearTimeout(authTimer);
+      clearTimeout(joinTimer);
+      this.drop(peer, 'connection closed');
+    });
+  }
+
+  private onMessage(peer: Peer, msg: Message): void {
+    if (msg.type === 'heartbeat') {
+      if (peer.state === 'joined') this.emit({ type: 'worker_heartbeat', time: this.clock.now(), id: peer.id, bytesIn: peer.bytesIn, bytesOut: peer.bytesOut });
+      return;
+    }
+    if (msg.type === 'bye') {
+      this.drop(peer, `worker said bye: ${msg.reason}`);
+      return;
+    }
+    switch (peer.state) {
+      case 'hello': {
+        if (msg.type !== 'hello') throw new DptrainError('E_PROTOCOL_SCHEMA', `connection ${peer.id}: expected 'hello', got '${msg.type}'`);
+        peer.role = msg.role;
+        peer.nonce = createNonce();
+        peer.state = 'auth';
+        peer.send({ type: 'challenge', nonce: peer.nonce });
+        return;
+      }
+      case 'auth': {
+        if (msg.type !== 'auth') throw new DptrainError('E_PROTOCOL_SCHEMA', `connection ${peer.id}: expected 'auth', got '${msg.type}'`);
+        if (!verifyAuthResponse(this.opts.token, peer.nonce!, peer.role!, msg.mac)) {
+          throw new DptrainError('E_AUTH', `connection ${peer.id} (${peer.role}): bad token`);
+        }
+        if (peer.role === 'observer') {
+          peer.state = 'observing';
+          peer.send({ type: 'accepted', role: 'observer' });
+          peer.send({ type: 'events', events: this.history as unknown as MessageOf<'events'>['events'] });
+          this.observers.add(peer);
+        } else {
+          peer.state = 'join';
+          peer.id = `w${++this.workerSeq}`;
+          peer.send({ type: 'accepted', role: 'worker', workerId: peer.id, config: this.opts.config });
+        }
+        return;
+      }
+      case 'join': {
+        if (msg.type !== 'join') throw new DptrainError('E_PROTOCOL_SCHEMA', `worker ${peer.id}: expected 'join', got '${msg.type}'`);
+        this.baseHash ??= msg.baseHash;
+        if (msg.baseHash !== this.baseHash) {
+          throw new DptrainError('E_BASE_HASH', `worker ${peer.id} (${msg.host}): frozen base hash ${msg.baseHash} differs from the reference ${this.baseHash}`);
+        }
+        this.datasetHash ??= msg.datasetHash;
+        if (msg.datasetHash !== this.datasetHash) {
+          throw new DptrainError('E_DATASET_HASH', `worker ${peer.id} (${msg.host}): data set hash ${msg.datasetHash} differs from the reference ${this.datasetHash}`);
+        }
+        peer.info = { id: peer.id, host: msg.host, backend: msg.backend, device: msg.device, batchCapacity: msg.batchCapacity };
+        peer.state = 'joined';
+        const s = this.state;
+        peer.send({ type: 'welcome', workerId: peer.id, step: s.step, phase: s.phase, weights: s.phase ? s.weights : null });
+        if (s.phase) {
+          peer.phase = s.phase;
+          peer.version = s.weights ? s.version : -1;
+        }
+        this.workerList.set(peer.id, peer);
+        this.emit({ type: 'worker_joined', time: this.clock.now(), worker: peer.info });
+        for (const w of [...this.joinWaiters]) w();
+        return;
+      }
+      case 'joined': {
+        this.onWorkerReply(peer, msg);
+        return;
+      }
+      case 'observing':
+        throw new DptrainError('E_PROTOCOL_SCHEMA', `observer ${peer.id}: observers are read-only, got '${msg.type}'`);
+      default:
+        return;
+    }
+  }
+
+  private onWorkerReply(peer: Peer, msg: Message): void {
+    let ok = false;
+    switch (msg.type) {
+      case 'gradients':
+      case 'predictions':
+      case 'phase_ready':
+        ok = peer.settle(msg.type, String(msg.id), msg);
+        break;
+      case 'weights_ack':
+        ok = peer.settle('weights_ack', String(msg.step), msg);
+        break;
+      case 'error':
+        // a worker could not do what it was asked (e.g. an unreadable image): drop it, its work goes elsewhere
+        this.drop(peer, `worker error ${msg.code}: ${msg.message}`);
+        return;
+      default:
+        break;
+    }
+    if (!ok) throw new DptrainError('E_PROTOCOL_SCHEMA', `worker ${peer.id}: unexpected '${msg.type}' message`);
+  }
+
+  private tick(): void {
+    const now = this.clock.now();
+    const beat = encodeMessage({ type: 'heartbeat', time: now });
+    for (const p of [...this.peers]) {
+      if (p.closed) continue;
+      if ((p.state === 'joined' || p.state === 'observing' || p.state === 'join') && now - p.lastSeen > this.options.lostAfterMs) {
+        this.drop(p, `silent for ${now - p.lastSeen} ms (limit ${this.options.lostAfterMs} ms)`, 4000);
+        continue;
+      }
+      if (p.state === 'joined' || p.state === 'observing' || p.state === 'join') p.send(beat);
+    }
+  }
+}
+
+export { WorkerLostError };

@@ -1,0 +1,93 @@
+import { readFileSync } from 'node:fs';
+import WebSocket from 'ws';
+import { DptrainError, authResponse, decodeMessage, encodeMessage, type ClientRole, type Message, type MessageOf, type Outgoing } from '@dptrain/core';
+
+export interface ConnectOptions {
+  /** ws:// or wss:// URL of the coordinator. */
+  url: string;
+  /** Shared secret (never sent; used to answer the challenge). */
+  token: string;
+  role: ClientRole;
+  /** PEM CA file trusted for wss:// (self-signed coordinator certificates). Default: the system CAs. */
+  ca?: string;
+  /** Largest frame accepted from the coordinator, in bytes. Default 512 MiB. */
+  maxPayload?: number;
+  /** Time allowed for connect + challenge-response, in ms. Default 10000. */
+  timeoutMs?: number;
+}
+
+/** An authenticated connection: the socket and the coordinator's `accepted` message. */
+export interface AuthedConnection {
+  ws: WebSocket;
+  accepted: MessageOf<'accepted'>;
+  send(message: Outgoing): void;
+  /** Receives every later message (decoded and checked), starting with any that arrived before the call. */
+  onMessage(handler: (msg: Message) => void, onBadFrame: (err: Error) => void): void;
+}
+
+/** Opens a WebSocket to the coordinator and completes hello → challenge → auth. Rejects with E_AUTH on a bad token. */
+export function connectAndAuth(opts: ConnectOptions): Promise<AuthedConnection> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(opts.url, {
+      maxPayload: opts.maxPayload ?? 512 * 1024 * 1024,
+      perMessageDeflate: false,
+      ...(opts.ca ? { ca: readFileSync(opts.ca) } : {}),
+    });
+    const send = (m: Outgoing) => ws.send(encodeMessage(m));
+    let settled = false;
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      ws.removeAllListeners('message');
+      ws.terminate();
+      reject(err);
+    };
+    const timer = setTimeout(() => fail(new DptrainError('E_TIMEOUT', `no authentication from ${opts.url} within ${opts.timeoutMs ?? 10_000} ms`)), opts.timeoutMs ?? 10_000);
+    ws.on('error', (err) => fail(err));
+    ws.on('close', (code, reason) => {
+      const r = reason.toString();
+      fail(r.startsWith('E_AUTH') || code === 1008 ? new DptrainError(r.startsWith('E_') ? (r.split(':')[0] as 'E_AUTH') : 'E_AUTH', `coordinator refused the connection: ${r || code}`) : new Error(`connection closed (${code}) ${r}`));
+    });
+    ws.on('open', () => send({ type: 'hello', role: opts.role }));
+    const backlog: Message[] = [];
+    let handler: ((msg: Message) => void) | undefined;
+    let onBad: ((err: Error) => void) | undefined;
+    ws.on('message', (data) => {
+      let msg: Message;
+      try {
+        msg = decodeMessage(data as Buffer, opts.maxPayload);
+      } catch (err) {
+        if (settled && onBad) onBad(err as Error);
+        else fail(err as Error);
+        return;
+      }
+      if (settled) {
+        if (handler) handler(msg);
+        else backlog.push(msg);
+        return;
+      }
+      if (msg.type === 'challenge') {
+        send({ type: 'auth', mac: authResponse(opts.token, msg.nonce, opts.role) });
+      } else if (msg.type === 'accepted') {
+        settled = true;
+        clearTimeout(timer);
+        ws.removeAllListeners('close');
+        ws.removeAllListeners('error');
+        ws.on('error', () => undefined); // the owner listens to 'close'
+        resolve({
+          ws,
+          accepted: msg,
+          send,
+          onMessage: (h, bad) => {
+            handler = h;
+            onBad = bad;
+            for (const m of backlog.splice(0)) h(m);
+          },
+        });
+      } else if (msg.type === 'error') {
+        fail(new DptrainError(msg.code as 'E_AUTH', `coordinator refused the connection: ${msg.message}`));
+      }
+    });
+  });
+}
