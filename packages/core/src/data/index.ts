@@ -13,3 +13,4 @@ export * from './decode.js';
 export * from './preprocess.js';
 export * from './augment.js';
 export * from './loader.js';
+export * from './synthetic.js';
