@@ -1,0 +1,122 @@
+/**
+ * The real loaders, one per backend: each imports what it needs, makes its tfjs backend the active one
+ * and says which device runs. A loader throws (with a plain reason) when its backend cannot run here.
+ */
+import os from 'node:os';
+import * as tf from '@tensorflow/tfjs';
+import { DptrainError } from '../errors.js';
+import { assessGpu, gatherGpuFacts } from './gpu.js';
+import type { BackendName } from './types.js';
+import { activateWasm } from './wasm.js';
+
+/** What a loader reports once its backend is active. */
+export interface LoadedBackend {
+  /** tfjs backend name now active (tf.getBackend()). */
+  tfBackend: string;
+  /** Device in words. */
+  device: string;
+}
+
+/** Loads one backend and makes it active; throws with the reason when it cannot. */
+export type BackendLoader = () => Promise<LoadedBackend>;
+
+export type BackendLoaders = Record<BackendName, BackendLoader>;
+
+/** npm package behind each backend (for messages). */
+export const BACKEND_PACKAGES: Record<BackendName, string> = {
+  'tensorflow-gpu': '@tensorflow/tfjs-node-gpu',
+  tensorflow: '@tensorflow/tfjs-node',
+  native: '@dptrain/backend-native',
+  wasm: '@tensorflow/tfjs-backend-wasm',
+  cpu: '@tensorflow/tfjs-backend-cpu',
+};
+
+const firstLine = (e: unknown) => String(e instanceof Error ? e.message : e).split('\n')[0]?.trim() ?? '';
+
+/**
+ * `import(pkg)` with a message that says plainly whether the package is absent or present but broken
+ * (e.g. tfjs-node installed without its native binding, which npm 11 does not build).
+ */
+export async function importPackage(pkg: string): Promise<Record<string, unknown>> {
+  try {
+    return (await import(/* @vite-ignore */ pkg)) as Record<string, unknown>;
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    const msg = firstLine(e);
+    if ((code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && msg.includes(pkg)) {
+      throw new Error(`${pkg} is not installed: ${msg}`, { cause: e });
+    }
+    throw new Error(`${pkg} is installed but failed to load: ${msg}`, { cause: e });
+  }
+}
+
+async function activate(tfBackend: string, pkg: string): Promise<void> {
+  let ok = false;
+  try {
+    ok = await tf.setBackend(tfBackend);
+  } catch (e) {
+    throw new Error(`${pkg} loaded but tfjs backend '${tfBackend}' failed to start: ${firstLine(e)}`, { cause: e });
+  }
+  if (!ok || tf.getBackend() !== tfBackend) {
+    throw new Error(
+      `${pkg} loaded but tfjs backend '${tfBackend}' is not available (is it built against another copy of @tensorflow/tfjs-core?)`,
+    );
+  }
+  await tf.ready();
+}
+
+async function loadTensorflowGpu(): Promise<LoadedBackend> {
+  const pkg = BACKEND_PACKAGES['tensorflow-gpu'];
+  await importPackage(pkg);
+  await activate('tensorflow', pkg);
+  const verdict = assessGpu(await gatherGpuFacts({ tfBackend: tf.backend() }));
+  if (!verdict.usable) throw new DptrainError('E_BACKEND_NO_GPU', verdict.reason ?? 'no usable GPU');
+  return { tfBackend: 'tensorflow', device: verdict.device };
+}
+
+async function loadTensorflow(): Promise<LoadedBackend> {
+  const pkg = BACKEND_PACKAGES.tensorflow;
+  await importPackage(pkg);
+  await activate('tensorflow', pkg);
+  return { tfBackend: 'tensorflow', device: `cpu (TensorFlow C library, ${os.cpus().length} cores)` };
+}
+
+interface NativeModule {
+  registerNativeBackend: () => Promise<{ tfBackend: string; device: string }>;
+}
+
+async function loadNative(): Promise<LoadedBackend> {
+  const pkg = BACKEND_PACKAGES.native;
+  const mod = (await importPackage(pkg)) as Partial<NativeModule>;
+  if (typeof mod.registerNativeBackend !== 'function') throw new Error(`${pkg} has no registerNativeBackend()`);
+  let info: { tfBackend: string; device: string };
+  try {
+    info = await mod.registerNativeBackend();
+  } catch (e) {
+    throw new Error(`${pkg} is unavailable: ${firstLine(e)}`, { cause: e });
+  }
+  await activate(info.tfBackend, pkg);
+  return info;
+}
+
+async function loadWasm(): Promise<LoadedBackend> {
+  try {
+    return { tfBackend: 'wasm', device: await activateWasm() };
+  } catch (e) {
+    throw new Error(`${BACKEND_PACKAGES.wasm} failed to start: ${firstLine(e)}`, { cause: e });
+  }
+}
+
+async function loadCpu(): Promise<LoadedBackend> {
+  await activate('cpu', BACKEND_PACKAGES.cpu);
+  return { tfBackend: 'cpu', device: 'cpu (tfjs JavaScript kernels, 1 thread)' };
+}
+
+/** The real loaders. */
+export const DEFAULT_LOADERS: Readonly<BackendLoaders> = {
+  'tensorflow-gpu': loadTensorflowGpu,
+  tensorflow: loadTensorflow,
+  native: loadNative,
+  wasm: loadWasm,
+  cpu: loadCpu,
+};
