@@ -89,6 +89,17 @@ export class InProcessExecutor implements TrainingExecutor {
     return out;
   }
 
+  /**
+   * Writes the replica's full model (tfjs layers format + dptrain metadata) into `dir`, when the replica can
+   * (ModelReplica.save). Returns false when it cannot.
+   */
+  async exportModel(dir: string): Promise<boolean> {
+    const r = this.replica as Replica & { save?: (dir: string) => Promise<void> };
+    if (typeof r.save !== 'function') return false;
+    await r.save(dir);
+    return true;
+  }
+
   async close(): Promise<void> {
     if (this.options.disposeReplica ?? true) this.replica.dispose();
   }

@@ -16,6 +16,16 @@ import type { TrainingExecutor, WeightSpec } from './types.js';
 import { writeFileAtomic } from './atomic-write.js';
 import { writeSubmission } from './submission.js';
 
+/** An executor that can also write the full trained model (tfjs layers format) itself. */
+export interface ModelExportingExecutor extends TrainingExecutor {
+  /** Writes the model with the current weights into `dir`; false when it cannot. */
+  exportModel(dir: string): Promise<boolean>;
+}
+
+function canExport(e: TrainingExecutor): e is ModelExportingExecutor {
+  return typeof (e as Partial<ModelExportingExecutor>).exportModel === 'function';
+}
+
 /** The data a run trains on, after validation and the stratified split. */
 export interface TrainData {
   dataset: Dataset;
@@ -51,8 +61,8 @@ export interface TrainOptions {
   resume?: boolean;
   /** Stop (as if killed) once this many global steps are done, after any checkpoint due at that step. Default: never. */
   haltAfterSteps?: number;
-  /** Writes a full tfjs layers model into the model directory (see saveRun). Default: none. */
-  exportLayers?: (modelDir: string, metadata: Record<string, unknown>, weights: Float32Array) => Promise<void>;
+  /** Writes a full tfjs layers model into the model directory (see saveRun). Default: the executor's `exportModel`, if it has one. */
+  exportLayers?: (modelDir: string, metadata: Record<string, unknown>, weights: Float32Array) => Promise<boolean | void>;
   /** Run id for events. Default: the run directory's base name. */
   runId?: string;
   /** Extra callbacks per phase (after the built-in ones). Default: none. */
@@ -304,12 +314,14 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
 
     t = clock.now();
     const finalWeights = lastWeights;
-    await saveRun({
-      runDir, config, classNames, phase: lastPhase, spec: lastSpec, weights: finalWeights,
-      ...(options.exportLayers ? { exportLayers: (dir: string, meta: Record<string, unknown>) => options.exportLayers!(dir, meta, finalWeights) } : {}),
-    });
+    const exportLayers = options.exportLayers
+      ? (dir: string, meta: Record<string, unknown>) => options.exportLayers!(dir, meta, finalWeights)
+      : canExport(executor)
+        ? (dir: string) => executor.exportModel(dir)
+        : undefined;
+    await saveRun({ runDir, config, classNames, phase: lastPhase, spec: lastSpec, weights: finalWeights, ...(exportLayers ? { exportLayers } : {}) });
     timings.save = clock.now() - t;
-    const wallMs = clock.now() - t0 + (ckpt ? 0 : 0);
+    const wallMs = clock.now() - t0;
     timings.total = wallMs;
 
     const report: RunReport = {

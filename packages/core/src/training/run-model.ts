@@ -41,8 +41,8 @@ export interface SaveRunOptions {
   weights: Float32Array;
   /** Input size [h, w] to record. Default: config.backbone.inputSize. */
   inputSize?: [number, number];
-  /** Optional hook that writes a full tfjs layers model (model.json + weights) into the model directory. Default: none. */
-  exportLayers?: (modelDir: string, metadata: Record<string, unknown>) => Promise<void>;
+  /** Optional hook that writes a full tfjs layers model (model.json + weights) into the model directory; may return false when it cannot. Default: none. */
+  exportLayers?: (modelDir: string, metadata: Record<string, unknown>) => Promise<boolean | void>;
 }
 
 export const RUN_MODEL_DIR = 'model';
@@ -60,13 +60,13 @@ export async function saveRun(options: SaveRunOptions): Promise<string> {
   const inputSize = options.inputSize ?? options.config.backbone.inputSize;
   let layersModel = false;
   if (options.exportLayers) {
-    await options.exportLayers(dir, {
+    const wrote = await options.exportLayers(dir, {
       classNames: options.classNames,
       preprocess: options.config.preprocess,
       inputSize,
-      dptrain: { phase: options.phase },
+      phase: options.phase,
     });
-    layersModel = true;
+    layersModel = wrote !== false;
   }
   const w = options.weights;
   await writeFileAtomic(path.join(dir, WEIGHTS_FILE), new Uint8Array(w.buffer, w.byteOffset, w.byteLength));
