@@ -27,6 +27,14 @@ export interface NativeAddon {
   /** pool = [kh, kw, sh, sw, padTop, padLeft]. */
   maxPool(x: Float32Array, xShape: number[], y: Float32Array, yShape: number[], pool: number[]): void;
   maxPoolGrad(dy: Float32Array, x: Float32Array, xShape: number[], dx: Float32Array, yShape: number[], pool: number[]): void;
+  /** out = a op b; op 0 add, 1 sub, 2 mul, 3 div; mode 0 same size, 1 b is [inner] repeated, 2 a repeated, 3 b scalar, 4 a scalar. */
+  binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, mode: number, inner: number): void;
+  /** out = a op b with general broadcasting: strides are 0 along the dims an operand broadcasts. */
+  binaryStrided(op: number, a: Float32Array, b: Float32Array, out: Float32Array, outShape: number[], aStrides: number[], bStrides: number[]): void;
+  /** op 0 relu, 1 step (x > 0 ? 1 : alpha). */
+  unary(op: number, x: Float32Array, out: Float32Array, alpha: number): void;
+  /** out[o, i] = scale * sum_r x[o, r, i]. */
+  reduceSum(x: Float32Array, out: Float32Array, outer: number, red: number, inner: number, scale: number): void;
   /** Sets oneDNN's OpenMP thread count; returns the count now in effect. */
   setNumThreads(n: number): number;
   getNumThreads(): number;

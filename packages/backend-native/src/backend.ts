@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import type { NativeAddon } from './addon.js';
 import { conv2dBackpropFilterBody, conv2dBackpropInputBody, conv2dBody, fusedConv2dBody } from './kernels/conv.js';
+import { binaryBody, reduceBody, unaryBody } from './kernels/elementwise.js';
 import { batchMatMulBody, fusedMatMulBody } from './kernels/matmul.js';
 import { maxPoolBody, maxPoolGradBody } from './kernels/pool.js';
 import type { CpuBackendLike, NativeKernelBody } from './kernels/util.js';
@@ -19,6 +20,14 @@ export const NATIVE_KERNELS = [
   '_FusedMatMul',
   'MaxPool',
   'MaxPoolGrad',
+  'Add',
+  'Sub',
+  'Multiply',
+  'RealDiv',
+  'Relu',
+  'Step',
+  'Sum',
+  'Mean',
 ] as const;
 
 /** Per kernel: calls served natively, and calls that fell back to the cpu kernel (unsupported attrs/dtypes). */
@@ -44,6 +53,14 @@ function bodies(addon: NativeAddon): Record<(typeof NATIVE_KERNELS)[number], Nat
     _FusedMatMul: fusedMatMulBody(addon),
     MaxPool: maxPoolBody(addon),
     MaxPoolGrad: maxPoolGradBody(addon),
+    Add: binaryBody(addon, 'Add'),
+    Sub: binaryBody(addon, 'Sub'),
+    Multiply: binaryBody(addon, 'Multiply'),
+    RealDiv: binaryBody(addon, 'RealDiv'),
+    Relu: unaryBody(addon, 'Relu'),
+    Step: unaryBody(addon, 'Step'),
+    Sum: reduceBody(addon, 'Sum'),
+    Mean: reduceBody(addon, 'Mean'),
   };
 }
 
