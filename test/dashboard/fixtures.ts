@@ -42,7 +42,7 @@ export function step(
     type: 'step_completed',
     time,
     phase: 'head',
-    epoch: opts.epoch ?? 1,
+    epoch: opts.epoch ?? Math.floor((stepNo - 1) / spe),
     step: stepNo,
     stepInEpoch: ((stepNo - 1) % spe) + 1,
     stepsPerEpoch: spe,
@@ -55,16 +55,16 @@ export function step(
   };
 }
 
-/** A run with two workers, one phase (2 epochs x 10 steps), `steps` steps done, 1 s apart. */
+/** A run with two workers (epochs numbered from 0, steps in the epoch from 1, as the recipe emits them), one phase (2 epochs x 10 steps), `steps` steps done, 1 s apart. */
 export function runEvents(steps: number): RunEvent[] {
   const ev: RunEvent[] = [runStarted(), joined('w1', T0 + 1), joined('w2', T0 + 2), phaseStarted(T0 + 10)];
-  ev.push({ type: 'epoch_started', time: T0 + 11, phase: 'head', epoch: 1 });
+  ev.push({ type: 'epoch_started', time: T0 + 11, phase: 'head', epoch: 0 });
   for (let i = 1; i <= steps; i++) {
     if (i === 11) {
-      ev.push({ type: 'epoch_completed', time: T0 + 10_500, phase: 'head', epoch: 1, trainLoss: 1, trainAccuracy: 0.5, valLoss: 1.1, valAccuracy: 0.6, learningRate: 1e-3, epochMs: 10_000 });
-      ev.push({ type: 'epoch_started', time: T0 + 10_600, phase: 'head', epoch: 2 });
+      ev.push({ type: 'epoch_completed', time: T0 + 10_500, phase: 'head', epoch: 0, trainLoss: 1, trainAccuracy: 0.5, valLoss: 1.1, valAccuracy: 0.6, learningRate: 1e-3, epochMs: 10_000 });
+      ev.push({ type: 'epoch_started', time: T0 + 10_600, phase: 'head', epoch: 1 });
     }
-    ev.push(step(i, T0 + 10 + i * 1000, { epoch: i <= 10 ? 1 : 2 }));
+    ev.push(step(i, T0 + 10 + i * 1000));
   }
   return ev;
 }
