@@ -6,3 +6,4 @@ export * from './split.js';
 export * from './run-coordinator.js';
 export * from './console-log.js';
 export * from './cluster-flags.js';
+export * from './local-workers.js';

@@ -1,0 +1,51 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+/** The CLI entry that local worker processes run. */
+export const DPTRAIN_BIN = fileURLToPath(new URL('../../bin/dptrain.js', import.meta.url));
+
+export interface LocalWorkersOptions {
+  /** Coordinator URL. */
+  url: string;
+  /** Shared secret, passed in the environment (DPTRAIN_TOKEN), never on the command line. */
+  token: string;
+  /** How many worker processes. */
+  count: number;
+  /** Data directory for the workers. */
+  dataDir: string;
+  /** Extra `dptrain worker` arguments (e.g. --backend wasm). Default: none. */
+  args?: string[];
+  /** Where the children's stderr goes: 'inherit' or 'ignore'. Default 'inherit'. */
+  stdio?: 'inherit' | 'ignore';
+}
+
+/** Starts `dptrain worker` child processes (the same code path as remote workers, over loopback). */
+export function spawnLocalWorkers(opts: LocalWorkersOptions): ChildProcess[] {
+  const children: ChildProcess[] = [];
+  for (let i = 0; i < opts.count; i++) {
+    const child = spawn(process.execPath, [DPTRAIN_BIN, 'worker', '--connect', opts.url, '--data', opts.dataDir, ...(opts.args ?? [])], {
+      env: { ...process.env, DPTRAIN_TOKEN: opts.token },
+      stdio: ['ignore', opts.stdio ?? 'inherit', opts.stdio ?? 'inherit'],
+    });
+    children.push(child);
+  }
+  return children;
+}
+
+/** Stops children still running (SIGTERM, then SIGKILL after `graceMs`). */
+export async function stopLocalWorkers(children: ChildProcess[], graceMs = 3000): Promise<void> {
+  await Promise.all(
+    children.map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          if (c.exitCode !== null || c.signalCode !== null) return resolve();
+          const t = setTimeout(() => c.kill('SIGKILL'), graceMs);
+          c.once('exit', () => {
+            clearTimeout(t);
+            resolve();
+          });
+          c.kill('SIGTERM');
+        }),
+    ),
+  );
+}
