@@ -55,7 +55,8 @@ export function phaseEtaMs(state: DashboardState, now: number): number | undefin
     const last = times[times.length - 1]!;
     perStep = (last - first) / (times.length - 1);
   } else {
-    perStep = (Math.max(now, state.lastEventTime) - p.startedAt) / prog.done;
+    const ms = state.stepMsWindow.reduce((a, b) => a + b, 0);
+    perStep = state.stepMsWindow.length > 0 ? ms / state.stepMsWindow.length : 0;
   }
   if (!(perStep > 0)) {
     const p50 = stepTimeP50(state);

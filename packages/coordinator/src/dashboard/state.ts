@@ -47,11 +47,11 @@ export interface PhaseState {
   epochs: number;
   stepsPerEpoch: number;
   startedAt: number;
-  /** Epochs started in this phase (the current epoch's ordinal, 1-based). */
+  /** The current epoch's ordinal within the phase, 1-based (events number epochs from 0). */
   epochOrdinal: number;
-  /** The epoch number as the events carry it. */
+  /** The epoch number as the events carry it (0-based within the phase). */
   epoch: number;
-  /** Steps completed in this phase. */
+  /** Steps completed in this phase (epoch x stepsPerEpoch + stepInEpoch of the last step). */
   stepsDone: number;
   /** Steps completed in the current epoch. */
   stepsInEpoch: number;
@@ -227,7 +227,8 @@ export function dashboardReducer(state: DashboardState, event: RunEvent): Dashbo
       };
     case 'epoch_started': {
       if (!s.phase) return s;
-      return { ...s, phase: { ...s.phase, epoch: event.epoch, epochOrdinal: s.phase.epochOrdinal + 1, stepsInEpoch: 0 } };
+      // epochs are numbered from 0 within their phase (see EpochRecord); a resumed run starts mid-phase
+      return { ...s, phase: { ...s.phase, epoch: event.epoch, epochOrdinal: event.epoch + 1, stepsInEpoch: 0 } };
     }
     case 'step_completed': {
       const { limits } = s;
@@ -248,22 +249,22 @@ export function dashboardReducer(state: DashboardState, event: RunEvent): Dashbo
       if (event.straggler && !event.workers.some((w) => w.id === event.straggler)) {
         workers = updateWorker(workers, event.straggler, (w) => ({ ...w, stragglerCount: w.stragglerCount + 1 }));
       }
-      const phase: PhaseState = s.phase
-        ? { ...s.phase, stepsDone: s.phase.stepsDone + 1, stepsInEpoch: s.phase.stepsInEpoch + 1, epoch: event.epoch }
-        : {
-            // a dashboard attached mid-run without the phase start still shows steps
-            name: event.phase,
-            epochs: 0,
-            stepsPerEpoch: event.stepsPerEpoch,
-            startedAt: event.time,
-            epochOrdinal: 1,
-            epoch: event.epoch,
-            stepsDone: 1,
-            stepsInEpoch: 1,
-            learningRate: event.learningRate,
-            trainableParams: 0,
-          };
-      if (phase.stepsPerEpoch === 0) phase.stepsPerEpoch = event.stepsPerEpoch;
+      // position from the event itself (epoch 0-based, stepInEpoch 1-based), so resumed runs and
+      // dashboards attached mid-run show the true progress
+      const position = { epoch: event.epoch, epochOrdinal: event.epoch + 1, stepsInEpoch: event.stepInEpoch, stepsDone: event.epoch * event.stepsPerEpoch + event.stepInEpoch };
+      const phase: PhaseState =
+        s.phase && s.phase.name === event.phase
+          ? { ...s.phase, ...position, stepsPerEpoch: event.stepsPerEpoch }
+          : {
+              // a dashboard attached mid-run without the phase start still shows steps
+              name: event.phase,
+              epochs: 0,
+              stepsPerEpoch: event.stepsPerEpoch,
+              startedAt: event.time,
+              ...position,
+              learningRate: event.learningRate,
+              trainableParams: 0,
+            };
       return {
         ...s,
         status: 'running',
