@@ -1,11 +1,83 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import * as path from 'node:path';
+import {
+  EventBus,
+  createProgressLogger,
+  localExecutorFactory,
+  prepareTrainData,
+  runTraining,
+  systemClock,
+  type ExecutorFactory,
+  type TrainResult,
+} from '@dptrain/core';
+import { addTrainingFlags, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
+import { startBackend, BACKEND_CHOICES } from '../backend-flag.js';
 
-// Placeholder registration: the owning issue replaces this file with the real command.
+export interface TrainCommandValues extends TrainingFlagValues {
+  backend?: string;
+  computeBackend?: string;
+  out?: string;
+  resume: boolean;
+  quiet: boolean;
+  logSteps: string;
+}
+
+/** Default run directory: runs/<UTC timestamp> under the current directory. */
+export function defaultRunDir(prefix = 'run'): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
+  return path.resolve('runs', `${prefix}-${stamp}`);
+}
+
+/** Prints the end-of-run summary lines. */
+export function printSummary(result: TrainResult, write: (l: string) => void = (l) => void process.stdout.write(l + '\n')): void {
+  const r = result.report;
+  if (!r) return;
+  const v = r.validation;
+  write('');
+  write(`backend:     ${r.backend} (${r.device})`);
+  write(`samples:     ${r.samples.train} train, ${r.samples.validation} validation, ${r.samples.test} test${r.samples.dropped ? `, ${r.samples.dropped} dropped` : ''}`);
+  if (v) {
+    write(`validation:  accuracy ${(100 * v.accuracy).toFixed(2)}%, loss ${v.loss.toFixed(4)}, macro F1 ${v.macro.f1.toFixed(3)}`);
+    write(`per class:   ${v.perClass.map((c) => `${c.name} ${(100 * c.recall).toFixed(0)}%`).join(', ')} (recall)`);
+  }
+  write(`steps:       ${r.steps} in ${((r.timingsMs.total ?? 0) / 1000).toFixed(1)} s`);
+  write(`run dir:     ${r.runDir} (model/, metrics.jsonl, report.json${r.submission ? ', submission.csv' : ''})`);
+}
+
+/** Runs the whole recipe in this process (or with the given executor factory). */
+export async function trainCommand(values: TrainCommandValues, factory?: ExecutorFactory): Promise<TrainResult> {
+  const config = toRunConfig(values);
+  const backend = await startBackend(values.computeBackend ?? values.backend);
+  const write = (l: string): void => void process.stdout.write(l + '\n');
+  write(`dptrain: backend ${backend.name} (${backend.device})`);
+  const runDir = path.resolve(values.out ?? defaultRunDir());
+  const bus = new EventBus();
+  if (!values.quiet) bus.on(createProgressLogger({ write, everySteps: Number(values.logSteps) || 0 }));
+  const result = await runTraining({
+    config,
+    runDir,
+    bus,
+    clock: systemClock,
+    backend: { name: backend.name, device: backend.device },
+    prepareData: (c, b, clock) => prepareTrainData(c, b, clock),
+    executor: factory ?? localExecutorFactory({ backend, replica: { cacheDir: path.join(runDir, 'cache') } }),
+    resume: values.resume,
+  });
+  printSummary(result, write);
+  return result;
+}
+
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('train')
-    .description('(not built yet)')
-    .action(() => {
-      throw new Error('dptrain train is not built yet');
+    .description('train in this process: validate the data, train the head, fine-tune, evaluate, write model + report + submission.csv');
+  addTrainingFlags(cmd)
+    .addOption(new Option('--backend <name>', 'compute backend (default: first that loads)').choices(BACKEND_CHOICES))
+    .option('--out <dir>', 'run directory (default: runs/run-<timestamp>)')
+    .option('--resume', 'continue from <out>/checkpoint.bin', false)
+    .option('--log-steps <n>', 'also print a line every N steps (0: one line per epoch)', '0')
+    .option('-q, --quiet', 'no progress lines', false)
+    .action(async (opts: TrainCommandValues) => {
+      await trainCommand(opts);
     });
 }
