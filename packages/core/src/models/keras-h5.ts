@@ -55,6 +55,21 @@ export async function readKerasH5(file: string): Promise<Map<string, H5Weight[]>
     throw new DptrainError('E_WEIGHTS', `cannot open ${file} as HDF5: ${(e as Error).message}`, undefined, { cause: e });
   }
   try {
+    return readLayers(f, file);
+  } catch (e) {
+    if (e instanceof DptrainError) throw e;
+    throw new DptrainError('E_WEIGHTS', `cannot read ${file} as a Keras HDF5 weights file: ${(e as Error).message}`, undefined, { cause: e });
+  } finally {
+    try {
+      f.close();
+    } catch {
+      // already closed / never opened properly
+    }
+  }
+}
+
+function readLayers(f: InstanceType<H5['File']>, file: string): Map<string, H5Weight[]> {
+  {
     let root: InstanceType<H5['Group']> = f;
     if (f.keys().includes('model_weights')) root = f.get('model_weights') as InstanceType<H5['Group']>;
     const layerNames = readListAttr(root as unknown as AttrHolder, 'layer_names');
@@ -74,8 +89,6 @@ export async function readKerasH5(file: string): Promise<Map<string, H5Weight[]>
       out.set(layer, weights);
     }
     return out;
-  } finally {
-    f.close();
   }
 }
 

@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendInfo } from '../backend/types.js';
 import type { PreprocessMode, RunConfig } from '../config.js';
 import { isAugmenting, normalizeAugmentation } from '../data/augment.js';
+import { loadDataset, type LoadDatasetOptions } from '../data/load.js';
 import { ImageBatchLoader, type LoadBatchOptions } from '../data/loader.js';
 import type { Dataset, Sample } from '../data/types.js';
 import { DptrainError } from '../errors.js';
@@ -21,9 +23,12 @@ export interface BatchSource {
 }
 
 export interface ReplicaOptions {
-  /** The data set as read by this process (class names; local paths of samples by split+index). Default: none — classes from config.classNames. */
+  /**
+   * The data set as read by this process (class names; local paths of samples by split+index).
+   * Default: read from `dataDir` when it exists (else classes must come from config.classNames).
+   */
   dataset?: Dataset;
-  /** Data directory of this process's copy of the data (recorded; sample paths come from `dataset`). Default config.dataDir. */
+  /** Data directory of this process's copy of the data (read when `dataset` is not given). Default config.dataDir. */
   dataDir?: string;
   /** The backend already resolved (recorded in `info`). Default: none. */
   backend?: BackendInfo;
@@ -346,6 +351,11 @@ export function hashBackboneWeights(backbone: Backbone): string {
  */
 export async function createReplica(config: RunConfig, options: ReplicaOptions = {}): Promise<ModelReplica> {
   const warn = options.onWarning ?? ((m: string) => console.warn(`dptrain: ${m}`));
+  const dataDir = options.dataDir ?? config.dataDir;
+  if (!options.dataset && (!config.classNames || fs.existsSync(dataDir))) {
+    const loadOpts: LoadDatasetOptions = config.classNames ? { classNames: config.classNames } : {};
+    options = { ...options, dataset: loadDataset(dataDir, loadOpts) };
+  }
   const classNames = config.classNames ?? options.dataset?.classNames;
   if (!classNames || classNames.length < 2) {
     throw new DptrainError('E_CONFIG', `createReplica: need at least 2 classes (from config.classNames or the data set), got ${classNames?.length ?? 0}`);
