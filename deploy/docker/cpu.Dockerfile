@@ -38,7 +38,7 @@ RUN useradd --system --uid 10001 --create-home dptrain \
  && mkdir -p /data /runs && chown dptrain /runs
 USER dptrain
 VOLUME ["/data", "/runs"]
-# 7070: coordinator WebSocket (workers, dashboard); 9464: coordinator HTTP (/metrics, /healthz, /readyz).
-EXPOSE 7070 9464
+# 7420: coordinator WebSocket (workers, dashboard); 9464: coordinator HTTP (/metrics, /healthz, /readyz).
+EXPOSE 7420 9464
 ENTRYPOINT ["tini", "--", "node", "/opt/dptrain/packages/coordinator/bin/dptrain.js"]
 CMD ["--help"]
