@@ -53,3 +53,21 @@ export function resolveSplit(backbone: tf.LayersModel, cut: string, unfreeze: st
   }
   return split;
 }
+
+/**
+ * A default for what phase 2 unfreezes in a backbone whose layer names are not VGG's: the prefix of the last
+ * numbered block before the cut (MobileNetV2: 'block_16'; ResNet50: 'conv5_block3'), else 'last:4'.
+ */
+export function guessLastBlock(backbone: tf.LayersModel, cut: string): string {
+  const order = ancestorsInOrder(backbone, cut);
+  for (let i = order.length - 1; i > 0; i--) {
+    const m = /^(.*?block_?\d+)(?:_|$)/.exec(order[i]!.name);
+    if (m) return m[1]!;
+  }
+  return 'last:4';
+}
+
+/** True when some layer up to the cut has a name starting with `prefix`. */
+export function hasPrefix(backbone: tf.LayersModel, cut: string, prefix: string): boolean {
+  return ancestorsInOrder(backbone, cut).some((l) => l.name.startsWith(prefix));
+}

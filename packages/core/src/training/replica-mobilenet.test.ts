@@ -24,7 +24,6 @@ beforeAll(async () => {
     backbone: { kind: 'layers', path: MOBILENET, cut: 'out_relu' },
     preprocess: 'unit',
     head: { units: 32 },
-    fineTunePhase: { epochs: 1, learningRate: 1e-5, unfreeze: 'block_16' },
   });
   r = await createReplica(config, { cacheDir: path.join(tmp, 'cache'), onWarning: (m) => warnings.push(m) });
 });
@@ -57,6 +56,8 @@ describe('replica on the real MobileNetV2 (cut out_relu, unit preprocessing) wit
 
   it('phase 2 unfreezes block_16..out_relu from cached block_15_add features; BatchNorm stays in inference mode', async () => {
     await r.setPhase('fine_tune');
+    // The default unfreeze ('block5') does not exist here: the last numbered block is used, with a warning.
+    expect(warnings.join('\n')).toMatch(/no 'block5' layers.*'block_16'/);
     expect(r.split?.boundary).toBe('block_15_add');
     const names = r.spec.map((s) => s.name);
     expect(names).toContain('block_16_expand/kernel');

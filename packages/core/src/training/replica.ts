@@ -12,7 +12,7 @@ import type { PhaseName } from '../events/types.js';
 import { createBackbone, type Backbone } from '../models/backbone.js';
 import { ancestorsInOrder, buildHeadless, buildTail, getLayer, originalOutput } from '../models/graph.js';
 import { HEAD_LAYERS, applyHead, createHead, dropoutMask, type Head } from '../models/head.js';
-import { resolveSplit, type PhaseSplit } from '../models/split.js';
+import { guessLastBlock, hasPrefix, resolveSplit, type PhaseSplit } from '../models/split.js';
 import { saveTrainedModel } from '../models/trained-model.js';
 import { FeatureCache, featureKey, type FeatureCacheStats } from './feature-cache.js';
 import type { GradientResult, Replica, StepContext, WeightSpec } from './types.js';
@@ -76,6 +76,7 @@ export class ModelReplica implements Replica {
   private readonly trainedLayers = new Set<string>();
   private generation = 0;
   private disposed = false;
+  private guessWarned = false;
 
   constructor(
     readonly config: RunConfig,
@@ -143,7 +144,7 @@ export class ModelReplica implements Replica {
     const split =
       phase === 'head'
         ? { boundary: this.backbone.cut, trainableLayers: [] }
-        : resolveSplit(this.backbone.model, this.backbone.cut, this.config.fineTunePhase.unfreeze ?? 'block5');
+        : resolveSplit(this.backbone.model, this.backbone.cut, this.unfreezeTarget());
     if (split.warning) this.warn(split.warning);
     let pm = this.phases.get(split.boundary);
     if (!pm) {
@@ -168,6 +169,19 @@ export class ModelReplica implements Replica {
     this.current = pm;
     this.phaseName = phase;
     this.spec = pm.spec;
+  }
+
+  /**
+   * What phase 2 unfreezes: config.fineTunePhase.unfreeze; when that is the VGG default 'block5' and the backbone
+   * has no such layers (a generic backbone), the last numbered block of the backbone instead (with a warning).
+   */
+  private unfreezeTarget(): string {
+    const wanted = this.config.fineTunePhase.unfreeze ?? 'block5';
+    if (wanted !== 'block5' || this.config.backbone.kind !== 'layers' || hasPrefix(this.backbone.model, this.backbone.cut, wanted)) return wanted;
+    const guess = guessLastBlock(this.backbone.model, this.backbone.cut);
+    if (!this.guessWarned) this.warn(`the backbone has no 'block5' layers; phase 2 unfreezes '${guess}' instead (set fineTunePhase.unfreeze / --unfreeze to choose)`);
+    this.guessWarned = true;
+    return guess;
   }
 
   getWeights(): Float32Array {
