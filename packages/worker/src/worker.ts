@@ -225,7 +225,7 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
         send({
           type: 'gradients',
           id: msg.id,
-          ...packGradients(res.gradients, config.fp16Gradients),
+          ...packGradients(res.gradients, msg.fp16 ?? config.fp16Gradients),
           loss: res.loss,
           count: res.count,
           correct: res.correct,

@@ -32,6 +32,8 @@ export interface ClusterExecutorOptions {
   ackWeights?: boolean;
   /** A slice that fails on this many workers (worker errors, not losses) fails the step. Default 3. */
   maxSliceFailures?: number;
+  /** Ask workers for fp16 gradients (overrides the run config's fp16Gradients). Default: the run config's. */
+  fp16?: boolean;
   /** Clock for timings and events. Default: systemClock. */
   clock?: Clock;
 }
@@ -124,6 +126,7 @@ export class ClusterExecutor implements TrainingExecutor {
           epoch: ctx.epoch,
           step: ctx.step,
           indices: Uint32Array.from(part, (x) => x.index),
+          ...(this.opts.fp16 !== undefined ? { fp16: this.opts.fp16 } : {}),
         }));
         if (r.count !== part.length) throw new DptrainError('E_GRADIENT_SHAPE', `worker ${peer.id}: gradients over ${r.count} samples, asked for ${part.length}`);
         if (r.correct > r.count) throw new DptrainError('E_PROTOCOL_SCHEMA', `worker ${peer.id}: ${r.correct} correct of ${r.count}`);

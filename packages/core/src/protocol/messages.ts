@@ -60,7 +60,10 @@ export const PhaseReadySchema = z
   .object({ v, type: z.literal('phase_ready'), id, spec: z.array(WeightSpecWireSchema).max(10_000), weights: f32.nullable() })
   .strict();
 /** coordinator -> worker: compute gradients on these samples of the labelled split. */
-export const StepSchema = z.object({ v, type: z.literal('step'), id, phase, epoch: count, step: count, indices: u32 }).strict();
+/** `fp16` overrides the run config's fp16Gradients for this reply. */
+export const StepSchema = z
+  .object({ v, type: z.literal('step'), id, phase, epoch: count, step: count, indices: u32, fp16: z.boolean().optional() })
+  .strict();
 /** worker -> coordinator: mean gradient over the slice (fp32, or fp16 bit patterns). */
 export const GradientsSchema = z
   .object({

@@ -1,0 +1,119 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AdamOptimizer, globalBatch, loadDataset, parseRunConfig, stepsPerEpoch, type Dataset, type RunConfig } from '@dptrain/core';
+import { ClusterExecutor, ClusterServer, spawnLocalWorkers, stopLocalWorkers } from '../../packages/coordinator/src/cluster/index.js';
+import { makeSceneDir } from './fixtures.js';
+
+/**
+ * Real worker processes on loopback, driven by an in-test coordinator: the same 20 Adam steps with 1, 2 and 4
+ * workers (global batch B split B/N) must give the same weights, and fp16 gradients the same accuracy.
+ */
+const STEPS = 20;
+const B = 8;
+const TOKEN = 'equivalence-token';
+// Tolerance: summation order of the weighted mean differs between N (fp32 rounding, amplified by Adam's
+// division by sqrt(v)); observed differences are ~1e-6 relative.
+const REL_TOL = 1e-3;
+
+let dir: string;
+let dataset: Dataset;
+let config: RunConfig;
+let server: ClusterServer;
+let children: ReturnType<typeof spawnLocalWorkers> = [];
+let w0: Float32Array;
+
+function maxRelDiff(a: Float32Array, b: Float32Array): number {
+  let scale = 0;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) {
+    scale = Math.max(scale, Math.abs(a[i]!));
+    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+  }
+  return diff / scale;
+}
+
+async function train(n: number, fp16: boolean): Promise<{ weights: Float32Array; workersPerStep: number[]; executor: ClusterExecutor }> {
+  const executor = new ClusterExecutor({ server, maxWorkers: n, fp16 });
+  const begun = await executor.beginPhase('head', w0 ? w0.slice() : undefined);
+  w0 ??= begun.weights.slice();
+  const weights = begun.weights.slice();
+  const opt = new AdamOptimizer({ learningRate: 3e-2 });
+  const samples = dataset.labelled;
+  const spe = stepsPerEpoch(samples.length, B);
+  const workersPerStep: number[] = [];
+  for (let s = 0; s < STEPS; s++) {
+    const epoch = Math.floor(s / spe);
+    const batch = globalBatch(samples.length, B, config.seed, epoch, s % spe).map((i) => samples[i]!);
+    const res = await executor.computeGradients(batch, { phase: 'head', epoch, step: s });
+    expect(res.count).toBe(batch.length);
+    workersPerStep.push(res.workers.length);
+    opt.step(weights, res.gradients);
+    await executor.setWeights(weights);
+  }
+  return { weights, workersPerStep, executor };
+}
+
+async function accuracy(executor: ClusterExecutor): Promise<number> {
+  const samples = dataset.labelled;
+  const probs = await executor.predict(samples, 'evaluate');
+  const c = probs.length / samples.length;
+  let ok = 0;
+  samples.forEach((s, i) => {
+    const row = probs.subarray(i * c, (i + 1) * c);
+    if (row.indexOf(Math.max(...row)) === s.label) ok++;
+  });
+  return ok / samples.length;
+}
+
+beforeAll(async () => {
+  dir = await makeSceneDir({ perClass: 12, test: 6 });
+  dataset = loadDataset(dir);
+  config = parseRunConfig({
+    dataDir: dir,
+    backbone: { kind: 'tiny-vgg', inputSize: [32, 32], tinyWidths: [8, 16, 32, 32, 32] },
+    preprocess: 'unit',
+    head: { units: 8, dropout: 0 },
+    batchSize: B,
+  });
+  server = new ClusterServer({ token: TOKEN, config });
+  const url = await server.listen();
+  children = spawnLocalWorkers({ url, token: TOKEN, count: 4, dataDir: dir, args: ['--backend', 'cpu'], stdio: 'ignore' });
+  const t0 = Date.now();
+  while (server.workers.length < 4) {
+    if (Date.now() - t0 > 90_000) throw new Error(`only ${server.workers.length} of 4 workers joined`);
+    await server.waitForJoin(1000);
+  }
+});
+
+afterAll(async () => {
+  await server?.close();
+  await stopLocalWorkers(children);
+});
+
+describe('cluster training (4 real worker processes)', () => {
+  let ref: Float32Array;
+  let refAcc: number;
+
+  it('1, 2 and 4 workers reach the same weights after 20 steps', async () => {
+    const one = await train(1, false);
+    ref = one.weights;
+    refAcc = await accuracy(one.executor);
+    expect(one.workersPerStep.every((n) => n === 1)).toBe(true);
+    expect(maxRelDiff(w0, ref)).toBeGreaterThan(1e-3); // it did train
+    const two = await train(2, false);
+    expect(two.workersPerStep.every((n) => n === 2)).toBe(true);
+    const four = await train(4, false);
+    expect(four.workersPerStep.every((n) => n === 4)).toBe(true);
+    expect(maxRelDiff(ref, two.weights)).toBeLessThan(REL_TOL);
+    expect(maxRelDiff(ref, four.weights)).toBeLessThan(REL_TOL);
+    // every sample of each epoch counted once in the 4-worker run
+    for (const e of four.executor.ledger.summary()) expect(e.duplicates).toBe(0);
+  });
+
+  it('fp16 gradients reach the accuracy of fp32', async () => {
+    const half = await train(2, true);
+    const acc16 = await accuracy(half.executor);
+    expect(refAcc).toBeGreaterThan(0.5); // well above chance (1/3): the comparison means something
+    expect(Math.abs(acc16 - refAcc)).toBeLessThanOrEqual(0.1);
+    expect(maxRelDiff(ref, half.weights)).toBeLessThan(0.05);
+  });
+});
