@@ -210,6 +210,33 @@ const street: Painter = (rng, s) => {
   return out;
 };
 
+/** An element borrowed from another class (a tree, a strip of water, a far peak, a block), to blur the classes. */
+const distractor: Painter = (rng, s) => {
+  const kind = randInt(rng, 0, 3);
+  const left = rng() < 0.5;
+  const x0 = left ? uniform(rng, -0.1, 0.15) * s : uniform(rng, 0.65, 0.9) * s;
+  if (kind === 0) {
+    let out = `<rect x="${f(x0 + 0.08 * s)}" y="${f(0.45 * s)}" width="${f(0.04 * s)}" height="${f(0.55 * s)}" fill="${hsl(rng, 25, 35, 22)}"/>`;
+    for (let i = 0; i < 5; i++) {
+      out += `<ellipse cx="${f(x0 + uniform(rng, 0, 0.2) * s)}" cy="${f(uniform(rng, 0.3, 0.55) * s)}" rx="${f(uniform(rng, 0.05, 0.1) * s)}" ry="${f(uniform(rng, 0.05, 0.1) * s)}" fill="${hsl(rng, 105, 45, 30, 25, 20, 12)}"/>`;
+    }
+    return out;
+  }
+  if (kind === 1) {
+    const y = uniform(rng, 0.82, 0.92) * s;
+    return `<rect y="${f(y)}" width="${s}" height="${f(s - y)}" fill="${hsl(rng, 200, 55, 40, 15, 15, 10)}" opacity="0.9"/>`;
+  }
+  if (kind === 2) {
+    const px = uniform(rng, 0.2, 0.8) * s;
+    const half = uniform(rng, 0.2, 0.4) * s;
+    const base = uniform(rng, 0.35, 0.55) * s;
+    return `<polygon points="${f(px - half)},${f(base)} ${f(px)},${f(base - uniform(rng, 0.12, 0.25) * s)} ${f(px + half)},${f(base)}" fill="${hsl(rng, 230, 12, 60, 20, 10, 10)}" opacity="0.7"/>`;
+  }
+  const w = uniform(rng, 0.15, 0.25) * s;
+  const top = uniform(rng, 0.3, 0.6) * s;
+  return `<rect x="${f(x0)}" y="${f(top)}" width="${f(w)}" height="${f(s - top)}" fill="${hsl(rng, 30, 15, 50, 15, 12, 15)}"/>` + windows(rng, x0, top, w, s - top, s);
+};
+
 const PAINTERS: readonly Painter[] = [buildings, forest, glacier, mountain, sea, street];
 
 /** SVG text of one synthetic scene of class `label`, fully determined by (seed, label, k). */
@@ -217,7 +244,7 @@ export function syntheticSceneSvg(label: number, seed: number, k: number, size =
   const paint = PAINTERS[label];
   if (!paint) throw new RangeError(`synthetic scene class ${label} does not exist (0..${PAINTERS.length - 1})`);
   const rng = rngFor(seed, SCENE_STREAM, label, k);
-  const body = paint(rng, size);
+  const body = paint(rng, size) + (rng() < 0.35 ? distractor(rng, size) : '');
   // shared nuisance: global brightness/tint, speckles and film-grain-like noise
   const tint = hsl(rng, uniform(rng, 0, 360), 50, 50, 0, 30, 20);
   let speckles = '';
@@ -233,7 +260,8 @@ export function syntheticSceneSvg(label: number, seed: number, k: number, size =
     `<rect width="${size}" height="${size}" fill="#808080"/>` +
     body +
     speckles +
-    `<rect width="${size}" height="${size}" fill="${tint}" opacity="${f(uniform(rng, 0, 0.18))}"/>` +
+    `<rect width="${size}" height="${size}" fill="${tint}" opacity="${f(uniform(rng, 0, 0.3))}"/>` +
+    `<rect width="${size}" height="${size}" fill="${rng() < 0.5 ? 'black' : 'white'}" opacity="${f(uniform(rng, 0, 0.3))}"/>` +
     `<rect width="${size}" height="${size}" filter="url(#grain)" opacity="${f(uniform(rng, 0.1, 0.3))}"/>` +
     `</svg>`
   );
