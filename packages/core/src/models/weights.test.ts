@@ -125,6 +125,29 @@ describe('weights loading', () => {
     expectWeightsEqual(generic.model, layers);
     bb.model.dispose();
     generic.model.dispose();
+    // Several shards in two manifest groups (as tensorflowjs_converter writes) read back in order.
+    const json = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8'));
+    const all = fs.readFileSync(path.join(dir, 'weights.bin'));
+    const specs = json.weightsManifest[0].weights;
+    const firstBytes = specs.slice(0, 4).reduce((a: number, w: { shape: number[] }) => a + 4 * w.shape.reduce((x, y) => x * y, 1), 0);
+    const sharded = path.join(tmp, 'tfjs-sharded');
+    fs.mkdirSync(sharded);
+    fs.writeFileSync(path.join(sharded, 'group1-shard1of2.bin'), all.subarray(0, 100));
+    fs.writeFileSync(path.join(sharded, 'group1-shard2of2.bin'), all.subarray(100, firstBytes));
+    fs.writeFileSync(path.join(sharded, 'group2-shard1of1.bin'), all.subarray(firstBytes));
+    json.weightsManifest = [
+      { paths: ['group1-shard1of2.bin', 'group1-shard2of2.bin'], weights: specs.slice(0, 4) },
+      { paths: ['group2-shard1of1.bin'], weights: specs.slice(4) },
+    ];
+    fs.writeFileSync(path.join(sharded, 'model.json'), JSON.stringify(json));
+    const fromShards = await createBackbone({ kind: 'tiny-vgg', inputSize: [32, 32], tinyWidths: WIDTHS, weights: path.join(sharded, 'model.json') });
+    expectWeightsEqual(fromShards.model, layers);
+    fromShards.model.dispose();
+    // A missing shard is an E_WEIGHTS error naming the file.
+    fs.rmSync(path.join(sharded, 'group2-shard1of1.bin'));
+    const err = await createBackbone({ kind: 'tiny-vgg', inputSize: [32, 32], tinyWidths: WIDTHS, weights: sharded }).catch((e: unknown) => e);
+    expect(isDptrainError(err, 'E_WEIGHTS')).toBe(true);
+    expect((err as Error).message).toContain('group2-shard1of1.bin');
   });
 
   it('without weights, VGG16 starts from seeded random init with a warning', async () => {
