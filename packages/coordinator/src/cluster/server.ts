@@ -135,6 +135,11 @@ export class ClusterServer {
     return [...this.workerList.values()].filter((p) => !p.closed).sort((a, b) => a.seq - b.seq);
   }
 
+  /** Hashes every worker must match (undefined until the first join sets them). */
+  get referenceHashes(): { baseHash?: string; datasetHash?: string } {
+    return { baseHash: this.baseHash, datasetHash: this.datasetHash };
+  }
+
   get eventHistory(): readonly RunEvent[] {
     return this.history;
   }

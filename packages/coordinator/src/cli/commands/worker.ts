@@ -9,6 +9,7 @@ interface WorkerFlags extends ProtocolFlagValues {
   backend?: string;
   ca?: string;
   batchCapacity: string;
+  name?: string;
 }
 
 export function register(program: Command): void {
@@ -20,6 +21,7 @@ export function register(program: Command): void {
     .option('--backend <name>', 'force a backend: tensorflow-gpu, tensorflow, native, wasm, cpu')
     .option('--ca <file>', 'PEM CA certificate to trust for wss://')
     .option('--batch-capacity <n>', 'largest slice of a step this worker takes', '64')
+    .option('--name <name>', 'name reported to the coordinator (default: the host name)')
     .action(async (flags: WorkerFlags) => {
       const token = resolveToken(flags.token);
       const backend = await selectBackend(flags.backend);
@@ -31,6 +33,7 @@ export function register(program: Command): void {
         backend,
         batchCapacity: Number(flags.batchCapacity),
         ...(flags.data ? { dataDir: flags.data } : {}),
+        ...(flags.name ? { host: flags.name } : {}),
         ...(flags.ca ? { ca: flags.ca } : {}),
         ...(p.heartbeatIntervalMs ? { heartbeatIntervalMs: p.heartbeatIntervalMs } : {}),
         ...(p.lostAfterMs ? { lostAfterMs: p.lostAfterMs } : {}),
