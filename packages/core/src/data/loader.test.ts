@@ -92,4 +92,29 @@ describe('ImageBatchLoader', () => {
     expect(isDptrainError(err, 'E_DATA_IMAGE')).toBe(true);
     expect((err as Error).message).toContain('/nonexistent/x.jpg');
   });
+
+  it('batches(): an error surfaces when its batch is reached; break stops further decoding', async () => {
+    const samples = await solidSamples(4);
+    const bad: Sample = { ...samples[0]!, path: '/nonexistent/y.jpg' };
+    const loader = new ImageBatchLoader({ inputSize: [4, 4], preprocess: 'unit', prefetch: 1 });
+    const got: number[] = [];
+    const err = await (async () => {
+      for await (const b of loader.batches([[samples[0]!], [samples[1]!], [bad], [samples[2]!]])) got.push(b.samples[0]!.index);
+    })().catch((e: unknown) => e);
+    expect(got).toEqual([0, 1]);
+    expect((err as Error).message).toContain('/nonexistent/y.jpg');
+
+    let started = 0;
+    const orig = loader.loadBatch.bind(loader);
+    loader.loadBatch = (s, o) => {
+      started++;
+      return orig(s, o);
+    };
+    const many = Array.from({ length: 20 }, () => [samples[3]!]);
+    for await (const b of loader.batches(many)) {
+      expect(b.shape[0]).toBe(1);
+      break;
+    }
+    expect(started).toBeLessThanOrEqual(2);
+  });
 });

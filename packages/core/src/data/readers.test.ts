@@ -117,4 +117,14 @@ describe('folder-per-class reader', () => {
     ]);
     expect(() => loadDataset(dir, { classNames: ['sea', 'glacier'] })).toThrow(/no folder for class glacier.*forest is not a given class/);
   });
+
+  it('accepts CRLF line endings, a BOM and quoted fields', async () => {
+    const dir = await makeCompetitionDir('\uFEFFimage_name,label\r\n"a.jpg",0\r\n"b,c.jpg", 1 \r\n', undefined, []);
+    const ds = loadDataset(dir);
+    expect(ds.labelled.map((s) => [s.name, s.label, s.line])).toEqual([
+      ['a.jpg', 0, 2],
+      ['b,c.jpg', 1, 3],
+    ]);
+    expect(ds.readCulprits).toEqual([]);
+  });
 });

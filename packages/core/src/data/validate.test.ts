@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadDataset } from './load.js';
 import { validateDataset } from './validate.js';
@@ -102,5 +103,21 @@ describe('validateDataset', () => {
     const res = await validateDataset(ds);
     expect(res.dataset).toBe(ds);
     expect(res.checked).toBe(3);
+  });
+
+  it('folder layout: culprits are named by file (no CSV line) and can be skipped', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dp-vf-'));
+    mkdirSync(join(dir, 'a'));
+    mkdirSync(join(dir, 'b'));
+    await writeJpeg(join(dir, 'a', '1.jpg'));
+    await writeJpeg(join(dir, 'b', '2.jpg'));
+    writeFileSync(join(dir, 'b', '3.jpg'), Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3]));
+    const ds = loadDataset(dir);
+    const err = await validateDataset(ds).catch((e: unknown) => e);
+    expect(isDptrainError(err, 'E_DATA_INVALID')).toBe(true);
+    expect((err as Error).message).toContain('b/3.jpg: corrupt');
+    const res = await validateDataset(ds, { skipBad: true });
+    expect(res.dataset.labelled.map((s) => s.name)).toEqual(['a/1.jpg', 'b/2.jpg']);
+    expect(res.dropped.map((c) => [c.reason, c.line])).toEqual([['corrupt', undefined]]);
   });
 });
