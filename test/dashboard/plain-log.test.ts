@@ -51,7 +51,7 @@ describe('plain logger', () => {
   it('shows long-task progress as lines when not interactive', () => {
     const bus = new EventBus();
     const cap = capture(false);
-    attachPlainLogger(bus, { stream: cap.stream, clock, timestamps: false });
+    attachPlainLogger(bus, { stream: cap.stream, clock, timestamps: false, quietMs: 0 });
     for (let d = 0; d <= 100; d += 5) bus.emit({ type: 'progress', time: T0 + d * 10, task: 'extract_features', done: d, total: 100 });
     const lines = cap.out().trim().split('\n');
     expect(lines[0]).toBe('extract features: 0/100 (0%)');
@@ -62,9 +62,21 @@ describe('plain logger', () => {
     expect(cap.out()).not.toContain('\r');
   });
 
+  it('keeps short tasks silent and shows long ones once they have run quietMs', () => {
+    const cap = capture(false);
+    const rep = new TaskProgressReporter({ stream: cap.stream, timestamps: false, quietMs: 1000 });
+    for (let d = 0; d <= 12; d++) rep.update({ type: 'progress', time: T0 + d * 10, task: 'evaluate', done: d, total: 12 });
+    expect(cap.out()).toBe('');
+    for (let d = 0; d <= 10; d++) rep.update({ type: 'progress', time: T0 + d * 500, task: 'validate', done: d * 10, total: 100 });
+    const lines = cap.out().trim().split('\n');
+    expect(lines[0]).toMatch(/^validate: 20\/100 \(20%\)/);
+    expect(lines.at(-1)).toBe('validate: 100/100 done in 5s');
+    expect(lines.map((l) => /\((\d+)%\)/.exec(l)?.[1])).toEqual(['20', '50', '80', undefined]);
+  });
+
   it('redraws a progress bar in place when interactive and keeps it below other lines', () => {
     const cap = capture(true);
-    const rep = new TaskProgressReporter({ stream: cap.stream, clock: { now: () => 0 }, redrawMs: 0, timestamps: false, width: 10 });
+    const rep = new TaskProgressReporter({ stream: cap.stream, clock: { now: () => 0 }, redrawMs: 0, timestamps: false, width: 10, quietMs: 0 });
     rep.update({ type: 'progress', time: 1000, task: 'validate', done: 0, total: 4 });
     rep.update({ type: 'progress', time: 2000, task: 'validate', done: 2, total: 4 });
     rep.println('worker w3 joined');

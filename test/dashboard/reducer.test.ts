@@ -105,7 +105,8 @@ describe('dashboardReducer', () => {
       { type: 'early_stopping', time: T0 + 6000, wait: 1, patience: 3, stopped: false },
       { type: 'lr_changed', time: T0 + 6500, learningRate: 1e-5, reason: 'fine-tune' },
       { type: 'frame_rejected', time: T0 + 7000, workerId: 'w1', code: 'E_GRADIENT_NONFINITE', reason: 'NaN' },
-      { type: 'log', time: T0 + 7100, level: 'info', message: 'not shown' },
+      { type: 'log', time: T0 + 7100, level: 'debug', message: 'not shown' },
+      { type: 'log', time: T0 + 7150, level: 'info', message: 'coordinator listening' },
       { type: 'log', time: T0 + 7200, level: 'warn', message: 'disk almost full' },
     ];
     const s = reduce(ev);
@@ -117,6 +118,7 @@ describe('dashboardReducer', () => {
     expect(texts).toMatch(/learning rate 1e-5/);
     expect(texts).toMatch(/E_GRADIENT_NONFINITE/);
     expect(texts).not.toMatch(/not shown/);
+    expect(texts).toMatch(/coordinator listening/);
     expect(texts).toMatch(/disk almost full/);
     expect(s.earlyStopping).toEqual({ wait: 1, patience: 3, stopped: false });
     expect(s.learningRate).toBe(1e-5);

@@ -5,3 +5,4 @@ export * from './format.js';
 export * from './store.js';
 export { DashboardApp, type DashboardAppProps } from './view.js';
 export { startDashboard, type StartDashboardOptions, type DashboardHandle } from './start.js';
+export { ReplayFilter } from './replay-filter.js';

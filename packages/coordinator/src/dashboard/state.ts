@@ -1,5 +1,5 @@
 import type { PhaseName, ProgressTask, RunEvent, WorkerState } from '@dptrain/core';
-import { formatRate } from './format.js';
+import { formatDuration, formatPercent, formatRate } from './format.js';
 
 /** One row of the worker table. */
 export interface WorkerRow {
@@ -364,7 +364,7 @@ export function dashboardReducer(state: DashboardState, event: RunEvent): Dashbo
     case 'frame_rejected':
       return {
         ...s,
-        recent: note(s, event.time, 'warn', `frame rejected${event.workerId ? ` from ${event.workerId}` : ''} [${event.code}]: ${event.reason}`),
+        recent: note(s, event.time, 'warn', `frame rejected [${event.code}]${event.workerId ? ` from ${event.workerId}` : ''}: ${event.reason}`),
       };
     case 'run_completed':
       return {
@@ -378,13 +378,16 @@ export function dashboardReducer(state: DashboardState, event: RunEvent): Dashbo
           ...(event.submissionPath !== undefined ? { submissionPath: event.submissionPath } : {}),
         },
         workers: s.workers.map((w) => (w.state === 'computing' ? { ...w, state: 'idle' } : w)),
-        recent: note(s, event.time, 'run', `run completed: val acc ${(event.valAccuracy * 100).toFixed(1)}%, ${event.steps} steps`),
+        recent: note(
+          s,
+          event.time,
+          'run',
+          `done: ${event.steps} steps, val acc ${formatPercent(event.valAccuracy, 2)}, ${formatDuration(event.wallMs)}${event.submissionPath ? `, submission ${event.submissionPath}` : ''}`,
+        ),
       };
     case 'log':
-      if (event.level === 'warn' || event.level === 'error') {
-        return { ...s, recent: note(s, event.time, event.level, event.message) };
-      }
-      return s;
+      if (event.level === 'debug') return s;
+      return { ...s, recent: note(s, event.time, event.level === 'info' ? 'run' : event.level, event.message) };
     default:
       return state;
   }

@@ -14,12 +14,14 @@ export interface DashboardStoreOptions {
  */
 export class DashboardStore {
   private state: DashboardState;
+  private readonly limits: Partial<DashboardLimits> | undefined;
   private readonly listeners = new Set<() => void>();
   private readonly throttleMs: number;
   private timer: NodeJS.Timeout | undefined;
   private detachBus: (() => void) | undefined;
 
   constructor(options: DashboardStoreOptions = {}) {
+    this.limits = options.limits;
     this.state = initialDashboardState(options.limits);
     this.throttleMs = options.throttleMs ?? 100;
   }
@@ -39,6 +41,12 @@ export class DashboardStore {
   }
 
   getState = (): DashboardState => this.state;
+
+  /** Forgets every event (e.g. before a reconnected observer receives the history again). */
+  reset(): void {
+    this.state = initialDashboardState(this.limits);
+    this.changed();
+  }
 
   subscribe = (listener: () => void): (() => void) => {
     this.listeners.add(listener);

@@ -17,6 +17,8 @@ export interface PlainLoggerOptions {
   progressStep?: number;
   /** Prefix lines with the event's local time (HH:MM:SS). Default true. */
   timestamps?: boolean;
+  /** Long tasks are shown once they have run this long, in ms. Default 1000. */
+  quietMs?: number;
 }
 
 export interface PlainLoggerHandle {
@@ -61,6 +63,7 @@ export function attachPlainLogger(bus: EventBus, options: PlainLoggerOptions = {
     clock,
     step: options.progressStep ?? 0.25,
     timestamps: stamps,
+    quietMs: options.quietMs ?? 1000,
   });
   let state = initialDashboardState();
   let lastWaiting = '';
@@ -94,7 +97,7 @@ export function attachPlainLogger(bus: EventBus, options: PlainLoggerOptions = {
         tasks.update(event);
         return;
       case 'log':
-        if (event.level !== 'debug') line(event.time, `${event.level}: ${event.message}`);
+        if (event.level !== 'debug') line(event.time, event.level === 'info' ? event.message : `${event.level}: ${event.message}`);
         return;
       default:
         // every other notable event adds one entry to the reducer's recent list

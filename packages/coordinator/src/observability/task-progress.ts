@@ -18,6 +18,8 @@ export interface TaskProgressOptions {
   width?: number;
   /** Minimum ms between redraws of the interactive bar. Default 100. */
   redrawMs?: number;
+  /** Tasks are shown only once they have run this long (by event times), so short ones stay silent. Default 1000. */
+  quietMs?: number;
 }
 
 interface Running {
@@ -28,6 +30,8 @@ interface Running {
   lastPrintedFraction: number;
   lastDrawAt: number;
   lastEventAt: number;
+  /** Whether a line or the bar has been shown for this task. */
+  shown: boolean;
 }
 
 const label = (t: ProgressTask): string => t.replace('_', ' ');
@@ -45,6 +49,7 @@ export class TaskProgressReporter {
   private readonly stamps: boolean;
   private readonly width: number;
   private readonly redrawMs: number;
+  private readonly quietMs: number;
   private running: Running | undefined;
   private barShown = false;
 
@@ -56,6 +61,7 @@ export class TaskProgressReporter {
     this.stamps = options.timestamps ?? true;
     this.width = options.width ?? 30;
     this.redrawMs = options.redrawMs ?? 100;
+    this.quietMs = options.quietMs ?? 1000;
   }
 
   /** Prints a whole line above the bar. */
@@ -68,22 +74,26 @@ export class TaskProgressReporter {
   update(e: ProgressEvent): void {
     let r = this.running;
     if (!r || r.task !== e.task || e.done < r.done || e.total !== r.total) {
-      if (r && r.done < r.total) this.finish(r, e.time, false);
-      r = { task: e.task, total: e.total, done: e.done, startedAt: e.time, lastPrintedFraction: -1, lastDrawAt: 0, lastEventAt: e.time };
+      if (r && r.done < r.total && r.shown) this.finish(r, e.time, false);
+      r = { task: e.task, total: e.total, done: e.done, startedAt: e.time, lastPrintedFraction: -1, lastDrawAt: 0, lastEventAt: e.time, shown: false };
       this.running = r;
-      if (!this.interactive) this.printLine(r, e.time);
     }
     r.done = e.done;
     r.lastEventAt = e.time;
+    // short tasks (an epoch's evaluation of a small validation set) stay silent
+    const visible = r.shown || e.time - r.startedAt >= this.quietMs;
     if (e.done >= e.total) {
-      this.finish(r, e.time, true);
+      if (visible) this.finish(r, e.time, true);
+      this.running = undefined;
       return;
     }
+    if (!visible) return;
     if (this.interactive) {
-      this.drawBar(false);
-    } else if (e.total > 0 && e.done / e.total - r.lastPrintedFraction >= this.step) {
+      this.drawBar(!r.shown);
+    } else if (!r.shown || (e.total > 0 && e.done / e.total - r.lastPrintedFraction >= this.step)) {
       this.printLine(r, e.time);
     }
+    r.shown = true;
   }
 
   /** Ends an open bar line. */

@@ -2,9 +2,10 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { EventBus } from '@dptrain/core';
 import { addTrainingFlags, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
-import { addProtocolFlags, attachClusterConsole, parseListen, resolveToken, runCoordinator, toProtocolOptions, type ProtocolFlagValues } from '../../cluster/index.js';
+import { addProtocolFlags, parseListen, resolveToken, runCoordinator, toProtocolOptions, type ProtocolFlagValues } from '../../cluster/index.js';
+import { addViewFlags, attachRunViews, type ViewFlagValues } from '../../observability/run-views.js';
 
-interface CoordinatorFlags extends TrainingFlagValues, ProtocolFlagValues {
+interface CoordinatorFlags extends TrainingFlagValues, ProtocolFlagValues, ViewFlagValues {
   listen: string;
   minWorkers: string;
   token?: string;
@@ -19,7 +20,7 @@ export function register(program: Command): void {
     .command('coordinator')
     .description('run the coordinator of a cluster: workers connect with `dptrain worker --connect ws://HOST:PORT`');
   addTrainingFlags(cmd);
-  addProtocolFlags(cmd)
+  addViewFlags(addProtocolFlags(cmd))
     .option('--listen <host:port>', 'address to listen on', '0.0.0.0:7420')
     .option('--min-workers <k>', 'training waits while fewer workers are connected', '1')
     .option('--token <secret>', 'shared secret for workers and observers (default: $DPTRAIN_TOKEN)')
@@ -33,22 +34,33 @@ export function register(program: Command): void {
       if (!!flags.tlsCert !== !!flags.tlsKey) throw new Error('--tls-cert and --tls-key go together');
       const runDir = flags.resume ?? flags.out ?? path.join('runs', new Date().toISOString().replace(/[:.]/g, '-'));
       const bus = new EventBus();
-      attachClusterConsole(bus);
-      const { summary } = await runCoordinator({
-        config,
-        runDir,
-        token: resolveToken(flags.token),
-        host,
-        port,
-        bus,
-        minWorkers: Number(flags.minWorkers),
-        resume: flags.resume !== undefined,
-        protocol: toProtocolOptions(flags),
-        ...(flags.tlsCert && flags.tlsKey ? { tls: { cert: flags.tlsCert, key: flags.tlsKey } } : {}),
-        onListening: (url) => {
-          process.stderr.write(`coordinator listening on ${url}; run directory ${path.resolve(runDir)}\n`);
-        },
+      const views = await attachRunViews(bus, {
+        runDir, plain: flags.plain, logEvery: Number(flags.logEvery), minWorkers: Number(flags.minWorkers), charts: flags.charts, title: flags.listen,
+        ...(flags.metricsPort !== undefined ? { metricsPort: Number(flags.metricsPort) } : {}),
       });
-      process.stderr.write(`cluster: ${summary.workersJoined} worker joins, ${summary.workersLost.length} lost, ${Object.values(summary.framesRejected).reduce((a, b) => a + b, 0)} frames rejected\n`);
+      let ok = false;
+      try {
+        const { summary } = await runCoordinator({
+          config,
+          runDir,
+          token: resolveToken(flags.token),
+          host,
+          port,
+          bus,
+          minWorkers: Number(flags.minWorkers),
+          resume: flags.resume !== undefined,
+          protocol: toProtocolOptions(flags),
+          httpHandlers: [views.httpHandler],
+          ...(flags.tlsCert && flags.tlsKey ? { tls: { cert: flags.tlsCert, key: flags.tlsKey } } : {}),
+          onListening: (url) => {
+            views.say(`coordinator listening on ${url} (/metrics, /healthz, /readyz on the same port); run directory ${path.resolve(runDir)}`);
+          },
+        });
+        views.say(`cluster: ${summary.workersJoined} worker joins, ${summary.workersLost.length} lost, ${Object.values(summary.framesRejected).reduce((a, b) => a + b, 0)} frames rejected`);
+        ok = true;
+      } finally {
+        if (ok) await views.finish();
+        else await views.close();
+      }
     });
 }

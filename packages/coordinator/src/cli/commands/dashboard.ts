@@ -1,11 +1,81 @@
 import type { Command } from 'commander';
+import { EventBus, type RunEvent } from '@dptrain/core';
+import { connectObserver } from '@dptrain/worker';
+import { resolveToken } from '../../cluster/index.js';
+import { startDashboard } from '../../dashboard/start.js';
+import { ReplayFilter } from '../../dashboard/replay-filter.js';
+import { attachPlainLogger } from '../../observability/plain-logger.js';
 
-// Placeholder registration: the owning issue replaces this file with the real command.
+interface DashboardFlags {
+  connect: string;
+  token?: string;
+  ca?: string;
+  plain?: boolean;
+  logEvery: string;
+}
+
+/** `dptrain dashboard --connect ws://HOST:PORT`: a read-only view of a running coordinator, from any terminal. */
 export function register(program: Command): void {
   program
     .command('dashboard')
-    .description('(not built yet)')
-    .action(() => {
-      throw new Error('dptrain dashboard is not built yet');
+    .description('watch a running coordinator (read-only): the terminal dashboard, or lines with --plain')
+    .requiredOption('--connect <url>', 'coordinator URL, ws://HOST:PORT or wss://HOST:PORT')
+    .option('--token <secret>', 'shared secret (default: $DPTRAIN_TOKEN)')
+    .option('--ca <file>', 'PEM CA certificate to trust for wss://')
+    .option('--plain', 'log lines instead of the dashboard (the default when stdout is not a terminal)')
+    .option('--log-every <n>', 'plain mode: a step line every N steps', '10')
+    .action(async (flags: DashboardFlags) => {
+      const token = resolveToken(flags.token);
+      const bus = new EventBus();
+      const replay = new ReplayFilter();
+      let completed = false;
+      let connections = 0;
+      const useDashboard = !flags.plain && Boolean(process.stdout.isTTY);
+      const note = (message: string): void => {
+        if (useDashboard) bus.emit({ type: 'log', time: Date.now(), level: 'warn', message });
+        else process.stderr.write(`${message}\n`);
+      };
+      let finish: () => void = () => undefined;
+      const done = new Promise<void>((r) => (finish = r));
+      const observer = await connectObserver({
+        url: flags.connect,
+        token,
+        ...(flags.ca ? { ca: flags.ca } : {}),
+        onEvent: (e: RunEvent) => {
+          if (!replay.accept(e)) return;
+          if (e.type === 'run_completed') completed = true;
+          bus.emit(e);
+        },
+        onStatus: (status, detail) => {
+          if (status === 'connected') {
+            if (connections++ > 0) {
+              replay.reconnected();
+              note(`reconnected to ${flags.connect}`);
+            }
+          } else if (completed) {
+            // the run is over and the coordinator has gone: nothing more will come
+            finish();
+          } else {
+            note(`connection to ${flags.connect} lost${detail ? ` (${detail})` : ''}; reconnecting`);
+          }
+        },
+      });
+      observer.closed.then(finish, finish);
+      if (useDashboard) {
+        const view = startDashboard(bus, { title: flags.connect, onInterrupt: finish });
+        view.closed.then(finish, finish);
+        await done;
+        view.close();
+      } else {
+        const log = attachPlainLogger(bus, { every: Number(flags.logEvery) || 10 });
+        const stop = (): void => finish();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        await done;
+        log.close();
+      }
+      observer.close();
+      // the socket library may hold the loop for a moment after close
+      setTimeout(() => process.exit(process.exitCode ?? 0), 200).unref();
     });
 }
