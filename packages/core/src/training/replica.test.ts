@@ -36,6 +36,16 @@ describe('createReplica (tiny-vgg on cpu)', () => {
     r.dispose();
   });
 
+  it('dispose releases every weight (full model and phase sub-models)', async () => {
+    const before = tf.memory().numTensors;
+    const r = await createReplica(tinyConfig(), { images: syntheticImages });
+    await r.setPhase('fine_tune');
+    await r.computeGradients(samplesOf(3), { phase: 'fine_tune', epoch: 0, step: 0 });
+    expect(tf.memory().numTensors).toBeGreaterThan(before);
+    r.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('rejects weights of the wrong length and out-of-range labels', async () => {
     const r = await createReplica(tinyConfig(), { images: syntheticImages });
     let err: unknown;

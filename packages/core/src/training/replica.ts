@@ -287,7 +287,15 @@ export class ModelReplica implements Replica {
     if (this.disposed) return;
     this.disposed = true;
     this.cache?.clearMemory();
-    this.model.dispose();
+    // Layers are shared by the full model and the phase sub-models (each use adds a reference): release them all.
+    const layers = new Set([...this.backbone.model.layers, ...this.model.layers]);
+    for (const layer of layers) {
+      try {
+        while (layer.dispose().refCountAfterDispose > 0);
+      } catch {
+        // never built/used, or already released
+      }
+    }
   }
 
   private assertLive(): void {
