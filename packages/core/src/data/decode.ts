@@ -34,7 +34,7 @@ export async function decodeImage(
     const { data, info } = await sharp(input, { failOn: 'warning' })
       .toColourspace('srgb')
       .removeAlpha()
-      .resize(width, height, { fit: 'fill', kernel: kernel === 'linear' ? 'linear' : kernel })
+      .resize(width, height, { fit: 'fill', kernel })
       .raw()
       .toBuffer({ resolveWithObject: true });
     if (info.width !== width || info.height !== height) {

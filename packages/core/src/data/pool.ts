@@ -1,7 +1,7 @@
 /**
  * Bounded-concurrency map: runs `fn` over `items` with at most `concurrency` calls in flight and
- * returns the results in input order. The first rejection rejects the whole map (after in-flight calls settle
- * is not awaited; remaining items are not started).
+ * returns the results in input order. The first rejection rejects the whole map and no further items are
+ * started (calls already in flight are not awaited).
  */
 export async function mapLimit<T, R>(
   items: readonly T[],
