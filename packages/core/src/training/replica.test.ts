@@ -36,6 +36,17 @@ describe('createReplica (tiny-vgg on cpu)', () => {
     r.dispose();
   });
 
+  it('predict keeps input order across chunks and groups (70 samples, chunk 16)', async () => {
+    const r = await createReplica(tinyConfig(), { images: syntheticImages, cache: false });
+    const all = samplesOf(70);
+    const p = await r.predict(all);
+    for (const i of [0, 15, 16, 63, 64, 69]) {
+      const one = await r.predict([all[i]!]);
+      for (let c = 0; c < 3; c++) expect(p[i * 3 + c]!).toBeCloseTo(one[c]!, 5);
+    }
+    r.dispose();
+  });
+
   it('dispose releases every weight (full model and phase sub-models)', async () => {
     const before = tf.memory().numTensors;
     const r = await createReplica(tinyConfig(), { images: syntheticImages });

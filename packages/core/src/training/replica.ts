@@ -258,15 +258,21 @@ export class ModelReplica implements Replica {
     this.assertLive();
     const pm = this.models();
     const out = new Float32Array(samples.length * this.numClasses);
-    for (let i = 0; i < samples.length; i += this.chunk) {
-      const part = samples.slice(i, i + this.chunk);
+    // Features for a few chunks at a time (so decoding overlaps the frozen forward), the head per chunk.
+    const group = this.chunk * 4;
+    for (let g = 0; g < samples.length; g += group) {
+      const part = samples.slice(g, g + group);
       const feats = await this.features(part, { train: false, epoch: 0 });
-      tf.tidy(() => {
-        const x = tf.tensor(feats.data, feats.shape);
-        const h = pm.tail.apply(x, { training: false }) as tf.Tensor;
-        const probs = tf.softmax(this.head.logits.apply(h) as tf.Tensor2D);
-        out.set(probs.dataSync() as Float32Array, i * this.numClasses);
-      });
+      const per = feats.data.length / part.length;
+      for (let i = 0; i < part.length; i += this.chunk) {
+        const n = Math.min(this.chunk, part.length - i);
+        tf.tidy(() => {
+          const x = tf.tensor(feats.data.subarray(i * per, (i + n) * per), [n, ...feats.shape.slice(1)]);
+          const h = pm.tail.apply(x, { training: false }) as tf.Tensor;
+          const probs = tf.softmax(this.head.logits.apply(h) as tf.Tensor2D);
+          out.set(probs.dataSync() as Float32Array, (g + i) * this.numClasses);
+        });
+      }
     }
     return out;
   }
@@ -339,9 +345,17 @@ export class ModelReplica implements Replica {
     } else {
       for (let i = 0; i < samples.length; i++) missing.push(i);
     }
+    // Decode chunk k+1 (sharp, off the main thread) while the frozen part runs on chunk k.
+    const load = (c: number) => {
+      const p = this.images.loadBatch(missing.slice(c, c + this.chunk).map((i) => this.local(samples[i]!)), { augment, epoch: augEpoch });
+      p.catch(() => undefined);
+      return p;
+    };
+    let next = missing.length > 0 ? load(0) : undefined;
     for (let c = 0; c < missing.length; c += this.chunk) {
       const idx = missing.slice(c, c + this.chunk);
-      const batch = await this.images.loadBatch(idx.map((i) => this.local(samples[i]!)), { augment, epoch: augEpoch });
+      const batch = await next!;
+      next = c + this.chunk < missing.length ? load(c + this.chunk) : undefined;
       const out = tf.tidy(() => {
         const y = pm.frozen.predict(tf.tensor(batch.data, [idx.length, ...batch.shape.slice(1)])) as tf.Tensor;
         return y.dataSync() as Float32Array;
