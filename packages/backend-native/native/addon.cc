@@ -7,6 +7,7 @@
 #include <dnnl.hpp>
 
 #include <cfloat>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -95,13 +96,17 @@ ConvGeom Geom(const Napi::CallbackInfo& info, int xi, int wi, int yi, int ci) {
 memory::desc Nhwc(const memory::dims& d) { return memory::desc(d, dt::f32, tag::nhwc); }
 memory::desc Hwio(const memory::dims& d) { return memory::desc(d, dt::f32, tag::hwio); }
 memory::desc Any(const memory::dims& d) { return memory::desc(d, dt::f32, tag::any); }
+// Activation layout asked of oneDNN: NHWC as tfjs stores it (no reorders), or 'any' (oneDNN's blocked layout,
+// reordered from/to NHWC around each call). Set with setActivationLayout().
+bool g_anyAct = false;
+memory::desc Act(const memory::dims& d) { return g_anyAct ? Any(d) : Nhwc(d); }
 
 convolution_forward::primitive_desc FwdPd(const ConvGeom& g, bool bias, bool relu) {
-  auto d = bias ? convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, Nhwc(g.src),
-                                            Any(g.wei), memory::desc(g.bias, dt::f32, tag::x), Nhwc(g.dst), g.strides,
+  auto d = bias ? convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, Act(g.src),
+                                            Any(g.wei), memory::desc(g.bias, dt::f32, tag::x), Act(g.dst), g.strides,
                                             g.dil, g.padL, g.padR)
-                : convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, Nhwc(g.src),
-                                            Any(g.wei), Nhwc(g.dst), g.strides, g.dil, g.padL, g.padR);
+                : convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, Act(g.src),
+                                            Any(g.wei), Act(g.dst), g.strides, g.dil, g.padL, g.padR);
   primitive_attr attr;
   if (relu) {
     post_ops po;
@@ -131,18 +136,34 @@ WeiSlot MakeWeiSlot(const memory::desc& want, const memory::desc& user, bool toU
 struct FwdEntry {
   memory::desc src, wei, dst, bias;
   convolution_forward prim;
-  WeiSlot w;
+  WeiSlot w, x, y;
 };
 struct BwdDataEntry {
   memory::desc diffDst, wei, diffSrc;
   convolution_backward_data prim;
-  WeiSlot w;
+  WeiSlot w, dy, dx;
 };
 struct BwdWeiEntry {
   memory::desc src, diffDst, diffWei;
   convolution_backward_weights prim;
-  WeiSlot w;
+  WeiSlot w, x, dy;
 };
+
+// The memory a primitive reads: the user's buffer, or the slot after reordering the user's buffer into it.
+memory In(WeiSlot& slot, const memory::desc& user, const memory::desc& mine, float* p, stream& s) {
+  if (!slot.needed) return memory(mine, Eng(), p);
+  memory u(user, Eng(), p);
+  slot.re.execute(s, u, slot.mem);
+  return slot.mem;
+}
+// The memory a primitive writes: the user's buffer, or the slot (drained with Out2User after the primitive ran).
+memory Out(WeiSlot& slot, const memory::desc& mine, float* p) { return slot.needed ? slot.mem : memory(mine, Eng(), p); }
+void Out2User(WeiSlot& slot, const memory::desc& user, float* p, stream& s) {
+  if (slot.needed) {
+    memory u(user, Eng(), p);
+    slot.re.execute(s, slot.mem, u);
+  }
+}
 struct MatMulEntry {
   memory::desc a, b, c, bias;
   matmul prim;
@@ -190,12 +211,14 @@ Napi::Value Conv2D(const Napi::CallbackInfo& info) {
     if (hasBias) e->bias = pd.bias_desc();
     e->prim = convolution_forward(pd);
     e->w = MakeWeiSlot(pd.weights_desc(), Hwio(g.wei), false);
+    e->x = MakeWeiSlot(pd.src_desc(), Nhwc(g.src), false);
+    e->y = MakeWeiSlot(pd.dst_desc(), Nhwc(g.dst), true);
     ImplNames()["conv_fwd"] = pd.impl_info_str();
     it = cache.emplace(key, std::move(e)).first;
   }
   FwdEntry& e = *it->second;
   auto& s = Strm();
-  memory mx(e.src, Eng(), x), my(e.dst, Eng(), y);
+  memory mx = In(e.x, Nhwc(g.src), e.src, x, s), my = Out(e.y, e.dst, y);
   memory mw;
   if (e.w.needed) {
     memory uw(Hwio(g.wei), Eng(), w);
@@ -207,6 +230,7 @@ Napi::Value Conv2D(const Napi::CallbackInfo& info) {
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, mx}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, my}};
   if (hasBias) args.emplace(DNNL_ARG_BIAS, memory(e.bias, Eng(), b));
   e.prim.execute(s, args);
+  Out2User(e.y, Nhwc(g.dst), y, s);
   s.wait();
   return info.Env().Undefined();
 }
@@ -225,7 +249,7 @@ Napi::Value Conv2DBackpropInput(const Napi::CallbackInfo& info) {
   if (it == cache.end()) {
     TrimCache<BwdDataEntry>();
     auto hint = FwdPd(g, false, false);
-    convolution_backward_data::desc d(algorithm::convolution_direct, Nhwc(g.src), Any(g.wei), Nhwc(g.dst), g.strides,
+    convolution_backward_data::desc d(algorithm::convolution_direct, Act(g.src), Any(g.wei), Act(g.dst), g.strides,
                                       g.dil, g.padL, g.padR);
     convolution_backward_data::primitive_desc pd(d, Eng(), hint);
     auto e = std::make_unique<BwdDataEntry>();
@@ -234,12 +258,14 @@ Napi::Value Conv2DBackpropInput(const Napi::CallbackInfo& info) {
     e->wei = pd.weights_desc();
     e->prim = convolution_backward_data(pd);
     e->w = MakeWeiSlot(pd.weights_desc(), Hwio(g.wei), false);
+    e->dy = MakeWeiSlot(pd.diff_dst_desc(), Nhwc(g.dst), false);
+    e->dx = MakeWeiSlot(pd.diff_src_desc(), Nhwc(g.src), true);
     ImplNames()["conv_bwd_data"] = pd.impl_info_str();
     it = cache.emplace(g.key, std::move(e)).first;
   }
   BwdDataEntry& e = *it->second;
   auto& s = Strm();
-  memory mdy(e.diffDst, Eng(), dy), mdx(e.diffSrc, Eng(), dx);
+  memory mdy = In(e.dy, Nhwc(g.dst), e.diffDst, dy, s), mdx = Out(e.dx, e.diffSrc, dx);
   memory mw;
   if (e.w.needed) {
     memory uw(Hwio(g.wei), Eng(), w);
@@ -249,6 +275,7 @@ Napi::Value Conv2DBackpropInput(const Napi::CallbackInfo& info) {
     mw = memory(e.wei, Eng(), w);
   }
   e.prim.execute(s, {{DNNL_ARG_DIFF_DST, mdy}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DIFF_SRC, mdx}});
+  Out2User(e.dx, Nhwc(g.src), dx, s);
   s.wait();
   return info.Env().Undefined();
 }
@@ -267,7 +294,7 @@ Napi::Value Conv2DBackpropFilter(const Napi::CallbackInfo& info) {
   if (it == cache.end()) {
     TrimCache<BwdWeiEntry>();
     auto hint = FwdPd(g, false, false);
-    convolution_backward_weights::desc d(algorithm::convolution_direct, Nhwc(g.src), Any(g.wei), Nhwc(g.dst),
+    convolution_backward_weights::desc d(algorithm::convolution_direct, Act(g.src), Any(g.wei), Act(g.dst),
                                          g.strides, g.dil, g.padL, g.padR);
     convolution_backward_weights::primitive_desc pd(d, Eng(), hint);
     auto e = std::make_unique<BwdWeiEntry>();
@@ -276,12 +303,14 @@ Napi::Value Conv2DBackpropFilter(const Napi::CallbackInfo& info) {
     e->diffWei = pd.diff_weights_desc();
     e->prim = convolution_backward_weights(pd);
     e->w = MakeWeiSlot(pd.diff_weights_desc(), Hwio(g.wei), true);
+    e->x = MakeWeiSlot(pd.src_desc(), Nhwc(g.src), false);
+    e->dy = MakeWeiSlot(pd.diff_dst_desc(), Nhwc(g.dst), false);
     ImplNames()["conv_bwd_weights"] = pd.impl_info_str();
     it = cache.emplace(g.key, std::move(e)).first;
   }
   BwdWeiEntry& e = *it->second;
   auto& s = Strm();
-  memory mx(e.src, Eng(), x), mdy(e.diffDst, Eng(), dy);
+  memory mx = In(e.x, Nhwc(g.src), e.src, x, s), mdy = In(e.dy, Nhwc(g.dst), e.diffDst, dy, s);
   memory udw(Hwio(g.wei), Eng(), dw);
   memory mdw = e.w.needed ? e.w.mem : memory(e.diffWei, Eng(), dw);
   e.prim.execute(s, {{DNNL_ARG_SRC, mx}, {DNNL_ARG_DIFF_DST, mdy}, {DNNL_ARG_DIFF_WEIGHTS, mdw}});
@@ -605,6 +634,16 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   if (n > 0) omp_set_num_threads(n);
   return Napi::Number::New(info.Env(), omp_get_max_threads());
 }
+Napi::Value SetActivationLayout(const Napi::CallbackInfo& info) {
+  bool any = info[0].As<Napi::String>().Utf8Value() == "any";
+  if (any != g_anyAct) {
+    g_anyAct = any;
+    Cache<FwdEntry>().clear();
+    Cache<BwdDataEntry>().clear();
+    Cache<BwdWeiEntry>().clear();
+  }
+  return Napi::String::New(info.Env(), g_anyAct ? "any" : "nhwc");
+}
 Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), omp_get_max_threads());
 }
@@ -651,6 +690,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("unary", Napi::Function::New(env, Guard<Unary>));
   exports.Set("reduceSum", Napi::Function::New(env, Guard<ReduceSum>));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
+  exports.Set("setActivationLayout", Napi::Function::New(env, SetActivationLayout));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));
   exports.Set("info", Napi::Function::New(env, Guard<Info>));
   exports.Set("clearCache", Napi::Function::New(env, ClearCache));

@@ -35,6 +35,8 @@ export interface NativeAddon {
   unary(op: number, x: Float32Array, out: Float32Array, alpha: number): void;
   /** out[o, i] = scale * sum_r x[o, r, i]. */
   reduceSum(x: Float32Array, out: Float32Array, outer: number, red: number, inner: number, scale: number): void;
+  /** 'nhwc' (default: no reorders) or 'any' (oneDNN's blocked layouts, reordered around each call). */
+  setActivationLayout(layout: 'nhwc' | 'any'): string;
   /** Sets oneDNN's OpenMP thread count; returns the count now in effect. */
   setNumThreads(n: number): number;
   getNumThreads(): number;

@@ -31,15 +31,22 @@ export const NATIVE_KERNELS = [
 ] as const;
 
 /** Per kernel: calls served natively, and calls that fell back to the cpu kernel (unsupported attrs/dtypes). */
-const stats = new Map<string, { native: number; fallback: number }>();
+const stats = new Map<string, { native: number; fallback: number; cpuMs?: number }>();
+/** With DPTRAIN_NATIVE_PROFILE=1, each native kernel also sums the process CPU time it used (robust to other load). */
+const profiling = process.env.DPTRAIN_NATIVE_PROFILE === '1';
+const cpuNow = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
 
-export function nativeKernelStats(): Record<string, { native: number; fallback: number }> {
+export function nativeKernelStats(): Record<string, { native: number; fallback: number; cpuMs?: number }> {
   return Object.fromEntries([...stats].map(([k, v]) => [k, { ...v }]));
 }
 export function resetNativeKernelStats(): void {
   for (const s of stats.values()) {
     s.native = 0;
     s.fallback = 0;
+    if (s.cpuMs !== undefined) s.cpuMs = 0;
   }
 }
 
@@ -82,10 +89,12 @@ export function registerNativeKernels(addon: NativeAddon): void {
     if (body) {
       const cpuFunc = k.kernelFunc;
       const name = k.kernelName;
-      const s = { native: 0, fallback: 0 };
+      const s: { native: number; fallback: number; cpuMs?: number } = profiling ? { native: 0, fallback: 0, cpuMs: 0 } : { native: 0, fallback: 0 };
       stats.set(name, s);
       kernelFunc = (args) => {
+        const t0 = profiling ? cpuNow() : 0;
         const out = body(args as unknown as Parameters<NativeKernelBody>[0] & { backend: CpuBackendLike });
+        if (profiling) s.cpuMs! += cpuNow() - t0;
         if (out) {
           s.native++;
           return out;

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { loadAddon } from './addon.js';
 import { nativeKernelStats, resetNativeKernelStats } from './backend.js';
 import { int, nativeOrSkipReason, onBoth, prng, randomData, relErr } from './test-util.js';
 
@@ -75,6 +76,24 @@ describe.skipIf(skipReason !== null)('native conv kernels vs tfjs cpu', () => {
     );
     expect(relErr(native[0]!, cpu[0]!)).toBeLessThan(1e-4);
     expect(native[0]!.some((v) => v === 0)).toBe(true); // relu applied
+  });
+
+  it("agrees with oneDNN's blocked activation layout too (setActivationLayout('any'))", async () => {
+    const addon = loadAddon();
+    addon.setActivationLayout('any');
+    try {
+      const r = prng(77);
+      const x = randomData(r, [3, 7, 6, 16]);
+      const f = randomData(r, [3, 3, 16, 32]);
+      const conv = (xt: tf.Tensor, ft: tf.Tensor) => tf.conv2d(xt as tf.Tensor4D, ft as tf.Tensor4D, 2, 'same');
+      const { cpu, native } = await onBoth([x, f], (xt, ft) => {
+        const [gx, gf] = tf.grads((a: tf.Tensor, b: tf.Tensor) => conv(a, b).square().sum())([xt!, ft!]);
+        return [conv(xt!, ft!), gx!, gf!];
+      });
+      for (let i = 0; i < 3; i++) expect(relErr(native[i]!, cpu[i]!), `output ${i}`).toBeLessThan(1e-4);
+    } finally {
+      addon.setActivationLayout('nhwc');
+    }
   });
 
   it('runs the convolutions natively, without falling back', () => {

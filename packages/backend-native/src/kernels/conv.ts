@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { TensorInfo } from '@tensorflow/tfjs';
 import type { NativeAddon } from '../addon.js';
-import { f32, size, type CpuBackendLike, type NativeKernelBody } from './util.js';
+import { alloc, f32, size, type CpuBackendLike, type NativeKernelBody } from './util.js';
 
 type Conv2DInfo = ReturnType<typeof tf.backend_util.computeConv2DInfo>;
 
@@ -51,7 +51,7 @@ export function conv2dBody(addon: NativeAddon): NativeKernelBody {
     if (!x || !filter || !xv || !wv) return null;
     const c = convInfo(x.shape, filter.shape, attrs as unknown as ConvAttrs);
     if (!c) return null;
-    const y = new Float32Array(size(c.outShape));
+    const y = alloc(size(c.outShape));
     addon.conv2d(xv, x.shape, wv, filter.shape, null, y, c.outShape, convArgs(c), false);
     return output(backend, c.outShape, y);
   };
@@ -75,7 +75,7 @@ export function fusedConv2dBody(addon: NativeAddon): NativeKernelBody {
     }
     const c = convInfo(x.shape, filter.shape, attrs as unknown as ConvAttrs);
     if (!c) return null;
-    const y = new Float32Array(size(c.outShape));
+    const y = alloc(size(c.outShape));
     addon.conv2d(xv, x.shape, wv, filter.shape, bv, y, c.outShape, convArgs(c), activation === 'relu');
     return output(backend, c.outShape, y);
   };
@@ -90,7 +90,7 @@ export function conv2dBackpropInputBody(addon: NativeAddon): NativeKernelBody {
     if (!dy || !filter || !dyv || !wv) return null;
     const c = convInfo(inputShape, filter.shape, attrs as unknown as ConvAttrs);
     if (!c || c.outShape.some((d, i) => d !== dy.shape[i])) return null;
-    const dx = new Float32Array(size(inputShape));
+    const dx = alloc(size(inputShape));
     addon.conv2dBackpropInput(dyv, dy.shape, wv, filter.shape, dx, inputShape, convArgs(c));
     return output(backend, inputShape, dx);
   };
@@ -105,7 +105,7 @@ export function conv2dBackpropFilterBody(addon: NativeAddon): NativeKernelBody {
     if (!x || !dy || !xv || !dyv) return null;
     const c = convInfo(x.shape, filterShape, attrs as unknown as ConvAttrs);
     if (!c || c.outShape.some((d, i) => d !== dy.shape[i])) return null;
-    const dw = new Float32Array(size(filterShape));
+    const dw = alloc(size(filterShape));
     addon.conv2dBackpropFilter(xv, x.shape, dyv, dy.shape, dw, filterShape, convArgs(c));
     return output(backend, filterShape, dw);
   };

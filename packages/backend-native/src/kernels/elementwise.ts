@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { TensorInfo } from '@tensorflow/tfjs';
 import type { NativeAddon } from '../addon.js';
-import { f32, size, type NativeKernelBody } from './util.js';
+import { alloc, f32, size, type NativeKernelBody } from './util.js';
 
 const BINARY_OPS = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3 } as const;
 export type BinaryKernel = keyof typeof BINARY_OPS;
@@ -38,7 +38,7 @@ export function binaryBody(addon: NativeAddon, kernel: BinaryKernel): NativeKern
     if (!m) return strided(addon, op, backend, a, av, b, bv);
     const n = size(m.outShape);
     if (n === 0) return null;
-    const out = new Float32Array(n);
+    const out = alloc(n);
     addon.binary(op, av, bv, out, m.mode, m.inner);
     return backend.makeTensorInfo(m.outShape, 'float32', out);
   };
@@ -72,7 +72,7 @@ function strided(
     }
     return st;
   };
-  const out = new Float32Array(size(outShape));
+  const out = alloc(size(outShape));
   addon.binaryStrided(op, av, bv, out, outShape, stridesFor(a.shape), stridesFor(b.shape));
   return backend.makeTensorInfo(outShape, 'float32', out);
 }
@@ -83,7 +83,7 @@ export function unaryBody(addon: NativeAddon, kernel: 'Relu' | 'Step'): NativeKe
     const { x } = inputs;
     const xv = f32(backend, x);
     if (!x || !xv || size(x.shape) === 0) return null;
-    const out = new Float32Array(size(x.shape));
+    const out = alloc(size(x.shape));
     addon.unary(op, xv, out, kernel === 'Step' ? Number((attrs.alpha as number | undefined) ?? 0) : 0);
     return backend.makeTensorInfo(x.shape, 'float32', out);
   };
@@ -106,7 +106,7 @@ export function reduceBody(addon: NativeAddon, kernel: 'Sum' | 'Mean'): NativeKe
     if (red === 0 || outer * inner === 0) return null;
     const keep = Boolean(attrs.keepDims);
     const outShape = keep ? x.shape.map((d, i) => (i >= lo && i <= hi ? 1 : d)) : x.shape.filter((_, i) => i < lo || i > hi);
-    const out = new Float32Array(outer * inner);
+    const out = alloc(outer * inner);
     addon.reduceSum(xv, out, outer, red, inner, kernel === 'Mean' ? 1 / red : 1);
     return backend.makeTensorInfo(outShape, 'float32', out) as TensorInfo;
   };

@@ -1,6 +1,6 @@
 import type { TensorInfo } from '@tensorflow/tfjs';
 import type { NativeAddon } from '../addon.js';
-import { f32, size, type CpuBackendLike, type NativeKernelBody } from './util.js';
+import { alloc, f32, size, type CpuBackendLike, type NativeKernelBody } from './util.js';
 
 /** Shapes of a (batched) matmul when the outer dims are equal or one side's are all 1; null otherwise. */
 function plan(a: TensorInfo, b: TensorInfo, ta: boolean, tb: boolean) {
@@ -48,7 +48,7 @@ function run(
     biasv = f32(backend, bias);
     if (!biasv) return null;
   }
-  const c = new Float32Array(size(p.outShape));
+  const c = alloc(size(p.outShape));
   addon.matMul(av, bv, c, [p.BA, p.BB, p.M, p.N, p.K], ta, tb, biasv, relu);
   return backend.makeTensorInfo(p.outShape, 'float32', c);
 }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { NativeAddon } from '../addon.js';
-import { f32, size, type NativeKernelBody } from './util.js';
+import { alloc, f32, size, type NativeKernelBody } from './util.js';
 
 interface PoolAttrs {
   filterSize: number | [number, number];
@@ -31,7 +31,7 @@ export function maxPoolBody(addon: NativeAddon): NativeKernelBody {
     if (!x || !xv) return null;
     const p = poolInfo(x.shape, attrs as unknown as PoolAttrs);
     if (!p) return null;
-    const y = new Float32Array(size(p.outShape));
+    const y = alloc(size(p.outShape));
     addon.maxPool(xv, x.shape, y, p.outShape, p.pool);
     return backend.makeTensorInfo(p.outShape, 'float32', y);
   };
@@ -45,7 +45,7 @@ export function maxPoolGradBody(addon: NativeAddon): NativeKernelBody {
     if (!dy || !input || !dyv || !xv) return null;
     const p = poolInfo(input.shape, attrs as unknown as PoolAttrs);
     if (!p || p.outShape.some((d, i) => d !== dy.shape[i])) return null;
-    const dx = new Float32Array(size(input.shape));
+    const dx = alloc(size(input.shape));
     addon.maxPoolGrad(dyv, xv, input.shape, dx, p.outShape, p.pool);
     return backend.makeTensorInfo(input.shape, 'float32', dx);
   };

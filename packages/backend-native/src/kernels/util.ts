@@ -25,3 +25,8 @@ export type NativeKernelBody = (args: {
   backend: CpuBackendLike;
   attrs: Record<string, unknown>;
 }) => TensorInfo | null;
+
+/** Output array of a native kernel (one place to change if outputs ever get pooled). */
+export function alloc(n: number): Float32Array {
+  return new Float32Array(n);
+}

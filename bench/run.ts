@@ -1,0 +1,214 @@
+// `npm run bench [-- --json FILE] [--backends native,wasm] [--steps N] [--quick] [--no-torch] [--no-recipe]`
+// Times the VGG16 fine-tune step (block5 + head, 150 px, batch 8 per worker) from images and from cached block4
+// features, with 1 and 2 worker processes, on each available backend; PyTorch on the same shapes when it imports;
+// the two-phase recipe with and without the feature cache; the parameter exchange (bench/exchange.bench.ts).
+import { existsSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { runParallel, type ProcSpec } from './parallel.js';
+import { findTorchPython } from './python.js';
+import { benchRecipe, type RecipeBenchResult } from './recipe.js';
+import type { StepResult } from './step-worker.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..');
+
+const { values: a } = parseArgs({
+  options: {
+    json: { type: 'string' },
+    backends: { type: 'string' },
+    modes: { type: 'string', default: 'images,features' },
+    workers: { type: 'string', default: '1,2' },
+    steps: { type: 'string' },
+    warmup: { type: 'string', default: '2' },
+    batch: { type: 'string', default: '8' },
+    quick: { type: 'boolean', default: false },
+    torch: { type: 'boolean', default: true },
+    'no-torch': { type: 'boolean', default: false },
+    recipe: { type: 'boolean', default: true },
+    'no-recipe': { type: 'boolean', default: false },
+    'recipe-images': { type: 'string', default: '240' },
+    'no-exchange': { type: 'boolean', default: false },
+  },
+  allowPositionals: false,
+});
+
+/** One measurement of the step: the JSON's `results` entries. */
+export interface BenchResult {
+  backend: string;
+  mode: 'images' | 'features';
+  workers: number;
+  /** oneDNN / PyTorch / wasm threads per worker process. */
+  threads: number;
+  batch: number;
+  /** Images per second over all workers. */
+  img_per_s: number;
+  step_ms: number;
+  /** Largest peak RSS of one worker process, MiB. */
+  peak_rss_mib: number;
+  device: string;
+}
+
+const batch = Number(a.batch);
+const steps = Number(a.steps ?? (a.quick ? 2 : 5));
+const warmup = Number(a.warmup);
+const modes = a.modes!.split(',') as ('images' | 'features')[];
+const workerCounts = a.workers!.split(',').map(Number);
+const tsx = path.join(root, 'node_modules', '.bin', 'tsx');
+
+async function available(backend: string): Promise<string | null> {
+  if (backend !== 'native') return null;
+  try {
+    const { registerNativeBackend } = await import('@dptrain/backend-native');
+    await registerNativeBackend();
+    return null;
+  } catch (err) {
+    return err instanceof Error ? err.message.split('\n')[0]! : String(err);
+  }
+}
+
+function stepSpec(backend: string, mode: string, threads: number): ProcSpec {
+  const args = ['--mode', mode, '--batch', String(batch), '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads)];
+  const env = { OMP_NUM_THREADS: String(threads), DPTRAIN_NATIVE_THREADS: String(threads) };
+  if (backend === 'pytorch') return { command: torchPython!, args: [path.join(here, 'torch_step.py'), ...args], env };
+  return { command: tsx, args: [path.join(here, 'step-worker.ts'), '--backend', backend, ...args], env };
+}
+
+async function measure(backend: string, mode: 'images' | 'features', workers: number, threads: number): Promise<BenchResult> {
+  const specs = Array.from({ length: workers }, () => stepSpec(backend, mode, threads));
+  const rs = await runParallel<StepResult>(specs);
+  const r0 = rs[0]!;
+  return {
+    backend,
+    mode,
+    workers,
+    threads,
+    batch,
+    img_per_s: Math.round(rs.reduce((s, r) => s + r.img_per_s, 0) * 100) / 100,
+    step_ms: Math.round(Math.max(...rs.map((r) => r.step_ms)) * 10) / 10,
+    peak_rss_mib: Math.max(...rs.map((r) => r.peak_rss_mib)),
+    device: r0.device,
+  };
+}
+
+const cores = os.availableParallelism();
+const noTorch = a['no-torch'] || !a.torch;
+const torchInfo = noTorch ? null : findTorchPython();
+const torchPython = torchInfo?.python;
+const wanted = (a.backends ?? 'native,wasm').split(',').filter(Boolean);
+const backends: string[] = [];
+const skipped: { backend: string; reason: string }[] = [];
+for (const b of wanted) {
+  const why = await available(b);
+  if (why) skipped.push({ backend: b, reason: why });
+  else backends.push(b);
+}
+if (torchPython) backends.push('pytorch');
+else if (!noTorch) skipped.push({ backend: 'pytorch', reason: 'no python3 that can `import torch`' });
+
+console.log(`dptrain bench: ${os.cpus()[0]?.model ?? 'cpu'} x${cores}, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}, batch ${batch}/worker, ${steps} timed steps after ${warmup} warm-up`);
+for (const s of skipped) console.log(`  skipped ${s.backend}: ${s.reason}`);
+
+const results: BenchResult[] = [];
+const print = (r: BenchResult) =>
+  console.log(
+    `  ${r.backend.padEnd(8)} ${r.mode.padEnd(9)} workers ${r.workers} x ${r.threads} thr  ${r.img_per_s.toFixed(2).padStart(7)} img/s  step ${r.step_ms.toFixed(0).padStart(6)} ms  peak ${r.peak_rss_mib} MiB`,
+  );
+console.log('\nVGG16 fine-tune step (block5 + head, 150 px):');
+for (const backend of backends) {
+  for (const mode of modes) {
+    for (const w of workerCounts) {
+      if (w > cores) continue;
+      const r = await measure(backend, mode, w, 1);
+      results.push(r);
+      print(r);
+    }
+    // Threads layout: one process using every core (oneDNN/OpenMP or torch threads) vs one process per core.
+    if ((backend === 'native' || backend === 'pytorch') && cores > 1) {
+      const r = await measure(backend, mode, 1, cores);
+      results.push(r);
+      print(r);
+    }
+  }
+}
+
+const find = (b: string, m: string, w: number, t: number) => results.find((r) => r.backend === b && r.mode === m && r.workers === w && r.threads === t);
+const ratios: { backend: string; mode: string; workers: number; threads: number; vs_pytorch?: number; scaling_2_workers?: number }[] = [];
+console.log('\nRatios:');
+for (const r of results) {
+  if (r.backend === 'pytorch') continue;
+  const entry: (typeof ratios)[number] = { backend: r.backend, mode: r.mode, workers: r.workers, threads: r.threads };
+  const t = find('pytorch', r.mode, r.workers, r.threads);
+  if (t) entry.vs_pytorch = Math.round((r.img_per_s / t.img_per_s) * 100) / 100;
+  const one = find(r.backend, r.mode, 1, 1);
+  if (r.workers === 2 && one) entry.scaling_2_workers = Math.round((r.img_per_s / one.img_per_s) * 100) / 100;
+  ratios.push(entry);
+  console.log(
+    `  ${r.backend.padEnd(8)} ${r.mode.padEnd(9)} ${r.workers}x${r.threads}: ${entry.vs_pytorch !== undefined ? `${entry.vs_pytorch}x PyTorch` : 'no PyTorch figure'}` +
+      (entry.scaling_2_workers !== undefined ? `, 2 workers = ${entry.scaling_2_workers}x one` : ''),
+  );
+}
+for (const b of ['pytorch']) {
+  for (const m of modes) {
+    const one = find(b, m, 1, 1);
+    const two = find(b, m, 2, 1);
+    if (one && two) console.log(`  ${b.padEnd(8)} ${m.padEnd(9)} 2 workers = ${(two.img_per_s / one.img_per_s).toFixed(2)}x one`);
+  }
+}
+const layout: Record<string, string> = {};
+for (const b of ['native', 'pytorch']) {
+  for (const m of modes) {
+    const procs = find(b, m, cores, 1);
+    const thr = find(b, m, 1, cores);
+    if (procs && thr) {
+      layout[`${b}/${m}`] = procs.img_per_s >= thr.img_per_s ? `${cores} processes x 1 thread` : `1 process x ${cores} threads`;
+      console.log(`  layout ${b}/${m}: ${cores} procs x 1 thr ${procs.img_per_s} img/s vs 1 proc x ${cores} thr ${thr.img_per_s} img/s -> ${layout[`${b}/${m}`]}`);
+    }
+  }
+}
+
+let recipe: RecipeBenchResult | { skipped: string } | undefined;
+if (!a['no-recipe'] && a.recipe) {
+  const backend = backends.includes('native') ? 'native' : 'wasm';
+  console.log(`\nTwo-phase recipe (${backend}):`);
+  try {
+    recipe = await benchRecipe({ backend, images: Number(a['recipe-images']), quick: a.quick, log: (m) => console.log(`  ${m}`) });
+  } catch (err) {
+    recipe = { skipped: err instanceof Error ? err.message : String(err) };
+    console.log(`  skipped: ${recipe.skipped}`);
+  }
+}
+
+let exchange: unknown;
+const exchangeFile = path.join(here, 'exchange.bench.ts');
+if (!a['no-exchange'] && existsSync(exchangeFile)) {
+  console.log('\nParameter exchange (bench/exchange.bench.ts):');
+  try {
+    const mod = (await import(pathToFileURL(exchangeFile).href)) as { benchExchange?: (o?: { quick?: boolean }) => Promise<unknown> };
+    if (typeof mod.benchExchange === 'function') {
+      exchange = await mod.benchExchange({ quick: a.quick });
+      console.log(`  ${JSON.stringify(exchange)}`);
+    } else console.log('  bench/exchange.bench.ts exports no benchExchange; skipped');
+  } catch (err) {
+    exchange = { skipped: err instanceof Error ? err.message : String(err) };
+    console.log(`  failed: ${(exchange as { skipped: string }).skipped}`);
+  }
+}
+
+if (a.json) {
+  const out = {
+    date: new Date().toISOString(),
+    machine: { cpu: os.cpus()[0]?.model ?? 'cpu', cores, loadavg: os.loadavg(), node: process.version, torch: torchInfo?.version ?? null },
+    settings: { batch, steps, warmup },
+    results,
+    ratios,
+    layout,
+    skipped,
+    recipe,
+    exchange,
+  };
+  writeFileSync(a.json, `${JSON.stringify(out, null, 2)}\n`);
+  console.log(`\nwrote ${a.json}`);
+}
