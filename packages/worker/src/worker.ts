@@ -17,6 +17,9 @@ import {
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { connectAndAuth, type AuthedConnection } from './connect.js';
 
+/** Refusals that end the worker instead of a retry. */
+const FATAL_CODES: string[] = ['E_AUTH', 'E_BASE_HASH', 'E_DATASET_HASH', 'E_PROTOCOL_VERSION'];
+
 export interface WorkerOptions {
   /** ws:// or wss:// URL of the coordinator. */
   url: string;
@@ -177,6 +180,10 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
           await new Promise<void>((res) => (wakeQueue = res));
           continue;
         }
+        if (msg.type === 'error' && FATAL_CODES.includes(msg.code)) {
+          // refused at join (hashes, version): retrying the same replica cannot help
+          throw new DptrainError(msg.code as 'E_AUTH', `coordinator refused this worker: ${msg.message}`);
+        }
         if (msg.type === 'bye') {
           byeSeen = true;
           log(`coordinator said bye: ${msg.reason}`);
@@ -258,7 +265,7 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
         since = Date.now();
       } catch (err) {
         if (stopped) break;
-        if (isDptrainError(err) && ['E_AUTH', 'E_BASE_HASH', 'E_DATASET_HASH', 'E_PROTOCOL_VERSION'].includes(err.code)) {
+        if (isDptrainError(err) && FATAL_CODES.includes(err.code)) {
           return finish({ reason: 'refused', detail: `${err.code}: ${err.message}` });
         }
         if (isDptrainError(err) && !err.code.startsWith('E_PROTOCOL') && err.code !== 'E_TIMEOUT') {
