@@ -5,6 +5,7 @@ import {
   dashboardReducer,
   initialDashboardState,
   percentile,
+  ReplayFilter,
   phaseEtaMs,
   phaseProgress,
   sparkline,
@@ -128,6 +129,18 @@ describe('dashboardReducer', () => {
     expect(small.recent.at(-1)?.text).toBe('disk almost full');
   });
 
+  it('shows waiting for workers until enough are connected', () => {
+    let s = reduce([runStarted(), { type: 'waiting_for_workers', time: T0 + 1, connected: 0, required: 2 }]);
+    expect(s.status).toBe('waiting');
+    expect(s.waiting).toEqual({ connected: 0, required: 2 });
+    s = reduce([joined('w1'), joined('w2'), phaseStarted(T0 + 5)], s);
+    expect(s.status).toBe('running');
+    s = dashboardReducer(s, { type: 'waiting_for_workers', time: T0 + 9, connected: 1, required: 2 });
+    expect(s.status).toBe('waiting');
+    s = dashboardReducer(s, step(1, T0 + 10));
+    expect(s.status).toBe('running');
+  });
+
   it('tracks long tasks and restarts their clock when a new pass begins', () => {
     let s = initialDashboardState();
     s = dashboardReducer(s, { type: 'progress', time: T0, task: 'validate', done: 0, total: 100 });
@@ -167,5 +180,21 @@ describe('helpers', () => {
     expect(sparkline([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 5)).toHaveLength(5);
     expect(sparkline([3, 3, 3], 5)).toBe('▄▄▄');
     expect(sparkline([], 5)).toBe('');
+  });
+});
+
+describe('ReplayFilter', () => {
+  it('drops the history replayed after a reconnect, keeps new events', () => {
+    const f = new ReplayFilter();
+    const ev = runEvents(3);
+    const sameTime = [joined('w7', T0 + 50_000), joined('w8', T0 + 50_000)];
+    const first = [...ev, ...sameTime];
+    expect(first.every((e) => f.accept(e))).toBe(true);
+    f.reconnected();
+    // the coordinator sends its history again, then a new event at the same time as the last ones, then later ones
+    const fresh = joined('w9', T0 + 50_000);
+    const later = step(4, T0 + 60_000);
+    const passed = [...first, fresh, later].filter((e) => f.accept(e));
+    expect(passed).toEqual([fresh, later]);
   });
 });

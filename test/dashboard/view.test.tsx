@@ -1,3 +1,6 @@
+// tsx/vitest read no tsconfig here: ask esbuild for the automatic JSX runtime explicitly
+/** @jsxRuntime automatic */
+/** @jsxImportSource react */
 import { afterEach, describe, expect, it } from 'vitest';
 import { render, cleanup } from 'ink-testing-library';
 import { EventBus, type Clock } from '@dptrain/core';

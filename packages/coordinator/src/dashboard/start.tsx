@@ -1,3 +1,6 @@
+// tsx/vitest read no tsconfig here: ask esbuild for the automatic JSX runtime explicitly
+/** @jsxRuntime automatic */
+/** @jsxImportSource react */
 import { render } from 'ink';
 import type { Clock, EventBus, RunEvent } from '@dptrain/core';
 import { DashboardApp } from './view.js';

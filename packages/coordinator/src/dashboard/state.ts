@@ -195,7 +195,12 @@ export function dashboardReducer(state: DashboardState, event: RunEvent): Dashbo
         recent: note(s, event.time, 'run', `run ${event.runId} started: ${event.workers} worker(s), ${event.trainSamples} train / ${event.valSamples} val samples`),
       };
     case 'waiting_for_workers':
-      return { ...s, waiting: { connected: event.connected, required: event.required } };
+      // training pauses while too few workers are connected (at the start, or after losses)
+      return {
+        ...s,
+        waiting: { connected: event.connected, required: event.required },
+        status: s.status === 'completed' ? s.status : event.connected < event.required ? 'waiting' : 'running',
+      };
     case 'phase_started':
       return {
         ...s,

@@ -1,5 +1,8 @@
+// tsx/vitest read no tsconfig here: ask esbuild for the automatic JSX runtime explicitly
+/** @jsxRuntime automatic */
+/** @jsxImportSource react */
 import { useEffect, useState, useSyncExternalStore } from 'react';
-import { Box, Text, useApp, useInput } from 'ink';
+import { Box, Text, useApp, useInput, useStdout } from 'ink';
 import { systemClock, type Clock } from '@dptrain/core';
 import type { DashboardState, RecentEvent, WorkerRow } from './state.js';
 import type { DashboardStore } from './store.js';
@@ -37,12 +40,14 @@ export interface DashboardAppProps {
 }
 
 const W = { id: 6, host: 12, dev: 18, state: 9, rate: 8, ms: 8, strag: 6, bytes: 8, hb: 6 };
+/** Width of the fixed columns and separators, without backend/device. */
+const FIXED = W.id + W.host + W.state + W.rate + W.ms + W.strag + 2 * W.bytes + W.hb + 9;
 
-function workerHeader(): string {
+function workerHeader(dev: number): string {
   return [
     fit('worker', W.id),
     fit('host', W.host),
-    fit('backend/device', W.dev),
+    fit('backend/device', dev),
     fit('state', W.state),
     fit('img/s', W.rate, 'right'),
     fit('step ms', W.ms, 'right'),
@@ -53,11 +58,11 @@ function workerHeader(): string {
   ].join(' ');
 }
 
-function workerLine(w: WorkerRow, now: number): string {
+function workerLine(w: WorkerRow, now: number, dev: number): string {
   return [
     fit(w.id, W.id),
     fit(w.host, W.host),
-    fit(`${w.backend}/${w.device}`, W.dev),
+    fit(`${w.backend}/${w.device}`, dev),
     fit(w.state, W.state),
     fit(w.imgPerSec > 0 ? w.imgPerSec.toFixed(1) : '--', W.rate, 'right'),
     fit(w.lastStepMs > 0 ? String(Math.round(w.lastStepMs)) : '--', W.ms, 'right'),
@@ -132,18 +137,20 @@ function Throughput({ state }: { state: DashboardState }) {
   );
 }
 
-function Workers({ state, now, offset, rows }: { state: DashboardState; now: number; offset: number; rows: number }) {
+function Workers({ state, now, offset, rows, columns }: { state: DashboardState; now: number; offset: number; rows: number; columns: number }) {
+  // backend/device takes whatever width the terminal has beyond the fixed columns
+  const dev = Math.max(W.dev, Math.min(48, columns - 1 - FIXED));
   const list = state.workers;
   const shown = list.slice(offset, offset + rows);
   const more = list.length > rows ? `  (${offset + 1}-${offset + shown.length} of ${list.length}, ↑↓ to scroll)` : '';
   return (
     <Box flexDirection="column" marginTop={1}>
       <Text bold>{`workers ${connectedWorkers(state)} connected${more}`}</Text>
-      <Text dimColor>{workerHeader()}</Text>
+      <Text dimColor>{workerHeader(dev)}</Text>
       {shown.length === 0 ? <Text dimColor>no workers yet</Text> : null}
       {shown.map((w) => (
         <Text key={w.id} color={stateColor[w.state]} wrap="truncate">
-          {workerLine(w, now)}
+          {workerLine(w, now, dev)}
         </Text>
       ))}
     </Box>
@@ -219,6 +226,8 @@ export function DashboardApp(props: DashboardAppProps) {
   const [now, setNow] = useState(() => clock.now());
   const [offset, setOffset] = useState(0);
   const { exit } = useApp();
+  const { stdout } = useStdout();
+  const columns = stdout.columns || 100;
 
   useEffect(() => {
     if (tickMs <= 0) return undefined;
@@ -256,7 +265,7 @@ export function DashboardApp(props: DashboardAppProps) {
       <Header state={state} title={props.title} now={now} />
       <ProgressLine state={state} now={now} />
       <Throughput state={state} />
-      <Workers state={state} now={now} offset={shownOffset} rows={maxWorkerRows} />
+      <Workers state={state} now={now} offset={shownOffset} rows={maxWorkerRows} columns={columns} />
       <Sparks state={state} width={sparkWidth} />
       <Tasks state={state} now={now} />
       <Events state={state} max={maxEvents} />

@@ -19,6 +19,8 @@ export interface PlainLoggerOptions {
   timestamps?: boolean;
   /** Long tasks are shown once they have run this long, in ms. Default 1000. */
   quietMs?: number;
+  /** State reduced so far (e.g. the dashboard's, when lines take over from a closed view). Default: empty. */
+  initialState?: DashboardState;
 }
 
 export interface PlainLoggerHandle {
@@ -65,7 +67,7 @@ export function attachPlainLogger(bus: EventBus, options: PlainLoggerOptions = {
     timestamps: stamps,
     quietMs: options.quietMs ?? 1000,
   });
-  let state = initialDashboardState();
+  let state = options.initialState ?? initialDashboardState();
   let lastWaiting = '';
   const line = (time: number, text: string): void => tasks.println(stamps ? `${formatClock(time)} ${text}` : text);
 
@@ -82,7 +84,7 @@ export function attachPlainLogger(bus: EventBus, options: PlainLoggerOptions = {
       case 'epoch_completed':
         line(
           event.time,
-          `${event.phase === 'head' ? 'head' : 'fine-tune'} epoch ${state.phase?.epochOrdinal ?? event.epoch}/${state.phase?.epochs ?? '?'} done in ${formatDuration(event.epochMs)}: ` +
+          `${event.phase === 'head' ? 'head' : 'fine-tune'} epoch ${event.epoch + 1}/${state.phase?.epochs || '?'} done in ${formatDuration(event.epochMs)}: ` +
             `train loss ${formatNumber(event.trainLoss, 4)} acc ${formatPercent(event.trainAccuracy)}  ` +
             `val loss ${formatNumber(event.valLoss, 4)} acc ${formatPercent(event.valAccuracy)}  lr ${formatRate(event.learningRate)}`,
         );
@@ -95,6 +97,10 @@ export function attachPlainLogger(bus: EventBus, options: PlainLoggerOptions = {
       }
       case 'progress':
         tasks.update(event);
+        return;
+      case 'early_stopping':
+        // the counter going back to 0 (an improvement) is not news in a log
+        if (event.wait > 0 || event.stopped) line(event.time, state.recent[state.recent.length - 1]?.text ?? '');
         return;
       case 'log':
         if (event.level !== 'debug') line(event.time, event.level === 'info' ? event.message : `${event.level}: ${event.message}`);

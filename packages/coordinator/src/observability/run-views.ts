@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { Option, type Command } from 'commander';
 import type { EventBus } from '@dptrain/core';
 import { startDashboard, type DashboardHandle } from '../dashboard/start.js';
+import type { DashboardState } from '../dashboard/state.js';
 import { attachPlainLogger, type PlainLoggerHandle } from './plain-logger.js';
 import { attachJsonLog, RUN_LOG_FILE, type JsonLogHandle } from './json-log.js';
 import { createRunMetrics, type RunMetrics } from './metrics.js';
@@ -79,8 +80,8 @@ export async function attachRunViews(bus: EventBus, options: RunViewsOptions): P
   let plain: PlainLoggerHandle | undefined;
   let dashboard: DashboardHandle | undefined;
   let finishing = false;
-  const startPlain = (): void => {
-    plain ??= attachPlainLogger(bus, { every, stream: stdout });
+  const startPlain = (initialState?: DashboardState): void => {
+    plain ??= attachPlainLogger(bus, { every, stream: stdout, ...(initialState ? { initialState } : {}) });
   };
   if (dashboardWanted) {
     dashboard = startDashboard(bus, {
@@ -90,7 +91,7 @@ export async function attachRunViews(bus: EventBus, options: RunViewsOptions): P
         if (finishing) return;
         // q closes the view, not the run: carry on with lines
         stdout.write('dashboard closed; the run goes on (Ctrl+C stops it)\n');
-        startPlain();
+        startPlain(dashboard?.store.getState());
       },
     });
   } else {
