@@ -136,7 +136,7 @@ describe('resolveBackend: real loaders', () => {
     expect(info.device).toMatch(/wasm.*1 thread/);
     expect(tf.getKernel('Conv2DBackpropFilter', 'wasm')).toBeDefined();
     // a real conv weight gradient runs on wasm
-    const x = tf.ones([1, 4, 4, 2]);
+    const x = tf.ones([1, 4, 4, 2]) as tf.Tensor4D;
     const w = tf.variable(tf.ones([3, 3, 2, 1]));
     const { grads } = tf.variableGrads(() => tf.sum(tf.conv2d(x, w as tf.Tensor4D, 1, 'same')), [w]);
     const g = await grads[w.name]!.data();

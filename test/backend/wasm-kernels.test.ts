@@ -5,7 +5,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { WASM_TRAINING_KERNELS } from '../../packages/core/src/backend/kernels/register.js';
+import { WASM_TRAINING_KERNELS, registerWasmTrainingKernels } from '../../packages/core/src/backend/kernels/register.js';
 import { activateWasm } from '../../packages/core/src/backend/wasm.js';
 import { expectClose, mulberry32, randomArray } from './helpers.js';
 
@@ -190,5 +190,39 @@ describe('wasm training kernels do not leak', () => {
     for (let i = 0; i < 5; i++) run();
     expect(tf.memory().numTensors).toBe(before.tensors);
     expect(tf.engine().backend.numDataIds()).toBe(before.dataIds);
+  });
+});
+
+describe('registerWasmTrainingKernels', () => {
+  it('is idempotent and installs exactly the listed kernels on wasm', () => {
+    registerWasmTrainingKernels();
+    const before = WASM_TRAINING_KERNELS.map((k) => tf.getKernel(k.kernelName, 'wasm')?.kernelFunc);
+    registerWasmTrainingKernels();
+    const after = WASM_TRAINING_KERNELS.map((k) => tf.getKernel(k.kernelName, 'wasm')?.kernelFunc);
+    expect(after).toEqual(before);
+    expect(after).toEqual(WASM_TRAINING_KERNELS.map((k) => k.kernelFunc));
+    // the cpu backend keeps its own kernels
+    expect(tf.getKernel('Conv2DBackpropFilter', 'cpu')?.kernelFunc).not.toBe(WASM_TRAINING_KERNELS[0]!.kernelFunc);
+  });
+
+  it('accepts bare TensorInfo inputs (as backends pass them) without touching their data', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.ones([1, 4, 4, 2]);
+    const dy = tf.ones([1, 4, 4, 3]);
+    const kernel = tf.getKernel('Conv2DBackpropFilter', 'wasm')!;
+    const info = (t: tf.Tensor): tf.TensorInfo => ({ dataId: t.dataId, shape: t.shape, dtype: t.dtype });
+    const tensorsBefore = tf.memory().numTensors;
+    const out = kernel.kernelFunc({
+      inputs: { x: info(x), dy: info(dy) },
+      attrs: { strides: [1, 1], pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 2, 3] },
+      backend: tf.backend(),
+    }) as tf.Tensor;
+    const values = await out.data();
+    expect(values[(1 * 3 + 1) * 2 * 3]).toBe(16); // centre tap: all 16 pixels
+    out.dispose();
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+    // inputs are intact
+    expect(Array.from(await x.data())).toEqual(new Array(32).fill(1));
+    tf.dispose([x, dy]);
   });
 });

@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { convGeometry, padToNhwc } from './conv-geometry.js';
-import { asTensor, fromNhwc, padOrCrop4d, shapeToNhwc, toNhwc, zeroDilate4d, type KernelInput } from './util.js';
+import { asTensor, flipSpatial, fromNhwc, padOrCrop4d, shapeToNhwc, toNhwc, zeroDilate4d, type KernelInput } from './util.js';
 
 export interface Conv2DBackpropInputArgs {
   /** Gradient of the forward output. */
@@ -41,7 +41,7 @@ export function conv2dBackpropInputOps({ dy: dyInfo, filter: wInfo, attrs }: Con
   const padLeft = g.fw - 1 - g.left;
   // The padded D must be inH + fh − 1 rows long for a 'valid' correlation to give inH rows.
   const dp = padOrCrop4d(d, padTop, g.inH + g.fh - 1 - padTop - dH, padLeft, g.inW + g.fw - 1 - padLeft - dW);
-  const wT = tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2]); // [fh, fw, Cout, Cin]
+  const wT = tf.transpose(flipSpatial(w), [0, 1, 3, 2]); // [fh, fw, Cout, Cin]
   return fromNhwc(tf.conv2d(dp, wT, 1, 'valid'), dataFormat);
 }
 

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { convGeometry } from './conv-geometry.js';
-import { asTensor, padOrCrop4d, zeroDilate4d, type KernelInput } from './util.js';
+import { asTensor, flipSpatial, padOrCrop4d, zeroDilate4d, type KernelInput } from './util.js';
 
 export interface DepthwiseBackpropInputArgs {
   /** Gradient of the forward output [N, Ho, Wo, C·M]. */
@@ -43,7 +43,7 @@ export function depthwiseBackpropInputOps({ dy: dyInfo, filter: wInfo, attrs }: 
   const padTop = effH - 1 - g.top;
   const padLeft = effW - 1 - g.left;
   const dp = padOrCrop4d(d, padTop, g.inH + effH - 1 - padTop - dH, padLeft, g.inW + effW - 1 - padLeft - dW);
-  const wf = tf.reshape(tf.reverse(w, [0, 1]), [fh, fw, c * m, 1]) as tf.Tensor4D;
+  const wf = tf.reshape(flipSpatial(w), [fh, fw, c * m, 1]) as tf.Tensor4D;
   const out = tf.depthwiseConv2d(dp, wf, 1, 'valid', 'NHWC', [g.dh, g.dw]); // [N, H, W, C·M]
   if (m === 1) return out;
   return tf.sum(tf.reshape(out, [n, g.inH, g.inW, c, m]), 4);
@@ -61,9 +61,10 @@ export interface DepthwiseBackpropFilterArgs {
 /**
  * dW[a, b, c, m] = Σ_{n,i,j} x[n, i·sh + a·dh − top, j·sw + b·dw − left, c] · dy[n, i, j, c·M + m]
  *
- * With the batch moved into the channels (x as one image [1, H, W, C·N], dy as a per-channel filter
- * [Ho, Wo, C·N, M]) this is one depthwise convolution dilated by the forward stride, giving
- * [1, fh, fw, C·N·M]; a sum over n finishes it. Must run inside `tf.tidy`.
+ * With the batch moved into the channels (x as one image [1, H, W, N·C], dy as a per-channel filter
+ * [Ho, Wo, N·C, M]) this is one depthwise convolution dilated by the forward stride, giving
+ * [1, fh, fw, N·C·M]; a sum over n finishes it. The batch goes in front of the channels (n·C + c), so
+ * the transposes move whole rows of C values. Must run inside `tf.tidy`.
  */
 export function depthwiseBackpropFilterOps({ x: xInfo, dy: dyInfo, attrs }: DepthwiseBackpropFilterArgs): tf.Tensor4D {
   const x = asTensor<tf.Rank.R4>(xInfo);
@@ -81,16 +82,15 @@ export function depthwiseBackpropFilterOps({ x: xInfo, dy: dyInfo, attrs }: Dept
   });
   const needH = (g.outH - 1) * g.sh + (fh - 1) * g.dh + 1;
   const needW = (g.outW - 1) * g.sw + (fw - 1) * g.dw + 1;
-  const xs = tf.reshape(tf.transpose(x, [1, 2, 3, 0]), [1, h, w, c * n]) as tf.Tensor4D;
+  const xs = (n === 1 ? x : tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, h, w, n * c])) as tf.Tensor4D;
   const xp = padOrCrop4d(xs, g.top, needH - h - g.top, g.left, needW - w - g.left);
-  const f = tf.reshape(
-    tf.transpose(tf.reshape(dy, [n, g.outH, g.outW, c, m]), [1, 2, 3, 0, 4]),
-    [g.outH, g.outW, c * n, m],
-  ) as tf.Tensor4D;
+  const dyT = n === 1 ? dy : tf.transpose(dy, [1, 2, 0, 3]); // [Ho, Wo, N, C·M]
+  const f = tf.reshape(dyT, [g.outH, g.outW, n * c, m]) as tf.Tensor4D;
   const dilations: [number, number] = [g.outH > 1 ? g.sh : 1, g.outW > 1 ? g.sw : 1];
   const strides: [number, number] = [fh > 1 ? g.dh : 1, fw > 1 ? g.dw : 1];
-  const out = tf.depthwiseConv2d(xp, f, strides, 'valid', 'NHWC', dilations); // [1, fh, fw, C·N·M]
-  return tf.sum(tf.reshape(out, [fh, fw, c, n, m]), 3);
+  const out = tf.depthwiseConv2d(xp, f, strides, 'valid', 'NHWC', dilations); // [1, fh, fw, N·C·M]
+  if (n === 1) return tf.reshape(out, [fh, fw, c, m]);
+  return tf.sum(tf.reshape(out, [fh * fw, n, c * m]), 1).reshape([fh, fw, c, m]);
 }
 
 /** The tfjs kernel function for DepthwiseConv2dNativeBackpropInput on wasm. */
