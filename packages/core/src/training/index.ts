@@ -9,6 +9,7 @@ export * from './atomic-write.js';
 export * from './checkpoint.js';
 export * from './run-model.js';
 export * from './submission.js';
+export * from './score.js';
 export * from './recipe.js';
 export * from './data-prep.js';
 export * from './in-process-executor.js';

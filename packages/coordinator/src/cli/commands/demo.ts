@@ -1,11 +1,109 @@
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
+import {
+  EventBus,
+  createProgressLogger,
+  generateSyntheticScenes,
+  SYNTHETIC_CLASS_NAMES,
+  localExecutorFactory,
+  parseRunConfig,
+  prepareTrainData,
+  runTraining,
+  scoreSubmission,
+  systemClock,
+  type BackendInfo,
+  type RunConfig,
+  type TrainResult,
+} from '@dptrain/core';
+import { startBackend } from '../backend-flag.js';
+import { defaultRunDir, printSummary } from './train.js';
 
-// Placeholder registration: the owning issue replaces this file with the real command.
+export interface DemoCommandValues {
+  out?: string;
+  seed: string;
+  perClass: string;
+  size: string;
+  epochs: string;
+  fineTuneEpochs: string;
+  backend?: string;
+  quiet: boolean;
+}
+
+/** How the demo trains once its data exists: in process by default; the cluster's single-node mode can take over. */
+export type DemoTrainer = (args: { config: RunConfig; runDir: string; bus: EventBus; backend: BackendInfo }) => Promise<TrainResult>;
+
+/** The in-process trainer (the whole recipe with one local replica). */
+export const inProcessDemoTrainer: DemoTrainer = ({ config, runDir, bus, backend }) =>
+  runTraining({
+    config,
+    runDir,
+    bus,
+    clock: systemClock,
+    backend: { name: backend.name, device: backend.device },
+    prepareData: (c, b, clock) => prepareTrainData(c, b, clock),
+    executor: localExecutorFactory({ backend }),
+  });
+
+/**
+ * The demo's run configuration: a small VGG-shaped net (tiny-vgg, random init: there are no pretrained weights
+ * for it) on 64x64 synthetic scenes, flatten head. Because the base is random, both phases use larger rates
+ * than the pretrained recipe's 1e-3 / 1e-5.
+ */
+export function demoConfig(dataDir: string, values: Partial<DemoCommandValues> = {}): RunConfig {
+  const size = Number(values.size ?? 64);
+  return parseRunConfig({
+    dataDir,
+    backbone: { kind: 'tiny-vgg', inputSize: [size, size], tinyWidths: [8, 16, 32, 32, 32] },
+    preprocess: 'tf',
+    classNames: [...SYNTHETIC_CLASS_NAMES],
+    // flatten keeps where things are (sky on top, ground below), which a random base's pooled features lose
+    head: { units: 64, dropout: 0.3, pooling: 'flatten' },
+    headPhase: { epochs: Number(values.epochs ?? 20), learningRate: 1e-2 },
+    fineTunePhase: { epochs: Number(values.fineTuneEpochs ?? 10), learningRate: 1e-3, unfreeze: 'block5' },
+    batchSize: 32,
+    seed: Number(values.seed ?? 42),
+    patience: 4,
+    checkpointEvery: 20,
+  });
+}
+
+export async function demoCommand(values: DemoCommandValues, trainer: DemoTrainer = inProcessDemoTrainer): Promise<TrainResult> {
+  const write = (l: string): void => void process.stdout.write(l + '\n');
+  const runDir = path.resolve(values.out ?? defaultRunDir('demo'));
+  const dataDir = path.join(runDir, 'data');
+  const backend = await startBackend(values.backend);
+  write(`dptrain demo: backend ${backend.name} (${backend.device})`);
+  if (!existsSync(path.join(dataDir, 'train.csv'))) {
+    write(`generating synthetic scenes in ${dataDir} ...`);
+    const gen = await generateSyntheticScenes(dataDir, { seed: Number(values.seed), perClass: Number(values.perClass), testPerClass: 15, size: Math.max(64, Number(values.size)) });
+    write(`  ${gen.train} labelled + ${gen.test} test images, classes ${gen.classNames.join(', ')}`);
+  }
+  const config = demoConfig(dataDir, values);
+  const bus = new EventBus();
+  if (!values.quiet) bus.on(createProgressLogger({ write }));
+  const result = await trainer({ config, runDir, bus, backend });
+  printSummary(result, write);
+  if (result.submissionPath && existsSync(path.join(dataDir, 'test_labels.csv'))) {
+    const s = scoreSubmission(result.submissionPath, path.join(dataDir, 'test_labels.csv'));
+    write(`test:        accuracy ${(100 * s.accuracy).toFixed(1)}% (${s.correct}/${s.scored}) on the held-out synthetic test images`);
+  }
+  return result;
+}
+
 export function register(program: Command): void {
   program
     .command('demo')
-    .description('(not built yet)')
-    .action(() => {
-      throw new Error('dptrain demo is not built yet');
+    .description('built-in demo: generate synthetic scenes (competition layout) and train a small VGG-shaped model on them')
+    .option('--out <dir>', 'run directory; the data goes to <out>/data (default: runs/demo-<timestamp>)')
+    .option('--seed <n>', 'seed of the scenes and the training', '42')
+    .option('--per-class <n>', 'labelled images per class', '60')
+    .option('--size <px>', 'model input size (images are rendered at this size, min 64)', '64')
+    .option('--epochs <n>', 'head epochs', '20')
+    .option('--fine-tune-epochs <n>', 'fine-tune epochs', '10')
+    .option('--backend <name>', 'compute backend (default: first that loads)')
+    .option('-q, --quiet', 'no progress lines', false)
+    .action(async (opts: DemoCommandValues) => {
+      await demoCommand(opts);
     });
 }
