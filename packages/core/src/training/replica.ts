@@ -51,6 +51,11 @@ export interface ReplicaOptions {
 interface PhaseModels {
   split: PhaseSplit;
   frozen: tf.LayersModel;
+  /**
+   * Head phase with caching: the phase-2 boundary, whose output the frozen pass also stores so that phase 2 never
+   * runs the frozen part again (VGG16: block4_pool, taken on the way to block5_pool).
+   */
+  secondary?: { boundary: string; frozen: tf.LayersModel };
   tail: tf.LayersModel;
   vars: tf.Variable[];
   spec: WeightSpec[];
@@ -144,13 +149,25 @@ export class ModelReplica implements Replica {
     const split =
       phase === 'head'
         ? { boundary: this.backbone.cut, trainableLayers: [] }
-        : resolveSplit(this.backbone.model, this.backbone.cut, this.unfreezeTarget());
+        : resolveSplit(this.backbone.model, this.backbone.cut, this.unfreezeTarget(true));
     if (split.warning) this.warn(split.warning);
     let pm = this.phases.get(split.boundary);
     if (!pm) {
       const frozen = buildHeadless(this.backbone.model, split.boundary, `frozen_${split.boundary}`);
       const tail = buildTail(this.model, split.boundary, HEAD_LAYERS.dense, `trainable_${split.boundary}`);
       pm = { split, frozen, tail, vars: [], spec: [] };
+      if (phase === 'head' && this.cacheEnabled && this.config.fineTunePhase.epochs > 0) {
+        let next: PhaseSplit | undefined;
+        try {
+          next = resolveSplit(this.backbone.model, this.backbone.cut, this.unfreezeTarget(false));
+        } catch {
+          next = undefined; // reported when phase 2 starts
+        }
+        if (next && next.boundary !== split.boundary) {
+          const outs = [split.boundary, next.boundary].map((n) => originalOutput(getLayer(this.backbone.model, n)));
+          pm.secondary = { boundary: next.boundary, frozen: tf.model({ inputs: this.backbone.model.inputs, outputs: outs, name: `frozen_${split.boundary}_${next.boundary}` }) };
+        }
+      }
       this.phases.set(split.boundary, pm);
     }
     // Trainable flags: the tail layers train, everything else is frozen.
@@ -175,12 +192,12 @@ export class ModelReplica implements Replica {
    * What phase 2 unfreezes: config.fineTunePhase.unfreeze; when that is the VGG default 'block5' and the backbone
    * has no such layers (a generic backbone), the last numbered block of the backbone instead (with a warning).
    */
-  private unfreezeTarget(): string {
+  private unfreezeTarget(warn: boolean): string {
     const wanted = this.config.fineTunePhase.unfreeze ?? 'block5';
     if (wanted !== 'block5' || this.config.backbone.kind !== 'layers' || hasPrefix(this.backbone.model, this.backbone.cut, wanted)) return wanted;
     const guess = guessLastBlock(this.backbone.model, this.backbone.cut);
-    if (!this.guessWarned) this.warn(`the backbone has no 'block5' layers; phase 2 unfreezes '${guess}' instead (set fineTunePhase.unfreeze / --unfreeze to choose)`);
-    this.guessWarned = true;
+    if (warn && !this.guessWarned) this.warn(`the backbone has no 'block5' layers; phase 2 unfreezes '${guess}' instead (set fineTunePhase.unfreeze / --unfreeze to choose)`);
+    if (warn) this.guessWarned = true;
     return guess;
   }
 
@@ -335,7 +352,10 @@ export class ModelReplica implements Replica {
     const useCache = this.cache !== undefined && (!augment || views > 0);
     const data = new Float32Array(samples.length * size);
     const missing: number[] = [];
-    const keys = samples.map((s) => featureKey(pm.split.boundary, s, `${augment ? `v${augEpoch}` : 'plain'}.g${this.generation}`));
+    const view = `${augment ? `v${augEpoch}` : 'plain'}.g${this.generation}`;
+    const keys = samples.map((s) => featureKey(pm.split.boundary, s, view));
+    const secondary = useCache ? pm.secondary : undefined;
+    const secondSize = secondary ? (originalOutput(getLayer(this.backbone.model, secondary.boundary)).shape.slice(1) as number[]).reduce((a, b) => a * b, 1) : 0;
     if (useCache) {
       keys.forEach((k, i) => {
         const v = this.cache!.get(k);
@@ -356,13 +376,18 @@ export class ModelReplica implements Replica {
       const idx = missing.slice(c, c + this.chunk);
       const batch = await next!;
       next = c + this.chunk < missing.length ? load(c + this.chunk) : undefined;
-      const out = tf.tidy(() => {
-        const y = pm.frozen.predict(tf.tensor(batch.data, [idx.length, ...batch.shape.slice(1)])) as tf.Tensor;
-        return y.dataSync() as Float32Array;
+      const [out, second] = tf.tidy(() => {
+        const x = tf.tensor(batch.data, [idx.length, ...batch.shape.slice(1)]);
+        if (secondary) {
+          const [y, z] = secondary.frozen.predict(x) as tf.Tensor[];
+          return [y!.dataSync() as Float32Array, z!.dataSync() as Float32Array];
+        }
+        return [(pm.frozen.predict(x) as tf.Tensor).dataSync() as Float32Array, undefined];
       });
       idx.forEach((i, j) => {
         const row = out.subarray(j * size, (j + 1) * size);
         data.set(useCache ? this.cache!.put(keys[i]!, row) : row, i * size);
+        if (secondary && second) this.cache!.put(featureKey(secondary.boundary, samples[i]!, view), second.subarray(j * secondSize, (j + 1) * secondSize));
       });
     }
     return { data, shape };
