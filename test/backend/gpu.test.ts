@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assessGpu, findCudaLibraries, type GpuFacts } from '../../packages/core/src/backend/gpu.js';
+import { assessGpu, findCudaLibraries, gatherGpuFacts, type GpuFacts } from '../../packages/core/src/backend/gpu.js';
 import { majorsOf } from '../../packages/core/src/backend/gpu.js';
 
 const good: GpuFacts = {
@@ -65,5 +65,20 @@ describe('library search', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('gatherGpuFacts on this machine', () => {
+  it('returns well-formed facts and never throws; tfjs-node-style backends are asked for their device', async () => {
+    const facts = await gatherGpuFacts({ env: { CUDA_VISIBLE_DEVICES: '-1' }, tfBackend: { isUsingGpuDevice: false } });
+    expect(facts.tfUsesGpu).toBe(false);
+    expect(facts.cudaVisibleDevices).toBe('-1');
+    expect(facts.gpus === null || Array.isArray(facts.gpus)).toBe(true);
+    expect(facts.cudartMajors.every(Number.isInteger)).toBe(true);
+    const verdict = assessGpu(facts);
+    expect(verdict.usable).toBe(false);
+    expect(verdict.reason).toContain('CUDA_VISIBLE_DEVICES="-1" hides every GPU');
+    const viaBinding = await gatherGpuFacts({ env: {}, tfBackend: { binding: { isUsingGpuDevice: () => true } } });
+    expect(viaBinding.tfUsesGpu).toBe(true);
   });
 });

@@ -22,6 +22,8 @@ interface Case {
   s: [number, number];
   pad: Pad;
   d?: [number, number];
+  /** conv only: run the kernel in NCHW layout. */
+  nchw?: boolean;
 }
 
 function conv2dCases(): Case[] {
@@ -38,6 +40,7 @@ function conv2dCases(): Case[] {
       for (const pad of ['same', 'valid'] as const) out.push({ ...sh, s: [s, s], pad });
   out.push({ n: 2, h: 7, w: 7, cin: 3, cout: 2, fh: 3, fw: 3, s: [2, 1], pad: 'same' });
   out.push({ n: 2, h: 6, w: 7, cin: 3, cout: 2, fh: 3, fw: 3, s: [1, 1], pad: [[0, 0], [1, 2], [0, 1], [0, 0]] });
+  out.push({ n: 2, h: 7, w: 6, cin: 3, cout: 4, fh: 3, fw: 3, s: [2, 2], pad: 'same', nchw: true });
   return out;
 }
 
@@ -71,7 +74,7 @@ function outSize(c: Case): [number, number] {
 }
 
 const label = (c: Case) =>
-  `n${c.n} ${c.h}x${c.w}x${c.cin}→${c.cout} k${c.fh}x${c.fw} s${c.s.join(',')} ${Array.isArray(c.pad) ? 'explicit' : c.pad}${c.d ? ` d${c.d.join(',')}` : ''}`;
+  `n${c.n} ${c.h}x${c.w}x${c.cin}→${c.cout} k${c.fh}x${c.fw} s${c.s.join(',')} ${Array.isArray(c.pad) ? 'explicit' : c.pad}${c.d ? ` d${c.d.join(',')}` : ''}${c.nchw ? ' NCHW' : ''}`;
 
 interface KernelCall {
   inputs: Record<string, { shape: number[]; values: Float32Array }>;
@@ -83,13 +86,13 @@ function callFor(kernel: string, c: Case, seed: number): KernelCall {
   const [oh, ow] = outSize(c);
   const depthwise = kernel.startsWith('Depthwise');
   const outC = depthwise ? c.cin * c.cout : c.cout;
-  const xShape = [c.n, c.h, c.w, c.cin];
+  const xShape = c.nchw ? [c.n, c.cin, c.h, c.w] : [c.n, c.h, c.w, c.cin];
   const wShape = [c.fh, c.fw, c.cin, c.cout];
-  const dyShape = [c.n, oh, ow, outC];
+  const dyShape = c.nchw ? [c.n, outC, oh, ow] : [c.n, oh, ow, outC];
   const t = (shape: number[]) => ({ shape, values: randomArray(rnd, shape) });
   const base = depthwise
     ? { strides: c.s, pad: c.pad, dilations: c.d ?? [1, 1] }
-    : { strides: c.s, pad: c.pad, dataFormat: 'NHWC' };
+    : { strides: c.s, pad: c.pad, dataFormat: c.nchw ? 'NCHW' : 'NHWC' };
   if (kernel.endsWith('BackpropFilter')) return { inputs: { x: t(xShape), dy: t(dyShape) }, attrs: { ...base, filterShape: wShape } };
   return { inputs: { dy: t(dyShape), filter: t(wShape) }, attrs: { ...base, inputShape: xShape } };
 }
