@@ -47,6 +47,31 @@ describe('createReplica (tiny-vgg on cpu)', () => {
     r.dispose();
   });
 
+  it('is reproducible: same config and seed → same base hash and initial weights; another seed differs', async () => {
+    const a = await createReplica(tinyConfig(), { images: syntheticImages });
+    const b = await createReplica(tinyConfig(), { images: syntheticImages });
+    const c = await createReplica(tinyConfig({ seed: 7 }), { images: syntheticImages });
+    expect(a.baseHash).toMatch(/^[0-9a-f]{64}$/);
+    expect(b.baseHash).toBe(a.baseHash);
+    expect(Array.from(b.getWeights())).toEqual(Array.from(a.getWeights()));
+    expect(c.baseHash).not.toBe(a.baseHash);
+    [a, b, c].forEach((r) => r.dispose());
+  });
+
+  it('head pooling "flatten" feeds the flattened feature map to the dense layer', async () => {
+    const big: typeof syntheticImages = {
+      async loadBatch(samples) {
+        return { data: new Float32Array(samples.length * 64 * 64 * 3).map((_, j) => Math.sin(j)), shape: [samples.length, 64, 64, 3] };
+      },
+    };
+    const cfg = tinyConfig({ head: { pooling: 'flatten', units: 5, dropout: 0 } });
+    const r = await createReplica({ ...cfg, backbone: { ...cfg.backbone, inputSize: [64, 64] } }, { images: big });
+    expect(r.spec[0]!.shape).toEqual([2 * 2 * 8, 5]);
+    const g = await r.computeGradients(samplesOf(2), { phase: 'head', epoch: 0, step: 0 });
+    expect(g.gradients.length).toBe(32 * 5 + 5 + 5 * 3 + 3);
+    r.dispose();
+  });
+
   it('dispose releases every weight (full model and phase sub-models)', async () => {
     const before = tf.memory().numTensors;
     const r = await createReplica(tinyConfig(), { images: syntheticImages });
