@@ -116,7 +116,11 @@ export class FeatureCache {
       this.mem.delete(k);
       this.bytes -= e.byteLength;
       if (this.folder && !this.onDisk.has(k)) {
-        fs.writeFileSync(this.file(k), new Uint8Array(e.buffer, e.byteOffset, e.byteLength));
+        // Write then rename: another process sharing the folder sees either no file or a whole one.
+        const f = this.file(k);
+        const tmp = `${f}.${process.pid}.${this.counters.spilled}.tmp`;
+        fs.writeFileSync(tmp, new Uint8Array(e.buffer, e.byteOffset, e.byteLength));
+        fs.renameSync(tmp, f);
         this.onDisk.add(k);
         this.counters.spilled++;
       }
