@@ -28,12 +28,13 @@ describe('plain logger', () => {
     bus.emit({ type: 'worker_lost', time: T0 + 20_000, id: 'w2', reason: 'heartbeat timeout' });
     bus.emit({ type: 'checkpoint_written', time: T0 + 20_100, path: '/tmp/r/checkpoint.bin', step: 12 });
     bus.emit({ type: 'early_stopping', time: T0 + 20_200, wait: 2, patience: 3, stopped: false });
+    bus.emit({ type: 'early_stopping', time: T0 + 20_250, wait: 3, patience: 3, stopped: true });
     bus.emit({ type: 'waiting_for_workers', time: T0 + 20_300, connected: 1, required: 2 });
     bus.emit({ type: 'waiting_for_workers', time: T0 + 20_400, connected: 1, required: 2 });
     log.close();
     const lines = cap.out().trim().split('\n');
     const steps = lines.filter((l) => l.includes('loss') && l.includes('img/s'));
-    // steps 1, 5, 10 (also the end of epoch 1) and nothing else up to 12
+    // steps 1, 5 and 10, and nothing else up to 12
     expect(steps.map((l) => /step (\d+)/.exec(l)?.[1])).toEqual(['1', '5', '10']);
     expect(steps[2]).toMatch(/head epoch 1\/2 {2}step 10 {2}\(10\/20 50\.0%\) {2}loss 0\.2 {2}lr 1e-3 {2}128\.0 img\/s {2}step p50 250ms p99 250ms {2}ETA /);
     expect(lines).toContain('worker w1 joined from host-w1 (wasm, cpu x1)');
@@ -41,7 +42,8 @@ describe('plain logger', () => {
     expect(lines.some((l) => /^head epoch 1\/2 done in 10s: train loss 1 acc 50\.0% {2}val loss 1\.1 acc 60\.0%/.test(l))).toBe(true);
     expect(lines).toContain('worker w2 lost: heartbeat timeout');
     expect(lines).toContain('checkpoint at step 12: /tmp/r/checkpoint.bin');
-    expect(lines).toContain('early stopping: 2/3 epoch(s) without improvement');
+    // the counter is on the dashboard; the log shows only the stop
+    expect(lines.filter((l) => l.startsWith('early stopping'))).toEqual(['early stopping: no improvement for 3 epoch(s), phase stopped']);
     expect(lines.filter((l) => l.startsWith('waiting for workers'))).toHaveLength(1);
     // closed: nothing more
     bus.emit({ type: 'worker_lost', time: T0 + 30_000, id: 'w1', reason: 'x' });

@@ -5,7 +5,7 @@ import { formatClock, formatDuration, formatNumber, formatPercent, formatRate } 
 import { TaskProgressReporter } from './task-progress.js';
 
 export interface PlainLoggerOptions {
-  /** Log a step line every this many steps (and always the last step of an epoch). Default 10. */
+  /** Log a step line every this many steps of a phase (and its first). Default 10. */
   every?: number;
   /** Where lines go. Default: process.stdout. */
   stream?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -76,9 +76,8 @@ export function attachPlainLogger(bus: EventBus, options: PlainLoggerOptions = {
     state = dashboardReducer(state, event);
     switch (event.type) {
       case 'step_completed': {
-        const endOfEpoch = event.stepInEpoch === event.stepsPerEpoch;
         const n = state.phase?.stepsDone ?? event.step;
-        if (n % every === 0 || endOfEpoch || n === 1) line(event.time, formatStepLine(state, Math.max(clock.now(), event.time)));
+        if (n % every === 0 || n === 1) line(event.time, formatStepLine(state, Math.max(clock.now(), event.time)));
         return;
       }
       case 'epoch_completed':
@@ -99,8 +98,8 @@ export function attachPlainLogger(bus: EventBus, options: PlainLoggerOptions = {
         tasks.update(event);
         return;
       case 'early_stopping':
-        // the counter going back to 0 (an improvement) is not news in a log
-        if (event.wait > 0 || event.stopped) line(event.time, state.recent[state.recent.length - 1]?.text ?? '');
+        // the per-epoch counter is on the dashboard; a log only needs the stop
+        if (event.stopped) line(event.time, state.recent[state.recent.length - 1]?.text ?? '');
         return;
       case 'log':
         if (event.level !== 'debug') line(event.time, event.level === 'info' ? event.message : `${event.level}: ${event.message}`);

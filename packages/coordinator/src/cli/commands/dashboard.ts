@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { EventBus, type RunEvent } from '@dptrain/core';
+import { EventBus, isDptrainError, type RunEvent } from '@dptrain/core';
 import { connectObserver } from '@dptrain/worker';
 import { resolveToken } from '../../cluster/index.js';
 import { startDashboard } from '../../dashboard/start.js';
@@ -12,6 +12,22 @@ interface DashboardFlags {
   ca?: string;
   plain?: boolean;
   logEvery: string;
+  waitFor: string;
+}
+
+/** Retries `connect` while the coordinator is not up yet (connection refused), up to `ms`; a refused token fails at once. */
+async function retry<T>(ms: number, connect: () => Promise<T>): Promise<T> {
+  const t0 = Date.now();
+  let delay = 250;
+  for (;;) {
+    try {
+      return await connect();
+    } catch (err) {
+      if (isDptrainError(err, 'E_AUTH') || Date.now() - t0 + delay > ms) throw err;
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(2000, delay * 2);
+    }
+  }
 }
 
 /** `dptrain dashboard --connect ws://HOST:PORT`: a read-only view of a running coordinator, from any terminal. */
@@ -24,6 +40,7 @@ export function register(program: Command): void {
     .option('--ca <file>', 'PEM CA certificate to trust for wss://')
     .option('--plain', 'log lines instead of the dashboard (the default when stdout is not a terminal)')
     .option('--log-every <n>', 'plain mode: a step line every N steps', '10')
+    .option('--wait-for <seconds>', 'keep trying to reach a coordinator that is not up yet for this long', '30')
     .action(async (flags: DashboardFlags) => {
       const token = resolveToken(flags.token);
       const bus = new EventBus();
@@ -35,9 +52,14 @@ export function register(program: Command): void {
         if (useDashboard) bus.emit({ type: 'log', time: Date.now(), level: 'warn', message });
         else process.stderr.write(`${message}\n`);
       };
-      let finish: () => void = () => undefined;
-      const done = new Promise<void>((r) => (finish = r));
-      const observer = await connectObserver({
+      let stopping = false;
+      let resolveDone: () => void = () => undefined;
+      const done = new Promise<void>((r) => (resolveDone = r));
+      const finish = (): void => {
+        stopping = true;
+        resolveDone();
+      };
+      const observer = await retry(Number(flags.waitFor) * 1000, () => connectObserver({
         url: flags.connect,
         token,
         ...(flags.ca ? { ca: flags.ca } : {}),
@@ -52,6 +74,8 @@ export function register(program: Command): void {
               replay.reconnected();
               note(`reconnected to ${flags.connect}`);
             }
+          } else if (stopping) {
+            // closing on our own
           } else if (completed) {
             // the run is over and the coordinator has gone: nothing more will come
             finish();
@@ -59,7 +83,7 @@ export function register(program: Command): void {
             note(`connection to ${flags.connect} lost${detail ? ` (${detail})` : ''}; reconnecting`);
           }
         },
-      });
+      }));
       observer.closed.then(finish, finish);
       if (useDashboard) {
         const view = startDashboard(bus, { title: flags.connect, onInterrupt: finish });
