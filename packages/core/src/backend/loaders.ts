@@ -63,6 +63,22 @@ async function activate(tfBackend: string, pkg: string): Promise<void> {
     );
   }
   await tf.ready();
+  // Backends built on tfjs's cpu backend print a "use tfjs-node" banner on first use; dptrain prints
+  // its own backend line instead.
+  const b = tf.backend() as unknown as { firstUse?: boolean };
+  if (typeof b.firstUse === 'boolean') b.firstUse = false;
+  smokeTest(tfBackend, pkg);
+}
+
+/** Runs one tiny op on the new backend so a broken install fails here, not in the first training step. */
+function smokeTest(tfBackend: string, pkg: string): void {
+  let got: number | undefined;
+  try {
+    got = tf.tidy(() => tf.matMul(tf.ones([2, 3]), tf.ones([3, 2])).dataSync()[0]);
+  } catch (e) {
+    throw new Error(`${pkg} loaded but a test op on tfjs backend '${tfBackend}' failed: ${firstLine(e)}`, { cause: e });
+  }
+  if (got !== 3) throw new Error(`${pkg} loaded but a test op on tfjs backend '${tfBackend}' gave ${got} instead of 3`);
 }
 
 async function loadTensorflowGpu(): Promise<LoadedBackend> {
@@ -100,11 +116,14 @@ async function loadNative(): Promise<LoadedBackend> {
 }
 
 async function loadWasm(): Promise<LoadedBackend> {
+  let device: string;
   try {
-    return { tfBackend: 'wasm', device: await activateWasm() };
+    device = await activateWasm();
   } catch (e) {
     throw new Error(`${BACKEND_PACKAGES.wasm} failed to start: ${firstLine(e)}`, { cause: e });
   }
+  smokeTest('wasm', BACKEND_PACKAGES.wasm);
+  return { tfBackend: 'wasm', device };
 }
 
 async function loadCpu(): Promise<LoadedBackend> {

@@ -2,6 +2,7 @@
  * Picks the compute backend, onnxruntime-js style: try each in priority order, keep the first that
  * loads, and if none does, throw one error listing every backend and why it failed.
  */
+import * as tf from '@tensorflow/tfjs';
 import { DptrainError, isDptrainError } from '../errors.js';
 import { DEFAULT_LOADERS, type BackendLoader } from './loaders.js';
 import type { BackendInfo, BackendName } from './types.js';
@@ -22,9 +23,24 @@ export function isBackendName(s: string): s is BackendName {
 
 const reasonOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
+/**
+ * tfjs's cpu backend prints a "Hi, looks like you are running TensorFlow.js in Node.js..." banner on its
+ * first use (any tensor created before or outside the chosen backend). dptrain prints its own backend
+ * line (describeBackend), so the banner is switched off.
+ */
+function silenceCpuBanner(): void {
+  try {
+    const cpu = tf.findBackend('cpu') as unknown as { firstUse?: boolean } | null;
+    if (cpu && 'firstUse' in cpu) cpu.firstUse = false;
+  } catch {
+    // no cpu backend: nothing to silence
+  }
+}
+
 /** Loads the named backend, or the first of BACKEND_ORDER that loads, and makes it active in tfjs. */
 export async function resolveBackend(options: ResolveBackendOptions = {}): Promise<BackendInfo> {
   const loaders = { ...DEFAULT_LOADERS, ...options.loaders };
+  silenceCpuBanner();
   const forced = options.backend === 'auto' ? undefined : options.backend;
   if (forced !== undefined) {
     if (!isBackendName(forced)) {
