@@ -2,6 +2,7 @@
 // Every entry point is synchronous and works in place on the caller's Float32Arrays (zero-copy):
 // the JS side allocates the output array and passes it in.
 #include <napi.h>
+#include <malloc.h>
 #include <omp.h>
 
 #include <dnnl.hpp>
@@ -249,7 +250,8 @@ Napi::Value Conv2DBackpropInput(const Napi::CallbackInfo& info) {
   if (it == cache.end()) {
     TrimCache<BwdDataEntry>();
     auto hint = FwdPd(g, false, false);
-    convolution_backward_data::desc d(algorithm::convolution_direct, Act(g.src), Any(g.wei), Act(g.dst), g.strides,
+    // Backward data measures faster on oneDNN's blocked layout than on NHWC (block5: 20 vs 26 ms), so it always asks for it.
+    convolution_backward_data::desc d(algorithm::convolution_direct, Any(g.src), Any(g.wei), Any(g.dst), g.strides,
                                       g.dil, g.padL, g.padR);
     convolution_backward_data::primitive_desc pd(d, Eng(), hint);
     auto e = std::make_unique<BwdDataEntry>();
@@ -679,6 +681,14 @@ Napi::Value Guard(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // Kernel outputs are large, short-lived ArrayBuffers (calloc'd by node). Keep freed blocks in the heap instead of
+  // unmapping them, so the next step reuses them without page faults (about -10% CPU per fine-tune step).
+  // DPTRAIN_NATIVE_MALLOC=0 leaves glibc's defaults.
+  const char* m = std::getenv("DPTRAIN_NATIVE_MALLOC");
+  if (!(m && std::string(m) == "0")) {
+    mallopt(M_MMAP_THRESHOLD, 256 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  }
   exports.Set("conv2d", Napi::Function::New(env, Guard<Conv2D>));
   exports.Set("conv2dBackpropInput", Napi::Function::New(env, Guard<Conv2DBackpropInput>));
   exports.Set("conv2dBackpropFilter", Napi::Function::New(env, Guard<Conv2DBackpropFilter>));
