@@ -167,6 +167,7 @@ type ComposeService = {
   env_file?: string[];
   volumes?: string[];
   ports?: string[];
+  hostname?: string;
   depends_on?: Record<string, { condition: string }>;
   healthcheck?: { test: string[] };
   deploy?: { resources?: { reservations?: { devices?: { driver: string; device_ids?: string[]; count?: number; capabilities: string[] }[] } } };
@@ -176,7 +177,7 @@ type Compose = { name?: string; services: Record<string, ComposeService>; volume
 
 const SERVICE_KEYS = new Set([
   'image', 'build', 'command', 'entrypoint', 'environment', 'env_file', 'volumes', 'ports', 'depends_on', 'healthcheck',
-  'deploy', 'restart', 'shm_size', 'secrets', 'networks', 'ulimits', 'ipc', 'init', 'user', 'working_dir', 'stop_grace_period', 'labels',
+  'deploy', 'restart', 'shm_size', 'hostname', 'secrets', 'networks', 'ulimits', 'ipc', 'init', 'user', 'working_dir', 'stop_grace_period', 'labels',
 ]);
 
 function loadCompose(): Compose {
@@ -234,6 +235,8 @@ describe('compose.yaml (one host, several GPUs)', () => {
       expect(svc.image).toBe('dptrain:gpu');
     }
     expect(new Set(ids).size, 'distinct GPUs').toBe(ids.length);
+    const names = workers.map(([, svc]) => svc.hostname);
+    expect(new Set(names).size, 'distinct worker host names').toBe(workers.length);
     expect(coordinator.deploy, 'the coordinator needs no GPU').toBeUndefined();
   });
 
@@ -257,7 +260,7 @@ describe('compose.yaml (one host, several GPUs)', () => {
 
   it('health-checks the coordinator on /healthz at its metrics address, and workers wait for it', () => {
     const coordArgs = interpolate(coordinator.command!);
-    const metricsPort = flagValue(coordArgs, '--metrics-listen')?.split(':').pop();
+    const metricsPort = flagValue(coordArgs, '--metrics-port');
     expect(metricsPort).toBeDefined();
     expect(coordinator.healthcheck!.test.join(' ')).toContain(`http://127.0.0.1:${metricsPort}/healthz`);
     expect(coordinator.ports).toContain(`${metricsPort}:${metricsPort}`);

@@ -21,7 +21,11 @@ type Container = {
   image: string;
   command?: string[];
   args?: string[];
-  env?: { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string }; configMapKeyRef?: { name: string; key: string } } }[];
+  env?: {
+    name: string;
+    value?: string;
+    valueFrom?: { secretKeyRef?: { name: string; key: string }; configMapKeyRef?: { name: string; key: string }; fieldRef?: { fieldPath: string } };
+  }[];
   ports?: { name?: string; containerPort: number }[];
   resources?: { requests?: Record<string, string | number>; limits?: Record<string, string | number> };
   livenessProbe?: { httpGet?: { path: string; port: string | number } };
@@ -38,7 +42,14 @@ const find = (objs: KObject[], kind: string, name: string): KObject => {
 };
 const podSpec = (o: KObject): PodSpec => getField(o, 'spec.template.spec') as PodSpec;
 
-/** Resolves a container's env (literal values, Secret and ConfigMap references) from the rendered objects. */
+/** Downward-API fields a container may read, with the value a first pod would see. */
+const FIELD_REFS: Record<string, string> = {
+  "metadata.annotations['batch.kubernetes.io/job-completion-index']": '0',
+  'metadata.name': 'dptrain-worker-0-abcde',
+  'metadata.namespace': 'dptrain',
+};
+
+/** Resolves a container's env (literal values, Secret, ConfigMap and downward-API references) from the rendered objects. */
 function containerEnv(c: Container, objs: KObject[]): Record<string, string> {
   const env: Record<string, string> = {};
   for (const e of c.env ?? []) {
@@ -47,6 +58,11 @@ function containerEnv(c: Container, objs: KObject[]): Record<string, string> {
     if (s) env[e.name] = Buffer.from((find(objs, 'Secret', s.name).data as Record<string, string>)[s.key]!, 'base64').toString();
     const m = e.valueFrom?.configMapKeyRef;
     if (m) env[e.name] = (find(objs, 'ConfigMap', m.name).data as Record<string, string>)[m.key]!;
+    const f = e.valueFrom?.fieldRef;
+    if (f) {
+      expect(FIELD_REFS[f.fieldPath], `fieldRef ${f.fieldPath}`).toBeDefined();
+      env[e.name] = FIELD_REFS[f.fieldPath]!;
+    }
   }
   return env;
 }
@@ -211,6 +227,9 @@ describe('deploy/k8s kustomization', () => {
     expect(flag(coordArgs, '--min-workers')).toBe((find(objs, 'ConfigMap', 'dptrain-cluster').data as Record<string, string>)['min-workers']);
     expect(flag(coordArgs, '--data')).toBe('/data');
     expect(flag(workerArgs, '--data')).toBe('/data');
+    // Each index has a stable name of its own.
+    expect(flag(workerArgs, '--name')).toBe('gpu-worker-0');
+    expect(getField(job, 'spec.completionMode')).toBe('Indexed');
   });
 
   it('offers a per-node hostPath data patch that applies to the coordinator and the workers', () => {

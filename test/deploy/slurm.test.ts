@@ -30,6 +30,8 @@ function writeStandIns(dir: string, nodes: string[], tasksPerNode: number, cudaM
     writeFileSync(join(dir, name), body);
     chmodSync(join(dir, name), 0o755);
   };
+  // Host name of the node a task runs on (the stand-in srun says which).
+  write('hostname', `#!/usr/bin/env bash\necho "\${SLURMD_NODENAME:-${nodes[0]}}"\n`);
   write('scontrol', `#!/usr/bin/env bash\n[ "$1 $2" = "show hostnames" ] || { echo "stand-in scontrol: unexpected $*" >&2; exit 1; }\nprintf '%s\\n' ${nodes.join(' ')}\n`);
   // srun: read options up to the command; run the command once per task with Slurm's per-task variables.
   write(
@@ -127,6 +129,12 @@ describe('deploy/slurm/dptrain.sbatch', () => {
     expect(lastDirective).toBeLessThan(firstCommand);
   });
 
+  it('lets DPTRAIN_MIN_WORKERS override the number of workers training needs', () => {
+    const res = runScript('per-task', { DPTRAIN_MIN_WORKERS: '8' });
+    const coord = res.calls.find((c) => c.argv[0] === 'coordinator')!;
+    expect(coord.argv[coord.argv.indexOf('--min-workers') + 1]).toBe('8');
+  });
+
   it('refuses to run without a data directory', () => {
     const res = runScript('per-task', { DPTRAIN_DATA: '' });
     expect(res.status).not.toBe(0);
@@ -140,7 +148,7 @@ describe('deploy/slurm/dptrain.sbatch', () => {
       res = runScript(cudaMode);
     });
 
-    it('starts one coordinator on the first node, without a GPU, expecting all 8 workers', () => {
+    it('starts one coordinator on the first node, without a GPU, training with at least half of the 8 workers', () => {
       expect(res.status, res.stderr).toBe(0);
       const coords = res.calls.filter((c) => c.argv[0] === 'coordinator');
       expect(coords).toHaveLength(1);
@@ -148,7 +156,7 @@ describe('deploy/slurm/dptrain.sbatch', () => {
       expect(coords[0]!.procid).toBeUndefined(); // the batch step, not an srun task
       expect(coords[0]!.cuda).toBe('');
       const a = coords[0]!.argv;
-      expect(a[a.indexOf('--min-workers') + 1]).toBe('8');
+      expect(a[a.indexOf('--min-workers') + 1]).toBe('4');
       expect(a.slice(-4)).toEqual(['--epochs', '3', '--batch-size', '64']);
     });
 
@@ -161,6 +169,7 @@ describe('deploy/slurm/dptrain.sbatch', () => {
         expect(w.cuda).toMatch(/^\d$/);
         expect(w.cuda).toBe(w.localid);
         expect(w.argv[w.argv.indexOf('--connect') + 1]).toBe('ws://gpu01:7420');
+        expect(w.argv[w.argv.indexOf('--name') + 1]).toBe(`${w.node}-gpu${w.localid}`);
       }
       const tokens = new Set(res.calls.map((c) => c.token));
       expect(tokens.size).toBe(1);
