@@ -1,5 +1,5 @@
 // Prints where oneDNN lives, for binding.gyp: `node find-dnnl.cjs include|lib|check`.
-// Order: $DNNL_ROOT (include/, lib/), then the Debian/Ubuntu multiarch paths, then /usr/local.
+// Searches $DNNL_ROOT (include/, lib/) only when set; else the Debian/Ubuntu multiarch paths, then /usr/local.
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
@@ -7,7 +7,8 @@ const path = require('node:path');
 function candidates() {
   const out = [];
   const root = process.env.DNNL_ROOT || process.env.DNNLROOT;
-  if (root) out.push({ include: path.join(root, 'include'), libs: [path.join(root, 'lib'), path.join(root, 'lib64')] });
+  // An explicit root is the only place searched.
+  if (root) return [{ include: path.join(root, 'include'), libs: [path.join(root, 'lib'), path.join(root, 'lib64')] }];
   out.push({ include: '/usr/include', libs: ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib'] });
   out.push({ include: '/usr/local/include', libs: ['/usr/local/lib', '/usr/local/lib64'] });
   return out;

@@ -45,8 +45,8 @@ export interface NativeAddon {
 }
 
 const pkgDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-/** Where node-gyp puts the addon. */
-export const ADDON_PATH = path.join(pkgDir, 'build', 'Release', 'dptrain_native.node');
+/** Where node-gyp puts the addon ($DPTRAIN_NATIVE_ADDON overrides, e.g. for tests of the missing-addon path). */
+export const ADDON_PATH = process.env.DPTRAIN_NATIVE_ADDON ?? path.join(pkgDir, 'build', 'Release', 'dptrain_native.node');
 const BUILD_SCRIPT = path.join(pkgDir, 'scripts', 'build-native.mjs');
 
 export interface LoadAddonOptions {
