@@ -84,3 +84,24 @@ describe('protocol codec', () => {
     expect(frame.includes(Buffer.from('s3cret'))).toBe(false);
   });
 });
+
+describe('large arrays', () => {
+  it('travel as aligned raw blobs and decode as zero-copy views', () => {
+    const g = new Float32Array(100_000).map((_, i) => i * 0.5 - 7);
+    const frame = encodeMessage({ type: 'gradients', id: 3, dtype: 'fp32', gradients: g, loss: 0.5, count: 4, correct: 2, computeMs: 1 });
+    expect(frame.length).toBeLessThan(g.byteLength + 256);
+    const copy = Buffer.from(frame); // a fresh buffer, as ws delivers it
+    const msg = decodeMessage(copy);
+    if (msg.type !== 'gradients' || !(msg.gradients instanceof Float32Array)) throw new Error('type');
+    expect(msg.gradients.buffer).toBe(copy.buffer);
+    expect(msg.gradients).toEqual(g);
+    // misaligned buffers are copied, still correct
+    const shifted = Buffer.alloc(copy.length + 1).subarray(1);
+    copy.copy(shifted);
+    const m2 = decodeMessage(shifted);
+    expect(m2.type === 'gradients' && Array.from(m2.gradients.subarray(0, 5))).toEqual(Array.from(g.subarray(0, 5)));
+    // a layout that points past the end is a decode error
+    const bad = Buffer.from(frame.subarray(0, frame.length - 8));
+    expect(codeOf(() => decodeMessage(bad))).toBe('E_PROTOCOL_DECODE');
+  });
+});

@@ -104,8 +104,10 @@ export class ClusterExecutor implements TrainingExecutor {
   async computeGradients(samples: Sample[], ctx: StepContext): Promise<AggregatedGradients> {
     if (this.size === 0) throw new DptrainError('E_CONFIG', 'computeGradients before beginPhase');
     await this.waitForWorkers(this.minWorkers);
-    const started = this.clock.now();
-    const sum = new Float64Array(this.size);
+    // weighted sum, in place in the first decoded gradient (no 37 MB allocations per step)
+    let acc: Float32Array | undefined;
+    let parts = 0;
+    let firstCount = 0;
     let loss = 0;
     let count = 0;
     let correct = 0;
@@ -135,7 +137,14 @@ export class ClusterExecutor implements TrainingExecutor {
       },
       (peer, part, { r, g, wallMs, bytesIn, bytesOut }) => {
         const n = r.count;
-        for (let i = 0; i < g.length; i++) sum[i]! += g[i]! * n;
+        if (!acc) {
+          acc = g;
+          firstCount = n;
+        } else {
+          if (parts === 1) for (let i = 0; i < acc.length; i++) acc[i]! *= firstCount;
+          for (let i = 0; i < g.length; i++) acc[i]! += g[i]! * n;
+        }
+        parts++;
         loss += r.loss * n;
         count += n;
         correct += r.correct;
@@ -150,14 +159,13 @@ export class ClusterExecutor implements TrainingExecutor {
       },
       participants,
     );
-    const gradients = new Float32Array(this.size);
-    if (count > 0) for (let i = 0; i < gradients.length; i++) gradients[i] = sum[i]! / count;
+    const gradients = acc ?? new Float32Array(this.size);
+    if (parts > 1) for (let i = 0; i < gradients.length; i++) gradients[i]! /= count;
     const workers = [...stats.values()];
     let straggler: string | undefined;
     let slowest = -1;
     for (const w of workers) if (w.wallMs > slowest) [slowest, straggler] = [w.wallMs, w.id];
     this.server.state.step = ctx.step + 1;
-    void started;
     return {
       gradients,
       loss: count > 0 ? loss / count : 0,

@@ -258,7 +258,7 @@ export class ClusterServer {
       if (peer.state === 'hello' || peer.state === 'auth') this.reject(peer, new DptrainError('E_AUTH', `connection ${peer.id}: no authentication within ${this.options.authTimeoutMs} ms`));
     }, this.options.authTimeoutMs);
     const joinTimer = setTimeout(() => {
-      if (peer.state === 'join') this.reject(peer, new DptrainError('E_TIMEOUT' as never, `connection ${peer.id}: no join within ${this.options.joinTimeoutMs} ms`));
+      if (peer.state === 'join') this.reject(peer, new DptrainError('E_TIMEOUT', `connection ${peer.id}: no join within ${this.options.joinTimeoutMs} ms`));
     }, this.options.joinTimeoutMs);
     authTimer.unref();
     joinTimer.unref();

@@ -1,0 +1,50 @@
+// Child process of bench/exchange.bench.ts: a worker on loopback, either a real dptrain worker (startWorker)
+// with a stand-in replica that returns a fixed gradient of `floats` values, or a raw TCP peer that moves the
+// same bytes (the baseline). argv: mode url token floats
+import { connect } from 'node:net';
+import { startWorker } from '@dptrain/worker';
+import type { Dataset, Replica, Sample } from '@dptrain/core';
+
+const [mode, url, token, floatsArg] = process.argv.slice(2);
+const floats = Number(floatsArg);
+
+if (mode === 'cluster') {
+  const grad = new Float32Array(floats).fill(1e-3);
+  let weights = new Float32Array(floats);
+  const replica: Replica = {
+    spec: [{ name: 'exchange/flat', shape: [floats], size: floats }],
+    baseHash: 'exchange-bench',
+    setPhase: async () => undefined,
+    getWeights: () => weights,
+    setWeights: (w) => (weights = w),
+    computeGradients: async (samples) => ({ gradients: grad, loss: 1, count: samples.length, correct: 0 }),
+    predict: async (samples) => new Float32Array(samples.length * 2),
+    dispose: () => undefined,
+  };
+  const labelled: Sample[] = Array.from({ length: 64 }, (_, i) => ({ split: 'labelled', index: i, name: `${i}`, path: `/${i}`, label: i % 2 }));
+  const dataset: Dataset = { layout: 'competition', root: '/bench', classNames: ['a', 'b'], labelled, test: [], hash: 'exchange-bench' };
+  const h = startWorker({ url: url!, token: token!, createReplica: async () => replica, loadDataset: () => dataset, log: () => undefined, giveUpAfterMs: 10_000 });
+  await h.done;
+  process.exit(0);
+} else {
+  // raw: receive `bytes`, send them back when asked (one byte 'go'), then a 1-byte ack per round trip
+  const bytes = floats * 4;
+  const [host, port] = url!.split(':');
+  const sock = connect(Number(port), host!);
+  sock.setNoDelay(true);
+  const payload = Buffer.alloc(bytes, 7);
+  let got = 0;
+  sock.on('data', (d) => {
+    // protocol: server sends 'S' => we send `bytes`; server sends `bytes` => we reply 'A'
+    if (got === 0 && d.length === 1 && d[0] === 0x53) {
+      sock.write(payload);
+      return;
+    }
+    got += d.length;
+    if (got >= bytes) {
+      got = 0;
+      sock.write(Buffer.from('A'));
+    }
+  });
+  sock.on('close', () => process.exit(0));
+}
