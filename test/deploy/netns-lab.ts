@@ -74,6 +74,7 @@ export class NetnsLab {
     }
     if (!hasCommand('ip', ['-V'])) return { ok: false, reason: "iproute2's `ip` command is not installed (apt-get install iproute2)" };
     if (!hasCommand('unshare', ['--version'])) return { ok: false, reason: "util-linux's `unshare` command is not installed" };
+    if (!hasCommand('hostname', ['--version'])) return { ok: false, reason: 'the `hostname` command is not installed' };
     const probe = `${PREFIX_ROOT}${process.pid}-probe${randomBytes(2).toString('hex')}`;
     try {
       ip(['netns', 'add', probe]);

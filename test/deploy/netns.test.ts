@@ -154,9 +154,10 @@ describe.skipIf(!probe.ok)('multi-host cluster over network namespaces (root + i
       const lost = await run.wait((e) => e.event === 'worker_lost' && e.id === victim);
       const detectMs = lost.time - cutAt;
       console.log(`[netns] run 1: ${victim} (host w3) declared lost ${detectMs} ms after its link was cut: ${String(lost.reason)}`);
-      // The limit is 5 s of silence, checked at each heartbeat tick: silence began at or before the cut.
+      // The limit is 5 s of silence, checked at each heartbeat tick (silence began at or before the cut), plus up
+      // to half a second of event-loop lag on a busy 2-core machine.
       expect(detectMs).toBeGreaterThan(0);
-      expect(detectMs).toBeLessThanOrEqual(LOST_AFTER_MS + HEARTBEAT_MS);
+      expect(detectMs).toBeLessThanOrEqual(LOST_AFTER_MS + HEARTBEAT_MS + 500);
       expect(String(lost.reason)).toMatch(/silent/);
 
       run.mark(`${victim} declared lost`);
