@@ -17,10 +17,18 @@ function setup(opts: { maxWorkerRows?: number; now?: number } = {}) {
   store.attach(bus);
   const clock: Clock = { now: () => opts.now ?? T0 + 100_000 };
   let closedByQ = 0;
+  let interrupts = 0;
   const app = render(
-    <DashboardApp store={store} clock={clock} tickMs={0} maxWorkerRows={opts.maxWorkerRows ?? 8} onClose={() => closedByQ++} />,
+    <DashboardApp
+      store={store}
+      clock={clock}
+      tickMs={0}
+      maxWorkerRows={opts.maxWorkerRows ?? 8}
+      onClose={() => closedByQ++}
+      onInterrupt={() => interrupts++}
+    />,
   );
-  return { bus, store, app, closed: () => closedByQ };
+  return { bus, store, app, closed: () => closedByQ, interrupts: () => interrupts };
 }
 
 afterEach(() => cleanup());
@@ -104,10 +112,14 @@ describe('DashboardApp (ink)', () => {
     expect(app.lastFrame()).toContain('(3-5 of 6');
   });
 
-  it('q closes the view without touching the run', async () => {
-    const { bus, app, store, closed } = setup();
+  it('q closes the view without touching the run; Ctrl+C is passed on', async () => {
+    const { bus, app, store, closed, interrupts } = setup();
     for (const e of runEvents(3)) bus.emit(e);
     await tick();
+    app.stdin.write('\u0003');
+    await tick();
+    expect(interrupts()).toBe(1);
+    expect(closed()).toBe(0);
     app.stdin.write('q');
     await tick();
     expect(closed()).toBe(1);

@@ -26,7 +26,7 @@ export interface StartDashboardOptions {
   onClose?: () => void;
   /**
    * Called on Ctrl+C: the terminal is in raw mode, so the process gets no SIGINT by itself.
-   * Default: re-raise SIGINT on this process so the command's own handler (or the default exit) runs.
+   * Default: send SIGINT to the process group, as a terminal would, so the command's handler (or the default exit) runs.
    */
   onInterrupt?: () => void;
 }
@@ -64,7 +64,8 @@ export function startDashboard(bus: EventBus, options: StartDashboardOptions = {
       clock={options.clock}
       title={options.title}
       maxWorkerRows={options.maxWorkerRows}
-      onInterrupt={options.onInterrupt ?? (() => process.kill(process.pid, 'SIGINT'))}
+      // like Ctrl+C in a cooked terminal: the whole foreground process group (local workers too) gets SIGINT
+      onInterrupt={options.onInterrupt ?? (() => process.kill(0, 'SIGINT'))}
     />,
     {
       stdout: options.stdout ?? process.stdout,
