@@ -1,4 +1,5 @@
-// `npm run bench [-- --json FILE] [--backends native,wasm] [--steps N] [--quick] [--no-torch] [--no-recipe]`
+// `npm run bench [-- --json FILE] [--backends native,wasm] [--modes images,features] [--workers 1,2] [--steps N]
+//   [--quick] [--no-torch] [--no-recipe] [--recipe-sizes 30,90] [--recipe-epochs 10,5] [--no-exchange] [--no-steps]`
 // Times the VGG16 fine-tune step (block5 + head, 150 px, batch 8 per worker) from images and from cached block4
 // features, with 1 and 2 worker processes, on each available backend; PyTorch on the same shapes when it imports;
 // the two-phase recipe with and without the feature cache; the parameter exchange (bench/exchange.bench.ts).
@@ -29,8 +30,10 @@ const { values: a } = parseArgs({
     'no-torch': { type: 'boolean', default: false },
     recipe: { type: 'boolean', default: true },
     'no-recipe': { type: 'boolean', default: false },
-    'recipe-images': { type: 'string', default: '240' },
+    'recipe-sizes': { type: 'string' },
+    'recipe-epochs': { type: 'string' },
     'no-exchange': { type: 'boolean', default: false },
+    'no-steps': { type: 'boolean', default: false },
   },
   allowPositionals: false,
 });
@@ -116,8 +119,8 @@ const print = (r: BenchResult) =>
   console.log(
     `  ${r.backend.padEnd(8)} ${r.mode.padEnd(9)} workers ${r.workers} x ${r.threads} thr  ${r.img_per_s.toFixed(2).padStart(7)} img/s  step ${r.step_ms.toFixed(0).padStart(6)} ms  peak ${r.peak_rss_mib} MiB`,
   );
-console.log('\nVGG16 fine-tune step (block5 + head, 150 px):');
-for (const backend of backends) {
+if (!a['no-steps']) console.log('\nVGG16 fine-tune step (block5 + head, 150 px):');
+for (const backend of a['no-steps'] ? [] : backends) {
   for (const mode of modes) {
     for (const w of workerCounts) {
       if (w > cores) continue;
@@ -136,7 +139,7 @@ for (const backend of backends) {
 
 const find = (b: string, m: string, w: number, t: number) => results.find((r) => r.backend === b && r.mode === m && r.workers === w && r.threads === t);
 const ratios: { backend: string; mode: string; workers: number; threads: number; vs_pytorch?: number; scaling_2_workers?: number }[] = [];
-console.log('\nRatios:');
+if (results.length > 0) console.log('\nRatios:');
 for (const r of results) {
   if (r.backend === 'pytorch') continue;
   const entry: (typeof ratios)[number] = { backend: r.backend, mode: r.mode, workers: r.workers, threads: r.threads };
@@ -174,7 +177,10 @@ if (!a['no-recipe'] && a.recipe) {
   const backend = backends.includes('native') ? 'native' : 'wasm';
   console.log(`\nTwo-phase recipe (${backend}):`);
   try {
-    recipe = await benchRecipe({ backend, images: Number(a['recipe-images']), quick: a.quick, log: (m) => console.log(`  ${m}`) });
+    const opts: Parameters<typeof benchRecipe>[0] = { backend, quick: a.quick, log: (m) => console.log(`  ${m}`) };
+    if (a['recipe-sizes']) opts.sizes = a['recipe-sizes'].split(',').map(Number) as [number, number];
+    if (a['recipe-epochs']) opts.epochs = a['recipe-epochs'].split(',').map(Number) as [number, number];
+    recipe = await benchRecipe(opts);
   } catch (err) {
     recipe = { skipped: err instanceof Error ? err.message : String(err) };
     console.log(`  skipped: ${recipe.skipped}`);
@@ -186,10 +192,11 @@ const exchangeFile = path.join(here, 'exchange.bench.ts');
 if (!a['no-exchange'] && existsSync(exchangeFile)) {
   console.log('\nParameter exchange (bench/exchange.bench.ts):');
   try {
-    const mod = (await import(pathToFileURL(exchangeFile).href)) as { benchExchange?: (o?: { quick?: boolean }) => Promise<unknown> };
+    const mod = (await import(pathToFileURL(exchangeFile).href)) as {
+      benchExchange?: (o?: { quick?: boolean; log?: (l: string) => void }) => Promise<unknown>;
+    };
     if (typeof mod.benchExchange === 'function') {
-      exchange = await mod.benchExchange({ quick: a.quick });
-      console.log(`  ${JSON.stringify(exchange)}`);
+      exchange = await mod.benchExchange({ quick: a.quick, log: (l: string) => console.log(`  ${l}`) });
     } else console.log('  bench/exchange.bench.ts exports no benchExchange; skipped');
   } catch (err) {
     exchange = { skipped: err instanceof Error ? err.message : String(err) };

@@ -66,7 +66,7 @@ const images = {
 };
 const config = parseRunConfig({ dataDir: '/nonexistent', classNames: ['a', 'b', 'c', 'd', 'e', 'f'], backbone: { kind: 'vgg16' } });
 const replica = await createReplica(config, { images, cache: mode === 'features', onWarning: () => {} });
-await replica.setPhase('fine-tune');
+await replica.setPhase('fine_tune');
 const samples: Sample[] = Array.from({ length: batch }, (_, i) => ({
   name: `s${i}.jpg`,
   path: `/synthetic/s${i}.jpg`,
@@ -84,7 +84,7 @@ const cpuMs = () => {
 };
 async function step(i: number): Promise<void> {
   let t = cpuMs();
-  const g = await replica.computeGradients(samples, { phase: 'fine-tune', epoch: 0, step: i });
+  const g = await replica.computeGradients(samples, { phase: 'fine_tune', epoch: 0, step: i });
   let t2 = cpuMs();
   parts.gradients += t2 - t;
   opt.step(weights, g.gradients);
