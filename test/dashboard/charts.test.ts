@@ -6,6 +6,8 @@ import sharp from 'sharp';
 import {
   CHART_FILES,
   formatRunSummary,
+  niceTicks,
+  tickFormatter,
   writeRunCharts,
   writeRunChartsFromDir,
   type EpochPoint,
@@ -110,6 +112,14 @@ describe('end-of-run charts', () => {
 
   it('rejects a confusion matrix of the wrong shape', async () => {
     await expect(writeRunCharts(tmp(), { epochs, report: { ...report, classNames: classes.slice(0, 5) } })).rejects.toMatchObject({ code: 'E_CONFIG' });
+  });
+
+  it('labels close ticks apart', () => {
+    const ticks = niceTicks(1.0308, 1.0399);
+    const labels = ticks.map(tickFormatter(ticks));
+    expect(new Set(labels).size).toBe(ticks.length);
+    expect(labels[0]).toBe('1.030');
+    expect(niceTicks(0, 1).map(tickFormatter(niceTicks(0, 1)))).toEqual(['0.0', '0.2', '0.4', '0.6', '0.8', '1.0']);
   });
 
   it('formats a short terminal summary', () => {

@@ -1,4 +1,4 @@
-import { circle, heat, line, niceTicks, polyline, rect, svgDoc, text, tickLabel } from './svg.js';
+import { circle, heat, line, niceTicks, polyline, rect, svgDoc, text, tickFormatter } from './svg.js';
 
 export interface Series {
   name: string;
@@ -17,7 +17,7 @@ export interface LineChartSpec {
   markers?: Array<{ x: number; label: string }>;
   /** Fixed y range (e.g. [0, 1] for accuracy). Default: from the data. */
   yRange?: [number, number];
-  /** Format of y tick labels. Default: tickLabel. */
+  /** Format of y tick labels. Default: just enough decimals for the tick step. */
   yFormat?: (v: number) => string;
   width?: number;
   height?: number;
@@ -42,7 +42,7 @@ export function lineChartSvg(spec: LineChartSpec): string {
   const xSpan = xMax - xMin || 1;
   const sx = (x: number): number => M.left + (xs.length <= 1 ? pw / 2 : ((x - xMin) / xSpan) * pw);
   const sy = (y: number): number => M.top + ph - ((y - y0) / (y1 - y0 || 1)) * ph;
-  const fmt = spec.yFormat ?? tickLabel;
+  const fmt = spec.yFormat ?? tickFormatter(yT);
   let body = text(width / 2 - M.right / 2 + M.left / 2, 30, spec.title, { size: 18, anchor: 'middle', weight: 'bold' });
   for (const t of yT) {
     body += line(M.left, sy(t), M.left + pw, sy(t), '#e5e5e5');
@@ -142,7 +142,7 @@ export function barChartSvg(spec: BarChartSpec): string {
   const y0 = ticks[0]!;
   const y1 = ticks[ticks.length - 1]!;
   const sy = (v: number): number => M.top + ph - ((v - y0) / (y1 - y0 || 1)) * ph;
-  const fmt = spec.yFormat ?? tickLabel;
+  const fmt = spec.yFormat ?? tickFormatter(ticks);
   let body = text(width / 2 - M.right / 2 + M.left / 2, 30, spec.title, { size: 18, anchor: 'middle', weight: 'bold' });
   for (const t of ticks) {
     body += line(M.left, sy(t), M.left + pw, sy(t), '#e5e5e5');

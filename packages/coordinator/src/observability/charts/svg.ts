@@ -63,6 +63,16 @@ export function niceTicks(min: number, max: number, count = 5): number[] {
   return ticks;
 }
 
+/** A formatter with just enough decimals to tell these (evenly spaced) ticks apart. */
+export function tickFormatter(ticks: number[]): (v: number) => string {
+  const step = ticks.length > 1 ? Math.abs(ticks[1]! - ticks[0]!) : 0;
+  if (!(step > 0) || step >= 1000 || step < 1e-6) return tickLabel;
+  let decimals = Math.max(0, -Math.floor(Math.log10(step)));
+  // steps like 0.25 or 0.025 need one more
+  if (Math.abs(Number(step.toFixed(decimals)) - step) > step * 1e-6) decimals++;
+  return (v) => v.toFixed(decimals);
+}
+
 export function tickLabel(v: number): string {
   if (v === 0) return '0';
   const a = Math.abs(v);
