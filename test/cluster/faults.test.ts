@@ -40,7 +40,7 @@ function waitPending(server: ClusterServer, name: string, timeoutMs = 30_000): P
 }
 
 describe('faults (real processes, loopback)', () => {
-  it('survives kill -9 and a frozen worker mid-step; every sample counted once', async () => {
+  it('survives kill -9 and a frozen worker mid-step; every sample counted once', { timeout: 300_000 }, async () => {
     const dir = await makeSceneDir({ perClass: 12, test: 9 });
     const runDir = mkdtempSync(join(tmpdir(), 'dp-faults-run-'));
     const config = parseRunConfig({
@@ -49,7 +49,7 @@ describe('faults (real processes, loopback)', () => {
       preprocess: 'unit',
       head: { units: 8, dropout: 0 },
       batchSize: 8,
-      headPhase: { epochs: 7, learningRate: 1e-2 },
+      headPhase: { epochs: 8, learningRate: 1e-2 },
       fineTunePhase: { epochs: 0, learningRate: 1e-5, unfreeze: 'block5' },
       patience: 100,
       validationSplit: 0.25,
@@ -74,7 +74,7 @@ describe('faults (real processes, loopback)', () => {
           }),
         );
       }
-      if (e.step === 9 && !stoppedAt) {
+      if (e.step === 6 && !stoppedAt) {
         faults.push(
           waitPending(server, 'k2').then(() => {
             stoppedAt = Date.now();
@@ -82,7 +82,7 @@ describe('faults (real processes, loopback)', () => {
             setTimeout(() => {
               thawedAt = Date.now();
               byName.get('k2')!.child.kill('SIGCONT');
-            }, LOST_AFTER + 1500);
+            }, LOST_AFTER + 600);
           }),
         );
       }
@@ -105,7 +105,7 @@ describe('faults (real processes, loopback)', () => {
         }
         const t0 = Date.now();
         while (s.workers.length < 3) {
-          if (Date.now() - t0 > 120_000) throw new Error(`only ${s.workers.length} workers joined:\n${procs.map((p) => p.output()).join('\n')}`);
+          if (Date.now() - t0 > 200_000) throw new Error(`only ${s.workers.length} workers joined:\n${procs.map((p) => p.output()).join('\n')}`);
           await s.waitForJoin(1000);
         }
       },
@@ -115,9 +115,9 @@ describe('faults (real processes, loopback)', () => {
     // the run finished by itself, with all its steps
     const stepsPerEpoch = Math.ceil(27 / 8);
     expect(result.halted).toBe(false);
-    expect(result.steps).toBe(7 * stepsPerEpoch);
+    expect(result.steps).toBe(8 * stepsPerEpoch);
     // every training sample of every epoch counted exactly once
-    expect(summary.epochs).toHaveLength(7);
+    expect(summary.epochs).toHaveLength(8);
     for (const e of summary.epochs) expect(e).toMatchObject({ counted: 27, distinct: 27, duplicates: 0 });
     const onDisk = JSON.parse(readFileSync(join(runDir, 'cluster.json'), 'utf8')) as typeof summary;
     expect(onDisk.epochs).toEqual(summary.epochs);
@@ -137,7 +137,7 @@ describe('faults (real processes, loopback)', () => {
     const rejoin = joins.find((e) => e.worker.host === 'k2' && e.at > thawedAt);
     expect(rejoin, `joins: ${JSON.stringify(joins.map((j) => j.worker))}`).toBeDefined();
     const later = events.filter((e) => e.type === 'step_completed' && e.at > rejoin!.at) as Extract<RunEvent, { type: 'step_completed' }>[];
-    expect(later.some((e) => e.workers.some((w) => w.id === rejoin!.worker.id))).toBe(true);
+    expect(later.some((e) => e.workers.some((w) => w.id === rejoin!.worker.id)), `${later.length} steps after the rejoin`).toBe(true);
 
     // the submission covers every test image exactly once
     const testNames = readFileSync(join(dir, 'test.csv'), 'utf8').trim().split('\n').slice(1);

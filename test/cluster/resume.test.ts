@@ -31,7 +31,7 @@ async function freePort(): Promise<number> {
 }
 
 describe('coordinator crash and --resume', () => {
-  it('continues from the checkpoint after kill -9', async () => {
+  it('continues from the checkpoint after kill -9', { timeout: 300_000 }, async () => {
     const dir = await makeSceneDir({ perClass: 12, test: 6 });
     const runDir = mkdtempSync(join(tmpdir(), 'dp-resume-run-'));
     const port = await freePort();

@@ -35,10 +35,10 @@ beforeAll(async () => {
   procs.push(real);
   const t0 = Date.now();
   while (server.workers.length < 1) {
-    if (Date.now() - t0 > 90_000) throw new Error(`worker did not join:\n${real.output()}`);
+    if (Date.now() - t0 > 200_000) throw new Error(`worker did not join:\n${real.output()}`);
     await server.waitForJoin(1000);
   }
-});
+}, 240_000);
 
 afterAll(async () => {
   await server?.close();
@@ -72,7 +72,7 @@ describe('authentication and join checks', () => {
 });
 
 describe('fuzzing a training coordinator', () => {
-  it('rejects 10,000 random and mutated frames, keeps training, and the weights only see good gradients', async () => {
+  it('rejects 10,000 random and mutated frames, keeps training, and the weights only see good gradients', { timeout: 300_000 }, async () => {
     const executor = new ClusterExecutor({ server });
     const { weights: w0 } = await executor.beginPhase('head');
     const samples = dataset.labelled;
@@ -106,6 +106,7 @@ describe('fuzzing a training coordinator', () => {
       return fuzzDone && stepsAfterFuzz > 5;
     });
     const stats = await fuzz;
+    console.log(`fuzz: ${JSON.stringify(stats)}, steps during fuzz ${stepsDuringFuzz}, rejected ${JSON.stringify(Object.fromEntries(server.rejected))}`);
     expect(stats.sent).toBeGreaterThanOrEqual(10_000);
     expect(stepsDuringFuzz).toBeGreaterThan(1); // it kept training while being fuzzed
     expect(stats.gradientReplies).toBeGreaterThan(0); // fuzz workers did get slices and answered them badly

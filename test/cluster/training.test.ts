@@ -79,10 +79,10 @@ beforeAll(async () => {
   children = spawnLocalWorkers({ url, token: TOKEN, count: 4, dataDir: dir, args: ['--backend', 'cpu'], stdio: 'ignore' });
   const t0 = Date.now();
   while (server.workers.length < 4) {
-    if (Date.now() - t0 > 90_000) throw new Error(`only ${server.workers.length} of 4 workers joined`);
+    if (Date.now() - t0 > 200_000) throw new Error(`only ${server.workers.length} of 4 workers joined`);
     await server.waitForJoin(1000);
   }
-});
+}, 240_000);
 
 afterAll(async () => {
   await server?.close();
