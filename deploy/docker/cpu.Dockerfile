@@ -21,8 +21,9 @@ COPY packages/coordinator/package.json packages/coordinator/
 RUN npm ci --omit=dev --include=optional --foreground-scripts --no-audit --no-fund \
  && npm cache clean --force
 COPY packages ./packages
-# Compile the oneDNN addon (a no-op when the package has no native build script).
-RUN npm run --workspace @dptrain/backend-native --if-present build:native
+# Compile the oneDNN addon; --strict makes a failed build fail the image instead of falling back to wasm.
+RUN node packages/backend-native/scripts/build-native.mjs --force --strict \
+ && ls packages/backend-native/build/Release/dptrain_native.node
 
 FROM ${NODE_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="dptrain (CPU)" \

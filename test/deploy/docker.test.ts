@@ -153,6 +153,10 @@ describe('CPU image', () => {
         return acc;
       }, []);
     expect(runs[0]!.join('\n')).toMatch(/libdnnl-dev/);
+    // The addon is compiled in the build stage, strictly (a failed build fails the image).
+    const build = /node (\S+build-native\.mjs)\b[^\n]*--strict/.exec(runs[0]!.join('\n'));
+    expect(build, 'native build step').not.toBeNull();
+    expect(existsSync(join(ROOT, build![1]!))).toBe(true);
     expect(runs[runs.length - 1]!.join('\n')).toMatch(/libdnnl\d/);
   });
 });

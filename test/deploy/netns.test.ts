@@ -31,6 +31,11 @@ const PORT = 7420;
 /** The coordinator's defaults: heartbeat every 1 s, a peer silent for 5 s is lost (checked at each heartbeat tick). */
 const HEARTBEAT_MS = 1000;
 const LOST_AFTER_MS = 5000;
+/**
+ * Tiny runs: tiny-vgg at 32 px, head phase only, 6 images per step (2 per worker), no charts or checkpoints.
+ * Training goes on while at least 2 workers are connected.
+ */
+const TINY_RUN = ['--min-workers', '2', '--backbone', 'tiny-vgg', '--input-size', '32x32', '--fine-tune-epochs', '0', '--batch-size', '6', '--head-units', '16', '--no-charts', '--checkpoint-every', '0'];
 /** Bound on every wait for the cluster (generous: CI shares 2 cores between two test files). */
 const WAIT_MS = 150_000;
 
@@ -138,7 +143,7 @@ describe.skipIf(!probe.ok)('multi-host cluster over network namespaces (root + i
 
   it('declares a worker whose link is cut lost within 5 s, and finishes the run with the survivors', async () => {
     // 3 epochs x 5 steps of 6 images (2 per worker). Training goes on while at least 2 workers are connected.
-    const run = new ClusterRun(lab, join(work, 'run1'), data, ['--min-workers', '2', '--backbone', 'tiny-vgg', '--input-size', '32x32', '--epochs', '3', '--fine-tune-epochs', '0', '--batch-size', '6', '--head-units', '16'], PORT);
+    const run = new ClusterRun(lab, join(work, 'run1'), data, [...TINY_RUN, '--epochs', '3'], PORT);
     runs.push(run);
     try {
       // All three join from their own hosts, over the bridge.
@@ -188,7 +193,7 @@ describe.skipIf(!probe.ok)('multi-host cluster over network namespaces (root + i
 
   it('lets the worker rejoin when its link comes back, and it computes in later steps', async () => {
     // Long enough that the rejoin happens mid-run; stopped once the rejoined worker has taken part.
-    const run = new ClusterRun(lab, join(work, 'run2'), data, ['--min-workers', '2', '--backbone', 'tiny-vgg', '--input-size', '32x32', '--epochs', '200', '--fine-tune-epochs', '0', '--batch-size', '6', '--head-units', '16', '--patience', '1000'], PORT + 1);
+    const run = new ClusterRun(lab, join(work, 'run2'), data, [...TINY_RUN, '--epochs', '200', '--patience', '1000'], PORT + 1);
     runs.push(run);
     try {
       await run.wait(() => ['w1', 'w2', 'w3'].every((h) => run.idsOf(h).length === 1));
