@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { render, cleanup } from 'ink-testing-library';
 import { EventBus, type Clock } from '@dptrain/core';
-import { DashboardApp, DashboardStore } from '../../packages/coordinator/src/dashboard/index.js';
+import { DashboardApp, DashboardStore, fitRows } from '../../packages/coordinator/src/dashboard/index.js';
 import { T0, joined, runEvents, step } from './fixtures.js';
 
 const tick = (ms = 20) => new Promise((r) => setTimeout(r, ms));
@@ -126,5 +126,16 @@ describe('DashboardApp (ink)', () => {
     // the bus and its store still work: the run goes on
     bus.emit(step(4, T0 + 5000));
     expect(store.getState().step).toBe(4);
+  });
+});
+
+describe('fitRows', () => {
+  it('shrinks the worker list and events to fit short terminals', () => {
+    expect(fitRows(undefined, 0, 8, 6)).toEqual({ workerRows: 8, events: 6 });
+    expect(fitRows(50, 0, 8, 6)).toEqual({ workerRows: 8, events: 6 });
+    const small = fitRows(24, 1, 8, 6);
+    expect(small.workerRows + small.events + 15 + 2).toBeLessThanOrEqual(24);
+    expect(small.workerRows).toBeGreaterThanOrEqual(1);
+    expect(fitRows(10, 0, 8, 6)).toEqual({ workerRows: 1, events: 1 });
   });
 });

@@ -3,6 +3,6 @@ export * from './state.js';
 export * from './selectors.js';
 export * from './format.js';
 export * from './store.js';
-export { DashboardApp, type DashboardAppProps } from './view.js';
+export { DashboardApp, fitRows, type DashboardAppProps } from './view.js';
 export { startDashboard, type StartDashboardOptions, type DashboardHandle } from './start.js';
 export { ReplayFilter } from './replay-filter.js';

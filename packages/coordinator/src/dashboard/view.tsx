@@ -219,15 +219,28 @@ function Completed({ state }: { state: DashboardState }) {
   );
 }
 
+/** Lines of the view besides worker rows, events and tasks (titles, margins, sparklines, footer). */
+const FIXED_LINES = 15;
+
+/** Worker rows and events that fit a terminal of `rows` lines (a frame taller than the terminal flickers). */
+export function fitRows(rows: number | undefined, tasks: number, maxWorkers: number, maxEvents: number): { workerRows: number; events: number } {
+  if (!rows || rows <= 0) return { workerRows: maxWorkers, events: maxEvents };
+  const avail = rows - FIXED_LINES - (tasks > 0 ? tasks + 1 : 0);
+  const workerRows = Math.max(1, Math.min(maxWorkers, Math.ceil(avail / 2)));
+  const events = Math.max(1, Math.min(maxEvents, avail - workerRows));
+  return { workerRows, events };
+}
+
 /** The dashboard: a pure view of the store's state plus local UI state (worker scroll offset). */
 export function DashboardApp(props: DashboardAppProps) {
-  const { store, clock = systemClock, tickMs = 1000, maxWorkerRows = 8, maxEvents = 6, sparkWidth = 40 } = props;
+  const { store, clock = systemClock, tickMs = 1000, sparkWidth = 40 } = props;
   const state = useSyncExternalStore(store.subscribe, store.getState, store.getState);
   const [now, setNow] = useState(() => clock.now());
   const [offset, setOffset] = useState(0);
   const { exit } = useApp();
   const { stdout } = useStdout();
   const columns = stdout.columns || 100;
+  const { workerRows: maxWorkerRows, events: maxEvents } = fitRows(stdout.rows, activeTasks(state).length, props.maxWorkerRows ?? 8, props.maxEvents ?? 6);
 
   useEffect(() => {
     if (tickMs <= 0) return undefined;
