@@ -88,6 +88,12 @@ export class Peer {
     return true;
   }
 
+  /** Fails every outstanding request with `err` (the worker reported it could not do them). */
+  failPending(err: Error): void {
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+
   hasPending(): boolean {
     return this.pending.size > 0;
   }
@@ -105,6 +111,18 @@ export class Peer {
       this.ws.terminate();
     }
     setTimeout(() => this.ws.terminate(), 1000).unref();
+  }
+}
+
+/** A worker answered a request with an error (e.g. an unreadable image): counted against the task. */
+export class WorkerTaskError extends Error {
+  constructor(
+    readonly workerId: string,
+    readonly code: string,
+    message: string,
+  ) {
+    super(`worker ${workerId} failed a task [${code}]: ${message}`);
+    this.name = 'WorkerTaskError';
   }
 }
 

@@ -22,7 +22,7 @@ import {
   type RunConfig,
   type RunEvent,
 } from '@dptrain/core';
-import { Peer, WorkerLostError } from './peer.js';
+import { Peer, WorkerLostError, WorkerTaskError } from './peer.js';
 
 /** An extra HTTP route on the coordinator's server (e.g. /metrics). Return true when the request was handled. */
 export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
@@ -82,6 +82,7 @@ export class ClusterServer {
   private baseHash: string | undefined;
   private datasetHash: string | undefined;
   private connSeq = 0;
+  private closing = false;
   private workerSeq = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly unsubscribe: () => void;
@@ -189,7 +190,7 @@ export class ClusterServer {
   /** Closes a peer; a joined worker is reported lost and its outstanding requests fail. */
   drop(peer: Peer, reason: string, code = 1000): void {
     if (peer.closed) return;
-    const wasWorker = peer.state === 'joined';
+    const wasWorker = peer.state === 'joined' && !this.closing;
     peer.close(reason, code);
     this.peers.delete(peer);
     this.observers.delete(peer);
@@ -201,6 +202,7 @@ export class ClusterServer {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     if (this.timer) clearInterval(this.timer);
     this.unsubscribe();
     for (const p of [...this.peers]) {
@@ -370,7 +372,9 @@ export class ClusterServer {
         ok = peer.settle('weights_ack', String(msg.step), msg);
         break;
       case 'error':
-        // a worker could not do what it was asked (e.g. an unreadable image): drop it, its work goes elsewhere
+        // a worker could not do what it was asked (e.g. an unreadable image): the task counts a failure
+        // (a task failing on several workers fails the step), the worker is dropped and may reconnect
+        peer.failPending(new WorkerTaskError(peer.id, msg.code, msg.message));
         this.drop(peer, `worker error ${msg.code}: ${msg.message}`);
         return;
       default:
