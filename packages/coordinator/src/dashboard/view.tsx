@@ -166,7 +166,7 @@ function Sparks({ state, width }: { state: DashboardState; width: number }) {
         <Text color="yellow">{fit(sparkline(state.lossSeries, width), width)}</Text>
         {`  ${formatNumber(state.lastLoss)}`}
       </Text>
-      <Text>
+      <Text wrap="truncate">
         {'val acc  '}
         <Text color="green">{fit(sparkline(state.valAccSeries, width), width)}</Text>
         {`  ${formatPercent(e?.valAccuracy)}${state.bestValAccuracy !== undefined ? ` (best ${formatPercent(state.bestValAccuracy)})` : ''}`}

@@ -46,6 +46,6 @@ export function formatRunSummary(r: SummaryInput, charts: string[] = []): string
     if (parts.length) lines.push(`time: ${parts.join(', ')}`);
   }
   if (r.submission) lines.push(`submission: ${r.submission}`);
-  if (charts.length) lines.push(`charts: ${charts.join(', ')}`);
+  if (charts.length) lines.push('charts:', ...charts.map((c) => `  ${c}`));
   return lines.join('\n');
 }
