@@ -17,6 +17,7 @@ import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { NetnsLab } from './netns-lab.js';
 import { JsonlTail } from './jsonl-tail.js';
 
@@ -78,11 +79,9 @@ class ClusterRun {
   }
 
   private collect(child: ChildProcess, tag: string): void {
-    const add = (chunk: Buffer): void => {
-      for (const line of chunk.toString().split('\n')) if (line.trim()) this.output.push(`[${tag}] ${line}`);
-    };
-    child.stdout?.on('data', add);
-    child.stderr?.on('data', add);
+    for (const stream of [child.stdout, child.stderr]) {
+      if (stream) createInterface({ input: stream }).on('line', (line) => line.trim() && this.output.push(`[${tag}] ${line}`));
+    }
   }
 
   /** Why waiting is pointless (the coordinator exited), if it is. */
@@ -149,6 +148,13 @@ describe.skipIf(!probe.ok)('multi-host cluster over network namespaces (root + i
       // All three join from their own hosts, over the bridge.
       await run.wait(() => ['w1', 'w2', 'w3'].every((h) => run.idsOf(h).length === 1));
       run.mark('all three workers joined');
+      // Each worker printed its backend and device at start, and the coordinator recorded the same at its join.
+      for (const host of ['w1', 'w2', 'w3']) {
+        const printed = run.output.map((l) => new RegExp(`^\\[${host}\\] dptrain worker: backend (\\S+) \\((.+)\\)$`).exec(l)).find((m) => m);
+        expect(printed, `${host} printed its backend`).toBeDefined();
+        const joined = run.events.records.find((e): e is Joined => e.event === 'worker_joined' && (e as Joined).worker.host === host)!;
+        expect({ backend: joined.worker.backend, device: joined.worker.device }).toEqual({ backend: printed![1], device: printed![2] });
+      }
       const victim = run.idsOf('w3')[0]!;
       // Mid-run: after the first step in which all three computed.
       await run.wait((e) => e.event === 'step_completed' && (e.workers as StepWorker[]).length === 3);
