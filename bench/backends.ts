@@ -1,21 +1,14 @@
-// Selects a tfjs backend for a bench process: 'native' (oneDNN addon), 'wasm' or 'cpu'.
-import * as tf from '@tensorflow/tfjs';
+// Selects a tfjs backend for a bench process the way dptrain does (core's resolveBackend: wasm gets dptrain's
+// extra kernels, native registers the oneDNN backend). Threads for native: DPTRAIN_NATIVE_THREADS / OMP_NUM_THREADS.
+import { resolveBackend } from '@dptrain/core';
 
 export type BenchBackend = 'native' | 'wasm' | 'cpu';
 
 export async function useBackend(name: BenchBackend, threads?: number): Promise<{ tfBackend: string; device: string }> {
-  if (name === 'native') {
-    const { registerNativeBackend } = await import('@dptrain/backend-native');
-    const r = await registerNativeBackend(threads !== undefined ? { threads } : {});
-    await tf.setBackend(r.tfBackend);
-    return r;
+  if (threads !== undefined) {
+    process.env.DPTRAIN_NATIVE_THREADS = String(threads);
+    process.env.OMP_NUM_THREADS ??= String(threads);
   }
-  if (name === 'wasm') {
-    const wasm = await import('@tensorflow/tfjs-backend-wasm');
-    if (threads !== undefined) wasm.setThreadsCount(threads);
-    await tf.setBackend('wasm');
-    return { tfBackend: 'wasm', device: `cpu (wasm${threads ? `, ${threads} threads` : ''})` };
-  }
-  await tf.setBackend('cpu');
-  return { tfBackend: 'cpu', device: 'cpu (tfjs js kernels)' };
+  const info = await resolveBackend({ backend: name });
+  return { tfBackend: info.tfBackend, device: info.device };
 }
