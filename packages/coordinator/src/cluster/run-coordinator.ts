@@ -11,6 +11,7 @@ import {
   type ProtocolOptions,
   type RunConfig,
   type TrainResult,
+  type WorkerInfo,
 } from '@dptrain/core';
 import { ClusterExecutor, type ClusterExecutorOptions } from './executor.js';
 import type { EpochSampleCount } from './ledger.js';
@@ -83,9 +84,13 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<{ result
   });
   const lost: { id: string; reason: string }[] = [];
   let joined = 0;
+  const joinedWorkers = new Map<string, WorkerInfo>();
   bus.on((e) => {
     if (e.type === 'worker_lost') lost.push({ id: e.id, reason: e.reason });
-    if (e.type === 'worker_joined') joined++;
+    if (e.type === 'worker_joined') {
+      joined++;
+      joinedWorkers.set(e.worker.id, e.worker);
+    }
   });
   const url = await server.listen();
   bus.emit({ type: 'log', time: clock.now(), level: 'info', message: `coordinator listening on ${url}` });
@@ -103,6 +108,7 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<{ result
       prepareData: (c, b, k) => prepareTrainData(c, b, k, opts.decodeOnValidate === false ? { decode: false } : {}),
       backend: { name: 'cluster', device: 'workers' },
       workers: Math.max(opts.minWorkers ?? 1, server.workers.length),
+      workersJoinedBefore: [...joinedWorkers.values()],
       resume: opts.resume ?? false,
       ...(opts.haltAfterSteps !== undefined ? { haltAfterSteps: opts.haltAfterSteps } : {}),
     });

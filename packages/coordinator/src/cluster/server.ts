@@ -85,6 +85,7 @@ export class ClusterServer {
   private closing = false;
   private workerSeq = 0;
   private timer: NodeJS.Timeout | undefined;
+  private livenessTimer: NodeJS.Timeout | undefined;
   private readonly unsubscribe: () => void;
   /** Updated by the executor; sent in every welcome. */
   state: RunState = { step: 0, phase: null, weights: null, version: -1 };
@@ -116,8 +117,12 @@ export class ClusterServer {
         resolve();
       });
     });
-    this.timer = setInterval(() => this.tick(), this.options.heartbeatIntervalMs);
+    this.timer = setInterval(() => this.sendHeartbeats(), this.options.heartbeatIntervalMs);
     this.timer.unref();
+    // Liveness is checked far more often than heartbeats are sent, so a silent worker is declared lost
+    // within lostAfterMs of its last frame, not up to a heartbeat interval later.
+    this.livenessTimer = setInterval(() => this.checkLiveness(), this.livenessCheckMs);
+    this.livenessTimer.unref();
     return this.url;
   }
 
@@ -204,6 +209,7 @@ export class ClusterServer {
   async close(): Promise<void> {
     this.closing = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.livenessTimer) clearInterval(this.livenessTimer);
     this.unsubscribe();
     for (const p of [...this.peers]) {
       try {
@@ -383,15 +389,28 @@ export class ClusterServer {
     if (!ok) throw new DptrainError('E_PROTOCOL_SCHEMA', `worker ${peer.id}: unexpected '${msg.type}' message`);
   }
 
-  private tick(): void {
+  /** How often liveness is checked: a twentieth of lostAfterMs, at most the heartbeat interval, at least 25 ms. */
+  private get livenessCheckMs(): number {
+    return Math.max(25, Math.min(this.options.heartbeatIntervalMs, Math.floor(this.options.lostAfterMs / 20)));
+  }
+
+  private checkLiveness(): void {
+    const now = this.clock.now();
+    // declared lost once silent for lostAfterMs less one check period, so detection never lands past the limit
+    const limit = this.options.lostAfterMs - this.livenessCheckMs;
+    for (const p of [...this.peers]) {
+      if (p.closed) continue;
+      if ((p.state === 'joined' || p.state === 'observing' || p.state === 'join') && now - p.lastSeen > limit) {
+        this.drop(p, `silent for ${now - p.lastSeen} ms (limit ${this.options.lostAfterMs} ms)`, 4000);
+      }
+    }
+  }
+
+  private sendHeartbeats(): void {
     const now = this.clock.now();
     const beat = encodeMessage({ type: 'heartbeat', time: now });
     for (const p of [...this.peers]) {
       if (p.closed) continue;
-      if ((p.state === 'joined' || p.state === 'observing' || p.state === 'join') && now - p.lastSeen > this.options.lostAfterMs) {
-        this.drop(p, `silent for ${now - p.lastSeen} ms (limit ${this.options.lostAfterMs} ms)`, 4000);
-        continue;
-      }
       if (p.state === 'joined' || p.state === 'observing' || p.state === 'join') p.send(beat);
     }
   }

@@ -4,7 +4,7 @@ import type { RunConfig } from '../config.js';
 import type { Dataset, Sample } from '../data/types.js';
 import { DptrainError } from '../errors.js';
 import { EventBus } from '../events/bus.js';
-import type { PhaseName, RunEvent } from '../events/types.js';
+import type { PhaseName, RunEvent, WorkerInfo } from '../events/types.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { BestCheckpoint, CallbackList, EarlyStopping, ReduceLrOnPlateau, type EpochLogs, type TrainingCallback, type TrainingControl } from './callbacks.js';
 import { readCheckpoint, writeCheckpoint, type EpochProgress, type EpochRecord, type TrainingCheckpoint } from './checkpoint.js';
@@ -65,6 +65,8 @@ export interface TrainOptions {
   exportLayers?: (modelDir: string, metadata: Record<string, unknown>, weights: Float32Array) => Promise<boolean | void>;
   /** Run id for events. Default: the run directory's base name. */
   runId?: string;
+  /** Workers that joined before the run started (cluster runs); later joins are read from the bus. Default: none. */
+  workersJoinedBefore?: WorkerInfo[];
   /** Extra callbacks per phase (after the built-in ones). Default: none. */
   extraCallbacks?: (phase: PhaseName) => TrainingCallback[];
 }
@@ -76,6 +78,8 @@ export interface RunReport {
   backend: string;
   device: string;
   workers: number;
+  /** Each worker that joined the run: id, host, backend and device it really used (cluster runs). */
+  workerDetails: WorkerInfo[];
   classNames: string[];
   samples: { train: number; validation: number; test: number; dropped: number };
   steps: number;
@@ -117,6 +121,11 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
   const clock = options.clock ?? systemClock;
   const bus = options.bus ?? new EventBus();
   const emit = (e: RunEvent): void => bus.emit(e);
+  // every worker that took part, with the backend and device it really ran on (for report.json)
+  const workersSeen = new Map<string, WorkerInfo>((options.workersJoinedBefore ?? []).map((w) => [w.id, w]));
+  const stopWatchingWorkers = bus.on((e) => {
+    if (e.type === 'worker_joined') workersSeen.set(e.worker.id, e.worker);
+  });
   const runDir = path.resolve(options.runDir);
   const runId = options.runId ?? path.basename(runDir);
   await fs.mkdir(runDir, { recursive: true });
@@ -325,7 +334,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
     timings.total = wallMs;
 
     const report: RunReport = {
-      runId, runDir, backend: backend.name, device: backend.device, workers: options.workers ?? 1, classNames,
+      runId, runDir, backend: backend.name, device: backend.device, workers: options.workers ?? 1, workerDetails: [...workersSeen.values()], classNames,
       samples: { train: data.train.length, validation: data.val.length, test: data.test.length, dropped: data.dropped?.length ?? 0 },
       steps: step, validation, history, timingsMs: timings, submission: submissionPath ?? null, config, dropped: data.dropped ?? [],
     };
@@ -336,6 +345,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
     });
     return { halted: false, steps: step, report, ...(submissionPath ? { submissionPath } : {}) };
   } finally {
+    stopWatchingWorkers();
     if (typeof options.executor === 'function') await executor.close();
   }
 }
