@@ -46,9 +46,20 @@ export function float32ToFloat16(src: Float32Array): Uint16Array {
   return out;
 }
 
+/** Every fp16 bit pattern decoded once: decoding is then one table read per value (feature cache, gradients). */
+let HALF_TABLE: Float32Array | undefined;
+function halfTable(): Float32Array {
+  if (!HALF_TABLE) {
+    HALF_TABLE = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) HALF_TABLE[h] = fromHalf(h);
+  }
+  return HALF_TABLE;
+}
+
 /** Decodes fp16 bit patterns to a Float32Array. */
 export function float16ToFloat32(src: Uint16Array): Float32Array {
   const out = new Float32Array(src.length);
-  for (let i = 0; i < src.length; i++) out[i] = fromHalf(src[i]!);
+  const table = halfTable();
+  for (let i = 0; i < src.length; i++) out[i] = table[src[i]!]!;
   return out;
 }
