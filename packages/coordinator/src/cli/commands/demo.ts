@@ -3,7 +3,6 @@ import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import {
   EventBus,
-  createProgressLogger,
   generateSyntheticScenes,
   SYNTHETIC_CLASS_NAMES,
   localExecutorFactory,
@@ -17,6 +16,8 @@ import {
   type TrainResult,
 } from '@dptrain/core';
 import { startBackend } from '../backend-flag.js';
+import { runSingleNode } from '../../cluster/index.js';
+import { attachRunViews } from '../../observability/run-views.js';
 import { defaultRunDir, printSummary } from './train.js';
 
 export interface DemoCommandValues {
@@ -27,6 +28,8 @@ export interface DemoCommandValues {
   epochs: string;
   fineTuneEpochs: string;
   backend?: string;
+  workers: string;
+  plain: boolean;
   quiet: boolean;
 }
 
@@ -68,7 +71,16 @@ export function demoConfig(dataDir: string, values: Partial<DemoCommandValues> =
   });
 }
 
-export async function demoCommand(values: DemoCommandValues, trainer: DemoTrainer = inProcessDemoTrainer): Promise<TrainResult> {
+/** Single-node mode: a coordinator and `workers` local worker processes over loopback WebSockets. */
+export function singleNodeDemoTrainer(workers: number, backendName?: string): DemoTrainer {
+  return ({ config, runDir, bus }) =>
+    runSingleNode({ config, runDir, bus, workers, ...(backendName ? { backend: backendName } : {}), say: (l) => bus.emit({ type: 'log', time: Date.now(), level: 'info', message: l }) });
+}
+
+export async function demoCommand(values: DemoCommandValues, trainer?: DemoTrainer): Promise<TrainResult> {
+  const workers = Number(values.workers ?? 2);
+  if (!Number.isInteger(workers) || workers < 0) throw new Error(`--workers: '${values.workers}' is not a count`);
+  trainer ??= workers === 0 ? inProcessDemoTrainer : singleNodeDemoTrainer(workers, values.backend);
   const write = (l: string): void => void process.stdout.write(l + '\n');
   const runDir = path.resolve(values.out ?? defaultRunDir('demo'));
   const dataDir = path.join(runDir, 'data');
@@ -81,9 +93,17 @@ export async function demoCommand(values: DemoCommandValues, trainer: DemoTraine
   }
   const config = demoConfig(dataDir, values);
   const bus = new EventBus();
-  if (!values.quiet) bus.on(createProgressLogger({ write }));
-  const result = await trainer({ config, runDir, bus, backend });
-  printSummary(result, write);
+  // the dashboard on a terminal (plain lines otherwise, or with --plain); JSON log and charts in the run dir
+  const views = values.quiet ? undefined : await attachRunViews(bus, { runDir, plain: values.plain, logEvery: 20, minWorkers: Math.max(1, workers) });
+  let result: TrainResult;
+  try {
+    result = await trainer({ config, runDir, bus, backend });
+  } catch (err) {
+    await views?.close();
+    throw err;
+  }
+  await views?.finish(); // charts + the terminal summary
+  if (!views) printSummary(result, write);
   if (result.submissionPath && existsSync(path.join(dataDir, 'test_labels.csv'))) {
     const s = scoreSubmission(result.submissionPath, path.join(dataDir, 'test_labels.csv'));
     write(`test:        accuracy ${(100 * s.accuracy).toFixed(1)}% (${s.correct}/${s.scored}) on the held-out synthetic test images`);
@@ -102,6 +122,8 @@ export function register(program: Command): void {
     .option('--epochs <n>', 'head epochs', '20')
     .option('--fine-tune-epochs <n>', 'fine-tune epochs', '10')
     .option('--backend <name>', 'compute backend (default: first that loads)')
+    .option('--workers <n>', 'local worker processes in single-node mode (0: in this process)', '2')
+    .option('--plain', 'log lines instead of the terminal dashboard', false)
     .option('-q, --quiet', 'no progress lines', false)
     .action(async (opts: DemoCommandValues) => {
       await demoCommand(opts);

@@ -1,14 +1,11 @@
-import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { EventBus, InProcessExecutor, createReplica, prepareTrainData, resolveBackend, runTraining, type BackendName } from '@dptrain/core';
+import { EventBus } from '@dptrain/core';
 import { addTrainingFlags, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
 import {
   addProtocolFlags,
-  runCoordinator,
-  spawnLocalWorkers,
-  stopLocalWorkers,
+  runSingleNode,
   toProtocolOptions,
   type ProtocolFlagValues,
 } from '../../cluster/index.js';
@@ -43,49 +40,21 @@ export function register(program: Command): void {
       });
       let ok = false;
       try {
-        if (n === 0) {
-          const backend = await resolveBackend(flags.backend ? { backend: flags.backend as BackendName } : {});
-          const result = await runTraining({
-            config,
-            runDir,
-            bus,
-            resume: flags.resume !== undefined,
-            backend: { name: backend.name, device: backend.device },
-            prepareData: prepareTrainData,
-            executor: async ({ data }) => new InProcessExecutor(await createReplica(config, { dataset: data.dataset, backend }), { bus }),
-          });
-          views.say(`run directory ${path.resolve(runDir)} (${result.steps} steps)`);
-          ok = true;
-          return;
-        }
-        const token = randomBytes(24).toString('hex');
-        let children: ReturnType<typeof spawnLocalWorkers> = [];
-        try {
-          await runCoordinator({
-            config,
-            runDir,
-            token,
-            host: '127.0.0.1',
-            port: 0,
-            bus,
-            minWorkers: n,
-            resume: flags.resume !== undefined,
-            protocol: toProtocolOptions(flags),
-            httpHandlers: [views.httpHandler],
-            onListening: (url) => {
-              views.say(`coordinator on ${url}; starting ${n} local worker(s)`);
-              children = spawnLocalWorkers({
-                url, token, count: n, dataDir: config.dataDir, args: flags.backend ? ['--backend', flags.backend] : [],
-                // the workers' own messages would tear the dashboard; their joins and losses show in it
-                ...(views.mode === 'dashboard' ? { stdio: 'ignore' as const } : {}),
-              });
-            },
-          });
-          views.say(`run directory ${path.resolve(runDir)}`);
-          ok = true;
-        } finally {
-          await stopLocalWorkers(children);
-        }
+        const result = await runSingleNode({
+          config,
+          runDir,
+          workers: n,
+          bus,
+          resume: flags.resume !== undefined,
+          ...(flags.backend ? { backend: flags.backend } : {}),
+          protocol: toProtocolOptions(flags),
+          httpHandlers: [views.httpHandler],
+          // the workers' own messages would tear the dashboard; their joins and losses show in it
+          workerOutput: views.mode === 'dashboard' ? 'ignore' : 'inherit',
+          say: (line) => views.say(line),
+        });
+        views.say(`run directory ${path.resolve(runDir)} (${result.steps} steps)`);
+        ok = true;
       } finally {
         if (ok) await views.finish();
         else await views.close();
