@@ -68,50 +68,66 @@ std::string Key(const char* kind, std::initializer_list<int64_t> xs) {
   return k;
 }
 
-// Geometry of one 2-D convolution, as tfjs describes it (NHWC input, HWIO filter).
+// Geometry of one 2-D convolution, as tfjs describes it (NHWC input, HWIO filter; depthwise: [kh, kw, C, M]).
 struct ConvGeom {
   memory::dims src, wei, dst, bias, strides, dil, padL, padR;
+  memory::desc userWei;  // the filter as tfjs stores it
   std::string key;
 };
 
-// args: xShape[4] wShape[4] yShape[4] conv[8] = [sh, sw, pt, pl, pb, pr, dh, dw]
+// args: xShape[4] wShape[4] yShape[4] conv[8|9] = [sh, sw, pt, pl, pb, pr, dh, dw, (depthwise? 1 : 0)]
+// Depthwise filters [kh, kw, C, M] run as a grouped convolution (groups = C, M outputs per group; output channel
+// c * M + m as in tfjs).
 ConvGeom Geom(const Napi::CallbackInfo& info, int xi, int wi, int yi, int ci) {
   auto xs = Dims(info[xi], 4, "xShape");
   auto ws = Dims(info[wi], 4, "filterShape");
   auto ys = Dims(info[yi], 4, "yShape");
-  auto c = Dims(info[ci], 8, "conv");
+  bool dw = info[ci].IsArray() && info[ci].As<Napi::Array>().Length() == 9;
+  auto c = Dims(info[ci], dw ? 9 : 8, "conv");
+  dw = dw && c[8] != 0;
   ConvGeom g;
   g.src = {xs[0], xs[3], xs[1], xs[2]};
-  g.wei = {ws[3], ws[2], ws[0], ws[1]};
   g.dst = {ys[0], ys[3], ys[1], ys[2]};
-  g.bias = {ws[3]};
+  if (dw) {
+    const int64_t KH = ws[0], KW = ws[1], C = ws[2], M = ws[3];
+    g.wei = {C, M, 1, KH, KW};
+    g.userWei = memory::desc(g.wei, dt::f32, memory::dims{M, 1, 1, KW * C * M, C * M});
+  } else {
+    g.wei = {ws[3], ws[2], ws[0], ws[1]};
+    g.userWei = memory::desc(g.wei, dt::f32, tag::hwio);
+  }
+  g.bias = {ys[3]};
   g.strides = {c[0], c[1]};
   g.padL = {c[2], c[3]};
   g.padR = {c[4], c[5]};
   g.dil = {c[6] - 1, c[7] - 1};
-  g.key = Key("g", {xs[0], xs[1], xs[2], xs[3], ws[0], ws[1], ws[2], ws[3], ys[1], ys[2], c[0], c[1], c[2], c[3], c[4],
-                    c[5], c[6], c[7]});
+  g.key = Key(dw ? "dw" : "g", {xs[0], xs[1], xs[2], xs[3], ws[0], ws[1], ws[2], ws[3], ys[1], ys[2], c[0], c[1], c[2],
+                                c[3], c[4], c[5], c[6], c[7]});
   return g;
 }
 
 memory::desc Nhwc(const memory::dims& d) { return memory::desc(d, dt::f32, tag::nhwc); }
-memory::desc Hwio(const memory::dims& d) { return memory::desc(d, dt::f32, tag::hwio); }
 memory::desc Any(const memory::dims& d) { return memory::desc(d, dt::f32, tag::any); }
 // Activation layout asked of oneDNN: NHWC as tfjs stores it (no reorders), or 'any' (oneDNN's blocked layout,
 // reordered from/to NHWC around each call). Set with setActivationLayout().
 bool g_anyAct = false;
 memory::desc Act(const memory::dims& d) { return g_anyAct ? Any(d) : Nhwc(d); }
 
-convolution_forward::primitive_desc FwdPd(const ConvGeom& g, bool bias, bool relu) {
+// act: 0 linear, 1 relu, 2 relu6.
+convolution_forward::primitive_desc FwdPd(const ConvGeom& g, bool bias, int act) {
   auto d = bias ? convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, Act(g.src),
                                             Any(g.wei), memory::desc(g.bias, dt::f32, tag::x), Act(g.dst), g.strides,
                                             g.dil, g.padL, g.padR)
                 : convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, Act(g.src),
                                             Any(g.wei), Act(g.dst), g.strides, g.dil, g.padL, g.padR);
   primitive_attr attr;
-  if (relu) {
+  if (act != 0) {
     post_ops po;
-    po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
+    if (act == 2) {
+      po.append_eltwise(1.f, algorithm::eltwise_clip, 0.f, 6.f);
+    } else {
+      po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
+    }
     attr.set_post_ops(po);
   }
   return convolution_forward::primitive_desc(d, attr, Eng());
@@ -186,32 +202,33 @@ std::unordered_map<std::string, std::string>& ImplNames() {
   return m;
 }
 
-// conv2d(x, xShape, w, wShape, bias|null, y, yShape, conv[8], relu)
+// conv2d(x, xShape, w, wShape, bias|null, y, yShape, conv[8|9], act: bool (relu) | 0 linear, 1 relu, 2 relu6)
 Napi::Value Conv2D(const Napi::CallbackInfo& info) {
   float* x = F32(info[0], "x");
   float* w = F32(info[2], "filter");
   bool hasBias = !info[4].IsNull() && !info[4].IsUndefined();
   float* b = hasBias ? F32(info[4], "bias") : nullptr;
   float* y = F32(info[5], "y");
-  bool relu = info[8].ToBoolean();
+  int act = info[8].IsNumber() ? info[8].As<Napi::Number>().Int32Value() : (info[8].ToBoolean() ? 1 : 0);
+  if (act < 0 || act > 2) throw Napi::RangeError::New(info.Env(), "conv2d: activation must be 0, 1 or 2");
   ConvGeom g = Geom(info, 1, 3, 6, 7);
   CheckLen(info[0], Prod(g.src), "x");
   CheckLen(info[2], Prod(g.wei), "filter");
   CheckLen(info[5], Prod(g.dst), "y");
   if (hasBias) CheckLen(info[4], g.bias[0], "bias");
-  std::string key = g.key + (hasBias ? ":b" : ":n") + (relu ? ":r" : ":l");
+  std::string key = g.key + (hasBias ? ":b" : ":n") + ":a" + std::to_string(act);
   auto& cache = Cache<FwdEntry>();
   auto it = cache.find(key);
   if (it == cache.end()) {
     TrimCache<FwdEntry>();
-    auto pd = FwdPd(g, hasBias, relu);
+    auto pd = FwdPd(g, hasBias, act);
     auto e = std::make_unique<FwdEntry>();
     e->src = pd.src_desc();
     e->dst = pd.dst_desc();
     e->wei = pd.weights_desc();
     if (hasBias) e->bias = pd.bias_desc();
     e->prim = convolution_forward(pd);
-    e->w = MakeWeiSlot(pd.weights_desc(), Hwio(g.wei), false);
+    e->w = MakeWeiSlot(pd.weights_desc(), g.userWei, false);
     e->x = MakeWeiSlot(pd.src_desc(), Nhwc(g.src), false);
     e->y = MakeWeiSlot(pd.dst_desc(), Nhwc(g.dst), true);
     ImplNames()["conv_fwd"] = pd.impl_info_str();
@@ -222,7 +239,7 @@ Napi::Value Conv2D(const Napi::CallbackInfo& info) {
   memory mx = In(e.x, Nhwc(g.src), e.src, x, s), my = Out(e.y, e.dst, y);
   memory mw;
   if (e.w.needed) {
-    memory uw(Hwio(g.wei), Eng(), w);
+    memory uw(g.userWei, Eng(), w);
     e.w.re.execute(s, uw, e.w.mem);
     mw = e.w.mem;
   } else {
@@ -249,7 +266,7 @@ Napi::Value Conv2DBackpropInput(const Napi::CallbackInfo& info) {
   auto it = cache.find(g.key);
   if (it == cache.end()) {
     TrimCache<BwdDataEntry>();
-    auto hint = FwdPd(g, false, false);
+    auto hint = FwdPd(g, false, 0);
     // Backward data measures faster on oneDNN's blocked layout than on NHWC (block5: 20 vs 26 ms), so it always asks for it.
     convolution_backward_data::desc d(algorithm::convolution_direct, Any(g.src), Any(g.wei), Any(g.dst), g.strides,
                                       g.dil, g.padL, g.padR);
@@ -259,7 +276,7 @@ Napi::Value Conv2DBackpropInput(const Napi::CallbackInfo& info) {
     e->diffSrc = pd.diff_src_desc();
     e->wei = pd.weights_desc();
     e->prim = convolution_backward_data(pd);
-    e->w = MakeWeiSlot(pd.weights_desc(), Hwio(g.wei), false);
+    e->w = MakeWeiSlot(pd.weights_desc(), g.userWei, false);
     e->dy = MakeWeiSlot(pd.diff_dst_desc(), Nhwc(g.dst), false);
     e->dx = MakeWeiSlot(pd.diff_src_desc(), Nhwc(g.src), true);
     ImplNames()["conv_bwd_data"] = pd.impl_info_str();
@@ -270,7 +287,7 @@ Napi::Value Conv2DBackpropInput(const Napi::CallbackInfo& info) {
   memory mdy = In(e.dy, Nhwc(g.dst), e.diffDst, dy, s), mdx = Out(e.dx, e.diffSrc, dx);
   memory mw;
   if (e.w.needed) {
-    memory uw(Hwio(g.wei), Eng(), w);
+    memory uw(g.userWei, Eng(), w);
     e.w.re.execute(s, uw, e.w.mem);
     mw = e.w.mem;
   } else {
@@ -295,7 +312,7 @@ Napi::Value Conv2DBackpropFilter(const Napi::CallbackInfo& info) {
   auto it = cache.find(g.key);
   if (it == cache.end()) {
     TrimCache<BwdWeiEntry>();
-    auto hint = FwdPd(g, false, false);
+    auto hint = FwdPd(g, false, 0);
     convolution_backward_weights::desc d(algorithm::convolution_direct, Act(g.src), Any(g.wei), Act(g.dst),
                                          g.strides, g.dil, g.padL, g.padR);
     convolution_backward_weights::primitive_desc pd(d, Eng(), hint);
@@ -304,7 +321,7 @@ Napi::Value Conv2DBackpropFilter(const Napi::CallbackInfo& info) {
     e->diffDst = pd.diff_dst_desc();
     e->diffWei = pd.diff_weights_desc();
     e->prim = convolution_backward_weights(pd);
-    e->w = MakeWeiSlot(pd.diff_weights_desc(), Hwio(g.wei), true);
+    e->w = MakeWeiSlot(pd.diff_weights_desc(), g.userWei, true);
     e->x = MakeWeiSlot(pd.src_desc(), Nhwc(g.src), false);
     e->dy = MakeWeiSlot(pd.diff_dst_desc(), Nhwc(g.dst), false);
     ImplNames()["conv_bwd_weights"] = pd.impl_info_str();
@@ -313,7 +330,7 @@ Napi::Value Conv2DBackpropFilter(const Napi::CallbackInfo& info) {
   BwdWeiEntry& e = *it->second;
   auto& s = Strm();
   memory mx = In(e.x, Nhwc(g.src), e.src, x, s), mdy = In(e.dy, Nhwc(g.dst), e.diffDst, dy, s);
-  memory udw(Hwio(g.wei), Eng(), dw);
+  memory udw(g.userWei, Eng(), dw);
   memory mdw = e.w.needed ? e.w.mem : memory(e.diffWei, Eng(), dw);
   e.prim.execute(s, {{DNNL_ARG_SRC, mx}, {DNNL_ARG_DIFF_DST, mdy}, {DNNL_ARG_DIFF_WEIGHTS, mdw}});
   if (e.w.needed) e.w.re.execute(s, e.w.mem, udw);

@@ -6,10 +6,14 @@ import { fileURLToPath } from 'node:url';
 
 /** The compiled oneDNN addon (native/addon.cc). Every call is synchronous and writes into the output array it is given. */
 export interface NativeAddon {
-  /** y = conv(x, filter) [+ bias] [relu]; shapes NHWC / HWIO; conv = [sh, sw, padTop, padLeft, padBottom, padRight, dh, dw]. */
+  /**
+   * y = act(conv(x, filter) [+ bias]); shapes NHWC / HWIO; conv = [sh, sw, padTop, padLeft, padBottom, padRight, dh, dw]
+   * plus an optional 9th element 1 for a depthwise conv (filter [kh, kw, C, M], run as a grouped convolution; the
+   * backprops take it too). act: 0 (or false) linear, 1 (or true) relu, 2 relu6.
+   */
   conv2d(
     x: Float32Array, xShape: number[], filter: Float32Array, filterShape: number[], bias: Float32Array | null,
-    y: Float32Array, yShape: number[], conv: number[], relu: boolean,
+    y: Float32Array, yShape: number[], conv: number[], act: boolean | 0 | 1 | 2,
   ): void;
   conv2dBackpropInput(
     dy: Float32Array, dyShape: number[], filter: Float32Array, filterShape: number[], dx: Float32Array, dxShape: number[],

@@ -1,7 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import type { NativeAddon } from './addon.js';
-import { conv2dBackpropFilterBody, conv2dBackpropInputBody, conv2dBody, fusedConv2dBody } from './kernels/conv.js';
+import {
+  conv2dBackpropFilterBody,
+  conv2dBackpropInputBody,
+  conv2dBody,
+  depthwiseConv2dBody,
+  fusedConv2dBody,
+  fusedDepthwiseConv2dBody,
+} from './kernels/conv.js';
 import { binaryBody, reduceBody, unaryBody } from './kernels/elementwise.js';
 import { batchMatMulBody, fusedMatMulBody } from './kernels/matmul.js';
 import { maxPoolBody, maxPoolGradBody } from './kernels/pool.js';
@@ -16,6 +23,10 @@ export const NATIVE_KERNELS = [
   'FusedConv2D',
   'Conv2DBackpropInput',
   'Conv2DBackpropFilter',
+  'DepthwiseConv2dNative',
+  'FusedDepthwiseConv2D',
+  'DepthwiseConv2dNativeBackpropInput',
+  'DepthwiseConv2dNativeBackpropFilter',
   'BatchMatMul',
   '_FusedMatMul',
   'MaxPool',
@@ -56,6 +67,10 @@ function bodies(addon: NativeAddon): Record<(typeof NATIVE_KERNELS)[number], Nat
     FusedConv2D: fusedConv2dBody(addon),
     Conv2DBackpropInput: conv2dBackpropInputBody(addon),
     Conv2DBackpropFilter: conv2dBackpropFilterBody(addon),
+    DepthwiseConv2dNative: depthwiseConv2dBody(addon),
+    FusedDepthwiseConv2D: fusedDepthwiseConv2dBody(addon),
+    DepthwiseConv2dNativeBackpropInput: conv2dBackpropInputBody(addon, true),
+    DepthwiseConv2dNativeBackpropFilter: conv2dBackpropFilterBody(addon, true),
     BatchMatMul: batchMatMulBody(addon),
     _FusedMatMul: fusedMatMulBody(addon),
     MaxPool: maxPoolBody(addon),

@@ -13,8 +13,9 @@ interface ConvAttrs {
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
 }
 
-function convInfo(xShape: number[], filterShape: number[], a: ConvAttrs): Conv2DInfo | null {
+function convInfo(xShape: number[], filterShape: number[], a: ConvAttrs, depthwise = false): Conv2DInfo | null {
   if ((a.dataFormat ?? 'NHWC') !== 'NHWC' || xShape.length !== 4 || filterShape.length !== 4) return null;
+  if (depthwise && filterShape[2] !== xShape[3]) return null;
   const info = tf.backend_util.computeConv2DInfo(
     xShape as [number, number, number, number],
     filterShape as [number, number, number, number],
@@ -22,7 +23,7 @@ function convInfo(xShape: number[], filterShape: number[], a: ConvAttrs): Conv2D
     a.dilations ?? 1,
     a.pad,
     a.dimRoundingMode,
-    false,
+    depthwise,
     'channelsLast',
   );
   // oneDNN derives the output size as floor((in + pads - effectiveFilter) / stride) + 1: it must agree with tfjs.
@@ -34,9 +35,25 @@ function convInfo(xShape: number[], filterShape: number[], a: ConvAttrs): Conv2D
   return info;
 }
 
-function convArgs(c: Conv2DInfo): number[] {
+/** The addon's conv array; a 9th element 1 makes it a depthwise (grouped) convolution. */
+function convArgs(c: Conv2DInfo, depthwise = false): number[] {
   const p = c.padInfo;
-  return [c.strideHeight, c.strideWidth, p.top, p.left, p.bottom, p.right, c.dilationHeight, c.dilationWidth];
+  const a = [c.strideHeight, c.strideWidth, p.top, p.left, p.bottom, p.right, c.dilationHeight, c.dilationWidth];
+  return depthwise ? [...a, 1] : a;
+}
+
+/** Fused activations the addon applies as a oneDNN post-op: 0 linear, 1 relu, 2 relu6; null = not covered. */
+function activationCode(activation: string | undefined): 0 | 1 | 2 | null {
+  switch (activation ?? 'linear') {
+    case 'linear':
+      return 0;
+    case 'relu':
+      return 1;
+    case 'relu6':
+      return 2;
+    default:
+      return null;
+  }
 }
 
 function output(backend: CpuBackendLike, shape: number[], values: Float32Array): TensorInfo {
@@ -52,61 +69,84 @@ export function conv2dBody(addon: NativeAddon): NativeKernelBody {
     const c = convInfo(x.shape, filter.shape, attrs as unknown as ConvAttrs);
     if (!c) return null;
     const y = alloc(size(c.outShape));
-    addon.conv2d(xv, x.shape, wv, filter.shape, null, y, c.outShape, convArgs(c), false);
+    addon.conv2d(xv, x.shape, wv, filter.shape, null, y, c.outShape, convArgs(c), 0);
     return output(backend, c.outShape, y);
   };
 }
 
-/** FusedConv2D with no bias or a per-channel bias, and linear or relu activation. */
-export function fusedConv2dBody(addon: NativeAddon): NativeKernelBody {
+/** FusedConv2D / FusedDepthwiseConv2D with no bias or a per-channel bias, and linear, relu or relu6 activation. */
+function fusedBody(addon: NativeAddon, depthwise: boolean): NativeKernelBody {
   return ({ inputs, backend, attrs }) => {
     const { x, filter, bias, preluActivationWeights } = inputs;
-    const activation = (attrs.activation as string | undefined) ?? 'linear';
-    if (preluActivationWeights || (activation !== 'linear' && activation !== 'relu')) return null;
+    const act = activationCode(attrs.activation as string | undefined);
+    if (preluActivationWeights || act === null) return null;
     const xv = f32(backend, x);
     const wv = f32(backend, filter);
     if (!x || !filter || !xv || !wv) return null;
+    const c = convInfo(x.shape, filter.shape, attrs as unknown as ConvAttrs, depthwise);
+    if (!c) return null;
     let bv: Float32Array | null = null;
     if (bias) {
-      const outChannels = filter.shape[3];
+      const outChannels = c.outChannels;
       if (size(bias.shape) !== outChannels || bias.shape.length > 1 || (bias.shape.length === 0 && outChannels !== 1)) return null;
       bv = f32(backend, bias);
       if (!bv) return null;
     }
-    const c = convInfo(x.shape, filter.shape, attrs as unknown as ConvAttrs);
-    if (!c) return null;
     const y = alloc(size(c.outShape));
-    addon.conv2d(xv, x.shape, wv, filter.shape, bv, y, c.outShape, convArgs(c), activation === 'relu');
+    addon.conv2d(xv, x.shape, wv, filter.shape, bv, y, c.outShape, convArgs(c, depthwise), act);
     return output(backend, c.outShape, y);
   };
 }
 
-export function conv2dBackpropInputBody(addon: NativeAddon): NativeKernelBody {
+export function fusedConv2dBody(addon: NativeAddon): NativeKernelBody {
+  return fusedBody(addon, false);
+}
+
+/** DepthwiseConv2dNative (any channel multiplier) as a oneDNN grouped convolution. */
+export function depthwiseConv2dBody(addon: NativeAddon): NativeKernelBody {
+  return ({ inputs, backend, attrs }) => {
+    const { x, filter } = inputs;
+    const xv = f32(backend, x);
+    const wv = f32(backend, filter);
+    if (!x || !filter || !xv || !wv) return null;
+    const c = convInfo(x.shape, filter.shape, attrs as unknown as ConvAttrs, true);
+    if (!c) return null;
+    const y = alloc(size(c.outShape));
+    addon.conv2d(xv, x.shape, wv, filter.shape, null, y, c.outShape, convArgs(c, true), 0);
+    return output(backend, c.outShape, y);
+  };
+}
+
+export function fusedDepthwiseConv2dBody(addon: NativeAddon): NativeKernelBody {
+  return fusedBody(addon, true);
+}
+
+export function conv2dBackpropInputBody(addon: NativeAddon, depthwise = false): NativeKernelBody {
   return ({ inputs, backend, attrs }) => {
     const { dy, filter } = inputs;
     const inputShape = attrs.inputShape as number[];
     const dyv = f32(backend, dy);
     const wv = f32(backend, filter);
     if (!dy || !filter || !dyv || !wv) return null;
-    const c = convInfo(inputShape, filter.shape, attrs as unknown as ConvAttrs);
+    const c = convInfo(inputShape, filter.shape, attrs as unknown as ConvAttrs, depthwise);
     if (!c || c.outShape.some((d, i) => d !== dy.shape[i])) return null;
     const dx = alloc(size(inputShape));
-    addon.conv2dBackpropInput(dyv, dy.shape, wv, filter.shape, dx, inputShape, convArgs(c));
+    addon.conv2dBackpropInput(dyv, dy.shape, wv, filter.shape, dx, inputShape, convArgs(c, depthwise));
     return output(backend, inputShape, dx);
   };
 }
 
-export function conv2dBackpropFilterBody(addon: NativeAddon): NativeKernelBody {
+export function conv2dBackpropFilterBody(addon: NativeAddon, depthwise = false): NativeKernelBody {
   return ({ inputs, backend, attrs }) => {
     const { x, dy } = inputs;
     const filterShape = attrs.filterShape as number[];
     const xv = f32(backend, x);
     const dyv = f32(backend, dy);
     if (!x || !dy || !xv || !dyv) return null;
-    const c = convInfo(x.shape, filterShape, attrs as unknown as ConvAttrs);
+    const c = convInfo(x.shape, filterShape, attrs as unknown as ConvAttrs, depthwise);
     if (!c || c.outShape.some((d, i) => d !== dy.shape[i])) return null;
     const dw = alloc(size(filterShape));
-    addon.conv2dBackpropFilter(xv, x.shape, dyv, dy.shape, dw, filterShape, convArgs(c));
+    addon.conv2dBackpropFilter(xv, x.shape, dyv, dy.shape, dw, filterShape, convArgs(c, depthwise));
     return output(backend, filterShape, dw);
   };
 }
