@@ -47,6 +47,22 @@ describe('createReplica (tiny-vgg on cpu)', () => {
     r.dispose();
   });
 
+  it('lets timers run between chunks of a long frozen pass (a worker keeps heartbeating)', async () => {
+    const r = await createReplica(tinyConfig(), { images: syntheticImages, cache: false, chunkSize: 1 });
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 0);
+    try {
+      await r.predict(samplesOf(40));
+      await r.computeGradients(samplesOf(20), { phase: 'head', epoch: 0, step: 0 });
+    } finally {
+      clearInterval(timer);
+      r.dispose();
+    }
+    // images come from settled promises (microtasks only): without an explicit turn of the event loop per
+    // chunk, no timer would fire until the whole pass is over
+    expect(ticks).toBeGreaterThanOrEqual(20);
+  });
+
   it('is reproducible: same config and seed → same base hash and initial weights; another seed differs', async () => {
     const a = await createReplica(tinyConfig(), { images: syntheticImages });
     const b = await createReplica(tinyConfig(), { images: syntheticImages });

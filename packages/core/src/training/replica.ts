@@ -42,7 +42,7 @@ export interface ReplicaOptions {
   cache?: boolean;
   /** Source of preprocessed images. Default: an ImageBatchLoader with the config's input size, preprocessing, augmentation and seed. */
   images?: BatchSource;
-  /** Images per forward pass of the frozen part / predict (bounds memory). Default 16. */
+  /** Images per forward pass of the frozen part / predict (bounds memory; the event loop turns between chunks). Default 8. */
   chunkSize?: number;
   /** Warnings (random init, moved split point…). Default console.warn. */
   onWarning?: (message: string) => void;
@@ -97,7 +97,7 @@ export class ModelReplica implements Replica {
     this.inputSize = backbone.inputSize;
     this.preprocess = config.preprocess;
     this.baseHash = baseHash;
-    this.chunk = Math.max(1, options.chunkSize ?? 16);
+    this.chunk = Math.max(1, options.chunkSize ?? 8);
     const features = originalOutput(getLayer(backbone.model, backbone.cut));
     this.model = tf.model({ inputs: backbone.model.inputs, outputs: applyHead(head, features), name: 'dptrain_model' });
     this.augmenting = isAugmenting(normalizeAugmentation(config.augmentation));
@@ -283,6 +283,7 @@ export class ModelReplica implements Replica {
       const per = feats.data.length / part.length;
       for (let i = 0; i < part.length; i += this.chunk) {
         const n = Math.min(this.chunk, part.length - i);
+        await yieldToEventLoop();
         tf.tidy(() => {
           const x = tf.tensor(feats.data.subarray(i * per, (i + n) * per), [n, ...feats.shape.slice(1)]);
           const h = pm.tail.apply(x, { training: false }) as tf.Tensor;
@@ -373,6 +374,9 @@ export class ModelReplica implements Replica {
     };
     let next = missing.length > 0 ? load(0) : undefined;
     for (let c = 0; c < missing.length; c += this.chunk) {
+      // Let the event loop turn between chunks: an already-settled decode only yields to microtasks, and a
+      // worker's heartbeat timer must fire during long frozen passes or the coordinator declares it lost.
+      await yieldToEventLoop();
       const idx = missing.slice(c, c + this.chunk);
       const batch = await next!;
       next = c + this.chunk < missing.length ? load(c + this.chunk) : undefined;
@@ -392,6 +396,11 @@ export class ModelReplica implements Replica {
     }
     return { data, shape };
   }
+}
+
+/** Resolves on the next turn of the event loop (after timers and I/O that are due). */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Hash of the backbone's weights up to the cut (trainable and not), in layer order. */
