@@ -585,7 +585,8 @@ Napi::Value BinaryStrided(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// unary(op, x, out, alpha): op 0 relu, 1 step (x > 0 ? 1 : alpha; NaN stays NaN, as tfjs).
+// unary(op, x, out, alpha, beta): op 0 relu, 1 step (x > 0 ? 1 : alpha; NaN stays NaN, as tfjs),
+// 2 clip to [alpha, beta] (NaN stays NaN, as tfjs).
 Napi::Value Unary(const Napi::CallbackInfo& info) {
   int op = info[0].As<Napi::Number>().Int32Value();
   const float* x = F32(info[1], "x");
@@ -596,6 +597,10 @@ Napi::Value Unary(const Napi::CallbackInfo& info) {
   if (op == 0) {
 #pragma omp parallel for simd schedule(static) if (n > 65536)
     for (int64_t i = 0; i < n; ++i) out[i] = x[i] > 0.f ? x[i] : (x[i] != x[i] ? x[i] : 0.f);
+  } else if (op == 2) {
+    const float hi = static_cast<float>(info[4].As<Napi::Number>().DoubleValue());
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) out[i] = x[i] > hi ? hi : (x[i] < alpha ? alpha : x[i]);
   } else {
 #pragma omp parallel for simd schedule(static) if (n > 65536)
     for (int64_t i = 0; i < n; ++i) out[i] = x[i] != x[i] ? x[i] : (x[i] > 0.f ? 1.f : alpha);
@@ -644,6 +649,67 @@ Napi::Value ReduceSum(const Napi::CallbackInfo& info) {
     double sum = 0;
     for (int t = 0; t < nt; ++t) sum += partial[static_cast<size_t>(t) * outer * inner + k];
     out[k] = static_cast<float>(sum * scale);
+  }
+  return info.Env().Undefined();
+}
+
+// pad(x, xShape, out, outShape, before, value): constant padding of any rank (1..8); out is overwritten.
+Napi::Value Pad(const Napi::CallbackInfo& info) {
+  const float* x = F32(info[0], "x");
+  float* out = F32(info[2], "out");
+  size_t rank = info[1].As<Napi::Array>().Length();
+  if (rank == 0 || rank > 8) throw Napi::RangeError::New(info.Env(), "pad: rank must be 1..8");
+  auto xs = Dims(info[1], rank, "xShape");
+  auto os = Dims(info[3], rank, "outShape");
+  auto before = Dims(info[4], rank, "before");
+  const float value = static_cast<float>(info[5].As<Napi::Number>().DoubleValue());
+  for (size_t d = 0; d < rank; ++d) {
+    if (before[d] < 0 || before[d] + xs[d] > os[d]) throw Napi::RangeError::New(info.Env(), "pad: bad paddings");
+  }
+  CheckLen(info[0], Prod(xs), "x");
+  CheckLen(info[2], Prod(os), "out");
+  const int64_t total = Prod(os);
+#pragma omp parallel for simd schedule(static) if (total > 65536)
+  for (int64_t i = 0; i < total; ++i) out[i] = value;
+  const int64_t inner = xs[rank - 1];
+  const int64_t rows = inner > 0 ? Prod(xs) / inner : 0;
+  std::vector<int64_t> ostr(rank, 1);
+  for (int64_t d = static_cast<int64_t>(rank) - 2; d >= 0; --d) ostr[d] = ostr[d + 1] * os[d + 1];
+#pragma omp parallel for schedule(static) if (total > 65536)
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t rem = r, off = before[rank - 1];
+    for (int64_t d = static_cast<int64_t>(rank) - 2; d >= 0; --d) {
+      const int64_t i = rem % xs[d];
+      rem /= xs[d];
+      off += (i + before[d]) * ostr[d];
+    }
+    std::memcpy(out + off, x + r * inner, sizeof(float) * inner);
+  }
+  return info.Env().Undefined();
+}
+
+// batchNorm(x, mean, scale, offset, out, C): out[i] = (x[i] - mean[c]) * scale[c] + offset[c], c = i % C
+// (scale already holds gamma / sqrt(var + eps)).
+Napi::Value BatchNorm(const Napi::CallbackInfo& info) {
+  const float* x = F32(info[0], "x");
+  const float* mean = F32(info[1], "mean");
+  const float* scale = F32(info[2], "scale");
+  const float* offset = F32(info[3], "offset");
+  float* out = F32(info[4], "out");
+  const int64_t C = info[5].As<Napi::Number>().Int64Value();
+  const int64_t n = static_cast<int64_t>(Len(info[4]));
+  if (C <= 0 || n % C != 0) throw Napi::RangeError::New(info.Env(), "batchNorm: size is not a multiple of C");
+  CheckLen(info[0], n, "x");
+  CheckLen(info[1], C, "mean");
+  CheckLen(info[2], C, "scale");
+  CheckLen(info[3], C, "offset");
+  const int64_t rows = n / C;
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* px = x + r * C;
+    float* po = out + r * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) po[c] = (px[c] - mean[c]) * scale[c] + offset[c];
   }
   return info.Env().Undefined();
 }
@@ -716,6 +782,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("binaryStrided", Napi::Function::New(env, Guard<BinaryStrided>));
   exports.Set("unary", Napi::Function::New(env, Guard<Unary>));
   exports.Set("reduceSum", Napi::Function::New(env, Guard<ReduceSum>));
+  exports.Set("pad", Napi::Function::New(env, Guard<Pad>));
+  exports.Set("batchNorm", Napi::Function::New(env, Guard<BatchNorm>));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("setActivationLayout", Napi::Function::New(env, SetActivationLayout));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));

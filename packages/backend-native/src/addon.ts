@@ -35,8 +35,12 @@ export interface NativeAddon {
   binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, mode: number, inner: number): void;
   /** out = a op b with general broadcasting: strides are 0 along the dims an operand broadcasts. */
   binaryStrided(op: number, a: Float32Array, b: Float32Array, out: Float32Array, outShape: number[], aStrides: number[], bStrides: number[]): void;
-  /** op 0 relu, 1 step (x > 0 ? 1 : alpha). */
-  unary(op: number, x: Float32Array, out: Float32Array, alpha: number): void;
+  /** op 0 relu, 1 step (x > 0 ? 1 : alpha), 2 clip to [alpha, beta]. */
+  unary(op: number, x: Float32Array, out: Float32Array, alpha: number, beta?: number): void;
+  /** Constant padding (rank 1..8): out[before + i] = x[i], value elsewhere. */
+  pad(x: Float32Array, xShape: number[], out: Float32Array, outShape: number[], before: number[], value: number): void;
+  /** out[i] = (x[i] - mean[c]) * scale[c] + offset[c], c = i % channels. */
+  batchNorm(x: Float32Array, mean: Float32Array, scale: Float32Array, offset: Float32Array, out: Float32Array, channels: number): void;
   /** out[o, i] = scale * sum_r x[o, r, i]. */
   reduceSum(x: Float32Array, out: Float32Array, outer: number, red: number, inner: number, scale: number): void;
   /** 'nhwc' (default: no reorders) or 'any' (oneDNN's blocked layouts, reordered around each call). */

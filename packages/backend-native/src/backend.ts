@@ -9,7 +9,8 @@ import {
   fusedConv2dBody,
   fusedDepthwiseConv2dBody,
 } from './kernels/conv.js';
-import { binaryBody, reduceBody, unaryBody } from './kernels/elementwise.js';
+import { binaryBody, clipBody, reduceBody, unaryBody } from './kernels/elementwise.js';
+import { batchNormBody, padBody } from './kernels/norm-pad.js';
 import { batchMatMulBody, fusedMatMulBody } from './kernels/matmul.js';
 import { maxPoolBody, maxPoolGradBody } from './kernels/pool.js';
 import type { CpuBackendLike, NativeKernelBody } from './kernels/util.js';
@@ -37,6 +38,10 @@ export const NATIVE_KERNELS = [
   'RealDiv',
   'Relu',
   'Step',
+  'Relu6',
+  'ClipByValue',
+  'PadV2',
+  'FusedBatchNorm',
   'Sum',
   'Mean',
 ] as const;
@@ -81,6 +86,10 @@ function bodies(addon: NativeAddon): Record<(typeof NATIVE_KERNELS)[number], Nat
     RealDiv: binaryBody(addon, 'RealDiv'),
     Relu: unaryBody(addon, 'Relu'),
     Step: unaryBody(addon, 'Step'),
+    Relu6: clipBody(addon, 'Relu6'),
+    ClipByValue: clipBody(addon, 'ClipByValue'),
+    PadV2: padBody(addon),
+    FusedBatchNorm: batchNormBody(addon),
     Sum: reduceBody(addon, 'Sum'),
     Mean: reduceBody(addon, 'Mean'),
   };

@@ -111,3 +111,18 @@ export function reduceBody(addon: NativeAddon, kernel: 'Sum' | 'Mean'): NativeKe
     return backend.makeTensorInfo(outShape, 'float32', out) as TensorInfo;
   };
 }
+
+/** ClipByValue (attrs clipValueMin / clipValueMax) and Relu6 (clip to [0, 6]); NaN stays NaN as in tfjs cpu. */
+export function clipBody(addon: NativeAddon, kernel: 'ClipByValue' | 'Relu6'): NativeKernelBody {
+  return ({ inputs, backend, attrs }) => {
+    const { x } = inputs;
+    const xv = f32(backend, x);
+    if (!x || !xv || size(x.shape) === 0) return null;
+    const lo = kernel === 'Relu6' ? 0 : Number(attrs.clipValueMin);
+    const hi = kernel === 'Relu6' ? 6 : Number(attrs.clipValueMax);
+    if (Number.isNaN(lo) || Number.isNaN(hi)) return null;
+    const out = alloc(size(x.shape));
+    addon.unary(2, xv, out, lo, hi);
+    return backend.makeTensorInfo(x.shape, 'float32', out);
+  };
+}

@@ -1,0 +1,51 @@
+import type { NativeAddon } from '../addon.js';
+import { alloc, f32, size, type CpuBackendLike, type NativeKernelBody } from './util.js';
+import type { TensorInfo } from '@tensorflow/tfjs';
+
+/** PadV2 (constant padding, any rank up to 8). */
+export function padBody(addon: NativeAddon): NativeKernelBody {
+  return ({ inputs, backend, attrs }) => {
+    const { x } = inputs;
+    const xv = f32(backend, x);
+    const paddings = attrs.paddings as [number, number][] | undefined;
+    if (!x || !xv || !paddings || paddings.length !== x.shape.length || x.shape.length === 0 || x.shape.length > 8) return null;
+    if (paddings.some((p) => p.length !== 2 || p[0] < 0 || p[1] < 0)) return null;
+    const outShape = x.shape.map((d, i) => paddings[i]![0] + d + paddings[i]![1]);
+    const out = alloc(size(outShape));
+    if (size(x.shape) === 0) out.fill(Number(attrs.constantValue ?? 0));
+    else addon.pad(xv, x.shape, out, outShape, paddings.map((p) => p[0]), Number(attrs.constantValue ?? 0));
+    return backend.makeTensorInfo(outShape, 'float32', out);
+  };
+}
+
+/** A per-channel parameter of length 1 or C expanded to C floats (null: another length, left to the cpu kernel). */
+function perChannel(backend: CpuBackendLike, t: TensorInfo | undefined, c: number, dflt: number): Float32Array | null {
+  if (!t) return new Float32Array(c).fill(dflt);
+  const v = f32(backend, t);
+  if (!v) return null;
+  const n = size(t.shape);
+  if (n === c) return v;
+  if (n === 1) return new Float32Array(c).fill(v[0]!);
+  return null;
+}
+
+/** FusedBatchNorm (inference form: given mean / variance) with per-channel (last axis) or scalar parameters. */
+export function batchNormBody(addon: NativeAddon): NativeKernelBody {
+  return ({ inputs, backend, attrs }) => {
+    const { x, mean, variance, offset, scale } = inputs;
+    const xv = f32(backend, x);
+    if (!x || !xv || x.shape.length === 0 || size(x.shape) === 0) return null;
+    const c = x.shape[x.shape.length - 1]!;
+    const m = perChannel(backend, mean, c, 0);
+    const v = perChannel(backend, variance, c, 1);
+    const o = perChannel(backend, offset, c, 0);
+    const s = perChannel(backend, scale, c, 1);
+    if (!mean || !variance || !m || !v || !o || !s) return null;
+    const eps = Number(attrs.varianceEpsilon ?? 0.001);
+    const k = new Float32Array(c);
+    for (let i = 0; i < c; i++) k[i] = s[i]! / Math.sqrt(v[i]! + eps);
+    const out = alloc(size(x.shape));
+    addon.batchNorm(xv, m, k, o, out, c);
+    return backend.makeTensorInfo(x.shape, 'float32', out);
+  };
+}
