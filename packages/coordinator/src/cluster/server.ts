@@ -86,6 +86,7 @@ export class ClusterServer {
   private workerSeq = 0;
   private timer: NodeJS.Timeout | undefined;
   private livenessTimer: NodeJS.Timeout | undefined;
+  private lastLivenessCheck = 0;
   private readonly unsubscribe: () => void;
   /** Updated by the executor; sent in every welcome. */
   state: RunState = { step: 0, phase: null, weights: null, version: -1 };
@@ -396,6 +397,11 @@ export class ClusterServer {
 
   private checkLiveness(): void {
     const now = this.clock.now();
+    const late = this.lastLivenessCheck > 0 && now - this.lastLivenessCheck > 2 * this.livenessCheckMs + 250;
+    this.lastLivenessCheck = now;
+    // A late check means this process's own event loop was busy: frames that workers sent meanwhile are still
+    // unread (timers run before I/O), so their silence is ours. Judge again once the I/O has been read.
+    if (late) return;
     // declared lost once silent for lostAfterMs less one check period, so detection never lands past the limit
     const limit = this.options.lostAfterMs - this.livenessCheckMs;
     for (const p of [...this.peers]) {
