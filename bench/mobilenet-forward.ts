@@ -28,20 +28,33 @@ for (const b of backends) {
   console.log(`${b}: ${info.device}`);
 }
 
-async function forwardMs(b: BenchBackend): Promise<number> {
+// The same 2-image input on every backend: their out_relu outputs are compared at the end.
+const checkData = tf.tidy(() => tf.randomUniform([2, 224, 224, 3], 0, 1, 'float32', 7).dataSync() as Float32Array);
+const outputs = new Map<BenchBackend, Float32Array>();
+
+async function forwardMs(b: BenchBackend): Promise<{ wall: number; cpu: number }> {
   await tf.setBackend(tfName.get(b)!);
   const full = await tf.loadLayersModel(fileSystemHandler(a.model!));
   // The stored model carries a classification head: time the backbone only, up to out_relu.
   const model = tf.model({ inputs: full.inputs, outputs: full.getLayer('out_relu').output as tf.SymbolicTensor });
   const x = tf.randomUniform([batch, 224, 224, 3]);
+  const check = tf.tensor4d(checkData, [2, 224, 224, 3]);
+  const cpuMs = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
+  let bestCpu = Infinity;
   const once = async () => {
     const t0 = performance.now();
+    const c0 = cpuMs();
     const y = model.predict(x) as tf.Tensor;
     await y.data();
     y.dispose();
+    bestCpu = Math.min(bestCpu, cpuMs() - c0);
     return performance.now() - t0;
   };
   await once(); // warm-up (weights upload, primitive creation)
+  bestCpu = Infinity;
   const times: number[] = [];
   for (let i = 0; i < runs; i++) times.push(await once());
   if (a.profile) {
@@ -52,17 +65,39 @@ async function forwardMs(b: BenchBackend): Promise<number> {
     console.log(`${b} kernel wall ms per forward (batch ${batch}): ${rows.map(([n, ms]) => `${n} ${ms.toFixed(0)}`).join(', ')}`);
     tf.dispose(p.result as tf.Tensor);
   }
+  if (!outputs.has(b)) {
+    const y = model.predict(check) as tf.Tensor;
+    outputs.set(b, await y.data() as Float32Array);
+    y.dispose();
+  }
   x.dispose();
+  check.dispose();
   full.dispose();
-  return Math.min(...times);
+  return { wall: Math.min(...times), cpu: bestCpu };
 }
 
-const best = new Map<BenchBackend, number[]>();
+// Wall ms per image, and process CPU ms per image (all threads; less sensitive to other load on the machine).
+const best = new Map<BenchBackend, { wall: number[]; cpu: number[] }>();
 for (let r = 0; r < Number(a.rounds); r++) {
   for (const b of backends) {
-    const ms = await forwardMs(b);
-    best.set(b, [...(best.get(b) ?? []), ms / batch]);
-    console.log(`round ${r + 1} ${b}: ${(ms / batch).toFixed(1)} ms/img (best of ${runs}, batch ${batch})`);
+    const { wall, cpu } = await forwardMs(b);
+    const e = best.get(b) ?? { wall: [], cpu: [] };
+    e.wall.push(wall / batch);
+    e.cpu.push(cpu / batch);
+    best.set(b, e);
+    console.log(`round ${r + 1} ${b}: ${(wall / batch).toFixed(1)} ms/img wall, ${(cpu / batch).toFixed(1)} CPU ms/img (best of ${runs}, batch ${batch})`);
   }
 }
-for (const [b, v] of best) console.log(`${b}: best ${Math.min(...v).toFixed(1)} ms/img over ${v.length} rounds`);
+for (const [b, v] of best) {
+  console.log(`${b}: best ${Math.min(...v.wall).toFixed(1)} ms/img wall, ${Math.min(...v.cpu).toFixed(1)} CPU ms/img over ${v.wall.length} rounds`);
+}
+const [first, ...rest] = [...outputs];
+for (const [b, o] of rest) {
+  let err = 0;
+  let scale = 1;
+  for (let i = 0; i < o.length; i++) {
+    err = Math.max(err, Math.abs(o[i]! - first![1][i]!));
+    scale = Math.max(scale, Math.abs(first![1][i]!));
+  }
+  console.log(`out_relu max |${b} - ${first![0]}| / max(1, |${first![0]}|) = ${(err / scale).toExponential(2)}`);
+}

@@ -31,7 +31,7 @@ function convInfo(xShape: number[], filterShape: number[], a: ConvAttrs, depthwi
   const oh = Math.floor((info.inHeight + p.top + p.bottom - info.effectiveFilterHeight) / info.strideHeight) + 1;
   const ow = Math.floor((info.inWidth + p.left + p.right - info.effectiveFilterWidth) / info.strideWidth) + 1;
   if (oh !== info.outHeight || ow !== info.outWidth || p.top < 0 || p.bottom < 0 || p.left < 0 || p.right < 0) return null;
-  if (info.outHeight <= 0 || info.outWidth <= 0 || info.batchSize === 0) return null;
+  if (info.outHeight <= 0 || info.outWidth <= 0 || info.batchSize === 0 || info.inChannels === 0 || info.outChannels === 0) return null;
   return info;
 }
 
