@@ -69,6 +69,17 @@ describe.skipIf(skipReason !== null)('native depthwise conv kernels vs tfjs cpu'
     if (activation === 'relu6') expect(native[0]!.every((v) => v <= 6)).toBe(true);
   });
 
+  it.each([
+    [[1, 9, 8, 3], 1, 'same'],
+    [[3, 10, 7, 5], 2, 'valid'],
+  ] as const)('DepthwiseConv2dNative with dilation 2 (forward): x%j m%d %s', async (shape, m, pad) => {
+    const r = prng(shape[3] * 5);
+    const x = randomData(r, [...shape]);
+    const f = randomData(r, [3, 3, shape[3], m]);
+    const { cpu, native } = await onBoth([x, f], (xt, ft) => tf.depthwiseConv2d(xt as tf.Tensor4D, ft as tf.Tensor4D, 1, pad, 'NHWC', 2));
+    expect(relErr(native[0]!, cpu[0]!)).toBeLessThan(1e-4);
+  });
+
   it('runs the depthwise convolutions natively, without falling back', () => {
     const s = nativeKernelStats();
     for (const k of ['DepthwiseConv2dNative', 'FusedDepthwiseConv2D', 'DepthwiseConv2dNativeBackpropInput', 'DepthwiseConv2dNativeBackpropFilter']) {
