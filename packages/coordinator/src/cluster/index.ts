@@ -4,7 +4,6 @@ export * from './executor.js';
 export * from './ledger.js';
 export * from './split.js';
 export * from './run-coordinator.js';
-export * from './console-log.js';
 export * from './cluster-flags.js';
 export * from './local-workers.js';
 export * from './single-node.js';

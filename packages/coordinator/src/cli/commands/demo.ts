@@ -5,12 +5,8 @@ import {
   EventBus,
   generateSyntheticScenes,
   SYNTHETIC_CLASS_NAMES,
-  localExecutorFactory,
   parseRunConfig,
-  prepareTrainData,
-  runTraining,
   scoreSubmission,
-  systemClock,
   type BackendInfo,
   type RunConfig,
   type TrainResult,
@@ -36,18 +32,6 @@ export interface DemoCommandValues {
 /** How the demo trains once its data exists: in process by default; the cluster's single-node mode can take over. */
 export type DemoTrainer = (args: { config: RunConfig; runDir: string; bus: EventBus; backend: BackendInfo }) => Promise<TrainResult>;
 
-/** The in-process trainer (the whole recipe with one local replica). */
-export const inProcessDemoTrainer: DemoTrainer = ({ config, runDir, bus, backend }) =>
-  runTraining({
-    config,
-    runDir,
-    bus,
-    clock: systemClock,
-    backend: { name: backend.name, device: backend.device },
-    prepareData: (c, b, clock) => prepareTrainData(c, b, clock),
-    executor: localExecutorFactory({ backend }),
-  });
-
 /**
  * The demo's run configuration: a small VGG-shaped net (tiny-vgg, random init: there are no pretrained weights
  * for it) on 64x64 synthetic scenes, flatten head. Because the base is random, both phases use larger rates
@@ -71,7 +55,7 @@ export function demoConfig(dataDir: string, values: Partial<DemoCommandValues> =
   });
 }
 
-/** Single-node mode: a coordinator and `workers` local worker processes over loopback WebSockets. */
+/** Single-node mode: a coordinator and `workers` local worker processes over loopback WebSockets (0: in process). */
 export function singleNodeDemoTrainer(workers: number, backendName?: string): DemoTrainer {
   return ({ config, runDir, bus }) =>
     runSingleNode({ config, runDir, bus, workers, ...(backendName ? { backend: backendName } : {}), say: (l) => bus.emit({ type: 'log', time: Date.now(), level: 'info', message: l }) });
@@ -80,7 +64,7 @@ export function singleNodeDemoTrainer(workers: number, backendName?: string): De
 export async function demoCommand(values: DemoCommandValues, trainer?: DemoTrainer): Promise<TrainResult> {
   const workers = Number(values.workers ?? 2);
   if (!Number.isInteger(workers) || workers < 0) throw new Error(`--workers: '${values.workers}' is not a count`);
-  trainer ??= workers === 0 ? inProcessDemoTrainer : singleNodeDemoTrainer(workers, values.backend);
+  trainer ??= singleNodeDemoTrainer(workers, values.backend);
   const write = (l: string): void => void process.stdout.write(l + '\n');
   const runDir = path.resolve(values.out ?? defaultRunDir('demo'));
   const dataDir = path.join(runDir, 'data');
