@@ -10,7 +10,7 @@ import {
   fusedDepthwiseConv2dBody,
 } from './kernels/conv.js';
 import { binaryBody, clipBody, reduceBody, unaryBody } from './kernels/elementwise.js';
-import { batchNormBody, padBody } from './kernels/norm-pad.js';
+import { batchNormBody, padBody, sliceBody } from './kernels/norm-pad.js';
 import { batchMatMulBody, fusedMatMulBody } from './kernels/matmul.js';
 import { maxPoolBody, maxPoolGradBody } from './kernels/pool.js';
 import type { CpuBackendLike, NativeKernelBody } from './kernels/util.js';
@@ -41,6 +41,7 @@ export const NATIVE_KERNELS = [
   'Relu6',
   'ClipByValue',
   'PadV2',
+  'Slice',
   'FusedBatchNorm',
   'Sum',
   'Mean',
@@ -89,6 +90,7 @@ function bodies(addon: NativeAddon): Record<(typeof NATIVE_KERNELS)[number], Nat
     Relu6: clipBody(addon, 'Relu6'),
     ClipByValue: clipBody(addon, 'ClipByValue'),
     PadV2: padBody(addon),
+    Slice: sliceBody(addon),
     FusedBatchNorm: batchNormBody(addon),
     Sum: reduceBody(addon, 'Sum'),
     Mean: reduceBody(addon, 'Mean'),

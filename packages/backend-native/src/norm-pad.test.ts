@@ -20,6 +20,19 @@ describe.skipIf(skipReason !== null)('native pad / clip / batch norm vs tfjs cpu
     expect(relErr(native[0]!, cpu[0]!)).toBe(0);
   });
 
+  it.each([
+    [[3, 6, 7, 4], [0, 1, 1, 0], [3, 4, 5, 4]],
+    [[2, 5, 6], [1, 0, 2], [1, -1, 3]],
+    [[4, 9], [0, 3], [4, 5]],
+  ] as const)('Slice (non-contiguous) of x%j at %j size %j, with its gradient', async (shape, begin, sz) => {
+    const x = randomData(prng(shape[0] * 17), [...shape]);
+    const { cpu, native } = await onBoth([x], (xt) => {
+      const f = (t: tf.Tensor) => tf.slice(t, [...begin], [...sz]);
+      return [f(xt!), tf.grad((t: tf.Tensor) => f(t).square().sum())(xt!)];
+    });
+    for (let i = 0; i < 2; i++) expect(relErr(native[i]!, cpu[i]!), `output ${i}`).toBe(0);
+  });
+
   it('ClipByValue and Relu6 match the cpu kernels (NaN stays NaN)', async () => {
     const x = randomData(prng(3), [3, 5, 4, 7]);
     for (let i = 0; i < x.data.length; i++) x.data[i]! *= 10;
@@ -53,7 +66,7 @@ describe.skipIf(skipReason !== null)('native pad / clip / batch norm vs tfjs cpu
 
   it('runs them natively, without falling back', () => {
     const s = nativeKernelStats();
-    for (const k of ['PadV2', 'ClipByValue', 'Relu6', 'FusedBatchNorm']) {
+    for (const k of ['PadV2', 'Slice', 'ClipByValue', 'Relu6', 'FusedBatchNorm']) {
       expect(s[k]?.native, k).toBeGreaterThan(0);
       expect(s[k]?.fallback, k).toBe(0);
     }

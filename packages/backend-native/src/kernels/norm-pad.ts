@@ -1,5 +1,6 @@
 import type { NativeAddon } from '../addon.js';
 import { alloc, f32, size, type CpuBackendLike, type NativeKernelBody } from './util.js';
+import * as tf from '@tensorflow/tfjs';
 import type { TensorInfo } from '@tensorflow/tfjs';
 
 /** PadV2 (constant padding, any rank up to 8). */
@@ -47,5 +48,20 @@ export function batchNormBody(addon: NativeAddon): NativeKernelBody {
     const out = alloc(size(x.shape));
     addon.batchNorm(xv, m, k, o, out, c);
     return backend.makeTensorInfo(x.shape, 'float32', out);
+  };
+}
+
+/** Slice of float32 data that is not one contiguous run (contiguous slices stay the cpu kernel's zero-copy views). */
+export function sliceBody(addon: NativeAddon): NativeKernelBody {
+  return ({ inputs, backend, attrs }) => {
+    const { x } = inputs;
+    const xv = f32(backend, x);
+    if (!x || !xv || x.shape.length === 0 || x.shape.length > 8) return null;
+    const [begin, sz] = tf.slice_util.parseSliceParams(x as tf.Tensor, attrs.begin as number | number[], attrs.size as number | number[] | undefined);
+    if (!begin || !sz || begin.length !== x.shape.length || sz.length !== x.shape.length || size(sz) === 0) return null;
+    if (tf.slice_util.isSliceContinous(x.shape, begin, sz)) return null;
+    const out = alloc(size(sz));
+    addon.slice(xv, x.shape, out, sz, begin);
+    return backend.makeTensorInfo(sz, 'float32', out);
   };
 }
