@@ -720,6 +720,39 @@ Napi::Value Slice(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// tile(x, xShape, out, outShape): out[i0..] = x[i0 % xShape[0], ...] (rank 1..8; outShape[d] a multiple of xShape[d]).
+Napi::Value Tile(const Napi::CallbackInfo& info) {
+  const float* x = F32(info[0], "x");
+  float* out = F32(info[2], "out");
+  size_t rank = info[1].As<Napi::Array>().Length();
+  if (rank == 0 || rank > 8) throw Napi::RangeError::New(info.Env(), "tile: rank must be 1..8");
+  auto xs = Dims(info[1], rank, "xShape");
+  auto os = Dims(info[3], rank, "outShape");
+  for (size_t d = 0; d < rank; ++d) {
+    if (xs[d] <= 0 || os[d] < 0 || os[d] % xs[d] != 0) throw Napi::RangeError::New(info.Env(), "tile: bad shapes");
+  }
+  CheckLen(info[0], Prod(xs), "x");
+  CheckLen(info[2], Prod(os), "out");
+  const int64_t total = Prod(os);
+  const int64_t inner = os[rank - 1], xin = xs[rank - 1];
+  const int64_t rows = inner > 0 ? total / inner : 0;
+  std::vector<int64_t> xstr(rank, 1);
+  for (int64_t d = static_cast<int64_t>(rank) - 2; d >= 0; --d) xstr[d] = xstr[d + 1] * xs[d + 1];
+#pragma omp parallel for schedule(static) if (total > 65536)
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t rem = r, off = 0;
+    for (int64_t d = static_cast<int64_t>(rank) - 2; d >= 0; --d) {
+      const int64_t i = rem % os[d];
+      rem /= os[d];
+      off += (i % xs[d]) * xstr[d];
+    }
+    float* o = out + r * inner;
+    const float* p = x + off;
+    for (int64_t j0 = 0; j0 < inner; j0 += xin) std::memcpy(o + j0, p, sizeof(float) * xin);
+  }
+  return info.Env().Undefined();
+}
+
 // batchNorm(x, mean, scale, offset, out, C): out[i] = (x[i] - mean[c]) * scale[c] + offset[c], c = i % C
 // (scale already holds gamma / sqrt(var + eps)).
 Napi::Value BatchNorm(const Napi::CallbackInfo& info) {
@@ -816,6 +849,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("reduceSum", Napi::Function::New(env, Guard<ReduceSum>));
   exports.Set("pad", Napi::Function::New(env, Guard<Pad>));
   exports.Set("slice", Napi::Function::New(env, Guard<Slice>));
+  exports.Set("tile", Napi::Function::New(env, Guard<Tile>));
   exports.Set("batchNorm", Napi::Function::New(env, Guard<BatchNorm>));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("setActivationLayout", Napi::Function::New(env, SetActivationLayout));

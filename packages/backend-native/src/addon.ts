@@ -41,6 +41,8 @@ export interface NativeAddon {
   pad(x: Float32Array, xShape: number[], out: Float32Array, outShape: number[], before: number[], value: number): void;
   /** out = x[begin : begin + outShape] (rank 1..8). */
   slice(x: Float32Array, xShape: number[], out: Float32Array, outShape: number[], begin: number[]): void;
+  /** out = x repeated along each axis (outShape[d] a multiple of xShape[d]; rank 1..8). */
+  tile(x: Float32Array, xShape: number[], out: Float32Array, outShape: number[]): void;
   /** out[i] = (x[i] - mean[c]) * scale[c] + offset[c], c = i % channels. */
   batchNorm(x: Float32Array, mean: Float32Array, scale: Float32Array, offset: Float32Array, out: Float32Array, channels: number): void;
   /** out[o, i] = scale * sum_r x[o, r, i]. */

@@ -10,7 +10,7 @@ import {
   fusedDepthwiseConv2dBody,
 } from './kernels/conv.js';
 import { binaryBody, clipBody, reduceBody, unaryBody } from './kernels/elementwise.js';
-import { batchNormBody, padBody, sliceBody } from './kernels/norm-pad.js';
+import { batchNormBody, padBody, sliceBody, tileBody } from './kernels/norm-pad.js';
 import { batchMatMulBody, fusedMatMulBody } from './kernels/matmul.js';
 import { maxPoolBody, maxPoolGradBody } from './kernels/pool.js';
 import type { CpuBackendLike, NativeKernelBody } from './kernels/util.js';
@@ -42,6 +42,7 @@ export const NATIVE_KERNELS = [
   'ClipByValue',
   'PadV2',
   'Slice',
+  'Tile',
   'FusedBatchNorm',
   'Sum',
   'Mean',
@@ -91,6 +92,7 @@ function bodies(addon: NativeAddon): Record<(typeof NATIVE_KERNELS)[number], Nat
     ClipByValue: clipBody(addon, 'ClipByValue'),
     PadV2: padBody(addon),
     Slice: sliceBody(addon),
+    Tile: tileBody(addon),
     FusedBatchNorm: batchNormBody(addon),
     Sum: reduceBody(addon, 'Sum'),
     Mean: reduceBody(addon, 'Mean'),

@@ -33,6 +33,18 @@ describe.skipIf(skipReason !== null)('native pad / clip / batch norm vs tfjs cpu
     for (let i = 0; i < 2; i++) expect(relErr(native[i]!, cpu[i]!), `output ${i}`).toBe(0);
   });
 
+  it.each([
+    [[1, 1, 1, 5], [3, 4, 2, 1]],
+    [[2, 3], [2, 3]],
+    [[4], [3]],
+    [[2, 1, 3], [1, 4, 1]],
+  ] as const)('Tile x%j by %j', async (shape, reps) => {
+    const x = randomData(prng(shape.length * 3), [...shape]);
+    const { cpu, native } = await onBoth([x], (xt) => tf.tile(xt!, [...reps]));
+    expect(native[0]!.length).toBe(cpu[0]!.length);
+    expect(relErr(native[0]!, cpu[0]!)).toBe(0);
+  });
+
   it('ClipByValue and Relu6 match the cpu kernels (NaN stays NaN)', async () => {
     const x = randomData(prng(3), [3, 5, 4, 7]);
     for (let i = 0; i < x.data.length; i++) x.data[i]! *= 10;
@@ -66,7 +78,7 @@ describe.skipIf(skipReason !== null)('native pad / clip / batch norm vs tfjs cpu
 
   it('runs them natively, without falling back', () => {
     const s = nativeKernelStats();
-    for (const k of ['PadV2', 'Slice', 'ClipByValue', 'Relu6', 'FusedBatchNorm']) {
+    for (const k of ['PadV2', 'Slice', 'Tile', 'ClipByValue', 'Relu6', 'FusedBatchNorm']) {
       expect(s[k]?.native, k).toBeGreaterThan(0);
       expect(s[k]?.fallback, k).toBe(0);
     }

@@ -65,3 +65,18 @@ export function sliceBody(addon: NativeAddon): NativeKernelBody {
     return backend.makeTensorInfo(sz, 'float32', out);
   };
 }
+
+/** Tile of float32 data (the batch-norm gradient tiles per-channel vectors to the activation's shape). */
+export function tileBody(addon: NativeAddon): NativeKernelBody {
+  return ({ inputs, backend, attrs }) => {
+    const { x } = inputs;
+    const xv = f32(backend, x);
+    const reps = attrs.reps as number[] | undefined;
+    if (!x || !xv || !reps || x.shape.length === 0 || x.shape.length > 8 || reps.length !== x.shape.length) return null;
+    if (size(x.shape) === 0 || reps.some((r) => !Number.isInteger(r) || r < 0)) return null;
+    const outShape = x.shape.map((d, i) => d * reps[i]!);
+    const out = alloc(size(outShape));
+    if (out.length > 0) addon.tile(xv, x.shape, out, outShape);
+    return backend.makeTensorInfo(outShape, 'float32', out);
+  };
+}
