@@ -11,6 +11,7 @@ import {
 } from './kernels/conv.js';
 import { binaryBody, clipBody, reduceBody, unaryBody } from './kernels/elementwise.js';
 import { batchNormBody, padBody, sliceBody, tileBody } from './kernels/norm-pad.js';
+import { compareBody, logicalAndBody, selectBody } from './kernels/select.js';
 import { batchMatMulBody, fusedMatMulBody } from './kernels/matmul.js';
 import { maxPoolBody, maxPoolGradBody } from './kernels/pool.js';
 import type { CpuBackendLike, NativeKernelBody } from './kernels/util.js';
@@ -18,7 +19,10 @@ import type { CpuBackendLike, NativeKernelBody } from './kernels/util.js';
 /** tfjs name of the backend: a MathBackendCPU whose heavy kernels run on oneDNN. */
 export const NATIVE_BACKEND_NAME = 'dptrain-native';
 
-/** Kernels that run natively (the rest are tfjs cpu's own kernels, registered under this backend too). */
+/**
+ * Kernels that run natively (the rest are tfjs cpu's own kernels, registered under this backend too).
+ * GreaterEqual, LessEqual, LogicalAnd and Select are same-shape typed-array loops in JS (kernels/select.ts).
+ */
 export const NATIVE_KERNELS = [
   'Conv2D',
   'FusedConv2D',
@@ -43,6 +47,10 @@ export const NATIVE_KERNELS = [
   'PadV2',
   'Slice',
   'Tile',
+  'GreaterEqual',
+  'LessEqual',
+  'LogicalAnd',
+  'Select',
   'FusedBatchNorm',
   'Sum',
   'Mean',
@@ -93,6 +101,10 @@ function bodies(addon: NativeAddon): Record<(typeof NATIVE_KERNELS)[number], Nat
     PadV2: padBody(addon),
     Slice: sliceBody(addon),
     Tile: tileBody(addon),
+    GreaterEqual: compareBody('GreaterEqual'),
+    LessEqual: compareBody('LessEqual'),
+    LogicalAnd: logicalAndBody(),
+    Select: selectBody(),
     FusedBatchNorm: batchNormBody(addon),
     Sum: reduceBody(addon, 'Sum'),
     Mean: reduceBody(addon, 'Mean'),

@@ -45,6 +45,19 @@ describe.skipIf(skipReason !== null)('native pad / clip / batch norm vs tfjs cpu
     expect(relErr(native[0]!, cpu[0]!)).toBe(0);
   });
 
+  it('ClipByValue / Relu6 gradients (GreaterEqual, LessEqual, LogicalAnd, Select) match', async () => {
+    const x = randomData(prng(8), [2, 5, 6, 3]);
+    for (let i = 0; i < x.data.length; i++) x.data[i]! *= 10;
+    const y = randomData(prng(9), [2, 5, 6, 3]);
+    const { cpu, native } = await onBoth([x, y], (xt, yt) => [
+      tf.grad((t: tf.Tensor) => tf.clipByValue(t, -2, 6).mul(yt!).sum())(xt!),
+      tf.grad((t: tf.Tensor) => tf.relu6(t).mul(yt!).sum())(xt!),
+      tf.where(tf.logicalAnd(tf.greaterEqual(xt!, yt!), tf.lessEqual(xt!, 3)), xt!, yt!),
+    ]);
+    for (let i = 0; i < 3; i++) expect(relErr(native[i]!, cpu[i]!), `output ${i}`).toBe(0);
+    expect(native[0]!.some((v) => v === 0)).toBe(true);
+  });
+
   it('ClipByValue and Relu6 match the cpu kernels (NaN stays NaN)', async () => {
     const x = randomData(prng(3), [3, 5, 4, 7]);
     for (let i = 0; i < x.data.length; i++) x.data[i]! *= 10;
@@ -78,7 +91,7 @@ describe.skipIf(skipReason !== null)('native pad / clip / batch norm vs tfjs cpu
 
   it('runs them natively, without falling back', () => {
     const s = nativeKernelStats();
-    for (const k of ['PadV2', 'Slice', 'Tile', 'ClipByValue', 'Relu6', 'FusedBatchNorm']) {
+    for (const k of ['PadV2', 'Slice', 'Tile', 'GreaterEqual', 'LessEqual', 'LogicalAnd', 'Select', 'ClipByValue', 'Relu6', 'FusedBatchNorm']) {
       expect(s[k]?.native, k).toBeGreaterThan(0);
       expect(s[k]?.fallback, k).toBe(0);
     }

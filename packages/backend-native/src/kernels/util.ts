@@ -3,7 +3,7 @@ import type { DataType, TensorInfo } from '@tensorflow/tfjs';
 /** The parts of tfjs's MathBackendCPU the native kernels use (its typed arrays, read and written in place). */
 export interface CpuBackendLike {
   data: { get(dataId: object): { values?: unknown } };
-  makeTensorInfo(shape: number[], dtype: DataType, values?: Float32Array): TensorInfo;
+  makeTensorInfo(shape: number[], dtype: DataType, values?: Float32Array | Uint8Array): TensorInfo;
 }
 
 /** The float32 storage of a tensor on the cpu backend, or null if it is not plain float32 data. */
