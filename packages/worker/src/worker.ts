@@ -43,6 +43,11 @@ export interface WorkerOptions {
   host?: string;
   /** The backend in use (reported at join). Default: tf.getBackend(). */
   backend?: BackendInfo;
+  /**
+   * Feature-cache folder shared with the other workers of this machine (or a shared mount): a sample's frozen
+   * features are computed once, by whichever worker meets it first. Default: none (each worker caches in memory).
+   */
+  cacheDir?: string;
   /** Builds the replica for a run config. Default: core's createReplica with this worker's dataset. */
   createReplica?: (config: RunConfig, dataset: Dataset) => Promise<Replica>;
   /** Reads the data set. Default: core's loadDataset(dataDir). */
@@ -97,7 +102,12 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
     if (opts.createReplica) replica = await opts.createReplica(config, dataset);
     else {
       const core = await import('@dptrain/core');
-      replica = await core.createReplica(config, { dataset, dataDir: dir, ...(opts.backend ? { backend: opts.backend } : {}) });
+      replica = await core.createReplica(config, {
+        dataset,
+        dataDir: dir,
+        ...(opts.backend ? { backend: opts.backend } : {}),
+        ...(opts.cacheDir ? { cacheDir: opts.cacheDir, cacheShared: true } : {}),
+      });
     }
     replicaKey = key;
     return replica!;

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import * as path from 'node:path';
 import {
   EventBus,
   InProcessExecutor,
@@ -77,7 +78,8 @@ export async function runSingleNode(opts: SingleNodeOptions): Promise<TrainResul
           token,
           count: n,
           dataDir: config.dataDir,
-          args: opts.backend ? ['--backend', opts.backend] : [],
+          // one feature cache for all local workers: each sample's frozen pass runs once, whoever meets it
+          args: [...(opts.backend ? ['--backend', opts.backend] : []), '--cache-dir', path.join(path.resolve(runDir), 'feature-cache')],
           stdio: opts.workerOutput ?? 'inherit',
         });
       },

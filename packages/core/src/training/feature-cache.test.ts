@@ -80,6 +80,21 @@ describe('FeatureCache', () => {
     expect(new FeatureCache({ namespace: 'ns-a', dir: tmp }).get('k0')).toBeDefined();
     expect(new FeatureCache({ namespace: 'ns-b', dir: tmp }).get('k0')).toBeUndefined();
   });
+
+  it('writeThrough: an entry stored by one cache is read by another sharing the folder (local workers)', () => {
+    const dir = path.join(tmp, 'shared');
+    const a = new FeatureCache({ namespace: 'ns-shared', dir, writeThrough: true });
+    const b = new FeatureCache({ namespace: 'ns-shared', dir, writeThrough: true });
+    const spill = new FeatureCache({ namespace: 'ns-spill', dir });
+    const row = Float32Array.from({ length: 50 }, (_, j) => j / 7);
+    const stored = a.put('s1', row);
+    expect(Array.from(b.get('s1')!)).toEqual(Array.from(stored));
+    expect(b.stats.diskHits).toBe(1);
+    // without write-through nothing reaches the folder until memory overflows
+    spill.put('s1', row);
+    expect(new FeatureCache({ namespace: 'ns-spill', dir }).get('s1')).toBeUndefined();
+    expect(fs.readdirSync(path.join(dir)).length).toBe(2);
+  });
 });
 
 describe('training from cached frozen features', () => {

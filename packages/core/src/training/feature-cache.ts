@@ -15,6 +15,11 @@ export interface FeatureCacheOptions {
   maxMemoryBytes?: number;
   /** Store features as fp16 (in memory and on disk). Default true. */
   fp16?: boolean;
+  /**
+   * Write every entry to `dir` as soon as it is stored, so other processes sharing the folder (local workers of
+   * one machine, or workers on one shared mount) read it instead of recomputing it. Default false (spill only).
+   */
+  writeThrough?: boolean;
 }
 
 export interface FeatureCacheStats {
@@ -40,6 +45,7 @@ export class FeatureCache {
   readonly maxMemoryBytes: number;
   /** Folder of this namespace's files (undefined without `dir`). */
   readonly folder: string | undefined;
+  private readonly writeThrough: boolean;
   private readonly mem = new Map<string, Stored>();
   private readonly onDisk = new Set<string>();
   private bytes = 0;
@@ -47,6 +53,7 @@ export class FeatureCache {
 
   constructor(options: FeatureCacheOptions) {
     this.fp16 = options.fp16 ?? true;
+    this.writeThrough = options.writeThrough ?? false;
     this.maxMemoryBytes = options.maxMemoryBytes ?? 512 * 1024 * 1024;
     const ns = createHash('sha256').update(options.namespace).digest('hex').slice(0, 20);
     this.folder = options.dir === undefined ? undefined : path.join(options.dir, ns);
@@ -99,6 +106,7 @@ export class FeatureCache {
   /** Store the features of `key` (copied). Returns what a later `get` will return. */
   put(key: string, values: Float32Array): Float32Array {
     const v: Stored = this.fp16 ? float32ToFloat16(values) : new Float32Array(values);
+    if (this.writeThrough && this.folder && !this.onDisk.has(key)) this.writeFile(key, v);
     this.remember(key, v);
     return this.decode(v);
   }
@@ -116,16 +124,22 @@ export class FeatureCache {
       this.mem.delete(k);
       this.bytes -= e.byteLength;
       if (this.folder && !this.onDisk.has(k)) {
-        // Write then rename: another process sharing the folder sees either no file or a whole one.
-        const f = this.file(k);
-        const tmp = `${f}.${process.pid}.${this.counters.spilled}.tmp`;
-        fs.writeFileSync(tmp, new Uint8Array(e.buffer, e.byteOffset, e.byteLength));
-        fs.renameSync(tmp, f);
-        this.onDisk.add(k);
+        this.writeFile(k, e);
         this.counters.spilled++;
       }
     }
   }
+
+  /** Write then rename: another process sharing the folder sees either no file or a whole one. */
+  private writeFile(key: string, v: Stored): void {
+    const f = this.file(key);
+    const tmp = `${f}.${process.pid}.${this.tmpSeq++}.tmp`;
+    fs.writeFileSync(tmp, new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+    fs.renameSync(tmp, f);
+    this.onDisk.add(key);
+  }
+
+  private tmpSeq = 0;
 
   get stats(): FeatureCacheStats {
     return { ...this.counters, memoryBytes: this.bytes, memoryEntries: this.mem.size };

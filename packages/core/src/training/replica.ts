@@ -34,6 +34,8 @@ export interface ReplicaOptions {
   backend?: BackendInfo;
   /** Folder where cached frozen features spill to disk. Default: none (memory only; evicted entries are recomputed). */
   cacheDir?: string;
+  /** Share the cache folder with other processes: write each entry through to `cacheDir` at once. Default false. */
+  cacheShared?: boolean;
   /** Memory bound of the feature cache in bytes. Default 512 MiB. */
   cacheMemoryBytes?: number;
   /** Store cached features as fp16. Default true. */
@@ -115,6 +117,7 @@ export class ModelReplica implements Replica {
         }),
       };
       if (options.cacheDir !== undefined) cacheOpts.dir = options.cacheDir;
+      if (options.cacheShared) cacheOpts.writeThrough = true;
       if (options.cacheMemoryBytes !== undefined) cacheOpts.maxMemoryBytes = options.cacheMemoryBytes;
       if (options.cacheFp16 !== undefined) cacheOpts.fp16 = options.cacheFp16;
       this.cache = new FeatureCache(cacheOpts);

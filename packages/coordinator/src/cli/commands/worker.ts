@@ -10,6 +10,7 @@ interface WorkerFlags extends ProtocolFlagValues {
   ca?: string;
   batchCapacity: string;
   name?: string;
+  cacheDir?: string;
 }
 
 export function register(program: Command): void {
@@ -22,6 +23,7 @@ export function register(program: Command): void {
     .option('--ca <file>', 'PEM CA certificate to trust for wss://')
     .option('--batch-capacity <n>', 'largest slice of a step this worker takes', '64')
     .option('--name <name>', 'name reported to the coordinator (default: the host name)')
+    .option('--cache-dir <dir>', 'frozen-feature cache folder shared with the other workers of this machine (default: memory only)')
     .action(async (flags: WorkerFlags) => {
       const token = resolveToken(flags.token);
       const backend = await selectBackend(flags.backend);
@@ -34,6 +36,7 @@ export function register(program: Command): void {
         batchCapacity: Number(flags.batchCapacity),
         ...(flags.data ? { dataDir: flags.data } : {}),
         ...(flags.name ? { host: flags.name } : {}),
+        ...(flags.cacheDir ? { cacheDir: flags.cacheDir } : {}),
         ...(flags.ca ? { ca: flags.ca } : {}),
         ...(p.heartbeatIntervalMs ? { heartbeatIntervalMs: p.heartbeatIntervalMs } : {}),
         ...(p.lostAfterMs ? { lostAfterMs: p.lostAfterMs } : {}),
