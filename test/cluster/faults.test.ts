@@ -131,8 +131,8 @@ describe('faults (real processes, loopback)', () => {
     expect(k1Lost, JSON.stringify(lost)).toBeDefined();
     expect(k2Lost, JSON.stringify(lost)).toBeDefined();
     expect(k1Lost!.at - killedAt).toBeLessThan(5000);
-    // liveness is checked every LOST_AFTER/20: declared lost within LOST_AFTER of the last frame (+ event-loop lag)
-    expect(k2Lost!.at - stoppedAt).toBeLessThan(LOST_AFTER + 750);
+    // liveness is checked every LOST_AFTER/20: declared lost within LOST_AFTER of the last frame (+ scheduling lag on a loaded CI machine)
+    expect(k2Lost!.at - stoppedAt).toBeLessThan(LOST_AFTER + 1500);
     expect(k2Lost!.at - stoppedAt).toBeGreaterThanOrEqual(LOST_AFTER - HEARTBEAT);
 
     // the thawed worker reconnected by itself, joined mid-run and took part in later steps
