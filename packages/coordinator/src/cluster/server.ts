@@ -406,7 +406,8 @@ export class ClusterServer {
     const limit = this.options.lostAfterMs - this.livenessCheckMs;
     for (const p of [...this.peers]) {
       if (p.closed) continue;
-      if ((p.state === 'joined' || p.state === 'observing' || p.state === 'join') && now - p.lastSeen > limit) {
+      // ('join': authenticated and building its replica, which may block its event loop; joinTimeoutMs covers it)
+      if ((p.state === 'joined' || p.state === 'observing') && now - p.lastSeen > limit) {
         this.drop(p, `silent for ${now - p.lastSeen} ms (limit ${this.options.lostAfterMs} ms)`, 4000);
       }
     }
