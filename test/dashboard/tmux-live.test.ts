@@ -61,7 +61,8 @@ describe.skipIf(!hasTmux)('dashboard in a pseudo-terminal (tmux) against a live 
       'wasm',
       '--out',
       runDir,
-      ...tinyFlags(data, { epochs: 40, patience: 1000, 'checkpoint-every': 0 }),
+      // no feature cache: every step decodes its images, so the run lasts long enough to watch it move
+      ...tinyFlags(data, { epochs: 40, patience: 1000, 'checkpoint-every': 0, 'no-cache': true }),
     ];
     const quoted = [process.execPath, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
     // keep the pane after the command ends so its last screen can be read
