@@ -62,7 +62,7 @@ describe.skipIf(!hasTmux)('dashboard in a pseudo-terminal (tmux) against a live 
       '--out',
       runDir,
       // no feature cache: every step decodes its images, so the run lasts long enough to watch it move
-      ...tinyFlags(data, { epochs: 40, patience: 1000, 'checkpoint-every': 0, 'no-cache': true }),
+      ...tinyFlags(data, { epochs: 120, patience: 1000, 'checkpoint-every': 0, 'no-cache': true }),
     ];
     const quoted = [process.execPath, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
     // keep the pane after the command ends so its last screen can be read
@@ -76,7 +76,7 @@ describe.skipIf(!hasTmux)('dashboard in a pseudo-terminal (tmux) against a live 
     );
     expect(first).toMatch(/^dptrain .*run run/m);
     expect(first).toMatch(/workers 2 connected/);
-    expect(first).toMatch(/phase 1 head {2}epoch \d+\/40/);
+    expect(first).toMatch(/phase 1 head {2}epoch \d+\/120/);
     expect(first).toMatch(/throughput \d+\.\d img\/s/);
     const s1 = stepOf(first)!;
 
@@ -87,7 +87,7 @@ describe.skipIf(!hasTmux)('dashboard in a pseudo-terminal (tmux) against a live 
 
     // q closes the view; the run carries on with plain lines and finishes
     tmux('send-keys', '-t', session, 'q');
-    const end = await waitScreen((s) => /EXITED:\d+/.test(s), 150_000, 'the end of the run', true);
+    const end = await waitScreen((s) => /EXITED:\d+/.test(s), 300_000, 'the end of the run', true);
     // the view closed, then plain lines went on with later steps until the run's end
     const after = end.slice(end.indexOf('dashboard closed; the run goes on'));
     expect(end).toContain('dashboard closed; the run goes on');
@@ -98,5 +98,5 @@ describe.skipIf(!hasTmux)('dashboard in a pseudo-terminal (tmux) against a live 
     expect(existsSync(join(runDir, 'report.json'))).toBe(true);
     expect(existsSync(join(runDir, 'chart-loss.png'))).toBe(true);
     expect(existsSync(join(runDir, 'run.log.jsonl'))).toBe(true);
-  });
+  }, 480_000);
 });
