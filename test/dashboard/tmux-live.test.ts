@@ -66,7 +66,8 @@ describe.skipIf(!hasTmux)('dashboard in a pseudo-terminal (tmux) against a live 
     ];
     const quoted = [process.execPath, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
     // keep the pane after the command ends so its last screen can be read
-    tmux('new-session', '-d', '-s', session, '-x', '160', '-y', '50', '-c', REPO, `${quoted}; echo "EXITED:$?"; sleep 120`);
+    // ink draws only the last frame when CI is set (as on the CI runner): the live view needs it unset
+    tmux('new-session', '-d', '-s', session, '-x', '160', '-y', '50', '-c', REPO, `env -u CI ${quoted}; echo "EXITED:$?"; sleep 120`);
 
     // both workers in the table (id, host, backend/device) and the first steps done
     const first = await waitScreen(
