@@ -1,16 +1,7 @@
 import { expect } from 'vitest';
 
-/** Small seeded PRNG (mulberry32) so every run checks the same random shapes. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded PRNG so every run checks the same random shapes (core's mulberry32). */
+export { mulberry32 } from '@dptrain/core';
 
 /** Uniform values in [-1, 1) for a shape. */
 export function randomArray(rnd: () => number, shape: number[]): Float32Array {

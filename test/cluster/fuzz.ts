@@ -1,18 +1,9 @@
 import { pack } from 'msgpackr';
 import WebSocket from 'ws';
-import { authResponse, decodeMessage, encodeMessage, packGradients, type Outgoing } from '@dptrain/core';
+import { authResponse, decodeMessage, encodeMessage, mulberry32, packGradients, type Outgoing } from '@dptrain/core';
 
-/** Seeded PRNG (mulberry32) so a failing fuzz run can be replayed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded PRNG so a failing fuzz run can be replayed (core's mulberry32). */
+export const prng = mulberry32;
 
 export interface FuzzOptions {
   url: string;
