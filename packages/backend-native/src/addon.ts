@@ -45,6 +45,11 @@ export interface NativeAddon {
   tile(x: Float32Array, xShape: number[], out: Float32Array, outShape: number[]): void;
   /** out[i] = (x[i] - mean[c]) * scale[c] + offset[c], c = i % channels. */
   batchNorm(x: Float32Array, mean: Float32Array, scale: Float32Array, offset: Float32Array, out: Float32Array, channels: number): void;
+  /**
+   * Adam (Keras form) in place over flat arrays: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g²;
+   * w -= lrT m / (sqrt(v) + eps), computed in double exactly as core's AdamOptimizer does (bit-identical results).
+   */
+  adamUpdate(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lrT: number, b1: number, b2: number, eps: number): void;
   /** out[o, i] = scale * sum_r x[o, r, i]. */
   reduceSum(x: Float32Array, out: Float32Array, outer: number, red: number, inner: number, scale: number): void;
   /** 'nhwc' (default: no reorders) or 'any' (oneDNN's blocked layouts, reordered around each call). */

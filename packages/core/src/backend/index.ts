@@ -1,6 +1,6 @@
 export * from './types.js';
 export { resolveBackend, describeBackend, shortReason, isBackendName, BACKEND_ORDER, type ResolveBackendOptions } from './resolve.js';
-export { DEFAULT_LOADERS, BACKEND_PACKAGES, importPackage, type BackendLoader, type BackendLoaders, type LoadedBackend } from './loaders.js';
+export { DEFAULT_LOADERS, BACKEND_PACKAGES, importPackage, useNativeOptimizer, type BackendLoader, type BackendLoaders, type LoadedBackend } from './loaders.js';
 export {
   assessGpu,
   gatherGpuFacts,

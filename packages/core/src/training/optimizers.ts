@@ -33,6 +33,28 @@ export interface AdamOptions {
   epsilon?: number;
 }
 
+/**
+ * A compiled Adam update over flat arrays, in place (the native backend's `adamUpdate`): must compute, in double,
+ * m = b1 m + (1-b1) g; v = b2 v + (1-b2) g g; w -= (lrT m) / (sqrt(v) + eps), in that order, so that its results
+ * are bit-identical to the JS loop of AdamOptimizer.step.
+ */
+export type AdamKernel = (
+  weights: Float32Array, gradients: Float32Array, m: Float32Array, v: Float32Array,
+  lrT: number, beta1: number, beta2: number, epsilon: number,
+) => void;
+
+let adamKernel: AdamKernel | undefined;
+
+/** Runs every AdamOptimizer step through `kernel` (undefined: back to the JS loop). */
+export function setAdamKernel(kernel: AdamKernel | undefined): void {
+  adamKernel = kernel;
+}
+
+/** True when Adam steps run through a kernel set with setAdamKernel. */
+export function hasAdamKernel(): boolean {
+  return adamKernel !== undefined;
+}
+
 function checkLengths(weights: Float32Array, gradients: Float32Array): void {
   if (weights.length !== gradients.length) {
     throw new DptrainError('E_GRADIENT_SHAPE', `optimizer: gradient has ${gradients.length} values, weights have ${weights.length}`);
@@ -80,6 +102,10 @@ export class AdamOptimizer implements FlatOptimizer {
     const b2 = this.beta2;
     const lrT = (this.learningRate * Math.sqrt(1 - Math.pow(b2, this.t))) / (1 - Math.pow(b1, this.t));
     const eps = this.epsilon;
+    if (adamKernel) {
+      adamKernel(weights, gradients, m, v, lrT, b1, b2, eps);
+      return;
+    }
     for (let i = 0; i < weights.length; i++) {
       const g = gradients[i] as number;
       const mi = b1 * (m[i] as number) + (1 - b1) * g;

@@ -9,6 +9,7 @@ import { systemClock, type Clock } from '../util/clock.js';
 import { BestCheckpoint, CallbackList, EarlyStopping, ReduceLrOnPlateau, type EpochLogs, type TrainingCallback, type TrainingControl } from './callbacks.js';
 import { readCheckpoint, writeCheckpoint, type EpochProgress, type EpochRecord, type TrainingCheckpoint } from './checkpoint.js';
 import { argmaxRows, computeMetrics, type EvaluationMetrics } from './metrics.js';
+import { useNativeOptimizer } from '../backend/loaders.js';
 import { AdamOptimizer } from './optimizers.js';
 import { saveRun } from './run-model.js';
 import { epochPermutation, globalBatch, stepsPerEpoch } from './sharding.js';
@@ -126,6 +127,8 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
   const stopWatchingWorkers = bus.on((e) => {
     if (e.type === 'worker_joined') workersSeen.set(e.worker.id, e.worker);
   });
+  // The optimizer runs here (the coordinator, or the single process): compiled Adam when the native addon is present.
+  await useNativeOptimizer();
   const runDir = path.resolve(options.runDir);
   const runId = options.runId ?? path.basename(runDir);
   await fs.mkdir(runDir, { recursive: true });
