@@ -27,15 +27,23 @@ export function seedFrom(...parts: number[]): number {
   return h >>> 0;
 }
 
+/** mulberry32's state increment: each draw adds it to the 32-bit state, then tempers the state into the output. */
+export const MULBERRY32_INCREMENT = 0x6d2b79f5;
+
+/** mulberry32's output for a state that was just advanced: a uniform float in [0, 1). */
+export function mulberry32Output(state: number): number {
+  let t = state;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
+
 /** mulberry32: fast 32-bit-state PRNG, uniform floats in [0, 1). */
 export function mulberry32(seed: number): Rng {
   let a = seed >>> 0;
   return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    a = (a + MULBERRY32_INCREMENT) | 0;
+    return mulberry32Output(a);
   };
 }
 

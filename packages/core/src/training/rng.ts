@@ -1,6 +1,8 @@
+import { MULBERRY32_INCREMENT, mulberry32Output } from '../data/prng.js';
+
 /**
- * Small seeded PRNG (mulberry32) whose whole state is one 32-bit integer, so it can be checkpointed
- * and restored exactly. Used for the per-(seed, epoch) shuffles of the training recipe.
+ * The data pipeline's mulberry32 (data/prng.ts) as an object whose whole state is one 32-bit integer, so it can
+ * be checkpointed and restored exactly. Used for the per-(seed, epoch) shuffles of the training recipe.
  */
 export class SeededRandom {
   private state: number;
@@ -9,11 +11,8 @@ export class SeededRandom {
   }
   /** Uniform float in [0, 1). */
   next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    this.state = (this.state + MULBERRY32_INCREMENT) >>> 0;
+    return mulberry32Output(this.state);
   }
   /** Uniform integer in [0, n). */
   nextInt(n: number): number {
