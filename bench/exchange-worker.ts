@@ -10,7 +10,7 @@ const floats = Number(floatsArg);
 
 if (mode === 'cluster') {
   const grad = new Float32Array(floats).fill(1e-3);
-  let weights = new Float32Array(floats);
+  let weights: Float32Array = new Float32Array(floats);
   const replica: Replica = {
     spec: [{ name: 'exchange/flat', shape: [floats], size: floats }],
     baseHash: 'exchange-bench',

@@ -1,5 +1,5 @@
 // `npm run bench [-- --json FILE] [--backends native,wasm] [--modes images,features] [--workers 1,2] [--steps N]
-//   [--quick] [--no-torch] [--no-recipe] [--recipe-sizes 30,90] [--recipe-epochs 10,5] [--no-exchange] [--no-steps]`
+//   [--quick] [--no-torch] [--no-recipe] [--recipe-subset N] [--recipe-epochs 10,5] [--recipe-uncached-epochs 1,1] [--no-exchange] [--no-steps]`
 // Times the VGG16 fine-tune step (block5 + head, 150 px, batch 8 per worker) from images and from cached block4
 // features, with 1 and 2 worker processes, on each available backend; PyTorch on the same shapes when it imports;
 // the two-phase recipe with and without the feature cache; the parameter exchange (bench/exchange.bench.ts).
@@ -30,7 +30,8 @@ const { values: a } = parseArgs({
     'no-torch': { type: 'boolean', default: false },
     recipe: { type: 'boolean', default: true },
     'no-recipe': { type: 'boolean', default: false },
-    'recipe-sizes': { type: 'string' },
+    'recipe-subset': { type: 'string' },
+    'recipe-uncached-epochs': { type: 'string' },
     'recipe-epochs': { type: 'string' },
     'no-exchange': { type: 'boolean', default: false },
     'no-steps': { type: 'boolean', default: false },
@@ -178,7 +179,8 @@ if (!a['no-recipe'] && a.recipe) {
   console.log(`\nTwo-phase recipe (${backend}):`);
   try {
     const opts: Parameters<typeof benchRecipe>[0] = { backend, quick: a.quick, log: (m) => console.log(`  ${m}`) };
-    if (a['recipe-sizes']) opts.sizes = a['recipe-sizes'].split(',').map(Number) as [number, number];
+    if (a['recipe-subset']) opts.subset = Number(a['recipe-subset']);
+    if (a['recipe-uncached-epochs']) opts.uncachedEpochs = a['recipe-uncached-epochs'].split(',').map(Number) as [number, number];
     if (a['recipe-epochs']) opts.epochs = a['recipe-epochs'].split(',').map(Number) as [number, number];
     recipe = await benchRecipe(opts);
   } catch (err) {
