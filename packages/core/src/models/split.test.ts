@@ -5,7 +5,7 @@ import { activateWasm } from '../backend/wasm.js';
 import { isDptrainError } from '../errors.js';
 import { createBackbone, type Backbone } from './backbone.js';
 import { buildHeadless, buildTail } from './graph.js';
-import { guessLastBlock, resolveSplit } from './split.js';
+import { guessUnfreezeBlock, resolveSplit } from './split.js';
 import { buildVgg } from './vgg16.js';
 
 const MOBILENET = '../shared/models/mobilenet_v2';
@@ -34,7 +34,9 @@ describe.skipIf(!HAVE_MOBILENET)('generic backbone: the real MobileNetV2', () =>
 
   it('splits at single-tensor boundaries: prefix, last:K, and last:K inside a residual block moves back', () => {
     expect(resolveSplit(mnet.model, 'out_relu', 'block_16')).toMatchObject({ boundary: 'block_15_add' });
-    expect(guessLastBlock(mnet.model, 'out_relu')).toBe('block_16');
+    expect(guessUnfreezeBlock(mnet.model, 'out_relu')).toBe('block_14');
+    expect(guessUnfreezeBlock(mnet.model, 'out_relu', 1)).toBe('block_16');
+    expect(resolveSplit(mnet.model, 'out_relu', 'block_14')).toMatchObject({ boundary: 'block_13_project_BN' });
     const last3 = resolveSplit(mnet.model, 'out_relu', 'last:3');
     expect(last3).toEqual({ boundary: 'block_16_project_BN', trainableLayers: ['Conv_1', 'Conv_1_bn', 'out_relu'] });
     const inside = resolveSplit(mnet.model, 'out_relu', 'last:13');

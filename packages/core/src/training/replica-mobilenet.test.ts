@@ -59,11 +59,12 @@ describe.skipIf(!HAVE_SHARED)('replica on the real MobileNetV2 (cut out_relu, un
     for (let i = 0; i < 4; i++) expect(p.subarray(i * 6, i * 6 + 6).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
   });
 
-  it('phase 2 unfreezes block_16..out_relu from cached block_15_add features; BatchNorm stays in inference mode', async () => {
+  it('phase 2 unfreezes block_14..out_relu from cached block_13_project_BN features; BatchNorm stays in inference mode', async () => {
     await r.setPhase('fine_tune');
-    // The default unfreeze ('block5') does not exist here: the last numbered block is used, with a warning.
-    expect(warnings.join('\n')).toMatch(/no 'block5' layers.*'block_16'/);
-    expect(r.split?.boundary).toBe('block_15_add');
+    // The default unfreeze ('block5') does not exist here: the last 3 numbered blocks train, with a warning.
+    expect(warnings.join('\n')).toMatch(/no 'block5' layers.*'block_14'/);
+    expect(r.split?.boundary).toBe('block_13_project_BN');
+    expect(r.spec.map((s) => s.name)).toContain('block_14_expand/kernel');
     const names = r.spec.map((s) => s.name);
     expect(names).toContain('block_16_expand/kernel');
     expect(names).toContain('block_16_expand_BN/gamma');

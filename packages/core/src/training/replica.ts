@@ -12,7 +12,7 @@ import type { PhaseName } from '../events/types.js';
 import { createBackbone, type Backbone } from '../models/backbone.js';
 import { ancestorsInOrder, buildHeadless, buildTail, getLayer, originalOutput } from '../models/graph.js';
 import { HEAD_LAYERS, applyHead, createHead, dropoutMask, type Head } from '../models/head.js';
-import { guessLastBlock, hasPrefix, resolveSplit, type PhaseSplit } from '../models/split.js';
+import { guessUnfreezeBlock, hasPrefix, resolveSplit, type PhaseSplit } from '../models/split.js';
 import { saveTrainedModel } from '../models/trained-model.js';
 import { FeatureCache, featureKey, type FeatureCacheStats } from './feature-cache.js';
 import type { GradientResult, Replica, StepContext, WeightSpec } from './types.js';
@@ -193,13 +193,13 @@ export class ModelReplica implements Replica {
 
   /**
    * What phase 2 unfreezes: config.fineTunePhase.unfreeze; when that is the VGG default 'block5' and the backbone
-   * has no such layers (a generic backbone), the last numbered block of the backbone instead (with a warning).
+   * has no such layers (a generic backbone), the third-last numbered block of the backbone onwards instead (with a warning).
    */
   private unfreezeTarget(warn: boolean): string {
     const wanted = this.config.fineTunePhase.unfreeze ?? 'block5';
     if (wanted !== 'block5' || this.config.backbone.kind !== 'layers' || hasPrefix(this.backbone.model, this.backbone.cut, wanted)) return wanted;
-    const guess = guessLastBlock(this.backbone.model, this.backbone.cut);
-    if (warn && !this.guessWarned) this.warn(`the backbone has no 'block5' layers; phase 2 unfreezes '${guess}' instead (set fineTunePhase.unfreeze / --unfreeze to choose)`);
+    const guess = guessUnfreezeBlock(this.backbone.model, this.backbone.cut);
+    if (warn && !this.guessWarned) this.warn(`the backbone has no 'block5' layers; phase 2 unfreezes from '${guess}' on instead (set fineTunePhase.unfreeze / --unfreeze to choose)`);
     if (warn) this.guessWarned = true;
     return guess;
   }
