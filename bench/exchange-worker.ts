@@ -3,12 +3,14 @@
 // same bytes (the baseline). argv: mode url token floats
 import { connect } from 'node:net';
 import { startWorker } from '@dptrain/worker';
-import type { Dataset, Replica, Sample } from '@dptrain/core';
+import { useNativeOptimizer, type Dataset, type Replica, type Sample } from '@dptrain/core';
 
 const [mode, url, token, floatsArg] = process.argv.slice(2);
 const floats = Number(floatsArg);
 
 if (mode === 'cluster') {
+  // A real worker loads its compute backend (the native addon when present, with its allocator options).
+  await useNativeOptimizer();
   const grad = new Float32Array(floats).fill(1e-3);
   let weights: Float32Array = new Float32Array(floats);
   const replica: Replica = {

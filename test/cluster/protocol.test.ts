@@ -5,6 +5,8 @@ import {
   createNonce,
   decodeMessage,
   encodeMessage,
+  encodeMessageParts,
+  sendMessage,
   float16ToFloat32,
   float32ToFloat16,
   isDptrainError,
@@ -103,5 +105,42 @@ describe('large arrays', () => {
     // a layout that points past the end is a decode error
     const bad = Buffer.from(frame.subarray(0, frame.length - 8));
     expect(codeOf(() => decodeMessage(bad))).toBe('E_PROTOCOL_DECODE');
+  });
+
+  it('are sent as fragments straight from the array and decoded from fragments without reassembly', () => {
+    const g = new Float32Array(100_001).map((_, i) => i * 0.25 - 3); // 400,004 bytes: padded to 8
+    const idx = new Uint32Array(20_000).map((_, i) => i * 3);
+    const message = { type: 'gradients' as const, id: 9, dtype: 'fp32' as const, gradients: g, loss: 0.25, count: 2, correct: 1, computeMs: 3 };
+    const parts = encodeMessageParts(message);
+    // the concatenation is the one-buffer encoding; the blob part is a view of the array itself
+    expect(Buffer.concat(parts).equals(encodeMessage(message))).toBe(true);
+    expect(parts.some((p) => p.buffer === g.buffer && p.byteOffset === g.byteOffset)).toBe(true);
+    const sent: { data: Buffer; fin: boolean }[] = [];
+    sendMessage({ send: (data, o) => sent.push({ data, fin: o.fin }) }, message);
+    expect(sent.map((x) => x.fin)).toEqual(parts.map((_, i) => i === parts.length - 1));
+    // as ws delivers fragments: each frame's payload copied into its own buffer
+    const frags = sent.map((x) => Buffer.from(x.data));
+    const msg = decodeMessage(frags);
+    if (msg.type !== 'gradients' || !(msg.gradients instanceof Float32Array)) throw new Error('type');
+    expect(msg.gradients.buffer).toBe(frags[1]!.buffer); // a view of the fragment, not a reassembled copy
+    expect(msg.gradients).toEqual(g);
+    // any other fragmentation (arbitrary cuts, also inside the header) decodes to the same message
+    const whole = Buffer.concat(frags);
+    for (const cuts of [[3], [100, 4000, 4001, 200_000], [whole.length - 5]]) {
+      const pieces: Buffer[] = [];
+      let at = 0;
+      for (const c of [...cuts, whole.length]) {
+        pieces.push(Buffer.from(whole.subarray(at, c)));
+        at = c;
+      }
+      const m = decodeMessage(pieces);
+      expect(m.type === 'gradients' && m.gradients).toEqual(g);
+    }
+    // a two-blob message (step indices + fp16 gradients) as fragments
+    const two = encodeMessageParts({ type: 'step', id: 1, phase: 'head', epoch: 0, step: 0, indices: idx });
+    const m3 = decodeMessage(two.map((p) => Buffer.from(p)));
+    expect(m3.type === 'step' && Array.from(m3.indices)).toEqual(Array.from(idx));
+    // truncated fragments are a decode error, not a crash
+    expect(codeOf(() => decodeMessage([frags[0]!, frags[1]!.subarray(0, 100)]))).toBe('E_PROTOCOL_DECODE');
   });
 });

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
-import { DptrainError, authResponse, decodeMessage, encodeMessage, type ClientRole, type Message, type MessageOf, type Outgoing } from '@dptrain/core';
+import { DptrainError, authResponse, decodeMessage, sendMessage, type ClientRole, type Message, type MessageOf, type Outgoing } from '@dptrain/core';
 
 export interface ConnectOptions {
   /** ws:// or wss:// URL of the coordinator. */
@@ -36,7 +36,10 @@ export function connectAndAuth(opts: ConnectOptions): Promise<AuthedConnection> 
       generateMask: (mask: Buffer) => void mask.fill(0),
       ...(opts.ca ? { ca: readFileSync(opts.ca) } : {}),
     });
-    const send = (m: Outgoing) => ws.send(encodeMessage(m));
+    // Received messages arrive as their fragments (gradients/weights blobs are then views, not reassembled copies);
+    // sent ones go out as fragments whose large arrays are written from memory (zero-copy).
+    ws.binaryType = 'fragments';
+    const send = (m: Outgoing) => sendMessage(ws, m);
     let settled = false;
     const fail = (err: Error) => {
       if (settled) return;
@@ -59,7 +62,7 @@ export function connectAndAuth(opts: ConnectOptions): Promise<AuthedConnection> 
     ws.on('message', (data) => {
       let msg: Message;
       try {
-        msg = decodeMessage(data as Buffer, opts.maxPayload);
+        msg = decodeMessage(data as Buffer[], opts.maxPayload);
       } catch (err) {
         if (settled && onBad) onBad(err as Error);
         else fail(err as Error);

@@ -271,6 +271,8 @@ export class ClusterServer {
     }, this.options.joinTimeoutMs);
     authTimer.unref();
     joinTimer.unref();
+    // fragments: a gradients frame sent in parts (header, blob) is decoded from its parts, not reassembled
+    ws.binaryType = 'fragments';
     ws.on('message', (data: RawData, isBinary: boolean) => {
       if (peer.closed) return;
       const size = Array.isArray(data) ? data.reduce((a, b) => a + b.length, 0) : (data as Buffer | ArrayBuffer).byteLength;
@@ -279,7 +281,7 @@ export class ClusterServer {
       try {
         const limit = peer.state === 'hello' || peer.state === 'auth' ? this.options.preAuthMaxPayload : this.options.maxPayload;
         if (!isBinary) throw new DptrainError('E_PROTOCOL_DECODE', 'text frame; the protocol is binary msgpack');
-        const msg = decodeMessage(data as Buffer, limit);
+        const msg = decodeMessage(data as Buffer[], limit);
         this.onMessage(peer, msg);
       } catch (err) {
         this.reject(peer, err as Error);

@@ -24,14 +24,20 @@ function blobType(x: unknown): number {
   return BLOB_TYPES.findIndex((C) => x.constructor === C);
 }
 
-export function encodeMessage(message: Outgoing): Buffer {
+/**
+ * Encodes a message as the parts of one frame, without copying its large typed arrays: the header part, then each
+ * blob's own bytes (a view of the caller's array) and zero padding to 8 bytes. Their concatenation is exactly
+ * `encodeMessage(message)`. Send them as the fragments of one WebSocket message (`sendMessage`) and the arrays go
+ * from memory to the socket with no copy in between; the caller must not modify them until the send completes.
+ */
+export function encodeMessageParts(message: Outgoing): Buffer[] {
   const full: Record<string, unknown> = { v: PROTOCOL_VERSION, ...message };
   const blobs: { key: string; type: number; data: BlobArray }[] = [];
   for (const [key, value] of Object.entries(full)) {
     const t = blobType(value);
     if (t >= 0) blobs.push({ key, type: t, data: value as BlobArray });
   }
-  if (blobs.length === 0) return packr.pack(full);
+  if (blobs.length === 0) return [packr.pack(full)];
   const layout: [string, number, number, number][] = [];
   for (const b of blobs) delete full[b.key];
   // offsets are relative to the start of the blob area, which begins 8-aligned
@@ -43,27 +49,89 @@ export function encodeMessage(message: Outgoing): Buffer {
   full.__blobs = layout;
   const header = packr.pack(full);
   const start = Math.ceil((5 + header.length) / 8) * 8;
-  const frame = Buffer.allocUnsafe(start + at);
-  frame[0] = BLOB_MARKER;
-  frame.writeUInt32LE(header.length, 1);
-  header.copy(frame, 5);
-  frame.fill(0, 5 + header.length, start);
-  for (const [i, b] of blobs.entries()) {
-    frame.set(new Uint8Array(b.data.buffer, b.data.byteOffset, b.data.byteLength), start + layout[i]![2]);
+  const head = Buffer.alloc(start);
+  head[0] = BLOB_MARKER;
+  head.writeUInt32LE(header.length, 1);
+  header.copy(head, 5);
+  const parts: Buffer[] = [head];
+  for (const b of blobs) {
+    parts.push(Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength));
+    const pad = Math.ceil(b.data.byteLength / 8) * 8 - b.data.byteLength;
+    if (pad > 0) parts.push(Buffer.alloc(pad));
   }
-  return frame;
+  return parts;
+}
+
+/** Encodes a message as one buffer (copies its arrays; `encodeMessageParts` does not). */
+export function encodeMessage(message: Outgoing): Buffer {
+  const parts = encodeMessageParts(message);
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
+
+/** The subset of a WebSocket that `sendMessage` needs (ws's WebSocket fits). */
+export interface FragmentSink {
+  send(data: Buffer, options: { binary: boolean; fin: boolean }): void;
+}
+
+/**
+ * Sends a message as one WebSocket message whose fragments are `encodeMessageParts`' parts: large arrays are
+ * written from the caller's memory (zero-copy). The arrays must not change until the socket has sent them.
+ */
+export function sendMessage(ws: FragmentSink, message: Outgoing): void {
+  const parts = encodeMessageParts(message);
+  parts.forEach((p, i) => ws.send(p, { binary: true, fin: i === parts.length - 1 }));
+}
+
+/**
+ * A frame received as fragments (ws `binaryType: 'fragments'`): blob arrays that lie inside one fragment, aligned,
+ * become views of it (no reassembly copy); anything else is gathered.
+ */
+function decodeBlobFragments(frags: Buffer[]): unknown {
+  const first = frags[0]!;
+  if (first.length < 5) return decodeBlobFrame(Buffer.concat(frags));
+  const hlen = first.readUInt32LE(1);
+  if (5 + hlen > first.length) return decodeBlobFrame(Buffer.concat(frags));
+  return decodeBlobLayout(first.subarray(5, 5 + hlen), Math.ceil((5 + hlen) / 8) * 8, frags);
 }
 
 function decodeBlobFrame(buf: Buffer): unknown {
   if (buf.length < 5) throw new Error('truncated blob frame');
   const hlen = buf.readUInt32LE(1);
   if (5 + hlen > buf.length) throw new Error('blob frame header runs past the end');
-  const head = packr.unpack(buf.subarray(5, 5 + hlen)) as Record<string, unknown>;
+  return decodeBlobLayout(buf.subarray(5, 5 + hlen), Math.ceil((5 + hlen) / 8) * 8, [buf]);
+}
+
+/** Reads `bytes` bytes at virtual offset `begin` of the concatenation of `frags`: a view when in one fragment. */
+function locate(frags: Buffer[], begin: number, bytes: number): { buf: Buffer; at: number } | Buffer {
+  let pos = 0;
+  for (const f of frags) {
+    if (begin >= pos && begin + bytes <= pos + f.length) return { buf: f, at: begin - pos };
+    if (begin < pos + f.length) break;
+    pos += f.length;
+  }
+  // spans fragments: gather
+  const out = Buffer.allocUnsafe(bytes);
+  let copied = 0;
+  pos = 0;
+  for (const f of frags) {
+    const from = Math.max(begin, pos);
+    const to = Math.min(begin + bytes, pos + f.length);
+    if (to > from) {
+      f.copy(out, copied, from - pos, to - pos);
+      copied += to - from;
+    }
+    pos += f.length;
+  }
+  return out;
+}
+
+function decodeBlobLayout(headerBytes: Buffer, start: number, frags: Buffer[]): unknown {
+  const total = frags.reduce((a, f) => a + f.length, 0);
+  const head = packr.unpack(headerBytes) as Record<string, unknown>;
   if (head === null || typeof head !== 'object' || Array.isArray(head)) throw new Error('blob frame header is not a map');
   const layout = head.__blobs;
   delete head.__blobs;
   if (!Array.isArray(layout) || layout.length > 8) throw new Error('blob frame without a valid layout');
-  const start = Math.ceil((5 + hlen) / 8) * 8;
   for (const entry of layout) {
     if (!Array.isArray(entry) || entry.length !== 4) throw new Error('bad blob layout entry');
     const [key, type, offset, length] = entry as unknown[];
@@ -73,8 +141,10 @@ function decodeBlobFrame(buf: Buffer): unknown {
     }
     const bytes = (length as number) * C.BYTES_PER_ELEMENT;
     const begin = start + (offset as number);
-    if (begin + bytes > buf.length) throw new Error(`blob '${key}' runs past the end of the frame`);
-    const abs = buf.byteOffset + begin;
+    if (begin + bytes > total) throw new Error(`blob '${key}' runs past the end of the frame`);
+    const where = locate(frags, begin, bytes);
+    const buf = Buffer.isBuffer(where) ? where : where.buf;
+    const abs = buf.byteOffset + (Buffer.isBuffer(where) ? 0 : where.at);
     head[key] =
       abs % C.BYTES_PER_ELEMENT === 0
         ? new C(buf.buffer as ArrayBuffer, abs, length as number) // zero-copy view
@@ -84,7 +154,7 @@ function decodeBlobFrame(buf: Buffer): unknown {
 }
 
 function asBuffer(data: Buffer | ArrayBuffer | Buffer[] | Uint8Array): Buffer {
-  if (Array.isArray(data)) return Buffer.concat(data);
+  if (Array.isArray(data)) return data.length === 1 ? data[0]! : Buffer.concat(data);
   if (Buffer.isBuffer(data)) return data;
   if (data instanceof ArrayBuffer) return Buffer.from(data);
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
@@ -95,11 +165,15 @@ function asBuffer(data: Buffer | ArrayBuffer | Buffer[] | Uint8Array): Buffer {
  * E_PROTOCOL_OVERSIZE / E_PROTOCOL_DECODE / E_PROTOCOL_VERSION / E_PROTOCOL_SCHEMA.
  */
 export function decodeMessage(data: Buffer | ArrayBuffer | Buffer[] | Uint8Array, maxPayload = Infinity): Message {
-  const buf = asBuffer(data);
-  if (buf.length > maxPayload) throw new DptrainError('E_PROTOCOL_OVERSIZE', `frame of ${buf.length} bytes exceeds the limit of ${maxPayload}`);
+  const frags = Array.isArray(data) && data.length > 1 && data[0]!.length > 0 ? data : undefined;
+  const size = frags ? frags.reduce((a, f) => a + f.length, 0) : 0;
+  const buf = frags ? undefined : asBuffer(data);
+  const length = buf ? buf.length : size;
+  if (length > maxPayload) throw new DptrainError('E_PROTOCOL_OVERSIZE', `frame of ${length} bytes exceeds the limit of ${maxPayload}`);
   let raw: unknown;
   try {
-    raw = buf[0] === BLOB_MARKER ? decodeBlobFrame(buf) : packr.unpack(buf);
+    if (frags) raw = frags[0]![0] === BLOB_MARKER ? decodeBlobFragments(frags) : packr.unpack(Buffer.concat(frags));
+    else raw = buf![0] === BLOB_MARKER ? decodeBlobFrame(buf!) : packr.unpack(buf!);
   } catch (err) {
     throw new DptrainError('E_PROTOCOL_DECODE', `frame is not valid msgpack: ${(err as Error).message}`);
   }

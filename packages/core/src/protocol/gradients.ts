@@ -9,9 +9,15 @@ export function packGradients(g: Float32Array, fp16: boolean): { dtype: 'fp32' |
 
 /**
  * Unpacks and checks a gradients message: the expected length (E_GRADIENT_SHAPE) and finite values
- * (E_GRADIENT_NONFINITE). `who` names the culprit (worker id) in the message.
+ * (E_GRADIENT_NONFINITE; skipped with `checkFinite: false` when the caller checks while accumulating, see
+ * accumulateFinite). `who` names the culprit (worker id) in the message.
  */
-export function unpackGradients(msg: MessageOf<'gradients'>, expectedSize: number, who: string): Float32Array {
+export function unpackGradients(
+  msg: MessageOf<'gradients'>,
+  expectedSize: number,
+  who: string,
+  options: { checkFinite?: boolean } = {},
+): Float32Array {
   const isF32 = msg.gradients instanceof Float32Array;
   if ((msg.dtype === 'fp32') !== isF32) {
     throw new DptrainError('E_GRADIENT_SHAPE', `worker ${who}: gradients dtype '${msg.dtype}' does not match the payload type`);
@@ -20,10 +26,28 @@ export function unpackGradients(msg: MessageOf<'gradients'>, expectedSize: numbe
     throw new DptrainError('E_GRADIENT_SHAPE', `worker ${who}: gradient of length ${msg.gradients.length}, expected ${expectedSize}`);
   }
   const g = msg.gradients instanceof Float32Array ? msg.gradients : float16ToFloat32(msg.gradients);
+  if (options.checkFinite === false) return g;
   for (let i = 0; i < g.length; i++) {
     if (!Number.isFinite(g[i]!)) {
       throw new DptrainError('E_GRADIENT_NONFINITE', `worker ${who}: gradient element ${i} is ${g[i]}`);
     }
   }
   return g;
+}
+
+/**
+ * acc += weight · g, checking in the same pass that every value of g is finite (one pass over memory instead of two).
+ * Returns -1 when all are, else the index of the first non-finite value; acc is then partly updated and the
+ * caller must rebuild it without g.
+ */
+export function accumulateFinite(acc: Float32Array, g: Float32Array, weight: number): number {
+  let bad = 0;
+  for (let i = 0; i < g.length; i++) {
+    const x = g[i]!;
+    bad += x - x; // 0 for finite x, NaN for NaN and ±Infinity
+    acc[i]! += x * weight;
+  }
+  if (bad === 0) return -1;
+  for (let i = 0; i < g.length; i++) if (!Number.isFinite(g[i]!)) return i;
+  return -1;
 }
