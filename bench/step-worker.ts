@@ -14,8 +14,10 @@ export interface StepResult {
   mode: 'images' | 'features';
   batch: number;
   steps: number;
-  /** Mean wall time of one step (gradients + Adam update + setWeights), ms. */
+  /** Median wall time of one step (gradients + Adam update + setWeights), ms; img_per_s is batch / this. */
   step_ms: number;
+  /** Mean wall time of one step, ms. */
+  mean_step_ms: number;
   img_per_s: number;
   /** Peak resident set size of this process, MiB. */
   peak_rss_mib: number;
@@ -65,7 +67,8 @@ const images = {
   },
 };
 const config = parseRunConfig({ dataDir: '/nonexistent', classNames: ['a', 'b', 'c', 'd', 'e', 'f'], backbone: { kind: 'vgg16' } });
-const replica = await createReplica(config, { images, cache: mode === 'features', onWarning: () => {} });
+// as `dptrain train` and workers create it (gradient buffers reused in turn)
+const replica = await createReplica(config, { images, cache: mode === 'features', gradientBuffers: 2, onWarning: () => {} });
 await replica.setPhase('fine_tune');
 const samples: Sample[] = Array.from({ length: batch }, (_, i) => ({
   name: `s${i}.jpg`,
@@ -118,8 +121,14 @@ if (a.profile) {
 parts.gradients = parts.optimizer = parts.setWeights = 0;
 const c0 = cpuMs();
 const t0 = performance.now();
-for (let i = 0; i < steps; i++) await step(warmup + i);
-const ms = (performance.now() - t0) / steps;
+const each: number[] = [];
+for (let i = 0; i < steps; i++) {
+  const s0 = performance.now();
+  await step(warmup + i);
+  each.push(performance.now() - s0);
+}
+const meanMs = (performance.now() - t0) / steps;
+const ms = [...each].sort((x, y) => x - y)[Math.floor(each.length / 2)]!; // median step: robust to the odd slow step
 const cpuPerStep = (cpuMs() - c0) / steps;
 const result: StepResult = {
   backend: a.backend!,
@@ -128,6 +137,7 @@ const result: StepResult = {
   batch,
   steps,
   step_ms: Math.round(ms * 10) / 10,
+  mean_step_ms: Math.round(meanMs * 10) / 10,
   img_per_s: Math.round((batch / (ms / 1000)) * 100) / 100,
   peak_rss_mib: Math.round(process.resourceUsage().maxRSS / 1024),
   params: weights.length,

@@ -105,6 +105,8 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
       replica = await core.createReplica(config, {
         dataset,
         dataDir: dir,
+        // one computeGradients per step request, whose result is sent before the next: two buffers in turn are safe
+        gradientBuffers: 2,
         ...(opts.backend ? { backend: opts.backend } : {}),
         ...(opts.cacheDir ? { cacheDir: opts.cacheDir, cacheShared: true } : {}),
       });

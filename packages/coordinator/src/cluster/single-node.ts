@@ -54,7 +54,7 @@ export async function runSingleNode(opts: SingleNodeOptions): Promise<TrainResul
       resume: opts.resume ?? false,
       backend: { name: backend.name, device: backend.device },
       prepareData: prepareTrainData,
-      executor: async ({ data }) => new InProcessExecutor(await createReplica(config, { dataset: data.dataset, backend }), { bus }),
+      executor: async ({ data }) => new InProcessExecutor(await createReplica(config, { dataset: data.dataset, backend, gradientBuffers: 2 }), { bus }),
     });
   }
   const token = randomBytes(24).toString('hex');

@@ -19,6 +19,8 @@ export interface LocalExecutorFactoryOptions {
 export function localExecutorFactory(options: LocalExecutorFactoryOptions = {}): ExecutorFactory {
   return async ({ config, data, bus, clock }) => {
     const replica = await createReplica(config, {
+      // one replica call per step (unless micro-batching), consumed by the optimizer at once: reuse two buffers
+      ...(options.executor?.microBatch === undefined ? { gradientBuffers: 2 } : {}),
       ...options.replica,
       dataset: data.dataset,
       ...(options.backend ? { backend: options.backend } : {}),

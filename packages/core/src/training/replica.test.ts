@@ -36,6 +36,24 @@ describe('createReplica (tiny-vgg on cpu)', () => {
     r.dispose();
   });
 
+  it('gradientBuffers: reuses buffers in turn and gives the same gradients as new arrays', async () => {
+    const cfg = tinyConfig({ head: { units: 16, dropout: 0 } });
+    const fresh = await createReplica(cfg, { images: syntheticImages });
+    const ring = await createReplica(cfg, { images: syntheticImages, gradientBuffers: 2 });
+    const got: Float32Array[] = [];
+    for (let step = 0; step < 3; step++) {
+      const samples = samplesOf(2 + step);
+      const a = await fresh.computeGradients(samples, { phase: 'head', epoch: 0, step });
+      const b = await ring.computeGradients(samples, { phase: 'head', epoch: 0, step });
+      expect(Array.from(b.gradients)).toEqual(Array.from(a.gradients));
+      got.push(b.gradients);
+    }
+    expect(got[2]).toBe(got[0]); // the ring came round
+    expect(got[1]).not.toBe(got[0]);
+    fresh.dispose();
+    ring.dispose();
+  });
+
   it('predict keeps input order across chunks and groups (70 samples, chunk 16)', async () => {
     const r = await createReplica(tinyConfig(), { images: syntheticImages, cache: false });
     const all = samplesOf(70);
