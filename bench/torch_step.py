@@ -7,6 +7,7 @@ Prints one JSON line {"result": {...}}. Usage: python3 torch_step.py --mode imag
 """
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -80,6 +81,7 @@ for _ in range(a.steps):
     each.append((time.perf_counter() - s0) * 1000)
 mean_ms = (time.perf_counter() - t0) / a.steps * 1000
 ms = sorted(each)[len(each) // 2]  # median step: robust to the odd slow step on a shared VM
+if os.environ.get("DPTRAIN_BENCH_EACH"): print(json.dumps([round(e) for e in each]), file=sys.stderr)
 cpu_ms = (time.process_time() - c0) / a.steps * 1000
 print(json.dumps({"result": {
     "backend": "pytorch",

@@ -21,6 +21,9 @@ export async function registerNativeBackend(options: RegisterNativeBackendOption
   const envThreads = Number(process.env.DPTRAIN_NATIVE_THREADS ?? '');
   const threads = options.threads ?? (Number.isInteger(envThreads) && envThreads > 0 ? envThreads : undefined);
   if (threads !== undefined) addon.setNumThreads(threads);
+  // Activation layout of the oneDNN calls: 'nhwc' (default, no reorders) or 'any' (blocked layouts, reordered per call).
+  const layout = process.env.DPTRAIN_NATIVE_LAYOUT;
+  if (layout === 'any' || layout === 'nhwc') addon.setActivationLayout(layout);
   registerNativeKernels(addon);
   // Instantiate now so a broken registration fails here, not in the first kernel.
   if (!tf.findBackend(NATIVE_BACKEND_NAME)) throw new Error(`native backend: tfjs could not create '${NATIVE_BACKEND_NAME}'`);
