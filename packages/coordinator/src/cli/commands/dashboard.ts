@@ -59,45 +59,56 @@ export function register(program: Command): void {
         stopping = true;
         resolveDone();
       };
-      const observer = await retry(Number(flags.waitFor) * 1000, () => connectObserver({
-        url: flags.connect,
-        token,
-        ...(flags.ca ? { ca: flags.ca } : {}),
-        onEvent: (e: RunEvent) => {
-          if (!replay.accept(e)) return;
-          if (e.type === 'run_completed') completed = true;
-          bus.emit(e);
-        },
-        onStatus: (status, detail) => {
-          if (status === 'connected') {
-            if (connections++ > 0) {
-              replay.reconnected();
-              note(`reconnected to ${flags.connect}`);
+      // The view (or the line logger) listens before the connection opens: the coordinator sends its history
+      // right after accepting us, and those events must not reach the bus before anyone listens to it.
+      const view = useDashboard ? startDashboard(bus, { title: flags.connect, onInterrupt: finish }) : undefined;
+      const log = useDashboard ? undefined : attachPlainLogger(bus, { every: Number(flags.logEvery) || 10 });
+      const closeOutput = (): void => {
+        view?.close();
+        log?.close();
+      };
+      let observer: Awaited<ReturnType<typeof connectObserver>>;
+      try {
+        observer = await retry(Number(flags.waitFor) * 1000, () => connectObserver({
+          url: flags.connect,
+          token,
+          ...(flags.ca ? { ca: flags.ca } : {}),
+          onEvent: (e: RunEvent) => {
+            if (!replay.accept(e)) return;
+            if (e.type === 'run_completed') completed = true;
+            bus.emit(e);
+          },
+          onStatus: (status, detail) => {
+            if (status === 'connected') {
+              if (connections++ > 0) {
+                replay.reconnected();
+                note(`reconnected to ${flags.connect}`);
+              }
+            } else if (stopping) {
+              // closing on our own
+            } else if (completed) {
+              // the run is over and the coordinator has gone: nothing more will come
+              finish();
+            } else {
+              note(`connection to ${flags.connect} lost${detail ? ` (${detail})` : ''}; reconnecting`);
             }
-          } else if (stopping) {
-            // closing on our own
-          } else if (completed) {
-            // the run is over and the coordinator has gone: nothing more will come
-            finish();
-          } else {
-            note(`connection to ${flags.connect} lost${detail ? ` (${detail})` : ''}; reconnecting`);
-          }
-        },
-      }));
+          },
+        }));
+      } catch (err) {
+        closeOutput();
+        throw err;
+      }
       observer.closed.then(finish, finish);
-      if (useDashboard) {
-        const view = startDashboard(bus, { title: flags.connect, onInterrupt: finish });
+      if (view) {
         view.closed.then(finish, finish);
         await done;
-        view.close();
       } else {
-        const log = attachPlainLogger(bus, { every: Number(flags.logEvery) || 10 });
         const stop = (): void => finish();
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
         await done;
-        log.close();
       }
+      closeOutput();
       observer.close();
       // the socket library may hold the loop for a moment after close
       setTimeout(() => process.exit(process.exitCode ?? 0), 200).unref();
