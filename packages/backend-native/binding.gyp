@@ -10,7 +10,7 @@
       "libraries": ["-L<!(node scripts/find-dnnl.cjs lib)", "-Wl,-rpath,<!(node scripts/find-dnnl.cjs lib)", "-ldnnl", "-fopenmp"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc": ["-std=c++17", "-O3", "-ffp-contract=off", "-fopenmp", "-fexceptions"],
+      "cflags_cc": ["-std=c++17", "-O3", "-ffp-contract=off", "-fno-math-errno", "-fopenmp", "-fexceptions"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"]
     }
   ]
