@@ -654,14 +654,45 @@ Napi::Value ReduceSum(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Shapes of a rank-1..8 shape op whose args start (x, xShape, out, outShape, ...).
+struct ShapeOpDims {
+  size_t rank;
+  std::vector<int64_t> xs, os;
+};
+ShapeOpDims ShapeOpArgs(const Napi::CallbackInfo& info, const char* op) {
+  const size_t rank = info[1].As<Napi::Array>().Length();
+  if (rank == 0 || rank > 8) throw Napi::RangeError::New(info.Env(), std::string(op) + ": rank must be 1..8");
+  return {rank, Dims(info[1], rank, "xShape"), Dims(info[3], rank, "outShape")};
+}
+
+// Row-major strides of a shape.
+std::vector<int64_t> RowMajorStrides(const std::vector<int64_t>& dims) {
+  std::vector<int64_t> st(dims.size(), 1);
+  for (int64_t d = static_cast<int64_t>(dims.size()) - 2; d >= 0; --d) st[d] = st[d + 1] * dims[d + 1];
+  return st;
+}
+
+// Where row r of `box` (its rows: every index but the last, row-major) starts in a tensor with `strides`:
+// sum over d of coord(d, i_d) * strides[d], i_d being r's index along d.
+template <class Coord>
+int64_t RowOffset(int64_t r, const std::vector<int64_t>& box, const std::vector<int64_t>& strides, Coord coord) {
+  int64_t off = 0;
+  for (int64_t d = static_cast<int64_t>(box.size()) - 2; d >= 0; --d) {
+    const int64_t i = r % box[d];
+    r /= box[d];
+    off += coord(d, i) * strides[d];
+  }
+  return off;
+}
+
 // pad(x, xShape, out, outShape, before, value): constant padding of any rank (1..8); out is overwritten.
 Napi::Value Pad(const Napi::CallbackInfo& info) {
   const float* x = F32(info[0], "x");
   float* out = F32(info[2], "out");
-  size_t rank = info[1].As<Napi::Array>().Length();
-  if (rank == 0 || rank > 8) throw Napi::RangeError::New(info.Env(), "pad: rank must be 1..8");
-  auto xs = Dims(info[1], rank, "xShape");
-  auto os = Dims(info[3], rank, "outShape");
+  const ShapeOpDims dims = ShapeOpArgs(info, "pad");
+  const size_t rank = dims.rank;
+  const std::vector<int64_t>& xs = dims.xs;
+  const std::vector<int64_t>& os = dims.os;
   auto before = Dims(info[4], rank, "before");
   const float value = static_cast<float>(info[5].As<Napi::Number>().DoubleValue());
   for (size_t d = 0; d < rank; ++d) {
@@ -674,16 +705,10 @@ Napi::Value Pad(const Napi::CallbackInfo& info) {
   for (int64_t i = 0; i < total; ++i) out[i] = value;
   const int64_t inner = xs[rank - 1];
   const int64_t rows = inner > 0 ? Prod(xs) / inner : 0;
-  std::vector<int64_t> ostr(rank, 1);
-  for (int64_t d = static_cast<int64_t>(rank) - 2; d >= 0; --d) ostr[d] = ostr[d + 1] * os[d + 1];
+  const auto ostr = RowMajorStrides(os);
 #pragma omp parallel for schedule(static) if (total > 65536)
   for (int64_t r = 0; r < rows; ++r) {
-    int64_t rem = r, off = before[rank - 1];
-    for (int64_t d = static_cast<int64_t>(rank) - 2; d >= 0; --d) {
-      const int64_t i = rem % xs[d];
-      rem /= xs[d];
-      off += (i + before[d]) * ostr[d];
-    }
+    const int64_t off = before[rank - 1] + RowOffset(r, xs, ostr, [&](int64_t d, int64_t i) { return i + before[d]; });
     std::memcpy(out + off, x + r * inner, sizeof(float) * inner);
   }
   return info.Env().Undefined();
@@ -693,10 +718,10 @@ Napi::Value Pad(const Napi::CallbackInfo& info) {
 Napi::Value Slice(const Napi::CallbackInfo& info) {
   const float* x = F32(info[0], "x");
   float* out = F32(info[2], "out");
-  size_t rank = info[1].As<Napi::Array>().Length();
-  if (rank == 0 || rank > 8) throw Napi::RangeError::New(info.Env(), "slice: rank must be 1..8");
-  auto xs = Dims(info[1], rank, "xShape");
-  auto os = Dims(info[3], rank, "outShape");
+  const ShapeOpDims dims = ShapeOpArgs(info, "slice");
+  const size_t rank = dims.rank;
+  const std::vector<int64_t>& xs = dims.xs;
+  const std::vector<int64_t>& os = dims.os;
   auto begin = Dims(info[4], rank, "begin");
   for (size_t d = 0; d < rank; ++d) {
     if (begin[d] < 0 || os[d] < 0 || begin[d] + os[d] > xs[d]) throw Napi::RangeError::New(info.Env(), "slice: out of range");
@@ -706,16 +731,10 @@ Napi::Value Slice(const Napi::CallbackInfo& info) {
   const int64_t total = Prod(os);
   const int64_t inner = os[rank - 1];
   const int64_t rows = inner > 0 ? total / inner : 0;
-  std::vector<int64_t> xstr(rank, 1);
-  for (int64_t d = static_cast<int64_t>(rank) - 2; d >= 0; --d) xstr[d] = xstr[d + 1] * xs[d + 1];
+  const auto xstr = RowMajorStrides(xs);
 #pragma omp parallel for schedule(static) if (total > 65536)
   for (int64_t r = 0; r < rows; ++r) {
-    int64_t rem = r, off = begin[rank - 1];
-    for (int64_t d = static_cast<int64_t>(rank) - 2; d >= 0; --d) {
-      const int64_t i = rem % os[d];
-      rem /= os[d];
-      off += (i + begin[d]) * xstr[d];
-    }
+    const int64_t off = begin[rank - 1] + RowOffset(r, os, xstr, [&](int64_t d, int64_t i) { return i + begin[d]; });
     std::memcpy(out + r * inner, x + off, sizeof(float) * inner);
   }
   return info.Env().Undefined();
@@ -725,10 +744,10 @@ Napi::Value Slice(const Napi::CallbackInfo& info) {
 Napi::Value Tile(const Napi::CallbackInfo& info) {
   const float* x = F32(info[0], "x");
   float* out = F32(info[2], "out");
-  size_t rank = info[1].As<Napi::Array>().Length();
-  if (rank == 0 || rank > 8) throw Napi::RangeError::New(info.Env(), "tile: rank must be 1..8");
-  auto xs = Dims(info[1], rank, "xShape");
-  auto os = Dims(info[3], rank, "outShape");
+  const ShapeOpDims dims = ShapeOpArgs(info, "tile");
+  const size_t rank = dims.rank;
+  const std::vector<int64_t>& xs = dims.xs;
+  const std::vector<int64_t>& os = dims.os;
   for (size_t d = 0; d < rank; ++d) {
     if (xs[d] <= 0 || os[d] < 0 || os[d] % xs[d] != 0) throw Napi::RangeError::New(info.Env(), "tile: bad shapes");
   }
@@ -737,18 +756,11 @@ Napi::Value Tile(const Napi::CallbackInfo& info) {
   const int64_t total = Prod(os);
   const int64_t inner = os[rank - 1], xin = xs[rank - 1];
   const int64_t rows = inner > 0 ? total / inner : 0;
-  std::vector<int64_t> xstr(rank, 1);
-  for (int64_t d = static_cast<int64_t>(rank) - 2; d >= 0; --d) xstr[d] = xstr[d + 1] * xs[d + 1];
+  const auto xstr = RowMajorStrides(xs);
 #pragma omp parallel for schedule(static) if (total > 65536)
   for (int64_t r = 0; r < rows; ++r) {
-    int64_t rem = r, off = 0;
-    for (int64_t d = static_cast<int64_t>(rank) - 2; d >= 0; --d) {
-      const int64_t i = rem % os[d];
-      rem /= os[d];
-      off += (i % xs[d]) * xstr[d];
-    }
     float* o = out + r * inner;
-    const float* p = x + off;
+    const float* p = x + RowOffset(r, os, xstr, [&](int64_t d, int64_t i) { return i % xs[d]; });
     for (int64_t j0 = 0; j0 < inner; j0 += xin) std::memcpy(o + j0, p, sizeof(float) * xin);
   }
   return info.Env().Undefined();

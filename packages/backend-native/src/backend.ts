@@ -1,14 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import type { NativeAddon } from './addon.js';
-import {
-  conv2dBackpropFilterBody,
-  conv2dBackpropInputBody,
-  conv2dBody,
-  depthwiseConv2dBody,
-  fusedConv2dBody,
-  fusedDepthwiseConv2dBody,
-} from './kernels/conv.js';
+import { conv2dBackpropFilterBody, conv2dBackpropInputBody, conv2dBody } from './kernels/conv.js';
 import { binaryBody, clipBody, reduceBody, unaryBody } from './kernels/elementwise.js';
 import { batchNormBody, padBody, sliceBody, tileBody } from './kernels/norm-pad.js';
 import { compareBody, logicalAndBody, selectBody } from './kernels/select.js';
@@ -79,11 +72,11 @@ export function resetNativeKernelStats(): void {
 function bodies(addon: NativeAddon): Record<(typeof NATIVE_KERNELS)[number], NativeKernelBody> {
   return {
     Conv2D: conv2dBody(addon),
-    FusedConv2D: fusedConv2dBody(addon),
+    FusedConv2D: conv2dBody(addon),
     Conv2DBackpropInput: conv2dBackpropInputBody(addon),
     Conv2DBackpropFilter: conv2dBackpropFilterBody(addon),
-    DepthwiseConv2dNative: depthwiseConv2dBody(addon),
-    FusedDepthwiseConv2D: fusedDepthwiseConv2dBody(addon),
+    DepthwiseConv2dNative: conv2dBody(addon, true),
+    FusedDepthwiseConv2D: conv2dBody(addon, true),
     DepthwiseConv2dNativeBackpropInput: conv2dBackpropInputBody(addon, true),
     DepthwiseConv2dNativeBackpropFilter: conv2dBackpropFilterBody(addon, true),
     BatchMatMul: batchMatMulBody(addon),

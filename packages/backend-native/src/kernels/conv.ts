@@ -60,22 +60,12 @@ function output(backend: CpuBackendLike, shape: number[], values: Float32Array):
   return backend.makeTensorInfo(shape, 'float32', values);
 }
 
-export function conv2dBody(addon: NativeAddon): NativeKernelBody {
-  return ({ inputs, backend, attrs }) => {
-    const { x, filter } = inputs;
-    const xv = f32(backend, x);
-    const wv = f32(backend, filter);
-    if (!x || !filter || !xv || !wv) return null;
-    const c = convInfo(x.shape, filter.shape, attrs as unknown as ConvAttrs);
-    if (!c) return null;
-    const y = alloc(size(c.outShape));
-    addon.conv2d(xv, x.shape, wv, filter.shape, null, y, c.outShape, convArgs(c), 0);
-    return output(backend, c.outShape, y);
-  };
-}
-
-/** FusedConv2D / FusedDepthwiseConv2D with no bias or a per-channel bias, and linear, relu or relu6 activation. */
-function fusedBody(addon: NativeAddon, depthwise: boolean): NativeKernelBody {
+/**
+ * Conv2D and FusedConv2D (with `depthwise`: DepthwiseConv2dNative, any channel multiplier, and FusedDepthwiseConv2D,
+ * run as a oneDNN grouped convolution): no bias or a per-channel bias, linear, relu or relu6 activation. The plain
+ * kernels are the fused ones without bias and activation.
+ */
+export function conv2dBody(addon: NativeAddon, depthwise = false): NativeKernelBody {
   return ({ inputs, backend, attrs }) => {
     const { x, filter, bias, preluActivationWeights } = inputs;
     const act = activationCode(attrs.activation as string | undefined);
@@ -96,29 +86,6 @@ function fusedBody(addon: NativeAddon, depthwise: boolean): NativeKernelBody {
     addon.conv2d(xv, x.shape, wv, filter.shape, bv, y, c.outShape, convArgs(c, depthwise), act);
     return output(backend, c.outShape, y);
   };
-}
-
-export function fusedConv2dBody(addon: NativeAddon): NativeKernelBody {
-  return fusedBody(addon, false);
-}
-
-/** DepthwiseConv2dNative (any channel multiplier) as a oneDNN grouped convolution. */
-export function depthwiseConv2dBody(addon: NativeAddon): NativeKernelBody {
-  return ({ inputs, backend, attrs }) => {
-    const { x, filter } = inputs;
-    const xv = f32(backend, x);
-    const wv = f32(backend, filter);
-    if (!x || !filter || !xv || !wv) return null;
-    const c = convInfo(x.shape, filter.shape, attrs as unknown as ConvAttrs, true);
-    if (!c) return null;
-    const y = alloc(size(c.outShape));
-    addon.conv2d(xv, x.shape, wv, filter.shape, null, y, c.outShape, convArgs(c, true), 0);
-    return output(backend, c.outShape, y);
-  };
-}
-
-export function fusedDepthwiseConv2dBody(addon: NativeAddon): NativeKernelBody {
-  return fusedBody(addon, true);
 }
 
 export function conv2dBackpropInputBody(addon: NativeAddon, depthwise = false): NativeKernelBody {
