@@ -83,22 +83,17 @@ export function sendMessage(ws: FragmentSink, message: Outgoing): void {
 }
 
 /**
- * A frame received as fragments (ws `binaryType: 'fragments'`): blob arrays that lie inside one fragment, aligned,
- * become views of it (no reassembly copy); anything else is gathered.
+ * A blob frame, whole (one buffer) or as the fragments it was received in (ws `binaryType: 'fragments'`): arrays
+ * that lie inside one fragment, aligned, become views of it (no reassembly copy); anything else is gathered.
  */
-function decodeBlobFragments(frags: Buffer[]): unknown {
+function decodeBlobFrame(frags: Buffer[]): unknown {
   const first = frags[0]!;
-  if (first.length < 5) return decodeBlobFrame(Buffer.concat(frags));
-  const hlen = first.readUInt32LE(1);
-  if (5 + hlen > first.length) return decodeBlobFrame(Buffer.concat(frags));
+  const hlen = first.length >= 5 ? first.readUInt32LE(1) : -1;
+  if (hlen < 0 || 5 + hlen > first.length) {
+    if (frags.length > 1) return decodeBlobFrame([Buffer.concat(frags)]); // the header itself is split
+    throw new Error(hlen < 0 ? 'truncated blob frame' : 'blob frame header runs past the end');
+  }
   return decodeBlobLayout(first.subarray(5, 5 + hlen), Math.ceil((5 + hlen) / 8) * 8, frags);
-}
-
-function decodeBlobFrame(buf: Buffer): unknown {
-  if (buf.length < 5) throw new Error('truncated blob frame');
-  const hlen = buf.readUInt32LE(1);
-  if (5 + hlen > buf.length) throw new Error('blob frame header runs past the end');
-  return decodeBlobLayout(buf.subarray(5, 5 + hlen), Math.ceil((5 + hlen) / 8) * 8, [buf]);
 }
 
 /** Reads `bytes` bytes at virtual offset `begin` of the concatenation of `frags`: a view when in one fragment. */
@@ -153,8 +148,7 @@ function decodeBlobLayout(headerBytes: Buffer, start: number, frags: Buffer[]): 
   return head;
 }
 
-function asBuffer(data: Buffer | ArrayBuffer | Buffer[] | Uint8Array): Buffer {
-  if (Array.isArray(data)) return data.length === 1 ? data[0]! : Buffer.concat(data);
+function asBuffer(data: Buffer | ArrayBuffer | Uint8Array): Buffer {
   if (Buffer.isBuffer(data)) return data;
   if (data instanceof ArrayBuffer) return Buffer.from(data);
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
@@ -165,15 +159,13 @@ function asBuffer(data: Buffer | ArrayBuffer | Buffer[] | Uint8Array): Buffer {
  * E_PROTOCOL_OVERSIZE / E_PROTOCOL_DECODE / E_PROTOCOL_VERSION / E_PROTOCOL_SCHEMA.
  */
 export function decodeMessage(data: Buffer | ArrayBuffer | Buffer[] | Uint8Array, maxPayload = Infinity): Message {
-  const frags = Array.isArray(data) && data.length > 1 && data[0]!.length > 0 ? data : undefined;
-  const size = frags ? frags.reduce((a, f) => a + f.length, 0) : 0;
-  const buf = frags ? undefined : asBuffer(data);
-  const length = buf ? buf.length : size;
+  const frags = Array.isArray(data) ? data : [asBuffer(data)];
+  const length = frags.reduce((a, f) => a + f.length, 0);
   if (length > maxPayload) throw new DptrainError('E_PROTOCOL_OVERSIZE', `frame of ${length} bytes exceeds the limit of ${maxPayload}`);
   let raw: unknown;
   try {
-    if (frags) raw = frags[0]![0] === BLOB_MARKER ? decodeBlobFragments(frags) : packr.unpack(Buffer.concat(frags));
-    else raw = buf![0] === BLOB_MARKER ? decodeBlobFrame(buf!) : packr.unpack(buf!);
+    if (frags.find((f) => f.length > 0)?.[0] === BLOB_MARKER) raw = decodeBlobFrame(frags);
+    else raw = packr.unpack(frags.length === 1 ? frags[0]! : Buffer.concat(frags));
   } catch (err) {
     throw new DptrainError('E_PROTOCOL_DECODE', `frame is not valid msgpack: ${(err as Error).message}`);
   }
