@@ -163,8 +163,8 @@ export class ClusterExecutor implements TrainingExecutor {
       },
       participants,
     );
+    // every slice (and every share of a lost worker's slice) came back, so the weights n / batch summed to 1
     const gradients: Float32Array = acc ?? new Float32Array(this.size);
-    if (count !== total && count > 0) for (let i = 0; i < gradients.length; i++) gradients[i]! *= total / count;
     const workers = [...stats.values()];
     let straggler: string | undefined;
     let slowest = -1;
