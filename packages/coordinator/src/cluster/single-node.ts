@@ -2,8 +2,7 @@ import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import {
   EventBus,
-  InProcessExecutor,
-  createReplica,
+  localExecutorFactory,
   prepareTrainData,
   resolveBackend,
   runTraining,
@@ -54,7 +53,7 @@ export async function runSingleNode(opts: SingleNodeOptions): Promise<TrainResul
       resume: opts.resume ?? false,
       backend: { name: backend.name, device: backend.device },
       prepareData: prepareTrainData,
-      executor: async ({ data }) => new InProcessExecutor(await createReplica(config, { dataset: data.dataset, backend, gradientBuffers: 2 }), { bus }),
+      executor: localExecutorFactory({ backend }),
     });
   }
   const token = randomBytes(24).toString('hex');
