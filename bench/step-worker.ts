@@ -4,7 +4,7 @@
 //        [--threads N] [--profile] [--barrier]
 import * as tf from '@tensorflow/tfjs';
 import { parseArgs } from 'node:util';
-import { AdamOptimizer, parseRunConfig, type Sample } from '@dptrain/core';
+import { AdamOptimizer, parseRunConfig, useNativeOptimizer, type Sample } from '@dptrain/core';
 import { createReplica } from '../packages/core/src/training/replica.js';
 import { useBackend } from './backends.js';
 
@@ -49,6 +49,8 @@ const warmup = Number(a.warmup);
 const threads = a.threads !== undefined ? Number(a.threads) : undefined;
 
 const be = await useBackend(a.backend as 'native' | 'wasm' | 'cpu', threads);
+// the optimizer as runTraining runs it: the addon's Adam when the addon is present (for every backend, as there)
+await useNativeOptimizer();
 
 // Synthetic preprocessed pixels (no JPEG decode in the step, as in the PyTorch script): deterministic per sample.
 const H = 150;

@@ -106,6 +106,7 @@ interface NativeModule {
 /**
  * Runs the optimizer's Adam steps through the native addon's compiled loop when the addon loads in this process
  * (same results bit for bit, several times faster than the JS loop on ~9 M weights); any backend may be active.
+ * Called where the optimizer runs (runTraining: the coordinator or the single process), not by workers.
  * Returns false, changing nothing, when the addon is absent or DPTRAIN_NATIVE_OPTIMIZER=0.
  */
 export async function useNativeOptimizer(): Promise<boolean> {
@@ -132,7 +133,6 @@ async function loadNative(): Promise<LoadedBackend> {
     throw new Error(`${pkg} is unavailable: ${firstLine(e)}`, { cause: e });
   }
   await activate(info.tfBackend, pkg);
-  await useNativeOptimizer();
   return info;
 }
 
