@@ -9,6 +9,7 @@ import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { scoreSubmission } from '@dptrain/core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -56,7 +57,7 @@ export interface RecipeBenchResult {
   note: string;
 }
 
-function makeSubset(dataDir: string, labelled: number): { dir: string; labelled: number; test: number; allLabelled: number; allTest: number } {
+function makeSubset(dataDir: string, labelled: number): { dir: string; labelled: number; test: number } {
   const train = readFileSync(path.join(dataDir, 'train.csv'), 'utf8').trim().split('\n');
   const test = readFileSync(path.join(dataDir, 'test.csv'), 'utf8').trim().split('\n');
   const allLabelled = train.length - 1;
@@ -82,7 +83,7 @@ function makeSubset(dataDir: string, labelled: number): { dir: string; labelled:
     const name = row.split(',')[0]!;
     symlinkSync(path.join(dataDir, 'SceneImages', name), path.join(dir, 'SceneImages', name));
   }
-  return { dir, labelled: trainRows.length, test: testRows.length, allLabelled, allTest };
+  return { dir, labelled: trainRows.length, test: testRows.length };
 }
 
 function readPhases(runDir: string): Record<string, number> | undefined {
@@ -108,21 +109,20 @@ function readEpochs(runDir: string): { head?: number; fine_tune?: number } {
   return out;
 }
 
+/** Test accuracy (%) of a run's submission over the images it has (a subset run predicts part of the test set). */
 function scoreRun(runDir: string, dataDir: string): number | undefined {
   const labels = path.join(dataDir, 'test_labels.csv');
   const sub = path.join(runDir, 'submission.csv');
   if (!existsSync(labels) || !existsSync(sub)) return undefined;
-  const truth = new Map(readFileSync(labels, 'utf8').trim().split('\n').slice(1).map((l) => l.split(',').map((x) => x.trim()) as [string, string]));
-  const rows = readFileSync(sub, 'utf8').trim().split('\n').slice(1).map((l) => l.split(',').map((x) => x.trim()) as [string, string]);
-  const scored = rows.filter(([n]) => truth.has(n));
-  if (scored.length === 0) return undefined;
-  return Math.round((1000 * scored.filter(([n, l]) => truth.get(n) === l).length) / scored.length) / 10;
+  const s = scoreSubmission(sub, labels);
+  return s.scored > 0 ? Math.round((1000 * s.correct) / s.scored) / 10 : undefined;
 }
 
 export async function benchRecipe(options: RecipeBenchOptions): Promise<RecipeBenchResult> {
   const log = options.log ?? (() => {});
-  let dataDir = options.dataDir ?? process.env.DPTRAIN_SCENES ?? '/work/shared/data/scenes';
-  if (!existsSync(path.join(dataDir, 'train.csv'))) throw new Error(`no data at ${dataDir} (set DPTRAIN_SCENES)`);
+  const sourceDir = options.dataDir ?? process.env.DPTRAIN_SCENES ?? '/work/shared/data/scenes';
+  if (!existsSync(path.join(sourceDir, 'train.csv'))) throw new Error(`no data at ${sourceDir} (set DPTRAIN_SCENES)`);
+  let dataDir = sourceDir; // a subset folder when options.subset is set; test_labels.csv stays in sourceDir
   const cli = path.join(root, 'packages', 'coordinator', 'bin', 'dptrain.js');
   if (!existsSync(cli)) throw new Error('packages/coordinator/bin/dptrain.js not found');
   const epochs = options.epochs ?? (options.quick ? [2, 1] : [10, 5]);
@@ -162,7 +162,7 @@ export async function benchRecipe(options: RecipeBenchOptions): Promise<RecipeBe
     const run: RecipeRun = { cache, epochs: did, measured_s: Math.round(s * 10) / 10, epoch_s: epochS, recipe_s: Math.round(recipeS), estimated };
     const phases = readPhases(out);
     if (phases) run.phases_s = phases;
-    const acc = scoreRun(out, options.dataDir ?? process.env.DPTRAIN_SCENES ?? '/work/shared/data/scenes');
+    const acc = scoreRun(out, sourceDir);
     if (acc !== undefined) run.test_accuracy = acc;
     runs.push(run);
     log(
