@@ -90,9 +90,9 @@ export async function predictCommand(images: string[], values: PredictCommandVal
     const samples = samplesForImages(images);
     const probs = await predictor.predict(samples);
     const preds = argmaxRows(probs, c);
-    samples.forEach((s, i) => {
+    images.forEach((image, i) => {
       const k = preds[i] as number;
-      write(`${images[i]}\t${predictor.classNames[k]}\t${(probs[i * c + k] as number).toFixed(4)}`);
+      write(`${image}\t${predictor.classNames[k]}\t${(probs[i * c + k] as number).toFixed(4)}`);
     });
   } finally {
     predictor.dispose();
