@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -74,6 +75,20 @@ struct ConvGeom {
   memory::dims src, wei, dst, bias, strides, dil, padL, padR;
   memory::desc userWei;  // the filter as tfjs stores it
   std::string key;
+  bool depthwise = false;
+};
+
+// Runs its scope with `n` OpenMP threads, then restores the process's count. oneDNN sizes a primitive's thread
+// split when the primitive is created, so both creation and execution run inside the scope.
+class OmpThreadsScope {
+ public:
+  explicit OmpThreadsScope(int n) : saved_(omp_get_max_threads()) { omp_set_num_threads(n); }
+  ~OmpThreadsScope() { omp_set_num_threads(saved_); }
+  OmpThreadsScope(const OmpThreadsScope&) = delete;
+  OmpThreadsScope& operator=(const OmpThreadsScope&) = delete;
+
+ private:
+  int saved_;
 };
 
 // args: xShape[4] wShape[4] yShape[4] conv[8|9] = [sh, sw, pt, pl, pb, pr, dh, dw, (depthwise? 1 : 0)]
@@ -87,6 +102,7 @@ ConvGeom Geom(const Napi::CallbackInfo& info, int xi, int wi, int yi, int ci) {
   auto c = Dims(info[ci], dw ? 9 : 8, "conv");
   dw = dw && c[8] != 0;
   ConvGeom g;
+  g.depthwise = dw;
   g.src = {xs[0], xs[3], xs[1], xs[2]};
   g.dst = {ys[0], ys[3], ys[1], ys[2]};
   if (dw) {
@@ -309,6 +325,12 @@ Napi::Value Conv2DBackpropFilter(const Napi::CallbackInfo& info) {
   CheckLen(info[0], Prod(g.src), "x");
   CheckLen(info[2], Prod(g.dst), "dy");
   CheckLen(info[4], Prod(g.wei), "dw");
+  // oneDNN's depthwise filter gradient splits the batch over threads and adds the partial sums, so its bits
+  // depend on the thread count; on one thread it gives the same bits in every process (a worker with 1 thread,
+  // an in-process run with all cores), which keeps `single --workers N` equal to `train`. It is a small kernel.
+  // The other convolution and matmul kernels give the same bits on 1 and 2 threads (checked by the tests).
+  std::optional<OmpThreadsScope> oneThread;
+  if (g.depthwise) oneThread.emplace(1);
   auto& cache = Cache<BwdWeiEntry>();
   auto it = cache.find(g.key);
   if (it == cache.end()) {
