@@ -81,6 +81,13 @@ export const RunConfigSchema = z.object({
   fineTunePhase: PhaseSpecSchema.default({ epochs: 5, learningRate: 1e-5, unfreeze: 'block5' }),
   /** Global batch size (split across workers). Default 32. */
   batchSize: z.number().int().positive().default(32),
+  /**
+   * Samples per gradient computation: a batch's gradient is the mean of its micro-batches' gradients combined
+   * along a fixed tree, so 1, 2 or 4 workers (or one process) give the same weights bit for bit. A step uses at
+   * most batchSize / microBatch workers. 0: each worker's whole slice at once (fastest on a GPU; results then
+   * depend on the worker count). Default 8.
+   */
+  microBatch: z.number().int().min(0).default(8),
   /** Seed for split, shuffling, augmentation, dropout and init. Default 42. */
   seed: z.number().int().default(42),
   /** Validation fraction of the labelled data, stratified. Default 0.2. */

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import {
+  computeTreeGradients,
   DptrainError,
   isDptrainError,
   loadDataset,
@@ -105,7 +106,8 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
       replica = await core.createReplica(config, {
         dataset,
         dataDir: dir,
-        // one computeGradients per step request, whose result is sent before the next: two buffers in turn are safe
+        // a step's micro-batch results are merged (into new arrays) or sent before the next-but-one replica call,
+        // and the coordinator asks for the next step only after it received this one: two buffers in turn are safe
         gradientBuffers: 2,
         ...(opts.backend ? { backend: opts.backend } : {}),
         ...(opts.cacheDir ? { cacheDir: opts.cacheDir, cacheShared: true } : {}),
@@ -240,7 +242,8 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
         return;
       case 'step': {
         const t0 = performance.now();
-        const res = await r.computeGradients(samplesOf('labelled', msg.indices), { phase: msg.phase, epoch: msg.epoch, step: msg.step });
+        // the mean over this slice along the micro-batch tree (the coordinator merges the slices along the same tree)
+        const res = await computeTreeGradients(r, samplesOf('labelled', msg.indices), { phase: msg.phase, epoch: msg.epoch, step: msg.step }, config.microBatch);
         send({
           type: 'gradients',
           id: msg.id,

@@ -16,6 +16,7 @@ export interface TrainingFlagValues {
   fineTuneLr?: string;
   unfreeze?: string;
   batchSize: string;
+  microBatch: string;
   seed: string;
   validationSplit: string;
   augment: boolean;
@@ -51,6 +52,11 @@ export function addTrainingFlags(cmd: Command): Command {
     .option('--fine-tune-lr <rate>', 'phase 2 Adam learning rate (default 1e-5 for VGG16, 1e-4 for other backbones)')
     .option('--unfreeze <what>', "phase 2: layer-name prefix or 'last:K' (default 'block5' for VGG16, the last 3 numbered blocks otherwise)")
     .option('--batch-size <n>', 'global batch size, split across workers', '32')
+    .option(
+      '--micro-batch <n>',
+      'samples per gradient computation; gradients are averaged over micro-batches along a fixed tree, so 1, 2 or 4 workers give the same weights (0: each worker\'s slice at once)',
+      '8',
+    )
     .option('--seed <n>', 'random seed', '42')
     .option('--validation-split <f>', 'stratified validation fraction', '0.2')
     .option('--augment', 'Keras-style augmentation (rotation 20, shifts 0.1, shear 10, zoom 0.1, horizontal flip)', false)
@@ -110,6 +116,7 @@ export function toRunConfig(flags: TrainingFlagValues): RunConfig {
       unfreeze: flags.unfreeze ?? (isVgg ? 'block5' : undefined),
     },
     batchSize: num(flags.batchSize, '--batch-size'),
+    microBatch: num(flags.microBatch, '--micro-batch'),
     seed: num(flags.seed, '--seed'),
     validationSplit: num(flags.validationSplit, '--validation-split'),
     augmentation: {

@@ -4,7 +4,10 @@ import {
   isDptrainError,
   systemClock,
   unpackGradients,
-  accumulateFinite,
+  firstNonFinite,
+  mergeGradientTree,
+  microBatchSlices,
+  type RangedGradient,
   type AggregatedGradients,
   type Clock,
   type PhaseName,
@@ -35,6 +38,12 @@ export interface ClusterExecutorOptions {
   maxSliceFailures?: number;
   /** Ask workers for fp16 gradients (overrides the run config's fp16Gradients). Default: the run config's. */
   fp16?: boolean;
+  /**
+   * Micro-batch of the averaging tree (see core's gradient-tree): slices are cut on micro-batch boundaries and
+   * the workers' means merged along the tree, so 1, 2 or 4 workers give the same bits. Default: the run
+   * config's microBatch.
+   */
+  microBatch?: number;
   /** Clock for timings and events. Default: systemClock. */
   clock?: Clock;
 }
@@ -46,7 +55,8 @@ interface Task {
 
 /**
  * TrainingExecutor over the cluster: each global batch is split into contiguous slices, one per live
- * worker; gradients are averaged weighted by sample count. A lost worker's slice is split among the
+ * worker, cut on micro-batch boundaries; the workers' mean gradients are merged along core's fixed averaging
+ * tree (weighted by sample count), so the result does not depend on which worker answers first. A lost worker's slice is split among the
  * survivors and the step completes; joiners are synced (phase + weights) before their first task.
  */
 export class ClusterExecutor implements TrainingExecutor {
@@ -105,18 +115,17 @@ export class ClusterExecutor implements TrainingExecutor {
   async computeGradients(samples: Sample[], ctx: StepContext): Promise<AggregatedGradients> {
     if (this.size === 0) throw new DptrainError('E_CONFIG', 'computeGradients before beginPhase');
     await this.waitForWorkers(this.minWorkers);
-    // Weighted mean: each worker's gradient (the mean over its n samples) is added with weight n / batch as it
-    // arrives, its finiteness checked in the same pass; a non-finite one is rejected (its slice goes to the others)
-    // and the sum rebuilt without it.
+    // Each worker's mean gradient is checked for non-finite values as it arrives (a bad one is rejected: its
+    // slice goes to the others and it never counts); once every sample is back, the means are merged along the
+    // micro-batch tree, weighted by sample count.
     const total = samples.length;
-    let acc: Float32Array | undefined;
-    const accepted: { g: Float32Array; w: number }[] = [];
-    let loss = 0;
-    let count = 0;
-    let correct = 0;
+    const micro = this.opts.microBatch ?? this.server.config.microBatch;
+    const position = new Map<Sample, number>(samples.map((x, i) => [x, i]));
+    const parts: RangedGradient[] = [];
+    const owned = new Set<Float32Array>();
     const stats = new Map<string, StepWorkerStat & { wallMs: number }>();
     const participants = this.participants();
-    const slices = contiguousSlices(samples, participants.length);
+    const slices = microBatchSlices(total, micro, participants.length).map(({ start, end }) => samples.slice(start, end));
     await this.distribute(
       slices,
       async (peer, part) => {
@@ -136,25 +145,17 @@ export class ClusterExecutor implements TrainingExecutor {
         if (r.count !== part.length) throw new DptrainError('E_GRADIENT_SHAPE', `worker ${peer.id}: gradients over ${r.count} samples, asked for ${part.length}`);
         if (r.correct > r.count) throw new DptrainError('E_PROTOCOL_SCHEMA', `worker ${peer.id}: ${r.correct} correct of ${r.count}`);
         const g = unpackGradients(r, this.size, peer.id, { checkFinite: false });
-        const w = r.count / total;
-        acc ??= new Float32Array(this.size);
-        const bad = accumulateFinite(acc, g, w);
-        if (bad >= 0) {
-          acc.fill(0);
-          for (const a of accepted) accumulateFinite(acc, a.g, a.w);
-          throw new DptrainError('E_GRADIENT_NONFINITE', `worker ${peer.id}: gradient element ${bad} is ${g[bad]}`);
-        }
-        accepted.push({ g, w });
-        return { r, wallMs: this.clock.now() - t0, bytesIn: peer.bytesIn - inBefore, bytesOut: peer.bytesOut - outBefore };
+        const bad = firstNonFinite(g);
+        if (bad >= 0) throw new DptrainError('E_GRADIENT_NONFINITE', `worker ${peer.id}: gradient element ${bad} is ${g[bad]}`);
+        owned.add(g); // decoded from the frame (or from fp16) for this step only: the merge may write into it
+        return { r, g, wallMs: this.clock.now() - t0, bytesIn: peer.bytesIn - inBefore, bytesOut: peer.bytesOut - outBefore };
       },
-      (peer, part, { r, wallMs, bytesIn, bytesOut }) => {
-        const n = r.count;
-        loss += r.loss * n;
-        count += n;
-        correct += r.correct;
+      (peer, part, { r, g, wallMs, bytesIn, bytesOut }) => {
+        const start = position.get(part[0]!)!;
+        parts.push({ gradients: g, loss: r.loss, count: r.count, correct: r.correct, start, end: start + part.length });
         this.ledger.add(ctx.phase, ctx.epoch, part.map((x) => x.index));
         const st = stats.get(peer.id) ?? { id: peer.id, samples: 0, computeMs: 0, bytesIn: 0, bytesOut: 0, wallMs: 0 };
-        st.samples += n;
+        st.samples += r.count;
         st.computeMs += r.computeMs;
         st.bytesIn += bytesIn;
         st.bytesOut += bytesOut;
@@ -163,18 +164,18 @@ export class ClusterExecutor implements TrainingExecutor {
       },
       participants,
     );
-    // every slice (and every share of a lost worker's slice) came back, so the weights n / batch summed to 1
-    const gradients: Float32Array = acc ?? new Float32Array(this.size);
+    // every slice (and every share of a lost worker's slice) came back: each sample exactly once
+    const merged = parts.length > 0 ? mergeGradientTree(parts, total, micro, owned) : { gradients: new Float32Array(this.size), loss: 0, count: 0, correct: 0 };
     const workers = [...stats.values()];
     let straggler: string | undefined;
     let slowest = -1;
     for (const w of workers) if (w.wallMs > slowest) [slowest, straggler] = [w.wallMs, w.id];
     this.server.state.step = ctx.step + 1;
     return {
-      gradients,
-      loss: count > 0 ? loss / count : 0,
-      count,
-      correct,
+      gradients: merged.gradients,
+      loss: merged.loss,
+      count: merged.count,
+      correct: merged.correct,
       workers: workers.map(({ wallMs: _w, ...rest }) => rest),
       straggler: workers.length > 1 ? straggler : undefined,
     };

@@ -93,6 +93,11 @@ export class ClusterServer {
   /** Counts by reason code of the frames rejected so far. */
   readonly rejected = new Map<string, number>();
 
+  /** The run configuration sent to every worker on join. */
+  get config(): RunConfig {
+    return this.opts.config;
+  }
+
   constructor(private readonly opts: ClusterServerOptions) {
     if (!opts.token) throw new DptrainError('E_AUTH', 'a shared token is required (--token or DPTRAIN_TOKEN)');
     this.options = resolveProtocolOptions(opts.protocol);

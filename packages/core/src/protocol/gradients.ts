@@ -9,8 +9,8 @@ export function packGradients(g: Float32Array, fp16: boolean): { dtype: 'fp32' |
 
 /**
  * Unpacks and checks a gradients message: the expected length (E_GRADIENT_SHAPE) and finite values
- * (E_GRADIENT_NONFINITE; skipped with `checkFinite: false` when the caller checks while accumulating, see
- * accumulateFinite). `who` names the culprit (worker id) in the message.
+ * (E_GRADIENT_NONFINITE; skipped with `checkFinite: false` when the caller checks itself, with
+ * firstNonFinite). `who` names the culprit (worker id) in the message.
  */
 export function unpackGradients(
   msg: MessageOf<'gradients'>,
@@ -35,17 +35,12 @@ export function unpackGradients(
   return g;
 }
 
-/**
- * acc += weight · g, checking in the same pass that every value of g is finite (one pass over memory instead of two).
- * Returns -1 when all are, else the index of the first non-finite value; acc is then partly updated and the
- * caller must rebuild it without g.
- */
-export function accumulateFinite(acc: Float32Array, g: Float32Array, weight: number): number {
+/** Index of the first NaN or ±Infinity in `g`, or -1 when every value is finite (one fast pass when all are). */
+export function firstNonFinite(g: Float32Array): number {
   let bad = 0;
   for (let i = 0; i < g.length; i++) {
     const x = g[i]!;
     bad += x - x; // 0 for finite x, NaN for NaN and ±Infinity
-    acc[i]! += x * weight;
   }
   if (bad === 0) return -1;
   for (let i = 0; i < g.length; i++) if (!Number.isFinite(g[i]!)) return i;

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Sample } from '../data/types.js';
 import { EventBus } from '../events/bus.js';
 import type { RunEvent } from '../events/types.js';
-import { InProcessExecutor, averageGradients } from './in-process-executor.js';
+import { InProcessExecutor } from './in-process-executor.js';
 import { LinearReplica } from './linear-replica.testutil.js';
 
 beforeAll(async () => {
@@ -43,15 +43,5 @@ describe('InProcessExecutor', () => {
     expect(all.length).toBe(33);
     const progress = events.filter((e) => e.type === 'progress');
     expect(progress.map((e) => (e as { done: number }).done)).toEqual([4, 8, 11]);
-  });
-
-  it('averageGradients weights by count', () => {
-    const r = averageGradients([
-      { gradients: new Float32Array([1, 1]), loss: 1, count: 1, correct: 1 },
-      { gradients: new Float32Array([4, 0]), loss: 4, count: 3, correct: 0 },
-    ]);
-    expect(Array.from(r.gradients)).toEqual([3.25, 0.25]);
-    expect(r.loss).toBeCloseTo(3.25);
-    expect(r.count).toBe(4);
   });
 });

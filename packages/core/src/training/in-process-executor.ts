@@ -2,10 +2,15 @@ import type { Sample } from '../data/types.js';
 import type { EventBus } from '../events/bus.js';
 import type { PhaseName, ProgressTask } from '../events/types.js';
 import { systemClock, type Clock } from '../util/clock.js';
-import type { AggregatedGradients, GradientResult, Replica, StepContext, TrainingExecutor, WeightSpec } from './types.js';
+import { computeTreeGradients } from './gradient-tree.js';
+import type { AggregatedGradients, Replica, StepContext, TrainingExecutor, WeightSpec } from './types.js';
 
 export interface InProcessExecutorOptions {
-  /** Largest number of samples given to the replica at once; bigger batches are split and averaged. Default: no limit. */
+  /**
+   * Samples per replica call: the batch's gradient is the mean of micro-batch gradients combined along a fixed
+   * tree (computeTreeGradients), the same as a cluster's workers and coordinator compute it. 0: the whole batch
+   * in one call. Default 0 (localExecutorFactory passes the run config's microBatch).
+   */
   microBatch?: number;
   /** Samples per predict call (progress is reported after each). Default 64. */
   predictChunk?: number;
@@ -17,25 +22,6 @@ export interface InProcessExecutorOptions {
   id?: string;
   /** Dispose the replica on close(). Default true. */
   disposeReplica?: boolean;
-}
-
-/** Sample-count weighted mean of gradient results (used for micro-batches here, and by the coordinator). */
-export function averageGradients(parts: GradientResult[]): GradientResult {
-  const first = parts[0];
-  if (!first) throw new Error('averageGradients: nothing to average');
-  const total = parts.reduce((s, p) => s + p.count, 0);
-  if (parts.length === 1) return { ...first };
-  const out = new Float32Array(first.gradients.length);
-  let loss = 0;
-  let correct = 0;
-  for (const p of parts) {
-    const w = total > 0 ? p.count / total : 0;
-    const g = p.gradients;
-    for (let i = 0; i < out.length; i++) out[i] = (out[i] as number) + w * (g[i] as number);
-    loss += w * p.loss;
-    correct += p.correct;
-  }
-  return { gradients: out, loss, count: total, correct };
 }
 
 /** A TrainingExecutor over one in-process Replica (`dptrain train`, and `single --workers 0`). */
@@ -56,12 +42,7 @@ export class InProcessExecutor implements TrainingExecutor {
 
   async computeGradients(samples: Sample[], ctx: StepContext): Promise<AggregatedGradients> {
     const t = this.clock.now();
-    const mb = this.options.microBatch ?? samples.length;
-    const parts: GradientResult[] = [];
-    for (let i = 0; i < samples.length; i += Math.max(1, mb)) {
-      parts.push(await this.replica.computeGradients(samples.slice(i, i + Math.max(1, mb)), ctx));
-    }
-    const res = averageGradients(parts);
+    const res = await computeTreeGradients(this.replica, samples, ctx, this.options.microBatch ?? 0);
     const id = this.options.id ?? 'local';
     return { ...res, workers: [{ id, samples: res.count, computeMs: this.clock.now() - t, bytesIn: 0, bytesOut: 0 }] };
   }

@@ -12,6 +12,7 @@ export * from './submission.js';
 export * from './score.js';
 export * from './recipe.js';
 export * from './data-prep.js';
+export * from './gradient-tree.js';
 export * from './in-process-executor.js';
 export * from './local-executor.js';
 export * from './progress-log.js';

@@ -19,13 +19,13 @@ export interface LocalExecutorFactoryOptions {
 export function localExecutorFactory(options: LocalExecutorFactoryOptions = {}): ExecutorFactory {
   return async ({ config, data, bus, clock }) => {
     const replica = await createReplica(config, {
-      // one replica call per step (unless micro-batching), consumed by the optimizer at once: reuse two buffers
-      ...(options.executor?.microBatch === undefined ? { gradientBuffers: 2 } : {}),
+      // each micro-batch result is merged or consumed before the replica's next-but-one call: two buffers in turn
+      gradientBuffers: 2,
       ...options.replica,
       dataset: data.dataset,
       ...(options.backend ? { backend: options.backend } : {}),
       onWarning: (message) => bus.emit({ type: 'log', time: clock.now(), level: 'warn', message }),
     });
-    return new InProcessExecutor(replica, { ...options.executor, bus, clock });
+    return new InProcessExecutor(replica, { microBatch: config.microBatch, ...options.executor, bus, clock });
   };
 }

@@ -1,0 +1,144 @@
+import type { Sample } from '../data/types.js';
+import type { GradientResult, Replica, StepContext } from './types.js';
+
+/**
+ * Deterministic gradient averaging over micro-batches.
+ *
+ * A global batch of n samples is cut into micro-batches of `microBatch` samples (the last may be shorter). The
+ * batch's gradient is the mean of the micro-batch gradients, combined pairwise along a fixed binary tree over the
+ * micro-batches: a node over micro-batches [lo, hi) splits at lo + ceil((hi - lo) / 2), and two halves with
+ * nl and nr samples combine as (nl / (nl + nr)) * left + (nr / (nl + nr)) * right, rounded once to float32.
+ *
+ * A worker whose slice of the batch is a node of that tree (the coordinator cuts slices on micro-batch
+ * boundaries, see `microBatchSlices`) computes that node's mean with the same tree, and the coordinator combines
+ * the workers' means along the upper part of it; so a power-of-two number of workers (and others whose slices
+ * fall on tree nodes, such as 3 workers over 4 micro-batches), or `dptrain train` in one process, produce the
+ * same bits. Slices that are not tree nodes (a lost worker's share split among the survivors) are
+ * still combined exactly once each, in batch order where they cut the tree, with the same formula.
+ */
+
+/** A gradient result for the samples [start, end) of a batch. */
+export interface RangedGradient extends GradientResult {
+  /** First sample of the batch covered. */
+  start: number;
+  /** One past the last sample covered. */
+  end: number;
+}
+
+/**
+ * The count-weighted mean of two gradient results, rounded once per element. Writes into `into` when given (it
+ * may be `a.gradients`), else into a new array.
+ */
+export function meanOfTwo(a: GradientResult, b: GradientResult, into?: Float32Array): GradientResult {
+  const n = a.count + b.count;
+  if (a.gradients.length !== b.gradients.length) {
+    throw new RangeError(`meanOfTwo: gradients of ${a.gradients.length} and ${b.gradients.length} values`);
+  }
+  const wa = n > 0 ? a.count / n : 0.5;
+  const wb = n > 0 ? b.count / n : 0.5;
+  const out = into ?? new Float32Array(a.gradients.length);
+  const ga = a.gradients;
+  const gb = b.gradients;
+  for (let i = 0; i < out.length; i++) out[i] = wa * ga[i]! + wb * gb[i]!;
+  return { gradients: out, loss: wa * a.loss + wb * b.loss, count: n, correct: a.correct + b.correct };
+}
+
+/** Number of micro-batches of a batch of `n` samples (0 or negative `microBatch`: one, the whole batch). */
+export function microBatchCount(n: number, microBatch: number): number {
+  return microBatch > 0 ? Math.max(1, Math.ceil(n / microBatch)) : 1;
+}
+
+/**
+ * Cuts a batch of `n` samples into at most `parts` contiguous slices [start, end) for the workers. With a
+ * micro-batch, slices are whole micro-batches cut at ceil(i * K / parts) (K micro-batches), which are nodes of
+ * the averaging tree when `parts` is a power of two or divides K; when the batch has fewer micro-batches than
+ * `parts`, only K slices are made (the other workers sit that step out). Without one (0), near-equal slices.
+ */
+export function microBatchSlices(n: number, microBatch: number, parts: number): { start: number; end: number }[] {
+  const k = microBatchCount(n, microBatch);
+  const out: { start: number; end: number }[] = [];
+  if (microBatch > 0) {
+    const p = Math.max(1, Math.min(parts, k));
+    let prev = 0;
+    for (let i = 1; i <= p; i++) {
+      const end = Math.min(n, Math.ceil((i * k) / p) * microBatch);
+      if (end > prev) out.push({ start: prev, end });
+      prev = end;
+    }
+    return out;
+  }
+  const p = Math.max(1, Math.min(parts, n));
+  const base = Math.floor(n / p);
+  let extra = n % p;
+  let at = 0;
+  for (let i = 0; i < p; i++) {
+    const size = base + (extra > 0 ? 1 : 0);
+    if (extra > 0) extra--;
+    if (size > 0) out.push({ start: at, end: at + size });
+    at += size;
+  }
+  return out;
+}
+
+/**
+ * Combines results that cover a batch of `n` samples (each sample exactly once) into the batch's mean, along
+ * the micro-batch tree where the parts allow it (see the module comment). Results whose arrays are listed in
+ * `owned` may be overwritten (the merged result reuses one of them); others are left intact.
+ */
+export function mergeGradientTree(parts: readonly RangedGradient[], n: number, microBatch: number, owned?: Set<Float32Array>): GradientResult {
+  const sorted = parts.filter((p) => p.end > p.start).sort((a, b) => a.start - b.start);
+  let at = 0;
+  for (const p of sorted) {
+    if (p.start !== at) throw new RangeError(`mergeGradientTree: samples ${Math.min(at, p.start)}..${Math.max(at, p.start)} covered ${p.start > at ? 'by no part' : 'twice'}`);
+    at = p.end;
+  }
+  if (at !== n) throw new RangeError(`mergeGradientTree: parts cover ${at} of ${n} samples`);
+  const first = sorted[0];
+  if (!first) throw new RangeError('mergeGradientTree: nothing to merge');
+  const mine = owned ?? new Set<Float32Array>();
+  const merge = (a: GradientResult, b: GradientResult): GradientResult => {
+    const into = mine.has(a.gradients) ? a.gradients : mine.has(b.gradients) ? b.gradients : undefined;
+    const r = meanOfTwo(a, b, into);
+    mine.add(r.gradients);
+    return r;
+  };
+  const size = microBatch > 0 ? microBatch : n;
+  const node = (ps: readonly RangedGradient[], lo: number, hi: number): GradientResult => {
+    if (ps.length === 1) return ps[0]!;
+    if (hi - lo >= 2) {
+      const cut = Math.min(n, (lo + Math.ceil((hi - lo) / 2)) * size);
+      if (!ps.some((p) => p.start < cut && p.end > cut)) {
+        const left = ps.filter((p) => p.end <= cut);
+        const right = ps.filter((p) => p.start >= cut);
+        if (left.length > 0 && right.length > 0) return merge(node(left, lo, lo + Math.ceil((hi - lo) / 2)), node(right, lo + Math.ceil((hi - lo) / 2), hi));
+      }
+    }
+    // parts that straddle the tree's cut (or split one micro-batch): in batch order
+    return ps.slice(1).reduce<GradientResult>((acc, p) => merge(acc, p), ps[0]!);
+  };
+  const r = node(sorted, 0, microBatchCount(n, microBatch));
+  return { gradients: r.gradients, loss: r.loss, count: r.count, correct: r.correct };
+}
+
+/**
+ * The mean gradient of `samples` computed one micro-batch at a time on `replica` and combined along the tree.
+ * Each micro-batch result is consumed before the replica's next-but-one call (safe with a replica that reuses
+ * two gradient buffers in turn); merged results are new arrays.
+ */
+export async function computeTreeGradients(replica: Replica, samples: Sample[], ctx: StepContext, microBatch: number): Promise<GradientResult> {
+  const n = samples.length;
+  const k = microBatchCount(n, microBatch);
+  if (k <= 1) return replica.computeGradients(samples, ctx);
+  const owned = new Set<Float32Array>();
+  const node = async (lo: number, hi: number): Promise<GradientResult> => {
+    if (hi - lo === 1) return replica.computeGradients(samples.slice(lo * microBatch, Math.min(n, hi * microBatch)), ctx);
+    const mid = lo + Math.ceil((hi - lo) / 2);
+    const left = await node(lo, mid);
+    const right = await node(mid, hi);
+    const into = owned.has(left.gradients) ? left.gradients : owned.has(right.gradients) ? right.gradients : undefined;
+    const r = meanOfTwo(left, right, into);
+    owned.add(r.gradients);
+    return r;
+  };
+  return node(0, k);
+}
