@@ -52,7 +52,7 @@ async function clusterRounds(n: number, floats: number, rounds: number): Promise
   const kids = Array.from({ length: n }, () => spawnChild(['cluster', url, token, String(floats)]));
   try {
     while (server.workers.length < n) await server.waitForJoin(1000);
-    const executor = new ClusterExecutor({ server, ackWeights: true });
+    const executor = new ClusterExecutor({ server, ackWeights: true, microBatch: 1 }); // one sample (one micro-batch) per worker
     const { weights } = await executor.beginPhase('head');
     await executor.setWeights(weights); // every worker synced before timing
     const samples: Sample[] = Array.from({ length: n }, (_, i) => ({ split: 'labelled', index: i, name: `${i}`, path: `/${i}`, label: 0 }));

@@ -49,6 +49,7 @@ describe('faults (real processes, loopback)', () => {
       preprocess: 'unit',
       head: { units: 8, dropout: 0 },
       batchSize: 8,
+      microBatch: 2, // 4 micro-batches a step: all three workers take part
       headPhase: { epochs: 10, learningRate: 1e-2 },
       fineTunePhase: { epochs: 0, learningRate: 1e-5, unfreeze: 'block5' },
       patience: 100,

@@ -48,6 +48,7 @@ export function tinyFlags(data: string, extra: Record<string, string | number | 
     epochs: 1,
     'fine-tune-epochs': 0,
     'batch-size': 8,
+    'micro-batch': 2, // 4 micro-batches a step, so several workers take part
     'head-units': 8,
     dropout: 0,
     'validation-split': 0.25,

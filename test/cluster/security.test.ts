@@ -26,6 +26,7 @@ beforeAll(async () => {
     preprocess: 'unit',
     head: { units: 8, dropout: 0 },
     batchSize: 8,
+    microBatch: 2, // 4 micro-batches a step: the fake workers get slices too
   });
   const bus = new EventBus();
   bus.on((e) => events.push(e));

@@ -36,7 +36,7 @@ const LOST_AFTER_MS = 5000;
  * Tiny runs: tiny-vgg at 32 px, head phase only, 6 images per step (2 per worker), no charts or checkpoints.
  * Training goes on while at least 2 workers are connected.
  */
-const TINY_RUN = ['--min-workers', '2', '--backbone', 'tiny-vgg', '--input-size', '32x32', '--fine-tune-epochs', '0', '--batch-size', '6', '--head-units', '16', '--no-charts', '--checkpoint-every', '0'];
+const TINY_RUN = ['--min-workers', '2', '--backbone', 'tiny-vgg', '--input-size', '32x32', '--fine-tune-epochs', '0', '--batch-size', '6', '--micro-batch', '2', '--head-units', '16', '--no-charts', '--checkpoint-every', '0'];
 /** Bound on every wait for the cluster (generous: CI shares 2 cores between two test files). */
 const WAIT_MS = 150_000;
 
