@@ -145,6 +145,20 @@ describe('cluster training (4 real worker processes)', () => {
     expect(maxRelDiff(two.weights, four.weights)).toBeGreaterThan(0); // it is a tolerance, not identity
   });
 
+  it('with fewer micro-batches than workers, the others sit the step out, and the coordinator says so once', async () => {
+    const logs: string[] = [];
+    const off = server.bus.on((e) => {
+      if (e.type === 'log' && e.level === 'warn') logs.push(e.message);
+    });
+    try {
+      const run = await train(4, false, 4); // a batch of 8: 2 micro-batches of 4
+      expect(Math.max(...run.workersPerStep)).toBe(2);
+      expect(logs.filter((m) => m.includes('workers take part'))).toEqual([expect.stringMatching(/only 2 of 4 workers .* --micro-batch 2/)]);
+    } finally {
+      off();
+    }
+  });
+
   it('fp16 gradients reach the accuracy of fp32', async () => {
     const half = await train(2, true);
     const acc16 = await accuracy(half.executor);

@@ -67,6 +67,7 @@ export class ClusterExecutor implements TrainingExecutor {
   private spec: WeightSpec[] = [];
   private size = 0;
   private closed = false;
+  private warnedIdle = false;
 
   constructor(private readonly opts: ClusterExecutorOptions) {
     this.server = opts.server;
@@ -126,6 +127,15 @@ export class ClusterExecutor implements TrainingExecutor {
     const stats = new Map<string, StepWorkerStat & { wallMs: number }>();
     const participants = this.participants();
     const slices = microBatchSlices(total, micro, participants.length).map(({ start, end }) => samples.slice(start, end));
+    if (slices.length < participants.length && total === this.server.config.batchSize && !this.warnedIdle) {
+      this.warnedIdle = true;
+      this.server.emit({
+        type: 'log',
+        time: this.clock.now(),
+        level: 'warn',
+        message: `only ${slices.length} of ${participants.length} workers take part in a step: a batch of ${total} has ${slices.length} micro-batches of ${micro}; use --micro-batch ${Math.max(1, Math.floor(total / participants.length))} (or a larger --batch-size) to keep them all busy`,
+      });
+    }
     await this.distribute(
       slices,
       async (peer, part) => {
