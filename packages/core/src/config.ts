@@ -98,6 +98,11 @@ export const RunConfigSchema = z.object({
   /** ReduceLROnPlateau: factor and patience (epochs, on val loss). Default 0.5, 2. */
   reduceLrFactor: z.number().positive().max(1).default(0.5),
   reduceLrPatience: z.number().int().min(0).default(2),
+  /**
+   * Test-time augmentation for evaluation and prediction: 'flip' averages the class probabilities of each image
+   * and its mirror image (left-right); 'none' predicts the image alone. Default 'flip'.
+   */
+  tta: z.enum(['none', 'flip']).default('flip'),
   /** Cache frozen features (computed once per sample). Default true when augmentation is off. */
   cacheFeatures: z.boolean().default(true),
   /** With augmentation on and caching requested: K augmented views cached per image. Default 0 (no cache). */

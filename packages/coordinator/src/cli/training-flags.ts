@@ -34,6 +34,7 @@ export interface TrainingFlagValues {
   skipBad: boolean;
   fp16: boolean;
   checkpointEvery: string;
+  tta: 'none' | 'flip';
 }
 
 /** Adds the training flags shared by `train`, `single` and `coordinator`. */
@@ -73,7 +74,12 @@ export function addTrainingFlags(cmd: Command): Command {
     .option('--cached-views <k>', 'with augmentation: cache K augmented views per image', '0')
     .option('--skip-bad', 'drop bad images/rows and report them instead of failing', false)
     .option('--fp16', 'send gradients as fp16 on the wire', false)
-    .option('--checkpoint-every <steps>', 'checkpoint every K steps (0: phase ends only)', '50');
+    .option('--checkpoint-every <steps>', 'checkpoint every K steps (0: phase ends only)', '50')
+    .addOption(
+      new Option('--tta <mode>', 'test-time augmentation of evaluation and prediction: flip (mean with the mirror image) or none')
+        .choices(['none', 'flip'])
+        .default('flip'),
+    );
 }
 
 function num(value: string | undefined, flag: string): number | undefined {
@@ -133,6 +139,7 @@ export function toRunConfig(flags: TrainingFlagValues): RunConfig {
     skipBad: flags.skipBad,
     fp16Gradients: flags.fp16,
     checkpointEvery: num(flags.checkpointEvery, '--checkpoint-every'),
+    tta: flags.tta,
   };
   return parseRunConfig(input);
 }

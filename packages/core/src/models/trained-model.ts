@@ -13,6 +13,8 @@ export interface TrainedModelMetadata {
   backbone: string;
   /** Cut layer of the backbone. */
   cut: string;
+  /** Test-time augmentation predictPixels applies ('flip': mean with the mirror image). Absent: 'none'. */
+  tta?: 'none' | 'flip';
 }
 
 export interface SaveTrainedModelArgs extends TrainedModelMetadata {
@@ -31,7 +33,7 @@ export async function saveTrainedModel(dir: string, args: SaveTrainedModelArgs):
 export interface TrainedModel {
   model: tf.LayersModel;
   metadata: TrainedModelMetadata;
-  /** Probabilities [n, C] for preprocessed images [n, h, w, 3] (row-major Float32Array). */
+  /** Probabilities [n, C] for preprocessed images [n, h, w, 3] (row-major Float32Array), with the model's TTA. */
   predictPixels(data: Float32Array, n: number): Float32Array;
   dispose(): void;
 }
@@ -55,7 +57,12 @@ export async function loadTrainedModel(dir: string): Promise<TrainedModel> {
     model,
     metadata: meta,
     predictPixels(data: Float32Array, n: number): Float32Array {
-      return tf.tidy(() => (model.predict(tf.tensor4d(data, [n, h, w, 3])) as tf.Tensor).dataSync() as Float32Array);
+      return tf.tidy(() => {
+        const x = tf.tensor4d(data, [n, h, w, 3]);
+        const p = model.predict(x) as tf.Tensor;
+        const probs = meta.tta === 'flip' ? p.add(model.predict(tf.reverse(x, 2)) as tf.Tensor).mul(0.5) : p;
+        return probs.dataSync() as Float32Array;
+      });
     },
     dispose: () => model.dispose(),
   };

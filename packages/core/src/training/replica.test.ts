@@ -36,6 +36,38 @@ describe('createReplica (tiny-vgg on cpu)', () => {
     r.dispose();
   });
 
+  it("tta 'flip' predicts the mean of an image and its mirror image: an image and its mirror get the same row", async () => {
+    const S = 32;
+    // sample 1 is the left-right mirror of sample 0 (and 3 of 2)
+    const pixel = (base: number, y: number, x: number, c: number) => Math.sin(base * 3 + y * 0.7 + x * x * 0.05 + c) * 100;
+    const images = {
+      async loadBatch(samples: readonly { index: number }[]) {
+        const d = new Float32Array(samples.length * S * S * 3);
+        samples.forEach((s, i) => {
+          const base = s.index >> 1;
+          const mirror = (s.index & 1) === 1;
+          for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) for (let c = 0; c < 3; c++) d[((i * S + y) * S + x) * 3 + c] = pixel(base, y, mirror ? S - 1 - x : x, c);
+        });
+        return { data: d, shape: [samples.length, S, S, 3] };
+      },
+    };
+    const rows = async (tta: 'none' | 'flip') => {
+      const r = await createReplica(tinyConfig({ tta, backbone: { kind: 'tiny-vgg', inputSize: [S, S], tinyWidths: [4, 4, 8, 8, 8] }, head: { units: 16, dropout: 0 } }), { images });
+      const p = await r.predict(samplesOf(4));
+      r.dispose();
+      return [0, 1, 2, 3].map((i) => Array.from(p.subarray(i * 3, i * 3 + 3)));
+    };
+    const none = await rows('none');
+    const flip = await rows('flip');
+    const maxDiff = (a: number[], b: number[]) => Math.max(...a.map((v, i) => Math.abs(v - b[i]!)));
+    expect(maxDiff(none[0]!, none[1]!)).toBeGreaterThan(1e-4); // the model is not mirror-symmetric by itself
+    for (const [a, b] of [[0, 1], [2, 3]] as const) {
+      expect(maxDiff(flip[a]!, flip[b]!)).toBeLessThan(1e-6);
+      // and it is the mean of the two plain predictions
+      expect(maxDiff(flip[a]!, none[a]!.map((v, k) => 0.5 * (v + none[b]![k]!)))).toBeLessThan(1e-6);
+    }
+  });
+
   it('gradientBuffers: reuses buffers in turn and gives the same gradients as new arrays', async () => {
     const cfg = tinyConfig({ head: { units: 16, dropout: 0 } });
     const fresh = await createReplica(cfg, { images: syntheticImages });

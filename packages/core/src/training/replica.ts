@@ -286,13 +286,24 @@ export class ModelReplica implements Replica {
 
   async predict(samples: Sample[]): Promise<Float32Array> {
     this.assertLive();
+    const out = await this.predictView(samples, false);
+    if (this.config.tta === 'flip') {
+      // test-time augmentation: the mean of the image's and its mirror image's class probabilities
+      const mirrored = await this.predictView(samples, true);
+      for (let i = 0; i < out.length; i++) out[i] = 0.5 * (out[i]! + mirrored[i]!);
+    }
+    return out;
+  }
+
+  /** Class probabilities of the samples (or of their mirror images), [n, C] row-major. */
+  private async predictView(samples: Sample[], flip: boolean): Promise<Float32Array> {
     const pm = this.models();
     const out = new Float32Array(samples.length * this.numClasses);
     // Features for a few chunks at a time (so decoding overlaps the frozen forward), the head per chunk.
     const group = this.chunk * 4;
     for (let g = 0; g < samples.length; g += group) {
       const part = samples.slice(g, g + group);
-      const feats = await this.features(part, { train: false, epoch: 0 });
+      const feats = await this.features(part, { train: false, epoch: 0, flip });
       const per = feats.data.length / part.length;
       for (let i = 0; i < part.length; i += this.chunk) {
         const n = Math.min(this.chunk, part.length - i);
@@ -330,6 +341,7 @@ export class ModelReplica implements Replica {
       inputSize: this.inputSize,
       backbone: this.config.backbone.kind === 'layers' ? (this.config.backbone.path ?? 'layers') : this.config.backbone.kind,
       cut: this.backbone.cut,
+      tta: this.config.tta,
     });
   }
 
@@ -367,8 +379,9 @@ export class ModelReplica implements Replica {
   /**
    * Output of the frozen part for these samples, [n, ...boundary shape], from the cache when possible.
    * Training with augmentation reads view epoch mod K (cached) or the epoch's own augmentation (uncached).
+   * `flip`: of the mirror images (test-time augmentation; cached as their own view).
    */
-  private async features(samples: Sample[], mode: { train: boolean; epoch: number }): Promise<{ data: Float32Array; shape: number[] }> {
+  private async features(samples: Sample[], mode: { train: boolean; epoch: number; flip?: boolean }): Promise<{ data: Float32Array; shape: number[] }> {
     const pm = this.models();
     const fshape = originalOutput(getLayer(this.backbone.model, pm.split.boundary)).shape.slice(1) as number[];
     const size = fshape.reduce((a, b) => a * b, 1);
@@ -379,7 +392,7 @@ export class ModelReplica implements Replica {
     const useCache = this.cache !== undefined && (!augment || views > 0);
     const data = new Float32Array(samples.length * size);
     const missing: number[] = [];
-    const view = `${augment ? `v${augEpoch}` : 'plain'}.g${this.generation}`;
+    const view = `${augment ? `v${augEpoch}` : mode.flip ? 'flip' : 'plain'}.g${this.generation}`;
     const keys = samples.map((s) => featureKey(pm.split.boundary, s, view));
     const secondary = useCache ? pm.secondary : undefined;
     const secondSize = secondary ? (originalOutput(getLayer(this.backbone.model, secondary.boundary)).shape.slice(1) as number[]).reduce((a, b) => a * b, 1) : 0;
@@ -407,7 +420,8 @@ export class ModelReplica implements Replica {
       const batch = await next!;
       next = c + this.chunk < missing.length ? load(c + this.chunk) : undefined;
       const [out, second] = tf.tidy(() => {
-        const x = tf.tensor(batch.data, [idx.length, ...batch.shape.slice(1)]);
+        const pixels = tf.tensor(batch.data, [idx.length, ...batch.shape.slice(1)]);
+        const x = mode.flip ? tf.reverse(pixels, 2) : pixels; // NHWC: axis 2 is the width
         if (secondary) {
           const [y, z] = secondary.frozen.predict(x) as tf.Tensor[];
           return [y!.dataSync() as Float32Array, z!.dataSync() as Float32Array];
