@@ -56,8 +56,9 @@ interface Task {
 /**
  * TrainingExecutor over the cluster: each global batch is split into contiguous slices, one per live
  * worker, cut on micro-batch boundaries; the workers' mean gradients are merged along core's fixed averaging
- * tree (weighted by sample count), so the result does not depend on which worker answers first. A lost worker's slice is split among the
- * survivors and the step completes; joiners are synced (phase + weights) before their first task.
+ * tree (weighted by sample count), so the result does not depend on which worker answers first. A lost
+ * worker's slice is split among the survivors and the step completes; joiners are synced (phase + weights)
+ * before their first task.
  */
 export class ClusterExecutor implements TrainingExecutor {
   readonly ledger = new SampleLedger();
