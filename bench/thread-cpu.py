@@ -1,11 +1,12 @@
 # CPU use per thread of native step-worker processes (bench/step-worker.ts, one oneDNN thread each), sampled from
 # /proc/PID/task/*/stat over 10 s of steps: shows what a process spends besides its main thread (V8 GC workers).
-# Usage: python3 bench/thread-cpu.py N [images|features] [extra step-worker args]   (Linux only)
+# Usage: [NODE_FLAGS="--v8-flag ..."] python3 bench/thread-cpu.py N [images|features] [extra step-worker args]   (Linux only)
 import os, sys, time, subprocess
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 n = int(sys.argv[1]); mode = sys.argv[2] if len(sys.argv) > 2 else 'features'
 extra = sys.argv[3:]
-procs = [subprocess.Popen(['node', '--import', 'tsx', 'bench/step-worker.ts', '--backend', 'native', '--mode', mode, '--threads', '1', '--steps', '200', '--warmup', '2'] + extra, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, 'DPTRAIN_NATIVE_THREADS': '1'}) for _ in range(n)]
+FLAGS = os.environ.get('NODE_FLAGS', '').split()
+procs = [subprocess.Popen(['node', *FLAGS, '--import', 'tsx', 'bench/step-worker.ts', '--backend', 'native', '--mode', mode, '--threads', '1', '--steps', '200', '--warmup', '2'] + extra, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, 'DPTRAIN_NATIVE_THREADS': '1'}) for _ in range(n)]
 def snap(pid):
     out = {}
     for t in os.listdir(f'/proc/{pid}/task'):
