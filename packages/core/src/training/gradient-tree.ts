@@ -1,4 +1,5 @@
 import type { Sample } from '../data/types.js';
+import { sliceSizes } from './sharding.js';
 import type { GradientResult, Replica, StepContext } from './types.js';
 
 /**
@@ -43,6 +44,19 @@ export function meanOfTwo(a: GradientResult, b: GradientResult, into?: Float32Ar
   return { gradients: out, loss: wa * a.loss + wb * b.loss, count: n, correct: a.correct + b.correct };
 }
 
+/** Where the tree splits the micro-batches [lo, hi): the left half takes the odd one. */
+function treeMid(lo: number, hi: number): number {
+  return lo + Math.ceil((hi - lo) / 2);
+}
+
+/** meanOfTwo written into whichever operand's array is in `owned` (else a new array); the result joins `owned`. */
+function mergeOwned(a: GradientResult, b: GradientResult, owned: Set<Float32Array>): GradientResult {
+  const into = owned.has(a.gradients) ? a.gradients : owned.has(b.gradients) ? b.gradients : undefined;
+  const r = meanOfTwo(a, b, into);
+  owned.add(r.gradients);
+  return r;
+}
+
 /** Number of micro-batches of a batch of `n` samples (0 or negative `microBatch`: one, the whole batch). */
 export function microBatchCount(n: number, microBatch: number): number {
   return microBatch > 0 ? Math.max(1, Math.ceil(n / microBatch)) : 1;
@@ -67,13 +81,8 @@ export function microBatchSlices(n: number, microBatch: number, parts: number): 
     }
     return out;
   }
-  const p = Math.max(1, Math.min(parts, n));
-  const base = Math.floor(n / p);
-  let extra = n % p;
   let at = 0;
-  for (let i = 0; i < p; i++) {
-    const size = base + (extra > 0 ? 1 : 0);
-    if (extra > 0) extra--;
+  for (const size of sliceSizes(n, Math.max(1, Math.min(parts, n)))) {
     if (size > 0) out.push({ start: at, end: at + size });
     at += size;
   }
@@ -96,21 +105,17 @@ export function mergeGradientTree(parts: readonly RangedGradient[], n: number, m
   const first = sorted[0];
   if (!first) throw new RangeError('mergeGradientTree: nothing to merge');
   const mine = owned ?? new Set<Float32Array>();
-  const merge = (a: GradientResult, b: GradientResult): GradientResult => {
-    const into = mine.has(a.gradients) ? a.gradients : mine.has(b.gradients) ? b.gradients : undefined;
-    const r = meanOfTwo(a, b, into);
-    mine.add(r.gradients);
-    return r;
-  };
+  const merge = (a: GradientResult, b: GradientResult): GradientResult => mergeOwned(a, b, mine);
   const size = microBatch > 0 ? microBatch : n;
   const node = (ps: readonly RangedGradient[], lo: number, hi: number): GradientResult => {
     if (ps.length === 1) return ps[0]!;
     if (hi - lo >= 2) {
-      const cut = Math.min(n, (lo + Math.ceil((hi - lo) / 2)) * size);
+      const mid = treeMid(lo, hi);
+      const cut = Math.min(n, mid * size);
       if (!ps.some((p) => p.start < cut && p.end > cut)) {
         const left = ps.filter((p) => p.end <= cut);
         const right = ps.filter((p) => p.start >= cut);
-        if (left.length > 0 && right.length > 0) return merge(node(left, lo, lo + Math.ceil((hi - lo) / 2)), node(right, lo + Math.ceil((hi - lo) / 2), hi));
+        if (left.length > 0 && right.length > 0) return merge(node(left, lo, mid), node(right, mid, hi));
       }
     }
     // parts that straddle the tree's cut (or split one micro-batch): in batch order
@@ -132,13 +137,9 @@ export async function computeTreeGradients(replica: Replica, samples: Sample[], 
   const owned = new Set<Float32Array>();
   const node = async (lo: number, hi: number): Promise<GradientResult> => {
     if (hi - lo === 1) return replica.computeGradients(samples.slice(lo * microBatch, Math.min(n, hi * microBatch)), ctx);
-    const mid = lo + Math.ceil((hi - lo) / 2);
+    const mid = treeMid(lo, hi);
     const left = await node(lo, mid);
-    const right = await node(mid, hi);
-    const into = owned.has(left.gradients) ? left.gradients : owned.has(right.gradients) ? right.gradients : undefined;
-    const r = meanOfTwo(left, right, into);
-    owned.add(r.gradients);
-    return r;
+    return mergeOwned(left, await node(mid, hi), owned);
   };
   return node(0, k);
 }
