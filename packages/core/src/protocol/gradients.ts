@@ -9,15 +9,9 @@ export function packGradients(g: Float32Array, fp16: boolean): { dtype: 'fp32' |
 
 /**
  * Unpacks and checks a gradients message: the expected length (E_GRADIENT_SHAPE) and finite values
- * (E_GRADIENT_NONFINITE; skipped with `checkFinite: false` when the caller checks itself, with
- * firstNonFinite). `who` names the culprit (worker id) in the message.
+ * (E_GRADIENT_NONFINITE). `who` names the culprit (worker id) in the message.
  */
-export function unpackGradients(
-  msg: MessageOf<'gradients'>,
-  expectedSize: number,
-  who: string,
-  options: { checkFinite?: boolean } = {},
-): Float32Array {
+export function unpackGradients(msg: MessageOf<'gradients'>, expectedSize: number, who: string): Float32Array {
   const isF32 = msg.gradients instanceof Float32Array;
   if ((msg.dtype === 'fp32') !== isF32) {
     throw new DptrainError('E_GRADIENT_SHAPE', `worker ${who}: gradients dtype '${msg.dtype}' does not match the payload type`);
@@ -26,12 +20,8 @@ export function unpackGradients(
     throw new DptrainError('E_GRADIENT_SHAPE', `worker ${who}: gradient of length ${msg.gradients.length}, expected ${expectedSize}`);
   }
   const g = msg.gradients instanceof Float32Array ? msg.gradients : float16ToFloat32(msg.gradients);
-  if (options.checkFinite === false) return g;
-  for (let i = 0; i < g.length; i++) {
-    if (!Number.isFinite(g[i]!)) {
-      throw new DptrainError('E_GRADIENT_NONFINITE', `worker ${who}: gradient element ${i} is ${g[i]}`);
-    }
-  }
+  const bad = firstNonFinite(g);
+  if (bad >= 0) throw new DptrainError('E_GRADIENT_NONFINITE', `worker ${who}: gradient element ${bad} is ${g[bad]}`);
   return g;
 }
 
