@@ -131,12 +131,32 @@ bool g_anyAct = false;
 memory::desc Act(const memory::dims& d) { return g_anyAct ? Any(d) : Nhwc(d); }
 
 // act: 0 linear, 1 relu, 2 relu6.
+// 3x3 stride-1 convolutions run as Winograd F(4x4, 3x3) where oneDNN implements it for the shape (not depthwise;
+// channel counts it supports): fewer multiplications, 1.3x (VGG16 block5, 9x9) to 2.6x (block1, 150x150) faster than
+// direct here, forward and both gradients. Its bits do not depend on the thread count (checked by the tests), and it
+// needs oneDNN's blocked activation layout (reordered from/to NHWC around the call). Set with setConvAlgorithm().
+bool g_winograd = true;
+bool WinogradShape(const ConvGeom& g) {
+  return g_winograd && !g.depthwise && g.wei.size() == 4 && g.wei[2] == 3 && g.wei[3] == 3 && g.strides[0] == 1 &&
+         g.strides[1] == 1 && g.dil[0] == 0 && g.dil[1] == 0;
+}
+// make(algorithm) builds a primitive descriptor; Winograd is tried first for the shapes above, and where oneDNN
+// has no Winograd kernel for them (it throws `unimplemented`) the direct algorithm is used.
+template <class F>
+auto WinogradOrDirect(const ConvGeom& g, F make) -> decltype(make(algorithm::convolution_direct)) {
+  if (WinogradShape(g)) {
+    try {
+      return make(algorithm::convolution_winograd);
+    } catch (const dnnl::error& e) {
+      if (e.status != dnnl_unimplemented) throw;
+    }
+  }
+  return make(algorithm::convolution_direct);
+}
+// Activation layout for algorithm `a`: Winograd always takes oneDNN's blocked layout.
+memory::desc ActFor(algorithm a, const memory::dims& d) { return a == algorithm::convolution_winograd ? Any(d) : Act(d); }
+
 convolution_forward::primitive_desc FwdPd(const ConvGeom& g, bool bias, int act) {
-  auto d = bias ? convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, Act(g.src),
-                                            Any(g.wei), memory::desc(g.bias, dt::f32, tag::x), Act(g.dst), g.strides,
-                                            g.dil, g.padL, g.padR)
-                : convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, Act(g.src),
-                                            Any(g.wei), Act(g.dst), g.strides, g.dil, g.padL, g.padR);
   primitive_attr attr;
   if (act != 0) {
     post_ops po;
@@ -147,7 +167,14 @@ convolution_forward::primitive_desc FwdPd(const ConvGeom& g, bool bias, int act)
     }
     attr.set_post_ops(po);
   }
-  return convolution_forward::primitive_desc(d, attr, Eng());
+  return WinogradOrDirect(g, [&](algorithm a) {
+    auto d = bias ? convolution_forward::desc(prop_kind::forward_training, a, ActFor(a, g.src), Any(g.wei),
+                                              memory::desc(g.bias, dt::f32, tag::x), ActFor(a, g.dst), g.strides,
+                                              g.dil, g.padL, g.padR)
+                  : convolution_forward::desc(prop_kind::forward_training, a, ActFor(a, g.src), Any(g.wei),
+                                              ActFor(a, g.dst), g.strides, g.dil, g.padL, g.padR);
+    return convolution_forward::primitive_desc(d, attr, Eng());
+  });
 }
 
 // A weight buffer in oneDNN's preferred layout plus the reorder that fills / drains it.
@@ -285,9 +312,10 @@ Napi::Value Conv2DBackpropInput(const Napi::CallbackInfo& info) {
     TrimCache<BwdDataEntry>();
     auto hint = FwdPd(g, false, 0);
     // Backward data measures faster on oneDNN's blocked layout than on NHWC (block5: 20 vs 26 ms), so it always asks for it.
-    convolution_backward_data::desc d(algorithm::convolution_direct, Any(g.src), Any(g.wei), Any(g.dst), g.strides,
-                                      g.dil, g.padL, g.padR);
-    convolution_backward_data::primitive_desc pd(d, Eng(), hint);
+    auto pd = WinogradOrDirect(g, [&](algorithm a) {
+      convolution_backward_data::desc d(a, Any(g.src), Any(g.wei), Any(g.dst), g.strides, g.dil, g.padL, g.padR);
+      return convolution_backward_data::primitive_desc(d, Eng(), hint);
+    });
     auto e = std::make_unique<BwdDataEntry>();
     e->diffDst = pd.diff_dst_desc();
     e->diffSrc = pd.diff_src_desc();
@@ -336,9 +364,11 @@ Napi::Value Conv2DBackpropFilter(const Napi::CallbackInfo& info) {
   if (it == cache.end()) {
     TrimCache<BwdWeiEntry>();
     auto hint = FwdPd(g, false, 0);
-    convolution_backward_weights::desc d(algorithm::convolution_direct, Act(g.src), Any(g.wei), Act(g.dst),
-                                         g.strides, g.dil, g.padL, g.padR);
-    convolution_backward_weights::primitive_desc pd(d, Eng(), hint);
+    auto pd = WinogradOrDirect(g, [&](algorithm a) {
+      convolution_backward_weights::desc d(a, ActFor(a, g.src), Any(g.wei), ActFor(a, g.dst), g.strides, g.dil,
+                                           g.padL, g.padR);
+      return convolution_backward_weights::primitive_desc(d, Eng(), hint);
+    });
     auto e = std::make_unique<BwdWeiEntry>();
     e->src = pd.src_desc();
     e->diffDst = pd.diff_dst_desc();
@@ -859,6 +889,20 @@ Napi::Value SetActivationLayout(const Napi::CallbackInfo& info) {
   }
   return Napi::String::New(info.Env(), g_anyAct ? "any" : "nhwc");
 }
+Napi::Value SetConvAlgorithm(const Napi::CallbackInfo& info) {
+  auto want = info[0].As<Napi::String>().Utf8Value();
+  if (want != "winograd" && want != "direct") {
+    throw Napi::RangeError::New(info.Env(), "setConvAlgorithm: '" + want + "' is not 'winograd' or 'direct'");
+  }
+  bool wino = want == "winograd";
+  if (wino != g_winograd) {
+    g_winograd = wino;
+    Cache<FwdEntry>().clear();
+    Cache<BwdDataEntry>().clear();
+    Cache<BwdWeiEntry>().clear();
+  }
+  return Napi::String::New(info.Env(), g_winograd ? "winograd" : "direct");
+}
 Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), omp_get_max_threads());
 }
@@ -919,6 +963,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("adamUpdate", Napi::Function::New(env, Guard<AdamUpdate>));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("setActivationLayout", Napi::Function::New(env, SetActivationLayout));
+  exports.Set("setConvAlgorithm", Napi::Function::New(env, SetConvAlgorithm));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));
   exports.Set("info", Napi::Function::New(env, Guard<Info>));
   exports.Set("clearCache", Napi::Function::New(env, ClearCache));

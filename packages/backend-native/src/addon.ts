@@ -5,6 +5,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The compiled oneDNN addon (native/addon.cc). Every call is synchronous and writes into the output array it is given. */
+/** How the native backend runs 3x3 stride-1 convolutions (see NativeAddon.setConvAlgorithm). */
+export type ConvAlgorithm = 'winograd' | 'direct';
+
 export interface NativeAddon {
   /**
    * y = act(conv(x, filter) [+ bias]); shapes NHWC / HWIO; conv = [sh, sw, padTop, padLeft, padBottom, padRight, dh, dw]
@@ -54,6 +57,11 @@ export interface NativeAddon {
   reduceSum(x: Float32Array, out: Float32Array, outer: number, red: number, inner: number, scale: number): void;
   /** 'nhwc' (default: no reorders) or 'any' (oneDNN's blocked layouts, reordered around each call). */
   setActivationLayout(layout: 'nhwc' | 'any'): string;
+  /**
+   * 'winograd' (default): 3x3 stride-1 convolutions run as Winograd F(4x4, 3x3) where oneDNN has it for the shape,
+   * direct elsewhere; 'direct': always direct. Returns the algorithm now in effect.
+   */
+  setConvAlgorithm(algorithm: ConvAlgorithm): ConvAlgorithm;
   /** Sets oneDNN's OpenMP thread count; returns the count now in effect. */
   setNumThreads(n: number): number;
   getNumThreads(): number;

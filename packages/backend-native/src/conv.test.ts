@@ -96,6 +96,44 @@ describe.skipIf(skipReason !== null)('native conv kernels vs tfjs cpu', () => {
     }
   });
 
+  // The channel counts above are too small for oneDNN's Winograd kernels; VGG16's 3x3 stride-1 layers (channels in
+  // multiples of 16) run on them by default.
+  it.each([
+    ['x[2,9,9,32] o32 same (VGG16 block5 shape, scaled down)', [2, 9, 9, 32], 32, 'same'],
+    ['x[3,14,11,16] o48 valid', [3, 14, 11, 16], 48, 'valid'],
+    ['x[1,23,23,64] o16 same', [1, 23, 23, 64], 16, 'same'],
+  ] as const)('Winograd 3x3 stride 1 (the default): forward, fused bias + relu and both gradients: %s', async (_l, xs, o, pad) => {
+    const addon = loadAddon();
+    const r = prng(xs[1] * 31 + o);
+    const x = randomData(r, [...xs]);
+    const f = randomData(r, [3, 3, xs[3], o]);
+    const b = randomData(r, [o]);
+    const conv = (xt: tf.Tensor, ft: tf.Tensor) => tf.conv2d(xt as tf.Tensor4D, ft as tf.Tensor4D, 1, pad);
+    const run = (xt?: tf.Tensor, ft?: tf.Tensor, bt?: tf.Tensor) => {
+      const [gx, gf] = tf.grads((a: tf.Tensor, c: tf.Tensor) => conv(a, c).square().mul(0.5).sum())([xt!, ft!]);
+      const fused = tf.fused.conv2d({ x: xt as tf.Tensor4D, filter: ft as tf.Tensor4D, strides: 1, pad, bias: bt, activation: 'relu' });
+      return [conv(xt!, ft!), fused, gx!, gf!];
+    };
+    expect(addon.setConvAlgorithm('winograd')).toBe('winograd');
+    const { cpu, native } = await onBoth([x, f, b], run);
+    const impl = addon.info().impl;
+    for (const k of ['conv_fwd', 'conv_bwd_data', 'conv_bwd_weights']) expect(impl[k], k).toMatch(/wino/);
+    for (let i = 0; i < 4; i++) expect(relErr(native[i]!, cpu[i]!), `output ${i}`).toBeLessThan(1e-4);
+    // the direct algorithm on the same shape: also within tolerance, and really a different kernel
+    addon.setConvAlgorithm('direct');
+    try {
+      const direct = (await onBoth([x, f, b], run)).native;
+      expect(addon.info().impl.conv_bwd_weights).not.toMatch(/wino/);
+      for (let i = 0; i < 4; i++) expect(relErr(direct[i]!, native[i]!), `output ${i}`).toBeLessThan(1e-4);
+    } finally {
+      addon.setConvAlgorithm('winograd');
+    }
+  });
+
+  it('rejects an unknown convolution algorithm by name', () => {
+    expect(() => loadAddon().setConvAlgorithm('fft' as 'direct')).toThrow(/'fft' is not 'winograd' or 'direct'/);
+  });
+
   it('runs the convolutions natively, without falling back', () => {
     const s = nativeKernelStats();
     expect(s.Conv2D?.native).toBeGreaterThan(0);

@@ -1,14 +1,19 @@
 // @dptrain/backend-native — optional oneDNN kernels behind the tfjs backend 'dptrain-native'.
 import * as tf from '@tensorflow/tfjs';
-import { loadAddon, type LoadAddonOptions } from './addon.js';
+import { loadAddon, type ConvAlgorithm, type LoadAddonOptions } from './addon.js';
 import { NATIVE_BACKEND_NAME, registerNativeKernels } from './backend.js';
 
-export { ADDON_PATH, loadAddon, type LoadAddonOptions, type NativeAddon } from './addon.js';
+export { ADDON_PATH, loadAddon, type ConvAlgorithm, type LoadAddonOptions, type NativeAddon } from './addon.js';
 export { NATIVE_BACKEND_NAME, NATIVE_KERNELS, nativeKernelStats, resetNativeKernelStats, registerNativeKernels } from './backend.js';
 
 export interface RegisterNativeBackendOptions extends LoadAddonOptions {
   /** oneDNN (OpenMP) threads in this process. Default: $DPTRAIN_NATIVE_THREADS, else $OMP_NUM_THREADS, else all cores. */
   threads?: number;
+  /**
+   * How 3x3 stride-1 convolutions run: 'winograd' (fewer multiplications; where oneDNN has it for the shape, direct
+   * elsewhere) or 'direct'. Default: $DPTRAIN_NATIVE_CONV, else 'winograd'.
+   */
+  convAlgorithm?: ConvAlgorithm;
 }
 
 /**
@@ -24,6 +29,11 @@ export async function registerNativeBackend(options: RegisterNativeBackendOption
   // Activation layout of the oneDNN calls: 'nhwc' (default, no reorders) or 'any' (blocked layouts, reordered per call).
   const layout = process.env.DPTRAIN_NATIVE_LAYOUT;
   if (layout === 'any' || layout === 'nhwc') addon.setActivationLayout(layout);
+  const conv = options.convAlgorithm ?? process.env.DPTRAIN_NATIVE_CONV ?? 'winograd';
+  if (conv !== 'winograd' && conv !== 'direct') {
+    throw new Error(`native backend: convolution algorithm '${conv}' (DPTRAIN_NATIVE_CONV) is not 'winograd' or 'direct'`);
+  }
+  addon.setConvAlgorithm(conv);
   registerNativeKernels(addon);
   // Instantiate now so a broken registration fails here, not in the first kernel.
   if (!tf.findBackend(NATIVE_BACKEND_NAME)) throw new Error(`native backend: tfjs could not create '${NATIVE_BACKEND_NAME}'`);
