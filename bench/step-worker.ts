@@ -147,6 +147,11 @@ const result: StepResult = {
   cpu_parts_ms: Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, Math.round(v / steps)])),
 };
 if (profile) result.profile = profile;
+if (a.backend === 'native') {
+  // recycled kernel outputs over the whole run (warm-up included): what the pool saved from the garbage collector
+  const { outputPoolStats } = await import('@dptrain/backend-native');
+  (result as StepResult & { pool?: unknown }).pool = outputPoolStats();
+}
 if (a.profile && a.backend === 'native') {
   const { nativeKernelStats } = await import('@dptrain/backend-native');
   (result as StepResult & { stats?: unknown }).stats = nativeKernelStats();

@@ -8,6 +8,7 @@ import { compareBody, logicalAndBody, selectBody } from './kernels/select.js';
 import { batchMatMulBody, fusedMatMulBody } from './kernels/matmul.js';
 import { maxPoolBody, maxPoolGradBody } from './kernels/pool.js';
 import type { CpuBackendLike, NativeKernelBody } from './kernels/util.js';
+import { outputPool, type PooledBackend } from './output-pool.js';
 
 /** tfjs name of the backend: a MathBackendCPU whose heavy kernels run on oneDNN. */
 export const NATIVE_BACKEND_NAME = 'dptrain-native';
@@ -114,7 +115,16 @@ export function registerNativeKernels(addon: NativeAddon): void {
   if (registered) return;
   const cpuFactory = tf.findBackendFactory('cpu');
   if (!cpuFactory) throw new Error('native backend: the tfjs cpu backend is not registered');
-  tf.registerBackend(NATIVE_BACKEND_NAME, cpuFactory, 0);
+  // a cpu backend instance whose big native outputs are recycled (output-pool.ts)
+  tf.registerBackend(
+    NATIVE_BACKEND_NAME,
+    () => {
+      const b = cpuFactory() as tf.KernelBackend;
+      outputPool.attach(b as unknown as PooledBackend);
+      return b;
+    },
+    0,
+  );
   const native = bodies(addon);
   for (const k of tf.getKernelsForBackend('cpu')) {
     const body = (native as Record<string, NativeKernelBody | undefined>)[k.kernelName];

@@ -4,6 +4,7 @@ import { loadAddon, type ConvAlgorithm, type LoadAddonOptions } from './addon.js
 import { NATIVE_BACKEND_NAME, registerNativeKernels } from './backend.js';
 
 export { ADDON_PATH, loadAddon, type ConvAlgorithm, type LoadAddonOptions, type NativeAddon } from './addon.js';
+export { OutputPool, outputPool, outputPoolStats, type OutputPoolOptions, type OutputPoolStats, type PooledBackend } from './output-pool.js';
 export { NATIVE_BACKEND_NAME, NATIVE_KERNELS, nativeKernelStats, resetNativeKernelStats, registerNativeKernels } from './backend.js';
 
 export interface RegisterNativeBackendOptions extends LoadAddonOptions {

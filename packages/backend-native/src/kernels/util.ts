@@ -1,4 +1,5 @@
 import type { DataType, TensorInfo } from '@tensorflow/tfjs';
+import { outputPool } from '../output-pool.js';
 
 /** The parts of tfjs's MathBackendCPU the native kernels use (its typed arrays, read and written in place). */
 export interface CpuBackendLike {
@@ -29,10 +30,9 @@ export type NativeKernelBody = (args: {
 /**
  * Output array of a native kernel, NOT zero-filled: every kernel that calls this writes each element of its output
  * (oneDNN primitives and reorders, the addon's loops; MaxPoolGrad clears its own). Zero-filling them cost a pass
- * over ~60 MB per VGG16 block5 step. Small outputs come from V8's zeroed allocation (cheaper there).
+ * over ~60 MB per VGG16 block5 step. Big ones come from the output pool (recycled once their tensor is disposed);
+ * small ones from V8's zeroed allocation (cheaper there).
  */
 export function alloc(n: number): Float32Array {
-  if (n < 4096) return new Float32Array(n);
-  const b = Buffer.allocUnsafeSlow(n * 4); // its own ArrayBuffer (offset 0, exact length)
-  return new Float32Array(b.buffer, b.byteOffset, n);
+  return outputPool.take(n);
 }

@@ -12,4 +12,5 @@ export {
   type GatherGpuFactsOptions,
 } from './gpu.js';
 export { activateWasm, wasmBinaryDir } from './wasm.js';
+export { readTensorInto } from './read-into.js';
 export * from './kernels/index.js';

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendInfo } from '../backend/types.js';
+import { readTensorInto } from '../backend/read-into.js';
 import type { PreprocessMode, RunConfig } from '../config.js';
 import { isAugmenting, normalizeAugmentation } from '../data/augment.js';
 import { loadDataset, type LoadDatasetOptions } from '../data/load.js';
@@ -271,7 +272,7 @@ export class ModelReplica implements Replica {
       pm.vars.forEach((v, i) => {
         const g = grads[v.name];
         const size = pm.spec[i]!.size;
-        if (g) gradients.set(g.dataSync() as Float32Array, off);
+        if (g) readTensorInto(g, gradients, off); // not dataSync: keeps the native backend's arrays recyclable
         else gradients.fill(0, off, off + size);
         off += size;
       });
