@@ -22,8 +22,8 @@ describe.skipIf(skipReason !== null)('native output pool: big kernel outputs are
 
   beforeAll(async () => {
     await tf.setBackend(NATIVE_BACKEND_NAME);
-    xt = tf.tensor(x.data, x.shape) as tf.Tensor4D;
-    ft = tf.tensor(f.data, f.shape) as tf.Tensor4D;
+    xt = tf.tensor4d(x.data, x.shape as [number, number, number, number]);
+    ft = tf.tensor4d(f.data, f.shape as [number, number, number, number]);
   });
 
   it('hands a disposed output array to the next kernel of that size, with the right values', async () => {
@@ -93,10 +93,11 @@ describe.skipIf(skipReason !== null)('native output pool: big kernel outputs are
 });
 
 /** A minimal cpu-backend-shaped store for the pool's own bookkeeping. */
-function fakeBackend(): PooledBackend & { data: Map<object, { values?: unknown; refCount: number }> } {
+function fakeBackend(): PooledBackend & { entries: Map<object, { values?: unknown; refCount: number }> } {
   const data = new Map<object, { values?: unknown; refCount: number }>();
   return {
-    data,
+    data: { has: (id) => data.has(id), get: (id) => data.get(id)! },
+    entries: data,
     write(values) {
       const id = {};
       data.set(id, { values, refCount: 1 });
@@ -138,7 +139,7 @@ describe('OutputPool bookkeeping', () => {
     const b = fakeBackend();
     pool.attach(b);
     const id = b.write(pool.take(5000), [5000], 'float32');
-    b.data.get(id)!.refCount++; // incRef: a reshape of it
+    b.entries.get(id)!.refCount++; // incRef: a reshape of it
     b.disposeData(id);
     expect(pool.getStats().recycled).toBe(0);
     b.disposeData(id);
