@@ -1,5 +1,5 @@
 // `npm run bench [-- --json FILE] [--backends native,wasm] [--modes images,features] [--workers 1,2] [--steps N]
-//   [--quick] [--no-torch] [--no-recipe] [--recipe-subset N] [--recipe-epochs 10,5] [--recipe-uncached-epochs 1,1] [--no-exchange] [--no-steps]`
+//   [--rounds R] [--quick] [--no-torch] [--no-recipe] [--recipe-subset N] [--recipe-epochs 10,5] [--recipe-uncached-epochs 1,1] [--no-exchange] [--no-steps]`
 // Times the VGG16 fine-tune step (block5 + head, 150 px, batch 8 per worker) from images and from cached block4
 // features, with 1 and 2 worker processes, on each available backend; PyTorch on the same shapes when it imports;
 // the two-phase recipe with and without the feature cache; the parameter exchange (bench/exchange.bench.ts).
@@ -23,6 +23,7 @@ const { values: a } = parseArgs({
     modes: { type: 'string', default: 'images,features' },
     workers: { type: 'string', default: '1,2' },
     steps: { type: 'string' },
+    rounds: { type: 'string' },
     warmup: { type: 'string', default: '2' },
     batch: { type: 'string', default: '8' },
     quick: { type: 'boolean', default: false },
@@ -47,8 +48,10 @@ export interface BenchResult {
   /** oneDNN / PyTorch / wasm threads per worker process. */
   threads: number;
   batch: number;
-  /** Images per second over all workers. */
+  /** Images per second over all workers: the median of the rounds. */
   img_per_s: number;
+  /** img/s of each round (the configurations of a backend and mode take turns, round after round). */
+  rounds_img_per_s: number[];
   step_ms: number;
   /** Largest peak RSS of one worker process, MiB. */
   peak_rss_mib: number;
@@ -56,7 +59,10 @@ export interface BenchResult {
 }
 
 const batch = Number(a.batch);
-const steps = Number(a.steps ?? (a.quick ? 2 : 5));
+const steps = Number(a.steps ?? (a.quick ? 2 : 8));
+// Rounds: 1 worker, 2 workers and 1 process x all threads take turns, R times, and each figure is the median of its
+// rounds, so that a slow minute of this shared VM does not land on one configuration only.
+const rounds = Number(a.rounds ?? (a.quick ? 1 : 3));
 const warmup = Number(a.warmup);
 const modes = a.modes!.split(',') as ('images' | 'features')[];
 const workerCounts = a.workers!.split(',').map(Number);
@@ -84,17 +90,26 @@ async function measure(backend: string, mode: 'images' | 'features', workers: nu
   const specs = Array.from({ length: workers }, () => stepSpec(backend, mode, threads));
   const rs = await runParallel<StepResult>(specs);
   const r0 = rs[0]!;
+  const imgPerS = Math.round(rs.reduce((s, r) => s + r.img_per_s, 0) * 100) / 100;
   return {
     backend,
     mode,
     workers,
     threads,
     batch,
-    img_per_s: Math.round(rs.reduce((s, r) => s + r.img_per_s, 0) * 100) / 100,
+    img_per_s: imgPerS,
+    rounds_img_per_s: [imgPerS],
     step_ms: Math.round(Math.max(...rs.map((r) => r.step_ms)) * 10) / 10,
     peak_rss_mib: Math.max(...rs.map((r) => r.peak_rss_mib)),
     device: r0.device,
   };
+}
+
+/** The round with the median img/s (the lower middle one for an even count), carrying every round's img/s. */
+function medianRound(rs: BenchResult[]): BenchResult {
+  const sorted = [...rs].sort((x, y) => x.img_per_s - y.img_per_s);
+  const mid = sorted[Math.floor((sorted.length - 1) / 2)]!;
+  return { ...mid, rounds_img_per_s: rs.map((r) => r.img_per_s), peak_rss_mib: Math.max(...rs.map((r) => r.peak_rss_mib)) };
 }
 
 const cores = os.availableParallelism();
@@ -112,26 +127,27 @@ for (const b of wanted) {
 if (torchPython) backends.push('pytorch');
 else if (!noTorch) skipped.push({ backend: 'pytorch', reason: 'no python3 that can `import torch`' });
 
-console.log(`dptrain bench: ${os.cpus()[0]?.model ?? 'cpu'} x${cores}, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}, batch ${batch}/worker, ${steps} timed steps after ${warmup} warm-up`);
+console.log(`dptrain bench: ${os.cpus()[0]?.model ?? 'cpu'} x${cores}, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}, batch ${batch}/worker, ${steps} timed steps after ${warmup} warm-up, median of ${rounds} round${rounds === 1 ? '' : 's'}`);
 for (const s of skipped) console.log(`  skipped ${s.backend}: ${s.reason}`);
 
 const results: BenchResult[] = [];
 const print = (r: BenchResult) =>
   console.log(
-    `  ${r.backend.padEnd(8)} ${r.mode.padEnd(9)} workers ${r.workers} x ${r.threads} thr  ${r.img_per_s.toFixed(2).padStart(7)} img/s  step ${r.step_ms.toFixed(0).padStart(6)} ms  peak ${r.peak_rss_mib} MiB`,
+    `  ${r.backend.padEnd(8)} ${r.mode.padEnd(9)} workers ${r.workers} x ${r.threads} thr  ${r.img_per_s.toFixed(2).padStart(7)} img/s  step ${r.step_ms.toFixed(0).padStart(6)} ms  peak ${r.peak_rss_mib} MiB` +
+      (r.rounds_img_per_s.length > 1 ? `  (rounds ${r.rounds_img_per_s.map((v) => v.toFixed(1)).join(', ')})` : ''),
   );
 if (!a['no-steps']) console.log('\nVGG16 fine-tune step (block5 + head, 150 px):');
 for (const backend of a['no-steps'] ? [] : backends) {
   for (const mode of modes) {
-    for (const w of workerCounts) {
-      if (w > cores) continue;
-      const r = await measure(backend, mode, w, 1);
-      results.push(r);
-      print(r);
-    }
+    const configs: [number, number][] = workerCounts.filter((w) => w <= cores).map((w) => [w, 1]);
     // Threads layout: one process using every core (oneDNN/OpenMP or torch threads) vs one process per core.
-    if ((backend === 'native' || backend === 'pytorch') && cores > 1) {
-      const r = await measure(backend, mode, 1, cores);
+    if ((backend === 'native' || backend === 'pytorch') && cores > 1) configs.push([1, cores]);
+    const runs = configs.map(() => [] as BenchResult[]);
+    for (let round = 0; round < rounds; round++) {
+      for (const [i, [w, t]] of configs.entries()) runs[i]!.push(await measure(backend, mode, w, t));
+    }
+    for (const rs of runs) {
+      const r = medianRound(rs);
       results.push(r);
       print(r);
     }
@@ -210,7 +226,7 @@ if (a.json) {
   const out = {
     date: new Date().toISOString(),
     machine: { cpu: os.cpus()[0]?.model ?? 'cpu', cores, loadavg: os.loadavg(), node: process.version, torch: torchInfo?.version ?? null },
-    settings: { batch, steps, warmup },
+    settings: { batch, steps, warmup, rounds },
     results,
     ratios,
     layout,
