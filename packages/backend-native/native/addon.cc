@@ -136,9 +136,11 @@ memory::desc Act(const memory::dims& d) { return g_anyAct ? Any(d) : Nhwc(d); }
 // direct here, forward and both gradients. Its bits do not depend on the thread count (checked by the tests), and it
 // needs oneDNN's blocked activation layout (reordered from/to NHWC around the call). Set with setConvAlgorithm().
 bool g_winograd = true;
+// Not for fewer than 16 input or output channels: VGG16's first layer (3 -> 64 at 150x150) takes 15 ms as Winograd
+// plus 5 ms of layout reorders, 7.7 ms direct on NHWC.
 bool WinogradShape(const ConvGeom& g) {
   return g_winograd && !g.depthwise && g.wei.size() == 4 && g.wei[2] == 3 && g.wei[3] == 3 && g.strides[0] == 1 &&
-         g.strides[1] == 1 && g.dil[0] == 0 && g.dil[1] == 0;
+         g.strides[1] == 1 && g.dil[0] == 0 && g.dil[1] == 0 && g.src[1] >= 16 && g.dst[1] >= 16;
 }
 // make(algorithm) builds a primitive descriptor; Winograd is tried first for the shapes above, and where oneDNN
 // has no Winograd kernel for them (it throws `unimplemented`) the direct algorithm is used.

@@ -130,6 +130,16 @@ describe.skipIf(skipReason !== null)('native conv kernels vs tfjs cpu', () => {
     }
   });
 
+  it('keeps the direct algorithm for fewer than 16 channels (VGG16 block1_conv1: 3 -> 64)', async () => {
+    const addon = loadAddon();
+    const r = prng(3);
+    const x = randomData(r, [2, 12, 12, 3]);
+    const f = randomData(r, [3, 3, 3, 16]);
+    const { cpu, native } = await onBoth([x, f], (xt, ft) => tf.conv2d(xt as tf.Tensor4D, ft as tf.Tensor4D, 1, 'same'));
+    expect(addon.info().impl.conv_fwd).not.toMatch(/wino/);
+    expect(relErr(native[0]!, cpu[0]!)).toBeLessThan(1e-4);
+  });
+
   it('rejects an unknown convolution algorithm by name', () => {
     expect(() => loadAddon().setConvAlgorithm('fft' as 'direct')).toThrow(/'fft' is not 'winograd' or 'direct'/);
   });
