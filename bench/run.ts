@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { workerCpuSets } from '../packages/coordinator/src/cluster/local-workers.js';
 import { runParallel, type ProcSpec } from './parallel.js';
 import { findTorchPython } from './python.js';
 import { benchRecipe, type RecipeBenchResult } from './recipe.js';
@@ -52,6 +53,8 @@ export interface BenchResult {
   img_per_s: number;
   /** img/s of each round (the configurations of a backend and mode take turns, round after round). */
   rounds_img_per_s: number[];
+  /** The CPUs each worker process was pinned to (`0|1`), or absent when not pinned. */
+  pinned_cpus?: string;
   step_ms: number;
   /** Largest peak RSS of one worker process, MiB. */
   peak_rss_mib: number;
@@ -87,7 +90,13 @@ function stepSpec(backend: string, mode: string, threads: number): ProcSpec {
 }
 
 async function measure(backend: string, mode: 'images' | 'features', workers: number, threads: number): Promise<BenchResult> {
-  const specs = Array.from({ length: workers }, () => stepSpec(backend, mode, threads));
+  // Worker processes get their own CPUs, as `dptrain single` pins its local workers (PyTorch's too, for the same
+  // footing); one process with every thread is not pinned.
+  const { sets } = workers > 1 ? workerCpuSets({ count: workers }) : { sets: null };
+  const specs = Array.from({ length: workers }, (_, i) => {
+    const spec = stepSpec(backend, mode, threads);
+    return sets ? { ...spec, command: 'taskset', args: ['-c', sets[i]!.join(','), spec.command, ...spec.args] } : spec;
+  });
   const rs = await runParallel<StepResult>(specs);
   const r0 = rs[0]!;
   const imgPerS = Math.round(rs.reduce((s, r) => s + r.img_per_s, 0) * 100) / 100;
@@ -102,6 +111,7 @@ async function measure(backend: string, mode: 'images' | 'features', workers: nu
     step_ms: Math.round(Math.max(...rs.map((r) => r.step_ms)) * 10) / 10,
     peak_rss_mib: Math.max(...rs.map((r) => r.peak_rss_mib)),
     device: r0.device,
+    ...(sets ? { pinned_cpus: sets.map((c) => c.join(',')).join('|') } : {}),
   };
 }
 
@@ -134,7 +144,8 @@ const results: BenchResult[] = [];
 const print = (r: BenchResult) =>
   console.log(
     `  ${r.backend.padEnd(8)} ${r.mode.padEnd(9)} workers ${r.workers} x ${r.threads} thr  ${r.img_per_s.toFixed(2).padStart(7)} img/s  step ${r.step_ms.toFixed(0).padStart(6)} ms  peak ${r.peak_rss_mib} MiB` +
-      (r.rounds_img_per_s.length > 1 ? `  (rounds ${r.rounds_img_per_s.map((v) => v.toFixed(1)).join(', ')})` : ''),
+      (r.rounds_img_per_s.length > 1 ? `  (rounds ${r.rounds_img_per_s.map((v) => v.toFixed(1)).join(', ')})` : '') +
+      (r.pinned_cpus ? `  pinned ${r.pinned_cpus}` : ''),
   );
 if (!a['no-steps']) console.log('\nVGG16 fine-tune step (block5 + head, 150 px):');
 for (const backend of a['no-steps'] ? [] : backends) {

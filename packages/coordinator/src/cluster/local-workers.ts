@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { allowedCpus, cpuSets, hasTaskset } from './cpu-affinity.js';
 
 /** The CLI entry that local worker processes run. */
 export const DPTRAIN_BIN = fileURLToPath(new URL('../../bin/dptrain.js', import.meta.url));
@@ -18,6 +19,25 @@ export interface LocalWorkersOptions {
   args?: string[];
   /** Where the children's stderr goes: 'inherit' or 'ignore'. Default 'inherit'. */
   stdio?: 'inherit' | 'ignore';
+  /**
+   * Pin worker i to its own share of this process's CPUs (Linux `taskset`), as Horovod's and Intel's launchers
+   * bind ranks to cores: a worker's threads (V8's garbage collector helpers included) then stay on its cores, and
+   * the caches stay warm. Done only with at least one CPU per worker and `taskset` present.
+   * Default: true unless $DPTRAIN_PIN_WORKERS is 0.
+   */
+  pinCpus?: boolean;
+}
+
+/** The CPU sets the workers get pinned to, or null when they are not pinned (and why not). */
+export function workerCpuSets(opts: Pick<LocalWorkersOptions, 'count' | 'pinCpus'>): { sets: number[][] | null; reason?: string } {
+  const pin = opts.pinCpus ?? process.env.DPTRAIN_PIN_WORKERS !== '0';
+  if (!pin) return { sets: null, reason: 'pinning is off' };
+  const cpus = allowedCpus();
+  if (!cpus) return { sets: null, reason: 'no /proc/self/status (not Linux)' };
+  const sets = cpuSets(cpus, opts.count);
+  if (!sets) return { sets: null, reason: `${opts.count} workers on ${cpus.length} CPUs` };
+  if (!hasTaskset()) return { sets: null, reason: 'taskset (util-linux) not found' };
+  return { sets };
 }
 
 /** Starts `dptrain worker` child processes (the same code path as remote workers, over loopback). */
@@ -30,8 +50,12 @@ export function spawnLocalWorkers(opts: LocalWorkersOptions): ChildProcess[] {
     DPTRAIN_NATIVE_THREADS: process.env.DPTRAIN_NATIVE_THREADS ?? threads,
     OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? threads,
   };
+  const { sets } = workerCpuSets(opts);
   for (let i = 0; i < opts.count; i++) {
-    const child = spawn(process.execPath, [DPTRAIN_BIN, 'worker', '--connect', opts.url, '--data', opts.dataDir, ...(opts.args ?? [])], {
+    const argv = [process.execPath, DPTRAIN_BIN, 'worker', '--connect', opts.url, '--data', opts.dataDir, ...(opts.args ?? [])];
+    // taskset execs the worker in place: same pid, so signals and exit codes are the worker's own
+    const [cmd, ...args] = sets ? ['taskset', '-c', sets[i]!.join(','), ...argv] : argv;
+    const child = spawn(cmd!, args, {
       env: { ...process.env, ...threadEnv, DPTRAIN_TOKEN: opts.token },
       stdio: ['ignore', opts.stdio ?? 'inherit', opts.stdio ?? 'inherit'],
     });

@@ -12,7 +12,7 @@ import {
   type TrainResult,
 } from '@dptrain/core';
 import { runCoordinator } from './run-coordinator.js';
-import { spawnLocalWorkers, stopLocalWorkers } from './local-workers.js';
+import { spawnLocalWorkers, stopLocalWorkers, workerCpuSets } from './local-workers.js';
 import type { HttpHandler } from './server.js';
 
 export interface SingleNodeOptions {
@@ -71,7 +71,9 @@ export async function runSingleNode(opts: SingleNodeOptions): Promise<TrainResul
       ...(opts.protocol ? { protocol: opts.protocol } : {}),
       ...(opts.httpHandlers ? { httpHandlers: opts.httpHandlers } : {}),
       onListening: (url) => {
-        opts.say?.(`coordinator on ${url}; starting ${n} local worker(s)`);
+        const pin = workerCpuSets({ count: n });
+        const where = pin.sets ? `pinned to CPUs ${pin.sets.map((s) => s.join(',')).join(' | ')}` : `not pinned: ${pin.reason}`;
+        opts.say?.(`coordinator on ${url}; starting ${n} local worker(s), ${where}`);
         children = spawnLocalWorkers({
           url,
           token,
