@@ -881,13 +881,17 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   if (n > 0) omp_set_num_threads(n);
   return Napi::Number::New(info.Env(), omp_get_max_threads());
 }
+// The convolution primitives depend on the layout and algorithm settings: rebuilt on next use after a change.
+void ClearConvCaches() {
+  Cache<FwdEntry>().clear();
+  Cache<BwdDataEntry>().clear();
+  Cache<BwdWeiEntry>().clear();
+}
 Napi::Value SetActivationLayout(const Napi::CallbackInfo& info) {
   bool any = info[0].As<Napi::String>().Utf8Value() == "any";
   if (any != g_anyAct) {
     g_anyAct = any;
-    Cache<FwdEntry>().clear();
-    Cache<BwdDataEntry>().clear();
-    Cache<BwdWeiEntry>().clear();
+    ClearConvCaches();
   }
   return Napi::String::New(info.Env(), g_anyAct ? "any" : "nhwc");
 }
@@ -899,9 +903,7 @@ Napi::Value SetConvAlgorithm(const Napi::CallbackInfo& info) {
   bool wino = want == "winograd";
   if (wino != g_winograd) {
     g_winograd = wino;
-    Cache<FwdEntry>().clear();
-    Cache<BwdDataEntry>().clear();
-    Cache<BwdWeiEntry>().clear();
+    ClearConvCaches();
   }
   return Napi::String::New(info.Env(), g_winograd ? "winograd" : "direct");
 }
@@ -922,9 +924,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   return o;
 }
 Napi::Value ClearCache(const Napi::CallbackInfo& info) {
-  Cache<FwdEntry>().clear();
-  Cache<BwdDataEntry>().clear();
-  Cache<BwdWeiEntry>().clear();
+  ClearConvCaches();
   Cache<MatMulEntry>().clear();
   return info.Env().Undefined();
 }
