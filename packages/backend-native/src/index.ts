@@ -35,6 +35,10 @@ export async function registerNativeBackend(options: RegisterNativeBackendOption
     throw new Error(`native backend: convolution algorithm '${conv}' (DPTRAIN_NATIVE_CONV) is not 'winograd' or 'direct'`);
   }
   addon.setConvAlgorithm(conv);
+  const poolMb = process.env.DPTRAIN_NATIVE_POOL_MB;
+  if (poolMb !== undefined && poolMb.trim() !== '' && !(Number(poolMb) >= 0)) {
+    throw new Error(`native backend: DPTRAIN_NATIVE_POOL_MB='${poolMb}' is not a number of MiB (0 turns recycling off)`);
+  }
   registerNativeKernels(addon);
   // Instantiate now so a broken registration fails here, not in the first kernel.
   if (!tf.findBackend(NATIVE_BACKEND_NAME)) throw new Error(`native backend: tfjs could not create '${NATIVE_BACKEND_NAME}'`);

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { NATIVE_BACKEND_NAME } from './backend.js';
 import { OutputPool, outputPool, type PooledBackend } from './output-pool.js';
+import { registerNativeBackend } from './index.js';
 import { nativeOrSkipReason, prng, randomData } from './test-util.js';
 
 const skipReason = await nativeOrSkipReason();
@@ -90,6 +91,24 @@ describe.skipIf(skipReason !== null)('native output pool: big kernel outputs are
     expect(tf.memory().numTensors).toBe(n);
     expect(outputPool.getStats().allocated).toBe(allocated); // every big array of steps 2..6 came from the pool
   });
+});
+
+describe.skipIf(skipReason !== null)('native backend settings from the environment', () => {
+  for (const [name, value, message] of [
+    ['DPTRAIN_NATIVE_POOL_MB', 'lots', /DPTRAIN_NATIVE_POOL_MB='lots' is not a number of MiB/],
+    ['DPTRAIN_NATIVE_CONV', 'fft', /convolution algorithm 'fft' \(DPTRAIN_NATIVE_CONV\) is not 'winograd' or 'direct'/],
+  ] as const) {
+    it(`rejects ${name}=${value} by name`, async () => {
+      const saved = process.env[name];
+      process.env[name] = value;
+      try {
+        await expect(registerNativeBackend()).rejects.toThrow(message);
+      } finally {
+        if (saved === undefined) delete process.env[name];
+        else process.env[name] = saved;
+      }
+    });
+  }
 });
 
 /** A minimal cpu-backend-shaped store for the pool's own bookkeeping. */

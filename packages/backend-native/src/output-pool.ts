@@ -47,9 +47,11 @@ interface Owned {
   exposed: boolean;
 }
 
+/** $DPTRAIN_NATIVE_POOL_MB in bytes, else 512 MiB (registerNativeBackend rejects a value that is not a number). */
 function envMaxBytes(): number {
-  const mb = Number(process.env.DPTRAIN_NATIVE_POOL_MB ?? '');
-  return process.env.DPTRAIN_NATIVE_POOL_MB !== undefined && Number.isFinite(mb) && mb >= 0 ? mb * 2 ** 20 : 512 * 2 ** 20;
+  const raw = process.env.DPTRAIN_NATIVE_POOL_MB?.trim();
+  const mb = raw ? Number(raw) : NaN;
+  return Number.isFinite(mb) && mb >= 0 ? mb * 2 ** 20 : 512 * 2 ** 20;
 }
 
 export class OutputPool {
