@@ -13,7 +13,7 @@ export interface OutputPoolOptions {
   minLength?: number;
 }
 
-/** Counters of the pool since it was created (or since resetOutputPoolStats). */
+/** Counters of the pool since it was created. */
 export interface OutputPoolStats {
   /** Arrays handed out new. */
   allocated: number;
@@ -90,14 +90,6 @@ export class OutputPool {
 
   getStats(): OutputPoolStats {
     return { ...this.stats };
-  }
-  resetStats(): void {
-    this.stats = { allocated: 0, reused: 0, recycled: 0, exposed: 0, freeBytes: this.stats.freeBytes };
-  }
-  /** Drops every free array (the garbage collector takes them). */
-  clear(): void {
-    this.free.clear();
-    this.stats.freeBytes = 0;
   }
 
   /** Hooks the pool into a cpu backend instance: its writes, moves, reads and disposals. */
