@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pinnedArgv } from '../packages/coordinator/src/cluster/cpu-affinity.js';
 import { workerCpuSets } from '../packages/coordinator/src/cluster/local-workers.js';
 import { runParallel, type ProcSpec } from './parallel.js';
 import { findTorchPython } from './python.js';
@@ -95,7 +96,8 @@ async function measure(backend: string, mode: 'images' | 'features', workers: nu
   const { sets } = workers > 1 ? workerCpuSets({ count: workers }) : { sets: null };
   const specs = Array.from({ length: workers }, (_, i) => {
     const spec = stepSpec(backend, mode, threads);
-    return sets ? { ...spec, command: 'taskset', args: ['-c', sets[i]!.join(','), spec.command, ...spec.args] } : spec;
+    const [command, ...args] = pinnedArgv([spec.command, ...spec.args], sets?.[i]);
+    return { ...spec, command: command!, args };
   });
   const rs = await runParallel<StepResult>(specs);
   const r0 = rs[0]!;

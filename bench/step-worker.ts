@@ -148,13 +148,10 @@ const result: StepResult = {
 };
 if (profile) result.profile = profile;
 if (a.backend === 'native') {
+  const { nativeKernelStats, outputPoolStats } = await import('@dptrain/backend-native');
   // recycled kernel outputs over the whole run (warm-up included): what the pool saved from the garbage collector
-  const { outputPoolStats } = await import('@dptrain/backend-native');
   (result as StepResult & { pool?: unknown }).pool = outputPoolStats();
-}
-if (a.profile && a.backend === 'native') {
-  const { nativeKernelStats } = await import('@dptrain/backend-native');
-  (result as StepResult & { stats?: unknown }).stats = nativeKernelStats();
+  if (a.profile) (result as StepResult & { stats?: unknown }).stats = nativeKernelStats();
 }
 process.stdout.write(`${JSON.stringify({ result })}\n`);
 replica.dispose();

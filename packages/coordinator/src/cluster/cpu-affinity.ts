@@ -52,3 +52,11 @@ export function hasTaskset(): boolean {
   }
   return tasksetFound;
 }
+
+/**
+ * The command line that runs `argv` confined to `cpus` (`taskset -c`, which execs it in place: same pid, so signals
+ * and exit codes are the program's own), or `argv` itself without a CPU set.
+ */
+export function pinnedArgv(argv: readonly string[], cpus: readonly number[] | undefined): string[] {
+  return cpus ? ['taskset', '-c', cpus.join(','), ...argv] : [...argv];
+}

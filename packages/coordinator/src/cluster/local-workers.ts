@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { allowedCpus, cpuSets, hasTaskset } from './cpu-affinity.js';
+import { allowedCpus, cpuSets, hasTaskset, pinnedArgv } from './cpu-affinity.js';
 
 /** The CLI entry that local worker processes run. */
 export const DPTRAIN_BIN = fileURLToPath(new URL('../../bin/dptrain.js', import.meta.url));
@@ -53,8 +53,7 @@ export function spawnLocalWorkers(opts: LocalWorkersOptions): ChildProcess[] {
   const { sets } = workerCpuSets(opts);
   for (let i = 0; i < opts.count; i++) {
     const argv = [process.execPath, DPTRAIN_BIN, 'worker', '--connect', opts.url, '--data', opts.dataDir, ...(opts.args ?? [])];
-    // taskset execs the worker in place: same pid, so signals and exit codes are the worker's own
-    const [cmd, ...args] = sets ? ['taskset', '-c', sets[i]!.join(','), ...argv] : argv;
+    const [cmd, ...args] = pinnedArgv(argv, sets?.[i]);
     const child = spawn(cmd!, args, {
       env: { ...process.env, ...threadEnv, DPTRAIN_TOKEN: opts.token },
       stdio: ['ignore', opts.stdio ?? 'inherit', opts.stdio ?? 'inherit'],
