@@ -130,7 +130,6 @@ memory::desc Any(const memory::dims& d) { return memory::desc(d, dt::f32, tag::a
 bool g_anyAct = false;
 memory::desc Act(const memory::dims& d) { return g_anyAct ? Any(d) : Nhwc(d); }
 
-// act: 0 linear, 1 relu, 2 relu6.
 // 3x3 stride-1 convolutions run as Winograd F(4x4, 3x3) where oneDNN implements it for the shape (not depthwise;
 // channel counts it supports): fewer multiplications, 1.3x (VGG16 block5, 9x9) to 2.6x (block1, 150x150) faster than
 // direct here, forward and both gradients. Its bits do not depend on the thread count (checked by the tests), and it
@@ -158,6 +157,7 @@ auto WinogradOrDirect(const ConvGeom& g, F make) -> decltype(make(algorithm::con
 // Activation layout for algorithm `a`: Winograd always takes oneDNN's blocked layout.
 memory::desc ActFor(algorithm a, const memory::dims& d) { return a == algorithm::convolution_winograd ? Any(d) : Act(d); }
 
+// act: 0 linear, 1 relu, 2 relu6.
 convolution_forward::primitive_desc FwdPd(const ConvGeom& g, bool bias, int act) {
   primitive_attr attr;
   if (act != 0) {
