@@ -35,7 +35,11 @@ function upToDate() {
 if (!args.has('--force') && upToDate()) done(true, 'addon up to date');
 
 const { find } = require('./find-dnnl.cjs');
-if (!find()) done(false, 'libdnnl-dev not found (no dnnl.hpp + libdnnl.so); skipping the native build, dptrain runs on wasm');
+if (!find()) done(
+    false,
+    'oneDNN not found (no dnnl.hpp + libdnnl.so' + (process.env.DNNL_ROOT ? ` under DNNL_ROOT=${process.env.DNNL_ROOT}` : '') + '); native backend skipped, dptrain runs on wasm. ' +
+      'For the fast CPU backend: apt-get install libdnnl-dev, then npm run build:native',
+  );
 
 function nodeGyp() {
   const cands = [
