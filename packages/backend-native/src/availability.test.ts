@@ -16,7 +16,7 @@ describe('native backend when oneDNN is missing', () => {
     const script = path.join(pkgDir, 'scripts', 'build-native.mjs');
     const r = spawnSync(process.execPath, [script, '--force'], { env, encoding: 'utf8' });
     expect(r.status).toBe(0);
-    expect(r.stderr).toMatch(/libdnnl-dev not found.*skipping/);
+    expect(r.stderr).toMatch(/oneDNN not found.*native backend skipped.*apt-get install libdnnl-dev, then npm run build:native/);
     const strict = spawnSync(process.execPath, [script, '--force', '--strict'], { env, encoding: 'utf8' });
     expect(strict.status).toBe(1);
   });
