@@ -20,8 +20,8 @@ export interface LocalWorkersOptions {
   /** Where the children's stderr goes: 'inherit' or 'ignore'. Default 'inherit'. */
   stdio?: 'inherit' | 'ignore';
   /**
-   * Pin worker i to its own share of this process's CPUs (Linux `taskset`), as Horovod's and Intel's launchers
-   * bind ranks to cores: a worker's threads (V8's garbage collector helpers included) then stay on its cores, and
+   * Pin worker i to its own share of this process's CPUs (Linux `taskset`), as Intel MPI pins its ranks by
+   * default (horovodrun and torchrun bind none unless asked): a worker's threads (V8's garbage collector helpers included) then stay on its cores, and
    * the caches stay warm. Done only with at least one CPU per worker and `taskset` present.
    * Default: true unless $DPTRAIN_PIN_WORKERS is 0.
    */
