@@ -1,0 +1,59 @@
+// The README's first command on a machine without oneDNN: a fresh clone of this checkout's HEAD, then
+// `npm ci` and `npm start` with DNNL_ROOT pointing nowhere (the project's own knob makes oneDNN unfindable).
+// Both must exit 0, the native build must say it was skipped and how to get it, and the demo must run on wasm.
+// It tests what is committed (CI tests a clean clone of main, so there HEAD is the tree under test).
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const isCheckout = spawnSync('git', ['-C', root, 'rev-parse', 'HEAD'], { encoding: 'utf8' }).status === 0;
+const dir = mkdtempSync(path.join(tmpdir(), 'dptrain-fresh-clone-'));
+const clone = path.join(dir, 'dptrain');
+const env = { ...process.env, DNNL_ROOT: '/nonexistent-onednn', CI: 'true', FORCE_COLOR: '0' };
+delete env.DPTRAIN_NATIVE_ADDON;
+
+/** Pids of live processes whose command line or working directory lies inside `folder`. */
+function processesUnder(folder: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      const cwd = readlinkSync(`/proc/${entry}/cwd`);
+      if (cmdline.includes(folder) || cwd.startsWith(folder)) found.push(Number(entry));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return found;
+}
+
+function run(cmd: string, args: string[]) {
+  const r = spawnSync(cmd, args, { cwd: clone, env, encoding: 'utf8', timeout: 240_000 });
+  return { status: r.status, output: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+}
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe.skipIf(!isCheckout || process.platform !== 'linux')('a fresh clone without oneDNN', () => {
+  it('npm ci and npm start exit 0, skip the native build with a hint, and run the demo on wasm', () => {
+    const cloned = spawnSync('git', ['clone', '--quiet', '--no-hardlinks', root, clone], { encoding: 'utf8' });
+    expect(cloned.status, cloned.stderr).toBe(0);
+
+    const install = run('npm', ['ci', '--no-audit', '--no-fund', '--prefer-offline']);
+    expect(install.status, install.output.slice(-3000)).toBe(0);
+
+    const start = run('npm', ['start']);
+    expect(start.status, start.output.slice(-3000)).toBe(0);
+    expect(start.output).toMatch(/oneDNN not found.*native backend skipped.*apt-get install libdnnl-dev, then npm run build:native/);
+    expect(start.output).toMatch(/dptrain demo: backend wasm/);
+    expect(start.output).toMatch(/submission: .*submission\.csv/);
+
+    // the demo's local workers are gone with it
+    expect(processesUnder(clone)).toEqual([]);
+  }, 600_000);
+});
