@@ -18,3 +18,5 @@ export * from './local-executor.js';
 export * from './progress-log.js';
 export * from './replica.js';
 export * from './feature-cache.js';
+export { EventFileWriter, encodeEvent, maskedCrc32c, tfRecord, type EventFileWriterOptions } from './tensorboard/event-file.js';
+export { TensorBoardLogger, type TensorBoardLoggerOptions } from './tensorboard/tensorboard-logger.js';

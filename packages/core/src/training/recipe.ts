@@ -6,6 +6,7 @@ import { DptrainError } from '../errors.js';
 import { EventBus } from '../events/bus.js';
 import type { PhaseName, RunEvent, WorkerInfo } from '../events/types.js';
 import { systemClock, type Clock } from '../util/clock.js';
+import { TensorBoardLogger } from './tensorboard/tensorboard-logger.js';
 import { BestCheckpoint, CallbackList, EarlyStopping, ReduceLrOnPlateau, type EpochLogs, type TrainingCallback, type TrainingControl } from './callbacks.js';
 import { readCheckpoint, writeCheckpoint, type EpochProgress, type EpochRecord, type TrainingCheckpoint } from './checkpoint.js';
 import { argmaxRows, computeMetrics, type EvaluationMetrics } from './metrics.js';
@@ -70,6 +71,8 @@ export interface TrainOptions {
   workersJoinedBefore?: WorkerInfo[];
   /** Extra callbacks per phase (after the built-in ones). Default: none. */
   extraCallbacks?: (phase: PhaseName) => TrainingCallback[];
+  /** Write TensorBoard scalars (loss, accuracy, learning rate, img/s, step time) to `<runDir>/tensorboard/`. Default true. */
+  tensorboard?: boolean;
 }
 
 /** report.json */
@@ -132,6 +135,11 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
   const runDir = path.resolve(options.runDir);
   const runId = options.runId ?? path.basename(runDir);
   await fs.mkdir(runDir, { recursive: true });
+  const tensorboard =
+    options.tensorboard === false
+      ? undefined
+      : new TensorBoardLogger(path.join(runDir, 'tensorboard'), { now: () => clock.now(), globalEpoch: (p, e) => globalEpoch(config, p, e) });
+  const stopTensorboard = tensorboard ? bus.on(tensorboard.onEvent) : () => {};
   const t0 = clock.now();
   const timings: Record<string, number> = {};
 
@@ -349,6 +357,8 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
     return { halted: false, steps: step, report, ...(submissionPath ? { submissionPath } : {}) };
   } finally {
     stopWatchingWorkers();
+    stopTensorboard();
+    tensorboard?.close();
     if (typeof options.executor === 'function') await executor.close();
   }
 }
