@@ -6,6 +6,7 @@ import { register as registerSingle } from './commands/single.js';
 import { register as registerCoordinator } from './commands/coordinator.js';
 import { register as registerWorker } from './commands/worker.js';
 import { register as registerDashboard } from './commands/dashboard.js';
+import { register as registerExport } from './commands/export.js';
 
 /** Builds the `dptrain` program (exported for tests that check deploy command lines against it). */
 export function buildProgram(): Command {
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerCoordinator(program);
   registerWorker(program);
   registerDashboard(program);
+  registerExport(program);
   return program;
 }
 

@@ -7,3 +7,4 @@ export * from './keras-h5.js';
 export * from './weights.js';
 export * from './backbone.js';
 export * from './trained-model.js';
+export { exportKerasH5, kerasLayersOf, type KerasExportSummary } from './keras-export.js';

@@ -99,38 +99,83 @@ export interface H5Layer {
   weights: H5Weight[];
 }
 
+type H5Group = InstanceType<H5['Group']>;
+type H5File = InstanceType<H5['File']>;
+
+/** Fixed-length byte strings, as Keras 2 writes its name lists. */
+function fixedStrings(names: string[]): [string[], string] {
+  return [names, `S${Math.max(1, ...names.map((n) => Buffer.byteLength(n)))}`];
+}
+
+/** `layer_names` on `parent`, one group per layer with `weight_names`, datasets at `<layer>/<weight name>`. */
+function writeLayerGroups(parent: H5Group | H5File, layers: H5Layer[], attrs: { backend: string; kerasVersion: string }): void {
+  const [ln, lt] = fixedStrings(layers.map((l) => l.name));
+  parent.create_attribute('layer_names', ln, [ln.length], lt);
+  parent.create_attribute('backend', attrs.backend);
+  parent.create_attribute('keras_version', attrs.kerasVersion);
+  for (const layer of layers) {
+    const g = parent.create_group(layer.name);
+    const names = layer.weights.map((w) => w.name);
+    if (names.length > 0) {
+      const [wn, wt] = fixedStrings(names);
+      g.create_attribute('weight_names', wn, [wn.length], wt);
+    } else {
+      g.create_attribute('weight_names', [], [0], 'S1');
+    }
+    for (const w of layer.weights) {
+      const parts = w.name.split('/');
+      let at = g;
+      for (const p of parts.slice(0, -1)) {
+        at = (at.keys().includes(p) ? at.get(p) : at.create_group(p)) as H5Group;
+      }
+      at.create_dataset({ name: parts[parts.length - 1]!, data: w.values, shape: w.shape, dtype: '<f' });
+    }
+  }
+}
+
+async function createH5(file: string): Promise<H5File> {
+  const h5 = await h5wasm();
+  await fs.promises.mkdir(path.dirname(path.resolve(file)), { recursive: true });
+  return new h5.File(path.resolve(file), 'w');
+}
+
 /**
  * Write a weights file in the Keras 2 HDF5 layout (`layer_names` on the root as fixed-length byte strings,
  * one group per layer with `weight_names`, datasets at `<layer>/<weight name>`), e.g. for tests.
  */
 export async function writeKerasH5(file: string, layers: H5Layer[], attrs: { backend?: string; kerasVersion?: string } = {}): Promise<void> {
-  const h5 = await h5wasm();
-  await fs.promises.mkdir(path.dirname(path.resolve(file)), { recursive: true });
-  const f = new h5.File(path.resolve(file), 'w');
+  const f = await createH5(file);
   try {
-    const fixed = (names: string[]): [string[], string] => [names, `S${Math.max(1, ...names.map((n) => Buffer.byteLength(n)))}`];
-    const [ln, lt] = fixed(layers.map((l) => l.name));
-    f.create_attribute('layer_names', ln, [ln.length], lt);
-    f.create_attribute('backend', attrs.backend ?? 'tensorflow');
-    f.create_attribute('keras_version', attrs.kerasVersion ?? '2.2.4');
-    for (const layer of layers) {
-      const g = f.create_group(layer.name);
-      const names = layer.weights.map((w) => w.name);
-      if (names.length > 0) {
-        const [wn, wt] = fixed(names);
-        g.create_attribute('weight_names', wn, [wn.length], wt);
-      } else {
-        g.create_attribute('weight_names', [], [0], 'S1');
-      }
-      for (const w of layer.weights) {
-        const parts = w.name.split('/');
-        let parent = g;
-        for (const p of parts.slice(0, -1)) {
-          parent = (parent.keys().includes(p) ? parent.get(p) : parent.create_group(p)) as typeof g;
-        }
-        parent.create_dataset({ name: parts[parts.length - 1]!, data: w.values, shape: w.shape, dtype: '<f' });
-      }
-    }
+    writeLayerGroups(f, layers, { backend: attrs.backend ?? 'tensorflow', kerasVersion: attrs.kerasVersion ?? '2.2.4' });
+  } finally {
+    f.close();
+  }
+}
+
+/** What {@link writeKerasModelH5} writes. */
+export interface KerasModelH5 {
+  /** The Keras model config (`{class_name, config}`), stored as the JSON attribute `model_config`. */
+  modelConfig: { class_name: string; config: unknown };
+  /** Every layer of the model in order, weightless ones included (empty `weights`). */
+  layers: H5Layer[];
+  /** Written as the `keras_version` attributes. */
+  kerasVersion: string;
+  /** Written as the `backend` attributes. */
+  backend: string;
+}
+
+/**
+ * Write a whole model in the layout of Keras' `model.save('model.h5')` / `ModelCheckpoint`: the root holds
+ * `model_config`, `keras_version` and `backend`; the group `model_weights` holds the weights as in
+ * {@link writeKerasH5}. No `training_config`: load it with `compile=False`.
+ */
+export async function writeKerasModelH5(file: string, model: KerasModelH5): Promise<void> {
+  const f = await createH5(file);
+  try {
+    f.create_attribute('model_config', JSON.stringify(model.modelConfig));
+    f.create_attribute('keras_version', model.kerasVersion);
+    f.create_attribute('backend', model.backend);
+    writeLayerGroups(f.create_group('model_weights'), model.layers, { backend: model.backend, kerasVersion: model.kerasVersion });
   } finally {
     f.close();
   }
