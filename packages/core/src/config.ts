@@ -113,6 +113,40 @@ export const RunConfigSchema = z.object({
   fp16Gradients: z.boolean().default(false),
   /** Checkpoint every K steps (0: only at phase ends). Default 50. */
   checkpointEvery: z.number().int().min(0).default(50),
+  /**
+   * Learning-rate schedule of both phases: 'constant', 'cosine' (to minLr), 'step' (× lrDecay every lrStepEpochs)
+   * or 'plateau' (ReduceLROnPlateau on validation loss, reduceLrFactor / reduceLrPatience). Default 'plateau'.
+   */
+  lrSchedule: z.enum(['constant', 'cosine', 'step', 'plateau']).default('plateau'),
+  /** Linear warmup at the start of each phase, in epochs (fractions allowed; counted in steps). Default 0. */
+  warmupEpochs: z.number().min(0).default(0),
+  /** Cosine schedule: the rate at the end of a phase. Default 0. */
+  minLr: z.number().min(0).default(0),
+  /** Step schedule: epochs between decays. Default: a third of the phase's epochs, at least 1. */
+  lrStepEpochs: z.number().int().positive().optional(),
+  /** Step schedule: factor of each decay. Default 0.1. */
+  lrDecay: z.number().positive().max(1).default(0.1),
+  /** Phase 2's schedule, when it differs from lrSchedule. Default: lrSchedule. */
+  fineTuneLrSchedule: z.enum(['constant', 'cosine', 'step', 'plateau']).optional(),
+  /** Phase 2's warmup epochs, when they differ from warmupEpochs. Default: warmupEpochs. */
+  fineTuneWarmupEpochs: z.number().min(0).optional(),
+  /** Scale both phases' learning rates by batchSize / referenceBatch (Goyal et al.; Horovod). Default false. */
+  scaleLr: z.boolean().default(false),
+  /** The batch size the learning rates are meant for, with scaleLr. Default 32. */
+  referenceBatch: z.number().int().positive().default(32),
+  /**
+   * 'adam', 'adamw' (Adam with decoupled weight decay, Keras' default 0.004 unless weightDecay is given) or
+   * 'sgd' (momentum, nesterov). Default 'adam'.
+   */
+  optimizer: z.enum(['adam', 'adamw', 'sgd']).default('adam'),
+  /** Decoupled weight decay (w -= lr · wd · w before each update, as Keras 3 and PyTorch's AdamW). Default: 0.004 for adamw, else 0. */
+  weightDecay: z.number().min(0).optional(),
+  /** SGD momentum (Keras semantics). Default 0. */
+  momentum: z.number().min(0).max(1).default(0),
+  /** SGD Nesterov momentum. Default false. */
+  nesterov: z.boolean().default(false),
+  /** Label smoothing of the cross-entropy targets: y·(1-ε) + ε/C (Keras). Default 0. */
+  labelSmoothing: z.number().min(0).max(1).default(0),
 });
 export type RunConfig = z.infer<typeof RunConfigSchema>;
 export type RunConfigInput = z.input<typeof RunConfigSchema>;

@@ -35,11 +35,52 @@ export interface TrainingFlagValues {
   fp16: boolean;
   checkpointEvery: string;
   tta: 'none' | 'flip';
+  lrSchedule?: 'constant' | 'cosine' | 'step' | 'plateau';
+  warmupEpochs?: string;
+  minLr?: string;
+  lrStepEpochs?: string;
+  lrDecay?: string;
+  fineTuneLrSchedule?: 'constant' | 'cosine' | 'step' | 'plateau';
+  fineTuneWarmupEpochs?: string;
+  scaleLr?: boolean;
+  referenceBatch?: string;
+  plateauFactor?: string;
+  plateauPatience?: string;
+  optimizer?: 'adam' | 'adamw' | 'sgd';
+  weightDecay?: string;
+  momentum?: string;
+  nesterov?: boolean;
+  labelSmoothing?: string;
+}
+
+const LR_SCHEDULES = ['constant', 'cosine', 'step', 'plateau'];
+
+/** Schedule, optimizer and loss flags (their defaults live in core's RunConfigSchema and are named in the help). */
+function addRecipeFlags(cmd: Command): Command {
+  return cmd
+    .addOption(
+      new Option('--lr-schedule <kind>', 'learning-rate schedule of both phases: constant, cosine (to --min-lr), step (x --lr-decay every --lr-step-epochs) or plateau (halve on a validation-loss plateau) (default: plateau)').choices(LR_SCHEDULES),
+    )
+    .option('--warmup-epochs <n>', 'linear learning-rate warmup at the start of each phase, in epochs, counted per step (default: 0)')
+    .option('--min-lr <rate>', 'cosine: the rate a phase ends at; plateau: the lowest rate (default: 0)')
+    .option('--lr-step-epochs <n>', 'step schedule: epochs between decays (default: a third of the phase)')
+    .option('--lr-decay <f>', 'step schedule: factor of each decay (default: 0.1)')
+    .addOption(new Option('--fine-tune-lr-schedule <kind>', 'phase 2 schedule, when it differs from --lr-schedule').choices(LR_SCHEDULES))
+    .option('--fine-tune-warmup-epochs <n>', 'phase 2 warmup epochs, when they differ from --warmup-epochs')
+    .option('--scale-lr', 'scale both learning rates by global batch / --reference-batch (linear scaling rule)')
+    .option('--reference-batch <n>', 'with --scale-lr: the batch size the learning rates are meant for (default: 32)')
+    .option('--plateau-factor <f>', 'plateau schedule: factor of each reduction (default: 0.5)')
+    .option('--plateau-patience <n>', 'plateau schedule: epochs without validation-loss improvement before a reduction (default: 2)')
+    .addOption(new Option('--optimizer <name>', 'adam, adamw (Adam + decoupled weight decay) or sgd (default: adam)').choices(['adam', 'adamw', 'sgd']))
+    .option('--weight-decay <wd>', 'decoupled weight decay, w -= lr*wd*w before each update (default: 0.004 for adamw, else 0)')
+    .option('--momentum <m>', 'sgd momentum (default: 0)')
+    .option('--nesterov', 'sgd: Nesterov momentum')
+    .option('--label-smoothing <eps>', 'cross-entropy label smoothing: targets y*(1-eps) + eps/C (default: 0)');
 }
 
 /** Adds the training flags shared by `train`, `single` and `coordinator`. */
 export function addTrainingFlags(cmd: Command): Command {
-  return cmd
+  const base = cmd
     .requiredOption('--data <dir>', 'data directory (competition layout: train.csv, test.csv, SceneImages/; or one folder per class)')
     .option('--class-names <list>', 'comma-separated class names (default: from the data)')
     .option('--backbone <name|path>', "'vgg16', 'tiny-vgg', or a tfjs layers model directory", 'vgg16')
@@ -80,6 +121,7 @@ export function addTrainingFlags(cmd: Command): Command {
         .choices(['none', 'flip'])
         .default('flip'),
     );
+  return addRecipeFlags(base);
 }
 
 function num(value: string | undefined, flag: string): number | undefined {
@@ -140,6 +182,22 @@ export function toRunConfig(flags: TrainingFlagValues): RunConfig {
     fp16Gradients: flags.fp16,
     checkpointEvery: num(flags.checkpointEvery, '--checkpoint-every'),
     tta: flags.tta,
+    lrSchedule: flags.lrSchedule,
+    warmupEpochs: num(flags.warmupEpochs, '--warmup-epochs'),
+    minLr: num(flags.minLr, '--min-lr'),
+    lrStepEpochs: num(flags.lrStepEpochs, '--lr-step-epochs'),
+    lrDecay: num(flags.lrDecay, '--lr-decay'),
+    fineTuneLrSchedule: flags.fineTuneLrSchedule,
+    fineTuneWarmupEpochs: num(flags.fineTuneWarmupEpochs, '--fine-tune-warmup-epochs'),
+    scaleLr: flags.scaleLr,
+    referenceBatch: num(flags.referenceBatch, '--reference-batch'),
+    reduceLrFactor: num(flags.plateauFactor, '--plateau-factor'),
+    reduceLrPatience: num(flags.plateauPatience, '--plateau-patience'),
+    optimizer: flags.optimizer,
+    weightDecay: num(flags.weightDecay, '--weight-decay'),
+    momentum: num(flags.momentum, '--momentum'),
+    nesterov: flags.nesterov,
+    labelSmoothing: num(flags.labelSmoothing, '--label-smoothing'),
   };
   return parseRunConfig(input);
 }

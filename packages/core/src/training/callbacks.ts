@@ -36,6 +36,8 @@ export interface TrainingCallback {
   setControl?(control: TrainingControl): void;
   onTrainBegin?(): Promise<void> | void;
   onEpochBegin?(epoch: number): Promise<void> | void;
+  /** Before step `batch` (0-based within the epoch `logs.epoch` of the phase) computes its gradients. */
+  onBatchBegin?(batch: number, logs: { epoch: number }): Promise<void> | void;
   onBatchEnd?(batch: number, logs: BatchLogs): Promise<void> | void;
   onEpochEnd?(epoch: number, logs: EpochLogs): Promise<void> | void;
   onTrainEnd?(): Promise<void> | void;
@@ -54,6 +56,9 @@ export class CallbackList {
   }
   async onEpochBegin(epoch: number): Promise<void> {
     for (const c of this.callbacks) await c.onEpochBegin?.(epoch);
+  }
+  async onBatchBegin(batch: number, logs: { epoch: number }): Promise<void> {
+    for (const c of this.callbacks) await c.onBatchBegin?.(batch, logs);
   }
   async onBatchEnd(batch: number, logs: BatchLogs): Promise<void> {
     for (const c of this.callbacks) await c.onBatchEnd?.(batch, logs);

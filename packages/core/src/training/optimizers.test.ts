@@ -1,6 +1,6 @@
 import { describe, expect, it, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { AdamOptimizer, SgdOptimizer, optimizerFromState } from './optimizers.js';
+import { AdamOptimizer, SgdOptimizer, createOptimizer, optimizerFromState } from './optimizers.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -94,5 +94,63 @@ describe('SgdOptimizer', () => {
       ref.dispose();
       v.dispose();
     }
+  });
+});
+
+describe('AdamW, weight decay and Nesterov SGD (reference formulas)', () => {
+  const g = [new Float32Array([0.5, -1, 2, 0]), new Float32Array([-0.25, 0.5, 1, 3]), new Float32Array([1, 1, -1, -2])];
+  const w0 = new Float32Array([1, -2, 0.5, 3]);
+
+  it('adamw = Keras 3 AdamW: w -= lr·wd·w, then the Adam update, step after step', () => {
+    const lr = 0.01;
+    const wd = 0.05;
+    const opt = createOptimizer({ optimizer: 'adamw', weightDecay: wd, momentum: 0, nesterov: false }, lr);
+    const w = w0.slice();
+    const ref = Array.from(w0, Number);
+    const m = [0, 0, 0, 0];
+    const v = [0, 0, 0, 0];
+    g.forEach((grad, s) => {
+      opt.step(w, grad);
+      const t = s + 1;
+      for (let i = 0; i < 4; i++) {
+        ref[i] = Math.fround(ref[i]! - lr * wd * ref[i]!);
+        m[i] = Math.fround(0.9 * m[i]! + 0.1 * grad[i]!);
+        v[i] = Math.fround(0.999 * v[i]! + 0.001 * grad[i]! * grad[i]!);
+        const lrT = (lr * Math.sqrt(1 - 0.999 ** t)) / (1 - 0.9 ** t);
+        ref[i] = Math.fround(ref[i]! - (lrT * m[i]!) / (Math.sqrt(v[i]!) + 1e-7));
+      }
+    });
+    Array.from(w).forEach((x, i) => expect(x).toBeCloseTo(ref[i]!, 6));
+  });
+
+  it("adamw without --weight-decay uses Keras' default 0.004; adam has none", () => {
+    const a = createOptimizer({ optimizer: 'adamw', momentum: 0, nesterov: false }, 0.1) as AdamOptimizer;
+    const b = createOptimizer({ optimizer: 'adam', momentum: 0, nesterov: false }, 0.1) as AdamOptimizer;
+    expect(a.weightDecay).toBe(0.004);
+    expect(b.weightDecay).toBe(0);
+    const wa = new Float32Array([2]);
+    const wb = new Float32Array([2]);
+    a.step(wa, new Float32Array([0]));
+    b.step(wb, new Float32Array([0]));
+    expect(wa[0]).toBeCloseTo(2 - 0.1 * 0.004 * 2, 7);
+    expect(wb[0]).toBe(2);
+  });
+
+  it('sgd with Nesterov momentum = Keras: v = μv - lr·g; w += μv - lr·g', () => {
+    const lr = 0.1;
+    const mu = 0.9;
+    const opt = createOptimizer({ optimizer: 'sgd', momentum: mu, nesterov: true, weightDecay: 0.01 }, lr);
+    const w = w0.slice();
+    const ref = Array.from(w0, Number);
+    const vel = [0, 0, 0, 0];
+    for (const grad of g) {
+      opt.step(w, grad);
+      for (let i = 0; i < 4; i++) {
+        ref[i] = Math.fround(ref[i]! - lr * 0.01 * ref[i]!);
+        vel[i] = Math.fround(mu * vel[i]! - lr * grad[i]!);
+        ref[i] = Math.fround(ref[i]! + mu * vel[i]! - lr * grad[i]!);
+      }
+    }
+    Array.from(w).forEach((x, i) => expect(x).toBeCloseTo(ref[i]!, 6));
   });
 });

@@ -31,6 +31,15 @@ export interface AdamOptions {
   beta2?: number;
   /** Keras epsilon (added to sqrt(v) before the bias-corrected step). Default 1e-7. */
   epsilon?: number;
+  /** Decoupled weight decay, applied before the update: w -= lr · wd · w (Keras 3 `weight_decay`, AdamW). Default 0. */
+  weightDecay?: number;
+}
+
+/** Decoupled weight decay (Keras 3 / PyTorch AdamW): w -= lr · wd · w, in place, before the optimizer's update. */
+export function applyWeightDecay(weights: Float32Array, learningRate: number, weightDecay: number): void {
+  if (weightDecay === 0) return;
+  const f = learningRate * weightDecay;
+  for (let i = 0; i < weights.length; i++) weights[i] = (weights[i] as number) - f * (weights[i] as number);
 }
 
 /**
@@ -71,6 +80,7 @@ export class AdamOptimizer implements FlatOptimizer {
   readonly beta1: number;
   readonly beta2: number;
   readonly epsilon: number;
+  readonly weightDecay: number;
   private t = 0;
   private m: Float32Array | undefined;
   private v: Float32Array | undefined;
@@ -80,6 +90,7 @@ export class AdamOptimizer implements FlatOptimizer {
     this.beta1 = options.beta1 ?? 0.9;
     this.beta2 = options.beta2 ?? 0.999;
     this.epsilon = options.epsilon ?? 1e-7;
+    this.weightDecay = options.weightDecay ?? 0;
   }
 
   get iterations(): number {
@@ -97,6 +108,7 @@ export class AdamOptimizer implements FlatOptimizer {
     }
     const m = this.m;
     const v = this.v as Float32Array;
+    applyWeightDecay(weights, this.learningRate, this.weightDecay);
     this.t += 1;
     const b1 = this.beta1;
     const b2 = this.beta2;
@@ -139,18 +151,26 @@ export interface SgdOptions {
   learningRate?: number;
   /** Momentum (Keras semantics: v = μ v - lr g; w += v). Default 0. */
   momentum?: number;
+  /** Nesterov momentum (Keras: v = μ v - lr g; w += μ v - lr g). Default false. */
+  nesterov?: boolean;
+  /** Decoupled weight decay, applied before the update (see applyWeightDecay). Default 0. */
+  weightDecay?: number;
 }
 
 /** Plain SGD, optionally with (Keras-style) momentum. */
 export class SgdOptimizer implements FlatOptimizer {
   learningRate: number;
   readonly momentum: number;
+  readonly nesterov: boolean;
+  readonly weightDecay: number;
   private t = 0;
   private velocity: Float32Array | undefined;
 
   constructor(options: SgdOptions = {}) {
     this.learningRate = options.learningRate ?? 0.01;
     this.momentum = options.momentum ?? 0;
+    this.nesterov = options.nesterov ?? false;
+    this.weightDecay = options.weightDecay ?? 0;
   }
 
   get iterations(): number {
@@ -159,6 +179,7 @@ export class SgdOptimizer implements FlatOptimizer {
 
   step(weights: Float32Array, gradients: Float32Array): void {
     checkLengths(weights, gradients);
+    applyWeightDecay(weights, this.learningRate, this.weightDecay);
     this.t += 1;
     const lr = this.learningRate;
     if (this.momentum === 0) {
@@ -167,10 +188,12 @@ export class SgdOptimizer implements FlatOptimizer {
     }
     if (!this.velocity || this.velocity.length !== weights.length) this.velocity = new Float32Array(weights.length);
     const vel = this.velocity;
+    const mu = this.momentum;
     for (let i = 0; i < weights.length; i++) {
-      const vi = this.momentum * (vel[i] as number) - lr * (gradients[i] as number);
+      const g = gradients[i] as number;
+      const vi = mu * (vel[i] as number) - lr * g;
       vel[i] = vi;
-      weights[i] = (weights[i] as number) + vi;
+      weights[i] = (weights[i] as number) + (this.nesterov ? mu * vi - lr * g : vi);
     }
   }
 
@@ -193,4 +216,25 @@ export function optimizerFromState(state: OptimizerState): FlatOptimizer {
   const opt: FlatOptimizer = state.kind === 'adam' ? new AdamOptimizer() : new SgdOptimizer();
   opt.importState(state);
   return opt;
+}
+
+/** What {@link createOptimizer} needs: the run config's optimizer settings. */
+export interface OptimizerChoice {
+  optimizer: 'adam' | 'adamw' | 'sgd';
+  /** Default: 0.004 for adamw (Keras' AdamW default), else 0. */
+  weightDecay?: number | undefined;
+  momentum: number;
+  nesterov: boolean;
+}
+
+/** Keras' AdamW default weight decay. */
+export const ADAMW_DEFAULT_WEIGHT_DECAY = 0.004;
+
+/** The optimizer a run config asks for, at `learningRate`. */
+export function createOptimizer(choice: OptimizerChoice, learningRate: number): FlatOptimizer {
+  if (choice.optimizer === 'sgd') {
+    return new SgdOptimizer({ learningRate, momentum: choice.momentum, nesterov: choice.nesterov, weightDecay: choice.weightDecay ?? 0 });
+  }
+  const weightDecay = choice.weightDecay ?? (choice.optimizer === 'adamw' ? ADAMW_DEFAULT_WEIGHT_DECAY : 0);
+  return new AdamOptimizer({ learningRate, weightDecay });
 }

@@ -133,3 +133,32 @@ describe('runTraining (recipe driver)', () => {
 function stripMs(s: string): string {
   return s.replace(/"epochMs":[-0-9.e]+/g, '"epochMs":0');
 }
+
+describe('runTraining learning-rate schedules', () => {
+  it('every step runs at the scheduled rate (warmup then cosine in phase 1, warmup then constant in phase 2) and resumes on it', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'dpt-recipe-lr-'));
+    const data = makeData(40, 8, 2); // 5 steps per epoch
+    const cfg = config({ lrSchedule: 'cosine', warmupEpochs: 1, minLr: 0.001, fineTuneLrSchedule: 'constant', patience: 99 });
+    const run = async (haltAfterSteps?: number, resume = false) => {
+      const events: RunEvent[] = [];
+      const bus = new EventBus();
+      bus.on((e) => events.push(e));
+      await runTraining({ config: cfg, runDir: dir, data, executor: new InProcessExecutor(new LinearReplica()), bus, resume, ...(haltAfterSteps ? { haltAfterSteps } : {}) });
+      return events.filter((e): e is Extract<RunEvent, { type: 'step_completed' }> => e.type === 'step_completed');
+    };
+    const steps = await run();
+    expect(steps).toHaveLength(25);
+    const head = steps.filter((s) => s.phase === 'head');
+    head.forEach((s, k) => {
+      const want = k < 5 ? (0.05 * (k + 1)) / 5 : 0.001 + (0.05 - 0.001) * 0.5 * (1 + Math.cos((Math.PI * (k - 5)) / 10));
+      expect(s.learningRate).toBeCloseTo(want, 10);
+    });
+    // phase 2 inherits the warmup (no --fine-tune-warmup-epochs), then stays constant
+    const fine = steps.filter((s) => s.phase === 'fine_tune').map((s) => s.learningRate);
+    fine.forEach((lr, k) => expect(lr).toBeCloseTo(k < 5 ? (0.01 * (k + 1)) / 5 : 0.01, 12));
+    // halted mid-epoch and resumed: the same rates from there on
+    await run(8); // checkpoints every 4 steps: resumes at step 8, mid-epoch
+    const resumed = await run(undefined, true);
+    expect(resumed.map((s) => s.learningRate)).toEqual(steps.slice(8).map((s) => s.learningRate));
+  });
+});

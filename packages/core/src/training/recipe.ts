@@ -11,7 +11,8 @@ import { BestCheckpoint, CallbackList, EarlyStopping, ReduceLrOnPlateau, type Ep
 import { readCheckpoint, writeCheckpoint, type EpochProgress, type EpochRecord, type TrainingCheckpoint } from './checkpoint.js';
 import { argmaxRows, computeMetrics, type EvaluationMetrics } from './metrics.js';
 import { useNativeOptimizer } from '../backend/loaders.js';
-import { AdamOptimizer } from './optimizers.js';
+import { createOptimizer } from './optimizers.js';
+import { LearningRateScheduler, phaseBaseLearningRate, phaseSchedule } from './lr-schedule.js';
 import { saveRun } from './run-model.js';
 import { epochPermutation, globalBatch, stepsPerEpoch } from './sharding.js';
 import type { TrainingExecutor, WeightSpec } from './types.js';
@@ -203,7 +204,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
       const begun = await executor.beginPhase(phase, resumeHere?.weights);
       let weights: Float32Array = begun.weights.slice();
       const spec = begun.spec;
-      const optimizer = new AdamOptimizer({ learningRate: spec0.learningRate });
+      const optimizer = createOptimizer(config, phaseBaseLearningRate(config, phase));
       if (resumeHere) optimizer.importState(resumeHere.optimizer);
 
       const control: TrainingControl = {
@@ -220,10 +221,14 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
         emit,
         now: () => clock.now(),
       };
+      const n = data.train.length;
+      const steps = stepsPerEpoch(n, config.batchSize);
+      const schedule = phaseSchedule(config, phase, steps);
       const callbacks = new CallbackList([
+        new LearningRateScheduler(schedule),
         new BestCheckpoint(),
         new EarlyStopping({ patience: config.patience, restoreBestWeights: true }),
-        new ReduceLrOnPlateau({ factor: config.reduceLrFactor, patience: config.reduceLrPatience }),
+        ...(schedule.kind === 'plateau' ? [new ReduceLrOnPlateau({ factor: config.reduceLrFactor, patience: config.reduceLrPatience, minLr: config.minLr })] : []),
         ...(options.extraCallbacks?.(phase) ?? []),
       ]);
       callbacks.setControl(control);
@@ -233,8 +238,6 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
         control.stopTraining = resumeHere.stopTraining;
       }
 
-      const n = data.train.length;
-      const steps = stepsPerEpoch(n, config.batchSize);
       emit({ type: 'phase_started', time: clock.now(), phase, epochs: spec0.epochs, stepsPerEpoch: steps, learningRate: optimizer.learningRate, trainableParams: weights.length });
 
       let epoch = resumeHere?.epoch ?? 0;
@@ -261,6 +264,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
         const order = epochPermutation(n, config.seed, gEpoch);
         for (let s = startStep; s < steps; s++) {
           const tStep = clock.now();
+          await callbacks.onBatchBegin(s, { epoch });
           const batch = globalBatch(n, config.batchSize, config.seed, gEpoch, s, order).map((i) => data.train[i] as Sample);
           const res = await executor.computeGradients(batch, { phase, epoch: gEpoch, step });
           if (res.gradients.length !== weights.length) {

@@ -258,7 +258,10 @@ export class ModelReplica implements Replica {
     const units = this.head.spec.units;
     tf.tidy(() => {
       const x = tf.tensor(feats.data, feats.shape);
-      const onehot = tf.oneHot(tf.tensor1d(labels, 'int32'), this.numClasses).toFloat();
+      const smoothing = this.config.labelSmoothing;
+      const hard = tf.oneHot(tf.tensor1d(labels, 'int32'), this.numClasses).toFloat();
+      // Keras label smoothing: y·(1-ε) + ε/C
+      const onehot = smoothing > 0 ? hard.mul(1 - smoothing).add(smoothing / this.numClasses) : hard;
       const mask = rate > 0 ? tf.tensor2d(dropoutMask(rate, units, this.config.seed, ctx.step, samples), [n, units]) : undefined;
       let logitsKept: tf.Tensor | undefined;
       const { value, grads } = tf.variableGrads(() => {
