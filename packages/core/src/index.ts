@@ -8,3 +8,13 @@ export * from './data/index.js';
 export * from './models/index.js';
 export * from './training/index.js';
 export * from './protocol/index.js';
+export {
+  RUN_CONFIG_DEFAULTS,
+  backboneDefaults,
+  mergeConfigOverrides,
+  readConfigFile,
+  resolveRunConfig,
+  runConfigToYaml,
+  unknownConfigKeys,
+  type RunConfigOverrides,
+} from './config-resolve.js';

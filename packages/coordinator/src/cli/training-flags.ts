@@ -1,40 +1,40 @@
 import { Option, type Command } from 'commander';
-import { parseRunConfig, type RunConfig, type RunConfigInput } from '@dptrain/core';
+import { DptrainError, RUN_CONFIG_DEFAULTS as D, mergeConfigOverrides, readConfigFile, resolveRunConfig, runConfigToYaml, type RunConfig, type RunConfigOverrides } from '@dptrain/core';
 
 /** Options object produced by commander for the training flags below. */
 export interface TrainingFlagValues {
-  data: string;
+  data?: string;
   classNames?: string;
-  backbone: string;
+  backbone?: string;
   cut?: string;
   preprocess?: 'caffe' | 'tf' | 'unit';
   weights?: string;
   inputSize?: string;
-  epochs: string;
-  fineTuneEpochs: string;
-  lr: string;
+  epochs?: string;
+  fineTuneEpochs?: string;
+  lr?: string;
   fineTuneLr?: string;
   unfreeze?: string;
-  batchSize: string;
-  microBatch: string;
-  seed: string;
-  validationSplit: string;
-  augment: boolean;
+  batchSize?: string;
+  microBatch?: string;
+  seed?: string;
+  validationSplit?: string;
+  augment?: boolean;
   rotationRange?: string;
   zoomRange?: string;
   shiftRange?: string;
   shearRange?: string;
   horizontalFlip?: boolean;
-  headUnits: string;
-  dropout: string;
-  pooling: 'gap' | 'flatten';
-  patience: string;
-  cache: boolean;
-  cachedViews: string;
-  skipBad: boolean;
-  fp16: boolean;
-  checkpointEvery: string;
-  tta: 'none' | 'flip';
+  headUnits?: string;
+  dropout?: string;
+  pooling?: 'gap' | 'flatten';
+  patience?: string;
+  cache?: boolean;
+  cachedViews?: string;
+  skipBad?: boolean;
+  fp16?: boolean;
+  checkpointEvery?: string;
+  tta?: 'none' | 'flip';
   lrSchedule?: 'constant' | 'cosine' | 'step' | 'plateau';
   warmupEpochs?: string;
   minLr?: string;
@@ -51,6 +51,8 @@ export interface TrainingFlagValues {
   momentum?: string;
   nesterov?: boolean;
   labelSmoothing?: string;
+  config?: string;
+  printConfig?: boolean;
 }
 
 const LR_SCHEDULES = ['constant', 'cosine', 'step', 'plateau'];
@@ -78,48 +80,53 @@ function addRecipeFlags(cmd: Command): Command {
     .option('--label-smoothing <eps>', 'cross-entropy label smoothing: targets y*(1-eps) + eps/C (default: 0)');
 }
 
-/** Adds the training flags shared by `train`, `single` and `coordinator`. */
+/**
+ * Adds the training flags shared by `train`, `single` and `coordinator`. They carry no defaults of their own: an
+ * unset flag leaves the value to `--config FILE` or to core's resolveRunConfig, whose defaults the help names.
+ */
 export function addTrainingFlags(cmd: Command): Command {
   const base = cmd
-    .requiredOption('--data <dir>', 'data directory (competition layout: train.csv, test.csv, SceneImages/; or one folder per class)')
+    .option('--config <file>', 'run settings from a YAML or JSON file (as written to RUN/config.yaml); flags override it')
+    .option('--print-config', 'print the resolved run config as YAML and exit')
+    .option('--data <dir>', 'data directory (competition layout: train.csv, test.csv, SceneImages/; or one folder per class); required unless --config names dataDir')
     .option('--class-names <list>', 'comma-separated class names (default: from the data)')
-    .option('--backbone <name|path>', "'vgg16', 'tiny-vgg', or a tfjs layers model directory", 'vgg16')
+    .option('--backbone <name|path>', `'vgg16', 'tiny-vgg', or a tfjs layers model directory (default: ${D.backbone.kind})`)
     .option('--cut <layer>', 'layer whose output feeds the head (default: block5_pool for VGG16)')
-    .addOption(new Option('--preprocess <mode>', 'pixel scaling: caffe (VGG16), tf ([-1,1]) or unit ([0,1])').choices(['caffe', 'tf', 'unit']))
+    .addOption(new Option('--preprocess <mode>', 'pixel scaling: caffe, tf ([-1,1]) or unit ([0,1]) (default: caffe for VGG16, unit otherwise)').choices(['caffe', 'tf', 'unit']))
     .option('--weights <file>', 'VGG16 weights (.h5 or tfjs dir); default ~/.keras/models/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5')
     .option('--input-size <HxW>', 'input size, e.g. 150x150 (default: 150x150 for VGG16, read from the model otherwise)')
-    .option('--epochs <n>', 'phase 1 (head) epochs', '10')
-    .option('--fine-tune-epochs <n>', 'phase 2 (fine-tune) epochs', '5')
-    .option('--lr <rate>', 'phase 1 Adam learning rate', '1e-3')
-    .option('--fine-tune-lr <rate>', 'phase 2 Adam learning rate (default 1e-5 for VGG16, 1e-4 for other backbones)')
-    .option('--unfreeze <what>', "phase 2: layer-name prefix or 'last:K' (default 'block5' for VGG16, the last 3 numbered blocks otherwise)")
-    .option('--batch-size <n>', 'global batch size, split across workers', '32')
+    .option('--epochs <n>', `phase 1 (head) epochs (default: ${D.headPhase.epochs})`)
+    .option('--fine-tune-epochs <n>', `phase 2 (fine-tune) epochs (default: ${D.fineTunePhase.epochs})`)
+    .option('--lr <rate>', `phase 1 learning rate (default: ${D.headPhase.learningRate})`)
+    .option('--fine-tune-lr <rate>', 'phase 2 learning rate (default: 1e-5 for VGG16, 1e-4 for other backbones)')
+    .option('--unfreeze <what>', "phase 2: layer-name prefix or 'last:K' (default: 'block5' for VGG16, the last 3 numbered blocks otherwise)")
+    .option('--batch-size <n>', `global batch size, split across workers (default: ${D.batchSize})`)
     .option(
       '--micro-batch <n>',
-      'samples per gradient computation; gradients are averaged over micro-batches along a fixed tree, so 1, 2 or 4 workers give the same weights (0: each worker\'s slice at once)',
-      '8',
+      `samples per gradient computation; gradients are averaged over micro-batches along a fixed tree, so 1, 2 or 4 workers give the same weights (0: each worker's slice at once) (default: ${D.microBatch})`,
     )
-    .option('--seed <n>', 'random seed', '42')
-    .option('--validation-split <f>', 'stratified validation fraction', '0.2')
-    .option('--augment', 'Keras-style augmentation (rotation 20, shifts 0.1, shear 10, zoom 0.1, horizontal flip)', false)
+    .option('--seed <n>', `random seed (default: ${D.seed})`)
+    .option('--validation-split <f>', `stratified validation fraction (default: ${D.validationSplit})`)
+    .option('--augment', 'Keras-style augmentation (rotation 20, shifts 0.1, shear 10, zoom 0.1, horizontal flip)')
     .option('--rotation-range <deg>', 'augmentation rotation range in degrees')
     .option('--zoom-range <f>', 'augmentation zoom range')
     .option('--shift-range <f>', 'augmentation width and height shift range')
     .option('--shear-range <deg>', 'augmentation shear range in degrees')
     .option('--horizontal-flip', 'augmentation: random horizontal flips')
-    .option('--head-units <n>', 'hidden units of the head', '256')
-    .option('--dropout <rate>', 'head dropout rate', '0.5')
-    .addOption(new Option('--pooling <kind>', 'head pooling').choices(['gap', 'flatten']).default('gap'))
-    .option('--patience <n>', 'early-stopping patience (epochs, on validation accuracy)', '3')
+    .option('--head-units <n>', `hidden units of the head (default: ${D.head.units})`)
+    .option('--dropout <rate>', `head dropout rate (default: ${D.head.dropout})`)
+    .addOption(new Option('--pooling <kind>', `head pooling (default: ${D.head.pooling})`).choices(['gap', 'flatten']))
+    .option('--patience <n>', `early-stopping patience (epochs, on validation accuracy) (default: ${D.patience})`)
     .option('--no-cache', 'do not cache frozen features')
-    .option('--cached-views <k>', 'with augmentation: cache K augmented views per image', '0')
-    .option('--skip-bad', 'drop bad images/rows and report them instead of failing', false)
-    .option('--fp16', 'send gradients as fp16 on the wire', false)
-    .option('--checkpoint-every <steps>', 'checkpoint every K steps (0: phase ends only)', '50')
+    .option('--cached-views <k>', `with augmentation: cache K augmented views per image (default: ${D.cachedViews})`)
+    .option('--skip-bad', 'drop bad images/rows and report them instead of failing')
+    .option('--fp16', 'send gradients as fp16 on the wire')
+    .option('--checkpoint-every <steps>', `checkpoint every K steps (0: phase ends only) (default: ${D.checkpointEvery})`)
     .addOption(
-      new Option('--tta <mode>', 'test-time augmentation of evaluation and prediction: flip (mean with the mirror image) or none')
-        .choices(['none', 'flip'])
-        .default('flip'),
+      new Option('--tta <mode>', `test-time augmentation of evaluation and prediction: flip (mean with the mirror image) or none (default: ${D.tta})`).choices([
+        'none',
+        'flip',
+      ]),
     );
   return addRecipeFlags(base);
 }
@@ -127,56 +134,51 @@ export function addTrainingFlags(cmd: Command): Command {
 function num(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isFinite(n)) throw new Error(`${flag}: '${value}' is not a number`);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new DptrainError('E_CONFIG', `${flag}: '${value}' is not a number`);
   return n;
 }
 
 function inputSize(value: string | undefined): [number, number] | undefined {
   if (value === undefined) return undefined;
   const m = /^(\d+)x(\d+)$/.exec(value);
-  if (!m) throw new Error(`--input-size: '${value}' is not HxW (e.g. 150x150)`);
+  if (!m) throw new DptrainError('E_CONFIG', `--input-size: '${value}' is not HxW (e.g. 150x150)`);
   return [Number(m[1]), Number(m[2])];
 }
 
-/** Turns the parsed flags into a validated RunConfig. */
-export function toRunConfig(flags: TrainingFlagValues): RunConfig {
-  const isVgg = flags.backbone === 'vgg16' || flags.backbone === 'tiny-vgg';
-  const augment = flags.augment;
-  const input: RunConfigInput = {
+/** The run settings that the given flags set (nothing for a flag left out), nested as RunConfig. */
+export function flagOverrides(flags: TrainingFlagValues): RunConfigOverrides {
+  const augment = flags.augment === true;
+  const shift = num(flags.shiftRange, '--shift-range') ?? (augment ? 0.1 : undefined);
+  const backbone = flags.backbone;
+  return {
     dataDir: flags.data,
     classNames: flags.classNames ? flags.classNames.split(',').map((s) => s.trim()) : undefined,
     backbone: {
-      kind: flags.backbone === 'vgg16' ? 'vgg16' : flags.backbone === 'tiny-vgg' ? 'tiny-vgg' : 'layers',
-      path: isVgg ? undefined : flags.backbone,
+      kind: backbone === undefined ? undefined : backbone === 'vgg16' || backbone === 'tiny-vgg' ? backbone : 'layers',
+      path: backbone === undefined || backbone === 'vgg16' || backbone === 'tiny-vgg' ? undefined : backbone,
       cut: flags.cut,
       weights: flags.weights,
       inputSize: inputSize(flags.inputSize),
     },
-    preprocess: flags.preprocess ?? (isVgg ? 'caffe' : 'unit'),
+    preprocess: flags.preprocess,
     head: { units: num(flags.headUnits, '--head-units'), dropout: num(flags.dropout, '--dropout'), pooling: flags.pooling },
-    headPhase: { epochs: num(flags.epochs, '--epochs') ?? 10, learningRate: num(flags.lr, '--lr') ?? 1e-3 },
-    fineTunePhase: {
-      epochs: num(flags.fineTuneEpochs, '--fine-tune-epochs') ?? 5,
-      // measured on MobileNetV2 (scenes): 1e-4 beats 1e-5 by ~1.5 test points in the same 5 epochs
-      learningRate: num(flags.fineTuneLr, '--fine-tune-lr') ?? (isVgg ? 1e-5 : 1e-4),
-      // other backbones: the replica picks the last 3 numbered blocks (MobileNetV2: block_14 on; measured 81.0 % test
-      // on the real scenes vs 78.8 % for last:10)
-      unfreeze: flags.unfreeze ?? (isVgg ? 'block5' : undefined),
-    },
+    headPhase: { epochs: num(flags.epochs, '--epochs'), learningRate: num(flags.lr, '--lr') },
+    fineTunePhase: { epochs: num(flags.fineTuneEpochs, '--fine-tune-epochs'), learningRate: num(flags.fineTuneLr, '--fine-tune-lr'), unfreeze: flags.unfreeze },
     batchSize: num(flags.batchSize, '--batch-size'),
     microBatch: num(flags.microBatch, '--micro-batch'),
     seed: num(flags.seed, '--seed'),
     validationSplit: num(flags.validationSplit, '--validation-split'),
     augmentation: {
-      rotationRange: num(flags.rotationRange, '--rotation-range') ?? (augment ? 20 : 0),
-      widthShiftRange: num(flags.shiftRange, '--shift-range') ?? (augment ? 0.1 : 0),
-      heightShiftRange: num(flags.shiftRange, '--shift-range') ?? (augment ? 0.1 : 0),
-      shearRange: num(flags.shearRange, '--shear-range') ?? (augment ? 10 : 0),
-      zoomRange: num(flags.zoomRange, '--zoom-range') ?? (augment ? 0.1 : 0),
-      horizontalFlip: flags.horizontalFlip ?? augment,
+      rotationRange: num(flags.rotationRange, '--rotation-range') ?? (augment ? 20 : undefined),
+      widthShiftRange: shift,
+      heightShiftRange: shift,
+      shearRange: num(flags.shearRange, '--shear-range') ?? (augment ? 10 : undefined),
+      zoomRange: num(flags.zoomRange, '--zoom-range') ?? (augment ? 0.1 : undefined),
+      horizontalFlip: flags.horizontalFlip ?? (augment ? true : undefined),
     },
     patience: num(flags.patience, '--patience'),
-    cacheFeatures: flags.cache,
+    // commander sets `cache` to true unless --no-cache was given
+    cacheFeatures: flags.cache === false ? false : undefined,
     cachedViews: num(flags.cachedViews, '--cached-views'),
     skipBad: flags.skipBad,
     fp16Gradients: flags.fp16,
@@ -199,5 +201,31 @@ export function toRunConfig(flags: TrainingFlagValues): RunConfig {
     nesterov: flags.nesterov,
     labelSmoothing: num(flags.labelSmoothing, '--label-smoothing'),
   };
-  return parseRunConfig(input);
+}
+
+/** Drops undefined values, so that only what was set reaches the merge (and unknown-key checks see real keys). */
+function defined(value: RunConfigOverrides): RunConfigOverrides {
+  const out: RunConfigOverrides = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (v === undefined) continue;
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+      const inner = defined(v as RunConfigOverrides);
+      if (Object.keys(inner).length > 0) out[k] = inner;
+    } else out[k] = v;
+  }
+  return out;
+}
+
+/** The validated RunConfig of a command: `--config FILE` (if any), then the flags on top, then every default. */
+export function toRunConfig(flags: TrainingFlagValues): RunConfig {
+  const file = flags.config ? readConfigFile(flags.config) : {};
+  const merged = mergeConfigOverrides(file, defined(flagOverrides(flags)));
+  return resolveRunConfig(merged, flags.config ? `--config ${flags.config} with the flags` : 'the flags');
+}
+
+/** `--print-config`: the resolved run config as YAML on stdout. True when it printed (the command then ends). */
+export function printConfigIfAsked(flags: TrainingFlagValues, config: RunConfig): boolean {
+  if (!flags.printConfig) return false;
+  process.stdout.write(runConfigToYaml(config));
+  return true;
 }

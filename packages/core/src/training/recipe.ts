@@ -7,6 +7,7 @@ import { EventBus } from '../events/bus.js';
 import type { PhaseName, RunEvent, WorkerInfo } from '../events/types.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { TensorBoardLogger } from './tensorboard/tensorboard-logger.js';
+import { runConfigToYaml } from '../config-resolve.js';
 import { BestCheckpoint, CallbackList, EarlyStopping, ReduceLrOnPlateau, type EpochLogs, type TrainingCallback, type TrainingControl } from './callbacks.js';
 import { readCheckpoint, writeCheckpoint, type EpochProgress, type EpochRecord, type TrainingCheckpoint } from './checkpoint.js';
 import { argmaxRows, computeMetrics, type EvaluationMetrics } from './metrics.js';
@@ -141,6 +142,8 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
       ? undefined
       : new TensorBoardLogger(path.join(runDir, 'tensorboard'), { now: () => clock.now(), globalEpoch: (p, e) => globalEpoch(config, p, e) });
   const stopTensorboard = tensorboard ? bus.on(tensorboard.onEvent) : () => {};
+  // every setting of the run, defaults resolved: `dptrain train --config RUN/config.yaml` runs it again
+  await writeFileAtomic(path.join(runDir, 'config.yaml'), runConfigToYaml(config));
   const t0 = clock.now();
   const timings: Record<string, number> = {};
 

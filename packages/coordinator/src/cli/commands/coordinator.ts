@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { EventBus } from '@dptrain/core';
-import { addTrainingFlags, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
+import { addTrainingFlags, printConfigIfAsked, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
 import { addProtocolFlags, parseListen, resolveToken, runCoordinator, toProtocolOptions, type ProtocolFlagValues } from '../../cluster/index.js';
 import { addViewFlags, attachRunViews, type ViewFlagValues } from '../../observability/run-views.js';
 
@@ -30,6 +30,7 @@ export function register(program: Command): void {
     .option('--tls-key <file>', 'PEM private key for --tls-cert')
     .action(async (flags: CoordinatorFlags) => {
       const config = toRunConfig(flags);
+      if (printConfigIfAsked(flags, config)) return;
       const { host, port } = parseListen(flags.listen);
       if (!!flags.tlsCert !== !!flags.tlsKey) throw new Error('--tls-cert and --tls-key go together');
       const runDir = flags.resume ?? flags.out ?? path.join('runs', new Date().toISOString().replace(/[:.]/g, '-'));

@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { EventBus } from '@dptrain/core';
-import { addTrainingFlags, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
+import { addTrainingFlags, printConfigIfAsked, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
 import {
   addProtocolFlags,
   runSingleNode,
@@ -30,6 +30,7 @@ export function register(program: Command): void {
     .option('--backend <name>', 'backend of the workers (default: the best that loads)')
     .action(async (flags: SingleFlags) => {
       const config = toRunConfig(flags);
+      if (printConfigIfAsked(flags, config)) return;
       const n = Number(flags.workers ?? availableParallelism());
       if (!Number.isInteger(n) || n < 0) throw new Error(`--workers: '${flags.workers}' is not a count`);
       const runDir = flags.resume ?? flags.out ?? path.join('runs', new Date().toISOString().replace(/[:.]/g, '-'));

@@ -10,7 +10,7 @@ import {
   type ExecutorFactory,
   type TrainResult,
 } from '@dptrain/core';
-import { addTrainingFlags, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
+import { addTrainingFlags, printConfigIfAsked, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
 import { startBackend, BACKEND_CHOICES } from '../backend-flag.js';
 
 export interface TrainCommandValues extends TrainingFlagValues {
@@ -78,6 +78,7 @@ export function register(program: Command): void {
     .option('--log-steps <n>', 'also print a line every N steps (0: one line per epoch)', '0')
     .option('-q, --quiet', 'no progress lines', false)
     .action(async (opts: TrainCommandValues) => {
+      if (printConfigIfAsked(opts, toRunConfig(opts))) return;
       await trainCommand(opts);
     });
 }
