@@ -145,6 +145,11 @@ export const RunConfigSchema = z.object({
   momentum: z.number().min(0).max(1).default(0),
   /** SGD Nesterov momentum. Default false. */
   nesterov: z.boolean().default(false),
+  /**
+   * Per-class loss weights (Keras `class_weight`): 'auto' = balanced from the training split's class counts
+   * (n / (C · n_c)), resolved to numbers where the run starts; 'none'; or one weight per class. Default 'none'.
+   */
+  classWeight: z.union([z.literal('auto'), z.literal('none'), z.array(z.number().positive())]).default('none'),
   /** Label smoothing of the cross-entropy targets: y·(1-ε) + ε/C (Keras). Default 0. */
   labelSmoothing: z.number().min(0).max(1).default(0),
 });

@@ -51,6 +51,7 @@ export interface TrainingFlagValues {
   momentum?: string;
   nesterov?: boolean;
   labelSmoothing?: string;
+  classWeight?: string;
   config?: string;
   printConfig?: boolean;
 }
@@ -77,7 +78,8 @@ function addRecipeFlags(cmd: Command): Command {
     .option('--weight-decay <wd>', 'decoupled weight decay, w -= lr*wd*w before each update (default: 0.004 for adamw, else 0)')
     .option('--momentum <m>', 'sgd momentum (default: 0)')
     .option('--nesterov', 'sgd: Nesterov momentum')
-    .option('--label-smoothing <eps>', 'cross-entropy label smoothing: targets y*(1-eps) + eps/C (default: 0)');
+    .option('--label-smoothing <eps>', 'cross-entropy label smoothing: targets y*(1-eps) + eps/C (default: 0)')
+    .option('--class-weight <auto|none|w0,w1,...>', "per-class loss weights: 'auto' balances the training split's class counts (n / (C n_c)) (default: none)");
 }
 
 /**
@@ -145,6 +147,15 @@ function inputSize(value: string | undefined): [number, number] | undefined {
   return [Number(m[1]), Number(m[2])];
 }
 
+function classWeight(value: string | undefined): 'auto' | 'none' | number[] | undefined {
+  if (value === undefined || value === 'auto' || value === 'none') return value;
+  return value.split(',').map((w) => {
+    const n = num(w.trim(), '--class-weight');
+    if (n === undefined || !(n > 0)) throw new DptrainError('E_CONFIG', `--class-weight: '${w}' is not a positive weight (give auto, none or w0,w1,...)`);
+    return n;
+  });
+}
+
 /** The run settings that the given flags set (nothing for a flag left out), nested as RunConfig. */
 export function flagOverrides(flags: TrainingFlagValues): RunConfigOverrides {
   const augment = flags.augment === true;
@@ -200,6 +211,7 @@ export function flagOverrides(flags: TrainingFlagValues): RunConfigOverrides {
     momentum: num(flags.momentum, '--momentum'),
     nesterov: flags.nesterov,
     labelSmoothing: num(flags.labelSmoothing, '--label-smoothing'),
+    classWeight: classWeight(flags.classWeight),
   };
 }
 

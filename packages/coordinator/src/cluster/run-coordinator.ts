@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import {
+  resolveClassWeightsFromLabelled,
   EventBus,
   loadDataset,
   prepareTrainData,
@@ -68,8 +69,10 @@ export interface ClusterSummary {
 export async function runCoordinator(opts: CoordinatorOptions): Promise<{ result: TrainResult; summary: ClusterSummary }> {
   const clock = opts.clock ?? systemClock;
   const bus = opts.bus ?? new EventBus();
-  const { config } = opts;
-  const datasetHash = loadDataset(config.dataDir, config.classNames ? { classNames: config.classNames } : {}).hash;
+  const dataset = loadDataset(opts.config.dataDir, opts.config.classNames ? { classNames: opts.config.classNames } : {});
+  const datasetHash = dataset.hash;
+  // the workers get the config as they join: --class-weight auto becomes numbers here
+  const config = resolveClassWeightsFromLabelled(opts.config, dataset.labelled, dataset.classNames.length);
   const server = new ClusterServer({
     token: opts.token,
     config,

@@ -20,3 +20,5 @@ export * from './replica.js';
 export * from './feature-cache.js';
 export { EventFileWriter, encodeEvent, maskedCrc32c, tfRecord, type EventFileWriterOptions } from './tensorboard/event-file.js';
 export { TensorBoardLogger, type TensorBoardLoggerOptions } from './tensorboard/tensorboard-logger.js';
+export { balancedClassWeights, resolveClassWeights, resolveClassWeightsFromLabelled } from './class-weights.js';
+export { LearningRateScheduler, phaseBaseLearningRate, phaseSchedule, scheduledLearningRate, type LearningRateScheduleKind, type LearningRateSchedulerOptions } from './lr-schedule.js';

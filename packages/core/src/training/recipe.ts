@@ -8,6 +8,7 @@ import type { PhaseName, RunEvent, WorkerInfo } from '../events/types.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { TensorBoardLogger } from './tensorboard/tensorboard-logger.js';
 import { runConfigToYaml } from '../config-resolve.js';
+import { resolveClassWeights } from './class-weights.js';
 import { BestCheckpoint, CallbackList, EarlyStopping, ReduceLrOnPlateau, type EpochLogs, type TrainingCallback, type TrainingControl } from './callbacks.js';
 import { readCheckpoint, writeCheckpoint, type EpochProgress, type EpochRecord, type TrainingCheckpoint } from './checkpoint.js';
 import { argmaxRows, computeMetrics, type EvaluationMetrics } from './metrics.js';
@@ -123,7 +124,7 @@ function phaseSpec(config: RunConfig, phase: PhaseName): { epochs: number; learn
  * continues from the checkpoint exactly (same batches, same optimizer state, same callback state).
  */
 export async function runTraining(options: TrainOptions): Promise<TrainResult> {
-  const { config } = options;
+  let config = options.config;
   const clock = options.clock ?? systemClock;
   const bus = options.bus ?? new EventBus();
   const emit = (e: RunEvent): void => bus.emit(e);
@@ -142,8 +143,6 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
       ? undefined
       : new TensorBoardLogger(path.join(runDir, 'tensorboard'), { now: () => clock.now(), globalEpoch: (p, e) => globalEpoch(config, p, e) });
   const stopTensorboard = tensorboard ? bus.on(tensorboard.onEvent) : () => {};
-  // every setting of the run, defaults resolved: `dptrain train --config RUN/config.yaml` runs it again
-  await writeFileAtomic(path.join(runDir, 'config.yaml'), runConfigToYaml(config));
   const t0 = clock.now();
   const timings: Record<string, number> = {};
 
@@ -155,6 +154,9 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
     timings.data = clock.now() - t;
   }
   const classNames = data.dataset.classNames;
+  config = resolveClassWeights(config, data.train, classNames.length);
+  // every setting of the run, defaults resolved: `dptrain train --config RUN/config.yaml` runs it again
+  await writeFileAtomic(path.join(runDir, 'config.yaml'), runConfigToYaml(config));
   if (data.train.length === 0) throw new DptrainError('E_DATA_INVALID', `no training samples in ${data.dataset.root}`);
 
   const ckpt = options.resume ? await readCheckpoint(runDir) : undefined;

@@ -262,13 +262,18 @@ export class ModelReplica implements Replica {
       const hard = tf.oneHot(tf.tensor1d(labels, 'int32'), this.numClasses).toFloat();
       // Keras label smoothing: y·(1-ε) + ε/C
       const onehot = smoothing > 0 ? hard.mul(1 - smoothing).add(smoothing / this.numClasses) : hard;
+      const cw = this.config.classWeight;
+      const sampleWeights = Array.isArray(cw) ? tf.tensor1d(labels.map((y) => cw[y] ?? 1)) : undefined;
       const mask = rate > 0 ? tf.tensor2d(dropoutMask(rate, units, this.config.seed, ctx.step, samples), [n, units]) : undefined;
       let logitsKept: tf.Tensor | undefined;
       const { value, grads } = tf.variableGrads(() => {
         const h = pm.tail.apply(x, { training: false }) as tf.Tensor;
         const logits = this.head.logits.apply(mask ? h.mul(mask) : h) as tf.Tensor2D;
         logitsKept = tf.keep(logits);
-        return tf.neg(tf.sum(tf.mul(onehot, tf.logSoftmax(logits)))).div(n) as tf.Scalar;
+        if (!sampleWeights) return tf.neg(tf.sum(tf.mul(onehot, tf.logSoftmax(logits)))).div(n) as tf.Scalar;
+        // Keras class_weight: each sample's loss times its class's weight, still divided by the sample count
+        const perSample = tf.sum(tf.mul(onehot, tf.logSoftmax(logits)), 1);
+        return tf.neg(tf.sum(tf.mul(perSample, sampleWeights))).div(n) as tf.Scalar;
       }, pm.vars);
       loss = value.dataSync()[0]!;
       let off = 0;
