@@ -19,6 +19,8 @@ export interface EpochRecord {
   valLoss: number;
   valAccuracy: number;
   learningRate: number;
+  /** The learning rate of each step of the epoch, in order (absent in runs written before it was recorded). */
+  stepLearningRates?: number[];
   epochMs: number;
 }
 
@@ -29,6 +31,8 @@ export interface EpochProgress {
   count: number;
   /** Wall time already spent in this epoch before the checkpoint. */
   elapsedMs: number;
+  /** Learning rates of the epoch's steps so far. */
+  learningRates?: number[];
 }
 
 /**

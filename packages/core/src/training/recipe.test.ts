@@ -156,9 +156,15 @@ describe('runTraining learning-rate schedules', () => {
     // phase 2 inherits the warmup (no --fine-tune-warmup-epochs), then stays constant
     const fine = steps.filter((s) => s.phase === 'fine_tune').map((s) => s.learningRate);
     fine.forEach((lr, k) => expect(lr).toBeCloseTo(k < 5 ? (0.01 * (k + 1)) / 5 : 0.01, 12));
+    // metrics.jsonl: each epoch line lists its steps' rates
+    const perEpoch = readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { stepLearningRates: number[] }).stepLearningRates);
+    expect(perEpoch.flat()).toEqual(steps.map((s) => s.learningRate));
     // halted mid-epoch and resumed: the same rates from there on
     await run(8); // checkpoints every 4 steps: resumes at step 8, mid-epoch
     const resumed = await run(undefined, true);
     expect(resumed.map((s) => s.learningRate)).toEqual(steps.slice(8).map((s) => s.learningRate));
+    // the epoch cut by the halt still lists all of its steps' rates after the resume
+    const again = readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { stepLearningRates: number[] }).stepLearningRates);
+    expect(again).toEqual(perEpoch);
   });
 });

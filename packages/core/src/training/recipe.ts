@@ -279,7 +279,10 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
           optimizer.step(weights, res.gradients);
           await executor.setWeights(weights);
           step++;
-          progress = { lossSum: progress.lossSum + res.loss * res.count, correct: progress.correct + res.correct, count: progress.count + res.count, elapsedMs: 0 };
+          progress = {
+            lossSum: progress.lossSum + res.loss * res.count, correct: progress.correct + res.correct, count: progress.count + res.count, elapsedMs: 0,
+            learningRates: [...(progress.learningRates ?? []), optimizer.learningRate],
+          };
           emit({
             type: 'step_completed', time: clock.now(), phase, epoch, step, stepInEpoch: s + 1, stepsPerEpoch: steps, loss: res.loss,
             samples: res.count, stepMs: clock.now() - tStep, learningRate: optimizer.learningRate, workers: res.workers,
@@ -305,7 +308,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
           learningRate: optimizer.learningRate,
         };
         const epochMs = clock.now() - tEpoch;
-        const record: EpochRecord = { phase, epoch, step, ...logs, epochMs };
+        const record: EpochRecord = { phase, epoch, step, ...logs, stepLearningRates: progress.learningRates ?? [], epochMs };
         history.push(record);
         await fs.appendFile(metricsFile, JSON.stringify(record) + '\n');
         emit({ type: 'epoch_completed', time: clock.now(), phase, epoch, ...logs, epochMs });
