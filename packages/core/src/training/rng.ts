@@ -18,13 +18,6 @@ export class SeededRandom {
   nextInt(n: number): number {
     return Math.floor(this.next() * n);
   }
-  /** The full state (restore with `setState`). */
-  getState(): number {
-    return this.state;
-  }
-  setState(state: number): void {
-    this.state = state >>> 0;
-  }
 }
 
 /** Mixes several integers into one 32-bit seed (FNV-1a over their bytes, then a murmur finaliser). */
