@@ -36,27 +36,8 @@ export function readCompetition(dir: string, options: CompetitionReadOptions = {
     throw new DptrainError('E_DATA_LAYOUT', `${trainPath} not found: ${root} is not in the competition layout`);
   }
   const culprits: Culprit[] = [];
-  const seen = new Map<string, { file: string; line: number }>();
-
-  const imagePath = (name: string, file: string, line: number): string | undefined => {
-    const p = resolve(imagesRoot, name);
-    const rel = relative(imagesRoot, p);
-    if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
-      culprits.push({ file, line, reason: 'malformed_row', message: `image name "${name}" points outside ${imagesRoot}` });
-      return undefined;
-    }
-    return p;
-  };
-  const checkDuplicate = (name: string, file: string, line: number): boolean => {
-    const first = seen.get(name);
-    if (first) {
-      const where = first.file === file ? `line ${first.line}` : `${first.file} line ${first.line}`;
-      culprits.push({ file, line, reason: 'duplicate', message: `image name "${name}" already listed at ${where}` });
-      return true;
-    }
-    seen.set(name, { file, line });
-    return false;
-  };
+  const imagePath = imagePathResolver(imagesRoot, culprits);
+  const checkDuplicate = duplicateChecker(culprits);
 
   // train.csv
   const train = parseCsvLines(readFileSync(trainPath, 'utf8'), trainPath);
@@ -137,38 +118,7 @@ export function readCompetition(dir: string, options: CompetitionReadOptions = {
   }));
 
   // test.csv (optional)
-  const test: Sample[] = [];
-  if (existsSync(testPath)) {
-    const t = parseCsvLines(readFileSync(testPath, 'utf8'), testPath);
-    culprits.push(...t.culprits);
-    const col = t.header.indexOf('image_name');
-    if (col < 0) {
-      throw new DptrainError(
-        'E_DATA_CSV',
-        `${testPath} line ${t.headerLine || 1}: header must name the column image_name (got "${t.header.join(',')}")`,
-      );
-    }
-    for (const { line, fields } of t.rows) {
-      if (fields.length !== t.header.length) {
-        culprits.push({
-          file: testPath,
-          line,
-          reason: 'malformed_row',
-          message: `expected ${t.header.length} columns (${t.header.join(',')}), got ${fields.length}`,
-        });
-        continue;
-      }
-      const name = fields[col] ?? '';
-      if (name === '') {
-        culprits.push({ file: testPath, line, reason: 'malformed_row', message: 'empty image_name' });
-        continue;
-      }
-      const path = imagePath(name, testPath, line);
-      if (path === undefined) continue;
-      if (checkDuplicate(name, testPath, line)) continue;
-      test.push({ split: 'test', index: test.length, name, path, label: -1, line });
-    }
-  }
+  const test = existsSync(testPath) ? readTestCsv(testPath, imagePath, checkDuplicate, culprits) : [];
 
   culprits.sort((a, b) => (a.file === b.file ? (a.line ?? 0) - (b.line ?? 0) : a.file === trainPath ? -1 : 1));
   return {
@@ -179,5 +129,104 @@ export function readCompetition(dir: string, options: CompetitionReadOptions = {
     test,
     hash: datasetHash(classNames, labelled, test),
     readCulprits: culprits,
+  };
+}
+
+export interface TestListReadOptions {
+  /** Class names of the model that will predict (recorded in the Dataset; no labels are read). Default: none. */
+  classNames?: readonly string[];
+  /** Folder of the images, relative to the data directory. Default 'SceneImages', or the data directory itself when it has no such folder. */
+  imagesDir?: string;
+  /** Unlabelled CSV (image_name). Default 'test.csv'. */
+  testCsv?: string;
+}
+
+/**
+ * Reads only the unlabelled half of the competition layout, as Kaggle hands out a test set: `test.csv`
+ * (image_name) and the images, no `train.csv` needed (`dptrain predict`). The samples are in `test`, in file order;
+ * bad rows are collected in `readCulprits` as readCompetition does. Throws E_DATA_LAYOUT when test.csv is
+ * missing and E_DATA_CSV when its header has no image_name column.
+ */
+export function readTestList(dir: string, options: TestListReadOptions = {}): Dataset {
+  const root = resolve(dir);
+  const testPath = join(root, options.testCsv ?? 'test.csv');
+  if (!existsSync(testPath)) throw new DptrainError('E_DATA_LAYOUT', `${testPath} not found: ${root} has no list of test images`);
+  const defaultImages = join(root, 'SceneImages');
+  const imagesRoot = options.imagesDir !== undefined ? join(root, options.imagesDir) : existsSync(defaultImages) ? defaultImages : root;
+  const culprits: Culprit[] = [];
+  const test = readTestCsv(testPath, imagePathResolver(imagesRoot, culprits), duplicateChecker(culprits), culprits);
+  const classNames = [...(options.classNames ?? [])];
+  return { layout: 'competition', root, classNames, labelled: [], test, hash: datasetHash(classNames, [], test), readCulprits: culprits };
+}
+
+/**
+ * Reads an unlabelled list (`image_name` column) into test samples, in file order. Bad rows are left out and
+ * pushed to `culprits`; `imagePath` resolves a name (undefined: it escapes the image folder, already reported);
+ * `isDuplicate` reports a name seen before. Throws E_DATA_CSV when the header has no image_name column.
+ */
+function readTestCsv(
+  testPath: string,
+  imagePath: (name: string, file: string, line: number) => string | undefined,
+  isDuplicate: (name: string, file: string, line: number) => boolean,
+  culprits: Culprit[],
+): Sample[] {
+  const test: Sample[] = [];
+  const t = parseCsvLines(readFileSync(testPath, 'utf8'), testPath);
+  culprits.push(...t.culprits);
+  const col = t.header.indexOf('image_name');
+  if (col < 0) {
+    throw new DptrainError(
+      'E_DATA_CSV',
+      `${testPath} line ${t.headerLine || 1}: header must name the column image_name (got "${t.header.join(',')}")`,
+    );
+  }
+  for (const { line, fields } of t.rows) {
+    if (fields.length !== t.header.length) {
+      culprits.push({
+        file: testPath,
+        line,
+        reason: 'malformed_row',
+        message: `expected ${t.header.length} columns (${t.header.join(',')}), got ${fields.length}`,
+      });
+      continue;
+    }
+    const name = fields[col] ?? '';
+    if (name === '') {
+      culprits.push({ file: testPath, line, reason: 'malformed_row', message: 'empty image_name' });
+      continue;
+    }
+    const path = imagePath(name, testPath, line);
+    if (path === undefined) continue;
+    if (isDuplicate(name, testPath, line)) continue;
+    test.push({ split: 'test', index: test.length, name, path, label: -1, line });
+  }
+  return test;
+}
+
+/** Resolves an image name inside `imagesRoot`; a name escaping it is reported to `culprits` (undefined). */
+function imagePathResolver(imagesRoot: string, culprits: Culprit[]): (name: string, file: string, line: number) => string | undefined {
+  return (name, file, line) => {
+    const p = resolve(imagesRoot, name);
+    const rel = relative(imagesRoot, p);
+    if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
+      culprits.push({ file, line, reason: 'malformed_row', message: `image name "${name}" points outside ${imagesRoot}` });
+      return undefined;
+    }
+    return p;
+  };
+}
+
+/** True for a name already seen (reported to `culprits` with where it was first listed). */
+function duplicateChecker(culprits: Culprit[]): (name: string, file: string, line: number) => boolean {
+  const seen = new Map<string, { file: string; line: number }>();
+  return (name, file, line) => {
+    const first = seen.get(name);
+    if (first) {
+      const where = first.file === file ? `line ${first.line}` : `${first.file} line ${first.line}`;
+      culprits.push({ file, line, reason: 'duplicate', message: `image name "${name}" already listed at ${where}` });
+      return true;
+    }
+    seen.set(name, { file, line });
+    return false;
   };
 }

@@ -40,13 +40,35 @@ export function readFolders(dir: string, options: FolderReadOptions = {}): Datas
   }
   const labelled: Sample[] = [];
   classNames.forEach((cls, label) => {
-    const files = readdirSync(join(root, cls), { withFileTypes: true })
-      .filter((f) => !f.name.startsWith('.') && !f.isDirectory() && IMAGE_EXTENSIONS.includes(extname(f.name).toLowerCase()))
-      .map((f) => f.name)
-      .sort();
-    for (const f of files) {
+    for (const f of listImageFiles(join(root, cls))) {
       labelled.push({ split: 'labelled', index: labelled.length, name: `${cls}/${f}`, path: join(root, cls, f), label });
     }
   });
   return { layout: 'folders', root, classNames, labelled, test: [], hash: datasetHash(classNames, labelled, []), readCulprits: [] };
+}
+
+/** Image files directly in `dir` (by extension, see IMAGE_EXTENSIONS; hidden entries and folders skipped), sorted by name. */
+export function listImageFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((f) => !f.name.startsWith('.') && !f.isDirectory() && IMAGE_EXTENSIONS.includes(extname(f.name).toLowerCase()))
+    .map((f) => f.name)
+    .sort();
+}
+
+export interface ImageFolderReadOptions {
+  /** Class names of the model that will predict (recorded in the Dataset; no labels are read). Default: none. */
+  classNames?: readonly string[];
+}
+
+/**
+ * Reads a plain folder of images (no CSV, no class folders) as unlabelled test samples: every image file directly
+ * in `dir`, sorted by name; sample names are the file names. Throws E_DATA_LAYOUT when it holds no image file.
+ */
+export function readImageFolder(dir: string, options: ImageFolderReadOptions = {}): Dataset {
+  const root = resolve(dir);
+  const files = listImageFiles(root);
+  if (files.length === 0) throw new DptrainError('E_DATA_LAYOUT', `${root} has no image files (${IMAGE_EXTENSIONS.join(', ')})`);
+  const test: Sample[] = files.map((f, index) => ({ split: 'test', index, name: f, path: join(root, f), label: -1 }));
+  const classNames = [...(options.classNames ?? [])];
+  return { layout: 'folders', root, classNames, labelled: [], test, hash: datasetHash(classNames, [], test), readCulprits: [] };
 }

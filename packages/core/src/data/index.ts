@@ -14,3 +14,4 @@ export * from './preprocess.js';
 export * from './augment.js';
 export * from './loader.js';
 export * from './synthetic.js';
+export { loadPredictionSet, type PredictionSetOptions } from './prediction-set.js';

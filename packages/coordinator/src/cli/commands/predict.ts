@@ -1,16 +1,19 @@
 import { Option, type Command } from 'commander';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import {
   DptrainError,
   ImageBatchLoader,
   argmaxRows,
   createReplica,
-  loadDataset,
+  formatCulprits,
+  loadPredictionSet,
   loadRunModel,
   loadTrainedModel,
   writeSubmission,
   RUN_MODEL_DIR,
+  validateDataset,
+  type Dataset,
   type Sample,
 } from '@dptrain/core';
 import { BACKEND_CHOICES, startBackend } from '../backend-flag.js';
@@ -21,6 +24,8 @@ export interface PredictCommandValues {
   out?: string;
   backend?: string;
   batchSize: string;
+  /** Leave out unreadable images (and bad test.csv rows) instead of failing. */
+  skipBad?: boolean;
 }
 
 /** Probabilities for samples, from a run directory's saved model. */
@@ -55,7 +60,9 @@ export async function openPredictor(runDir: string, batchSize = 16): Promise<Loa
     };
   }
   const { meta, weights } = await loadRunModel(modelDir);
-  const replica = await createReplica({ ...meta.config, classNames: meta.classNames }, { cache: false });
+  // the class names come from the model: the training data (its labels) is never read
+  const noData: Dataset = { layout: 'folders', root: modelDir, classNames: meta.classNames, labelled: [], test: [], hash: '' };
+  const replica = await createReplica({ ...meta.config, classNames: meta.classNames }, { cache: false, dataset: noData });
   await replica.setPhase(meta.phase);
   replica.setWeights(weights);
   return { classNames: meta.classNames, predict: (s) => replica.predict(s), dispose: () => replica.dispose() };
@@ -66,28 +73,41 @@ export function samplesForImages(files: string[]): Sample[] {
   return files.map((f, index) => {
     const p = path.resolve(f);
     if (!existsSync(p)) throw new DptrainError('E_DATA_IMAGE', `${f}: no such image file`);
+    if (statSync(p).isDirectory()) throw new DptrainError('E_DATA_IMAGE', `${f} is a folder, not an image: give it as --data ${f}`);
     return { split: 'test', index, name: path.basename(p), path: p, label: -1 };
   });
+}
+
+/**
+ * The samples of `predict --data DIR` (see loadPredictionSet), each image checked first: a bad one fails with
+ * E_DATA_INVALID naming it, or is left out (and listed on stderr) with `skipBad`.
+ */
+export async function predictionSet(dir: string, skipBad: boolean, warn: (l: string) => void = (l) => void process.stderr.write(l + '\n')): Promise<Dataset> {
+  const read = loadPredictionSet(dir);
+  const { dataset, dropped } = await validateDataset(read, { skipBad });
+  if (dropped.length > 0) warn(`dptrain: --skip-bad: left out ${dropped.length} bad input(s):\n${formatCulprits(dropped, dataset.root)}`);
+  if (dataset.test.length === 0) throw new DptrainError('E_DATA_INVALID', `${dataset.root}: no readable image left to predict`);
+  return dataset;
 }
 
 export async function predictCommand(images: string[], values: PredictCommandValues, write: (l: string) => void = (l) => void process.stdout.write(l + '\n')): Promise<void> {
   if (!values.data && images.length === 0) throw new DptrainError('E_CONFIG', 'predict: give --data DIR (its test.csv) or image files');
   if (values.data && images.length > 0) throw new DptrainError('E_CONFIG', 'predict: give either --data DIR or image files, not both');
+  // the data first: a folder with nothing to predict fails before the model loads
+  const dataset = values.data ? await predictionSet(values.data, values.skipBad ?? false) : undefined;
+  const samples = dataset ? dataset.test : samplesForImages(images);
   const backend = await startBackend(values.backend);
   process.stderr.write(`dptrain: backend ${backend.name} (${backend.device})\n`);
   const predictor = await openPredictor(path.resolve(values.model), Math.max(1, Number(values.batchSize) || 16));
   try {
     const c = predictor.classNames.length;
-    if (values.data) {
-      const dataset = loadDataset(values.data, { classNames: predictor.classNames });
-      if (dataset.test.length === 0) throw new DptrainError('E_DATA_LAYOUT', `${values.data} has no test.csv (or it lists no images)`);
-      const probs = await predictor.predict(dataset.test);
+    if (dataset) {
+      const probs = await predictor.predict(samples);
       const out = path.resolve(values.out ?? 'submission.csv');
-      await writeSubmission(out, dataset.test, argmaxRows(probs, c), predictor.classNames, dataset.layout);
-      write(`wrote ${out} (${dataset.test.length} images)`);
+      await writeSubmission(out, samples, argmaxRows(probs, c), predictor.classNames, dataset.layout);
+      write(`wrote ${out} (${samples.length} images)`);
       return;
     }
-    const samples = samplesForImages(images);
     const probs = await predictor.predict(samples);
     const preds = argmaxRows(probs, c);
     images.forEach((image, i) => {
@@ -105,9 +125,10 @@ export function register(program: Command): void {
     .description("predict with a trained run: a submission for DIR's test.csv (--data), or class + probability per image")
     .argument('[images...]', 'image files to classify (prints: file, class, probability)')
     .requiredOption('--model <run_dir>', 'run directory (or its model/ folder) written by dptrain train')
-    .option('--data <dir>', "data directory whose test.csv to predict")
+    .option('--data <dir>', 'folder to predict: its test.csv (images in SceneImages/), else every image file in it')
     .option('--out <file>', 'submission file for --data', 'submission.csv')
     .option('--batch-size <n>', 'images per forward pass', '16')
+    .option('--skip-bad', 'leave out unreadable images and bad test.csv rows (listed on stderr) instead of failing')
     .addOption(new Option('--backend <name>', 'compute backend (default: first that loads)').choices(BACKEND_CHOICES))
     .action(async (images: string[], opts: PredictCommandValues) => {
       await predictCommand(images, opts);
