@@ -27,7 +27,11 @@ export type DptrainErrorCode =
   | 'E_DATASET_HASH' // worker's data differs from the coordinator's
   | 'E_TIMEOUT'
   | 'E_CHECKPOINT'
-  | 'E_CONFIG';
+  | 'E_CONFIG'
+  // CLI (packages/coordinator/src/cli/report-error.ts)
+  | 'E_USAGE' // the command line itself: unknown command or option, missing or bad argument
+  | 'E_IO' // an operating-system call failed (file, folder, socket): the message names the path or address
+  | 'E_INTERNAL'; // an unexpected error (a bug): reported with where it happened and how to see its stack
 
 export class DptrainError extends Error {
   /** Stable machine-readable code. */

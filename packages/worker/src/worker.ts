@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import {
   computeTreeGradients,
   DptrainError,
+  describeUnexpectedError,
   isDptrainError,
   loadDataset,
   packGradients,
@@ -208,8 +209,11 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
           await handle(r, msg, send, accepted.workerId, config);
         } catch (err) {
           const code = isDptrainError(err) ? err.code : 'E_WORKER';
-          log(`${code}: ${(err as Error).message}`);
-          send({ type: 'error', code, message: (err as Error).message.slice(0, 4000) });
+          // an unexpected error says where it happened (phase, step, layer, kernel); its stack with DPTRAIN_DEBUG=1
+          const message = isDptrainError(err) ? err.message : describeUnexpectedError(err);
+          log(`${code}: ${message}`);
+          if (process.env.DPTRAIN_DEBUG && process.env.DPTRAIN_DEBUG !== '0' && err instanceof Error && err.stack) log(err.stack);
+          send({ type: 'error', code, message: message.slice(0, 4000) });
         }
         await new Promise<void>((res) => setImmediate(res)); // let heartbeats out between requests
       }

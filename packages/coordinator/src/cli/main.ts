@@ -1,4 +1,6 @@
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
+import { labelTfErrors } from '@dptrain/core';
+import { debugFromEnv, formatCliError } from './report-error.js';
 import { register as registerTrain } from './commands/train.js';
 import { register as registerPredict } from './commands/predict.js';
 import { register as registerDemo } from './commands/demo.js';
@@ -22,15 +24,50 @@ export function buildProgram(): Command {
   registerWorker(program);
   registerDashboard(program);
   registerExport(program);
+  for (const cmd of program.commands) cmd.option('--verbose', 'on an unexpected (internal) error, print its stack; same as DPTRAIN_DEBUG=1');
+  // local workers and other children inherit it
+  program.hook('preAction', (_program, action) => {
+    if (action.opts().verbose) process.env.DPTRAIN_DEBUG = '1';
+  });
   return program;
 }
 
+/** Prints how `err` ended the command (last line `dptrain: [CODE] message`) and sets a failing exit code. */
+function report(err: unknown, verbose: boolean): void {
+  process.stderr.write(formatCliError(err, { verbose }).join('\n') + '\n');
+  process.exitCode = 1;
+}
+
+/**
+ * Runs the CLI. Every failure ends with one line `dptrain: [CODE] message` on stderr and exit code 1: dptrain's
+ * own errors keep their code, command-line mistakes are E_USAGE, anything unexpected E_INTERNAL with where it
+ * happened (and its stack with --verbose or DPTRAIN_DEBUG=1). Help and --version exit 0.
+ */
 export async function main(argv: string[]): Promise<void> {
+  const verbose = (): boolean => debugFromEnv() || argv.slice(2).includes('--verbose');
+  labelTfErrors(process.env.DPTRAIN_TEST_KERNEL_FAULT ? { faultKernel: process.env.DPTRAIN_TEST_KERNEL_FAULT } : {});
+  const crash = (err: unknown): void => {
+    report(err, verbose());
+    process.exit(1);
+  };
+  process.on('uncaughtException', crash);
+  process.on('unhandledRejection', crash);
+  const program = buildProgram();
+  let usage = '';
+  for (const cmd of [program, ...program.commands]) {
+    cmd.exitOverride();
+    // commander's own "error: ..." line is replaced by ours (its help text after the error still prints)
+    cmd.configureOutput({ outputError: (text) => void (usage = text.trim().replace(/^error: /, '')) });
+  }
   try {
-    await buildProgram().parseAsync(argv);
+    await program.parseAsync(argv);
   } catch (err) {
-    const e = err as { code?: string; message?: string };
-    process.stderr.write(`dptrain: ${e.code ? `[${e.code}] ` : ''}${e.message ?? String(err)}\n`);
-    process.exitCode = 1;
+    if (err instanceof CommanderError) {
+      if (err.exitCode === 0) return; // --help, --version
+      process.stderr.write(`dptrain: [E_USAGE] ${usage || err.message.replace(/^error: /, '')}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    report(err, verbose());
   }
 }

@@ -1,6 +1,7 @@
 import type { Sample } from '../data/types.js';
 import { sliceSizes } from './sharding.js';
 import type { GradientResult, Replica, StepContext } from './types.js';
+import { withErrorContext } from '../util/error-context.js';
 
 /**
  * Deterministic gradient averaging over micro-batches.
@@ -131,6 +132,11 @@ export function mergeGradientTree(parts: readonly RangedGradient[], n: number, m
  * two gradient buffers in turn); merged results are new arrays.
  */
 export async function computeTreeGradients(replica: Replica, samples: Sample[], ctx: StepContext, microBatch: number): Promise<GradientResult> {
+  // an error on the way out says which phase and step it happened in (ctx.step counts the steps done before this one)
+  return withErrorContext({ phase: ctx.phase, step: ctx.step + 1 }, () => treeGradients(replica, samples, ctx, microBatch));
+}
+
+async function treeGradients(replica: Replica, samples: Sample[], ctx: StepContext, microBatch: number): Promise<GradientResult> {
   const n = samples.length;
   const k = microBatchCount(n, microBatch);
   if (k <= 1) return replica.computeGradients(samples, ctx);

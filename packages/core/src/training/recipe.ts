@@ -9,6 +9,7 @@ import { systemClock, type Clock } from '../util/clock.js';
 import { TensorBoardLogger } from './tensorboard/tensorboard-logger.js';
 import { runConfigToYaml } from '../config-resolve.js';
 import { resolveClassWeights } from './class-weights.js';
+import { addErrorContext, type ErrorContext } from '../util/error-context.js';
 import { BestCheckpoint, CallbackList, EarlyStopping, ReduceLrOnPlateau, type EpochLogs, type TrainingCallback, type TrainingControl } from './callbacks.js';
 import { readCheckpoint, writeCheckpoint, type EpochProgress, type EpochRecord, type TrainingCheckpoint } from './checkpoint.js';
 import { argmaxRows, computeMetrics, type EvaluationMetrics } from './metrics.js';
@@ -189,6 +190,8 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
   let lastSpec: WeightSpec[] = [];
   let lastWeights: Float32Array = new Float32Array(0);
   const ckptPhaseIdx = ckpt ? PHASES.indexOf(ckpt.phase) : -1;
+  // where the run is, added to an error that escapes (the CLI reports an unexpected one with it)
+  let where: ErrorContext = {};
 
   try {
     for (let p = 0; p < PHASES.length; p++) {
@@ -206,6 +209,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
       if (spec0.epochs === 0) continue;
       const resumeHere = ckpt && p === ckptPhaseIdx ? ckpt : undefined;
       const tPhase = clock.now();
+      where = { phase, task: 'starting the phase' };
       const begun = await executor.beginPhase(phase, resumeHere?.weights);
       let weights: Float32Array = begun.weights.slice();
       const spec = begun.spec;
@@ -269,6 +273,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
         const order = epochPermutation(n, config.seed, gEpoch);
         for (let s = startStep; s < steps; s++) {
           const tStep = clock.now();
+          where = { phase, epoch: epoch + 1, step: step + 1 };
           await callbacks.onBatchBegin(s, { epoch });
           const batch = globalBatch(n, config.batchSize, config.seed, gEpoch, s, order).map((i) => data.train[i] as Sample);
           const res = await executor.computeGradients(batch, { phase, epoch: gEpoch, step });
@@ -297,6 +302,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
           }
         }
         startStep = 0;
+        where = { phase, epoch: epoch + 1, task: 'validation' };
         const val = await evaluate(data.val);
         const trainLoss = progress.count > 0 ? progress.lossSum / progress.count : 0;
         const trainAccuracy = progress.count > 0 ? progress.correct / progress.count : 0;
@@ -332,12 +338,14 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
     }
 
     let t = clock.now();
+    where = { task: 'final validation' };
     const validation = await evaluate(data.val);
     timings.evaluate = clock.now() - t;
 
     let submissionPath: string | undefined;
     if (data.test.length > 0) {
       t = clock.now();
+      where = { task: 'test prediction' };
       const probs = await executor.predict(data.test, 'predict');
       submissionPath = path.join(runDir, 'submission.csv');
       await writeSubmission(submissionPath, data.test, argmaxRows(probs, classNames.length), classNames, data.dataset.layout);
@@ -345,6 +353,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
     }
 
     t = clock.now();
+    where = { task: 'saving the model' };
     const finalWeights = lastWeights;
     const exportLayers = options.exportLayers
       ? (dir: string, meta: Record<string, unknown>) => options.exportLayers!(dir, meta, finalWeights)
@@ -367,6 +376,8 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
       ...(submissionPath ? { submissionPath } : {}),
     });
     return { halted: false, steps: step, report, ...(submissionPath ? { submissionPath } : {}) };
+  } catch (err) {
+    throw addErrorContext(err, where);
   } finally {
     stopWatchingWorkers();
     stopTensorboard();
