@@ -91,7 +91,7 @@ export async function predictionSet(dir: string, skipBad: boolean, warn: (l: str
 }
 
 export async function predictCommand(images: string[], values: PredictCommandValues, write: (l: string) => void = (l) => void process.stdout.write(l + '\n')): Promise<void> {
-  if (!values.data && images.length === 0) throw new DptrainError('E_CONFIG', 'predict: give --data DIR (its test.csv) or image files');
+  if (!values.data && images.length === 0) throw new DptrainError('E_CONFIG', 'predict: give --data DIR (a test.csv with SceneImages/, or a folder of images) or image files');
   if (values.data && images.length > 0) throw new DptrainError('E_CONFIG', 'predict: give either --data DIR or image files, not both');
   // the data first: a folder with nothing to predict fails before the model loads
   const dataset = values.data ? await predictionSet(values.data, values.skipBad ?? false) : undefined;
@@ -122,7 +122,7 @@ export async function predictCommand(images: string[], values: PredictCommandVal
 export function register(program: Command): void {
   program
     .command('predict')
-    .description("predict with a trained run: a submission for DIR's test.csv (--data), or class + probability per image")
+    .description('predict with a trained run: a submission for --data DIR (its test.csv, or every image in it), or class + probability per image')
     .argument('[images...]', 'image files to classify (prints: file, class, probability)')
     .requiredOption('--model <run_dir>', 'run directory (or its model/ folder) written by dptrain train')
     .option('--data <dir>', 'folder to predict: its test.csv (images in SceneImages/), else every image file in it')

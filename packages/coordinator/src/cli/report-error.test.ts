@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { DptrainError, addErrorContext } from '@dptrain/core';
+import { debugFromEnv, formatCliError } from './report-error.js';
+
+describe('formatCliError', () => {
+  it('a DptrainError keeps its code and message', () => {
+    expect(formatCliError(new DptrainError('E_DATA_LAYOUT', '/x: nothing to predict'))).toEqual(['dptrain: [E_DATA_LAYOUT] /x: nothing to predict']);
+  });
+
+  it('an unexpected error is internal, says where and how to see the stack; --verbose prints the stack above', () => {
+    const err = addErrorContext(new TypeError("Cannot read properties of undefined (reading 'dataId')"), { phase: 'fine_tune', epoch: 1, step: 12, layer: 'mixed1 (Concatenate)', kernels: ['Identity', 'Concat'] });
+    expect(formatCliError(err)).toEqual([
+      "dptrain: [E_INTERNAL] internal error in phase fine_tune, epoch 1, step 12, layer mixed1 (Concatenate), kernel Identity (inside Concat): TypeError: Cannot read properties of undefined (reading 'dataId') (run again with --verbose or DPTRAIN_DEBUG=1 to see its stack)",
+    ]);
+    const lines = formatCliError(err, { verbose: true });
+    expect(lines[0]).toMatch(/^TypeError: Cannot read properties[\s\S]*\n\s+at /);
+    expect(lines.at(-1)).toMatch(/^dptrain: \[E_INTERNAL\] internal error in phase fine_tune.*\(stack above\)$/);
+    expect(formatCliError(new Error('no context'))).toEqual(['dptrain: [E_INTERNAL] internal error: Error: no context (run again with --verbose or DPTRAIN_DEBUG=1 to see its stack)']);
+  });
+
+  it('an OS error is E_IO; a relayed coded error keeps its code; a worker failure (E_WORKER) stays internal', () => {
+    const io = Object.assign(new Error("ENOTDIR: not a directory, mkdir '/etc/hostname/run'"), { code: 'ENOTDIR', syscall: 'mkdir' });
+    expect(formatCliError(io)).toEqual(["dptrain: [E_IO] ENOTDIR: not a directory, mkdir '/etc/hostname/run'"]);
+    const relayed = Object.assign(new Error('worker w1 failed a task [E_DATA_IMAGE]: cannot decode a.jpg'), { code: 'E_DATA_IMAGE' });
+    expect(formatCliError(relayed)[0]).toBe('dptrain: [E_DATA_IMAGE] worker w1 failed a task [E_DATA_IMAGE]: cannot decode a.jpg');
+    const worker = Object.assign(new Error('worker w1 failed a task [E_WORKER]: TypeError: x'), { code: 'E_WORKER' });
+    expect(formatCliError(worker)[0]).toMatch(/^dptrain: \[E_INTERNAL\] internal error: Error: worker w1 failed a task \[E_WORKER\]/);
+  });
+
+  it('DPTRAIN_DEBUG: any value but empty, 0 or false', () => {
+    expect(debugFromEnv({ DPTRAIN_DEBUG: '1' })).toBe(true);
+    expect(debugFromEnv({ DPTRAIN_DEBUG: 'yes' })).toBe(true);
+    for (const v of [undefined, '', '0', 'false']) expect(debugFromEnv(v === undefined ? {} : { DPTRAIN_DEBUG: v })).toBe(false);
+  });
+});
