@@ -3,6 +3,10 @@
  * `DptrainError` whose `code` never changes between releases, so callers and tests can match on it.
  */
 export type DptrainErrorCode =
+  // CLI (packages/coordinator/src/cli/report-error.ts)
+  | 'E_USAGE' // the command line itself: unknown command or option, missing or bad argument
+  | 'E_IO' // an operating-system call failed (file, folder, socket): the message names the path or address
+  | 'E_INTERNAL' // an unexpected error (a bug): reported with where it happened and how to see its stack
   // data
   | 'E_DATA_INVALID' // validation pass found culprits (see `details`)
   | 'E_DATA_CSV' // malformed CSV
@@ -27,11 +31,7 @@ export type DptrainErrorCode =
   | 'E_DATASET_HASH' // worker's data differs from the coordinator's
   | 'E_TIMEOUT'
   | 'E_CHECKPOINT'
-  | 'E_CONFIG'
-  // CLI (packages/coordinator/src/cli/report-error.ts)
-  | 'E_USAGE' // the command line itself: unknown command or option, missing or bad argument
-  | 'E_IO' // an operating-system call failed (file, folder, socket): the message names the path or address
-  | 'E_INTERNAL'; // an unexpected error (a bug): reported with where it happened and how to see its stack
+  | 'E_CONFIG';
 
 export class DptrainError extends Error {
   /** Stable machine-readable code. */

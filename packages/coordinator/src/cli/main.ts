@@ -24,10 +24,14 @@ export function buildProgram(): Command {
   registerWorker(program);
   registerDashboard(program);
   registerExport(program);
+  return program;
+}
+
+/** Gives every command `--verbose` (the stack of an internal error), passed on to child processes as DPTRAIN_DEBUG=1. */
+function addVerboseOption(program: Command): Command {
   for (const cmd of program.commands) cmd.option('--verbose', 'on an unexpected (internal) error, print its stack; same as DPTRAIN_DEBUG=1');
-  // local workers and other children inherit it
   program.hook('preAction', (_program, action) => {
-    if (action.opts().verbose) process.env.DPTRAIN_DEBUG = '1';
+    if (action.opts().verbose) process.env.DPTRAIN_DEBUG = '1'; // local workers inherit it
   });
   return program;
 }
@@ -52,7 +56,7 @@ export async function main(argv: string[]): Promise<void> {
   };
   process.on('uncaughtException', crash);
   process.on('unhandledRejection', crash);
-  const program = buildProgram();
+  const program = addVerboseOption(buildProgram());
   let usage = '';
   for (const cmd of [program, ...program.commands]) {
     cmd.exitOverride();

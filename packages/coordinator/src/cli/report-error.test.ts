@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DptrainError, addErrorContext } from '@dptrain/core';
-import { debugFromEnv, formatCliError } from './report-error.js';
+import { debugFromEnv, formatCliError, workerFailureLine } from './report-error.js';
 
 describe('formatCliError', () => {
   it('a DptrainError keeps its code and message', () => {
@@ -31,5 +31,12 @@ describe('formatCliError', () => {
     expect(debugFromEnv({ DPTRAIN_DEBUG: '1' })).toBe(true);
     expect(debugFromEnv({ DPTRAIN_DEBUG: 'yes' })).toBe(true);
     for (const v of [undefined, '', '0', 'false']) expect(debugFromEnv(v === undefined ? {} : { DPTRAIN_DEBUG: v })).toBe(false);
+  });
+});
+
+describe('workerFailureLine', () => {
+  it('a refused or given-up worker ends with a coded line', () => {
+    expect(workerFailureLine({ reason: 'refused', detail: 'E_AUTH: coordinator refused this worker: bad token' })).toBe('dptrain: [E_AUTH] worker refused: coordinator refused this worker: bad token');
+    expect(workerFailureLine({ reason: 'gave_up', detail: 'no coordinator at ws://x:1' })).toBe('dptrain: [E_TIMEOUT] worker gave up: no coordinator at ws://x:1');
   });
 });

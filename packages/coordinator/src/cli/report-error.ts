@@ -49,3 +49,13 @@ export function formatCliError(err: unknown, options: CliErrorReportOptions = {}
   lines.push(`dptrain: [${code}] ${message}${hint}`);
   return lines;
 }
+
+/**
+ * The last line of a worker that stopped for good without finishing a run: `dptrain: [CODE] message`, the code
+ * taken from the detail ("E_AUTH: ...") when it starts with one, else E_TIMEOUT for a worker that gave up.
+ */
+export function workerFailureLine(exit: { reason: string; detail: string }): string {
+  const m = /^(E_[A-Z0-9_]+): ([\s\S]*)$/.exec(exit.detail);
+  if (m) return `dptrain: [${m[1]}] worker ${exit.reason === 'gave_up' ? 'gave up' : exit.reason}: ${m[2]}`;
+  return `dptrain: [${exit.reason === 'gave_up' ? 'E_TIMEOUT' : 'E_INTERNAL'}] worker ${exit.reason === 'gave_up' ? 'gave up' : exit.reason}: ${exit.detail}`;
+}

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { startWorker, selectBackend } from '@dptrain/worker';
 import { addProtocolFlags, resolveToken, toProtocolOptions, type ProtocolFlagValues } from '../../cluster/index.js';
+import { workerFailureLine } from '../report-error.js';
 
 interface WorkerFlags extends ProtocolFlagValues {
   connect: string;
@@ -46,7 +47,10 @@ export function register(program: Command): void {
       process.once('SIGTERM', stop);
       const exit = await handle.done;
       process.stderr.write(`dptrain worker: ${exit.reason}: ${exit.detail}\n`);
-      if (exit.reason === 'refused' || exit.reason === 'gave_up') process.exitCode = 2;
+      if (exit.reason === 'refused' || exit.reason === 'gave_up') {
+        process.stderr.write(`${workerFailureLine(exit)}\n`);
+        process.exitCode = 2;
+      }
       // tfjs/wasm may keep handles open
       setTimeout(() => process.exit(), 100).unref();
     });
