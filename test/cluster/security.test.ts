@@ -56,6 +56,8 @@ describe('authentication and join checks', () => {
     expect(wrongToken.output()).toMatch(/refused: E_AUTH/);
     expect(await wrongData.exited).toBe(2);
     expect(wrongData.output()).toMatch(/refused: E_DATASET_HASH/);
+    // the last line is the CLI's coded one
+    expect(wrongToken.output().trim().split('\n').at(-1)).toMatch(/^dptrain: \[E_AUTH\] worker refused: /);
     const codes = events.filter((e) => e.type === 'frame_rejected').map((e) => (e as { code: string }).code);
     expect(codes).toContain('E_AUTH');
     expect(codes).toContain('E_DATASET_HASH');
