@@ -54,8 +54,8 @@ export async function main(argv: string[]): Promise<void> {
     report(err, verbose());
     process.exit(1);
   };
-  process.on('uncaughtException', crash);
-  process.on('unhandledRejection', crash);
+  process.prependListener('uncaughtException', crash); // first: the wasm backend adds listeners that rethrow
+  process.prependListener('unhandledRejection', crash);
   const program = addVerboseOption(buildProgram());
   let usage = '';
   for (const cmd of [program, ...program.commands]) {
