@@ -1,6 +1,6 @@
-import { describe, expect, it, beforeAll } from 'vitest';
+import { afterAll, describe, expect, it, beforeAll } from 'vitest';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -69,6 +69,8 @@ describe('dptrain errors a user can act on (real CLI processes)', () => {
     dataDir = path.join(base, 'data');
     await generateSyntheticScenes(dataDir, { seed: 5, perClass: 6, testPerClass: 1, size: 32 });
   });
+
+  afterAll(() => rmSync(base, { recursive: true, force: true }));
 
   it('an unexpected error in a training step is [E_INTERNAL] with phase, epoch, step, layer and kernel, and says how to get the stack', async () => {
     const r = await dptrain(['train', ...training('run-fault'), '-q'], FAULT);

@@ -1,4 +1,4 @@
-import { describe, expect, it, beforeAll } from 'vitest';
+import { afterAll, describe, expect, it, beforeAll } from 'vitest';
 import { execFile } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -82,6 +82,8 @@ describe.skipIf(!existsSync(SCENES))('dptrain predict on Kaggle-style folders (r
     // predict must not need the training labels: they are gone from here on
     renameSync(path.join(trainDir, 'train.csv'), path.join(trainDir, 'train.csv.gone'));
   });
+
+  afterAll(() => rmSync(base, { recursive: true, force: true }));
 
   it('a test-only folder (test.csv + SceneImages/, no train.csv) gets a submission with every test.csv row, in order', async () => {
     const out = path.join(base, 'test-only.csv');
