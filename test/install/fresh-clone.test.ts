@@ -37,7 +37,8 @@ function run(cmd: string, args: string[]) {
   return { status: r.status, output: `${r.stdout ?? ''}${r.stderr ?? ''}` };
 }
 
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+// a clone with its node_modules takes a while to delete on a busy machine
+afterAll(() => rmSync(dir, { recursive: true, force: true }), 600_000);
 
 describe.skipIf(!isCheckout || process.platform !== 'linux')('a fresh clone without oneDNN', () => {
   it('npm ci and npm start exit 0, skip the native build with a hint, and run the demo on wasm', () => {
