@@ -22,10 +22,10 @@ class Builder {
   constructor(seed: number) {
     this.n = seed * 1000;
   }
-  private init(): tf.initializers.Initializer {
+  private init() {
     return tf.initializers.glorotUniform({ seed: this.n++ });
   }
-  private small(lo: number, hi: number): tf.initializers.Initializer {
+  private small(lo: number, hi: number) {
     return tf.initializers.randomUniform({ minval: lo, maxval: hi, seed: this.n++ });
   }
   conv(x: T, name: string, filters: number, kernel: number | [number, number], o: { strides?: number; padding?: 'same' | 'valid'; bias?: boolean; activation?: string } = {}): T {
