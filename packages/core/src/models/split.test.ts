@@ -5,7 +5,7 @@ import { activateWasm } from '../backend/wasm.js';
 import { isDptrainError } from '../errors.js';
 import { createBackbone, type Backbone } from './backbone.js';
 import { buildHeadless, buildTail } from './graph.js';
-import { buildKerasShape } from './keras-shapes.testutil.js';
+import { KERAS_SHAPES, buildKerasShape, type KerasShape } from './keras-shapes.testutil.js';
 import { DEFAULT_UNFREEZE_TOP, guessUnfreezeBlock, resolveSplit, splitWeights } from './split.js';
 import { buildVgg } from './vgg16.js';
 
@@ -128,6 +128,27 @@ describe("'top:P%' on Keras-application shapes without numbered blocks", () => {
     for (const bad of ['top:0%', 'top:100%']) expect(() => resolveSplit(m, cut, bad)).toThrow(/above 0 and below 100/);
     // almost everything: only the weightless rescaling layer stays frozen
     expect(resolveSplit(m, cut, 'top:99.99%').boundary).toBe('rescaling');
+    m.dispose();
+  });
+});
+
+describe('the default phase-2 split of each Keras-application shape (the table in docs/models.md)', () => {
+  // [default unfreeze, boundary, backbone weights that train, learnable backbone weights]
+  const want: Record<KerasShape, [string, string, number, number]> = {
+    inception_v3: ['top:50%', 'mixed1', 5_322, 8_180],
+    resnet50: ['conv3_block2', 'conv3_block1_out', 3_984, 7_144],
+    densenet121: ['conv4_block1', 'pool3_pool', 2_680, 9_450],
+    xception: ['block5', 'add_2', 5_432, 9_128],
+    efficientnet_b0: ['top:50%', 'block2b_add', 12_263, 17_750],
+    mobilenet_v3: ['top:50%', 'expanded_conv_3_project_batch_norm', 11_480, 18_338],
+  };
+  it.each(KERAS_SHAPES)('%s', (shape) => {
+    const m = buildKerasShape(shape);
+    const cut = m.outputs[0]!.sourceLayer.name;
+    const unfreeze = guessUnfreezeBlock(m, cut);
+    const s = resolveSplit(m, cut, unfreeze);
+    const { trainable, total } = splitWeights(m, cut, s);
+    expect([unfreeze, s.boundary, trainable, total]).toEqual(want[shape]);
     m.dispose();
   });
 });

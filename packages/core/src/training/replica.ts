@@ -215,7 +215,7 @@ export class ModelReplica implements Replica {
       const { trainable, total } = splitWeights(this.backbone.model, this.backbone.cut, split);
       const why = wanted === undefined ? 'no --unfreeze given' : "the backbone has no 'block5' layers";
       this.warn(
-        `${why}; phase 2 unfreezes '${guess}' instead: ${split.trainableLayers[0]} to ${this.backbone.cut}, ` +
+        `${why}; phase 2 unfreezes '${guess}' instead: the layers after ${split.boundary} up to ${this.backbone.cut}, ` +
           `${trainable} of ${total} backbone weights (set fineTunePhase.unfreeze / --unfreeze to choose)`,
       );
     }
