@@ -60,7 +60,7 @@ function depthwiseCases(): Case[] {
   return out;
 }
 
-/** Max pools (cout unused): among them shapes for which tfjs-backend-wasm's own MaxPoolGrad drops windows. */
+/** Max pools (cout unused). With inputs in [-1, 1] some windows have a negative maximum: wasm's own MaxPoolGrad drops those. */
 function maxPoolCases(): Case[] {
   return [
     { n: 1, h: 4, w: 4, cin: 24, cout: 0, fh: 3, fw: 3, s: [2, 2], pad: 'same' },
@@ -68,6 +68,7 @@ function maxPoolCases(): Case[] {
     { n: 3, h: 7, w: 6, cin: 5, cout: 0, fh: 3, fw: 3, s: [1, 1], pad: 'same' },
     { n: 2, h: 8, w: 8, cin: 32, cout: 0, fh: 2, fw: 2, s: [2, 2], pad: 'valid' },
     { n: 2, h: 9, w: 9, cin: 12, cout: 0, fh: 3, fw: 3, s: [2, 2], pad: 'valid' },
+    { n: 8, h: 9, w: 9, cin: 512, cout: 0, fh: 2, fw: 2, s: [2, 2], pad: 'valid' }, // VGG16 block5_pool at 150 px
   ];
 }
 

@@ -1,8 +1,8 @@
 /**
- * MaxPoolGrad for the wasm backend. tfjs-backend-wasm 4.22's own kernel drops gradient entries for some shapes
- * (e.g. [1, 4, 4, 24] with a 3x3 stride-2 'same' pool, or [2, 4, 4, 1] with 2x2 stride 2: one window's gradient
- * comes back 0), which corrupts phase-2 gradients of any net with a max pool in the fine-tuned part (Xception's
- * exit flow, VGG's block5_pool). This one scatters dy to each window's first maximum, as the cpu kernel does.
+ * MaxPoolGrad for the wasm backend. tfjs-backend-wasm 4.22's own kernel drops the gradient of every window whose
+ * maximum is 0 or negative. After a ReLU that is harmless (the ReLU's gradient is 0 there too: VGG16), but after a
+ * BatchNorm (Xception's max-pooled blocks) phase-2 gradients come out wrong. This one sends dy to each window's
+ * first maximum, as the cpu kernel does.
  */
 import * as tf from '@tensorflow/tfjs';
 

@@ -10,7 +10,7 @@
  * - DepthwiseConv2dNativeBackpropInput   (missing)  → one wasm DepthwiseConv2dNative
  * - DepthwiseConv2dNativeBackpropFilter  (missing)  → one wasm DepthwiseConv2dNative
  * - Conv2DBackpropInput                  (slow loop) → one wasm Conv2D with the flipped filter
- * - MaxPoolGrad                          (wrong for some shapes: drops windows) → a JS scatter loop
+ * - MaxPoolGrad                          (wrong: drops windows whose maximum is <= 0) → a JS scatter loop
  *
  * Everything else those steps use (Relu/Relu6 gradients via Step/Select, pad/slice,
  * mean, matmul, softmax, batch norm, optimizers) is already on wasm.
