@@ -8,3 +8,4 @@ export * from './weights.js';
 export * from './backbone.js';
 export * from './trained-model.js';
 export { exportKerasH5, kerasLayersOf, type KerasExportSummary } from './keras-export.js';
+export { completeBatchNorm, loadLayersModelWithCompleteBatchNorm, makeConstant, type CompletedBatchNorm } from './complete-batchnorm.js';
