@@ -89,6 +89,27 @@ describe('BatchNorm layers without scale or offset (InceptionV3 scale=False)', (
     for (const mm of [m, loaded, full]) mm.dispose();
   });
 
+  it('also inside a nested model (a Keras application used as a layer)', async () => {
+    const dir = path.join(tmp, 'nested');
+    const inner = model(false);
+    const input = tf.input({ shape: [6, 6, 2], name: 'outer_input' });
+    const out = tf.layers.globalAveragePooling2d({ name: 'outer_pool' }).apply(inner.apply(input) as tf.SymbolicTensor) as tf.SymbolicTensor;
+    const outer = tf.model({ inputs: input, outputs: out, name: 'outer' });
+    await outer.save(fileSystemHandler(dir));
+    const { model: loaded, filled } = await loadLayersModelWithCompleteBatchNorm(fileSystemHandler(dir));
+    expect(filled).toHaveLength(2);
+    for (const l of loaded.layers) l.trainable = true;
+    const names = loaded.trainableWeights.map((w) => w.originalName);
+    for (const f of filled) expect(names).not.toContain(f);
+    const x = tf.randomNormal([2, 6, 6, 2], 0, 1, 'float32', 4);
+    const g = grads(loaded, x);
+    expect(Object.values(g).every((v) => v.every(Number.isFinite))).toBe(true);
+    expect(Array.from((loaded.predict(x) as tf.Tensor).dataSync())).toEqual(Array.from((outer.predict(x) as tf.Tensor).dataSync()));
+    tf.dispose(x);
+    outer.dispose();
+    loaded.dispose();
+  });
+
   it('leaves a model whose BatchNorm layers are complete as it is', async () => {
     const dir = path.join(tmp, 'full');
     const m = model(true);

@@ -84,10 +84,17 @@ interface LayerWeightLists {
   _nonTrainableWeights: tf.LayerVariable[];
 }
 
-/** Moves the named weights of `model`'s layers to their layer's non-trainable weights, for good (layer.trainable no longer touches them). */
+/**
+ * Moves the named weights of `model`'s layers (nested models' too) to their layer's non-trainable weights, for good
+ * (layer.trainable no longer touches them).
+ */
 export function makeConstant(model: tf.LayersModel, names: readonly string[]): void {
   const wanted = new Set(names);
-  for (const layer of model.layers) {
+  const layers: tf.layers.Layer[] = [...model.layers];
+  for (let i = 0; i < layers.length; i++) {
+    const layer = layers[i]!;
+    const nested = (layer as unknown as { layers?: tf.layers.Layer[] }).layers;
+    if (Array.isArray(nested)) layers.push(...nested);
     const lists = layer as unknown as LayerWeightLists;
     const moving = lists._trainableWeights.filter((w) => wanted.has(w.originalName));
     if (moving.length === 0) continue;
