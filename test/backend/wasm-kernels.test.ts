@@ -60,6 +60,18 @@ function depthwiseCases(): Case[] {
   return out;
 }
 
+/** Max pools (cout unused). With inputs in [-1, 1] some windows have a negative maximum: wasm's own MaxPoolGrad drops those. */
+function maxPoolCases(): Case[] {
+  return [
+    { n: 1, h: 4, w: 4, cin: 24, cout: 0, fh: 3, fw: 3, s: [2, 2], pad: 'same' },
+    { n: 2, h: 4, w: 4, cin: 1, cout: 0, fh: 2, fw: 2, s: [2, 2], pad: 'valid' },
+    { n: 3, h: 7, w: 6, cin: 5, cout: 0, fh: 3, fw: 3, s: [1, 1], pad: 'same' },
+    { n: 2, h: 8, w: 8, cin: 32, cout: 0, fh: 2, fw: 2, s: [2, 2], pad: 'valid' },
+    { n: 2, h: 9, w: 9, cin: 12, cout: 0, fh: 3, fw: 3, s: [2, 2], pad: 'valid' },
+    { n: 8, h: 9, w: 9, cin: 512, cout: 0, fh: 2, fw: 2, s: [2, 2], pad: 'valid' }, // VGG16 block5_pool at 150 px
+  ];
+}
+
 function outSize(c: Case): [number, number] {
   const info = tf.backend_util.computeConv2DInfo(
     [c.n, c.h, c.w, c.cin],
@@ -90,6 +102,10 @@ function callFor(kernel: string, c: Case, seed: number): KernelCall {
   const wShape = [c.fh, c.fw, c.cin, c.cout];
   const dyShape = c.nchw ? [c.n, outC, oh, ow] : [c.n, oh, ow, outC];
   const t = (shape: number[]) => ({ shape, values: randomArray(rnd, shape) });
+  if (kernel === 'MaxPoolGrad') {
+    const poolOut = [c.n, oh, ow, c.cin];
+    return { inputs: { dy: t(poolOut), input: t(xShape), output: t(poolOut) }, attrs: { filterSize: [c.fh, c.fw], strides: c.s, pad: c.pad } };
+  }
   const base = depthwise
     ? { strides: c.s, pad: c.pad, dilations: c.d ?? [1, 1] }
     : { strides: c.s, pad: c.pad, dataFormat: c.nchw ? 'NCHW' : 'NHWC' };
@@ -150,6 +166,7 @@ describe('wasm training kernels match the cpu backend', () => {
     ['Conv2DBackpropInput', conv2dCases()],
     ['DepthwiseConv2dNativeBackpropFilter', depthwiseCases()],
     ['DepthwiseConv2dNativeBackpropInput', depthwiseCases()],
+    ['MaxPoolGrad', maxPoolCases()],
   ];
   it('covers every registered kernel', () => {
     expect(table.map(([k]) => k).sort()).toEqual(WASM_TRAINING_KERNELS.map((k) => k.kernelName).sort());

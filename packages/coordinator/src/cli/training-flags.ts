@@ -101,7 +101,7 @@ export function addTrainingFlags(cmd: Command): Command {
     .option('--fine-tune-epochs <n>', `phase 2 (fine-tune) epochs (default: ${D.fineTunePhase.epochs})`)
     .option('--lr <rate>', `phase 1 learning rate (default: ${D.headPhase.learningRate})`)
     .option('--fine-tune-lr <rate>', 'phase 2 learning rate (default: 1e-5 for VGG16, 1e-4 for other backbones)')
-    .option('--unfreeze <what>', "phase 2: layer-name prefix or 'last:K' (default: 'block5' for VGG16, the last 3 numbered blocks otherwise)")
+    .option('--unfreeze <what>', "phase 2: layer-name prefix, 'last:K' or 'top:P%' (default: 'block5' for VGG16, else the last 3 numbered blocks, else top:50%)")
     .option('--batch-size <n>', `global batch size, split across workers (default: ${D.batchSize})`)
     .option(
       '--micro-batch <n>',

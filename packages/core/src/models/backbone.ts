@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import type { BackboneSpec } from '../config.js';
 import { DptrainError } from '../errors.js';
+import { loadLayersModelWithCompleteBatchNorm } from './complete-batchnorm.js';
 import { fileSystemHandler, modelJsonPath } from './fs-io.js';
 import { getLayer } from './graph.js';
 import { TINY_VGG_WIDTHS, buildVgg } from './vgg16.js';
@@ -42,7 +43,8 @@ export async function createBackbone(spec: BackboneSpec, options: CreateBackbone
     if (!fs.existsSync(json)) throw new DptrainError('E_MODEL', `backbone model not found: ${json}`);
     let model: tf.LayersModel;
     try {
-      model = await tf.loadLayersModel(fileSystemHandler(spec.path));
+      // BatchNorm layers without scale/offset get constant ones/zeros, or phase 2 cannot differentiate them
+      model = (await loadLayersModelWithCompleteBatchNorm(fileSystemHandler(spec.path))).model;
     } catch (e) {
       if (e instanceof DptrainError) throw e;
       throw new DptrainError('E_MODEL', `cannot load tfjs layers model ${json}: ${(e as Error).message}`, undefined, { cause: e });

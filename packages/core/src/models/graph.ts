@@ -36,6 +36,26 @@ export function getLayer(model: tf.LayersModel, name: string): tf.layers.Layer {
 }
 
 /**
+ * Weights of `layer` that training can change (kernels, biases, BatchNorm gamma/beta; not moving statistics nor
+ * constants), whatever its `trainable` flag says now.
+ */
+export function learnableWeightCount(layer: tf.layers.Layer): number {
+  const own = (layer as unknown as { _trainableWeights?: tf.LayerVariable[] })._trainableWeights ?? [];
+  return own.reduce((a, w) => a + w.shape.reduce((x: number, y) => x * (y ?? 1), 1), 0);
+}
+
+/**
+ * Layer classes that join paths at the end of a block (residual, inception, dense). Multiply is not one: it gates
+ * inside a block (squeeze-and-excitation, hard-swish).
+ */
+const MERGE_LAYERS = new Set(['Add', 'Concatenate', 'Average', 'Maximum', 'Minimum', 'Subtract']);
+
+/** True when `layer` joins several paths at a block end (Add, Concatenate, …; not Multiply). */
+export function isMergeLayer(layer: tf.layers.Layer): boolean {
+  return MERGE_LAYERS.has(layer.getClassName()) && inboundLayers(layer).length > 1;
+}
+
+/**
  * The ancestors of `target` (itself included) in topological order, input layer first, following each layer's
  * original graph node. `model.layers` of a functional model is already topologically sorted.
  */

@@ -9,3 +9,4 @@ export * from './backbone.js';
 export * from './trained-model.js';
 export { exportKerasH5, kerasLayersOf, type KerasExportSummary } from './keras-export.js';
 export { labelTfErrors, type ErrorLabelOptions } from './error-labels.js';
+export { completeBatchNorm, loadLayersModelWithCompleteBatchNorm, makeConstant, type CompletedBatchNorm } from './complete-batchnorm.js';

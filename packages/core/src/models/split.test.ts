@@ -5,7 +5,8 @@ import { activateWasm } from '../backend/wasm.js';
 import { isDptrainError } from '../errors.js';
 import { createBackbone, type Backbone } from './backbone.js';
 import { buildHeadless, buildTail } from './graph.js';
-import { guessUnfreezeBlock, resolveSplit } from './split.js';
+import { KERAS_SHAPES, buildKerasShape, type KerasShape } from './keras-shapes.testutil.js';
+import { DEFAULT_UNFREEZE_TOP, guessUnfreezeBlock, resolveSplit, splitWeights } from './split.js';
 import { buildVgg } from './vgg16.js';
 
 const MOBILENET = '../shared/models/mobilenet_v2';
@@ -51,7 +52,16 @@ describe.skipIf(!HAVE_MOBILENET)('generic backbone: the real MobileNetV2', () =>
       }
     })();
     expect(isDptrainError(noPrefix, 'E_MODEL')).toBe(true);
-    expect((noPrefix as Error).message).toMatch(/block5.*last:K/);
+    expect((noPrefix as Error).message).toMatch(/block5.*last:K or top:P%/);
+  });
+
+  it("top:P% trains the smallest tail with P % of the learnable weights, from a block end (block_N_add)", () => {
+    const half = resolveSplit(mnet.model, 'out_relu', 'top:50%');
+    expect(half.boundary).toBe('block_14_add');
+    expect(splitWeights(mnet.model, 'out_relu', half)).toEqual({ trainable: 1_206_080, total: 2_223_872 });
+    expect(resolveSplit(mnet.model, 'out_relu', 'top:30%').boundary).toBe('block_15_add');
+    // the default (numbered blocks) trains blocks 14-16 + Conv_1
+    expect(splitWeights(mnet.model, 'out_relu', resolveSplit(mnet.model, 'out_relu', 'block_14')).trainable).toBe(1_526_080);
   });
 
   it('frozen part then trainable part equals the whole backbone (weights shared, residual adds kept)', () => {
@@ -86,6 +96,59 @@ describe('VGG splits', () => {
     expect(resolveSplit(m, 'block5_pool', 'block5').boundary).toBe('block4_pool');
     expect(resolveSplit(m, 'block5_pool', 'last:4')).toEqual(resolveSplit(m, 'block5_pool', 'block5'));
     expect(() => resolveSplit(m, 'block5_pool', 'last:18')).toThrow(/at least one must stay frozen/);
+    m.dispose();
+  });
+});
+
+describe("'top:P%' on Keras-application shapes without numbered blocks", () => {
+  it('InceptionV3 shape: the default is top:50%, cut after a mixed (Concatenate) block', () => {
+    const m = buildKerasShape('inception_v3');
+    expect(guessUnfreezeBlock(m, m.outputs[0]!.sourceLayer.name)).toBe(DEFAULT_UNFREEZE_TOP);
+    const cut = m.outputs[0]!.sourceLayer.name;
+    const s = resolveSplit(m, cut, DEFAULT_UNFREEZE_TOP);
+    expect(s.boundary).toMatch(/^mixed\d$/);
+    const { trainable, total } = splitWeights(m, cut, s);
+    expect(trainable / total).toBeGreaterThanOrEqual(0.5);
+    expect(trainable / total).toBeLessThanOrEqual(0.75);
+    // one block end later would train less than half
+    const later = `mixed${Number(s.boundary.slice(5)) + 1}`;
+    const order = m.layers.map((l) => l.name);
+    const tailAfterLater = m.layers.slice(order.indexOf(later) + 1).map((l) => l.name);
+    expect(splitWeights(m, cut, { boundary: later, trainableLayers: tailAfterLater }).trainable / total).toBeLessThan(0.5);
+    m.dispose();
+  });
+
+  it('MobileNetV3 shape: no block end close enough, so the split point itself (a project BatchNorm); P out of range is refused', () => {
+    const m = buildKerasShape('mobilenet_v3');
+    const cut = m.outputs[0]!.sourceLayer.name;
+    expect(guessUnfreezeBlock(m, cut)).toBe(DEFAULT_UNFREEZE_TOP);
+    const s = resolveSplit(m, cut, 'top:50%');
+    expect(s.boundary).toBe('expanded_conv_3_project_batch_norm');
+    expect(splitWeights(m, cut, s)).toEqual({ trainable: 11_480, total: 18_338 });
+    for (const bad of ['top:0%', 'top:100%']) expect(() => resolveSplit(m, cut, bad)).toThrow(/above 0 and below 100/);
+    // almost everything: only the weightless rescaling layer stays frozen
+    expect(resolveSplit(m, cut, 'top:99.99%').boundary).toBe('rescaling');
+    m.dispose();
+  });
+});
+
+describe('the default phase-2 split of each Keras-application shape (the table in docs/models.md)', () => {
+  // [default unfreeze, boundary, backbone weights that train, learnable backbone weights]
+  const want: Record<KerasShape, [string, string, number, number]> = {
+    inception_v3: ['top:50%', 'mixed1', 5_322, 8_180],
+    resnet50: ['conv3_block2', 'conv3_block1_out', 3_984, 7_144],
+    densenet121: ['conv4_block1', 'pool3_pool', 2_680, 9_450],
+    xception: ['block5', 'add_2', 5_432, 9_128],
+    efficientnet_b0: ['top:50%', 'block2b_add', 12_263, 17_750],
+    mobilenet_v3: ['top:50%', 'expanded_conv_3_project_batch_norm', 11_480, 18_338],
+  };
+  it.each(KERAS_SHAPES)('%s', (shape) => {
+    const m = buildKerasShape(shape);
+    const cut = m.outputs[0]!.sourceLayer.name;
+    const unfreeze = guessUnfreezeBlock(m, cut);
+    const s = resolveSplit(m, cut, unfreeze);
+    const { trainable, total } = splitWeights(m, cut, s);
+    expect([unfreeze, s.boundary, trainable, total]).toEqual(want[shape]);
     m.dispose();
   });
 });

@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 import { DptrainError } from '../errors.js';
-import { ancestorsInOrder, singleTensorBoundaries } from './graph.js';
+import { ancestorsInOrder, isMergeLayer, learnableWeightCount, singleTensorBoundaries } from './graph.js';
 
 /** Where the frozen part ends for a phase. */
 export interface PhaseSplit {
@@ -15,15 +15,20 @@ export interface PhaseSplit {
 /**
  * Resolve what phase 2 unfreezes, as a boundary layer of the backbone:
  * - a layer-name prefix ('block5'): everything from the first layer whose name starts with it up to the cut;
- * - 'last:K': the last K layers up to the cut (counted back from the cut, the input layer excluded).
- * When that boundary is crossed by a residual connection, it moves back (more layers train) to the nearest
- * single-tensor boundary, with a warning saying so.
+ * - 'last:K': the last K layers up to the cut (counted back from the cut, the input layer excluded);
+ * - 'top:P%': the smallest tail holding at least P % of the backbone's learnable weights up to the cut, starting
+ *   right after a block end (the Add or Concatenate that ends a residual, inception or dense block) when one is
+ *   close enough (the tail then holds at most (100 + P) / 2 %), else right after the split point itself.
+ * When a prefix or last:K boundary is crossed by a residual connection, it moves back (more layers train) to the
+ * nearest single-tensor boundary, with a warning saying so.
  */
 export function resolveSplit(backbone: tf.LayersModel, cut: string, unfreeze: string | undefined): PhaseSplit {
   const order = ancestorsInOrder(backbone, cut);
   if (unfreeze === undefined || unfreeze === '' || unfreeze === 'none' || unfreeze === 'last:0') {
     return { boundary: cut, trainableLayers: [] };
   }
+  const top = /^top:(\d+(?:\.\d+)?)%$/.exec(unfreeze);
+  if (top) return topFraction(order, Number(top[1]) / 100, unfreeze, cut);
   let wanted: number;
   const m = /^last:(\d+)$/.exec(unfreeze);
   if (m) {
@@ -36,7 +41,7 @@ export function resolveSplit(backbone: tf.LayersModel, cut: string, unfreeze: st
     const first = order.findIndex((l) => l.name.startsWith(unfreeze));
     if (first < 0) {
       const tail = order.slice(-6).map((l) => l.name).join(', ');
-      throw new DptrainError('E_MODEL', `unfreeze "${unfreeze}": no layer up to ${cut} has a name starting with it (last layers: ${tail}); use a prefix or last:K`);
+      throw new DptrainError('E_MODEL', `unfreeze "${unfreeze}": no layer up to ${cut} has a name starting with it (last layers: ${tail}); use a prefix, last:K or top:P%`);
     }
     if (first < 2) throw new DptrainError('E_MODEL', `unfreeze "${unfreeze}" would unfreeze the whole backbone; at least one layer must stay frozen`);
     wanted = first - 1;
@@ -54,6 +59,53 @@ export function resolveSplit(backbone: tf.LayersModel, cut: string, unfreeze: st
   return split;
 }
 
+/**
+ * 'top:P%' on the ordered ancestors of the cut: the latest split point whose tail holds at least `fraction` of the
+ * learnable weights, moved back to the nearest block end (the output of a merge layer) unless that would train more
+ * than (1 + fraction) / 2 of the weights.
+ */
+function topFraction(order: tf.layers.Layer[], fraction: number, unfreeze: string, cut: string): PhaseSplit {
+  if (!(fraction > 0 && fraction < 1)) throw new DptrainError('E_MODEL', `unfreeze "${unfreeze}": P must be above 0 and below 100`);
+  const weights = order.map(learnableWeightCount);
+  const total = weights.reduce((a, b) => a + b, 0);
+  if (total === 0) throw new DptrainError('E_MODEL', `unfreeze "${unfreeze}": the backbone has no learnable weights up to ${cut}`);
+  const valid = singleTensorBoundaries(order);
+  // tail[i]: weights of the layers after i
+  const tail = new Array<number>(order.length).fill(0);
+  for (let i = order.length - 2; i >= 0; i--) tail[i] = tail[i + 1]! + weights[i + 1]!;
+  let last = -1;
+  for (let i = order.length - 2; i >= 1; i--) {
+    if (valid[i] && tail[i]! >= fraction * total) {
+      last = i;
+      break;
+    }
+  }
+  if (last < 1) throw new DptrainError('E_MODEL', `unfreeze "${unfreeze}": no split point up to ${cut} leaves a frozen part (use a smaller P)`);
+  // back to the nearest block end, unless that trains more than halfway from P to everything
+  const cap = total * (fraction + (1 - fraction) / 2);
+  let b = last;
+  while (b >= 1 && tail[b]! <= cap && !(valid[b] && isMergeLayer(order[b]!))) b--;
+  if (b < 1 || tail[b]! > cap) b = last; // no block end close enough (a plain chain): the split point itself
+  return { boundary: order[b]!.name, trainableLayers: order.slice(b + 1).map((l) => l.name) };
+}
+
+/** Learnable weights of the backbone up to the cut, and of the layers a split trains. */
+export function splitWeights(backbone: tf.LayersModel, cut: string, split: PhaseSplit): { trainable: number; total: number } {
+  const order = ancestorsInOrder(backbone, cut);
+  const training = new Set(split.trainableLayers);
+  let trainable = 0;
+  let total = 0;
+  for (const l of order) {
+    const n = learnableWeightCount(l);
+    total += n;
+    if (training.has(l.name)) trainable += n;
+  }
+  return { trainable, total };
+}
+
+/** What phase 2 unfreezes by default in a backbone without numbered blocks: the top half of its weights, cut at a merge point. */
+export const DEFAULT_UNFREEZE_TOP = 'top:50%';
+
 /** How many numbered blocks phase 2 unfreezes by default in a backbone without VGG's 'block5'. */
 export const DEFAULT_UNFREEZE_BLOCKS = 3;
 
@@ -61,7 +113,7 @@ export const DEFAULT_UNFREEZE_BLOCKS = 3;
  * A default for what phase 2 unfreezes in a backbone whose layer names are not VGG's: the prefix of the
  * `blocks`-th numbered block counted back from the cut, so that block and everything after it train
  * (MobileNetV2: 'block_14', i.e. blocks 14-16 + Conv_1, the blocks at the last resolution after the stride-2
- * block 13; ResNet50: 'conv5_block1'). Fewer numbered blocks: the first of them; none: 'last:4'.
+ * block 13; ResNet50: 'conv5_block1'). Fewer numbered blocks: the first of them; none: DEFAULT_UNFREEZE_TOP.
  * Measured on the real scenes with MobileNetV2: block_14 gave 81.0 % test accuracy, block_16 alone 78.8 %.
  */
 export function guessUnfreezeBlock(backbone: tf.LayersModel, cut: string, blocks = DEFAULT_UNFREEZE_BLOCKS): string {
@@ -74,7 +126,7 @@ export function guessUnfreezeBlock(backbone: tf.LayersModel, cut: string, blocks
       if (seen.length === blocks) break;
     }
   }
-  return seen.length > 0 ? seen[seen.length - 1]! : 'last:4';
+  return seen.length > 0 ? seen[seen.length - 1]! : DEFAULT_UNFREEZE_TOP;
 }
 
 /** True when some layer up to the cut has a name starting with `prefix`. */

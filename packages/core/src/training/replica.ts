@@ -13,7 +13,7 @@ import type { PhaseName } from '../events/types.js';
 import { createBackbone, type Backbone } from '../models/backbone.js';
 import { ancestorsInOrder, buildHeadless, buildTail, getLayer, originalOutput } from '../models/graph.js';
 import { HEAD_LAYERS, applyHead, createHead, dropoutMask, type Head } from '../models/head.js';
-import { guessUnfreezeBlock, hasPrefix, resolveSplit, type PhaseSplit } from '../models/split.js';
+import { guessUnfreezeBlock, hasPrefix, resolveSplit, splitWeights, type PhaseSplit } from '../models/split.js';
 import { saveTrainedModel } from '../models/trained-model.js';
 import { FeatureCache, featureKey, type FeatureCacheStats } from './feature-cache.js';
 import type { GradientResult, Replica, StepContext, WeightSpec } from './types.js';
@@ -201,14 +201,24 @@ export class ModelReplica implements Replica {
   }
 
   /**
-   * What phase 2 unfreezes: config.fineTunePhase.unfreeze; when that is the VGG default 'block5' and the backbone
-   * has no such layers (a generic backbone), the third-last numbered block of the backbone onwards instead (with a warning).
+   * What phase 2 unfreezes: config.fineTunePhase.unfreeze. A generic backbone (kind 'layers') with none set, or
+   * with the VGG default 'block5' that it lacks, gets guessUnfreezeBlock's default instead (the last 3 numbered
+   * blocks, else the top half of its weights cut at a merge point), with a warning that says what trains.
    */
   private unfreezeTarget(warn: boolean): string {
-    const wanted = this.config.fineTunePhase.unfreeze ?? 'block5';
-    if (wanted !== 'block5' || this.config.backbone.kind !== 'layers' || hasPrefix(this.backbone.model, this.backbone.cut, wanted)) return wanted;
+    const wanted = this.config.fineTunePhase.unfreeze;
+    const generic = this.config.backbone.kind === 'layers';
+    if (!generic || (wanted !== undefined && (wanted !== 'block5' || hasPrefix(this.backbone.model, this.backbone.cut, wanted)))) return wanted ?? 'block5';
     const guess = guessUnfreezeBlock(this.backbone.model, this.backbone.cut);
-    if (warn && !this.guessWarned) this.warn(`the backbone has no 'block5' layers; phase 2 unfreezes from '${guess}' on instead (set fineTunePhase.unfreeze / --unfreeze to choose)`);
+    if (warn && !this.guessWarned) {
+      const split = resolveSplit(this.backbone.model, this.backbone.cut, guess);
+      const { trainable, total } = splitWeights(this.backbone.model, this.backbone.cut, split);
+      const why = wanted === undefined ? 'no --unfreeze given' : "the backbone has no 'block5' layers";
+      this.warn(
+        `${why}; phase 2 unfreezes '${guess}' instead: the layers after ${split.boundary} up to ${this.backbone.cut}, ` +
+          `${trainable} of ${total} backbone weights (set fineTunePhase.unfreeze / --unfreeze to choose)`,
+      );
+    }
     if (warn) this.guessWarned = true;
     return guess;
   }

@@ -10,8 +10,9 @@
  * - DepthwiseConv2dNativeBackpropInput   (missing)  → one wasm DepthwiseConv2dNative
  * - DepthwiseConv2dNativeBackpropFilter  (missing)  → one wasm DepthwiseConv2dNative
  * - Conv2DBackpropInput                  (slow loop) → one wasm Conv2D with the flipped filter
+ * - MaxPoolGrad                          (wrong: drops windows whose maximum is <= 0) → a JS scatter loop
  *
- * Everything else those steps use (Relu/Relu6 gradients via Step/Select, MaxPoolGrad, pad/slice,
+ * Everything else those steps use (Relu/Relu6 gradients via Step/Select, pad/slice,
  * mean, matmul, softmax, batch norm, optimizers) is already on wasm.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -19,12 +20,13 @@ import '@tensorflow/tfjs-backend-wasm'; // its kernels must be registered before
 import { conv2dBackpropFilterKernel } from './conv2d-backprop-filter.js';
 import { conv2dBackpropInputKernel } from './conv2d-backprop-input.js';
 import { depthwiseBackpropFilterKernel, depthwiseBackpropInputKernel } from './depthwise-backprop.js';
+import { maxPoolGradKernel } from './max-pool-grad.js';
 
 /** A kernel this module registers on wasm and why. */
 export interface WasmTrainingKernel {
   /** tfjs kernel name. */
   kernelName: string;
-  /** 'missing' (wasm has none) or 'replaced' (wasm's own is a slow loop). */
+  /** 'missing' (wasm has none) or 'replaced' (wasm's own is a slow loop, or wrong). */
   reason: 'missing' | 'replaced';
   /** The implementation. */
   kernelFunc: tf.KernelFunc;
@@ -36,6 +38,7 @@ export const WASM_TRAINING_KERNELS: readonly WasmTrainingKernel[] = [
   { kernelName: 'Conv2DBackpropInput', reason: 'replaced', kernelFunc: conv2dBackpropInputKernel },
   { kernelName: 'DepthwiseConv2dNativeBackpropInput', reason: 'missing', kernelFunc: depthwiseBackpropInputKernel },
   { kernelName: 'DepthwiseConv2dNativeBackpropFilter', reason: 'missing', kernelFunc: depthwiseBackpropFilterKernel },
+  { kernelName: 'MaxPoolGrad', reason: 'replaced', kernelFunc: maxPoolGradKernel },
 ];
 
 const BACKEND = 'wasm';
