@@ -4,6 +4,7 @@ import {
   computeTreeGradients,
   DptrainError,
   isDptrainError,
+  joinDatasetIdentity,
   loadDataset,
   packGradients,
   type BackendInfo,
@@ -186,7 +187,7 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
         batchCapacity: opts.batchCapacity ?? 64,
         host: opts.host ?? hostname(),
         baseHash: r.baseHash,
-        datasetHash: dataset!.hash,
+        datasetHash: await joinDatasetIdentity(dataset!, config),
       });
       while (!closed) {
         const msg = queue.shift();

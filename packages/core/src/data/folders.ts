@@ -48,5 +48,5 @@ export function readFolders(dir: string, options: FolderReadOptions = {}): Datas
       labelled.push({ split: 'labelled', index: labelled.length, name: `${cls}/${f}`, path: join(root, cls, f), label });
     }
   });
-  return { layout: 'folders', root, classNames, labelled, test: [], hash: datasetHash(classNames, labelled, []), readCulprits: [] };
+  return { layout: 'folders', root, classNames, labelled, test: [], hash: datasetHash(classNames, labelled, []), readCulprits: [], imagesRoot: root };
 }
