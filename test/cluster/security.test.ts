@@ -69,10 +69,14 @@ describe('authentication and join checks', () => {
     const bytes = images.map((f) => readFileSync(join(copy, 'SceneImages', f)));
     images.forEach((f, i) => writeFileSync(join(copy, 'SceneImages', f), bytes[(i + 1) % bytes.length] as Buffer)); // every file now holds another photo
     expect(loadDataset(copy).hash).toBe(dataset.hash);
-    const replaced = dptrain(['worker', '--connect', server.url, '--data', copy, '--backend', 'cpu', '--name', 'replaced'], { DPTRAIN_TOKEN: TOKEN });
+    // the token comes from a file (not the command line): it authenticates, and its weakness is pointed out
+    const tokenFile = join(copy, 'token');
+    writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+    const replaced = dptrain(['worker', '--connect', server.url, '--data', copy, '--backend', 'cpu', '--name', 'replaced', '--token-file', tokenFile]);
     procs.push(replaced);
     expect(await replaced.exited).toBe(2);
     expect(replaced.output()).toMatch(/refused: E_DATASET_HASH/);
+    expect(replaced.output()).toMatch(/shared secret is weak: 14 characters/);
     expect(server.workers.map((w) => w.info?.host)).toEqual(['real']);
   });
 

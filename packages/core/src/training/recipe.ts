@@ -29,7 +29,7 @@ function assertSameRun(runDir: string, stored: RunFingerprint, current: RunFinge
   throw new DptrainError(
     'E_CHECKPOINT',
     `${runDir}: cannot resume: ${diff.length} setting${diff.length === 1 ? '' : 's'} differ${diff.length === 1 ? 's' : ''} from the checkpoint's run ` +
-      `(only epoch counts, checkpoint frequency, logging and paths may change; start a new run directory to train with other settings):\n` +
+      `(only the epoch counts, the checkpoint frequency, the data directory and logging may change; start a new run directory to train with other settings):\n` +
       diff.map((d) => `  ${d}`).join('\n'),
     { differences: diff },
   );

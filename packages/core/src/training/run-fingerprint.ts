@@ -5,8 +5,8 @@ import type { PhaseName } from '../events/types.js';
  * The settings a run's weights depend on, flattened to `name → JSON value`, stored in each checkpoint so
  * that `--resume` can refuse a run whose settings changed. Left out on purpose, as safe to change on resume:
  * the epoch counts (but see `resumeMismatches`), checkpointEvery, the data directory (the data set hash is
- * checked instead), the weight file paths (machine-local; the base hash is checked by the cluster),
- * skipBad (its effect is in the data set hash) and cacheFeatures (the same numbers, cached or not).
+ * checked instead), skipBad (its effect is in the data set hash), cacheFeatures (the same numbers, cached or
+ * not), the image size limit and the join content hash.
  */
 export type RunFingerprint = Record<string, string>;
 
@@ -16,6 +16,8 @@ export function runFingerprint(config: RunConfig): RunFingerprint {
   const entries: Record<string, unknown> = {
     classNames: config.classNames ?? null,
     'backbone.kind': b.kind,
+    'backbone.path': b.path ?? null,
+    'backbone.weights': b.weights ?? null,
     'backbone.cut': b.cut ?? null,
     'backbone.inputSize': b.inputSize ?? null,
     'backbone.tinyWidths': b.tinyWidths ?? null,
