@@ -7,6 +7,7 @@ import {
   joinDatasetIdentity,
   loadDataset,
   packGradients,
+  stripControl,
   type BackendInfo,
   type Dataset,
   type Message,
@@ -76,7 +77,8 @@ export interface WorkerHandle {
  * It reconnects with exponential backoff when the coordinator goes away, keeping its replica.
  */
 export function startWorker(opts: WorkerOptions): WorkerHandle {
-  const log = opts.log ?? ((m: string) => process.stderr.write(`dptrain worker: ${m}\n`));
+  // what the coordinator sends (refusals, bye reasons) is logged without control characters
+  const log = opts.log ?? ((m: string) => process.stderr.write(`dptrain worker: ${stripControl(m, { keepNewlines: true })}\n`));
   const backoff = new Backoff(opts.backoff);
   let stopped = false;
   let currentWs: AuthedConnection['ws'] | undefined;
