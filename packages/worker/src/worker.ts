@@ -42,6 +42,8 @@ export interface WorkerOptions {
   backoff?: BackoffOptions;
   /** Stop retrying after this long without a connection, in ms. Default 600000 (10 min). */
   giveUpAfterMs?: number;
+  /** After stop(): longest wait for the request in flight to settle before the replica is disposed, in ms. Default 10000. */
+  stopGraceMs?: number;
   /** Host name reported at join. Default os.hostname(). */
   host?: string;
   /** The backend in use (reported at join). Default: tf.getBackend(). */
@@ -89,7 +91,13 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
   let exit: (e: WorkerExit) => void = () => undefined;
   const done = new Promise<WorkerExit>((r) => (exit = r));
 
+  // a request being served, and how to say goodbye on the open connection (see stop)
+  let inFlight: Promise<void> | undefined;
+  let sayBye: ((reason: string) => void) | undefined;
+  let finished = false;
   const finish = (e: WorkerExit): void => {
+    if (finished) return;
+    finished = true;
     stopped = true;
     replica?.dispose();
     replica = undefined;
@@ -178,6 +186,10 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
     const send = (m: Outgoing): void => {
       if (conn.ws.readyState === conn.ws.OPEN) conn.send(m);
     };
+    sayBye = (reason: string): void => {
+      send({ type: 'bye', reason });
+      conn.ws.close(1000, 'worker stopping');
+    };
     try {
       const r = await prepare(config);
       backoff.reset();
@@ -207,18 +219,29 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
           conn.ws.close(1000, 'bye');
           break;
         }
+        if (stopped) break;
+        const handling = handle(r, msg, send, accepted.workerId, config);
+        inFlight = handling.then(
+          () => undefined,
+          () => undefined,
+        );
         try {
-          await handle(r, msg, send, accepted.workerId, config);
+          await handling;
         } catch (err) {
+          // stopped mid-request: the replica is going away and the coordinator was told goodbye, not a failure
+          if (stopped) break;
           const code = isDptrainError(err) ? err.code : 'E_WORKER';
           log(`${code}: ${(err as Error).message}`);
           send({ type: 'error', code, message: (err as Error).message.slice(0, 4000) });
+        } finally {
+          inFlight = undefined;
         }
         await new Promise<void>((res) => setImmediate(res)); // let heartbeats out between requests
       }
       await Promise.race([closedP, new Promise((res) => setTimeout(res, 200))]);
       return byeSeen ? 'bye' : 'closed';
     } finally {
+      sayBye = undefined;
       clearInterval(beat);
       if (!closed) conn.ws.terminate();
     }
@@ -278,6 +301,7 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
     while (!stopped) {
       try {
         const how = await session();
+        if (stopped) break;
         if (how === 'bye') return finish({ reason: 'run_complete', detail: 'the coordinator finished the run' });
         log('connection lost; reconnecting');
         since = Date.now();
@@ -301,9 +325,16 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
   return {
     done,
     stop: () => {
+      if (stopped) return;
       stopped = true;
-      currentWs?.close(1000, 'worker stopping');
-      finish({ reason: 'stopped', detail: 'stopped' });
+      if (sayBye) {
+        // the coordinator drops us at once and redoes our share; the request in flight is abandoned
+        sayBye('worker stopping');
+        log('stopping: said goodbye to the coordinator');
+      } else currentWs?.close(1000, 'worker stopping');
+      // the replica is disposed once the request in flight has settled (or after the grace period)
+      const grace = new Promise<void>((res) => setTimeout(res, opts.stopGraceMs ?? 10_000).unref());
+      void Promise.race([inFlight ?? Promise.resolve(), grace]).then(() => finish({ reason: 'stopped', detail: 'stopped' }));
     },
   };
 }
