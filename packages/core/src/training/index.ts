@@ -23,4 +23,4 @@ export { TensorBoardLogger, type TensorBoardLoggerOptions } from './tensorboard/
 export { balancedClassWeights, resolveClassWeights, resolveClassWeightsFromLabelled } from './class-weights.js';
 export { LearningRateScheduler, phaseBaseLearningRate, phaseSchedule, scheduledLearningRate, type LearningRateScheduleKind, type LearningRateSchedulerOptions } from './lr-schedule.js';
 export { ENVELOPE_HEADER_BYTES, ENVELOPE_MAGIC, openCheckpoint, sealCheckpoint, type OpenedCheckpoint } from './checkpoint-envelope.js';
-export { resumeMismatches, runFingerprint, type ResumePosition, type RunFingerprint } from './run-fingerprint.js';
+export { RESUME_SAFE_SETTINGS, resumeMismatches, runFingerprint, type ResumePosition, type RunFingerprint } from './run-fingerprint.js';

@@ -115,7 +115,8 @@ describe('runTraining (recipe driver)', () => {
     expect(msg).toContain('seed: 42 → 7');
     expect(msg).toContain('preprocess: "caffe" → "tf"');
     expect(await refused(config({ checkpointEvery: 1, headPhase: { epochs: 3, learningRate: 0.5 } }))).toContain('headPhase.learningRate: 0.05 → 0.5');
-    expect(await refused(config({ checkpointEvery: 1, head: { pooling: 'gap', units: 64, dropout: 0.5 } }))).toContain('head:');
+    expect(await refused(config({ checkpointEvery: 1, head: { pooling: 'gap', units: 64, dropout: 0.5 } }))).toContain('head.units: 256 → 64');
+    expect(await refused(config({ checkpointEvery: 1, optimizer: 'sgd' }))).toContain('optimizer: "adam" → "sgd"');
     expect(await refused(config({ checkpointEvery: 1, microBatch: 4 }))).toContain('microBatch: 8 → 4');
     expect((await readCheckpoint(dir))?.step).toBe(3); // nothing lost by the refusals
     // safe: more epochs, another checkpoint frequency, another data directory
