@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, openSync, closeSync, ftruncateSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, openSync, closeSync, ftruncateSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isDptrainError } from '../errors.js';
@@ -128,5 +128,21 @@ describe('data reading hardening', () => {
       writeFileSync(join(a, 'SceneImages', 'zzz-unlisted.jpg'), 'not listed, not hashed');
       expect(await datasetContentHash(da, { mode: 'full' })).toBe(await datasetContentHash(da, { mode: 'full' }));
     });
+  });
+});
+
+describe('folder layout', () => {
+  it('follows symlinked class folders (no containment there)', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'dpt-folders-'));
+    const elsewhere = mkdtempSync(join(tmpdir(), 'dpt-elsewhere-'));
+    for (const cls of ['cats', 'dogs']) {
+      const real = join(elsewhere, cls);
+      mkdirSync(real);
+      await writeJpeg(join(real, '1.jpg'));
+      symlinkSync(real, join(root, cls));
+    }
+    const ds = loadDataset(root);
+    expect(ds.imagesRoot).toBeUndefined();
+    expect((await validateDataset(ds)).checked).toBe(2);
   });
 });

@@ -33,7 +33,7 @@ export interface Dataset {
    * Absent or empty when the CSVs were clean.
    */
   readCulprits?: Culprit[];
-  /** Folder every image must stay inside once symlinks are resolved (competition: SceneImages/, folders: the root). Default: `root`. */
+  /** Folder every image must stay inside once symlinks are resolved (competition: SceneImages/). Default: none (the folder layout, whose class folders may be links). */
   imagesRoot?: string;
 }
 

@@ -119,11 +119,11 @@ export async function validateDataset(dataset: Dataset, options: ValidateDataset
   const hashed = mode === 'none' ? [] : contentHashSamples(dataset, mode, options.contentSampleSize);
   const toHash = new Set(hashed);
   const digests = new Map<Sample, string>();
-  const root = dataset.imagesRoot ?? dataset.root;
+  const root = dataset.imagesRoot;
   const found = await mapLimit(all, options.concurrency ?? 4, async (s) => {
     const c = await checkImageFile(s, {
       decode: options.decode ?? true,
-      root,
+      ...(root !== undefined ? { root } : {}),
       ...(options.maxImageBytes !== undefined ? { maxBytes: options.maxImageBytes } : {}),
       ...(toHash.has(s) ? { onBytes: (b: Buffer) => digests.set(s, fileDigest(b)) } : {}),
     });
