@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AdamOptimizer, EventBus, globalBatch, isDptrainError, loadDataset, parseRunConfig, stepsPerEpoch, type Dataset, type RunConfig, type RunEvent } from '@dptrain/core';
+import { AdamOptimizer, EventBus, globalBatch, isDptrainError, joinDatasetIdentity, loadDataset, parseRunConfig, stepsPerEpoch, type Dataset, type RunConfig, type RunEvent } from '@dptrain/core';
 import { connectObserver } from '@dptrain/worker';
 import { ClusterExecutor, ClusterServer } from '../../packages/coordinator/src/cluster/index.js';
 import { dptrain, makeSceneDir, type Proc } from './fixtures.js';
@@ -30,7 +30,7 @@ beforeAll(async () => {
   });
   const bus = new EventBus();
   bus.on((e) => events.push(e));
-  server = new ClusterServer({ token: TOKEN, config, bus, datasetHash: dataset.hash, protocol: { lostAfterMs: 3000, heartbeatIntervalMs: 500 } });
+  server = new ClusterServer({ token: TOKEN, config, bus, datasetHash: await joinDatasetIdentity(dataset, config), protocol: { lostAfterMs: 3000, heartbeatIntervalMs: 500 } });
   const url = await server.listen();
   const real = dptrain(['worker', '--connect', url, '--data', dir, '--backend', 'cpu', '--name', 'real'], { DPTRAIN_TOKEN: TOKEN });
   procs.push(real);
@@ -61,6 +61,24 @@ describe('authentication and join checks', () => {
     const codes = events.filter((e) => e.type === 'frame_rejected').map((e) => (e as { code: string }).code);
     expect(codes).toContain('E_AUTH');
     expect(codes).toContain('E_DATASET_HASH');
+    expect(server.workers.map((w) => w.info?.host)).toEqual(['real']);
+  });
+
+  it('refuses a worker whose images were all replaced (same names and labels: the content hash differs)', async () => {
+    const copy = mkdtempSync(join(tmpdir(), 'dpt-replaced-'));
+    cpSync(dir, copy, { recursive: true });
+    const images = readdirSync(join(copy, 'SceneImages')).sort();
+    const bytes = images.map((f) => readFileSync(join(copy, 'SceneImages', f)));
+    images.forEach((f, i) => writeFileSync(join(copy, 'SceneImages', f), bytes[(i + 1) % bytes.length] as Buffer)); // every file now holds another photo
+    expect(loadDataset(copy).hash).toBe(dataset.hash);
+    // the token comes from a file (not the command line): it authenticates, and its weakness is pointed out
+    const tokenFile = join(copy, 'token');
+    writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+    const replaced = dptrain(['worker', '--connect', server.url, '--data', copy, '--backend', 'cpu', '--name', 'replaced', '--token-file', tokenFile]);
+    procs.push(replaced);
+    expect(await replaced.exited).toBe(2);
+    expect(replaced.output()).toMatch(/refused: E_DATASET_HASH/);
+    expect(replaced.output()).toMatch(/shared secret is weak: 14 characters/);
     expect(server.workers.map((w) => w.info?.host)).toEqual(['real']);
   });
 

@@ -5,8 +5,10 @@ import {
   DptrainError,
   describeUnexpectedError,
   isDptrainError,
+  joinDatasetIdentity,
   loadDataset,
   packGradients,
+  stripControl,
   type BackendInfo,
   type Dataset,
   type Message,
@@ -41,6 +43,8 @@ export interface WorkerOptions {
   backoff?: BackoffOptions;
   /** Stop retrying after this long without a connection, in ms. Default 600000 (10 min). */
   giveUpAfterMs?: number;
+  /** After stop(): longest wait for the request in flight to settle before the replica is disposed, in ms. Default 10000. */
+  stopGraceMs?: number;
   /** Host name reported at join. Default os.hostname(). */
   host?: string;
   /** The backend in use (reported at join). Default: tf.getBackend(). */
@@ -76,7 +80,8 @@ export interface WorkerHandle {
  * It reconnects with exponential backoff when the coordinator goes away, keeping its replica.
  */
 export function startWorker(opts: WorkerOptions): WorkerHandle {
-  const log = opts.log ?? ((m: string) => process.stderr.write(`dptrain worker: ${m}\n`));
+  // what the coordinator sends (refusals, bye reasons) is logged without control characters
+  const log = opts.log ?? ((m: string) => process.stderr.write(`dptrain worker: ${stripControl(m, { keepNewlines: true })}\n`));
   const backoff = new Backoff(opts.backoff);
   let stopped = false;
   let currentWs: AuthedConnection['ws'] | undefined;
@@ -87,7 +92,13 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
   let exit: (e: WorkerExit) => void = () => undefined;
   const done = new Promise<WorkerExit>((r) => (exit = r));
 
+  // a request being served, and how to say goodbye on the open connection (see stop)
+  let inFlight: Promise<void> | undefined;
+  let sayBye: ((reason: string) => void) | undefined;
+  let finished = false;
   const finish = (e: WorkerExit): void => {
+    if (finished) return;
+    finished = true;
     stopped = true;
     replica?.dispose();
     replica = undefined;
@@ -176,6 +187,10 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
     const send = (m: Outgoing): void => {
       if (conn.ws.readyState === conn.ws.OPEN) conn.send(m);
     };
+    sayBye = (reason: string): void => {
+      send({ type: 'bye', reason });
+      conn.ws.close(1000, 'worker stopping');
+    };
     try {
       const r = await prepare(config);
       backoff.reset();
@@ -187,7 +202,7 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
         batchCapacity: opts.batchCapacity ?? 64,
         host: opts.host ?? hostname(),
         baseHash: r.baseHash,
-        datasetHash: dataset!.hash,
+        datasetHash: await joinDatasetIdentity(dataset!, config),
       });
       while (!closed) {
         const msg = queue.shift();
@@ -205,21 +220,32 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
           conn.ws.close(1000, 'bye');
           break;
         }
+        if (stopped) break;
+        const handling = handle(r, msg, send, accepted.workerId, config);
+        inFlight = handling.then(
+          () => undefined,
+          () => undefined,
+        );
         try {
-          await handle(r, msg, send, accepted.workerId, config);
+          await handling;
         } catch (err) {
+          // stopped mid-request: the replica is going away and the coordinator was told goodbye, not a failure
+          if (stopped) break;
           const code = isDptrainError(err) ? err.code : 'E_WORKER';
           // an unexpected error says where it happened (phase, step, layer, kernel); its stack with DPTRAIN_DEBUG=1
           const message = isDptrainError(err) ? err.message : describeUnexpectedError(err);
           log(`${code}: ${message}`);
           if (process.env.DPTRAIN_DEBUG && process.env.DPTRAIN_DEBUG !== '0' && err instanceof Error && err.stack) log(err.stack);
           send({ type: 'error', code, message: message.slice(0, 4000) });
+        } finally {
+          inFlight = undefined;
         }
         await new Promise<void>((res) => setImmediate(res)); // let heartbeats out between requests
       }
       await Promise.race([closedP, new Promise((res) => setTimeout(res, 200))]);
       return byeSeen ? 'bye' : 'closed';
     } finally {
+      sayBye = undefined;
       clearInterval(beat);
       if (!closed) conn.ws.terminate();
     }
@@ -279,6 +305,7 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
     while (!stopped) {
       try {
         const how = await session();
+        if (stopped) break;
         if (how === 'bye') return finish({ reason: 'run_complete', detail: 'the coordinator finished the run' });
         log('connection lost; reconnecting');
         since = Date.now();
@@ -302,9 +329,16 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
   return {
     done,
     stop: () => {
+      if (stopped) return;
       stopped = true;
-      currentWs?.close(1000, 'worker stopping');
-      finish({ reason: 'stopped', detail: 'stopped' });
+      if (sayBye) {
+        // the coordinator drops us at once and redoes our share; the request in flight is abandoned
+        sayBye('worker stopping');
+        log('stopping: said goodbye to the coordinator');
+      } else currentWs?.close(1000, 'worker stopping');
+      // the replica is disposed once the request in flight has settled (or after the grace period)
+      const grace = new Promise<void>((res) => setTimeout(res, opts.stopGraceMs ?? 10_000).unref());
+      void Promise.race([inFlight ?? Promise.resolve(), grace]).then(() => finish({ reason: 'stopped', detail: 'stopped' }));
     },
   };
 }

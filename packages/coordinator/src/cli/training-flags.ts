@@ -54,6 +54,8 @@ export interface TrainingFlagValues {
   classWeight?: string;
   config?: string;
   printConfig?: boolean;
+  contentHash?: 'none' | 'sampled' | 'full';
+  maxImageBytes?: string;
 }
 
 const LR_SCHEDULES = ['constant', 'cosine', 'step', 'plateau'];
@@ -129,7 +131,15 @@ export function addTrainingFlags(cmd: Command): Command {
         'none',
         'flip',
       ]),
-    );
+    )
+    .addOption(
+      new Option('--content-hash <mode>', `image content each worker's copy must match at join: sampled (a fixed sample of files), full (every file) or none (names and labels only) (default: ${D.contentHash})`).choices([
+        'none',
+        'sampled',
+        'full',
+      ]),
+    )
+    .option('--max-image-bytes <n>', `largest image file read; larger files are refused before reading (default: ${D.maxImageBytes})`);
   return addRecipeFlags(base);
 }
 
@@ -212,6 +222,8 @@ export function flagOverrides(flags: TrainingFlagValues): RunConfigOverrides {
     nesterov: flags.nesterov,
     labelSmoothing: num(flags.labelSmoothing, '--label-smoothing'),
     classWeight: classWeight(flags.classWeight),
+    contentHash: flags.contentHash,
+    maxImageBytes: num(flags.maxImageBytes, '--max-image-bytes'),
   };
 }
 

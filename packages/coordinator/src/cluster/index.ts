@@ -7,3 +7,4 @@ export * from './run-coordinator.js';
 export * from './cluster-flags.js';
 export * from './local-workers.js';
 export * from './single-node.js';
+export { resolveSharedToken, type ResolveSharedTokenOptions, type TokenSource } from './token-source.js';

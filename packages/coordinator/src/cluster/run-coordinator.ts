@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import {
   resolveClassWeightsFromLabelled,
   EventBus,
+  joinDatasetIdentity,
   loadDataset,
   prepareTrainData,
   runTraining,
@@ -70,9 +71,10 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<{ result
   const clock = opts.clock ?? systemClock;
   const bus = opts.bus ?? new EventBus();
   const dataset = loadDataset(opts.config.dataDir, opts.config.classNames ? { classNames: opts.config.classNames } : {});
-  const datasetHash = dataset.hash;
   // the workers get the config as they join: --class-weight auto becomes numbers here
   const config = resolveClassWeightsFromLabelled(opts.config, dataset.labelled, dataset.classNames.length);
+  // the identity every worker's copy must prove at join: names and labels, plus the files' content (config.contentHash)
+  const datasetHash = await joinDatasetIdentity(dataset, config);
   const server = new ClusterServer({
     token: opts.token,
     config,

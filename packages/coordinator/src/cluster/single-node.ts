@@ -35,6 +35,8 @@ export interface SingleNodeOptions {
   workerOutput?: 'inherit' | 'ignore';
   /** Told once the coordinator listens. Default: nothing. */
   say?: (line: string) => void;
+  /** Shared secret of the local cluster (e.g. from --token-file, for a dashboard). Default: a random one per run. */
+  token?: string;
 }
 
 /**
@@ -56,7 +58,7 @@ export async function runSingleNode(opts: SingleNodeOptions): Promise<TrainResul
       executor: localExecutorFactory({ backend }),
     });
   }
-  const token = randomBytes(24).toString('hex');
+  const token = opts.token ?? randomBytes(24).toString('hex');
   let children: ReturnType<typeof spawnLocalWorkers> = [];
   try {
     const { result } = await runCoordinator({

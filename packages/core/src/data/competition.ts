@@ -1,12 +1,16 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { DptrainError } from '../errors.js';
+import { clipForMessage } from './clip.js';
 import { parseCsvLines } from './csv.js';
 import { datasetHash } from './hash.js';
 import type { Culprit, Dataset, Sample } from './types.js';
 
 export interface CompetitionReadOptions {
-  /** Class names, index = label; also fixes the number of classes. Default: '0'..'max label' from train.csv. */
+  /**
+   * Class names, index = label; also fixes the number of classes. With them, a label may also be written as
+   * its class name (e.g. `street` instead of `5`). Default: '0'..'max label' from train.csv.
+   */
   classNames?: readonly string[];
   /** Folder of the images, relative to the data directory. Default 'SceneImages'. */
   imagesDir?: string;
@@ -68,14 +72,17 @@ export function readCompetition(dir: string, options: CompetitionReadOptions = {
       culprits.push({ file: trainPath, line, reason: 'malformed_row', message: 'empty image_name' });
       continue;
     }
-    if (!INTEGER.test(labelText)) {
-      culprits.push({ file: trainPath, line, reason: 'bad_label', message: `label "${labelText}" of ${name} is not an integer` });
+    const shownName = clipForMessage(name);
+    const byName = options.classNames && !INTEGER.test(labelText) ? options.classNames.indexOf(labelText) : -1;
+    if (byName < 0 && !INTEGER.test(labelText)) {
+      const hint = options.classNames ? ' nor one of the class names' : ' (pass --class-names to write labels as class names)';
+      culprits.push({ file: trainPath, line, reason: 'bad_label', message: `label "${clipForMessage(labelText, 60)}" of ${shownName} is not an integer${hint}` });
       continue;
     }
-    const label = Number(labelText);
+    const label = byName >= 0 ? byName : Number(labelText);
     if (label < 0 || (options.classNames && label >= options.classNames.length)) {
       const range = options.classNames ? `0..${options.classNames.length - 1}` : '0 or more';
-      culprits.push({ file: trainPath, line, reason: 'label_out_of_range', message: `label ${label} of ${name} is out of range (${range})` });
+      culprits.push({ file: trainPath, line, reason: 'label_out_of_range', message: `label ${label} of ${shownName} is out of range (${range})` });
       continue;
     }
     const path = imagePath(name, trainPath, line);
@@ -101,7 +108,7 @@ export function readCompetition(dir: string, options: CompetitionReadOptions = {
             file: trainPath,
             line: r.line,
             reason: 'label_out_of_range',
-            message: `label ${r.label} of ${r.name} is out of range: no row has label ${count}, so classes are 0..${count - 1} (give class names to declare more)`,
+            message: `label ${r.label} of ${clipForMessage(r.name)} is out of range: no row has label ${count}, so classes are 0..${count - 1} (give class names to declare more)`,
           });
         } else kept.push(r);
       }
@@ -129,6 +136,7 @@ export function readCompetition(dir: string, options: CompetitionReadOptions = {
     test,
     hash: datasetHash(classNames, labelled, test),
     readCulprits: culprits,
+    imagesRoot,
   };
 }
 
@@ -209,7 +217,7 @@ function imagePathResolver(imagesRoot: string, culprits: Culprit[]): (name: stri
     const p = resolve(imagesRoot, name);
     const rel = relative(imagesRoot, p);
     if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
-      culprits.push({ file, line, reason: 'malformed_row', message: `image name "${name}" points outside ${imagesRoot}` });
+      culprits.push({ file, line, reason: 'malformed_row', message: `image name "${clipForMessage(name)}" points outside ${imagesRoot}` });
       return undefined;
     }
     return p;
@@ -223,7 +231,7 @@ function duplicateChecker(culprits: Culprit[]): (name: string, file: string, lin
     const first = seen.get(name);
     if (first) {
       const where = first.file === file ? `line ${first.line}` : `${first.file} line ${first.line}`;
-      culprits.push({ file, line, reason: 'duplicate', message: `image name "${name}" already listed at ${where}` });
+      culprits.push({ file, line, reason: 'duplicate', message: `image name "${clipForMessage(name)}" already listed at ${where}` });
       return true;
     }
     seen.set(name, { file, line });

@@ -1,4 +1,5 @@
 import { parse } from 'csv-parse/sync';
+import { clipForMessage } from './clip.js';
 import type { Culprit } from './types.js';
 
 /** One parsed CSV row with its 1-based line number. */
@@ -34,7 +35,7 @@ export function parseCsvLines(text: string, file: string): CsvTable {
     if (raw.trim() === '') return;
     const fields = raw.includes('"') ? parseQuotedLine(raw) : raw.split(',').map((f) => f.trim());
     if (fields instanceof Error) {
-      culprits.push({ file, line, reason: 'malformed_row', message: `cannot parse row: ${fields.message.replace(/ at line \d+/, '')}` });
+      culprits.push({ file, line, reason: 'malformed_row', message: `cannot parse row: ${clipForMessage(fields.message.replace(/ at line \d+/, ''), 300)}` });
       return;
     }
     if (header === undefined) {

@@ -1,5 +1,7 @@
 import sharp from 'sharp';
 import { DptrainError } from '../errors.js';
+import { clipForMessage } from './clip.js';
+import { readImageFile } from './image-file.js';
 
 /** Resampling kernel used by sharp when resizing to the model's input size. */
 export type ResizeKernel = 'nearest' | 'linear' | 'cubic' | 'mitchell' | 'lanczos2' | 'lanczos3';
@@ -7,6 +9,10 @@ export type ResizeKernel = 'nearest' | 'linear' | 'cubic' | 'mitchell' | 'lanczo
 export interface DecodeOptions {
   /** Resampling kernel for the resize. Default 'linear' (bilinear, like tf.image.resize / Keras image_dataset_from_directory). */
   kernel?: ResizeKernel;
+  /** For a path: the folder it must stay inside once symlinks are resolved. Default: no containment check. */
+  root?: string;
+  /** For a path: largest file read, in bytes. Default DEFAULT_MAX_IMAGE_BYTES (64 MiB). */
+  maxBytes?: number;
 }
 
 /** A decoded RGB image, HWC, 8 bits per channel. */
@@ -21,7 +27,8 @@ export interface DecodedImage {
  * Decodes an image file (or buffer) with sharp and resizes it to exactly `inputSize` = [height, width]
  * (aspect ratio not kept, like Keras `target_size`). Grey and CMYK images become sRGB, alpha is dropped
  * (flattened on black), so the result always has 3 channels.
- * Throws DptrainError('E_DATA_IMAGE') naming the file when it cannot be decoded.
+ * A path is read with readImageFile (regular files only, size-capped, inside `root` when given).
+ * Throws DptrainError('E_DATA_IMAGE') naming the file when it cannot be read or decoded.
  */
 export async function decodeImage(
   input: string | Buffer,
@@ -30,8 +37,15 @@ export async function decodeImage(
 ): Promise<DecodedImage> {
   const [height, width] = inputSize;
   const kernel = options.kernel ?? 'linear';
+  const bytes0 =
+    typeof input === 'string'
+      ? await readImageFile(input, {
+          ...(options.root !== undefined ? { root: options.root } : {}),
+          ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}),
+        })
+      : input;
   try {
-    const { data, info } = await sharp(input, { failOn: 'warning' })
+    const { data, info } = await sharp(bytes0, { failOn: 'warning' })
       .toColourspace('srgb')
       .removeAlpha()
       .resize(width, height, { fit: 'fill', kernel })
@@ -45,7 +59,7 @@ export async function decodeImage(
     return { data: bytes, height, width };
   } catch (e) {
     const what = typeof input === 'string' ? input : 'image buffer';
-    throw new DptrainError('E_DATA_IMAGE', `cannot decode ${what}: ${(e as Error).message}`, { file: what }, { cause: e });
+    throw new DptrainError('E_DATA_IMAGE', `cannot decode ${clipForMessage(what)}: ${clipForMessage((e as Error).message, 300)}`, { file: what }, { cause: e });
   }
 }
 

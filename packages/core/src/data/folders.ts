@@ -14,7 +14,8 @@ export interface FolderReadOptions {
 
 /**
  * Reads the folder-per-class layout `root/<class>/*.jpg`. Hidden entries are skipped; files are sorted by
- * name within each class; sample names are `class/file`. Throws E_DATA_LAYOUT when there is no class folder or
+ * name within each class; sample names are `class/file`. Class folders may be symbolic links (to anywhere), so
+ * there is no image-folder containment here (`imagesRoot` is left unset). Throws E_DATA_LAYOUT when there is no class folder or
  * when given class names lack a folder or a folder is not among them.
  */
 export function readFolders(dir: string, options: FolderReadOptions = {}): Dataset {

@@ -4,6 +4,7 @@ import { decodeImage, type ResizeKernel } from './decode.js';
 import { preprocessInPlace } from './preprocess.js';
 import { affineParamsFor, applyAffine, isAugmenting, normalizeAugmentation, type AugmentationInput } from './augment.js';
 import { mapLimit } from './pool.js';
+import { DEFAULT_MAX_IMAGE_BYTES } from './image-file.js';
 
 export interface ImageBatchLoaderOptions {
   /** Model input size [height, width]. Required. */
@@ -20,6 +21,10 @@ export interface ImageBatchLoaderOptions {
   prefetch?: number;
   /** Resize kernel. Default 'linear'. */
   kernel?: ResizeKernel;
+  /** Folder every image must stay inside once symlinks are resolved (Dataset.imagesRoot). Default: no containment check. */
+  imagesRoot?: string;
+  /** Largest image file read, in bytes. Default DEFAULT_MAX_IMAGE_BYTES (64 MiB). */
+  maxImageBytes?: number;
 }
 
 export interface LoadBatchOptions {
@@ -51,6 +56,8 @@ export class ImageBatchLoader {
   readonly concurrency: number;
   readonly prefetch: number;
   readonly kernel: ResizeKernel;
+  readonly imagesRoot: string | undefined;
+  readonly maxImageBytes: number;
 
   constructor(options: ImageBatchLoaderOptions) {
     this.inputSize = options.inputSize;
@@ -60,6 +67,8 @@ export class ImageBatchLoader {
     this.concurrency = Math.max(1, options.concurrency ?? 4);
     this.prefetch = Math.max(0, options.prefetch ?? 2);
     this.kernel = options.kernel ?? 'linear';
+    this.imagesRoot = options.imagesRoot;
+    this.maxImageBytes = options.maxImageBytes ?? DEFAULT_MAX_IMAGE_BYTES;
   }
 
   /** Number of floats of one image. */
@@ -74,7 +83,11 @@ export class ImageBatchLoader {
   async loadImage(sample: Sample, options: LoadBatchOptions = {}, dst?: Float32Array, offset = 0): Promise<Float32Array> {
     const [h, w] = this.inputSize;
     const out = dst ?? new Float32Array(this.imageSize);
-    const img = await decodeImage(sample.path, this.inputSize, { kernel: this.kernel });
+    const img = await decodeImage(sample.path, this.inputSize, {
+      kernel: this.kernel,
+      maxBytes: this.maxImageBytes,
+      ...(this.imagesRoot !== undefined ? { root: this.imagesRoot } : {}),
+    });
     if (options.augment && isAugmenting(this.augmentation)) {
       const p = affineParamsFor(this.augmentation, h, w, this.seed, options.epoch ?? 0, sample.index);
       applyAffine(img.data, h, w, p, this.augmentation.fillMode, this.augmentation.cval, out, offset);

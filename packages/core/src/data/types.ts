@@ -33,6 +33,8 @@ export interface Dataset {
    * Absent or empty when the CSVs were clean.
    */
   readCulprits?: Culprit[];
+  /** Folder every image must stay inside once symlinks are resolved (competition: SceneImages/). Default: none (the folder layout, whose class folders may be links). */
+  imagesRoot?: string;
 }
 
 /** One bad input found by validation. */
@@ -41,7 +43,10 @@ export interface Culprit {
   file: string;
   /** CSV line, when the culprit came from a CSV row. */
   line?: number;
-  /** Stable reason code: 'missing' | 'corrupt' | 'not_image' | 'bad_label' | 'label_out_of_range' | 'malformed_row' | 'duplicate'. */
+  /**
+   * Stable reason code: 'missing' | 'corrupt' | 'not_image' (also a FIFO, device or directory) | 'outside_root' (a symlink
+   * escaping the image folder) | 'too_large' | 'bad_label' | 'label_out_of_range' | 'malformed_row' | 'duplicate'.
+   */
   reason: string;
   /** Human-readable explanation. */
   message: string;

@@ -1,8 +1,10 @@
-import { readFile } from 'node:fs/promises';
 import { relative } from 'node:path';
 import sharp from 'sharp';
 import { DptrainError } from '../errors.js';
+import { clipForMessage } from './clip.js';
+import { combineContentHash, contentHashSamples, fileDigest, type ContentHashMode } from './content-hash.js';
 import { datasetHash } from './hash.js';
+import { imageFileRefusal, readImageFile } from './image-file.js';
 import { mapLimit } from './pool.js';
 import { sniffImageFormat } from './sniff.js';
 import type { Culprit, Dataset, Sample } from './types.js';
@@ -18,6 +20,12 @@ export interface ValidateDatasetOptions {
   decode?: boolean;
   /** Culprits listed in the error message (all are in `details`). Default 200. */
   maxListed?: number;
+  /** Largest image file read, in bytes; larger ones are culprits ('too_large'). Default DEFAULT_MAX_IMAGE_BYTES (64 MiB). */
+  maxImageBytes?: number;
+  /** Content hash computed from the bytes the pass reads anyway ('sampled', 'full'), or none. Default 'none'. */
+  contentHash?: ContentHashMode;
+  /** Files hashed by the 'sampled' content hash. Default DEFAULT_CONTENT_SAMPLE_SIZE (64). */
+  contentSampleSize?: number;
 }
 
 export interface ValidationResult {
@@ -27,39 +35,60 @@ export interface ValidationResult {
   dropped: Culprit[];
   /** Number of image files checked. */
   checked: number;
+  /** Content hash of the input data set's files (see datasetContentHash), when `contentHash` asked for one. */
+  contentHash?: string;
+}
+
+/** Limits of one image check. */
+export interface CheckImageFileOptions {
+  /** Decode the image (false: only check that the file is readable and looks like an image). Default true. */
+  decode?: boolean;
+  /** Folder the file must stay inside once symlinks are resolved. Default: no containment check. */
+  root?: string;
+  /** Largest file read, in bytes. Default DEFAULT_MAX_IMAGE_BYTES (64 MiB). */
+  maxBytes?: number;
+  /** Receives the file's bytes once read (e.g. for the content hash). Default: none. */
+  onBytes?: (bytes: Buffer) => void;
 }
 
 /**
- * Checks one image file: exists, is an image (by its first bytes), and decodes (sharp metadata and a small
- * decode, failing on libjpeg warnings so truncated or garbled JPEGs are caught). Returns the culprit or undefined.
+ * Checks one image file: a regular file inside `root` (symlinks resolved), not larger than `maxBytes`, an image
+ * by its first bytes, and decodes (sharp metadata and a small decode, failing on libjpeg warnings so truncated
+ * or garbled JPEGs are caught). Returns the culprit or undefined. `options` may be a boolean: `decode`.
  */
-export async function checkImageFile(sample: Sample, decode = true): Promise<Culprit | undefined> {
+export async function checkImageFile(sample: Sample, options: CheckImageFileOptions | boolean = {}): Promise<Culprit | undefined> {
+  const opts: CheckImageFileOptions = typeof options === 'boolean' ? { decode: options } : options;
   const base = { file: sample.path, ...(sample.line !== undefined ? { line: sample.line } : {}) };
   let buf: Buffer;
   try {
-    buf = await readFile(sample.path);
+    buf = await readImageFile(sample.path, {
+      ...(opts.root !== undefined ? { root: opts.root } : {}),
+      ...(opts.maxBytes !== undefined ? { maxBytes: opts.maxBytes } : {}),
+    });
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return { ...base, reason: 'missing', message: 'file not found' };
-    if (code === 'EISDIR') return { ...base, reason: 'not_image', message: 'is a directory, not an image' };
-    return { ...base, reason: 'missing', message: `cannot read file: ${(e as Error).message}` };
+    const refusal = imageFileRefusal(e);
+    if (!refusal) throw e;
+    const message = (e as Error).message;
+    const prefix = `${clipForMessage(sample.path)}: `;
+    return { ...base, reason: refusal.reason, message: message.startsWith(prefix) ? message.slice(prefix.length) : message };
   }
+  opts.onBytes?.(buf);
   if (buf.length === 0) return { ...base, reason: 'not_image', message: 'empty file' };
   const format = sniffImageFormat(buf);
   if (!format) return { ...base, reason: 'not_image', message: 'not an image (unknown file signature)' };
-  if (!decode) return undefined;
+  if (!(opts.decode ?? true)) return undefined;
   try {
     const meta = await sharp(buf, { failOn: 'warning' }).metadata();
     if (!meta.width || !meta.height) throw new Error('no image dimensions');
     await sharp(buf, { failOn: 'warning' }).resize(8, 8, { fit: 'fill' }).raw().toBuffer();
     return undefined;
   } catch (e) {
-    return { ...base, reason: 'corrupt', message: `corrupt ${format.toUpperCase()}: ${(e as Error).message.split('\n')[0]}` };
+    return { ...base, reason: 'corrupt', message: `corrupt ${format.toUpperCase()}: ${clipForMessage((e as Error).message.split('\n')[0] ?? '', 300)}` };
   }
 }
 
 function where(c: Culprit, root: string): string {
-  const rel = relative(root, c.file) || c.file;
+  const rel = clipForMessage(relative(root, c.file) || c.file);
   return c.line !== undefined && !/\.csv$/i.test(c.file) ? `${rel} (CSV line ${c.line})` : c.line !== undefined ? `${rel} line ${c.line}` : rel;
 }
 
@@ -86,15 +115,28 @@ export async function validateDataset(dataset: Dataset, options: ValidateDataset
   const all = [...dataset.labelled, ...dataset.test];
   const total = all.length;
   let done = 0;
+  const mode = options.contentHash ?? 'none';
+  const hashed = mode === 'none' ? [] : contentHashSamples(dataset, mode, options.contentSampleSize);
+  const toHash = new Set(hashed);
+  const digests = new Map<Sample, string>();
+  const root = dataset.imagesRoot;
   const found = await mapLimit(all, options.concurrency ?? 4, async (s) => {
-    const c = await checkImageFile(s, options.decode ?? true);
+    const c = await checkImageFile(s, {
+      decode: options.decode ?? true,
+      ...(root !== undefined ? { root } : {}),
+      ...(options.maxImageBytes !== undefined ? { maxBytes: options.maxImageBytes } : {}),
+      ...(toHash.has(s) ? { onBytes: (b: Buffer) => digests.set(s, fileDigest(b)) } : {}),
+    });
+    if (toHash.has(s) && !digests.has(s) && c) digests.set(s, fileDigest({ refused: c.reason }));
     done++;
     options.onProgress?.(done, total);
     return c;
   });
+  const contentHash = mode === 'none' ? undefined : combineContentHash(mode, hashed, digests);
+  const withHash = contentHash !== undefined ? { contentHash } : {};
   const imageCulprits = found.filter((c): c is Culprit => c !== undefined);
   const culprits = [...(dataset.readCulprits ?? []), ...imageCulprits];
-  if (culprits.length === 0) return { dataset, dropped: [], checked: total };
+  if (culprits.length === 0) return { dataset, dropped: [], checked: total, ...withHash };
   if (!options.skipBad) {
     const msg =
       `data validation found ${culprits.length} problem${culprits.length === 1 ? '' : 's'} in ${dataset.root} ` +
@@ -110,5 +152,6 @@ export async function validateDataset(dataset: Dataset, options: ValidateDataset
     dataset: { ...dataset, labelled, test, hash: datasetHash(dataset.classNames, labelled, test), readCulprits: [] },
     dropped: culprits,
     checked: total,
+    ...withHash,
   };
 }

@@ -1,13 +1,18 @@
+import { sanitizeEvent } from './sanitize.js';
 import type { RunEvent, RunEventListener } from './types.js';
 
-/** A tiny synchronous fan-out of run events. Listener errors are isolated from the run. */
+/**
+ * A tiny synchronous fan-out of run events. Listener errors are isolated from the run. Every event is passed
+ * through sanitizeEvent first, so no listener (terminal, dashboard, log file, observers) sees control characters.
+ */
 export class EventBus {
   private readonly listeners = new Set<RunEventListener>();
   on(listener: RunEventListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
-  emit(event: RunEvent): void {
+  emit(raw: RunEvent): void {
+    const event = sanitizeEvent(raw);
     for (const l of this.listeners) {
       try {
         l(event);

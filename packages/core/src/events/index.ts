@@ -1,2 +1,3 @@
 export * from './types.js';
 export * from './bus.js';
+export { sanitizeEvent, stripControl, type StripControlOptions } from './sanitize.js';

@@ -6,6 +6,8 @@ import type { OptimizerState } from './optimizers.js';
 import type { WeightSpec } from './types.js';
 import { decodeState, encodeState } from './state-codec.js';
 import { writeFileAtomic } from './atomic-write.js';
+import { openCheckpoint, sealCheckpoint } from './checkpoint-envelope.js';
+import type { RunFingerprint } from './run-fingerprint.js';
 
 /** One line of metrics.jsonl. */
 export interface EpochRecord {
@@ -40,7 +42,8 @@ export interface EpochProgress {
  * `stepInEpoch` is the first step of `epoch` not yet applied.
  */
 export interface TrainingCheckpoint {
-  version: 1;
+  /** Format of the body: 2 (written now) carries `fingerprint`; 1 (older files) does not. */
+  version: 1 | 2;
   /** Phase in progress (or just finished, when `phaseDone`). */
   phase: PhaseName;
   /** The phase's epochs are all done (checkpoint written at the phase end). */
@@ -70,6 +73,8 @@ export interface TrainingCheckpoint {
   timings: Record<string, number>;
   /** Hash of the data set the run trained on. */
   datasetHash: string;
+  /** The settings the run's weights depend on (see runFingerprint); absent in version-1 checkpoints. */
+  fingerprint?: RunFingerprint;
 }
 
 export const CHECKPOINT_FILE = 'checkpoint.bin';
@@ -78,15 +83,24 @@ export function checkpointPath(runDir: string): string {
   return path.join(runDir, CHECKPOINT_FILE);
 }
 
-/** Writes the checkpoint atomically (temp file + fsync + rename). Returns its path. */
+/** Writes the checkpoint atomically (temp file + fsync + rename + directory fsync), sealed with its length and SHA-256. Returns its path. */
 export async function writeCheckpoint(runDir: string, ckpt: TrainingCheckpoint): Promise<string> {
   const file = checkpointPath(runDir);
-  await writeFileAtomic(file, encodeState(ckpt));
+  await writeFileAtomic(file, sealCheckpoint(encodeState({ ...ckpt, version: 2 })));
   return file;
 }
 
-/** Reads the run's checkpoint; undefined when there is none. */
-export async function readCheckpoint(runDir: string): Promise<TrainingCheckpoint | undefined> {
+export interface ReadCheckpointOptions {
+  /** Called with a warning, e.g. that a version-1 checkpoint carries no integrity check. Default: none. */
+  onWarning?: (message: string) => void;
+}
+
+/**
+ * Reads the run's checkpoint; undefined when there is none. Checks the envelope (length, SHA-256, no trailing
+ * bytes), the body's structure, and that weights and optimizer state are finite; throws DptrainError('E_CHECKPOINT')
+ * naming the file and what was wrong. A version-1 file (no envelope) loads with a warning.
+ */
+export async function readCheckpoint(runDir: string, options: ReadCheckpointOptions = {}): Promise<TrainingCheckpoint | undefined> {
   const file = checkpointPath(runDir);
   let buf: Buffer;
   try {
@@ -95,7 +109,36 @@ export async function readCheckpoint(runDir: string): Promise<TrainingCheckpoint
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new DptrainError('E_CHECKPOINT', `cannot read ${file}: ${(e as Error).message}`);
   }
-  const ckpt = decodeState<TrainingCheckpoint>(buf, file);
-  if (ckpt.version !== 1) throw new DptrainError('E_CHECKPOINT', `${file}: unsupported checkpoint version ${String(ckpt.version)}`);
+  const opened = openCheckpoint(buf, file);
+  const ckpt = decodeState<TrainingCheckpoint>(opened.body, file);
+  if (!ckpt || typeof ckpt !== 'object' || (ckpt.version !== 1 && ckpt.version !== 2) || ckpt.version !== opened.version) {
+    throw new DptrainError('E_CHECKPOINT', `${file}: unsupported checkpoint version ${String((ckpt as Partial<TrainingCheckpoint> | null)?.version)}`);
+  }
+  if (opened.version === 1) {
+    options.onWarning?.(`${file} is a version-1 checkpoint: it carries no integrity check and no settings fingerprint; the next checkpoint is written in version 2`);
+  }
+  checkCheckpointContent(ckpt, file);
   return ckpt;
+}
+
+/** Throws E_CHECKPOINT when the weights or the optimizer state are missing, mis-sized or not finite. */
+function checkCheckpointContent(ckpt: TrainingCheckpoint, file: string): void {
+  const fail = (what: string): never => {
+    throw new DptrainError('E_CHECKPOINT', `${file}: ${what}`);
+  };
+  if (!(ckpt.weights instanceof Float32Array)) fail('weights are missing');
+  const specSize = Array.isArray(ckpt.spec) ? ckpt.spec.reduce((s, w) => s + (w?.size ?? 0), 0) : -1;
+  if (specSize !== ckpt.weights.length) fail(`${ckpt.weights.length} weights for a spec of ${specSize}`);
+  const firstBad = (a: Float32Array): number => a.findIndex((x) => !Number.isFinite(x));
+  const w = firstBad(ckpt.weights);
+  if (w >= 0) fail(`weight ${w} is ${ckpt.weights[w]} (weights must be finite)`);
+  const opt = ckpt.optimizer;
+  if (!opt || typeof opt !== 'object' || !opt.slots || typeof opt.slots !== 'object') fail('optimizer state is missing');
+  if (!Number.isFinite(opt.learningRate) || !Number.isFinite(opt.iterations)) fail(`optimizer learning rate ${opt.learningRate} / iterations ${opt.iterations} are not finite`);
+  for (const [name, slot] of Object.entries(opt.slots)) {
+    if (!(slot instanceof Float32Array)) fail(`optimizer slot ${name} is not an array`);
+    if (slot.length !== ckpt.weights.length) fail(`optimizer slot ${name} has ${slot.length} values for ${ckpt.weights.length} weights`);
+    const i = firstBad(slot);
+    if (i >= 0) fail(`optimizer slot ${name}[${i}] is ${slot[i]} (optimizer state must be finite)`);
+  }
 }

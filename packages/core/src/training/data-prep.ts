@@ -23,6 +23,7 @@ export async function prepareTrainData(config: RunConfig, bus: EventBus, clock: 
   let lastEmit = -1;
   const { dataset, dropped } = await validateDataset(loaded, {
     skipBad: config.skipBad,
+    maxImageBytes: config.maxImageBytes,
     ...(options.decode !== undefined ? { decode: options.decode } : {}),
     ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
     onProgress: (done, total) => {

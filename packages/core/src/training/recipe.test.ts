@@ -10,6 +10,7 @@ import type { RunEvent } from '../events/types.js';
 import { InProcessExecutor } from './in-process-executor.js';
 import { runTraining, type TrainData } from './recipe.js';
 import { readCheckpoint } from './checkpoint.js';
+import { isDptrainError } from '../errors.js';
 import { loadRunModel } from './run-model.js';
 import { C, D, LinearReplica } from './linear-replica.testutil.js';
 
@@ -95,6 +96,33 @@ describe('runTraining (recipe driver)', () => {
       expect(Array.from(resumed.weights)).toEqual(Array.from(straight.weights));
       expect(stripMs(readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8'))).toBe(stripMs(readFileSync(path.join(straightDir, 'metrics.jsonl'), 'utf8')));
     }
+  });
+
+  it('resume refuses a changed run, listing what differs, and accepts safe changes (epochs, checkpoint frequency)', async () => {
+    const data = makeData(45, 15, 3);
+    const cfg = config({ checkpointEvery: 1 });
+    const dir = mkdtempSync(path.join(tmpdir(), 'dpt-resume-fp-'));
+    await runTraining({ config: cfg, runDir: dir, data, executor: new InProcessExecutor(new LinearReplica()), haltAfterSteps: 3 });
+    const resume = (c: RunConfig) => runTraining({ config: c, runDir: dir, data, executor: new InProcessExecutor(new LinearReplica()), resume: true, haltAfterSteps: 4 });
+    const refused = async (c: RunConfig): Promise<string> => {
+      const e = await resume(c).then(() => undefined, (err: unknown) => err);
+      expect(isDptrainError(e, 'E_CHECKPOINT'), String(e)).toBe(true);
+      return (e as Error).message;
+    };
+    const msg = await refused(config({ checkpointEvery: 1, batchSize: 16, seed: 7, preprocess: 'tf' }));
+    expect(msg).toMatch(/cannot resume: 3 settings differ/);
+    expect(msg).toContain('batchSize: 8 → 16');
+    expect(msg).toContain('seed: 42 → 7');
+    expect(msg).toContain('preprocess: "caffe" → "tf"');
+    expect(await refused(config({ checkpointEvery: 1, headPhase: { epochs: 3, learningRate: 0.5 } }))).toContain('headPhase.learningRate: 0.05 → 0.5');
+    expect(await refused(config({ checkpointEvery: 1, head: { pooling: 'gap', units: 64, dropout: 0.5 } }))).toContain('head.units: 256 → 64');
+    expect(await refused(config({ checkpointEvery: 1, optimizer: 'sgd' }))).toContain('optimizer: "adam" → "sgd"');
+    expect(await refused(config({ checkpointEvery: 1, microBatch: 4 }))).toContain('microBatch: 8 → 4');
+    expect((await readCheckpoint(dir))?.step).toBe(3); // nothing lost by the refusals
+    // safe: more epochs, another checkpoint frequency, another data directory
+    const ok = await resume(config({ checkpointEvery: 2, dataDir: '/elsewhere', headPhase: { epochs: 5, learningRate: 0.05 } }));
+    expect(ok.halted).toBe(true);
+    expect(ok.steps).toBe(4);
   });
 
   it('early stopping ends a phase and restores the best weights; an uneven data set still counts each sample once', async () => {

@@ -21,6 +21,20 @@ import { epochPermutation, globalBatch, stepsPerEpoch } from './sharding.js';
 import type { TrainingExecutor, WeightSpec } from './types.js';
 import { writeFileAtomic } from './atomic-write.js';
 import { writeSubmission } from './submission.js';
+import { resumeMismatches, runFingerprint, type ResumePosition, type RunFingerprint } from './run-fingerprint.js';
+
+/** Refuses to resume a run whose settings changed (E_CHECKPOINT listing each difference). */
+function assertSameRun(runDir: string, stored: RunFingerprint, current: RunFingerprint, at: ResumePosition): void {
+  const diff = resumeMismatches(stored, current, at);
+  if (diff.length === 0) return;
+  throw new DptrainError(
+    'E_CHECKPOINT',
+    `${runDir}: cannot resume: ${diff.length} setting${diff.length === 1 ? '' : 's'} differ${diff.length === 1 ? 's' : ''} from the checkpoint's run ` +
+      `(only the epoch counts, the checkpoint frequency, the data directory and logging may change; start a new run directory to train with other settings):\n` +
+      diff.map((d) => `  ${d}`).join('\n'),
+    { differences: diff },
+  );
+}
 
 /** An executor that can also write the full trained model (tfjs layers format) itself. */
 export interface ModelExportingExecutor extends TrainingExecutor {
@@ -160,10 +174,13 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
   await writeFileAtomic(path.join(runDir, 'config.yaml'), runConfigToYaml(config));
   if (data.train.length === 0) throw new DptrainError('E_DATA_INVALID', `no training samples in ${data.dataset.root}`);
 
-  const ckpt = options.resume ? await readCheckpoint(runDir) : undefined;
+  const ckptWarnings: string[] = [];
+  const ckpt = options.resume ? await readCheckpoint(runDir, { onWarning: (m) => ckptWarnings.push(m) }) : undefined;
   if (ckpt && ckpt.datasetHash !== data.dataset.hash) {
     throw new DptrainError('E_CHECKPOINT', `${runDir}: checkpoint was written for another data set (hash ${ckpt.datasetHash}, now ${data.dataset.hash})`);
   }
+  const fingerprint = runFingerprint(config);
+  if (ckpt?.fingerprint) assertSameRun(runDir, ckpt.fingerprint, fingerprint, ckpt);
   if (ckpt) Object.assign(timings, ckpt.timings);
 
   const executor = typeof options.executor === 'function' ? await options.executor({ config, data, bus, clock }) : options.executor;
@@ -172,6 +189,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
     type: 'run_started', time: clock.now(), runId, runDir, backend: backend.name, device: backend.device,
     workers: options.workers ?? 1, trainSamples: data.train.length, valSamples: data.val.length, testSamples: data.test.length, classes: classNames,
   });
+  for (const message of ckptWarnings) emit({ type: 'log', time: clock.now(), level: 'warn', message });
   if (ckpt) emit({ type: 'log', time: clock.now(), level: 'info', message: `resuming from step ${ckpt.step} (${ckpt.phase}, epoch ${ckpt.epoch + 1}, step ${ckpt.stepInEpoch} of the epoch)` });
 
   const history: EpochRecord[] = ckpt ? [...ckpt.history] : [];
@@ -255,10 +273,10 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
 
       const checkpoint = async (pos: { epoch: number; stepInEpoch: number; phaseDone: boolean; progress: EpochProgress }): Promise<void> => {
         const file = await writeCheckpoint(runDir, {
-          version: 1, phase, phaseDone: pos.phaseDone, epoch: pos.epoch, stepInEpoch: pos.stepInEpoch, step, spec, weights,
+          version: 2, phase, phaseDone: pos.phaseDone, epoch: pos.epoch, stepInEpoch: pos.stepInEpoch, step, spec, weights,
           optimizer: optimizer.exportState(), callbacks: callbacks.exportState(), stopTraining: control.stopTraining,
           rng: { seed: config.seed, epoch: globalEpoch(config, phase, pos.epoch) }, progress: pos.progress, history,
-          timings: { ...timings, [phase]: (timings[phase] ?? 0) + (clock.now() - tPhase) }, datasetHash: data.dataset.hash,
+          timings: { ...timings, [phase]: (timings[phase] ?? 0) + (clock.now() - tPhase) }, datasetHash: data.dataset.hash, fingerprint,
         } satisfies TrainingCheckpoint);
         emit({ type: 'checkpoint_written', time: clock.now(), path: file, step });
       };

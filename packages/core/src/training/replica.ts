@@ -499,7 +499,11 @@ export async function createReplica(config: RunConfig, options: ReplicaOptions =
   const baseHash = hashBackboneWeights(backbone);
   const images =
     options.images ??
-    new ImageBatchLoader({ inputSize: backbone.inputSize, preprocess: config.preprocess, augmentation: config.augmentation, seed: config.seed });
+    new ImageBatchLoader({
+      inputSize: backbone.inputSize, preprocess: config.preprocess, augmentation: config.augmentation, seed: config.seed,
+      ...(options.dataset?.imagesRoot !== undefined ? { imagesRoot: options.dataset.imagesRoot } : {}),
+      maxImageBytes: config.maxImageBytes,
+    });
   const replica = new ModelReplica(config, backbone, head, images, { ...options, onWarning: warn }, classNames, baseHash);
   await replica.setPhase('head');
   return replica;

@@ -37,7 +37,7 @@ export function encodeState(value: unknown): Buffer {
 
 const isLittleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
-/** Inverse of `encodeState`. Throws E_CHECKPOINT on a truncated or foreign buffer. */
+/** Inverse of `encodeState`. Throws E_CHECKPOINT on a truncated, corrupt or foreign buffer, or one with trailing bytes. */
 export function decodeState<T = unknown>(buf: Buffer, what = 'state'): T {
   if (buf.length < 12 || buf.toString('latin1', 0, 8) !== MAGIC) throw new DptrainError('E_CHECKPOINT', `${what}: not a dptrain state file`);
   const hlen = buf.readUInt32LE(8);
@@ -46,24 +46,35 @@ export function decodeState<T = unknown>(buf: Buffer, what = 'state'): T {
   let offset = 12 + hlen;
   offset += (4 - (offset % 4)) % 4;
   const starts: number[] = [];
-  const parsed = JSON.parse(headerText, (_k, v: unknown) => {
-    if (v && typeof v === 'object' && '$num' in v) return Number((v as { $num: string }).$num);
-    return v;
-  }) as unknown;
+  let parsed: unknown;
   // second pass in header order: blobs are laid out in the order encodeState met them
   const lengths: number[] = [];
-  JSON.parse(headerText, (_k, v: unknown) => {
-    if (v && typeof v === 'object' && '$f32' in v) {
-      const o = v as { $f32: number; length: number };
-      lengths[o.$f32] = o.length;
-    }
-    return v;
-  });
-  for (const len of lengths) {
+  try {
+    parsed = JSON.parse(headerText, (_k, v: unknown) => {
+      if (v && typeof v === 'object' && '$num' in v) return Number((v as { $num: string }).$num);
+      return v;
+    }) as unknown;
+    JSON.parse(headerText, (_k, v: unknown) => {
+      if (v && typeof v === 'object' && '$f32' in v) {
+        const o = v as { $f32: unknown; length: unknown };
+        if (!Number.isSafeInteger(o.$f32) || !Number.isSafeInteger(o.length) || (o.$f32 as number) < 0 || (o.length as number) < 0) {
+          throw new Error(`bad array reference ${JSON.stringify(o).slice(0, 80)}`);
+        }
+        lengths[o.$f32 as number] = o.length as number;
+      }
+      return v;
+    });
+  } catch (e) {
+    throw new DptrainError('E_CHECKPOINT', `${what}: corrupt header: ${(e as Error).message}`, undefined, { cause: e });
+  }
+  for (let i = 0; i < lengths.length; i++) {
+    const len = lengths[i];
+    if (len === undefined) throw new DptrainError('E_CHECKPOINT', `${what}: corrupt header: array ${i} is not described`);
     starts.push(offset);
     offset += 4 * len;
   }
   if (offset > buf.length) throw new DptrainError('E_CHECKPOINT', `${what}: truncated data (${buf.length} of ${offset} bytes)`);
+  if (offset < buf.length) throw new DptrainError('E_CHECKPOINT', `${what}: ${buf.length - offset} unexpected trailing bytes after the data (${offset} bytes expected)`);
   const revive = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(revive);
     if (v && typeof v === 'object') {

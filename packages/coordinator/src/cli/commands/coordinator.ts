@@ -2,13 +2,14 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { EventBus } from '@dptrain/core';
 import { addTrainingFlags, printConfigIfAsked, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
-import { addProtocolFlags, parseListen, resolveToken, runCoordinator, toProtocolOptions, type ProtocolFlagValues } from '../../cluster/index.js';
+import { addProtocolFlags, parseListen, resolveSharedToken, runCoordinator, toProtocolOptions, type ProtocolFlagValues } from '../../cluster/index.js';
 import { addViewFlags, attachRunViews, type ViewFlagValues } from '../../observability/run-views.js';
 
 interface CoordinatorFlags extends TrainingFlagValues, ProtocolFlagValues, ViewFlagValues {
   listen: string;
   minWorkers: string;
   token?: string;
+  tokenFile?: string;
   resume?: string;
   out?: string;
   tlsCert?: string;
@@ -23,7 +24,8 @@ export function register(program: Command): void {
   addViewFlags(addProtocolFlags(cmd))
     .option('--listen <host:port>', 'address to listen on', '0.0.0.0:7420')
     .option('--min-workers <k>', 'training waits while fewer workers are connected', '1')
-    .option('--token <secret>', 'shared secret for workers and observers (default: $DPTRAIN_TOKEN)')
+    .option('--token <secret>', 'shared secret for workers and observers (default: $DPTRAIN_TOKEN); shows in ps, prefer --token-file')
+    .option('--token-file <file>', 'read the shared secret from this file')
     .option('--out <dir>', 'run directory (default: runs/<timestamp>)')
     .option('--resume <dir>', 'continue the run in this directory from its last checkpoint')
     .option('--tls-cert <file>', 'PEM certificate: serve wss://')
@@ -44,7 +46,7 @@ export function register(program: Command): void {
         const { summary } = await runCoordinator({
           config,
           runDir,
-          token: resolveToken(flags.token),
+          token: resolveSharedToken(flags),
           host,
           port,
           bus,

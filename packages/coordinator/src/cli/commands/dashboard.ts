@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { EventBus, isDptrainError, type RunEvent } from '@dptrain/core';
 import { connectObserver } from '@dptrain/worker';
-import { resolveToken } from '../../cluster/index.js';
+import { resolveSharedToken } from '../../cluster/index.js';
 import { startDashboard } from '../../dashboard/start.js';
 import { ReplayFilter } from '../../dashboard/replay-filter.js';
 import { attachPlainLogger } from '../../observability/plain-logger.js';
@@ -9,6 +9,7 @@ import { attachPlainLogger } from '../../observability/plain-logger.js';
 interface DashboardFlags {
   connect: string;
   token?: string;
+  tokenFile?: string;
   ca?: string;
   plain?: boolean;
   logEvery: string;
@@ -36,13 +37,14 @@ export function register(program: Command): void {
     .command('dashboard')
     .description('watch a running coordinator (read-only): the terminal dashboard, or lines with --plain')
     .requiredOption('--connect <url>', 'coordinator URL, ws://HOST:PORT or wss://HOST:PORT')
-    .option('--token <secret>', 'shared secret (default: $DPTRAIN_TOKEN)')
+    .option('--token <secret>', 'shared secret (default: $DPTRAIN_TOKEN); shows in ps, prefer --token-file')
+    .option('--token-file <file>', 'read the shared secret from this file')
     .option('--ca <file>', 'PEM CA certificate to trust for wss://')
     .option('--plain', 'log lines instead of the dashboard (the default when stdout is not a terminal)')
     .option('--log-every <n>', 'plain mode: a step line every N steps', '10')
     .option('--wait-for <seconds>', 'keep trying to reach a coordinator that is not up yet for this long', '30')
     .action(async (flags: DashboardFlags) => {
-      const token = resolveToken(flags.token);
+      const token = resolveSharedToken(flags);
       const bus = new EventBus();
       const replay = new ReplayFilter();
       let completed = false;

@@ -5,6 +5,7 @@ import { EventBus } from '@dptrain/core';
 import { addTrainingFlags, printConfigIfAsked, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
 import {
   addProtocolFlags,
+  resolveSharedToken,
   runSingleNode,
   toProtocolOptions,
   type ProtocolFlagValues,
@@ -16,6 +17,7 @@ interface SingleFlags extends TrainingFlagValues, ProtocolFlagValues, ViewFlagVa
   out?: string;
   resume?: string;
   backend?: string;
+  tokenFile?: string;
 }
 
 export function register(program: Command): void {
@@ -28,6 +30,7 @@ export function register(program: Command): void {
     .option('--out <dir>', 'run directory (default: runs/<timestamp>)')
     .option('--resume <dir>', 'continue the run in this directory from its last checkpoint')
     .option('--backend <name>', 'backend of the workers (default: the best that loads)')
+    .option('--token-file <file>', 'shared secret of the local cluster, so that `dptrain dashboard --token-file` can watch it (default: a random one per run)')
     .action(async (flags: SingleFlags) => {
       const config = toRunConfig(flags);
       if (printConfigIfAsked(flags, config)) return;
@@ -48,6 +51,7 @@ export function register(program: Command): void {
           bus,
           resume: flags.resume !== undefined,
           ...(flags.backend ? { backend: flags.backend } : {}),
+          ...(flags.tokenFile !== undefined ? { token: resolveSharedToken({ tokenFile: flags.tokenFile }) } : {}),
           protocol: toProtocolOptions(flags),
           httpHandlers: [views.httpHandler],
           // the workers' own messages would tear the dashboard; their joins and losses show in it

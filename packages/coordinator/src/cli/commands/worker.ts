@@ -1,12 +1,13 @@
 import type { Command } from 'commander';
 import { startWorker, selectBackend } from '@dptrain/worker';
-import { addProtocolFlags, resolveToken, toProtocolOptions, type ProtocolFlagValues } from '../../cluster/index.js';
+import { addProtocolFlags, resolveSharedToken, toProtocolOptions, type ProtocolFlagValues } from '../../cluster/index.js';
 import { workerFailureLine } from '../report-error.js';
 
 interface WorkerFlags extends ProtocolFlagValues {
   connect: string;
   data?: string;
   token?: string;
+  tokenFile?: string;
   backend?: string;
   ca?: string;
   batchCapacity: string;
@@ -19,14 +20,15 @@ export function register(program: Command): void {
   addProtocolFlags(cmd)
     .requiredOption('--connect <url>', 'coordinator URL, ws://HOST:PORT or wss://HOST:PORT')
     .option('--data <dir>', "this machine's copy of the data (default: the coordinator's path)")
-    .option('--token <secret>', 'shared secret (default: $DPTRAIN_TOKEN)')
+    .option('--token <secret>', 'shared secret (default: $DPTRAIN_TOKEN); shows in ps, prefer --token-file')
+    .option('--token-file <file>', 'read the shared secret from this file')
     .option('--backend <name>', 'force a backend: tensorflow-gpu, tensorflow, native, wasm, cpu')
     .option('--ca <file>', 'PEM CA certificate to trust for wss://')
     .option('--batch-capacity <n>', 'largest slice of a step this worker takes', '64')
     .option('--name <name>', 'name reported to the coordinator (default: the host name)')
     .option('--cache-dir <dir>', 'frozen-feature cache folder shared with the other workers of this machine (default: memory only)')
     .action(async (flags: WorkerFlags) => {
-      const token = resolveToken(flags.token);
+      const token = resolveSharedToken(flags);
       const backend = await selectBackend(flags.backend);
       process.stderr.write(`dptrain worker: backend ${backend.name} (${backend.device})\n`);
       const p = toProtocolOptions(flags);
