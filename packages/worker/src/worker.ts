@@ -187,6 +187,7 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
         host: opts.host ?? hostname(),
         baseHash: r.baseHash,
         datasetHash: dataset!.hash,
+        ...(b?.gpu ? { gpu: b.gpu } : {}),
       });
       while (!closed) {
         const msg = queue.shift();

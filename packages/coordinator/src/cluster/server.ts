@@ -350,7 +350,7 @@ export class ClusterServer {
         if (msg.datasetHash !== this.datasetHash) {
           throw new DptrainError('E_DATASET_HASH', `worker ${peer.id} (${msg.host}): data set hash ${msg.datasetHash} differs from the reference ${this.datasetHash}`);
         }
-        peer.info = { id: peer.id, host: msg.host, backend: msg.backend, device: msg.device, batchCapacity: msg.batchCapacity };
+        peer.info = { id: peer.id, host: msg.host, backend: msg.backend, device: msg.device, batchCapacity: msg.batchCapacity, ...(msg.gpu ? { gpu: msg.gpu } : {}) };
         peer.state = 'joined';
         const s = this.state;
         peer.send({ type: 'welcome', workerId: peer.id, step: s.step, phase: s.phase, weights: s.phase ? s.weights : null });

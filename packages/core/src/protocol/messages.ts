@@ -44,6 +44,11 @@ export const JoinSchema = z
     host: str(256),
     baseHash: str(256),
     datasetHash: str(256),
+    /** tensorflow-gpu workers: the GPU and tfjs-node-gpu 4.22's verdict on it (e.g. a longer first step under 'ptx-jit'). */
+    gpu: z
+      .object({ name: str(256), computeCapability: str(16).nullable(), tfjsNodeGpu: z.enum(['native', 'ptx-jit', 'unsupported']).nullable() })
+      .strict()
+      .optional(),
   })
   .strict();
 /** coordinator -> worker: joined; the current step, phase and trainable weights (null before the first phase). */
