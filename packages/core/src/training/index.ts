@@ -22,3 +22,14 @@ export { EventFileWriter, encodeEvent, maskedCrc32c, tfRecord, type EventFileWri
 export { TensorBoardLogger, type TensorBoardLoggerOptions } from './tensorboard/tensorboard-logger.js';
 export { balancedClassWeights, resolveClassWeights, resolveClassWeightsFromLabelled } from './class-weights.js';
 export { LearningRateScheduler, phaseBaseLearningRate, phaseSchedule, scheduledLearningRate, type LearningRateScheduleKind, type LearningRateSchedulerOptions } from './lr-schedule.js';
+export {
+  computeTreeGradientsOnDevice,
+  deviceStepDefault,
+  isDeviceStepReplica,
+  DEVICE_STEP_DEFAULTS,
+  type DeviceGradients,
+  type DeviceStepReplica,
+} from './device-step.js';
+export { DeviceFeatureCache } from './device-feature-cache.js';
+export { TransferCounter } from './transfer-counter.js';
+export { packBytes, unpackBytes, preprocessOnDevice } from './device-preprocess.js';
