@@ -14,6 +14,7 @@ try {
     (err) => log(`liveness connection: bad frame: ${err.message}`),
   );
   conn.send({ type: 'attach', workerId: data.workerId, key: data.key });
+  parentPort?.postMessage({ attached: true });
   let seen = Atomics.load(counter, 0);
   let changedAt = Date.now();
   const timer = setInterval(() => {
@@ -34,4 +35,5 @@ try {
   conn.ws.on('close', () => clearInterval(timer));
 } catch (err) {
   log(`liveness connection failed: ${(err as Error).message}`);
+  parentPort?.postMessage({ attached: false });
 }

@@ -28,6 +28,8 @@ export interface LivenessOptions {
   stallLimitMs?: number;
   /** Lines from the thread (connection trouble, a stall). Default: none. */
   log?: (line: string) => void;
+  /** How long `ready` waits for the thread to attach, in ms. Default 60000. */
+  readyTimeoutMs?: number;
 }
 
 /** What the thread receives as workerData. */
@@ -44,6 +46,11 @@ export interface LivenessThreadData {
 }
 
 export interface LivenessHandle {
+  /**
+   * Settles once the thread has sent its `attach` (true) or could not (false), or after `readyTimeoutMs` (false):
+   * wait for it before work that may block the main thread (the worker sends its join after it).
+   */
+  ready: Promise<boolean>;
   /** The main thread made progress (call from its event loop, e.g. on each of its timer ticks). */
   tick(): void;
   /** Ends the thread and its connection. */
@@ -51,7 +58,7 @@ export interface LivenessHandle {
 }
 
 /** Defaults of the liveness thread; `ptxJitStallLimitMs` replaces `stallLimitMs` on a GPU whose first kernels are JIT-compiled. */
-export const LIVENESS_DEFAULTS = { heartbeatIntervalMs: 1000, stallLimitMs: 600_000, ptxJitStallLimitMs: 3_600_000 } as const;
+export const LIVENESS_DEFAULTS = { heartbeatIntervalMs: 1000, stallLimitMs: 600_000, ptxJitStallLimitMs: 3_600_000, readyTimeoutMs: 60_000 } as const;
 
 /** tsx's ESM loader, for a thread that runs TypeScript sources (this package ships them). */
 function tsxLoaderUrl(): string {
@@ -86,10 +93,23 @@ export function startLiveness(opts: LivenessOptions): LivenessHandle {
   };
   const ext = import.meta.url.endsWith('.js') ? 'js' : 'ts';
   const thread = startThread(new URL(`./liveness-thread.${ext}`, import.meta.url), data);
-  thread.on('message', (m: { log?: string }) => m.log && opts.log?.(m.log));
-  thread.on('error', (e) => opts.log?.(`liveness thread failed: ${e.message}`));
+  let settle: (attached: boolean) => void = () => undefined;
+  const ready = new Promise<boolean>((resolve) => (settle = resolve));
+  const timer = setTimeout(() => settle(false), opts.readyTimeoutMs ?? LIVENESS_DEFAULTS.readyTimeoutMs);
+  timer.unref();
+  ready.then(() => clearTimeout(timer), () => undefined);
+  thread.on('message', (m: { log?: string; attached?: boolean }) => {
+    if (m.log) opts.log?.(m.log);
+    if (m.attached !== undefined) settle(m.attached);
+  });
+  thread.on('error', (e) => {
+    opts.log?.(`liveness thread failed: ${e.message}`);
+    settle(false);
+  });
+  thread.on('exit', () => settle(false));
   thread.unref();
   return {
+    ready,
     tick: () => void Atomics.add(counter, 0, 1),
     stop: async () => {
       await thread.terminate();

@@ -192,6 +192,7 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
     };
     try {
       const r = await prepare(config);
+      await liveness?.ready; // heartbeats off the main thread before any step can block it
       backoff.reset();
       const b = opts.backend;
       send({
