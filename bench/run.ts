@@ -1,5 +1,6 @@
 // `npm run bench [-- --json FILE] [--backends native,wasm] [--modes images,features] [--workers 1,2] [--steps N]
-//   [--rounds R] [--quick] [--no-torch] [--no-recipe] [--recipe-subset N] [--recipe-epochs 10,5] [--recipe-uncached-epochs 1,1] [--no-exchange] [--no-steps]`
+//   [--rounds R] [--quick] [--no-torch] [--no-recipe] [--recipe-subset N] [--recipe-epochs 10,5] [--recipe-uncached-epochs 1,1] [--no-exchange] [--no-steps]
+//   [--no-device-step]`
 // Times the VGG16 fine-tune step (block5 + head, 150 px, batch 8 per worker) from images and from cached block4
 // features, with 1 and 2 worker processes, on each available backend; PyTorch on the same shapes when it imports;
 // the two-phase recipe with and without the feature cache; the parameter exchange (bench/exchange.bench.ts).
@@ -37,6 +38,7 @@ const { values: a } = parseArgs({
     'recipe-uncached-epochs': { type: 'string' },
     'recipe-epochs': { type: 'string' },
     'no-exchange': { type: 'boolean', default: false },
+    'no-device-step': { type: 'boolean', default: false },
     'no-steps': { type: 'boolean', default: false },
   },
   allowPositionals: false,
@@ -235,6 +237,18 @@ if (!a['no-exchange'] && existsSync(exchangeFile)) {
   }
 }
 
+let deviceStep: unknown;
+if (!a['no-device-step']) {
+  console.log('\nHost merge vs device step, bytes host<->device per step (bench/device-step.bench.ts):');
+  try {
+    const { benchDeviceStep } = await import('./device-step.bench.js');
+    deviceStep = await benchDeviceStep({ log: (l: string) => console.log(`  ${l}`) });
+  } catch (err) {
+    deviceStep = { skipped: err instanceof Error ? err.message : String(err) };
+    console.log(`  failed: ${(deviceStep as { skipped: string }).skipped}`);
+  }
+}
+
 if (a.json) {
   const out = {
     date: new Date().toISOString(),
@@ -246,6 +260,7 @@ if (a.json) {
     skipped,
     recipe,
     exchange,
+    deviceStep,
   };
   writeFileSync(a.json, `${JSON.stringify(out, null, 2)}\n`);
   console.log(`\nwrote ${a.json}`);

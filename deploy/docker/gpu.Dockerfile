@@ -5,15 +5,22 @@
 # hence the CUDA 11.2 + cuDNN 8 runtime base (its cuDNN is 8.1.x). The host needs only the NVIDIA driver (>= 460.32)
 # and the NVIDIA Container Toolkit; one container (or one process) per GPU.
 #
-# Build from the repository root:   docker build -f deploy/docker/gpu.Dockerfile -t dptrain:gpu .
+# The CUDA 11.2 images are deprecated and NVIDIA deletes such tags: the base is pinned by digest, which is a build
+# argument because no digest could be verified where this file was written. Get it once, mirror the image to a
+# registry you control, and build from the mirror (docs/deploy.md, "Pinning and mirroring the CUDA base image"):
+#   docker buildx imagetools inspect nvidia/cuda:11.2.2-cudnn8-runtime-ubuntu20.04     # "Digest: sha256:..."
+#   docker build -f deploy/docker/gpu.Dockerfile -t dptrain:gpu \
+#     --build-arg CUDA_IMAGE_DIGEST=sha256:... [--build-arg CUDA_IMAGE=REGISTRY/cuda:11.2.2-cudnn8-runtime-ubuntu20.04] .
+# Without CUDA_IMAGE_DIGEST the FROM below is not a valid reference and the build stops there.
 # Check which backend/device a worker really uses: the worker prints it at start ("backend ... device ...").
 ARG CUDA_IMAGE=nvidia/cuda:11.2.2-cudnn8-runtime-ubuntu20.04
+ARG CUDA_IMAGE_DIGEST
 ARG NODE_IMAGE=node:20-bookworm-slim
 
 # Node 20 comes from the official image (its binaries need glibc >= 2.28; Ubuntu 20.04 has 2.31).
 FROM ${NODE_IMAGE} AS node
 
-FROM ${CUDA_IMAGE} AS cuda-node
+FROM ${CUDA_IMAGE}@${CUDA_IMAGE_DIGEST} AS cuda-node
 ENV DEBIAN_FRONTEND=noninteractive
 COPY --from=node /usr/local/bin/node /usr/local/bin/node
 COPY --from=node /usr/local/lib/node_modules /usr/local/lib/node_modules
@@ -49,8 +56,12 @@ LABEL org.opencontainers.image.title="dptrain (GPU)" \
 WORKDIR /opt/dptrain
 COPY --from=build /opt/dptrain /opt/dptrain
 # One process per GPU: each worker container gets one GPU (visible as device 0). TF takes GPU memory as needed.
+# Hopper GPUs run TensorFlow 2.9's kernels through the driver's PTX JIT: a 4 GiB JIT cache (the maximum) keeps all
+# of them after the first start; mount a volume at CUDA_CACHE_PATH to keep it across containers.
 ENV NODE_ENV=production \
     TF_FORCE_GPU_ALLOW_GROWTH=true \
+    CUDA_CACHE_MAXSIZE=4294967296 \
+    CUDA_CACHE_PATH=/runs/.nv-compute-cache \
     TF_CPP_MIN_LOG_LEVEL=1 \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 RUN useradd --system --uid 10001 --create-home dptrain \

@@ -127,7 +127,12 @@ describe('GPU image', () => {
     const byName = new Map(s.filter((x) => x.stage).map((x) => [x.stage!, x.image]));
     let base = final.image;
     while (byName.has(base)) base = byName.get(base)!;
-    expect(base).toMatch(/^nvidia\/cuda:11\.2\.\d+-cudnn8-runtime-ubuntu\d+\.\d+$/);
+    expect(base.split('@')[0]).toMatch(/^nvidia\/cuda:11\.2\.\d+-cudnn8-runtime-ubuntu\d+\.\d+$/);
+  });
+  it('pins the CUDA base by digest: IMAGE@${CUDA_IMAGE_DIGEST}, a build argument without a default', () => {
+    const cudaFrom = ast.getFROMs().find((f) => f.getBuildStage() === 'cuda-node')!;
+    expect(cudaFrom.getImage()).toBe('${CUDA_IMAGE}@${CUDA_IMAGE_DIGEST}');
+    expect(globalArgs(ast).CUDA_IMAGE_DIGEST).toBe('');
   });
   it('fails the build when the optional tfjs-node-gpu did not install', () => {
     const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version?: string }> };

@@ -15,6 +15,7 @@ export type DptrainErrorCode =
   // backends
   | 'E_BACKEND_UNAVAILABLE' // a backend asked for by name cannot load
   | 'E_BACKEND_NO_GPU' // tfjs-node-gpu loaded but no GPU is usable
+  | 'E_BACKEND_GPU_UNSUPPORTED' // a visible GPU's compute capability cannot run tfjs-node-gpu 4.22
   | 'E_NO_BACKEND' // none of the backends could load
   // models
   | 'E_WEIGHTS' // weight file missing, unreadable or of the wrong shape

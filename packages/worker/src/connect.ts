@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
-import { DptrainError, authResponse, decodeMessage, sendMessage, type ClientRole, type Message, type MessageOf, type Outgoing } from '@dptrain/core';
+// the protocol and error modules only (not the whole core, with tfjs): the liveness thread loads this file too
+import { DptrainError } from '@dptrain/core/errors';
+import { authResponse, decodeMessage, sendMessage, type ClientRole, type Message, type MessageOf, type Outgoing } from '@dptrain/core/protocol';
 
 export interface ConnectOptions {
   /** ws:// or wss:// URL of the coordinator. */

@@ -20,6 +20,8 @@ import {
 } from '@dptrain/core';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { connectAndAuth, type AuthedConnection } from './connect.js';
+import { LIVENESS_DEFAULTS, startLiveness } from './liveness.js';
+import { blockStepForTest } from './test-hooks.js';
 
 /** Refusals that end the worker instead of a retry. */
 const FATAL_CODES: string[] = ['E_AUTH', 'E_BASE_HASH', 'E_DATASET_HASH', 'E_PROTOCOL_VERSION'];
@@ -60,6 +62,10 @@ export interface WorkerOptions {
   loadDataset?: (dir: string, config: RunConfig) => Dataset | Promise<Dataset>;
   /** Progress lines. Default: stderr. */
   log?: (message: string) => void;
+  /** Send heartbeats from a worker_thread over a second connection (liveness.ts). Default: true unless $DPTRAIN_LIVENESS_THREAD is 0. */
+  livenessThread?: boolean;
+  /** The liveness thread stops beating after the main thread made no progress for this long, in ms. Default 600000, 3600000 under a PTX JIT. */
+  stallLimitMs?: number;
 }
 
 /** Why the worker stopped. */
@@ -170,9 +176,18 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
       }),
     );
     const interval = opts.heartbeatIntervalMs ?? 1000;
+    const liveness =
+      accepted.livenessKey && (opts.livenessThread ?? process.env.DPTRAIN_LIVENESS_THREAD !== '0')
+        ? startLiveness({
+            url: opts.url, token: opts.token, workerId: accepted.workerId, key: accepted.livenessKey, heartbeatIntervalMs: interval, log,
+            stallLimitMs: opts.stallLimitMs ?? (opts.backend?.gpu?.tfjsNodeGpu === 'ptx-jit' ? LIVENESS_DEFAULTS.ptxJitStallLimitMs : LIVENESS_DEFAULTS.stallLimitMs),
+            ...(opts.ca ? { ca: opts.ca } : {}),
+          })
+        : undefined;
     let lastTick = Date.now();
     const beat = setInterval(() => {
       const now = Date.now();
+      liveness?.tick();
       // a late tick means our own event loop was busy: the silence is ours, not the coordinator's
       if (now - lastTick > 2 * interval) lastSeen = Math.max(lastSeen, now - interval);
       lastTick = now;
@@ -193,6 +208,7 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
     };
     try {
       const r = await prepare(config);
+      await liveness?.ready; // heartbeats off the main thread before any step can block it
       backoff.reset();
       const b = opts.backend;
       send({
@@ -203,6 +219,7 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
         host: opts.host ?? hostname(),
         baseHash: r.baseHash,
         datasetHash: await joinDatasetIdentity(dataset!, config),
+        ...(b?.gpu ? { gpu: b.gpu } : {}),
       });
       while (!closed) {
         const msg = queue.shift();
@@ -247,6 +264,7 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
     } finally {
       sayBye = undefined;
       clearInterval(beat);
+      void liveness?.stop();
       if (!closed) conn.ws.terminate();
     }
   }
@@ -272,6 +290,7 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
         return;
       case 'step': {
         const t0 = performance.now();
+        blockStepForTest(msg.step);
         // the mean over this slice along the micro-batch tree (the coordinator merges the slices along the same tree)
         const res = await computeTreeGradients(r, samplesOf('labelled', msg.indices), { phase: msg.phase, epoch: msg.epoch, step: msg.step }, config.microBatch);
         send({

@@ -9,6 +9,7 @@ import { register as registerCoordinator } from './commands/coordinator.js';
 import { register as registerWorker } from './commands/worker.js';
 import { register as registerDashboard } from './commands/dashboard.js';
 import { register as registerExport } from './commands/export.js';
+import { register as registerDoctor } from './commands/doctor.js';
 
 /** Builds the `dptrain` program (exported for tests that check deploy command lines against it). */
 export function buildProgram(): Command {
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerWorker(program);
   registerDashboard(program);
   registerExport(program);
+  registerDoctor(program);
   return program;
 }
 

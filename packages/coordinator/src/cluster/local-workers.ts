@@ -55,7 +55,8 @@ export function spawnLocalWorkers(opts: LocalWorkersOptions): ChildProcess[] {
     const argv = [process.execPath, DPTRAIN_BIN, 'worker', '--connect', opts.url, '--data', opts.dataDir, ...(opts.args ?? [])];
     const [cmd, ...args] = pinnedArgv(argv, sets?.[i]);
     const child = spawn(cmd!, args, {
-      env: { ...process.env, ...threadEnv, DPTRAIN_TOKEN: opts.token },
+      // DPTRAIN_LOCAL_WORKERS: the workers share this machine's GPUs (a tensorflow-gpu worker then sets memory growth)
+      env: { ...process.env, ...threadEnv, DPTRAIN_TOKEN: opts.token, DPTRAIN_LOCAL_WORKERS: String(opts.count) },
       stdio: ['ignore', opts.stdio ?? 'inherit', opts.stdio ?? 'inherit'],
     });
     children.push(child);

@@ -1,8 +1,8 @@
 import type { WebSocket } from 'ws';
 import { DptrainError, encodeMessage, type ClientRole, type MessageOf, type Outgoing, type WorkerInfo } from '@dptrain/core';
 
-/** Connection states of a peer, in order. */
-export type PeerState = 'hello' | 'auth' | 'join' | 'joined' | 'observing' | 'closed';
+/** Connection states of a peer, in order ('liveness': a worker's heartbeat thread, see liveness.ts). */
+export type PeerState = 'hello' | 'auth' | 'join' | 'joined' | 'observing' | 'liveness' | 'closed';
 
 /** Raised on requests outstanding to a worker that is lost. */
 export class WorkerLostError extends Error {

@@ -23,6 +23,7 @@ import {
   type RunEvent,
 } from '@dptrain/core';
 import { Peer, WorkerLostError, WorkerTaskError } from './peer.js';
+import { LivenessLinks } from './liveness.js';
 
 /** An extra HTTP route on the coordinator's server (e.g. /metrics). Return true when the request was handled. */
 export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
@@ -79,6 +80,7 @@ export class ClusterServer {
   private readonly history: RunEvent[] = [];
   private readonly joinWaiters = new Set<() => void>();
   private readonly lostListeners = new Set<(peer: Peer, reason: string) => void>();
+  private readonly liveness = new LivenessLinks();
   private baseHash: string | undefined;
   private datasetHash: string | undefined;
   private connSeq = 0;
@@ -205,6 +207,8 @@ export class ClusterServer {
     peer.close(reason, code);
     this.peers.delete(peer);
     this.observers.delete(peer);
+    const link = this.liveness.forget(peer);
+    if (link) this.drop(link, `its worker ${peer.id} is gone`);
     if (wasWorker) {
       this.workerList.delete(peer.id);
       this.emit({ type: 'worker_lost', time: this.clock.now(), id: peer.id, reason: reason.slice(0, 500) });
@@ -306,6 +310,11 @@ export class ClusterServer {
   }
 
   private onMessage(peer: Peer, msg: Message): void {
+    if (msg.type === 'heartbeat' && peer.state === 'liveness') {
+      const worker = this.liveness.beat(peer, this.clock.now());
+      if (worker?.state === 'joined') this.emit({ type: 'worker_heartbeat', time: this.clock.now(), id: worker.id, bytesIn: worker.bytesIn, bytesOut: worker.bytesOut });
+      return;
+    }
     if (msg.type === 'heartbeat') {
       if (peer.state === 'joined') this.emit({ type: 'worker_heartbeat', time: this.clock.now(), id: peer.id, bytesIn: peer.bytesIn, bytesOut: peer.bytesOut });
       return;
@@ -328,7 +337,9 @@ export class ClusterServer {
         if (!verifyAuthResponse(this.opts.token, peer.nonce!, peer.role!, msg.mac)) {
           throw new DptrainError('E_AUTH', `connection ${peer.id} (${peer.role}): bad token`);
         }
-        if (peer.role === 'observer') {
+        if (peer.role === 'liveness') {
+          this.liveness.accept(peer);
+        } else if (peer.role === 'observer') {
           peer.state = 'observing';
           peer.send({ type: 'accepted', role: 'observer' });
           peer.send({ type: 'events', events: this.history as unknown as MessageOf<'events'>['events'] });
@@ -336,7 +347,7 @@ export class ClusterServer {
         } else {
           peer.state = 'join';
           peer.id = `w${++this.workerSeq}`;
-          peer.send({ type: 'accepted', role: 'worker', workerId: peer.id, config: this.opts.config });
+          peer.send({ type: 'accepted', role: 'worker', workerId: peer.id, config: this.opts.config, livenessKey: this.liveness.issue(peer.id) });
         }
         return;
       }
@@ -350,7 +361,7 @@ export class ClusterServer {
         if (msg.datasetHash !== this.datasetHash) {
           throw new DptrainError('E_DATASET_HASH', `worker ${peer.id} (${msg.host}): data set hash ${msg.datasetHash} differs from the reference ${this.datasetHash}`);
         }
-        peer.info = { id: peer.id, host: msg.host, backend: msg.backend, device: msg.device, batchCapacity: msg.batchCapacity };
+        peer.info = { id: peer.id, host: msg.host, backend: msg.backend, device: msg.device, batchCapacity: msg.batchCapacity, ...(msg.gpu ? { gpu: msg.gpu } : {}) };
         peer.state = 'joined';
         const s = this.state;
         peer.send({ type: 'welcome', workerId: peer.id, step: s.step, phase: s.phase, weights: s.phase ? s.weights : null });
@@ -369,6 +380,11 @@ export class ClusterServer {
       }
       case 'observing':
         throw new DptrainError('E_PROTOCOL_SCHEMA', `observer ${peer.id}: observers are read-only, got '${msg.type}'`);
+      case 'liveness': {
+        if (msg.type !== 'attach') throw new DptrainError('E_PROTOCOL_SCHEMA', `liveness connection ${peer.id}: expected 'attach' or 'heartbeat', got '${msg.type}'`);
+        this.liveness.attach(peer, msg, this.workerList.get(msg.workerId) ?? [...this.peers].find((p) => p.id === msg.workerId && p.role === 'worker'));
+        return;
+      }
       default:
         return;
     }

@@ -8,6 +8,7 @@
 import { execFile } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { queryGpus, type GpuDescription } from './nvidia-smi.js';
 
 /** Library majors tfjs-node-gpu 4.22 (TensorFlow 2.9.1) was built against. */
 export const EXPECTED_CUDA_MAJOR = 11;
@@ -24,6 +25,18 @@ export interface GpuFacts {
   cudartMajors: number[];
   /** Major versions of every libcudnn.so.N found on the loader path. */
   cudnnMajors: number[];
+  /** The GPUs with compute capability, driver and memory (nvidia-smi); null when nvidia-smi is absent. Default: not gathered. */
+  gpuDetails?: GpuDescription[] | null;
+  /** Versions of the CUDA runtime and cuDNN found, preferring the majors tfjs-node-gpu needs. Default: not gathered. */
+  cudaVersions?: CudaVersions;
+}
+
+/** CUDA runtime and cuDNN versions found on the loader path (the most precise each file name tells), or null. */
+export interface CudaVersions {
+  /** e.g. "11.2.152" (from libcudart.so.11.2.152) or "11.0" (a soname only); null when none is found. */
+  runtime: string | null;
+  /** e.g. "8.1.1" (from libcudnn.so.8.1.1); null when none is found. */
+  cudnn: string | null;
 }
 
 export interface GpuVerdict {
@@ -91,13 +104,35 @@ export interface GatherGpuFactsOptions {
 export async function gatherGpuFacts(options: GatherGpuFactsOptions = {}): Promise<GpuFacts> {
   const env = options.env ?? process.env;
   const libs = await findCudaLibraries(env);
+  const gpuDetails = await queryGpus({ env });
   return {
     tfUsesGpu: tfUsesGpu(options.tfBackend),
     cudaVisibleDevices: env.CUDA_VISIBLE_DEVICES,
-    gpus: await listGpus(),
+    gpus: gpuDetails ? gpuDetails.map((g) => g.name) : await listGpusFromProc(),
     cudartMajors: libs.cudart,
     cudnnMajors: libs.cudnn,
+    gpuDetails,
+    cudaVersions: {
+      runtime: pickVersion(libs.cudartVersions, EXPECTED_CUDA_MAJOR),
+      cudnn: pickVersion(libs.cudnnVersions, EXPECTED_CUDNN_MAJOR),
+    },
   };
+}
+
+/** The most precise version of the wanted major, else of the highest major; null for none. */
+export function pickVersion(versions: string[], wantedMajor: number): string | null {
+  if (versions.length === 0) return null;
+  const major = (v: string) => Number(v.split('.')[0]);
+  const pool = versions.some((v) => major(v) === wantedMajor) ? versions.filter((v) => major(v) === wantedMajor) : versions;
+  const parts = (v: string) => v.split('.').map(Number);
+  return [...pool].sort((a, b) => {
+    const [pa, pb] = [parts(a), parts(b)];
+    for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+      const d = (pb[i] ?? -1) - (pa[i] ?? -1);
+      if (d !== 0) return d;
+    }
+    return 0;
+  })[0]!;
 }
 
 /** tfjs-node's backend exposes `isUsingGpuDevice` (a boolean, or on its binding a function). */
@@ -115,9 +150,8 @@ function tfUsesGpu(backend: unknown): boolean | undefined {
   return undefined;
 }
 
-async function listGpus(): Promise<string[] | null> {
-  const smi = await run('nvidia-smi', ['--query-gpu=name', '--format=csv,noheader']);
-  if (smi !== null) return smi.split('\n').map((l) => l.trim()).filter(Boolean);
+/** GPU names from the driver's /proc files (when nvidia-smi is missing); null without a driver. */
+async function listGpusFromProc(): Promise<string[] | null> {
   try {
     const dirs = await readdir('/proc/driver/nvidia/gpus');
     const names: string[] = [];
@@ -134,7 +168,9 @@ async function listGpus(): Promise<string[] | null> {
 const LIB_DIRS = ['/usr/local/cuda/lib64', '/usr/local/cuda/lib', '/usr/lib/x86_64-linux-gnu', '/usr/lib64', '/usr/lib'];
 
 /** Majors of libcudart.so.N / libcudnn.so.N in `ldconfig -p`, LD_LIBRARY_PATH and the usual dirs. */
-export async function findCudaLibraries(env: NodeJS.ProcessEnv = process.env): Promise<{ cudart: number[]; cudnn: number[] }> {
+export async function findCudaLibraries(
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ cudart: number[]; cudnn: number[]; cudartVersions: string[]; cudnnVersions: string[] }> {
   const names: string[] = [];
   const ld = (await run('ldconfig', ['-p'])) ?? (await run('/sbin/ldconfig', ['-p'])) ?? '';
   for (const line of ld.split('\n')) {
@@ -154,7 +190,23 @@ export async function findCudaLibraries(env: NodeJS.ProcessEnv = process.env): P
       // missing dir
     }
   }
-  return { cudart: majorsOf(names, 'libcudart'), cudnn: majorsOf(names, 'libcudnn') };
+  return {
+    cudart: majorsOf(names, 'libcudart'),
+    cudnn: majorsOf(names, 'libcudnn'),
+    cudartVersions: versionsOf(names, 'libcudart'),
+    cudnnVersions: versionsOf(names, 'libcudnn'),
+  };
+}
+
+/** Versions from file names like libcudart.so.11.2.152 / libcudnn.so.8.1.1 (distinct, in name order). */
+export function versionsOf(names: string[], lib: string): string[] {
+  const re = new RegExp(`^${lib}\\.so\\.(\\d+(?:\\.\\d+)*)$`);
+  const set = new Set<string>();
+  for (const n of names) {
+    const m = re.exec(n);
+    if (m?.[1]) set.add(m[1]);
+  }
+  return [...set];
 }
 
 /** Majors from file names like libcudart.so.11.0 / libcudnn.so.8 (not libcudnn_ops_infer...). */

@@ -6,6 +6,7 @@ import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { DptrainError } from '../errors.js';
 import { assessGpu, gatherGpuFacts } from './gpu.js';
+import { preflightTfjsNodeGpu, type GpuSupport } from './gpu-preflight.js';
 import { setAdamKernel, type AdamKernel } from '../training/optimizers.js';
 import type { BackendName } from './types.js';
 import { activateWasm } from './wasm.js';
@@ -16,10 +17,18 @@ export interface LoadedBackend {
   tfBackend: string;
   /** Device in words. */
   device: string;
+  /** The GPU and tfjs-node-gpu's verdict on it (tensorflow-gpu only). Default: none. */
+  gpu?: GpuSupport;
+}
+
+/** What a loader may use while it loads. */
+export interface LoaderContext {
+  /** Shows a line to the user at once (e.g. a PTX-JIT warning before a long first start). */
+  log: (line: string) => void;
 }
 
 /** Loads one backend and makes it active; throws with the reason when it cannot. */
-export type BackendLoader = () => Promise<LoadedBackend>;
+export type BackendLoader = (context?: LoaderContext) => Promise<LoadedBackend>;
 
 export type BackendLoaders = Record<BackendName, BackendLoader>;
 
@@ -82,13 +91,16 @@ function smokeTest(tfBackend: string, pkg: string): void {
   if (got !== 3) throw new Error(`${pkg} loaded but a test op on tfjs backend '${tfBackend}' gave ${got} instead of 3`);
 }
 
-async function loadTensorflowGpu(): Promise<LoadedBackend> {
+async function loadTensorflowGpu(context?: LoaderContext): Promise<LoadedBackend> {
   const pkg = BACKEND_PACKAGES['tensorflow-gpu'];
+  // before TensorFlow loads: refuse a GPU it cannot run on, warn about a PTX JIT, set memory growth when shared
+  const preflight = await preflightTfjsNodeGpu();
+  for (const note of preflight.notes) context?.log(note);
   await importPackage(pkg);
   await activate('tensorflow', pkg);
   const verdict = assessGpu(await gatherGpuFacts({ tfBackend: tf.backend() }));
   if (!verdict.usable) throw new DptrainError('E_BACKEND_NO_GPU', verdict.reason ?? 'no usable GPU');
-  return { tfBackend: 'tensorflow', device: verdict.device };
+  return { tfBackend: 'tensorflow', device: verdict.device, ...(preflight.support ? { gpu: preflight.support } : {}) };
 }
 
 async function loadTensorflow(): Promise<LoadedBackend> {

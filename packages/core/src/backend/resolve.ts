@@ -15,6 +15,8 @@ export interface ResolveBackendOptions {
   backend?: BackendName | 'auto';
   /** Replacement loaders by backend name (tests inject fakes). Default: the real loaders. */
   loaders?: Partial<Record<BackendName, BackendLoader>>;
+  /** Lines a loader shows while loading (e.g. the PTX-JIT warning). Default: stderr, prefixed "dptrain: ". */
+  log?: (line: string) => void;
 }
 
 export function isBackendName(s: string): s is BackendName {
@@ -40,6 +42,7 @@ function silenceCpuBanner(): void {
 /** Loads the named backend, or the first of BACKEND_ORDER that loads, and makes it active in tfjs. */
 export async function resolveBackend(options: ResolveBackendOptions = {}): Promise<BackendInfo> {
   const loaders = { ...DEFAULT_LOADERS, ...options.loaders };
+  const context = { log: options.log ?? ((line: string) => void process.stderr.write(`dptrain: ${line}\n`)) };
   silenceCpuBanner();
   const forced = options.backend === 'auto' ? undefined : options.backend;
   if (forced !== undefined) {
@@ -47,18 +50,18 @@ export async function resolveBackend(options: ResolveBackendOptions = {}): Promi
       throw new DptrainError('E_CONFIG', `unknown backend '${String(forced)}': use one of ${BACKEND_ORDER.join(', ')} or auto`);
     }
     try {
-      const loaded = await loaders[forced]();
-      return { name: forced, tfBackend: loaded.tfBackend, device: loaded.device, tried: [] };
+      const loaded = await loaders[forced](context);
+      return { name: forced, tfBackend: loaded.tfBackend, device: loaded.device, tried: [], ...(loaded.gpu ? { gpu: loaded.gpu } : {}) };
     } catch (e) {
-      if (isDptrainError(e, 'E_BACKEND_NO_GPU')) throw e;
+      if (isDptrainError(e, 'E_BACKEND_NO_GPU') || isDptrainError(e, 'E_BACKEND_GPU_UNSUPPORTED')) throw e;
       throw new DptrainError('E_BACKEND_UNAVAILABLE', `backend '${forced}' cannot load: ${reasonOf(e)}`, { backend: forced }, { cause: e });
     }
   }
   const tried: BackendInfo['tried'] = [];
   for (const name of BACKEND_ORDER) {
     try {
-      const loaded = await loaders[name]();
-      return { name, tfBackend: loaded.tfBackend, device: loaded.device, tried };
+      const loaded = await loaders[name](context);
+      return { name, tfBackend: loaded.tfBackend, device: loaded.device, tried, ...(loaded.gpu ? { gpu: loaded.gpu } : {}) };
     } catch (e) {
       tried.push({ name, error: reasonOf(e) });
     }

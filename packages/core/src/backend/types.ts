@@ -1,3 +1,5 @@
+import type { GpuSupport } from './gpu-preflight.js';
+
 /** Names accepted by `--backend`, in the order they are tried when none is named. */
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'native' | 'wasm' | 'cpu';
 
@@ -10,4 +12,6 @@ export interface BackendInfo {
   device: string;
   /** Backends tried before this one and why each failed. */
   tried: { name: BackendName; error: string }[];
+  /** tensorflow-gpu only: the GPU and tfjs-node-gpu 4.22's verdict on it ('native', 'ptx-jit'). Default: none. */
+  gpu?: GpuSupport;
 }

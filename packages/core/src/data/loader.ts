@@ -113,6 +113,21 @@ export class ImageBatchLoader {
   }
 
   /**
+   * Loads one batch as RGB bytes (HWC, 0..255, no augmentation, not preprocessed): for a device that preprocesses
+   * the pixels itself (a quarter of the float32 bytes to upload).
+   */
+  async loadRawBatch(samples: readonly Sample[]): Promise<{ data: Uint8Array; shape: [number, number, number, number] }> {
+    const [h, w] = this.inputSize;
+    const size = this.imageSize;
+    const data = new Uint8Array(samples.length * size);
+    await mapLimit(samples, this.concurrency, async (s, i) => {
+      const img = await decodeImage(s.path, this.inputSize, { kernel: this.kernel });
+      data.set(img.data, i * size);
+    });
+    return { data, shape: [samples.length, h, w, 3] };
+  }
+
+  /**
    * Iterates over `batches` in order, decoding up to `prefetch` batches ahead of the batch the consumer holds
    * (so at most prefetch + 1 batches are in memory). An error in a batch surfaces when that batch is reached.
    * Stopping the iteration early (break) stops further decoding.

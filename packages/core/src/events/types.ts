@@ -18,6 +18,8 @@ export interface WorkerInfo {
   device: string;
   /** Largest per-step batch the worker said it can take. */
   batchCapacity: number;
+  /** tensorflow-gpu workers: the GPU and tfjs-node-gpu 4.22's verdict on it. Default: absent. */
+  gpu?: { name: string; computeCapability: string | null; tfjsNodeGpu: 'native' | 'ptx-jit' | 'unsupported' | null };
 }
 
 export interface StepWorkerStat {

@@ -19,7 +19,8 @@ const count = z.number().int().nonnegative();
 const finite = z.number().finite();
 const str = (max = 1024) => z.string().max(max);
 
-export const ClientRoleSchema = z.enum(['worker', 'observer']);
+/** 'liveness': a worker's heartbeat thread, attached to its worker (see AttachSchema). */
+export const ClientRoleSchema = z.enum(['worker', 'observer', 'liveness']);
 export type ClientRole = z.infer<typeof ClientRoleSchema>;
 
 // ---- handshake -------------------------------------------------------------------------------
@@ -30,9 +31,19 @@ export const ChallengeSchema = z.object({ v, type: z.literal('challenge'), nonce
 /** client -> coordinator: HMAC-SHA256(secret, role|nonce). */
 export const AuthSchema = z.object({ v, type: z.literal('auth'), mac: u8 }).strict();
 /** coordinator -> client: authentication succeeded; workers get the run config to build their replica. */
+/** `livenessKey` (workers): the key its liveness connection presents in `attach`. */
 export const AcceptedSchema = z
-  .object({ v, type: z.literal('accepted'), role: ClientRoleSchema, workerId: str(64).optional(), config: RunConfigSchema.optional() })
+  .object({
+    v,
+    type: z.literal('accepted'),
+    role: ClientRoleSchema,
+    workerId: str(64).optional(),
+    config: RunConfigSchema.optional(),
+    livenessKey: u8.optional(),
+  })
   .strict();
+/** liveness connection -> coordinator, once authenticated: whose heartbeats follow (the worker id and its key). */
+export const AttachSchema = z.object({ v, type: z.literal('attach'), workerId: str(64), key: u8 }).strict();
 /** worker -> coordinator: what the worker is and what it loaded. */
 export const JoinSchema = z
   .object({
@@ -44,6 +55,11 @@ export const JoinSchema = z
     host: str(256),
     baseHash: str(256),
     datasetHash: str(256),
+    /** tensorflow-gpu workers: the GPU and tfjs-node-gpu 4.22's verdict on it (e.g. a longer first step under 'ptx-jit'). */
+    gpu: z
+      .object({ name: str(256), computeCapability: str(16).nullable(), tfjsNodeGpu: z.enum(['native', 'ptx-jit', 'unsupported']).nullable() })
+      .strict()
+      .optional(),
   })
   .strict();
 /** coordinator -> worker: joined; the current step, phase and trainable weights (null before the first phase). */
@@ -100,6 +116,7 @@ export const MessageSchema = z.discriminatedUnion('type', [
   ChallengeSchema,
   AuthSchema,
   AcceptedSchema,
+  AttachSchema,
   JoinSchema,
   WelcomeSchema,
   PhaseSchema,

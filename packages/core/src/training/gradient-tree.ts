@@ -2,6 +2,7 @@ import type { Sample } from '../data/types.js';
 import { sliceSizes } from './sharding.js';
 import type { GradientResult, Replica, StepContext } from './types.js';
 import { withErrorContext } from '../util/error-context.js';
+import { computeTreeGradientsOnDevice, isDeviceStepReplica } from './device-step.js';
 
 /**
  * Deterministic gradient averaging over micro-batches.
@@ -127,7 +128,8 @@ export function mergeGradientTree(parts: readonly RangedGradient[], n: number, m
 }
 
 /**
- * The mean gradient of `samples` computed one micro-batch at a time on `replica` and combined along the tree.
+ * The mean gradient of `samples` computed one micro-batch at a time on `replica` and combined along the tree
+ * (on the device when the replica runs the device step).
  * Each micro-batch result is consumed before the replica's next-but-one call (safe with a replica that reuses
  * two gradient buffers in turn); merged results are new arrays.
  */
@@ -137,6 +139,8 @@ export async function computeTreeGradients(replica: Replica, samples: Sample[], 
 }
 
 async function treeGradients(replica: Replica, samples: Sample[], ctx: StepContext, microBatch: number): Promise<GradientResult> {
+  // the device step (device-step.ts): the same tree on the device, one read per step
+  if (isDeviceStepReplica(replica)) return computeTreeGradientsOnDevice(replica, samples, ctx, microBatch);
   const n = samples.length;
   const k = microBatchCount(n, microBatch);
   if (k <= 1) return replica.computeGradients(samples, ctx);

@@ -24,3 +24,14 @@ export { balancedClassWeights, resolveClassWeights, resolveClassWeightsFromLabel
 export { LearningRateScheduler, phaseBaseLearningRate, phaseSchedule, scheduledLearningRate, type LearningRateScheduleKind, type LearningRateSchedulerOptions } from './lr-schedule.js';
 export { ENVELOPE_HEADER_BYTES, ENVELOPE_MAGIC, openCheckpoint, sealCheckpoint, type OpenedCheckpoint } from './checkpoint-envelope.js';
 export { RESUME_SAFE_SETTINGS, resumeMismatches, runFingerprint, type ResumePosition, type RunFingerprint } from './run-fingerprint.js';
+export {
+  computeTreeGradientsOnDevice,
+  deviceStepDefault,
+  isDeviceStepReplica,
+  DEVICE_STEP_DEFAULTS,
+  type DeviceGradients,
+  type DeviceStepReplica,
+} from './device-step.js';
+export { DeviceFeatureCache } from './device-feature-cache.js';
+export { TransferCounter } from './transfer-counter.js';
+export { packBytes, unpackBytes, preprocessOnDevice } from './device-preprocess.js';

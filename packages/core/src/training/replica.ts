@@ -16,11 +16,17 @@ import { HEAD_LAYERS, applyHead, createHead, dropoutMask, type Head } from '../m
 import { guessUnfreezeBlock, hasPrefix, resolveSplit, splitWeights, type PhaseSplit } from '../models/split.js';
 import { saveTrainedModel } from '../models/trained-model.js';
 import { FeatureCache, featureKey, type FeatureCacheStats } from './feature-cache.js';
+import { DeviceFeatureCache } from './device-feature-cache.js';
+import { packBytes, preprocessOnDevice, unpackBytes } from './device-preprocess.js';
+import { DEVICE_STEP_DEFAULTS, deviceStepDefault, type DeviceGradients, type DeviceStepReplica } from './device-step.js';
+import { TransferCounter } from './transfer-counter.js';
 import type { GradientResult, Replica, StepContext, WeightSpec } from './types.js';
 
 /** Where a replica gets preprocessed pixels from (the data pipeline's ImageBatchLoader fits). */
 export interface BatchSource {
   loadBatch(samples: readonly Sample[], options?: LoadBatchOptions): Promise<{ data: Float32Array; shape: readonly number[] }>;
+  /** RGB bytes, not augmented or preprocessed (the device step preprocesses on the device). Default: absent (floats are uploaded). */
+  loadRawBatch?(samples: readonly Sample[]): Promise<{ data: Uint8Array; shape: readonly number[] }>;
 }
 
 export interface ReplicaOptions {
@@ -55,6 +61,15 @@ export interface ReplicaOptions {
    * be done with it by then (the optimizer and a worker's send are). Default 0: a new array every step.
    */
   gradientBuffers?: number;
+  /**
+   * The GPU-resident step (device-step.ts): micro-batch gradients combined on the device with one read per step,
+   * frozen features kept on the device up to `deviceCacheBytes`, pixels uploaded as bytes and preprocessed there,
+   * asynchronous reads. Default: deviceStepDefault(backend) (on for tensorflow/tensorflow-gpu, off on CPU backends;
+   * DPTRAIN_DEVICE_STEP=1/0 overrides).
+   */
+  deviceStep?: boolean;
+  /** Bound of the device feature cache in bytes (the rest stays in the host cache). Default 1 GiB. */
+  deviceCacheBytes?: number;
 }
 
 interface PhaseModels {
@@ -71,8 +86,12 @@ interface PhaseModels {
 }
 
 /** The trainable model of a run: backbone (frozen part + unfrozen block) + head, on one backend. */
-export class ModelReplica implements Replica {
+export class ModelReplica implements Replica, DeviceStepReplica {
   spec: WeightSpec[] = [];
+  /** Whether steps run on the device (see ReplicaOptions.deviceStep). */
+  readonly deviceStep: boolean;
+  /** Host↔device bytes moved by this replica (take() per step for a per-step figure). */
+  readonly transfers = new TransferCounter();
   readonly baseHash: string;
   readonly classNames: string[];
   readonly numClasses: number;
@@ -93,6 +112,7 @@ export class ModelReplica implements Replica {
   private gradTurn = 0;
   private disposed = false;
   private guessWarned = false;
+  private readonly deviceCache: DeviceFeatureCache | undefined;
 
   constructor(
     readonly config: RunConfig,
@@ -131,6 +151,14 @@ export class ModelReplica implements Replica {
       if (options.cacheFp16 !== undefined) cacheOpts.fp16 = options.cacheFp16;
       this.cache = new FeatureCache(cacheOpts);
     }
+    this.deviceStep = options.deviceStep ?? deviceStepDefault(options.backend);
+    if (this.deviceStep && this.cacheEnabled) this.deviceCache = new DeviceFeatureCache(options.deviceCacheBytes ?? DEVICE_STEP_DEFAULTS.deviceCacheBytes);
+  }
+
+  /** The device feature cache's use: entries, bytes, entries refused by the bound (undefined when off). */
+  get deviceCacheStats(): { entries: number; bytes: number; refused: number } | undefined {
+    const c = this.deviceCache;
+    return c ? { entries: c.size, bytes: c.bytes, refused: c.refused } : undefined;
   }
 
   /** The current phase's split (boundary layer and unfrozen layers). */
@@ -193,7 +221,10 @@ export class ModelReplica implements Replica {
     });
     // Features at this boundary are stale when layers below it were trained in an earlier phase.
     const below = new Set(ancestorsInOrder(this.backbone.model, split.boundary).map((l) => l.name));
-    if ([...this.trainedLayers].some((n) => below.has(n))) this.generation++;
+    if ([...this.trainedLayers].some((n) => below.has(n))) {
+      this.generation++;
+      this.deviceCache?.clear(); // stale rows: features below trained layers change
+    }
     for (const n of split.trainableLayers) this.trainedLayers.add(n);
     this.current = pm;
     this.phaseName = phase;
@@ -254,53 +285,92 @@ export class ModelReplica implements Replica {
     const total = pm.spec.reduce((a, s) => a + s.size, 0);
     const n = samples.length;
     if (n === 0) return { gradients: new Float32Array(total), loss: 0, count: 0, correct: 0 };
-    const labels = samples.map((s) => {
-      if (!Number.isInteger(s.label) || s.label < 0 || s.label >= this.numClasses) {
-        throw new DptrainError('E_DATA_INVALID', `sample ${s.name} (${s.path}) has label ${s.label}, expected 0..${this.numClasses - 1}`);
-      }
-      return s.label;
-    });
+    const labels = this.checkedLabels(samples);
     const feats = await this.features(samples, { train: true, epoch: ctx.epoch });
     const gradients = this.gradientBuffer(total);
     let loss = 0;
     let correct = 0;
-    const rate = this.head.spec.dropout;
-    const units = this.head.spec.units;
     tf.tidy(() => {
       const x = tf.tensor(feats.data, feats.shape);
-      const smoothing = this.config.labelSmoothing;
-      const hard = tf.oneHot(tf.tensor1d(labels, 'int32'), this.numClasses).toFloat();
-      // Keras label smoothing: y·(1-ε) + ε/C
-      const onehot = smoothing > 0 ? hard.mul(1 - smoothing).add(smoothing / this.numClasses) : hard;
-      const cw = this.config.classWeight;
-      const sampleWeights = Array.isArray(cw) ? tf.tensor1d(labels.map((y) => cw[y] ?? 1)) : undefined;
-      const mask = rate > 0 ? tf.tensor2d(dropoutMask(rate, units, this.config.seed, ctx.step, samples), [n, units]) : undefined;
-      let logitsKept: tf.Tensor | undefined;
-      const { value, grads } = tf.variableGrads(() => {
-        const h = pm.tail.apply(x, { training: false }) as tf.Tensor;
-        const logits = this.head.logits.apply(mask ? h.mul(mask) : h) as tf.Tensor2D;
-        logitsKept = tf.keep(logits);
-        if (!sampleWeights) return tf.neg(tf.sum(tf.mul(onehot, tf.logSoftmax(logits)))).div(n) as tf.Scalar;
-        // Keras class_weight: each sample's loss times its class's weight, still divided by the sample count
-        const perSample = tf.sum(tf.mul(onehot, tf.logSoftmax(logits)), 1);
-        return tf.neg(tf.sum(tf.mul(perSample, sampleWeights))).div(n) as tf.Scalar;
-      }, pm.vars);
+      this.transfers.up(feats.data.byteLength);
+      const { value, grads, logits } = this.lossAndGradients(x, labels, samples, ctx);
       loss = value.dataSync()[0]!;
+      this.transfers.down(4);
       let off = 0;
       pm.vars.forEach((v, i) => {
         const g = grads[v.name];
         const size = pm.spec[i]!.size;
         if (g) readTensorInto(g, gradients, off); // not dataSync: keeps the native backend's arrays recyclable
         else gradients.fill(0, off, off + size);
+        if (g) this.transfers.down(size * 4);
         off += size;
       });
-      if (logitsKept) {
-        const pred = logitsKept.argMax(1).dataSync();
-        for (let i = 0; i < n; i++) if (pred[i] === labels[i]) correct++;
-        logitsKept.dispose();
-      }
+      const pred = logits.argMax(1).dataSync();
+      this.transfers.down(n * 4);
+      for (let i = 0; i < n; i++) if (pred[i] === labels[i]) correct++;
+      logits.dispose();
     });
     return { gradients, loss, count: n, correct };
+  }
+
+  /**
+   * Loss and trainable gradients of the current phase for features `x` (call inside tf.tidy). `logits` is kept out
+   * of the tidy: the caller disposes it.
+   */
+  private lossAndGradients(x: tf.Tensor, labels: number[], samples: Sample[], ctx: StepContext): { value: tf.Scalar; grads: tf.NamedTensorMap; logits: tf.Tensor2D } {
+    const pm = this.models();
+    const n = samples.length;
+    const rate = this.head.spec.dropout;
+    const units = this.head.spec.units;
+    const smoothing = this.config.labelSmoothing;
+    const hard = tf.oneHot(tf.tensor1d(labels, 'int32'), this.numClasses).toFloat();
+    // Keras label smoothing: y·(1-ε) + ε/C
+    const onehot = smoothing > 0 ? hard.mul(1 - smoothing).add(smoothing / this.numClasses) : hard;
+    const cw = this.config.classWeight;
+    const sampleWeights = Array.isArray(cw) ? tf.tensor1d(labels.map((y) => cw[y] ?? 1)) : undefined;
+    const mask = rate > 0 ? tf.tensor2d(dropoutMask(rate, units, this.config.seed, ctx.step, samples), [n, units]) : undefined;
+    this.transfers.up(n * 4 + (mask ? n * units * 4 : 0) + (sampleWeights ? n * 4 : 0));
+    let logitsKept: tf.Tensor2D | undefined;
+    const { value, grads } = tf.variableGrads(() => {
+      const h = pm.tail.apply(x, { training: false }) as tf.Tensor;
+      const logits = this.head.logits.apply(mask ? h.mul(mask) : h) as tf.Tensor2D;
+      logitsKept = tf.keep(logits);
+      if (!sampleWeights) return tf.neg(tf.sum(tf.mul(onehot, tf.logSoftmax(logits)))).div(n) as tf.Scalar;
+      // Keras class_weight: each sample's loss times its class's weight, still divided by the sample count
+      const perSample = tf.sum(tf.mul(onehot, tf.logSoftmax(logits)), 1);
+      return tf.neg(tf.sum(tf.mul(perSample, sampleWeights))).div(n) as tf.Scalar;
+    }, pm.vars);
+    return { value, grads, logits: logitsKept! };
+  }
+
+  private checkedLabels(samples: Sample[]): number[] {
+    return samples.map((s) => {
+      if (!Number.isInteger(s.label) || s.label < 0 || s.label >= this.numClasses) {
+        throw new DptrainError('E_DATA_INVALID', `sample ${s.name} (${s.path}) has label ${s.label}, expected 0..${this.numClasses - 1}`);
+      }
+      return s.label;
+    });
+  }
+
+  /** computeGradients with everything left on the device (the device step); the caller disposes the tensors. */
+  async computeGradientTensors(samples: Sample[], ctx: StepContext): Promise<DeviceGradients> {
+    this.assertLive();
+    const pm = this.models();
+    const total = pm.spec.reduce((a, s) => a + s.size, 0);
+    const n = samples.length;
+    if (n === 0) return { gradients: tf.zeros([total]), loss: tf.scalar(0), correct: tf.scalar(0), count: 0 };
+    const labels = this.checkedLabels(samples);
+    const x = await this.featuresTensor(samples, { train: true, epoch: ctx.epoch });
+    const out = tf.tidy(() => {
+      const { value, grads, logits } = this.lossAndGradients(x, labels, samples, ctx);
+      const flat = tf.concat(pm.vars.map((v, i) => grads[v.name]?.reshape([-1]) ?? tf.zeros([pm.spec[i]!.size])));
+      const correct = tf.sum(tf.equal(tf.argMax(logits, 1), tf.tensor1d(labels, 'int32')).toFloat());
+      this.transfers.up(n * 4);
+      logits.dispose();
+      return { gradients: flat as tf.Tensor1D, loss: value, correct: correct as tf.Scalar };
+    });
+    x.dispose();
+    return { ...out, count: n };
   }
 
   async predict(samples: Sample[]): Promise<Float32Array> {
@@ -322,6 +392,10 @@ export class ModelReplica implements Replica {
     const group = this.chunk * 4;
     for (let g = 0; g < samples.length; g += group) {
       const part = samples.slice(g, g + group);
+      if (this.deviceStep) {
+        await this.predictOnDevice(part, flip, out, g);
+        continue;
+      }
       const feats = await this.features(part, { train: false, epoch: 0, flip });
       const per = feats.data.length / part.length;
       for (let i = 0; i < part.length; i += this.chunk) {
@@ -331,11 +405,34 @@ export class ModelReplica implements Replica {
           const x = tf.tensor(feats.data.subarray(i * per, (i + n) * per), [n, ...feats.shape.slice(1)]);
           const h = pm.tail.apply(x, { training: false }) as tf.Tensor;
           const probs = tf.softmax(this.head.logits.apply(h) as tf.Tensor2D);
+          this.transfers.up(x.size * 4);
           out.set(probs.dataSync() as Float32Array, (g + i) * this.numClasses);
+          this.transfers.down(probs.size * 4);
         });
       }
     }
     return out;
+  }
+
+  /** Probabilities of `part` into `out` at row `at`, features and head on the device, one async read per chunk. */
+  private async predictOnDevice(part: Sample[], flip: boolean, out: Float32Array, at: number): Promise<void> {
+    const pm = this.models();
+    const feats = await this.featuresTensor(part, { train: false, epoch: 0, flip });
+    try {
+      for (let i = 0; i < part.length; i += this.chunk) {
+        const n = Math.min(this.chunk, part.length - i);
+        const probs = tf.tidy(() => {
+          const x = feats.slice(i, n);
+          const h = pm.tail.apply(x, { training: false }) as tf.Tensor;
+          return tf.softmax(this.head.logits.apply(h) as tf.Tensor2D);
+        });
+        out.set((await probs.data()) as Float32Array, (at + i) * this.numClasses);
+        this.transfers.down(probs.size * 4);
+        probs.dispose();
+      }
+    } finally {
+      feats.dispose();
+    }
   }
 
   /** A flat gradient array: the next of `gradientBuffers` reused buffers (not cleared), or a new one. */
@@ -368,6 +465,7 @@ export class ModelReplica implements Replica {
     if (this.disposed) return;
     this.disposed = true;
     this.cache?.clearMemory();
+    this.deviceCache?.clear();
     // Layers are shared by the full model and the phase sub-models (each use adds a reference): release them all.
     const layers = new Set([...this.backbone.model.layers, ...this.model.layers]);
     for (const layer of layers) {
@@ -442,12 +540,14 @@ export class ModelReplica implements Replica {
       // every element (~100 ms per VGG16 batch of 8).
       const outs = tf.tidy(() => {
         const pixels = tf.tensor(batch.data, [idx.length, ...batch.shape.slice(1)]);
+        this.transfers.up(batch.data.byteLength);
         const x = mode.flip ? tf.reverse(pixels, 2) : pixels; // NHWC: axis 2 is the width
         return secondary ? (secondary.frozen.predict(x) as tf.Tensor[]) : [pm.frozen.predict(x) as tf.Tensor];
       });
       const [out, second] = outs.map((t) => {
         const a = new Float32Array(t.size);
         readTensorInto(t, a);
+        this.transfers.down(a.byteLength);
         t.dispose();
         return a;
       });
@@ -459,6 +559,94 @@ export class ModelReplica implements Replica {
       });
     }
     return { data, shape };
+  }
+
+  /**
+   * features() for the device step: the same values as a tensor [n, ...boundary shape] left on the device. Rows
+   * come from the device cache, else the host cache (uploaded), else a frozen pass on the device from pixels
+   * uploaded as bytes (floats when augmenting); new rows are kept on the device while the bound allows, else
+   * read back into the host cache.
+   */
+  private async featuresTensor(samples: Sample[], mode: { train: boolean; epoch: number; flip?: boolean }): Promise<tf.Tensor> {
+    const pm = this.models();
+    const fshape = originalOutput(getLayer(this.backbone.model, pm.split.boundary)).shape.slice(1) as number[];
+    const augment = mode.train && this.augmenting;
+    const views = this.config.cachedViews;
+    const augEpoch = augment && views > 0 ? mode.epoch % views : mode.epoch;
+    const useCache = this.cache !== undefined && (!augment || views > 0);
+    const view = `${augment ? `v${augEpoch}` : mode.flip ? 'flip' : 'plain'}.g${this.generation}`;
+    const keys = samples.map((s) => featureKey(pm.split.boundary, s, view));
+    const secondary = useCache ? pm.secondary : undefined;
+    const rows: tf.Tensor[] = new Array(samples.length);
+    const temporary: tf.Tensor[] = [];
+    const keep = (key: string, row: tf.Tensor, cache: boolean): void => {
+      if (cache && this.deviceCache?.put(key, row)) return;
+      if (cache) {
+        const a = new Float32Array(row.size);
+        readTensorInto(row, a);
+        this.transfers.down(a.byteLength);
+        this.cache!.put(key, a);
+      }
+      temporary.push(row);
+    };
+    const missing: number[] = [];
+    samples.forEach((_, i) => {
+      const onDevice = useCache ? this.deviceCache?.get(keys[i]!) : undefined;
+      if (onDevice) return void (rows[i] = onDevice);
+      const onHost = useCache ? this.cache!.get(keys[i]!) : undefined;
+      if (!onHost) return void missing.push(i);
+      rows[i] = tf.tensor(onHost, fshape);
+      this.transfers.up(onHost.byteLength);
+      temporary.push(rows[i]!);
+    });
+    const load = (c: number) => {
+      const p = this.pixelsOnDevice(missing.slice(c, c + this.chunk).map((i) => this.local(samples[i]!)), augment, augEpoch, mode.flip === true);
+      p.catch(() => undefined);
+      return p;
+    };
+    let next = missing.length > 0 ? load(0) : undefined;
+    for (let c = 0; c < missing.length; c += this.chunk) {
+      await yieldToEventLoop();
+      const idx = missing.slice(c, c + this.chunk);
+      const x = await next!;
+      next = c + this.chunk < missing.length ? load(c + this.chunk) : undefined;
+      const outs = tf.tidy(() => (secondary ? (secondary.frozen.predict(x) as tf.Tensor[]) : [pm.frozen.predict(x) as tf.Tensor]));
+      x.dispose();
+      const [out, second] = outs;
+      idx.forEach((i, j) => {
+        const row = tf.tidy(() => out!.slice(j, 1).reshape(fshape));
+        rows[i] = row;
+        keep(keys[i]!, row, useCache);
+        if (secondary && second) {
+          const key2 = featureKey(secondary.boundary, samples[i]!, view);
+          const row2 = tf.tidy(() => second.slice(j, 1).reshape(second.shape.slice(1)));
+          keep(key2, row2, true);
+        }
+      });
+      for (const t of outs) t.dispose();
+    }
+    const stacked = tf.stack(rows);
+    for (const t of temporary) t.dispose();
+    return stacked;
+  }
+
+  /** A batch of pixels as a preprocessed tensor on the device: bytes up and preprocessed there, or floats when augmenting. */
+  private async pixelsOnDevice(samples: Sample[], augment: boolean, epoch: number, flip: boolean): Promise<tf.Tensor4D> {
+    const raw = !augment && this.images.loadRawBatch ? await this.images.loadRawBatch(samples) : undefined;
+    let x: tf.Tensor4D;
+    if (raw) {
+      const packed = packBytes(raw.data);
+      this.transfers.up(packed.byteLength);
+      x = tf.tidy(() => preprocessOnDevice(unpackBytes(tf.tensor1d(packed, 'int32'), raw.data.length).reshape(raw.shape as number[]) as tf.Tensor4D, this.preprocess));
+    } else {
+      const batch = await this.images.loadBatch(samples, { augment, epoch });
+      this.transfers.up(batch.data.byteLength);
+      x = tf.tensor4d(batch.data, [samples.length, batch.shape[1]!, batch.shape[2]!, batch.shape[3]!]);
+    }
+    if (!flip) return x;
+    const mirrored = tf.reverse(x, 2) as tf.Tensor4D; // NHWC: axis 2 is the width
+    x.dispose();
+    return mirrored;
   }
 }
 

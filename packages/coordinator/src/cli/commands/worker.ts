@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { DptrainError } from '@dptrain/core';
 import { startWorker, selectBackend } from '@dptrain/worker';
 import { addProtocolFlags, resolveSharedToken, toProtocolOptions, type ProtocolFlagValues } from '../../cluster/index.js';
 import { workerFailureLine } from '../report-error.js';
@@ -13,6 +14,13 @@ interface WorkerFlags extends ProtocolFlagValues {
   batchCapacity: string;
   name?: string;
   cacheDir?: string;
+  stallLimitMs?: string;
+}
+
+function positiveMs(v: string, flag: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new DptrainError('E_CONFIG', `${flag}: '${v}' is not a positive number of milliseconds`);
+  return n;
 }
 
 export function register(program: Command): void {
@@ -27,10 +35,11 @@ export function register(program: Command): void {
     .option('--batch-capacity <n>', 'largest slice of a step this worker takes', '64')
     .option('--name <name>', 'name reported to the coordinator (default: the host name)')
     .option('--cache-dir <dir>', 'frozen-feature cache folder shared with the other workers of this machine (default: memory only)')
+    .option('--stall-limit-ms <ms>', 'heartbeats stop once the main thread made no progress this long (default 600000; 3600000 on a PTX-JIT GPU)')
     .action(async (flags: WorkerFlags) => {
       const token = resolveSharedToken(flags);
       const backend = await selectBackend(flags.backend);
-      process.stderr.write(`dptrain worker: backend ${backend.name} (${backend.device})\n`);
+      process.stderr.write(`dptrain worker: backend ${backend.name} (${backend.device})${backend.gpu ? `, tfjs-node-gpu: ${backend.gpu.tfjsNodeGpu ?? 'unknown'}` : ''}\n`);
       const p = toProtocolOptions(flags);
       const handle = startWorker({
         url: flags.connect,
@@ -41,6 +50,7 @@ export function register(program: Command): void {
         ...(flags.name ? { host: flags.name } : {}),
         ...(flags.cacheDir ? { cacheDir: flags.cacheDir } : {}),
         ...(flags.ca ? { ca: flags.ca } : {}),
+        ...(flags.stallLimitMs ? { stallLimitMs: positiveMs(flags.stallLimitMs, '--stall-limit-ms') } : {}),
         ...(p.heartbeatIntervalMs ? { heartbeatIntervalMs: p.heartbeatIntervalMs } : {}),
         ...(p.lostAfterMs ? { lostAfterMs: p.lostAfterMs } : {}),
       });
