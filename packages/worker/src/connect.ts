@@ -1,6 +1,17 @@
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
-import { DptrainError, authResponse, decodeMessage, sendMessage, type ClientRole, type Message, type MessageOf, type Outgoing } from '@dptrain/core';
+import {
+  DptrainError,
+  authResponse,
+  createNonce,
+  decodeMessage,
+  sendMessage,
+  verifyCoordinatorProof,
+  type ClientRole,
+  type Message,
+  type MessageOf,
+  type Outgoing,
+} from '@dptrain/core';
 
 export interface ConnectOptions {
   /** ws:// or wss:// URL of the coordinator. */
@@ -25,7 +36,11 @@ export interface AuthedConnection {
   onMessage(handler: (msg: Message) => void, onBadFrame: (err: Error) => void): void;
 }
 
-/** Opens a WebSocket to the coordinator and completes hello → challenge → auth. Rejects with E_AUTH on a bad token. */
+/**
+ * Opens a WebSocket to the coordinator and completes the mutual challenge-response: hello (with a nonce of ours) →
+ * challenge → auth → accepted, whose proof must show that the coordinator knows the token too. Rejects with E_AUTH
+ * on a bad token, and with E_AUTH_COORDINATOR when the coordinator's proof is missing or wrong (nothing it sent is used).
+ */
 export function connectAndAuth(opts: ConnectOptions): Promise<AuthedConnection> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(opts.url, {
@@ -55,7 +70,9 @@ export function connectAndAuth(opts: ConnectOptions): Promise<AuthedConnection> 
       const r = reason.toString();
       fail(r.startsWith('E_AUTH') || code === 1008 ? new DptrainError(r.startsWith('E_') ? (r.split(':')[0] as 'E_AUTH') : 'E_AUTH', `coordinator refused the connection: ${r || code}`) : new Error(`connection closed (${code}) ${r}`));
     });
-    ws.on('open', () => send({ type: 'hello', role: opts.role }));
+    const clientNonce = createNonce();
+    let serverNonce: Uint8Array | undefined;
+    ws.on('open', () => send({ type: 'hello', role: opts.role, nonce: clientNonce }));
     const backlog: Message[] = [];
     let handler: ((msg: Message) => void) | undefined;
     let onBad: ((err: Error) => void) | undefined;
@@ -73,9 +90,14 @@ export function connectAndAuth(opts: ConnectOptions): Promise<AuthedConnection> 
         else backlog.push(msg);
         return;
       }
-      if (msg.type === 'challenge') {
-        send({ type: 'auth', mac: authResponse(opts.token, msg.nonce, opts.role) });
+      if (msg.type === 'challenge' && !serverNonce) {
+        serverNonce = msg.nonce;
+        send({ type: 'auth', mac: authResponse(opts.token, msg.nonce, opts.role, clientNonce) });
       } else if (msg.type === 'accepted') {
+        if (!serverNonce || !verifyCoordinatorProof(opts.token, serverNonce, opts.role, clientNonce, msg.proof)) {
+          fail(new DptrainError('E_AUTH_COORDINATOR', `${opts.url} could not prove that it knows the token (${msg.proof ? 'wrong' : 'no'} proof in its 'accepted'): not a dptrain coordinator of this run, or another token; refusing its config`));
+          return;
+        }
         settled = true;
         clearTimeout(timer);
         ws.removeAllListeners('close');

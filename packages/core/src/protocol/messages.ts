@@ -23,15 +23,18 @@ export const ClientRoleSchema = z.enum(['worker', 'observer']);
 export type ClientRole = z.infer<typeof ClientRoleSchema>;
 
 // ---- handshake -------------------------------------------------------------------------------
-/** client -> coordinator: first frame. */
-export const HelloSchema = z.object({ v, type: z.literal('hello'), role: ClientRoleSchema, name: str(256).optional() }).strict();
+/** client -> coordinator: first frame, with the client's own random nonce (the coordinator signs it in `accepted`). */
+export const HelloSchema = z.object({ v, type: z.literal('hello'), role: ClientRoleSchema, name: str(256).optional(), nonce: u8 }).strict();
 /** coordinator -> client: random nonce to sign. */
 export const ChallengeSchema = z.object({ v, type: z.literal('challenge'), nonce: u8 }).strict();
-/** client -> coordinator: HMAC-SHA256(secret, role|nonce). */
+/** client -> coordinator: HMAC-SHA256(secret, client|role|nonce|client nonce) (see auth.ts). */
 export const AuthSchema = z.object({ v, type: z.literal('auth'), mac: u8 }).strict();
-/** coordinator -> client: authentication succeeded; workers get the run config to build their replica. */
+/**
+ * coordinator -> client: authentication succeeded; workers get the run config to build their replica. `proof` is
+ * HMAC-SHA256(secret, coordinator|role|nonce|client nonce): the client trusts nothing in it without a valid one.
+ */
 export const AcceptedSchema = z
-  .object({ v, type: z.literal('accepted'), role: ClientRoleSchema, workerId: str(64).optional(), config: RunConfigSchema.optional() })
+  .object({ v, type: z.literal('accepted'), role: ClientRoleSchema, workerId: str(64).optional(), config: RunConfigSchema.optional(), proof: u8.optional() })
   .strict();
 /** worker -> coordinator: what the worker is and what it loaded. */
 export const JoinSchema = z

@@ -1,0 +1,17 @@
+import type { RunConfig } from '../config.js';
+import { createBackbone } from '../models/backbone.js';
+import { hashBackboneWeights } from './replica.js';
+
+/**
+ * The hash of a run's frozen base, computed the way every worker computes it (`hashBackboneWeights` of the backbone
+ * built from `config.backbone` with the run's seed), so that the coordinator holds the reference itself and never
+ * takes it from whichever worker joins first. Builds the backbone once and disposes of it.
+ */
+export async function computeBaseHash(config: RunConfig, onWarning?: (message: string) => void): Promise<string> {
+  const backbone = await createBackbone(config.backbone, { seed: config.seed, ...(onWarning ? { onWarning } : {}) });
+  try {
+    return hashBackboneWeights(backbone);
+  } finally {
+    backbone.model.dispose();
+  }
+}
