@@ -1,3 +1,4 @@
+import * as tf from '@tensorflow/tfjs';
 import type { RunConfig } from '../config.js';
 import { createBackbone } from '../models/backbone.js';
 import { hashBackboneWeights } from './replica.js';
@@ -8,6 +9,7 @@ import { hashBackboneWeights } from './replica.js';
  * takes it from whichever worker joins first. Builds the backbone once and disposes of it.
  */
 export async function computeBaseHash(config: RunConfig, onWarning?: (message: string) => void): Promise<string> {
+  await tf.ready(); // whichever backend this process registered (the wasm one initialises asynchronously)
   const backbone = await createBackbone(config.backbone, { seed: config.seed, ...(onWarning ? { onWarning } : {}) });
   try {
     return hashBackboneWeights(backbone);
