@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
-import { createNonce, decodeMessage, encodeMessage, isDptrainError, parseRunConfig, type RunEvent } from '@dptrain/core';
+import { EventBus, createNonce, decodeMessage, encodeMessage, isDptrainError, loadDataset, parseRunConfig, type RunEvent } from '@dptrain/core';
+import { ClusterServer } from '../../packages/coordinator/src/cluster/index.js';
 import { connectAndAuth, connectObserver } from '@dptrain/worker';
 import { dptrain, makeSceneDir, tinyFlags, waitFor, type Proc } from './fixtures.js';
 import { closedWithin, frameHeader, rawConnect, rawUpgrade, streamFrame } from './raw-socket.js';
@@ -56,6 +57,18 @@ function runLog(): RunEvent[] {
     .filter(Boolean)
     .map((l) => JSON.parse(l) as { event: string } & RunEvent)
     .map((l) => ({ ...l, type: l.event }) as unknown as RunEvent);
+}
+
+let honest: Proc | undefined;
+/** Starts the honest worker (once) and waits until it trains. */
+async function ensureWorker(): Promise<Proc> {
+  if (!honest) {
+    honest = dptrain(['worker', '--connect', url, '--data', dir, '--backend', 'cpu', '--name', 'honest'], { DPTRAIN_TOKEN: TOKEN });
+    procs.push(honest);
+  }
+  await waitFor(honest, (o) => /joined as w\d+/.test(o), 200_000, 'honest worker join');
+  await waitFor(coordinator, () => stepCount() >= 2, 120_000, 'training');
+  return honest;
 }
 
 const stepCount = (): number => (coordinator.output().match(/^.*step \d+.*loss/gm) ?? []).length;
@@ -134,22 +147,20 @@ describe('the base-model reference', () => {
       }, () => undefined);
       conn.ws.once('close', () => resolve({ type: 'closed' }));
     });
-    conn.send({ type: 'join', backend: 'cpu', device: 'cpu', batchCapacity: 8, host: 'bogus', baseHash: 'f'.repeat(64), datasetHash: 'whatever' });
+    // the right data set, a made-up base
+    conn.send({ type: 'join', backend: 'cpu', device: 'cpu', batchCapacity: 8, host: 'bogus', baseHash: 'f'.repeat(64), datasetHash: loadDataset(dir).hash });
     const answer = await refusal;
     conn.ws.terminate();
     expect(answer.type).toBe('error');
     expect(answer.code).toBe('E_BASE_HASH');
-    const worker = dptrain(['worker', '--connect', url, '--data', dir, '--backend', 'cpu', '--name', 'honest'], { DPTRAIN_TOKEN: TOKEN });
-    procs.push(worker);
-    await waitFor(worker, (o) => /joined as w\d+/.test(o), 200_000, 'honest worker join');
-    await waitFor(coordinator, () => stepCount() >= 2, 120_000, 'training');
+    const worker = await ensureWorker();
     expect(worker.output()).not.toMatch(/E_BASE_HASH/);
   });
 });
 
 describe('pre-authentication memory', () => {
   it('one 256 MiB frame before hello grows the coordinator by at most 64 MiB, is refused with E_PROTOCOL_OVERSIZE, and training goes on', { timeout: 120_000 }, async () => {
-    await waitFor(coordinator, () => stepCount() >= 2, 120_000, 'training');
+    await ensureWorker();
     const pid = coordinator.child.pid!;
     const base = rssBytes(pid);
     let peak = base;
@@ -250,6 +261,49 @@ describe('mutual authentication', () => {
     } finally {
       for (const c of rogue.clients) c.terminate();
       await new Promise((r) => rogue.close(r));
+    }
+  });
+});
+
+describe('in-process servers (options at small sizes)', () => {
+  const tinyConfig = () => parseRunConfig({ dataDir: dir, backbone: { kind: 'tiny-vgg', inputSize: [32, 32], tinyWidths: [4, 4, 8, 8, 8] }, preprocess: 'unit', head: { units: 8, dropout: 0 }, batchSize: 8 });
+
+  it('rejections have a history of their own: a flood cannot push the run events out of what observers receive', { timeout: 60_000 }, async () => {
+    const bus = new EventBus();
+    const server = new ClusterServer({ token: TOKEN, config: tinyConfig(), bus, maxEventHistory: 100 });
+    await server.listen();
+    try {
+      for (let i = 0; i < 10; i++) bus.emit({ type: 'log', time: Date.now(), level: 'info', message: `run event ${i}` });
+      for (let i = 0; i < 300; i++) {
+        const s = await rawConnect(server.address.port, '127.0.0.6');
+        const closed = closedWithin(s);
+        if ((await rawUpgrade(s).catch(() => 0)) === 101) {
+          s.once('data', () => s.destroy());
+          s.write(Buffer.concat([frameHeader(3), Buffer.from([1, 2, 3])]));
+        }
+        await closed;
+      }
+      expect(server.rejected.get('E_PROTOCOL_DECODE')).toBe(300);
+      const seen: RunEvent[] = [];
+      const obs = await connectObserver({ url: server.url, token: TOKEN, onEvent: (e) => seen.push(e), reconnect: false });
+      await new Promise((r) => setTimeout(r, 300));
+      obs.close();
+      const runEvents = seen.filter((e) => e.type === 'log' && /^run event \d$/.test(e.message));
+      expect(runEvents.length).toBe(10);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('warns when it listens beyond loopback without TLS, not on loopback', { timeout: 60_000 }, async () => {
+    for (const [host, warned] of [['0.0.0.0', true], ['127.0.0.1', false]] as const) {
+      const logs: string[] = [];
+      const bus = new EventBus();
+      bus.on((e) => e.type === 'log' && e.level === 'warn' && logs.push(e.message));
+      const server = new ClusterServer({ token: TOKEN, config: tinyConfig(), bus, host });
+      await server.listen();
+      await server.close();
+      expect(logs.some((m) => /plain ws \(no TLS\)/.test(m)), `${host}: ${logs.join(' | ')}`).toBe(warned);
     }
   });
 });
