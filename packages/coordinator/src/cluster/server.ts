@@ -100,6 +100,7 @@ export class ClusterServer {
   private readonly joinWaiters = new Set<() => void>();
   private readonly lostListeners = new Set<(peer: Peer, reason: string) => void>();
   private baseHash: string | undefined;
+  private baseSource = 'given to the coordinator';
   private datasetHash: string | undefined;
   private connSeq = 0;
   private closing = false;
@@ -151,7 +152,11 @@ export class ClusterServer {
 
   /** Starts listening; resolves with the URL workers connect to. */
   async listen(): Promise<string> {
-    this.baseHash ??= await computeBaseHash(this.opts.config, (m) => this.emit({ type: 'log', time: this.clock.now(), level: 'warn', message: m }));
+    if (this.baseHash === undefined) {
+      const base = await computeBaseHash(this.opts.config, (m) => this.emit({ type: 'log', time: this.clock.now(), level: 'warn', message: m }));
+      this.baseHash = base.hash;
+      this.baseSource = `computed by the coordinator from its own copy (weights: ${base.weightsSource})`;
+    }
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject);
       this.http.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1', () => {
@@ -400,7 +405,7 @@ export class ClusterServer {
       case 'join': {
         if (msg.type !== 'join') throw new DptrainError('E_PROTOCOL_SCHEMA', `worker ${peer.id}: expected 'join', got '${msg.type}'`);
         if (msg.baseHash !== this.baseHash) {
-          throw new DptrainError('E_BASE_HASH', `worker ${peer.id} (${msg.host}): frozen base hash ${msg.baseHash} differs from the reference ${this.baseHash}`);
+          throw new DptrainError('E_BASE_HASH', `worker ${peer.id} (${msg.host}): frozen base hash ${msg.baseHash} differs from the reference ${this.baseHash}, ${this.baseSource}: every machine needs the same base weights`);
         }
         this.datasetHash ??= msg.datasetHash;
         if (msg.datasetHash !== this.datasetHash) {
