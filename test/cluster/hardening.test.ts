@@ -254,10 +254,27 @@ describe('mutual authentication', () => {
     try {
       const worker = dptrain(['worker', '--connect', rogueUrl, '--data', dir, '--backend', 'cpu'], { DPTRAIN_TOKEN: TOKEN });
       procs.push(worker);
-      expect(await worker.exited).toBe(2);
+      const code = await Promise.race([worker.exited, new Promise<string>((r) => setTimeout(() => r('still running'), 60_000))]);
+      if (code === 'still running') worker.child.kill('SIGKILL');
+      expect(code, `${worker.output().slice(-2000)}\njoins seen by the rogue: ${joins}`).toBe(2);
       expect(worker.output()).toMatch(/refused: E_AUTH_COORDINATOR/);
       expect(joins).toBe(0);
       await expect(connectObserver({ url: rogueUrl, token: TOKEN, onEvent: () => undefined, reconnect: false })).rejects.toSatisfy((e) => isDptrainError(e, 'E_AUTH_COORDINATOR'));
+    } finally {
+      for (const c of rogue.clients) c.terminate();
+      await new Promise((r) => rogue.close(r));
+    }
+  });
+});
+
+describe('the client side before the proof', () => {
+  it('a worker or dashboard refuses a frame over 1 MiB before the coordinator proved itself, from its header', { timeout: 60_000 }, async () => {
+    const rogue = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    rogue.on('connection', (ws) => ws.once('message', () => ws.send(Buffer.alloc(4 * 1024 * 1024, 0x91))));
+    await new Promise((r) => rogue.once('listening', r));
+    try {
+      const rogueUrl = `ws://127.0.0.1:${(rogue.address() as { port: number }).port}`;
+      await expect(connectObserver({ url: rogueUrl, token: TOKEN, onEvent: () => undefined, reconnect: false })).rejects.toThrow(/Max payload size exceeded/);
     } finally {
       for (const c of rogue.clients) c.terminate();
       await new Promise((r) => rogue.close(r));

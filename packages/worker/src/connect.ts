@@ -12,6 +12,7 @@ import {
   type MessageOf,
   type Outgoing,
 } from '@dptrain/core';
+import { setMaxPayload } from './payload-limit.js';
 
 export interface ConnectOptions {
   /** ws:// or wss:// URL of the coordinator. */
@@ -21,8 +22,10 @@ export interface ConnectOptions {
   role: ClientRole;
   /** PEM CA file trusted for wss:// (self-signed coordinator certificates). Default: the system CAs. */
   ca?: string;
-  /** Largest frame accepted from the coordinator, in bytes. Default 512 MiB. */
+  /** Largest frame accepted from the coordinator once it has proved it knows the token, in bytes. Default 512 MiB. */
   maxPayload?: number;
+  /** Largest frame accepted before that (challenge, accepted with the run config), in bytes. Default 1 MiB. */
+  preAuthMaxPayload?: number;
   /** Time allowed for connect + challenge-response, in ms. Default 10000. */
   timeoutMs?: number;
 }
@@ -44,7 +47,8 @@ export interface AuthedConnection {
 export function connectAndAuth(opts: ConnectOptions): Promise<AuthedConnection> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(opts.url, {
-      maxPayload: opts.maxPayload ?? 512 * 1024 * 1024,
+      // small until the coordinator's proof checks out, so a rogue one cannot make us buffer a huge frame
+      maxPayload: Math.min(opts.preAuthMaxPayload ?? 1024 * 1024, opts.maxPayload ?? 512 * 1024 * 1024),
       perMessageDeflate: false,
       // All-zero masking key: ws then skips the byte-wise XOR of 37 MB gradient frames on both ends. Masking
       // protects browsers' intermediaries from cache poisoning; this binary client is not a browser.
@@ -98,6 +102,7 @@ export function connectAndAuth(opts: ConnectOptions): Promise<AuthedConnection> 
           fail(new DptrainError('E_AUTH_COORDINATOR', `${opts.url} could not prove that it knows the token (${msg.proof ? 'wrong' : 'no'} proof in its 'accepted'): not a dptrain coordinator of this run, or another token; refusing its config`));
           return;
         }
+        setMaxPayload(ws, opts.maxPayload ?? 512 * 1024 * 1024);
         settled = true;
         clearTimeout(timer);
         ws.removeAllListeners('close');

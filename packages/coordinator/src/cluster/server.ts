@@ -29,7 +29,7 @@ import { Peer, WorkerLostError, WorkerTaskError } from './peer.js';
 import { AdmissionGuard, addressOf, type AdmissionOptions, type AdmissionRefusal } from './admission.js';
 import { EventHistory } from './event-history.js';
 import { plainTextExposureWarning } from './exposure.js';
-import { maxPayloadOf, setMaxPayload } from './payload-limit.js';
+import { maxPayloadOf, setMaxPayload } from '@dptrain/worker';
 import { RejectionLog, type RejectionLogOptions } from './rejections.js';
 
 /** An extra HTTP route on the coordinator's server (e.g. /metrics). Return true when the request was handled. */

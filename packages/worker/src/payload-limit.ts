@@ -7,8 +7,9 @@ interface ReceiverLimit {
 /**
  * Sets the largest message a WebSocket accepts from now on, in bytes. ws fixes a connection's `maxPayload` when
  * the connection is created and checks it against each frame header as it arrives (before buffering the payload),
- * so a server created with the small pre-authentication limit refuses a huge unauthenticated frame after reading a
- * few bytes; this raises the limit once the peer has authenticated. ws has no public setter: the receiver's field
+ * so a socket created with a small pre-authentication limit refuses a huge unauthenticated frame after reading a
+ * few bytes; this raises the limit once the other side has authenticated (the coordinator's server after `auth`,
+ * a client after the coordinator's proof). ws has no public setter: the receiver's field
  * is set directly, and a ws release without it fails loudly here instead of silently keeping either limit.
  */
 export function setMaxPayload(ws: WebSocket, bytes: number): void {
