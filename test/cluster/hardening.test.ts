@@ -183,10 +183,11 @@ describe('pre-authentication memory', () => {
 });
 
 describe('rejection floods', () => {
-  it('1,000 bad frames from one address cost a handful of log lines, all counted; observers keep the run history', { timeout: 120_000 }, async () => {
+  it('1,000 bad frames from one address cost a handful of log lines, all counted; observers keep the run history', { timeout: 180_000 }, async () => {
     const linesBefore = (coordinator.output().match(/frame rejected/g) ?? []).length;
     const logBefore = runLog().filter((e) => e.type === 'frame_rejected').length;
     const N = 1000;
+    const floodStart = Date.now();
     let done = 0;
     await Promise.all(
       Array.from({ length: 16 }, async () => {
@@ -202,21 +203,24 @@ describe('rejection floods', () => {
         }
       }),
     );
+    const floodMs = Date.now() - floodStart;
     // the held rejections are summed up when the window (10 s) ends
     const t0 = Date.now();
     let summed = 0;
     let flood: RunEvent[] = [];
-    while (Date.now() - t0 < 30_000) {
+    while (Date.now() - t0 < 60_000) {
       flood = runLog().filter((e) => e.type === 'frame_rejected' && (e as { address?: string }).address === '127.0.0.5');
       summed = flood.reduce((a, e) => a + ((e as { count?: number }).count ?? 1), 0);
       if (summed >= N) break;
       await new Promise((r) => setTimeout(r, 250));
     }
     const lines = (coordinator.output().match(/frame rejected/g) ?? []).length - linesBefore;
-    console.log(`flood: ${N} rejections -> ${flood.length} run.log.jsonl events (${runLog().filter((e) => e.type === 'frame_rejected').length - logBefore} in all), ${lines} stdout lines, counts summing to ${summed}`);
+    // per 10 s window: 5 one by one and one summary per code (a loaded machine may take several windows)
+    const bound = 6 * (Math.ceil(floodMs / 10_000) + 1);
+    console.log(`flood: ${N} rejections in ${floodMs} ms -> ${flood.length} run.log.jsonl events (bound ${bound}) (${runLog().filter((e) => e.type === 'frame_rejected').length - logBefore} in all), ${lines} stdout lines, counts summing to ${summed}`);
     expect(summed).toBe(N);
-    expect(flood.length).toBeLessThanOrEqual(20);
-    expect(lines).toBeLessThanOrEqual(20);
+    expect(flood.length).toBeLessThanOrEqual(bound);
+    expect(lines).toBeLessThanOrEqual(bound);
     const status = JSON.parse((await httpGet('127.0.0.1', port, '/status')).body) as { rejected: Record<string, number> };
     expect(status.rejected.E_PROTOCOL_DECODE).toBeGreaterThanOrEqual(N);
 

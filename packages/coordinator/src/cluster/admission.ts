@@ -113,11 +113,15 @@ export class AdmissionGuard {
       return;
     }
     const key = keyOf(socket);
-    const timer = setTimeout(() => {
-      if (this.pending.get(key)?.socket !== socket) return;
+    const expire = (): void => {
+      const entry = this.pending.get(key);
+      if (entry?.socket !== socket || !entry.timer) return;
       socket.destroy();
       this.onRefused({ address, code: 'E_TIMEOUT', reason: `connection from ${address}: no HTTP request within ${this.options.upgradeTimeoutMs} ms` });
-    }, this.options.upgradeTimeoutMs);
+    };
+    // judged after the I/O that is due has been read (timers run before it): a request that arrived while this
+    // process was busy is not taken for silence
+    const timer = setTimeout(() => setImmediate(expire), this.options.upgradeTimeoutMs);
     timer.unref();
     this.pending.set(key, { address, socket, timer });
     this.perAddress.set(address, fromAddress + 1);
