@@ -1,6 +1,6 @@
 import { pack } from 'msgpackr';
 import WebSocket from 'ws';
-import { authResponse, decodeMessage, encodeMessage, mulberry32, packGradients, type Outgoing } from '@dptrain/core';
+import { authResponse, createNonce, decodeMessage, encodeMessage, mulberry32, packGradients, type Outgoing } from '@dptrain/core';
 
 /** Seeded PRNG so a failing fuzz run can be replayed (core's mulberry32). */
 export const prng = mulberry32;
@@ -44,7 +44,7 @@ function randomValue(r: R, depth = 0): unknown {
 }
 
 const TEMPLATES: Outgoing[] = [
-  { type: 'hello', role: 'worker' },
+  { type: 'hello', role: 'worker', nonce: new Uint8Array(32) },
   { type: 'auth', mac: new Uint8Array(32) },
   { type: 'join', backend: 'cpu', device: 'cpu', batchCapacity: 8, host: 'fuzz', baseHash: 'x', datasetHash: 'y' },
   { type: 'gradients', id: 1, dtype: 'fp32', gradients: new Float32Array(10), loss: 1, count: 2, correct: 1, computeMs: 1 },
@@ -146,11 +146,12 @@ async function lane(opts: FuzzOptions, r: R, stats: FuzzStats): Promise<void> {
           await Promise.race([new Promise<void>((res) => (wake = res)), new Promise((res) => setTimeout(res, 50))]);
         }
       };
-      await sendAll(ws, [encodeMessage({ type: 'hello', role })], stats);
+      const clientNonce = createNonce();
+      await sendAll(ws, [encodeMessage({ type: 'hello', role, nonce: clientNonce })], stats);
       const ch = await next('challenge');
       if (!ch || ch.type !== 'challenge') return;
       const wrongToken = scenario < 0.65;
-      await sendAll(ws, [encodeMessage({ type: 'auth', mac: authResponse(wrongToken ? 'not-the-token' : opts.token, ch.nonce, role) })], stats);
+      await sendAll(ws, [encodeMessage({ type: 'auth', mac: authResponse(wrongToken ? 'not-the-token' : opts.token, ch.nonce, role, clientNonce) })], stats);
       if (wrongToken || !(await next('accepted'))) return;
       if (role === 'observer' || scenario < 0.75) {
         await sendAll(ws, Array.from({ length: n }, () => badFrame(r)), stats);

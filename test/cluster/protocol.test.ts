@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { pack } from 'msgpackr';
 import {
   authResponse,
+  coordinatorProof,
+  verifyCoordinatorProof,
   createNonce,
   decodeMessage,
   encodeMessage,
@@ -74,16 +76,30 @@ describe('protocol codec', () => {
     expect(float16ToFloat32(float32ToFloat16(new Float32Array([1e6])))[0]).toBe(Infinity);
   });
 
-  it('HMAC challenge-response never needs the secret on the wire', () => {
+  it('HMAC challenge-response never needs the secret on the wire, and binds both nonces', () => {
     const nonce = createNonce();
-    const mac = authResponse('s3cret', nonce, 'worker');
-    expect(verifyAuthResponse('s3cret', nonce, 'worker', mac)).toBe(true);
-    expect(verifyAuthResponse('wrong', nonce, 'worker', mac)).toBe(false);
-    expect(verifyAuthResponse('s3cret', nonce, 'observer', mac)).toBe(false);
-    expect(verifyAuthResponse('s3cret', createNonce(), 'worker', mac)).toBe(false);
-    expect(verifyAuthResponse('s3cret', nonce, 'worker', mac.slice(0, 10))).toBe(false);
+    const mine = createNonce();
+    const mac = authResponse('s3cret', nonce, 'worker', mine);
+    expect(verifyAuthResponse('s3cret', nonce, 'worker', mine, mac)).toBe(true);
+    expect(verifyAuthResponse('wrong', nonce, 'worker', mine, mac)).toBe(false);
+    expect(verifyAuthResponse('s3cret', nonce, 'observer', mine, mac)).toBe(false);
+    expect(verifyAuthResponse('s3cret', createNonce(), 'worker', mine, mac)).toBe(false);
+    expect(verifyAuthResponse('s3cret', nonce, 'worker', createNonce(), mac)).toBe(false);
+    expect(verifyAuthResponse('s3cret', nonce, 'worker', mine, mac.slice(0, 10))).toBe(false);
     const frame = encodeMessage({ type: 'auth', mac });
     expect(frame.includes(Buffer.from('s3cret'))).toBe(false);
+  });
+
+  it("the coordinator's proof is its own: a client's answer never passes for it, and a missing one fails", () => {
+    const nonce = createNonce();
+    const mine = createNonce();
+    const proof = coordinatorProof('s3cret', nonce, 'worker', mine);
+    expect(verifyCoordinatorProof('s3cret', nonce, 'worker', mine, proof)).toBe(true);
+    expect(verifyCoordinatorProof('s3cret', nonce, 'worker', mine, authResponse('s3cret', nonce, 'worker', mine))).toBe(false);
+    expect(verifyAuthResponse('s3cret', nonce, 'worker', mine, proof)).toBe(false);
+    expect(verifyCoordinatorProof('other', nonce, 'worker', mine, proof)).toBe(false);
+    expect(verifyCoordinatorProof('s3cret', nonce, 'worker', createNonce(), proof)).toBe(false);
+    expect(verifyCoordinatorProof('s3cret', nonce, 'worker', mine, undefined)).toBe(false);
   });
 });
 

@@ -136,7 +136,10 @@ describe('fuzzing a training coordinator', () => {
     for (const code of ['E_PROTOCOL_DECODE', 'E_PROTOCOL_SCHEMA', 'E_PROTOCOL_VERSION', 'E_PROTOCOL_OVERSIZE', 'E_AUTH', 'E_BASE_HASH', 'E_GRADIENT_SHAPE', 'E_GRADIENT_NONFINITE']) {
       expect(server.rejected.get(code) ?? 0, `${code}: ${JSON.stringify(Object.fromEntries(server.rejected))}`).toBeGreaterThan(0);
     }
-    expect(events.filter((e) => e.type === 'frame_rejected').length).toBeGreaterThan(1000);
+    // every rejection is counted, but a flood from one address is reported as a few events (RejectionLog), not one each
+    const total = [...server.rejected.values()].reduce((a, b) => a + b, 0);
+    expect(total).toBeGreaterThan(1000);
+    expect(events.filter((e) => e.type === 'frame_rejected').length).toBeLessThan(200);
     // the real worker was never dropped, and only it remains
     expect(server.workers.map((w) => w.info?.host)).toEqual(['real']);
 

@@ -26,6 +26,9 @@ export type DptrainErrorCode =
   | 'E_PROTOCOL_SCHEMA' // message does not match its schema
   | 'E_PROTOCOL_OVERSIZE' // frame larger than maxPayload
   | 'E_AUTH' // bad token / failed challenge
+  | 'E_AUTH_COORDINATOR' // the coordinator could not prove it knows the token (a rogue or misconfigured coordinator)
+  | 'E_ORIGIN' // a WebSocket upgrade from a browser page (Origin header not allowed)
+  | 'E_OVERLOAD' // too many unauthenticated connections (in total or from one address)
   | 'E_GRADIENT_SHAPE' // gradient of the wrong length
   | 'E_GRADIENT_NONFINITE' // NaN/Inf in a gradient
   | 'E_BASE_HASH' // worker's frozen base differs from the coordinator's

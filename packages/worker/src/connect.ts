@@ -2,7 +2,18 @@ import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
 // the protocol and error modules only (not the whole core, with tfjs): the liveness thread loads this file too
 import { DptrainError } from '@dptrain/core/errors';
-import { authResponse, decodeMessage, sendMessage, type ClientRole, type Message, type MessageOf, type Outgoing } from '@dptrain/core/protocol';
+import {
+  authResponse,
+  createNonce,
+  decodeMessage,
+  sendMessage,
+  verifyCoordinatorProof,
+  type ClientRole,
+  type Message,
+  type MessageOf,
+  type Outgoing,
+} from '@dptrain/core/protocol';
+import { setMaxPayload } from './payload-limit.js';
 
 export interface ConnectOptions {
   /** ws:// or wss:// URL of the coordinator. */
@@ -12,8 +23,10 @@ export interface ConnectOptions {
   role: ClientRole;
   /** PEM CA file trusted for wss:// (self-signed coordinator certificates). Default: the system CAs. */
   ca?: string;
-  /** Largest frame accepted from the coordinator, in bytes. Default 512 MiB. */
+  /** Largest frame accepted from the coordinator once it has proved it knows the token, in bytes. Default 512 MiB. */
   maxPayload?: number;
+  /** Largest frame accepted before that (challenge, accepted with the run config), in bytes. Default 1 MiB. */
+  preAuthMaxPayload?: number;
   /** Time allowed for connect + challenge-response, in ms. Default 10000. */
   timeoutMs?: number;
 }
@@ -27,11 +40,16 @@ export interface AuthedConnection {
   onMessage(handler: (msg: Message) => void, onBadFrame: (err: Error) => void): void;
 }
 
-/** Opens a WebSocket to the coordinator and completes hello → challenge → auth. Rejects with E_AUTH on a bad token. */
+/**
+ * Opens a WebSocket to the coordinator and completes the mutual challenge-response: hello (with a nonce of ours) →
+ * challenge → auth → accepted, whose proof must show that the coordinator knows the token too. Rejects with E_AUTH
+ * on a bad token, and with E_AUTH_COORDINATOR when the coordinator's proof is missing or wrong (nothing it sent is used).
+ */
 export function connectAndAuth(opts: ConnectOptions): Promise<AuthedConnection> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(opts.url, {
-      maxPayload: opts.maxPayload ?? 512 * 1024 * 1024,
+      // small until the coordinator's proof checks out, so a rogue one cannot make us buffer a huge frame
+      maxPayload: Math.min(opts.preAuthMaxPayload ?? 1024 * 1024, opts.maxPayload ?? 512 * 1024 * 1024),
       perMessageDeflate: false,
       // All-zero masking key: ws then skips the byte-wise XOR of 37 MB gradient frames on both ends. Masking
       // protects browsers' intermediaries from cache poisoning; this binary client is not a browser.
@@ -57,7 +75,9 @@ export function connectAndAuth(opts: ConnectOptions): Promise<AuthedConnection> 
       const r = reason.toString();
       fail(r.startsWith('E_AUTH') || code === 1008 ? new DptrainError(r.startsWith('E_') ? (r.split(':')[0] as 'E_AUTH') : 'E_AUTH', `coordinator refused the connection: ${r || code}`) : new Error(`connection closed (${code}) ${r}`));
     });
-    ws.on('open', () => send({ type: 'hello', role: opts.role }));
+    const clientNonce = createNonce();
+    let serverNonce: Uint8Array | undefined;
+    ws.on('open', () => send({ type: 'hello', role: opts.role, nonce: clientNonce }));
     const backlog: Message[] = [];
     let handler: ((msg: Message) => void) | undefined;
     let onBad: ((err: Error) => void) | undefined;
@@ -75,9 +95,15 @@ export function connectAndAuth(opts: ConnectOptions): Promise<AuthedConnection> 
         else backlog.push(msg);
         return;
       }
-      if (msg.type === 'challenge') {
-        send({ type: 'auth', mac: authResponse(opts.token, msg.nonce, opts.role) });
+      if (msg.type === 'challenge' && !serverNonce) {
+        serverNonce = msg.nonce;
+        send({ type: 'auth', mac: authResponse(opts.token, msg.nonce, opts.role, clientNonce) });
       } else if (msg.type === 'accepted') {
+        if (!serverNonce || !verifyCoordinatorProof(opts.token, serverNonce, opts.role, clientNonce, msg.proof)) {
+          fail(new DptrainError('E_AUTH_COORDINATOR', `${opts.url} could not prove that it knows the token (${msg.proof ? 'wrong' : 'no'} proof in its 'accepted'): not a dptrain coordinator of this run, or another token; refusing its config`));
+          return;
+        }
+        setMaxPayload(ws, opts.maxPayload ?? 512 * 1024 * 1024);
         settled = true;
         clearTimeout(timer);
         ws.removeAllListeners('close');

@@ -4,3 +4,4 @@ export * from './worker.js';
 export * from './observer.js';
 export * from './backend.js';
 export { startLiveness, LIVENESS_DEFAULTS, type LivenessOptions, type LivenessHandle } from './liveness.js';
+export { maxPayloadOf, setMaxPayload } from './payload-limit.js';

@@ -24,7 +24,7 @@ import { LIVENESS_DEFAULTS, startLiveness } from './liveness.js';
 import { blockStepForTest } from './test-hooks.js';
 
 /** Refusals that end the worker instead of a retry. */
-const FATAL_CODES: string[] = ['E_AUTH', 'E_BASE_HASH', 'E_DATASET_HASH', 'E_PROTOCOL_VERSION'];
+const FATAL_CODES: string[] = ['E_AUTH', 'E_BASE_HASH', 'E_DATASET_HASH', 'E_PROTOCOL_VERSION', 'E_AUTH_COORDINATOR'];
 
 export interface WorkerOptions {
   /** ws:// or wss:// URL of the coordinator. */

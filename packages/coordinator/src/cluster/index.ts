@@ -8,3 +8,7 @@ export * from './cluster-flags.js';
 export * from './local-workers.js';
 export * from './single-node.js';
 export { resolveSharedToken, type ResolveSharedTokenOptions, type TokenSource } from './token-source.js';
+export { AdmissionGuard, DEFAULT_ADMISSION_OPTIONS, resolveAdmissionOptions, type AdmissionOptions, type ResolvedAdmissionOptions } from './admission.js';
+export { RejectionLog, DEFAULT_REJECTION_LOG_OPTIONS, type RejectionLogOptions } from './rejections.js';
+export { EventHistory, DEFAULT_EVENT_HISTORY_OPTIONS, type EventHistoryOptions } from './event-history.js';
+export { isLoopbackHost, plainTextExposureWarning } from './exposure.js';

@@ -23,10 +23,10 @@ export class LivenessLinks {
     return key;
   }
 
-  /** A liveness connection authenticated: it may now attach. */
-  accept(peer: Peer): void {
+  /** A liveness connection authenticated: it may now attach. `proof`: the coordinator's half of the mutual auth. */
+  accept(peer: Peer, proof: Uint8Array): void {
     peer.state = 'liveness';
-    peer.send({ type: 'accepted', role: 'liveness' });
+    peer.send({ type: 'accepted', role: 'liveness', proof });
   }
 
   /** Ties `peer` to the worker it names; E_AUTH when the key is not that worker's. */

@@ -31,6 +31,8 @@ export class Peer {
   id: string;
   info: WorkerInfo | undefined;
   nonce: Uint8Array | undefined;
+  /** The nonce the client sent in its hello (the coordinator signs it to prove it knows the token). */
+  clientNonce: Uint8Array | undefined;
   lastSeen: number;
   bytesIn = 0;
   bytesOut = 0;
@@ -49,6 +51,8 @@ export class Peer {
     connId: string,
     seq: number,
     now: number,
+    /** Remote address of the connection ('' when unknown). */
+    readonly address = '',
   ) {
     this.id = connId;
     this.seq = seq;

@@ -1,11 +1,14 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import {
   DptrainError,
   EventBus,
+  NONCE_BYTES,
+  computeBaseHash,
+  coordinatorProof,
   createNonce,
   decodeMessage,
   encodeMessage,
@@ -24,6 +27,11 @@ import {
 } from '@dptrain/core';
 import { Peer, WorkerLostError, WorkerTaskError } from './peer.js';
 import { LivenessLinks } from './liveness.js';
+import { AdmissionGuard, addressOf, type AdmissionOptions, type AdmissionRefusal } from './admission.js';
+import { EventHistory } from './event-history.js';
+import { plainTextExposureWarning } from './exposure.js';
+import { maxPayloadOf, setMaxPayload } from '@dptrain/worker';
+import { RejectionLog, type RejectionLogOptions } from './rejections.js';
 
 /** An extra HTTP route on the coordinator's server (e.g. /metrics). Return true when the request was handled. */
 export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
@@ -45,7 +53,10 @@ export interface ClusterServerOptions {
   bus?: EventBus;
   /** Clock for heartbeats and event times. Default: systemClock. */
   clock?: Clock;
-  /** Hash of the frozen base every worker must report. Default: the first joined worker's hash becomes the reference. */
+  /**
+   * Hash of the frozen base every worker must report. Default: computed by `listen()` from `config` (the backbone
+   * built and hashed as a worker does it), never taken from a worker.
+   */
   baseHash?: string;
   /** Hash of the data set every worker must report. Default: the first joined worker's hash becomes the reference. */
   datasetHash?: string;
@@ -53,6 +64,12 @@ export interface ClusterServerOptions {
   httpHandlers?: HttpHandler[];
   /** Events kept for observers that connect later (oldest dropped first). Default 20000. */
   maxEventHistory?: number;
+  /** Rejection events kept for observers, in a history of their own. Default 500. */
+  maxRejectionHistory?: number;
+  /** Caps on unauthenticated connections, the pre-upgrade timeout and allowed Origins (see AdmissionOptions). */
+  admission?: AdmissionOptions;
+  /** Per-address rate limit of rejection events (see RejectionLogOptions). */
+  rejectionLog?: RejectionLogOptions;
 }
 
 /** What a newly joined worker must receive: the state of the run. */
@@ -77,11 +94,15 @@ export class ClusterServer {
   private readonly peers = new Set<Peer>();
   private readonly workerList = new Map<string, Peer>();
   private readonly observers = new Set<Peer>();
-  private readonly history: RunEvent[] = [];
+  private readonly history: EventHistory;
+  private readonly admission: AdmissionGuard;
+  private readonly rejections: RejectionLog;
+  private readonly sockets = new WeakMap<Peer, Socket>();
   private readonly joinWaiters = new Set<() => void>();
   private readonly lostListeners = new Set<(peer: Peer, reason: string) => void>();
   private readonly liveness = new LivenessLinks();
   private baseHash: string | undefined;
+  private baseSource = 'given to the coordinator';
   private datasetHash: string | undefined;
   private connSeq = 0;
   private closing = false;
@@ -107,17 +128,37 @@ export class ClusterServer {
     this.bus = opts.bus ?? new EventBus();
     this.baseHash = opts.baseHash;
     this.datasetHash = opts.datasetHash;
+    this.history = new EventHistory({ maxRunEvents: opts.maxEventHistory, maxRejections: opts.maxRejectionHistory });
+    this.rejections = new RejectionLog((e) => this.emit(e), this.clock, opts.rejectionLog);
+    this.admission = new AdmissionGuard(opts.admission ?? {}, (r) => this.refused(r));
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.handleHttp(req, res);
     this.http = opts.tls
       ? createHttpsServer({ cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) }, handler)
       : createHttpServer(handler);
-    this.wss = new WebSocketServer({ server: this.http, maxPayload: this.options.maxPayload, perMessageDeflate: false });
-    this.wss.on('connection', (ws) => this.onConnection(ws));
+    this.admission.attach(this.http);
+    // Until a peer authenticates, ws refuses any frame over the pre-auth limit from its header, before buffering
+    // the payload; the limit is raised to maxPayload once the challenge is passed (see setMaxPayload).
+    this.wss = new WebSocketServer({
+      server: this.http,
+      maxPayload: Math.min(this.options.preAuthMaxPayload, this.options.maxPayload),
+      perMessageDeflate: false,
+      verifyClient: (info: { origin?: string; req: IncomingMessage }, done: (ok: boolean, code?: number, message?: string) => void) => {
+        if (this.admission.originAllowed(info.origin)) return done(true);
+        this.refused({ address: addressOf(info.req.socket), code: 'E_ORIGIN', reason: `WebSocket upgrade with Origin '${String(info.origin).slice(0, 200)}' refused (a browser page may not connect; see AdmissionOptions.allowedOrigins)` });
+        done(false, 403, 'E_ORIGIN: browser origins may not connect');
+      },
+    });
+    this.wss.on('connection', (ws, req) => this.onConnection(ws, req));
     this.unsubscribe = this.bus.on((e) => this.onEvent(e));
   }
 
   /** Starts listening; resolves with the URL workers connect to. */
   async listen(): Promise<string> {
+    if (this.baseHash === undefined) {
+      const base = await computeBaseHash(this.opts.config, (m) => this.emit({ type: 'log', time: this.clock.now(), level: 'warn', message: m }));
+      this.baseHash = base.hash;
+      this.baseSource = `computed by the coordinator from its own copy (weights: ${base.weightsSource})`;
+    }
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject);
       this.http.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1', () => {
@@ -131,6 +172,9 @@ export class ClusterServer {
     // within lostAfterMs of its last frame, not up to a heartbeat interval later.
     this.livenessTimer = setInterval(() => this.checkLiveness(), this.livenessCheckMs);
     this.livenessTimer.unref();
+    this.rejections.start();
+    const warning = plainTextExposureWarning(this.address.address, !!this.opts.tls);
+    if (warning) this.emit({ type: 'log', time: this.clock.now(), level: 'warn', message: `coordinator ${warning}` });
     return this.url;
   }
 
@@ -149,13 +193,19 @@ export class ClusterServer {
     return [...this.workerList.values()].filter((p) => !p.closed).sort((a, b) => a.seq - b.seq);
   }
 
-  /** Hashes every worker must match (undefined until the first join sets them). */
+  /** Hashes every worker must match (the base hash is set by `listen()`). */
   get referenceHashes(): { baseHash?: string; datasetHash?: string } {
     return { baseHash: this.baseHash, datasetHash: this.datasetHash };
   }
 
+  /** What an observer receives on connect: the run's events and the rejections, each history bounded on its own. */
   get eventHistory(): readonly RunEvent[] {
-    return this.history;
+    return this.history.snapshot();
+  }
+
+  /** Unauthenticated connections held now. */
+  get unauthenticatedConnections(): number {
+    return this.admission.unauthenticated;
   }
 
   emit(event: RunEvent): void {
@@ -191,7 +241,7 @@ export class ClusterServer {
     const code = isDptrainError(err) ? err.code : 'E_PROTOCOL_SCHEMA';
     this.rejected.set(code, (this.rejected.get(code) ?? 0) + 1);
     const known = peer.role === 'worker' && peer.info ? peer.id : undefined;
-    this.emit({ type: 'frame_rejected', time: this.clock.now(), workerId: known ?? peer.id, code, reason: err.message.slice(0, 500) });
+    this.rejections.record(peer.address, code, err.message.slice(0, 500), known ?? peer.id);
     try {
       peer.send({ type: 'error', code, message: err.message.slice(0, 4000) });
     } catch {
@@ -220,6 +270,8 @@ export class ClusterServer {
     this.closing = true;
     if (this.timer) clearInterval(this.timer);
     if (this.livenessTimer) clearInterval(this.livenessTimer);
+    this.rejections.stop();
+    this.admission.close();
     this.unsubscribe();
     for (const p of [...this.peers]) {
       try {
@@ -258,19 +310,22 @@ export class ClusterServer {
     }
   }
 
+  /** A connection turned away before it could authenticate: counted and reported like a rejected frame. */
+  private refused(r: AdmissionRefusal): void {
+    this.rejected.set(r.code, (this.rejected.get(r.code) ?? 0) + 1);
+    this.rejections.record(r.address, r.code, r.reason);
+  }
+
   private onEvent(e: RunEvent): void {
-    if (e.type !== 'worker_heartbeat') {
-      this.history.push(e);
-      const max = this.opts.maxEventHistory ?? 20_000;
-      if (this.history.length > max) this.history.splice(0, this.history.length - max);
-    }
+    this.history.add(e);
     if (this.observers.size === 0) return;
     const frame = encodeMessage({ type: 'events', events: [e as unknown as MessageOf<'events'>['events'][number]] });
     for (const o of this.observers) o.send(frame);
   }
 
-  private onConnection(ws: WebSocket): void {
-    const peer = new Peer(ws, `c${++this.connSeq}`, this.connSeq, this.clock.now());
+  private onConnection(ws: WebSocket, req: IncomingMessage): void {
+    const peer = new Peer(ws, `c${++this.connSeq}`, this.connSeq, this.clock.now(), addressOf(req.socket));
+    this.sockets.set(peer, req.socket);
     this.peers.add(peer);
     const authTimer = setTimeout(() => {
       if (peer.state === 'hello' || peer.state === 'auth') this.reject(peer, new DptrainError('E_AUTH', `connection ${peer.id}: no authentication within ${this.options.authTimeoutMs} ms`));
@@ -298,7 +353,7 @@ export class ClusterServer {
     });
     ws.on('error', (err: Error & { code?: string }) => {
       // ws reports an oversize frame as an error before closing with 1009
-      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.reject(peer, new DptrainError('E_PROTOCOL_OVERSIZE', `connection ${peer.id}: ${err.message} (limit ${this.options.maxPayload} bytes)`));
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.reject(peer, new DptrainError('E_PROTOCOL_OVERSIZE', `connection ${peer.id}: ${err.message} (limit ${maxPayloadOf(ws)} bytes${peer.state === 'hello' || peer.state === 'auth' ? ' before authentication' : ''})`));
       else if (err.code?.startsWith('WS_ERR')) this.reject(peer, new DptrainError('E_PROTOCOL_DECODE', `connection ${peer.id}: ${err.message}`));
       else this.drop(peer, `socket error: ${err.message}`);
     });
@@ -326,7 +381,9 @@ export class ClusterServer {
     switch (peer.state) {
       case 'hello': {
         if (msg.type !== 'hello') throw new DptrainError('E_PROTOCOL_SCHEMA', `connection ${peer.id}: expected 'hello', got '${msg.type}'`);
+        if (msg.nonce.length !== NONCE_BYTES) throw new DptrainError('E_AUTH', `connection ${peer.id}: hello nonce of ${msg.nonce.length} bytes (expected ${NONCE_BYTES})`);
         peer.role = msg.role;
+        peer.clientNonce = msg.nonce;
         peer.nonce = createNonce();
         peer.state = 'auth';
         peer.send({ type: 'challenge', nonce: peer.nonce });
@@ -334,28 +391,32 @@ export class ClusterServer {
       }
       case 'auth': {
         if (msg.type !== 'auth') throw new DptrainError('E_PROTOCOL_SCHEMA', `connection ${peer.id}: expected 'auth', got '${msg.type}'`);
-        if (!verifyAuthResponse(this.opts.token, peer.nonce!, peer.role!, msg.mac)) {
+        if (!verifyAuthResponse(this.opts.token, peer.nonce!, peer.role!, peer.clientNonce!, msg.mac)) {
           throw new DptrainError('E_AUTH', `connection ${peer.id} (${peer.role}): bad token`);
         }
+        // authenticated: no longer counted against the caps, and the large frame limit applies from now on
+        const socket = this.sockets.get(peer);
+        if (socket) this.admission.authenticated(socket);
+        setMaxPayload(peer.ws, this.options.maxPayload);
+        const proof = coordinatorProof(this.opts.token, peer.nonce!, peer.role!, peer.clientNonce!);
         if (peer.role === 'liveness') {
-          this.liveness.accept(peer);
+          this.liveness.accept(peer, proof);
         } else if (peer.role === 'observer') {
           peer.state = 'observing';
-          peer.send({ type: 'accepted', role: 'observer' });
-          peer.send({ type: 'events', events: this.history as unknown as MessageOf<'events'>['events'] });
+          peer.send({ type: 'accepted', role: 'observer', proof });
+          peer.send({ type: 'events', events: this.history.snapshot() as unknown as MessageOf<'events'>['events'] });
           this.observers.add(peer);
         } else {
           peer.state = 'join';
           peer.id = `w${++this.workerSeq}`;
-          peer.send({ type: 'accepted', role: 'worker', workerId: peer.id, config: this.opts.config, livenessKey: this.liveness.issue(peer.id) });
+          peer.send({ type: 'accepted', role: 'worker', workerId: peer.id, config: this.opts.config, proof, livenessKey: this.liveness.issue(peer.id) });
         }
         return;
       }
       case 'join': {
         if (msg.type !== 'join') throw new DptrainError('E_PROTOCOL_SCHEMA', `worker ${peer.id}: expected 'join', got '${msg.type}'`);
-        this.baseHash ??= msg.baseHash;
         if (msg.baseHash !== this.baseHash) {
-          throw new DptrainError('E_BASE_HASH', `worker ${peer.id} (${msg.host}): frozen base hash ${msg.baseHash} differs from the reference ${this.baseHash}`);
+          throw new DptrainError('E_BASE_HASH', `worker ${peer.id} (${msg.host}): frozen base hash ${msg.baseHash} differs from the reference ${this.baseHash}, ${this.baseSource}: every machine needs the same base weights`);
         }
         this.datasetHash ??= msg.datasetHash;
         if (msg.datasetHash !== this.datasetHash) {

@@ -50,7 +50,7 @@ export interface MetricsServerOptions {
   metrics: RunMetrics;
   /** Port (0: any free port). Default 9464. */
   port?: number;
-  /** Interface to listen on. Default '0.0.0.0'. */
+  /** Interface to listen on. Default '127.0.0.1'. */
   host?: string;
 }
 
@@ -72,7 +72,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port ?? 9464, options.host ?? '0.0.0.0', () => {
+    server.listen(options.port ?? 9464, options.host ?? '127.0.0.1', () => {
       server.off('error', reject);
       resolve();
     });

@@ -184,7 +184,7 @@ export class RunMetrics {
         this.learningRate.set(e.learningRate);
         return;
       case 'frame_rejected':
-        this.framesRejected.inc({ code: e.code });
+        this.framesRejected.inc({ code: e.code }, e.count ?? 1);
         return;
       case 'run_completed':
         this.runCompleted = true;

@@ -16,6 +16,7 @@ export interface ViewFlagValues {
   plain?: boolean;
   logEvery: string;
   metricsPort?: string;
+  metricsHost?: string;
   charts: boolean;
 }
 
@@ -25,6 +26,7 @@ export function addViewFlags(cmd: Command): Command {
     .option('--plain', 'log lines instead of the terminal dashboard (the default when stdout is not a terminal)')
     .option('--log-every <n>', 'plain mode: a step line every N steps', '10')
     .addOption(new Option('--metrics-port <port>', 'also serve /metrics, /healthz and /readyz on this port'))
+    .addOption(new Option('--metrics-host <host>', "interface of the --metrics-port server (default: the coordinator's --listen host)"))
     .option('--no-charts', 'do not write the PNG charts at the end of the run');
 }
 
@@ -43,6 +45,8 @@ export interface RunViewsOptions {
   minWorkers?: number;
   /** Serve metrics on a port of their own as well. Default: no standalone server. */
   metricsPort?: number;
+  /** Interface of the `metricsPort` server (the CLI passes the coordinator's host). Default '127.0.0.1'. */
+  metricsHost?: string;
   /** Write the PNG charts at the end. Default true. */
   charts?: boolean;
   /** Write the JSON log. Default true. */
@@ -75,7 +79,7 @@ export async function attachRunViews(bus: EventBus, options: RunViewsOptions): P
   let jsonLog: JsonLogHandle | undefined;
   if (options.jsonLog ?? true) jsonLog = attachJsonLog(bus, path.join(options.runDir, RUN_LOG_FILE));
   let metricsServer: MetricsServer | undefined;
-  if (options.metricsPort !== undefined) metricsServer = await startMetricsServer({ metrics, port: options.metricsPort });
+  if (options.metricsPort !== undefined) metricsServer = await startMetricsServer({ metrics, port: options.metricsPort, host: options.metricsHost ?? '127.0.0.1' });
 
   let plain: PlainLoggerHandle | undefined;
   let dashboard: DashboardHandle | undefined;

@@ -44,7 +44,8 @@ export type RunEvent =
   | { type: 'early_stopping'; time: number; wait: number; patience: number; stopped: boolean }
   | { type: 'lr_changed'; time: number; learningRate: number; reason: string }
   | { type: 'progress'; time: number; task: ProgressTask; done: number; total: number }
-  | { type: 'frame_rejected'; time: number; workerId?: string; code: string; reason: string }
+  /** `count` > 1: a summary of that many rejections of `code` from `address` that were not reported one by one. */
+  | { type: 'frame_rejected'; time: number; workerId?: string; code: string; reason: string; address?: string; count?: number }
   | { type: 'run_completed'; time: number; valAccuracy: number; valLoss: number; steps: number; wallMs: number; submissionPath?: string }
   | { type: 'log'; time: number; level: 'debug' | 'info' | 'warn' | 'error'; message: string };
 

@@ -24,14 +24,17 @@ export const ClientRoleSchema = z.enum(['worker', 'observer', 'liveness']);
 export type ClientRole = z.infer<typeof ClientRoleSchema>;
 
 // ---- handshake -------------------------------------------------------------------------------
-/** client -> coordinator: first frame. */
-export const HelloSchema = z.object({ v, type: z.literal('hello'), role: ClientRoleSchema, name: str(256).optional() }).strict();
+/** client -> coordinator: first frame, with the client's own random nonce (the coordinator signs it in `accepted`). */
+export const HelloSchema = z.object({ v, type: z.literal('hello'), role: ClientRoleSchema, name: str(256).optional(), nonce: u8 }).strict();
 /** coordinator -> client: random nonce to sign. */
 export const ChallengeSchema = z.object({ v, type: z.literal('challenge'), nonce: u8 }).strict();
-/** client -> coordinator: HMAC-SHA256(secret, role|nonce). */
+/** client -> coordinator: HMAC-SHA256(secret, client|role|nonce|client nonce) (see auth.ts). */
 export const AuthSchema = z.object({ v, type: z.literal('auth'), mac: u8 }).strict();
-/** coordinator -> client: authentication succeeded; workers get the run config to build their replica. */
-/** `livenessKey` (workers): the key its liveness connection presents in `attach`. */
+/**
+ * coordinator -> client: authentication succeeded; workers get the run config to build their replica. `proof` is
+ * HMAC-SHA256(secret, coordinator|role|nonce|client nonce): the client trusts nothing in it without a valid one.
+ * `livenessKey` (workers): the key its liveness connection presents in `attach`.
+ */
 export const AcceptedSchema = z
   .object({
     v,
@@ -39,6 +42,7 @@ export const AcceptedSchema = z
     role: ClientRoleSchema,
     workerId: str(64).optional(),
     config: RunConfigSchema.optional(),
+    proof: u8.optional(),
     livenessKey: u8.optional(),
   })
   .strict();

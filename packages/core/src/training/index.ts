@@ -17,6 +17,7 @@ export * from './in-process-executor.js';
 export * from './local-executor.js';
 export * from './progress-log.js';
 export * from './replica.js';
+export { computeBaseHash } from './base-hash.js';
 export * from './feature-cache.js';
 export { EventFileWriter, encodeEvent, maskedCrc32c, tfRecord, type EventFileWriterOptions } from './tensorboard/event-file.js';
 export { TensorBoardLogger, type TensorBoardLoggerOptions } from './tensorboard/tensorboard-logger.js';

@@ -39,7 +39,7 @@ export function register(program: Command): void {
       const bus = new EventBus();
       const views = await attachRunViews(bus, {
         runDir, plain: flags.plain, logEvery: Number(flags.logEvery), minWorkers: Number(flags.minWorkers), charts: flags.charts, title: flags.listen,
-        ...(flags.metricsPort !== undefined ? { metricsPort: Number(flags.metricsPort) } : {}),
+        ...(flags.metricsPort !== undefined ? { metricsPort: Number(flags.metricsPort), metricsHost: flags.metricsHost ?? host } : {}),
       });
       let ok = false;
       try {

@@ -24,7 +24,7 @@ async function retry<T>(ms: number, connect: () => Promise<T>): Promise<T> {
     try {
       return await connect();
     } catch (err) {
-      if (isDptrainError(err, 'E_AUTH') || Date.now() - t0 + delay > ms) throw err;
+      if (isDptrainError(err, 'E_AUTH') || isDptrainError(err, 'E_AUTH_COORDINATOR') || Date.now() - t0 + delay > ms) throw err;
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(2000, delay * 2);
     }

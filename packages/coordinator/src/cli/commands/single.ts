@@ -41,6 +41,7 @@ export function register(program: Command): void {
       const views = await attachRunViews(bus, {
         runDir, plain: flags.plain, logEvery: Number(flags.logEvery), minWorkers: Math.max(1, n), charts: flags.charts,
         ...(flags.metricsPort !== undefined ? { metricsPort: Number(flags.metricsPort) } : {}),
+        ...(flags.metricsHost !== undefined ? { metricsHost: flags.metricsHost } : {}),
       });
       let ok = false;
       try {
