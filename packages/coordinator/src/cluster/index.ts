@@ -7,3 +7,5 @@ export * from './run-coordinator.js';
 export * from './cluster-flags.js';
 export * from './local-workers.js';
 export * from './single-node.js';
+export { WorkerSupervisor, WORKER_SUPERVISOR_DEFAULTS, type WorkerSupervisorOptions } from './worker-supervisor.js';
+export { routeWorkerOutput, workerLineLevel, type WorkerOutputMode, type WorkerOutputOptions } from './worker-output.js';

@@ -283,7 +283,15 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
           where = { phase, epoch: epoch + 1, step: step + 1 };
           await callbacks.onBatchBegin(s, { epoch });
           const batch = globalBatch(n, config.batchSize, config.seed, gEpoch, s, order).map((i) => data.train[i] as Sample);
-          const res = await executor.computeGradients(batch, { phase, epoch: gEpoch, step });
+          let res: Awaited<ReturnType<TrainingExecutor['computeGradients']>>;
+          try {
+            res = await executor.computeGradients(batch, { phase, epoch: gEpoch, step });
+          } catch (err) {
+            // stopped while the step could not run (a cluster waiting for workers): keep the steps done so far
+            if (!options.stopSignal?.aborted) throw err;
+            await checkpoint({ epoch, stepInEpoch: s, phaseDone: false, progress: { ...progress, elapsedMs: clock.now() - tEpoch } });
+            return { halted: true, stopped: true, steps: step };
+          }
           if (res.gradients.length !== weights.length) {
             throw new DptrainError('E_GRADIENT_SHAPE', `step ${step}: ${res.gradients.length} gradient values for ${weights.length} weights`);
           }

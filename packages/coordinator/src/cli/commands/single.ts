@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { EventBus } from '@dptrain/core';
+import { DptrainError, EventBus } from '@dptrain/core';
 import { addTrainingFlags, printConfigIfAsked, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
 import {
   addProtocolFlags,
@@ -10,12 +10,15 @@ import {
   type ProtocolFlagValues,
 } from '../../cluster/index.js';
 import { addViewFlags, attachRunViews, type ViewFlagValues } from '../../observability/run-views.js';
+import { WORKER_SUPERVISOR_DEFAULTS } from '../../cluster/worker-supervisor.js';
+import { reportStop, stopOnSignals } from '../stop-signals.js';
 
 interface SingleFlags extends TrainingFlagValues, ProtocolFlagValues, ViewFlagValues {
   workers?: string;
   out?: string;
   resume?: string;
   backend?: string;
+  maxRestarts: string;
 }
 
 export function register(program: Command): void {
@@ -28,7 +31,10 @@ export function register(program: Command): void {
     .option('--out <dir>', 'run directory (default: runs/<timestamp>)')
     .option('--resume <dir>', 'continue the run in this directory from its last checkpoint')
     .option('--backend <name>', 'backend of the workers (default: the best that loads)')
+    .option('--max-restarts <n>', 'restarts of lost local workers for the whole run; then it goes on with the survivors', String(WORKER_SUPERVISOR_DEFAULTS.maxRestarts))
     .action(async (flags: SingleFlags) => {
+      const maxRestarts = Number(flags.maxRestarts);
+      if (!Number.isInteger(maxRestarts) || maxRestarts < 0) throw new DptrainError('E_CONFIG', `--max-restarts: '${flags.maxRestarts}' is not a count`);
       const config = toRunConfig(flags);
       if (printConfigIfAsked(flags, config)) return;
       const n = Number(flags.workers ?? availableParallelism());
@@ -40,6 +46,8 @@ export function register(program: Command): void {
         ...(flags.metricsPort !== undefined ? { metricsPort: Number(flags.metricsPort) } : {}),
       });
       let ok = false;
+      const stop = stopOnSignals({ say: (line) => views.say(line) });
+      const resumeHint = `dptrain single --resume ${runDir} and the same flags`;
       try {
         const result = await runSingleNode({
           config,
@@ -51,12 +59,23 @@ export function register(program: Command): void {
           protocol: toProtocolOptions(flags),
           httpHandlers: [views.httpHandler],
           // the workers' own messages would tear the dashboard; their joins and losses show in it
-          workerOutput: views.mode === 'dashboard' ? 'ignore' : 'inherit',
+          // in the dashboard, the workers' lines go to the run log and their warnings to the events pane
+          workerOutput: views.mode === 'dashboard' ? 'events' : 'inherit',
           say: (line) => views.say(line),
+          maxRestarts,
+          stopSignal: stop.signal,
         });
+        if (result.stopped) {
+          await views.close();
+          reportStop(stop, { steps: result.steps, resumeHint, say: (l) => views.say(l) });
+          return;
+        }
         views.say(`run directory ${path.resolve(runDir)} (${result.steps} steps)`);
         ok = true;
+      } catch (err) {
+        if (!reportStop(stop, { err, resumeHint, say: (l) => views.say(l) })) throw err;
       } finally {
+        stop.dispose();
         if (ok) await views.finish();
         else await views.close();
       }

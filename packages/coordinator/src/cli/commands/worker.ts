@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { startWorker, selectBackend } from '@dptrain/worker';
+import { DptrainError } from '@dptrain/core';
+import { onParentGone, startWorker, selectBackend } from '@dptrain/worker';
 import { addProtocolFlags, resolveToken, toProtocolOptions, type ProtocolFlagValues } from '../../cluster/index.js';
 import { workerFailureLine } from '../report-error.js';
 
@@ -12,7 +13,12 @@ interface WorkerFlags extends ProtocolFlagValues {
   batchCapacity: string;
   name?: string;
   cacheDir?: string;
+  giveUpAfter: string;
+  exitWithParent?: boolean;
 }
+
+/** Default of `--give-up-after`, in seconds: long enough for a network blip, short enough not to linger for ever. */
+export const DEFAULT_GIVE_UP_AFTER_S = 120;
 
 export function register(program: Command): void {
   const cmd = program.command('worker').description('join a coordinator and compute gradients on this machine');
@@ -25,7 +31,11 @@ export function register(program: Command): void {
     .option('--batch-capacity <n>', 'largest slice of a step this worker takes', '64')
     .option('--name <name>', 'name reported to the coordinator (default: the host name)')
     .option('--cache-dir <dir>', 'frozen-feature cache folder shared with the other workers of this machine (default: memory only)')
+    .option('--give-up-after <s>', 'exit (status 2) after this many seconds without reaching the coordinator; the cluster launchers set more, to outlive a coordinator restart', String(DEFAULT_GIVE_UP_AFTER_S))
+    .option('--exit-with-parent', 'exit when stdin closes: the parent that started this worker (dptrain single) is gone')
     .action(async (flags: WorkerFlags) => {
+      const giveUpAfter = Number(flags.giveUpAfter);
+      if (!Number.isFinite(giveUpAfter) || giveUpAfter <= 0) throw new DptrainError('E_CONFIG', `--give-up-after: '${flags.giveUpAfter}' is not a positive number of seconds`);
       const token = resolveToken(flags.token);
       const backend = await selectBackend(flags.backend);
       process.stderr.write(`dptrain worker: backend ${backend.name} (${backend.device})\n`);
@@ -41,11 +51,22 @@ export function register(program: Command): void {
         ...(flags.ca ? { ca: flags.ca } : {}),
         ...(p.heartbeatIntervalMs ? { heartbeatIntervalMs: p.heartbeatIntervalMs } : {}),
         ...(p.lostAfterMs ? { lostAfterMs: p.lostAfterMs } : {}),
+        giveUpAfterMs: giveUpAfter * 1000,
       });
       const stop = (): void => handle.stop();
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
+      let orphaned = false;
+      const unwatch = flags.exitWithParent
+        ? onParentGone(() => {
+            orphaned = true;
+            process.stderr.write('dptrain worker: the parent process is gone; exiting\n');
+            handle.stop();
+          })
+        : () => undefined;
       const exit = await handle.done;
+      unwatch();
+      if (orphaned) process.exitCode = 1;
       process.stderr.write(`dptrain worker: ${exit.reason}: ${exit.detail}\n`);
       if (exit.reason === 'refused' || exit.reason === 'gave_up') {
         process.stderr.write(`${workerFailureLine(exit)}\n`);
