@@ -89,7 +89,7 @@ describe('dptrain single: lost workers, signals, a dead parent (real processes)'
       const dir = await makeSceneDir({ perClass: 12, test: 6 });
       const runDir = mkdtempSync(join(tmpdir(), `dp-single-${sig}-`));
       // checkpoints far apart: only the stop's own checkpoint can hold the steps done
-      const flags = { epochs: 30, 'no-cache': true, 'checkpoint-every': 1000 };
+      const flags = { epochs: 12, 'no-cache': true, 'checkpoint-every': 1000 };
       const run = startSingle(dir, runDir, ['--workers', '2'], flags);
       const log = new JsonlTail<Ev>(join(runDir, 'run.log.jsonl'));
       const abort = () => (run.child.exitCode !== null ? `single exited (${run.child.exitCode}):\n${run.output().slice(-3000)}` : undefined);
@@ -133,6 +133,61 @@ describe('dptrain single: lost workers, signals, a dead parent (real processes)'
     const left = await waitNoProcessWith(dir, 10_000);
     expect(left, JSON.stringify(left)).toEqual([]);
     console.log(`orphans: both workers gone ${Date.now() - t0} ms after kill -9 of the parent`);
+  });
+});
+
+describe('dptrain train and dptrain coordinator on a signal', () => {
+  it('SIGHUP of dptrain train writes a final checkpoint at the last step done and exits 129', { timeout: 200_000 }, async () => {
+    const dir = await makeSceneDir({ perClass: 12, test: 6 });
+    const runDir = mkdtempSync(join(tmpdir(), 'dp-train-hup-'));
+    const run = dptrain(['train', ...tinyFlags(dir, { patience: 100, epochs: 30, 'no-cache': true, 'checkpoint-every': 1000 }), '--backend', 'cpu', '--log-steps', '1', '--out', runDir]);
+    procs.push(run);
+    await waitFor(run, (o) => /step 5\b/.test(o), 150_000, 'five steps');
+    run.child.kill('SIGHUP');
+    expect(await exited(run, 60_000), run.output().slice(-3000)).toBe(129);
+    const m = /stopped by SIGHUP after step (\d+): checkpoint written/.exec(run.output());
+    expect(m, run.output().slice(-2000)).not.toBeNull();
+    expect((await readCheckpoint(runDir))?.step).toBe(Number(m![1]));
+    expect(Number(m![1])).toBeGreaterThanOrEqual(5);
+  });
+
+  it('SIGTERM of dptrain coordinator: checkpoint, no bye; its remote worker keeps retrying, rejoins the restarted coordinator (--resume) and the run completes', { timeout: 300_000 }, async () => {
+    const dir = await makeSceneDir({ perClass: 12, test: 6 });
+    const runDir = mkdtempSync(join(tmpdir(), 'dp-coord-term-'));
+    markers.push(dir);
+    const { createServer } = await import('node:net');
+    const port = await new Promise<number>((res) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => res(p));
+      });
+    });
+    const env = { DPTRAIN_TOKEN: 'coord-term-token' };
+    const args = ['coordinator', ...tinyFlags(dir, { patience: 100, epochs: 12, 'no-cache': true, 'checkpoint-every': 1000 }), '--listen', `127.0.0.1:${port}`, '--plain', '--no-charts', '--resume', runDir];
+    const first = dptrain(args, env);
+    procs.push(first);
+    await waitFor(first, (o) => o.includes('listening on'), 60_000, 'coordinator start');
+    const worker = dptrain(['worker', '--connect', `ws://127.0.0.1:${port}`, '--data', dir, '--backend', 'cpu', '--give-up-after', '120'], env);
+    procs.push(worker);
+    const log = new JsonlTail<Ev>(join(runDir, 'run.log.jsonl'));
+    await log.waitFor((e) => e.event === 'step_completed' && (e.step ?? 0) >= 5, { timeoutMs: 150_000, abort: () => (first.child.exitCode !== null ? first.output() : undefined) });
+    first.child.kill('SIGTERM');
+    expect(await exited(first, 60_000), first.output().slice(-3000)).toBe(143);
+    const ckpt = await readCheckpoint(runDir);
+    expect(ckpt?.step).toBeGreaterThanOrEqual(5);
+    // no bye: the worker did not take the stop for the end of the run
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(worker.child.exitCode, worker.output()).toBeNull();
+    expect(worker.output()).not.toContain('run_complete');
+
+    // the same command line again: it resumes, and the worker rejoins by itself
+    const second = dptrain(args, env);
+    procs.push(second);
+    expect(await exited(second, 250_000), second.output().slice(-3000)).toBe(0);
+    expect(second.output()).toContain(`resuming from step ${ckpt!.step}`);
+    expect(await exited(worker, 20_000), worker.output().slice(-2000)).toBe(0);
+    expect(worker.output()).toContain('run_complete');
+    expect(await waitNoProcessWith(dir, 10_000)).toEqual([]);
   });
 });
 
