@@ -63,6 +63,7 @@ export async function runSingleNode(opts: SingleNodeOptions): Promise<TrainResul
       backend: { name: backend.name, device: backend.device },
       prepareData: prepareTrainData,
       executor: localExecutorFactory({ backend }),
+      ...(opts.stopSignal ? { stopSignal: opts.stopSignal } : {}),
     });
   }
   const token = randomBytes(24).toString('hex');
