@@ -234,7 +234,7 @@ describe('deploy/k8s kustomization', () => {
     expect(coordArgs).not.toContain('--out');
     expect(coord.volumeMounts?.find((m) => m.name === 'runs')?.mountPath).toBe('/runs');
     expect(Number(flag(workerArgs, '--give-up-after'))).toBeGreaterThan(120);
-    expect(podSpec(dep).terminationGracePeriodSeconds).toBeGreaterThanOrEqual(60);
+    expect(getField(dep, 'spec.template.spec.terminationGracePeriodSeconds')).toBeGreaterThanOrEqual(60);
     expect(getField(job, 'spec.completionMode')).toBe('Indexed');
   });
 
