@@ -264,7 +264,12 @@ describe('compose.yaml (one host, several GPUs)', () => {
       expect(w.errors, `${name}: ${args.join(' ')}`).toEqual([]);
       expect(w.command).toBe('worker');
       expect(flagValue(args, '--connect')).toBe(`ws://coordinator:${listenPort}`);
+      // workers outlive a coordinator restart (the CLI's default gives up after 2 min)
+      expect(Number(flagValue(args, '--give-up-after'))).toBeGreaterThan(120);
     }
+    // a restarted coordinator continues the run from its checkpoint on the runs volume
+    expect(flagValue(coordArgs, '--resume')).toMatch(/^\/runs\//);
+    expect(coordArgs).not.toContain('--out');
   });
 
   it('health-checks the coordinator on /healthz at its metrics address, and workers wait for it', () => {

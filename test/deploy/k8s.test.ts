@@ -229,6 +229,12 @@ describe('deploy/k8s kustomization', () => {
     expect(flag(workerArgs, '--data')).toBe('/data');
     // Each index has a stable name of its own.
     expect(flag(workerArgs, '--name')).toBe('gpu-worker-0');
+    // A restarted coordinator pod resumes the run on the claim; its workers wait for it longer than the default 2 min.
+    expect(flag(coordArgs, '--resume')).toBe('/runs/scenes');
+    expect(coordArgs).not.toContain('--out');
+    expect(coord.volumeMounts?.find((m) => m.name === 'runs')?.mountPath).toBe('/runs');
+    expect(Number(flag(workerArgs, '--give-up-after'))).toBeGreaterThan(120);
+    expect(getField(dep, 'spec.template.spec.terminationGracePeriodSeconds')).toBeGreaterThanOrEqual(60);
     expect(getField(job, 'spec.completionMode')).toBe('Indexed');
   });
 

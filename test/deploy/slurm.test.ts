@@ -157,6 +157,9 @@ describe('deploy/slurm/dptrain.sbatch', () => {
       expect(coords[0]!.cuda).toBe('');
       const a = coords[0]!.argv;
       expect(a[a.indexOf('--min-workers') + 1]).toBe('4');
+      // a requeued job (same id, same run directory) continues from the checkpoint
+      expect(a[a.indexOf('--resume') + 1]).toMatch(/runs\/dptrain-\d+$/);
+      expect(a).not.toContain('--out');
       expect(a.slice(-4)).toEqual(['--epochs', '3', '--batch-size', '64']);
     });
 
@@ -170,6 +173,7 @@ describe('deploy/slurm/dptrain.sbatch', () => {
         expect(w.cuda).toBe(w.localid);
         expect(w.argv[w.argv.indexOf('--connect') + 1]).toBe('ws://gpu01:7420');
         expect(w.argv[w.argv.indexOf('--name') + 1]).toBe(`${w.node}-gpu${w.localid}`);
+        expect(Number(w.argv[w.argv.indexOf('--give-up-after') + 1])).toBeGreaterThan(120);
       }
       const tokens = new Set(res.calls.map((c) => c.token));
       expect(tokens.size).toBe(1);

@@ -34,6 +34,8 @@ export type DptrainErrorCode =
   | 'E_BASE_HASH' // worker's frozen base differs from the coordinator's
   | 'E_DATASET_HASH' // worker's data differs from the coordinator's
   | 'E_TIMEOUT'
+  | 'E_STOPPED' // the run was stopped (SIGINT, SIGTERM, SIGHUP) while it waited for workers
+  | 'E_NO_WORKERS' // every local worker died and the restart budget is used up
   | 'E_CHECKPOINT'
   | 'E_CONFIG';
 

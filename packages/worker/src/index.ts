@@ -5,3 +5,4 @@ export * from './observer.js';
 export * from './backend.js';
 export { startLiveness, LIVENESS_DEFAULTS, type LivenessOptions, type LivenessHandle } from './liveness.js';
 export { maxPayloadOf, setMaxPayload } from './payload-limit.js';
+export { onParentGone } from './parent-watch.js';

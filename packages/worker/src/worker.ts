@@ -43,7 +43,7 @@ export interface WorkerOptions {
   lostAfterMs?: number;
   /** Reconnect delays. Default: 250 ms doubling up to 5 s. */
   backoff?: BackoffOptions;
-  /** Stop retrying after this long without a connection, in ms. Default 600000 (10 min). */
+  /** Stop retrying after this long without a connection, in ms (`--give-up-after`, in seconds). Default 120000 (2 min). */
   giveUpAfterMs?: number;
   /** After stop(): longest wait for the request in flight to settle before the replica is disposed, in ms. Default 10000. */
   stopGraceMs?: number;
@@ -339,7 +339,10 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
         }
         log(`cannot reach ${opts.url}: ${(err as Error).message}`);
       }
-      if (Date.now() - since > (opts.giveUpAfterMs ?? 600_000)) return finish({ reason: 'gave_up', detail: `no coordinator at ${opts.url}` });
+      const giveUpAfterMs = opts.giveUpAfterMs ?? 120_000;
+      if (Date.now() - since > giveUpAfterMs) {
+        return finish({ reason: 'gave_up', detail: `no coordinator at ${opts.url} for ${Math.round(giveUpAfterMs / 1000)} s (--give-up-after); exiting` });
+      }
       await new Promise((res) => setTimeout(res, backoff.next()));
     }
     finish({ reason: 'stopped', detail: 'stopped' });

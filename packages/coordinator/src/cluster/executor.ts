@@ -63,7 +63,8 @@ export class ClusterExecutor implements TrainingExecutor {
   readonly ledger = new SampleLedger();
   private readonly server: ClusterServer;
   private readonly clock: Clock;
-  private readonly minWorkers: number;
+  private minWorkers: number;
+  private failure: Error | undefined;
   private spec: WeightSpec[] = [];
   private size = 0;
   private closed = false;
@@ -73,6 +74,19 @@ export class ClusterExecutor implements TrainingExecutor {
     this.server = opts.server;
     this.clock = opts.clock ?? systemClock;
     this.minWorkers = Math.max(1, opts.minWorkers ?? 1);
+  }
+
+  /**
+   * Changes how many workers training waits for (a supervisor lowers it once lost local workers can no longer be
+   * replaced). Takes effect at the next wait, within a second.
+   */
+  setMinWorkers(n: number): void {
+    this.minWorkers = Math.max(1, n);
+  }
+
+  /** Makes every wait for workers fail with `err` (no worker can ever come back). */
+  fail(err: Error): void {
+    this.failure = err;
   }
 
   /** Current trainable spec (empty before the first phase). */
@@ -252,10 +266,11 @@ export class ClusterExecutor implements TrainingExecutor {
     return out!;
   }
 
-  async close(): Promise<void> {
+  /** Closes the server; `bye: false` leaves the workers reconnecting (a stopped coordinator that will be restarted). */
+  async close(opts: { bye?: boolean } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.server.close();
+    await this.server.close(opts);
   }
 
   // ---- internals ---------------------------------------------------------------------------
@@ -295,7 +310,8 @@ export class ClusterExecutor implements TrainingExecutor {
   /** Waits (saying so) until `n` workers are joined. */
   private async waitForWorkers(n: number): Promise<void> {
     let said = -1;
-    while (this.server.workers.length < n) {
+    while (this.server.workers.length < Math.min(n, this.minWorkers)) {
+      if (this.failure) throw this.failure;
       if (this.closed) throw new DptrainError('E_TIMEOUT', 'executor closed while waiting for workers');
       const connected = this.server.workers.length;
       if (connected !== said) {

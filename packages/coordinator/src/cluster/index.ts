@@ -12,3 +12,5 @@ export { AdmissionGuard, DEFAULT_ADMISSION_OPTIONS, resolveAdmissionOptions, typ
 export { RejectionLog, DEFAULT_REJECTION_LOG_OPTIONS, type RejectionLogOptions } from './rejections.js';
 export { EventHistory, DEFAULT_EVENT_HISTORY_OPTIONS, type EventHistoryOptions } from './event-history.js';
 export { isLoopbackHost, plainTextExposureWarning } from './exposure.js';
+export { WorkerSupervisor, WORKER_SUPERVISOR_DEFAULTS, type WorkerSupervisorOptions } from './worker-supervisor.js';
+export { routeWorkerOutput, workerLineLevel, type WorkerOutputMode, type WorkerOutputOptions } from './worker-output.js';

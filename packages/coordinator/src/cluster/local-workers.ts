@@ -17,8 +17,15 @@ export interface LocalWorkersOptions {
   dataDir: string;
   /** Extra `dptrain worker` arguments (e.g. --backend wasm). Default: none. */
   args?: string[];
-  /** Where the children's stderr goes: 'inherit' or 'ignore'. Default 'inherit'. */
-  stdio?: 'inherit' | 'ignore';
+  /** Where the children's stdout and stderr go: 'inherit', 'ignore', or 'pipe' (read them: see worker-output). Default 'inherit'. */
+  stdio?: 'inherit' | 'ignore' | 'pipe';
+  /**
+   * Each worker exits by itself when this process dies, even by `kill -9`: it gets a stdin pipe from this process
+   * and `--exit-with-parent` (the kernel closes the pipe when its writer dies). The workers also get their own
+   * process group, so a terminal's Ctrl-C reaches only this process, which finishes the step, checkpoints and then
+   * stops them. Default true.
+   */
+  exitWithParent?: boolean;
   /**
    * Pin worker i to its own share of this process's CPUs (Linux `taskset`), as Intel MPI pins its ranks by
    * default (horovodrun and torchrun bind none unless asked): a worker's threads (V8's garbage collector helpers included) then stay on its cores, and
@@ -42,7 +49,12 @@ export function workerCpuSets(opts: Pick<LocalWorkersOptions, 'count' | 'pinCpus
 
 /** Starts `dptrain worker` child processes (the same code path as remote workers, over loopback). */
 export function spawnLocalWorkers(opts: LocalWorkersOptions): ChildProcess[] {
-  const children: ChildProcess[] = [];
+  const sets = workerCpuSets(opts).sets;
+  return Array.from({ length: opts.count }, (_, i) => spawnLocalWorker(opts, i, sets));
+}
+
+/** Starts local worker `slot` of `opts.count` (pinned to its share of the CPUs when `sets` are given). */
+export function spawnLocalWorker(opts: LocalWorkersOptions, slot: number, sets: number[][] | null = workerCpuSets(opts).sets): ChildProcess {
   // One process per core measured faster than threads inside one process (docs/speed.md): give each local
   // worker its share of the cores for the native backend's oneDNN/OpenMP threads, unless the user set them.
   const threads = String(Math.max(1, Math.floor(availableParallelism() / Math.max(1, opts.count))));
@@ -50,18 +62,16 @@ export function spawnLocalWorkers(opts: LocalWorkersOptions): ChildProcess[] {
     DPTRAIN_NATIVE_THREADS: process.env.DPTRAIN_NATIVE_THREADS ?? threads,
     OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? threads,
   };
-  const { sets } = workerCpuSets(opts);
-  for (let i = 0; i < opts.count; i++) {
-    const argv = [process.execPath, DPTRAIN_BIN, 'worker', '--connect', opts.url, '--data', opts.dataDir, ...(opts.args ?? [])];
-    const [cmd, ...args] = pinnedArgv(argv, sets?.[i]);
-    const child = spawn(cmd!, args, {
-      // DPTRAIN_LOCAL_WORKERS: the workers share this machine's GPUs (a tensorflow-gpu worker then sets memory growth)
-      env: { ...process.env, ...threadEnv, DPTRAIN_TOKEN: opts.token, DPTRAIN_LOCAL_WORKERS: String(opts.count) },
-      stdio: ['ignore', opts.stdio ?? 'inherit', opts.stdio ?? 'inherit'],
-    });
-    children.push(child);
-  }
-  return children;
+  const withParent = opts.exitWithParent ?? true;
+  const argv = [process.execPath, DPTRAIN_BIN, 'worker', '--connect', opts.url, '--data', opts.dataDir, ...(withParent ? ['--exit-with-parent'] : []), ...(opts.args ?? [])];
+  const [cmd, ...args] = pinnedArgv(argv, sets?.[slot]);
+  const out = opts.stdio ?? 'inherit';
+  return spawn(cmd!, args, {
+    // DPTRAIN_LOCAL_WORKERS: the workers share this machine's GPUs (a tensorflow-gpu worker then sets memory growth)
+    env: { ...process.env, ...threadEnv, DPTRAIN_TOKEN: opts.token, DPTRAIN_LOCAL_WORKERS: String(opts.count) },
+    stdio: [withParent ? 'pipe' : 'ignore', out, out],
+    detached: withParent,
+  });
 }
 
 /** Stops children still running (SIGTERM, then SIGKILL after `graceMs`). */

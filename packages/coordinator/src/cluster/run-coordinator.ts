@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import {
+  DptrainError,
   resolveClassWeightsFromLabelled,
   EventBus,
   joinDatasetIdentity,
@@ -44,13 +45,18 @@ export interface CoordinatorOptions {
   /** Extra HTTP routes on the coordinator's server (e.g. /metrics, /healthz). Default: none. */
   httpHandlers?: HttpHandler[];
   /** Called once the server listens, with its ws:// or wss:// URL (e.g. to start local workers). */
-  onListening?: (url: string, server: ClusterServer) => void | Promise<void>;
+  onListening?: (url: string, server: ClusterServer, executor: ClusterExecutor) => void | Promise<void>;
   /** Executor tuning (maxWorkers, predictChunk, ackWeights). Default: none. */
   executor?: Omit<ClusterExecutorOptions, 'server' | 'minWorkers' | 'clock'>;
   /** Stop (as if killed) after this many global steps (tests). Default: never. */
   haltAfterSteps?: number;
   /** Validate by decoding every image (false: existence + magic bytes). Default true. */
   decodeOnValidate?: boolean;
+  /**
+   * Stop cleanly once aborted (see runTraining's `stopSignal`): a wait for workers ends at once, and the server
+   * closes without `bye`, so remote workers keep retrying for a restarted coordinator. Default: never.
+   */
+  stopSignal?: AbortSignal;
 }
 
 /** cluster.json: what the cluster did, for the report and the tests. */
@@ -102,8 +108,11 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<{ result
   const executor = new ClusterExecutor({ ...opts.executor, server, minWorkers: opts.minWorkers ?? 1, clock });
   const runDir = path.resolve(opts.runDir);
   const summary = (): ClusterSummary => ({ url, epochs: executor.ledger.summary(), workersJoined: joined, workersLost: lost, framesRejected: Object.fromEntries(server.rejected) });
+  const stop = opts.stopSignal;
+  const onStop = (): void => executor.fail(new DptrainError('E_STOPPED', 'the run was stopped while it waited for workers'));
+  stop?.addEventListener('abort', onStop, { once: true });
   try {
-    await opts.onListening?.(url, server);
+    await opts.onListening?.(url, server, executor);
     const result = await runTraining({
       config,
       runDir,
@@ -116,11 +125,13 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<{ result
       workersJoinedBefore: [...joinedWorkers.values()],
       resume: opts.resume ?? false,
       ...(opts.haltAfterSteps !== undefined ? { haltAfterSteps: opts.haltAfterSteps } : {}),
+      ...(stop ? { stopSignal: stop } : {}),
     });
     await fs.mkdir(runDir, { recursive: true });
     await writeFileAtomic(path.join(runDir, 'cluster.json'), JSON.stringify(summary(), null, 2));
     return { result, summary: summary() };
   } finally {
-    await executor.close();
+    stop?.removeEventListener('abort', onStop);
+    await executor.close({ bye: !stop?.aborted });
   }
 }

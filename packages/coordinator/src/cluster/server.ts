@@ -266,7 +266,8 @@ export class ClusterServer {
     }
   }
 
-  async close(): Promise<void> {
+  /** Closes every connection and the server; `bye: false` sends no `bye`, so workers reconnect to a restarted coordinator. */
+  async close(opts: { bye?: boolean } = {}): Promise<void> {
     this.closing = true;
     if (this.timer) clearInterval(this.timer);
     if (this.livenessTimer) clearInterval(this.livenessTimer);
@@ -275,7 +276,7 @@ export class ClusterServer {
     this.unsubscribe();
     for (const p of [...this.peers]) {
       try {
-        p.send({ type: 'bye', reason: 'coordinator shutting down' });
+        if (opts.bye ?? true) p.send({ type: 'bye', reason: 'coordinator shutting down' });
       } catch {
         // ignore
       }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import {
+  DptrainError,
   EventBus,
   localExecutorFactory,
   prepareTrainData,
@@ -12,8 +13,10 @@ import {
   type TrainResult,
 } from '@dptrain/core';
 import { runCoordinator } from './run-coordinator.js';
-import { spawnLocalWorkers, stopLocalWorkers, workerCpuSets } from './local-workers.js';
+import { spawnLocalWorker, workerCpuSets } from './local-workers.js';
 import type { HttpHandler } from './server.js';
+import { routeWorkerOutput, type WorkerOutputMode } from './worker-output.js';
+import { WorkerSupervisor, WORKER_SUPERVISOR_DEFAULTS } from './worker-supervisor.js';
 
 export interface SingleNodeOptions {
   config: RunConfig;
@@ -31,12 +34,18 @@ export interface SingleNodeOptions {
   protocol?: ProtocolOptions;
   /** Extra HTTP routes on the coordinator (metrics, health). Default: none. */
   httpHandlers?: HttpHandler[];
-  /** Where the workers' own output goes. Default 'inherit'. */
-  workerOutput?: 'inherit' | 'ignore';
+  /** Where the workers' own output goes: 'inherit' (as it was, plain mode), 'events' (run log + dashboard), 'ignore'. Default 'inherit'. */
+  workerOutput?: WorkerOutputMode;
   /** Told once the coordinator listens. Default: nothing. */
   say?: (line: string) => void;
   /** Shared secret of the local cluster (e.g. from --token-file, for a dashboard). Default: a random one per run. */
   token?: string;
+  /** Restarts of lost local workers allowed for the whole run (`--max-restarts`). Default 3. */
+  maxRestarts?: number;
+  /** Pause before a worker restart, in ms. Default 1000. */
+  restartDelayMs?: number;
+  /** Stop cleanly once aborted: the step completes, a checkpoint is written, the workers are stopped. Default: never. */
+  stopSignal?: AbortSignal;
 }
 
 /**
@@ -56,10 +65,12 @@ export async function runSingleNode(opts: SingleNodeOptions): Promise<TrainResul
       backend: { name: backend.name, device: backend.device },
       prepareData: prepareTrainData,
       executor: localExecutorFactory({ backend }),
+      ...(opts.stopSignal ? { stopSignal: opts.stopSignal } : {}),
     });
   }
   const token = opts.token ?? randomBytes(24).toString('hex');
-  let children: ReturnType<typeof spawnLocalWorkers> = [];
+  let supervisor: WorkerSupervisor | undefined;
+  const log = (level: 'debug' | 'info' | 'warn' | 'error', message: string): void => bus.emit({ type: 'log', time: Date.now(), level, message });
   try {
     const { result } = await runCoordinator({
       config,
@@ -72,23 +83,42 @@ export async function runSingleNode(opts: SingleNodeOptions): Promise<TrainResul
       resume: opts.resume ?? false,
       ...(opts.protocol ? { protocol: opts.protocol } : {}),
       ...(opts.httpHandlers ? { httpHandlers: opts.httpHandlers } : {}),
-      onListening: (url) => {
+      ...(opts.stopSignal ? { stopSignal: opts.stopSignal } : {}),
+      onListening: (url, _server, executor) => {
         const pin = workerCpuSets({ count: n });
         const where = pin.sets ? `pinned to CPUs ${pin.sets.map((s) => s.join(',')).join(' | ')}` : `not pinned: ${pin.reason}`;
-        opts.say?.(`coordinator on ${url}; starting ${n} local worker(s), ${where}`);
-        children = spawnLocalWorkers({
+        const maxRestarts = opts.maxRestarts ?? WORKER_SUPERVISOR_DEFAULTS.maxRestarts;
+        opts.say?.(`coordinator on ${url}; starting ${n} local worker(s), ${where}; up to ${maxRestarts} restart(s) of lost ones`);
+        const workerOpts = {
           url,
           token,
           count: n,
           dataDir: config.dataDir,
           // one feature cache for all local workers: each sample's frozen pass runs once, whoever meets it
           args: [...(opts.backend ? ['--backend', opts.backend] : []), '--cache-dir', path.join(path.resolve(runDir), 'feature-cache')],
-          stdio: opts.workerOutput ?? 'inherit',
+          stdio: opts.workerOutput === 'ignore' ? ('ignore' as const) : ('pipe' as const),
+        };
+        supervisor = new WorkerSupervisor({
+          count: n,
+          maxRestarts,
+          ...(opts.restartDelayMs !== undefined ? { restartDelayMs: opts.restartDelayMs } : {}),
+          start: (slot) => {
+            const child = spawnLocalWorker(workerOpts, slot, pin.sets);
+            routeWorkerOutput(child, { mode: opts.workerOutput ?? 'inherit', name: `local worker ${slot + 1}`, emit: (e) => bus.emit(e) });
+            return child;
+          },
+          log,
+          onCapacity: (left) => {
+            // the budget is used up: train with the survivors (or fail when none is left)
+            if (left > 0) executor.setMinWorkers(left);
+            else executor.fail(new DptrainError('E_NO_WORKERS', `all ${n} local workers died and the restart budget (--max-restarts ${maxRestarts}) is used up`));
+          },
         });
+        supervisor.start();
       },
     });
     return result;
   } finally {
-    await stopLocalWorkers(children);
+    await supervisor?.stop();
   }
 }

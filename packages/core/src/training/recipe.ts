@@ -81,6 +81,11 @@ export interface TrainOptions {
   resume?: boolean;
   /** Stop (as if killed) once this many global steps are done, after any checkpoint due at that step. Default: never. */
   haltAfterSteps?: number;
+  /**
+   * Stops the run once aborted (Ctrl-C, SIGTERM): the step in flight completes, a checkpoint of that position is
+   * written, and the result has `stopped` set (continue with `resume`). Default: never stops.
+   */
+  stopSignal?: AbortSignal;
   /** Writes a full tfjs layers model into the model directory (see saveRun). Default: the executor's `exportModel`, if it has one. */
   exportLayers?: (modelDir: string, metadata: Record<string, unknown>, weights: Float32Array) => Promise<boolean | void>;
   /** Run id for events. Default: the run directory's base name. */
@@ -114,8 +119,10 @@ export interface RunReport {
 }
 
 export interface TrainResult {
-  /** True when `haltAfterSteps` stopped the run before its end. */
+  /** True when `haltAfterSteps` or `stopSignal` stopped the run before its end. */
   halted: boolean;
+  /** True when `stopSignal` stopped the run (after writing a checkpoint). */
+  stopped?: boolean;
   steps: number;
   report?: RunReport;
   submissionPath?: string;
@@ -294,7 +301,15 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
           where = { phase, epoch: epoch + 1, step: step + 1 };
           await callbacks.onBatchBegin(s, { epoch });
           const batch = globalBatch(n, config.batchSize, config.seed, gEpoch, s, order).map((i) => data.train[i] as Sample);
-          const res = await executor.computeGradients(batch, { phase, epoch: gEpoch, step });
+          let res: Awaited<ReturnType<TrainingExecutor['computeGradients']>>;
+          try {
+            res = await executor.computeGradients(batch, { phase, epoch: gEpoch, step });
+          } catch (err) {
+            // stopped while the step could not run (a cluster waiting for workers): keep the steps done so far
+            if (!options.stopSignal?.aborted) throw err;
+            await checkpoint({ epoch, stepInEpoch: s, phaseDone: false, progress: { ...progress, elapsedMs: clock.now() - tEpoch } });
+            return { halted: true, stopped: true, steps: step };
+          }
           if (res.gradients.length !== weights.length) {
             throw new DptrainError('E_GRADIENT_SHAPE', `step ${step}: ${res.gradients.length} gradient values for ${weights.length} weights`);
           }
@@ -317,6 +332,12 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
           }
           if (options.haltAfterSteps !== undefined && step >= options.haltAfterSteps) {
             return { halted: true, steps: step };
+          }
+          if (options.stopSignal?.aborted) {
+            if (!(config.checkpointEvery > 0 && step % config.checkpointEvery === 0)) {
+              await checkpoint({ epoch, stepInEpoch: s + 1, phaseDone: false, progress: { ...progress, elapsedMs: clock.now() - tEpoch } });
+            }
+            return { halted: true, stopped: true, steps: step };
           }
         }
         startStep = 0;
@@ -345,6 +366,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
       lastPhase = phase;
       lastSpec = spec;
       lastWeights = weights;
+      if (options.stopSignal?.aborted) return { halted: true, stopped: true, steps: step };
     }
 
     if (lastSpec.length === 0) {
@@ -355,6 +377,8 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
       lastPhase = 'head';
     }
 
+    // every phase is done and checkpointed: a stop now loses nothing (resume evaluates and predicts)
+    if (options.stopSignal?.aborted) return { halted: true, stopped: true, steps: step };
     let t = clock.now();
     where = { task: 'final validation' };
     const validation = await evaluate(data.val);

@@ -4,6 +4,7 @@ import { EventBus } from '@dptrain/core';
 import { addTrainingFlags, printConfigIfAsked, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
 import { addProtocolFlags, parseListen, resolveSharedToken, runCoordinator, toProtocolOptions, type ProtocolFlagValues } from '../../cluster/index.js';
 import { addViewFlags, attachRunViews, type ViewFlagValues } from '../../observability/run-views.js';
+import { reportStop, stopOnSignals } from '../stop-signals.js';
 
 interface CoordinatorFlags extends TrainingFlagValues, ProtocolFlagValues, ViewFlagValues {
   listen: string;
@@ -42,8 +43,10 @@ export function register(program: Command): void {
         ...(flags.metricsPort !== undefined ? { metricsPort: Number(flags.metricsPort), metricsHost: flags.metricsHost ?? host } : {}),
       });
       let ok = false;
+      const stop = stopOnSignals({ say: (line) => views.say(line) });
+      const resumeHint = `dptrain coordinator --resume ${runDir} and the same flags (the workers keep retrying for their --give-up-after)`;
       try {
-        const { summary } = await runCoordinator({
+        const { result, summary } = await runCoordinator({
           config,
           runDir,
           token: resolveSharedToken(flags),
@@ -58,10 +61,19 @@ export function register(program: Command): void {
           onListening: (url) => {
             views.say(`coordinator listening on ${url} (/metrics, /healthz, /readyz on the same port); run directory ${path.resolve(runDir)}`);
           },
+          stopSignal: stop.signal,
         });
+        if (result.stopped) {
+          await views.close();
+          reportStop(stop, { steps: result.steps, resumeHint, say: (l) => views.say(l) });
+          return;
+        }
         views.say(`cluster: ${summary.workersJoined} worker joins, ${summary.workersLost.length} lost, ${Object.values(summary.framesRejected).reduce((a, b) => a + b, 0)} frames rejected`);
         ok = true;
+      } catch (err) {
+        if (!reportStop(stop, { err, resumeHint, say: (l) => views.say(l) })) throw err;
       } finally {
+        stop.dispose();
         if (ok) await views.finish();
         else await views.close();
       }

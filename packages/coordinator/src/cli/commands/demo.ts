@@ -12,7 +12,7 @@ import {
   type TrainResult,
 } from '@dptrain/core';
 import { startBackend } from '../backend-flag.js';
-import { runSingleNode } from '../../cluster/index.js';
+import { runSingleNode, type WorkerOutputMode } from '../../cluster/index.js';
 import { attachRunViews } from '../../observability/run-views.js';
 import { defaultRunDir, printSummary } from './train.js';
 
@@ -30,7 +30,7 @@ export interface DemoCommandValues {
 }
 
 /** How the demo trains once its data exists: in process by default; the cluster's single-node mode can take over. */
-export type DemoTrainer = (args: { config: RunConfig; runDir: string; bus: EventBus; backend: BackendInfo }) => Promise<TrainResult>;
+export type DemoTrainer = (args: { config: RunConfig; runDir: string; bus: EventBus; backend: BackendInfo; workerOutput?: WorkerOutputMode }) => Promise<TrainResult>;
 
 /**
  * The demo's run configuration: a small VGG-shaped net (tiny-vgg, random init: there are no pretrained weights
@@ -57,8 +57,11 @@ export function demoConfig(dataDir: string, values: Partial<DemoCommandValues> =
 
 /** Single-node mode: a coordinator and `workers` local worker processes over loopback WebSockets (0: in process). */
 export function singleNodeDemoTrainer(workers: number, backendName?: string): DemoTrainer {
-  return ({ config, runDir, bus }) =>
-    runSingleNode({ config, runDir, bus, workers, ...(backendName ? { backend: backendName } : {}), say: (l) => bus.emit({ type: 'log', time: Date.now(), level: 'info', message: l }) });
+  return ({ config, runDir, bus, workerOutput }) =>
+    runSingleNode({
+      config, runDir, bus, workers, ...(backendName ? { backend: backendName } : {}), ...(workerOutput ? { workerOutput } : {}),
+      say: (l) => bus.emit({ type: 'log', time: Date.now(), level: 'info', message: l }),
+    });
 }
 
 export async function demoCommand(values: DemoCommandValues, trainer?: DemoTrainer): Promise<TrainResult> {
@@ -81,7 +84,8 @@ export async function demoCommand(values: DemoCommandValues, trainer?: DemoTrain
   const views = values.quiet ? undefined : await attachRunViews(bus, { runDir, plain: values.plain, logEvery: 20, minWorkers: Math.max(1, workers) });
   let result: TrainResult;
   try {
-    result = await trainer({ config, runDir, bus, backend });
+    // the dashboard owns the terminal: workers' lines go to the run log, their warnings to the events pane
+    result = await trainer({ config, runDir, bus, backend, workerOutput: views?.mode === 'plain' ? 'inherit' : 'events' });
   } catch (err) {
     await views?.close();
     throw err;

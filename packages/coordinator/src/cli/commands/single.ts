@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { EventBus } from '@dptrain/core';
+import { DptrainError, EventBus } from '@dptrain/core';
 import { addTrainingFlags, printConfigIfAsked, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
 import {
   addProtocolFlags,
@@ -11,6 +11,8 @@ import {
   type ProtocolFlagValues,
 } from '../../cluster/index.js';
 import { addViewFlags, attachRunViews, type ViewFlagValues } from '../../observability/run-views.js';
+import { WORKER_SUPERVISOR_DEFAULTS } from '../../cluster/worker-supervisor.js';
+import { reportStop, stopOnSignals } from '../stop-signals.js';
 
 interface SingleFlags extends TrainingFlagValues, ProtocolFlagValues, ViewFlagValues {
   workers?: string;
@@ -18,6 +20,7 @@ interface SingleFlags extends TrainingFlagValues, ProtocolFlagValues, ViewFlagVa
   resume?: string;
   backend?: string;
   tokenFile?: string;
+  maxRestarts: string;
 }
 
 export function register(program: Command): void {
@@ -31,7 +34,10 @@ export function register(program: Command): void {
     .option('--resume <dir>', 'continue the run in this directory from its last checkpoint')
     .option('--backend <name>', 'backend of the workers (default: the best that loads)')
     .option('--token-file <file>', 'shared secret of the local cluster, so that `dptrain dashboard --token-file` can watch it (default: a random one per run)')
+    .option('--max-restarts <n>', 'restarts of lost local workers for the whole run; then it goes on with the survivors', String(WORKER_SUPERVISOR_DEFAULTS.maxRestarts))
     .action(async (flags: SingleFlags) => {
+      const maxRestarts = Number(flags.maxRestarts);
+      if (!Number.isInteger(maxRestarts) || maxRestarts < 0) throw new DptrainError('E_CONFIG', `--max-restarts: '${flags.maxRestarts}' is not a count`);
       const config = toRunConfig(flags);
       if (printConfigIfAsked(flags, config)) return;
       const n = Number(flags.workers ?? availableParallelism());
@@ -44,6 +50,8 @@ export function register(program: Command): void {
         ...(flags.metricsHost !== undefined ? { metricsHost: flags.metricsHost } : {}),
       });
       let ok = false;
+      const stop = stopOnSignals({ say: (line) => views.say(line) });
+      const resumeHint = `dptrain single --resume ${runDir} and the same flags`;
       try {
         const result = await runSingleNode({
           config,
@@ -56,12 +64,23 @@ export function register(program: Command): void {
           protocol: toProtocolOptions(flags),
           httpHandlers: [views.httpHandler],
           // the workers' own messages would tear the dashboard; their joins and losses show in it
-          workerOutput: views.mode === 'dashboard' ? 'ignore' : 'inherit',
+          // in the dashboard, the workers' lines go to the run log and their warnings to the events pane
+          workerOutput: views.mode === 'dashboard' ? 'events' : 'inherit',
           say: (line) => views.say(line),
+          maxRestarts,
+          stopSignal: stop.signal,
         });
+        if (result.stopped) {
+          await views.close();
+          reportStop(stop, { steps: result.steps, resumeHint, say: (l) => views.say(l) });
+          return;
+        }
         views.say(`run directory ${path.resolve(runDir)} (${result.steps} steps)`);
         ok = true;
+      } catch (err) {
+        if (!reportStop(stop, { err, resumeHint, say: (l) => views.say(l) })) throw err;
       } finally {
+        stop.dispose();
         if (ok) await views.finish();
         else await views.close();
       }

@@ -12,6 +12,7 @@ import {
 } from '@dptrain/core';
 import { addTrainingFlags, printConfigIfAsked, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
 import { startBackend, BACKEND_CHOICES } from '../backend-flag.js';
+import { reportStop, stopOnSignals } from '../stop-signals.js';
 
 export interface TrainCommandValues extends TrainingFlagValues {
   backend?: string;
@@ -53,16 +54,28 @@ export async function trainCommand(values: TrainCommandValues, factory?: Executo
   const runDir = path.resolve(values.out ?? defaultRunDir());
   const bus = new EventBus();
   if (!values.quiet) bus.on(createProgressLogger({ write, everySteps: Number(values.logSteps) || 0 }));
-  const result = await runTraining({
-    config,
-    runDir,
-    bus,
-    clock: systemClock,
-    backend: { name: backend.name, device: backend.device },
-    prepareData: (c, b, clock) => prepareTrainData(c, b, clock),
-    executor: factory ?? localExecutorFactory({ backend, replica: { cacheDir: path.join(runDir, 'cache') } }),
-    resume: values.resume,
-  });
+  // Ctrl-C, SIGTERM, SIGHUP: finish the step, write a checkpoint, stop
+  const stop = stopOnSignals({ say: (l) => process.stderr.write(`dptrain: ${l}\n`) });
+  let result: TrainResult;
+  try {
+    result = await runTraining({
+      config,
+      runDir,
+      bus,
+      clock: systemClock,
+      backend: { name: backend.name, device: backend.device },
+      prepareData: (c, b, clock) => prepareTrainData(c, b, clock),
+      executor: factory ?? localExecutorFactory({ backend, replica: { cacheDir: path.join(runDir, 'cache') } }),
+      resume: values.resume,
+      stopSignal: stop.signal,
+    });
+  } finally {
+    stop.dispose();
+  }
+  if (result.stopped) {
+    reportStop(stop, { steps: result.steps, resumeHint: `dptrain train --resume --out ${runDir} and the same flags`, say: (l) => process.stderr.write(`dptrain: ${l}\n`) });
+    return result;
+  }
   printSummary(result, write);
   return result;
 }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { DptrainError } from '@dptrain/core';
-import { startWorker, selectBackend } from '@dptrain/worker';
+import { onParentGone, startWorker, selectBackend } from '@dptrain/worker';
 import { addProtocolFlags, resolveSharedToken, toProtocolOptions, type ProtocolFlagValues } from '../../cluster/index.js';
 import { workerFailureLine } from '../report-error.js';
 
@@ -15,6 +15,8 @@ interface WorkerFlags extends ProtocolFlagValues {
   name?: string;
   cacheDir?: string;
   stallLimitMs?: string;
+  giveUpAfter: string;
+  exitWithParent?: boolean;
 }
 
 function positiveMs(v: string, flag: string): number {
@@ -22,6 +24,9 @@ function positiveMs(v: string, flag: string): number {
   if (!Number.isFinite(n) || n <= 0) throw new DptrainError('E_CONFIG', `${flag}: '${v}' is not a positive number of milliseconds`);
   return n;
 }
+
+/** Default of `--give-up-after`, in seconds: long enough for a network blip, short enough not to linger for ever. */
+export const DEFAULT_GIVE_UP_AFTER_S = 120;
 
 export function register(program: Command): void {
   const cmd = program.command('worker').description('join a coordinator and compute gradients on this machine');
@@ -36,7 +41,11 @@ export function register(program: Command): void {
     .option('--name <name>', 'name reported to the coordinator (default: the host name)')
     .option('--cache-dir <dir>', 'frozen-feature cache folder shared with the other workers of this machine (default: memory only)')
     .option('--stall-limit-ms <ms>', 'heartbeats stop once the main thread made no progress this long (default 600000; 3600000 on a PTX-JIT GPU)')
+    .option('--give-up-after <s>', 'exit (status 2) after this many seconds without reaching the coordinator; the cluster launchers set more, to outlive a coordinator restart', String(DEFAULT_GIVE_UP_AFTER_S))
+    .option('--exit-with-parent', 'exit when stdin closes: the parent that started this worker (dptrain single) is gone')
     .action(async (flags: WorkerFlags) => {
+      const giveUpAfter = Number(flags.giveUpAfter);
+      if (!Number.isFinite(giveUpAfter) || giveUpAfter <= 0) throw new DptrainError('E_CONFIG', `--give-up-after: '${flags.giveUpAfter}' is not a positive number of seconds`);
       const token = resolveSharedToken(flags);
       const backend = await selectBackend(flags.backend);
       process.stderr.write(`dptrain worker: backend ${backend.name} (${backend.device})${backend.gpu ? `, tfjs-node-gpu: ${backend.gpu.tfjsNodeGpu ?? 'unknown'}` : ''}\n`);
@@ -53,11 +62,22 @@ export function register(program: Command): void {
         ...(flags.stallLimitMs ? { stallLimitMs: positiveMs(flags.stallLimitMs, '--stall-limit-ms') } : {}),
         ...(p.heartbeatIntervalMs ? { heartbeatIntervalMs: p.heartbeatIntervalMs } : {}),
         ...(p.lostAfterMs ? { lostAfterMs: p.lostAfterMs } : {}),
+        giveUpAfterMs: giveUpAfter * 1000,
       });
       const stop = (): void => handle.stop();
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
+      let orphaned = false;
+      const unwatch = flags.exitWithParent
+        ? onParentGone(() => {
+            orphaned = true;
+            process.stderr.write('dptrain worker: the parent process is gone; exiting\n');
+            handle.stop();
+          })
+        : () => undefined;
       const exit = await handle.done;
+      unwatch();
+      if (orphaned) process.exitCode = 1;
       process.stderr.write(`dptrain worker: ${exit.reason}: ${exit.detail}\n`);
       if (exit.reason === 'refused' || exit.reason === 'gave_up') {
         process.stderr.write(`${workerFailureLine(exit)}\n`);
