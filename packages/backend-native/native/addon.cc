@@ -13,6 +13,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -137,15 +138,16 @@ memory::desc Act(const memory::dims& d) { return g_anyAct ? Any(d) : Nhwc(d); }
 bool g_winograd = true;
 // Not for fewer than 16 input or output channels: VGG16's first layer (3 -> 64 at 150x150) takes 15 ms as Winograd
 // plus 5 ms of layout reorders, 7.7 ms direct on NHWC.
-bool WinogradShape(const ConvGeom& g) {
-  return g_winograd && !g.depthwise && g.wei.size() == 4 && g.wei[2] == 3 && g.wei[3] == 3 && g.strides[0] == 1 &&
+bool WinogradShape(const ConvGeom& g, dt m) {
+  return g_winograd && m == dt::f32 && !g.depthwise && g.wei.size() == 4 && g.wei[2] == 3 && g.wei[3] == 3 && g.strides[0] == 1 &&
          g.strides[1] == 1 && g.dil[0] == 0 && g.dil[1] == 0 && g.src[1] >= 16 && g.dst[1] >= 16;
 }
 // make(algorithm) builds a primitive descriptor; Winograd is tried first for the shapes above, and where oneDNN
 // has no Winograd kernel for them (it throws `unimplemented`) the direct algorithm is used.
+// Winograd stays fp32 (oneDNN 2.6 has no bf16 Winograd): `m` is the data type of the multiplied operands.
 template <class F>
-auto WinogradOrDirect(const ConvGeom& g, F make) -> decltype(make(algorithm::convolution_direct)) {
-  if (WinogradShape(g)) {
+auto WinogradOrDirect(const ConvGeom& g, dt m, F make) -> decltype(make(algorithm::convolution_direct)) {
+  if (WinogradShape(g, m)) {
     try {
       return make(algorithm::convolution_winograd);
     } catch (const dnnl::error& e) {
@@ -157,8 +159,48 @@ auto WinogradOrDirect(const ConvGeom& g, F make) -> decltype(make(algorithm::con
 // Activation layout for algorithm `a`: Winograd always takes oneDNN's blocked layout.
 memory::desc ActFor(algorithm a, const memory::dims& d) { return a == algorithm::convolution_winograd ? Any(d) : Act(d); }
 
-// act: 0 linear, 1 relu, 2 relu6.
-convolution_forward::primitive_desc FwdPd(const ConvGeom& g, bool bias, int act) {
+// Precision of the convolutions and matmuls (setPrecision): fp32, or bf16 = the multiplied operands (activations,
+// weights, upstream gradients) reordered to bf16, accumulated and written in fp32 (outputs, input and weight
+// gradients stay Float32Arrays). bf16 needs a CPU with AVX512-BF16 or AMX.
+bool g_bf16 = false;
+// "amx", "avx512_bf16", or "" when oneDNN may not use bf16 instructions on this CPU.
+std::string Bf16Isa() {
+  const cpu_isa isa = get_effective_cpu_isa();
+  if (isa == cpu_isa::avx512_core_amx) return "amx";
+  if (isa == cpu_isa::avx512_core_bf16) return "avx512_bf16";
+  return "";
+}
+// Kernels (conv_fwd, conv_bwd_data, conv_bwd_weights, matmul; depthwise ones as dw_*) that ran fp32 in bf16 mode
+// because oneDNN 2.6 has no bf16 implementation for them (or only its slow reference one).
+std::set<std::string>& Bf16Fallbacks() {
+  static std::set<std::string> s;
+  return s;
+}
+// Memory descriptor like `d` with data type `t`.
+memory::desc As(const memory::desc& d, dt t) {
+  if (d.data_type() == t) return d;
+  memory::desc out = d;
+  out.data.data_type = static_cast<dnnl_data_type_t>(t);
+  return out;
+}
+// make(dt) builds a primitive descriptor whose multiplied operands have that data type. In bf16 mode bf16 is tried
+// first; where oneDNN has no bf16 kernel for it (it throws `unimplemented`) or only its reference loops, fp32.
+template <class F>
+auto Bf16OrF32(const std::string& kernel, F make) -> decltype(make(dt::f32)) {
+  if (g_bf16) {
+    try {
+      auto pd = make(dt::bf16);
+      if (std::string(pd.impl_info_str()).rfind("ref", 0) != 0) return pd;
+    } catch (const dnnl::error& e) {
+      if (e.status != dnnl_unimplemented) throw;
+    }
+    Bf16Fallbacks().insert(kernel);
+  }
+  return make(dt::f32);
+}
+
+// act: 0 linear, 1 relu, 2 relu6. m: data type of x and the filter (the output and bias are fp32).
+convolution_forward::primitive_desc FwdPd(const ConvGeom& g, bool bias, int act, dt m) {
   primitive_attr attr;
   if (act != 0) {
     post_ops po;
@@ -169,12 +211,13 @@ convolution_forward::primitive_desc FwdPd(const ConvGeom& g, bool bias, int act)
     }
     attr.set_post_ops(po);
   }
-  return WinogradOrDirect(g, [&](algorithm a) {
-    auto d = bias ? convolution_forward::desc(prop_kind::forward_training, a, ActFor(a, g.src), Any(g.wei),
+  return WinogradOrDirect(g, m, [&](algorithm a) {
+    auto src = As(ActFor(a, g.src), m), wei = As(Any(g.wei), m);
+    auto d = bias ? convolution_forward::desc(prop_kind::forward_training, a, src, wei,
                                               memory::desc(g.bias, dt::f32, tag::x), ActFor(a, g.dst), g.strides,
                                               g.dil, g.padL, g.padR)
-                  : convolution_forward::desc(prop_kind::forward_training, a, ActFor(a, g.src), Any(g.wei),
-                                              ActFor(a, g.dst), g.strides, g.dil, g.padL, g.padR);
+                  : convolution_forward::desc(prop_kind::forward_training, a, src, wei, ActFor(a, g.dst), g.strides,
+                                              g.dil, g.padL, g.padR);
     return convolution_forward::primitive_desc(d, attr, Eng());
   });
 }
@@ -228,8 +271,9 @@ void Out2User(WeiSlot& slot, const memory::desc& user, float* p, stream& s) {
   }
 }
 struct MatMulEntry {
-  memory::desc a, b, c, bias;
+  memory::desc a, b, c, bias;  // a, b: the user's (strided fp32) operands
   matmul prim;
+  WeiSlot ma, mb;  // bf16: the operands reordered into the primitive's bf16 layouts
 };
 
 template <class T>
@@ -267,7 +311,7 @@ Napi::Value Conv2D(const Napi::CallbackInfo& info) {
   auto it = cache.find(key);
   if (it == cache.end()) {
     TrimCache<FwdEntry>();
-    auto pd = FwdPd(g, hasBias, act);
+    auto pd = Bf16OrF32(g.depthwise ? "dw_fwd" : "conv_fwd", [&](dt m) { return FwdPd(g, hasBias, act, m); });
     auto e = std::make_unique<FwdEntry>();
     e->src = pd.src_desc();
     e->dst = pd.dst_desc();
@@ -277,7 +321,7 @@ Napi::Value Conv2D(const Napi::CallbackInfo& info) {
     e->w = MakeWeiSlot(pd.weights_desc(), g.userWei, false);
     e->x = MakeWeiSlot(pd.src_desc(), Nhwc(g.src), false);
     e->y = MakeWeiSlot(pd.dst_desc(), Nhwc(g.dst), true);
-    ImplNames()["conv_fwd"] = pd.impl_info_str();
+    ImplNames()[g.depthwise ? "dw_fwd" : "conv_fwd"] = pd.impl_info_str();
     it = cache.emplace(key, std::move(e)).first;
   }
   FwdEntry& e = *it->second;
@@ -312,11 +356,14 @@ Napi::Value Conv2DBackpropInput(const Napi::CallbackInfo& info) {
   auto it = cache.find(g.key);
   if (it == cache.end()) {
     TrimCache<BwdDataEntry>();
-    auto hint = FwdPd(g, false, 0);
     // Backward data measures faster on oneDNN's blocked layout than on NHWC (block5: 20 vs 26 ms), so it always asks for it.
-    auto pd = WinogradOrDirect(g, [&](algorithm a) {
-      convolution_backward_data::desc d(a, Any(g.src), Any(g.wei), Any(g.dst), g.strides, g.dil, g.padL, g.padR);
-      return convolution_backward_data::primitive_desc(d, Eng(), hint);
+    auto pd = Bf16OrF32(g.depthwise ? "dw_bwd_data" : "conv_bwd_data", [&](dt m) {
+      auto hint = FwdPd(g, false, 0, m);
+      return WinogradOrDirect(g, m, [&](algorithm a) {
+        convolution_backward_data::desc d(a, Any(g.src), As(Any(g.wei), m), As(Any(g.dst), m), g.strides, g.dil, g.padL,
+                                          g.padR);
+        return convolution_backward_data::primitive_desc(d, Eng(), hint);
+      });
     });
     auto e = std::make_unique<BwdDataEntry>();
     e->diffDst = pd.diff_dst_desc();
@@ -326,7 +373,7 @@ Napi::Value Conv2DBackpropInput(const Napi::CallbackInfo& info) {
     e->w = MakeWeiSlot(pd.weights_desc(), g.userWei, false);
     e->dy = MakeWeiSlot(pd.diff_dst_desc(), Nhwc(g.dst), false);
     e->dx = MakeWeiSlot(pd.diff_src_desc(), Nhwc(g.src), true);
-    ImplNames()["conv_bwd_data"] = pd.impl_info_str();
+    ImplNames()[g.depthwise ? "dw_bwd_data" : "conv_bwd_data"] = pd.impl_info_str();
     it = cache.emplace(g.key, std::move(e)).first;
   }
   BwdDataEntry& e = *it->second;
@@ -358,18 +405,22 @@ Napi::Value Conv2DBackpropFilter(const Napi::CallbackInfo& info) {
   // oneDNN's depthwise filter gradient splits the batch over threads and adds the partial sums, so its bits
   // depend on the thread count; on one thread it gives the same bits in every process (a worker with 1 thread,
   // an in-process run with all cores), which keeps `single --workers N` equal to `train`. It is a small kernel.
+  // In bf16, oneDNN's filter gradients (AMX / AVX512-BF16) also split the batch over threads (a 1x1 conv's did, in the
+  // tests), so in bf16 every filter gradient runs on one thread.
   // The other convolution and matmul kernels give the same bits on 1 and 2 threads (checked by the tests).
   std::optional<OmpThreadsScope> oneThread;
-  if (g.depthwise) oneThread.emplace(1);
+  if (g.depthwise || g_bf16) oneThread.emplace(1);
   auto& cache = Cache<BwdWeiEntry>();
   auto it = cache.find(g.key);
   if (it == cache.end()) {
     TrimCache<BwdWeiEntry>();
-    auto hint = FwdPd(g, false, 0);
-    auto pd = WinogradOrDirect(g, [&](algorithm a) {
-      convolution_backward_weights::desc d(a, ActFor(a, g.src), Any(g.wei), ActFor(a, g.dst), g.strides, g.dil,
-                                           g.padL, g.padR);
-      return convolution_backward_weights::primitive_desc(d, Eng(), hint);
+    auto pd = Bf16OrF32(g.depthwise ? "dw_bwd_weights" : "conv_bwd_weights", [&](dt m) {
+      auto hint = FwdPd(g, false, 0, m);
+      return WinogradOrDirect(g, m, [&](algorithm a) {
+        convolution_backward_weights::desc d(a, As(ActFor(a, g.src), m), Any(g.wei), As(ActFor(a, g.dst), m), g.strides,
+                                             g.dil, g.padL, g.padR);
+        return convolution_backward_weights::primitive_desc(d, Eng(), hint);
+      });
     });
     auto e = std::make_unique<BwdWeiEntry>();
     e->src = pd.src_desc();
@@ -379,7 +430,7 @@ Napi::Value Conv2DBackpropFilter(const Napi::CallbackInfo& info) {
     e->w = MakeWeiSlot(pd.diff_weights_desc(), g.userWei, true);
     e->x = MakeWeiSlot(pd.src_desc(), Nhwc(g.src), false);
     e->dy = MakeWeiSlot(pd.diff_dst_desc(), Nhwc(g.dst), false);
-    ImplNames()["conv_bwd_weights"] = pd.impl_info_str();
+    ImplNames()[g.depthwise ? "dw_bwd_weights" : "conv_bwd_weights"] = pd.impl_info_str();
     it = cache.emplace(g.key, std::move(e)).first;
   }
   BwdWeiEntry& e = *it->second;
@@ -426,22 +477,29 @@ Napi::Value MatMul(const Napi::CallbackInfo& info) {
               : memory::desc({BB, K, N}, dt::f32, memory::dims{K * N, N, 1});
     e->c = memory::desc({B, M, N}, dt::f32, tag::abc);
     if (hasBias) e->bias = memory::desc({1, 1, N}, dt::f32, tag::abc);
-    matmul::desc md = hasBias ? matmul::desc(e->a, e->b, e->bias, e->c) : matmul::desc(e->a, e->b, e->c);
     primitive_attr attr;
     if (relu) {
       post_ops po;
       po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
       attr.set_post_ops(po);
     }
-    matmul::primitive_desc pd(md, attr, Eng());
+    // bf16: the operands as dense bf16 (a row-major, b in the layout oneDNN prefers), the product and bias fp32
+    auto pd = Bf16OrF32("matmul", [&](dt m) {
+      auto a = m == dt::f32 ? e->a : memory::desc({BA, M, K}, m, tag::abc);
+      auto b = m == dt::f32 ? e->b : memory::desc({BB, K, N}, m, tag::any);
+      matmul::desc md = hasBias ? matmul::desc(a, b, e->bias, e->c) : matmul::desc(a, b, e->c);
+      return matmul::primitive_desc(md, attr, Eng());
+    });
     e->prim = matmul(pd);
+    e->ma = MakeWeiSlot(pd.src_desc(), e->a, false);
+    e->mb = MakeWeiSlot(pd.weights_desc(), e->b, false);
     ImplNames()["matmul"] = pd.impl_info_str();
     it = cache.emplace(key, std::move(e)).first;
   }
   MatMulEntry& e = *it->second;
   auto& s = Strm();
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(e.a, Eng(), a)},
-                                       {DNNL_ARG_WEIGHTS, memory(e.b, Eng(), b)},
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, In(e.ma, e.a, e.a, a, s)},
+                                       {DNNL_ARG_WEIGHTS, In(e.mb, e.b, e.b, b, s)},
                                        {DNNL_ARG_DST, memory(e.c, Eng(), c)}};
   if (hasBias) args.emplace(DNNL_ARG_BIAS, memory(e.bias, Eng(), bias));
   e.prim.execute(s, args);
@@ -907,6 +965,24 @@ Napi::Value SetConvAlgorithm(const Napi::CallbackInfo& info) {
   }
   return Napi::String::New(info.Env(), g_winograd ? "winograd" : "direct");
 }
+Napi::Value SetPrecision(const Napi::CallbackInfo& info) {
+  auto want = info[0].As<Napi::String>().Utf8Value();
+  if (want != "fp32" && want != "bf16") {
+    throw Napi::RangeError::New(info.Env(), "setPrecision: '" + want + "' is not 'fp32' or 'bf16'");
+  }
+  bool bf16 = want == "bf16";
+  if (bf16 && Bf16Isa().empty()) {
+    throw Napi::Error::New(info.Env(), "setPrecision: this CPU has neither AVX512-BF16 nor AMX (oneDNN ISA " +
+                                           std::to_string(static_cast<int>(get_effective_cpu_isa())) + ")");
+  }
+  if (bf16 != g_bf16) {
+    g_bf16 = bf16;
+    ClearConvCaches();
+    Cache<MatMulEntry>().clear();
+    Bf16Fallbacks().clear();
+  }
+  return Napi::String::New(info.Env(), g_bf16 ? "bf16" : "fp32");
+}
 Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), omp_get_max_threads());
 }
@@ -918,6 +994,12 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("cpuRuntime", v->cpu_runtime == DNNL_RUNTIME_OMP ? "omp" : v->cpu_runtime == DNNL_RUNTIME_TBB ? "tbb" : "other");
   o.Set("threads", omp_get_max_threads());
   o.Set("isa", std::to_string(static_cast<int>(get_effective_cpu_isa())));
+  o.Set("bf16Isa", Bf16Isa());
+  o.Set("precision", g_bf16 ? "bf16" : "fp32");
+  auto fallbacks = Napi::Array::New(env);
+  uint32_t i = 0;
+  for (auto& k : Bf16Fallbacks()) fallbacks.Set(i++, k);
+  o.Set("bf16Fallbacks", fallbacks);
   auto impl = Napi::Object::New(env);
   for (auto& kv : ImplNames()) impl.Set(kv.first, kv.second);
   o.Set("impl", impl);
@@ -966,6 +1048,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("setActivationLayout", Napi::Function::New(env, SetActivationLayout));
   exports.Set("setConvAlgorithm", Napi::Function::New(env, SetConvAlgorithm));
+  exports.Set("setPrecision", Napi::Function::New(env, Guard<SetPrecision>));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));
   exports.Set("info", Napi::Function::New(env, Guard<Info>));
   exports.Set("clearCache", Napi::Function::New(env, ClearCache));

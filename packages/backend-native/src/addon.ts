@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 /** The compiled oneDNN addon (native/addon.cc). Every call is synchronous and writes into the output array it is given. */
 /** How the native backend runs 3x3 stride-1 convolutions (see NativeAddon.setConvAlgorithm). */
 export type ConvAlgorithm = 'winograd' | 'direct';
+/** Precision of the native convolutions and matmuls (see NativeAddon.setPrecision). */
+export type NativePrecision = 'fp32' | 'bf16';
 
 export interface NativeAddon {
   /**
@@ -62,10 +64,28 @@ export interface NativeAddon {
    * direct elsewhere; 'direct': always direct. Returns the algorithm now in effect.
    */
   setConvAlgorithm(algorithm: ConvAlgorithm): ConvAlgorithm;
+  /**
+   * 'fp32' (default) or 'bf16': convolutions (forward, both gradients; depthwise too) and matmuls take their
+   * multiplied operands in bf16 and accumulate and write fp32; Winograd is fp32 only, so bf16 runs them direct.
+   * A kernel oneDNN has no bf16 implementation for stays fp32 (listed in info().bf16Fallbacks once it ran).
+   * Throws when bf16 is asked on a CPU without AVX512-BF16 or AMX. Returns the precision now in effect.
+   */
+  setPrecision(precision: NativePrecision): NativePrecision;
   /** Sets oneDNN's OpenMP thread count; returns the count now in effect. */
   setNumThreads(n: number): number;
   getNumThreads(): number;
-  info(): { dnnl: string; cpuRuntime: string; threads: number; isa: string; impl: Record<string, string> };
+  info(): {
+    dnnl: string;
+    cpuRuntime: string;
+    threads: number;
+    isa: string;
+    /** 'amx', 'avx512_bf16', or '' when this CPU cannot run bf16. */
+    bf16Isa: '' | 'amx' | 'avx512_bf16';
+    precision: NativePrecision;
+    /** Kernels that ran fp32 in bf16 mode for lack of a oneDNN bf16 implementation (conv_fwd, dw_bwd_weights, ...). */
+    bf16Fallbacks: string[];
+    impl: Record<string, string>;
+  };
   clearCache(): void;
 }
 

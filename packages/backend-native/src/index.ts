@@ -1,9 +1,9 @@
 // @dptrain/backend-native — optional oneDNN kernels behind the tfjs backend 'dptrain-native'.
 import * as tf from '@tensorflow/tfjs';
-import { loadAddon, type ConvAlgorithm, type LoadAddonOptions } from './addon.js';
+import { loadAddon, type ConvAlgorithm, type LoadAddonOptions, type NativePrecision } from './addon.js';
 import { NATIVE_BACKEND_NAME, registerNativeKernels } from './backend.js';
 
-export { ADDON_PATH, loadAddon, type ConvAlgorithm, type LoadAddonOptions, type NativeAddon } from './addon.js';
+export { ADDON_PATH, loadAddon, type ConvAlgorithm, type LoadAddonOptions, type NativeAddon, type NativePrecision } from './addon.js';
 export { OutputPool, outputPool, outputPoolStats, type OutputPoolOptions, type OutputPoolStats, type PooledBackend } from './output-pool.js';
 export { NATIVE_BACKEND_NAME, NATIVE_KERNELS, nativeKernelStats, resetNativeKernelStats, registerNativeKernels } from './backend.js';
 
@@ -15,6 +15,8 @@ export interface RegisterNativeBackendOptions extends LoadAddonOptions {
    * elsewhere) or 'direct'. Default: $DPTRAIN_NATIVE_CONV, else 'winograd'.
    */
   convAlgorithm?: ConvAlgorithm;
+  /** Precision of the convolutions and matmuls ('bf16' needs AVX512-BF16 or AMX). Default: 'fp32'. */
+  precision?: NativePrecision;
 }
 
 /**
@@ -35,6 +37,7 @@ export async function registerNativeBackend(options: RegisterNativeBackendOption
     throw new Error(`native backend: convolution algorithm '${conv}' (DPTRAIN_NATIVE_CONV) is not 'winograd' or 'direct'`);
   }
   addon.setConvAlgorithm(conv);
+  addon.setPrecision(options.precision ?? 'fp32');
   const poolMb = process.env.DPTRAIN_NATIVE_POOL_MB;
   if (poolMb !== undefined && poolMb.trim() !== '' && !(Number(poolMb) >= 0)) {
     throw new Error(`native backend: DPTRAIN_NATIVE_POOL_MB='${poolMb}' is not a number of MiB (0 turns recycling off)`);
@@ -50,4 +53,14 @@ export async function registerNativeBackend(options: RegisterNativeBackendOption
 /** Sets oneDNN's thread count in this process (loads the addon); returns the count in effect. */
 export function setNativeThreads(threads: number): number {
   return loadAddon().setNumThreads(threads);
+}
+
+/** Sets the precision of the native convolutions and matmuls in this process (loads the addon); returns it. */
+export function setNativePrecision(precision: NativePrecision): NativePrecision {
+  return loadAddon().setPrecision(precision);
+}
+
+/** The bf16 instructions oneDNN may use on this CPU ('amx', 'avx512_bf16'), or null when it has none. */
+export function nativeBf16Isa(): 'amx' | 'avx512_bf16' | null {
+  return loadAddon().info().bf16Isa || null;
 }

@@ -2,19 +2,22 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadAddon } from './addon.js';
 import { NATIVE_BACKEND_NAME } from './backend.js';
-import { setNativeThreads } from './index.js';
+import { setNativePrecision, setNativeThreads } from './index.js';
 import { nativeOrSkipReason, prng, randomData } from './test-util.js';
 
 /**
  * The cluster's averaging tree needs a micro-batch's gradient to have the same bits in a worker with 1 oneDNN
  * thread and in `dptrain train` with all cores. These are the training kernels of the VGG16 block5 and
- * MobileNetV2 fine-tune steps (real shapes, batch 8), each run with fresh primitives on 1 and on 2 threads.
+ * MobileNetV2 fine-tune steps (real shapes, batch 8), each run with fresh primitives on 1 and on 2 threads, in fp32
+ * and (where the CPU has AVX512-BF16 or AMX) in bf16.
  */
 const skipReason = await nativeOrSkipReason();
 const before = skipReason === null ? loadAddon().getNumThreads() : 1;
+const precisions = skipReason === null && loadAddon().info().bf16Isa !== '' ? (['fp32', 'bf16'] as const) : (['fp32'] as const);
 afterAll(() => {
   if (skipReason === null) {
     setNativeThreads(before);
+    setNativePrecision('fp32');
     loadAddon().clearCache();
   }
 });
@@ -46,8 +49,9 @@ const cases: Case[] = [
 ];
 
 describe.skipIf(skipReason !== null)('native kernels give the same bits on 1 and 2 threads', () => {
-  it.each(cases.map((c) => [c.name, c] as const))('%s', async (_name, c) => {
+  it.each(precisions.flatMap((p) => cases.map((c) => [p, c.name, c] as const)))('%s: %s', async (precision, _name, c) => {
     await tf.setBackend(NATIVE_BACKEND_NAME);
+    setNativePrecision(precision);
     const rand = prng(11);
     const data = c.inputs.map((shape) => randomData(rand, shape));
     const run = (threads: number): Float32Array[] => {
