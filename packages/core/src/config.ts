@@ -161,6 +161,12 @@ export const RunConfigSchema = z.object({
   contentHash: z.enum(['none', 'sampled', 'full']).default('sampled'),
   /** Files hashed by contentHash 'sampled'. Default 64. */
   contentSampleSize: z.number().int().positive().default(64),
+  /**
+   * Precision of the convolutions and matmuls: 'bf16' (native backend on a CPU with AVX512-BF16 or AMX: bf16
+   * operands, fp32 accumulation; weights, averaged gradients, Adam, loss and softmax stay fp32), 'fp32', or 'auto'
+   * (bf16 where it can run, else fp32), resolved once where the run starts. Default 'auto'.
+   */
+  precision: z.enum(['fp32', 'bf16', 'auto']).default('auto'),
 });
 export type RunConfig = z.infer<typeof RunConfigSchema>;
 export type RunConfigInput = z.input<typeof RunConfigSchema>;

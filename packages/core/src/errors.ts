@@ -17,6 +17,7 @@ export type DptrainErrorCode =
   | 'E_BACKEND_NO_GPU' // tfjs-node-gpu loaded but no GPU is usable
   | 'E_BACKEND_GPU_UNSUPPORTED' // a visible GPU's compute capability cannot run tfjs-node-gpu 4.22
   | 'E_NO_BACKEND' // none of the backends could load
+  | 'E_PRECISION' // --precision bf16 where it cannot run (not the native backend, no AVX512-BF16/AMX), or a worker that cannot run the run's precision
   // models
   | 'E_WEIGHTS' // weight file missing, unreadable or of the wrong shape
   | 'E_MODEL' // model config problem (unknown layer, bad cut, ...)

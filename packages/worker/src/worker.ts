@@ -17,6 +17,7 @@ import {
   type Replica,
   type RunConfig,
   type Sample,
+  workerPrecision,
 } from '@dptrain/core';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { connectAndAuth, type AuthedConnection } from './connect.js';
@@ -24,7 +25,7 @@ import { LIVENESS_DEFAULTS, startLiveness } from './liveness.js';
 import { blockStepForTest } from './test-hooks.js';
 
 /** Refusals that end the worker instead of a retry. */
-const FATAL_CODES: string[] = ['E_AUTH', 'E_BASE_HASH', 'E_DATASET_HASH', 'E_PROTOCOL_VERSION', 'E_AUTH_COORDINATOR'];
+const FATAL_CODES: string[] = ['E_AUTH', 'E_BASE_HASH', 'E_DATASET_HASH', 'E_PROTOCOL_VERSION', 'E_AUTH_COORDINATOR', 'E_PRECISION'];
 
 export interface WorkerOptions {
   /** ws:// or wss:// URL of the coordinator. */
@@ -207,6 +208,8 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
       conn.ws.close(1000, 'worker stopping');
     };
     try {
+      // the run's precision, set before the replica computes anything (refused at join if this worker cannot)
+      const precision = await workerPrecision(config.precision, opts.backend?.name, tf.getBackend());
       const r = await prepare(config);
       await liveness?.ready; // heartbeats off the main thread before any step can block it
       backoff.reset();
@@ -220,6 +223,7 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
         baseHash: r.baseHash,
         datasetHash: await joinDatasetIdentity(dataset!, config),
         ...(b?.gpu ? { gpu: b.gpu } : {}),
+        ...precision,
       });
       while (!closed) {
         const msg = queue.shift();

@@ -35,6 +35,7 @@ export interface TrainingFlagValues {
   fp16?: boolean;
   checkpointEvery?: string;
   tta?: 'none' | 'flip';
+  precision?: 'fp32' | 'bf16' | 'auto';
   lrSchedule?: 'constant' | 'cosine' | 'step' | 'plateau';
   warmupEpochs?: string;
   minLr?: string;
@@ -139,8 +140,17 @@ export function addTrainingFlags(cmd: Command): Command {
         'full',
       ]),
     )
-    .option('--max-image-bytes <n>', `largest image file read; larger files are refused before reading (default: ${D.maxImageBytes})`);
+    .option('--max-image-bytes <n>', `largest image file read; larger files are refused before reading (default: ${D.maxImageBytes})`)
+    .addOption(precisionOption());
   return addRecipeFlags(base);
+}
+
+/** `--precision`: of the convolutions and matmuls (bf16: native backend, AVX512-BF16 or AMX); auto is resolved where the run starts. */
+export function precisionOption(): Option {
+  return new Option(
+    '--precision <p>',
+    `fp32, bf16 (native backend on AVX512-BF16/AMX CPUs; fp32 accumulation) or auto (bf16 where it can run) (default: ${D.precision})`,
+  ).choices(['fp32', 'bf16', 'auto']);
 }
 
 function num(value: string | undefined, flag: string): number | undefined {
@@ -205,6 +215,7 @@ export function flagOverrides(flags: TrainingFlagValues): RunConfigOverrides {
     fp16Gradients: flags.fp16,
     checkpointEvery: num(flags.checkpointEvery, '--checkpoint-every'),
     tta: flags.tta,
+    precision: flags.precision,
     lrSchedule: flags.lrSchedule,
     warmupEpochs: num(flags.warmupEpochs, '--warmup-epochs'),
     minLr: num(flags.minLr, '--min-lr'),

@@ -9,6 +9,7 @@ import {
   prepareTrainData,
   runTraining,
   systemClock,
+  withRunPrecision,
   writeFileAtomic,
   type Clock,
   type ProtocolOptions,
@@ -78,7 +79,8 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<{ result
   const bus = opts.bus ?? new EventBus();
   const dataset = loadDataset(opts.config.dataDir, opts.config.classNames ? { classNames: opts.config.classNames } : {});
   // the workers get the config as they join: --class-weight auto becomes numbers here
-  const config = resolveClassWeightsFromLabelled(opts.config, dataset.labelled, dataset.classNames.length);
+  // and --precision auto is resolved once, here (a worker that cannot run it is refused at join)
+  const config = await withRunPrecision(resolveClassWeightsFromLabelled(opts.config, dataset.labelled, dataset.classNames.length), 'cluster');
   // the identity every worker's copy must prove at join: names and labels, plus the files' content (config.contentHash)
   const datasetHash = await joinDatasetIdentity(dataset, config);
   const server = new ClusterServer({

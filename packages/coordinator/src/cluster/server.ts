@@ -32,6 +32,7 @@ import { EventHistory } from './event-history.js';
 import { plainTextExposureWarning } from './exposure.js';
 import { maxPayloadOf, setMaxPayload } from '@dptrain/worker';
 import { RejectionLog, type RejectionLogOptions } from './rejections.js';
+import { checkJoinPrecision } from './join-precision.js';
 
 /** An extra HTTP route on the coordinator's server (e.g. /metrics). Return true when the request was handled. */
 export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
@@ -423,7 +424,8 @@ export class ClusterServer {
         if (msg.datasetHash !== this.datasetHash) {
           throw new DptrainError('E_DATASET_HASH', `worker ${peer.id} (${msg.host}): data set hash ${msg.datasetHash} differs from the reference ${this.datasetHash}`);
         }
-        peer.info = { id: peer.id, host: msg.host, backend: msg.backend, device: msg.device, batchCapacity: msg.batchCapacity, ...(msg.gpu ? { gpu: msg.gpu } : {}) };
+        checkJoinPrecision(this.opts.config.precision, peer.id, msg);
+        peer.info = { id: peer.id, host: msg.host, backend: msg.backend, device: msg.device, batchCapacity: msg.batchCapacity, ...(msg.gpu ? { gpu: msg.gpu } : {}), ...(msg.precision ? { precision: msg.precision } : {}) };
         peer.state = 'joined';
         const s = this.state;
         peer.send({ type: 'welcome', workerId: peer.id, step: s.step, phase: s.phase, weights: s.phase ? s.weights : null });

@@ -5,8 +5,10 @@ import {
   EventBus,
   localExecutorFactory,
   prepareTrainData,
+  isBackendName,
   resolveBackend,
   runTraining,
+  withRunPrecision,
   type BackendName,
   type ProtocolOptions,
   type RunConfig,
@@ -53,10 +55,11 @@ export interface SingleNodeOptions {
  * code path as a real cluster (a fresh random token per run). With 0 workers, the recipe runs in process.
  */
 export async function runSingleNode(opts: SingleNodeOptions): Promise<TrainResult> {
-  const { config, runDir, workers: n } = opts;
+  const { runDir, workers: n } = opts;
   const bus = opts.bus ?? new EventBus();
   if (n === 0) {
     const backend = await resolveBackend(opts.backend ? { backend: opts.backend as BackendName } : {});
+    const config = await withRunPrecision(opts.config, backend.name);
     return runTraining({
       config,
       runDir,
@@ -68,6 +71,8 @@ export async function runSingleNode(opts: SingleNodeOptions): Promise<TrainResul
       ...(opts.stopSignal ? { stopSignal: opts.stopSignal } : {}),
     });
   }
+  // the local workers run opts.backend (or the best that loads) on this machine's CPU: auto resolves for them here
+  const config = await withRunPrecision(opts.config, opts.backend && isBackendName(opts.backend) ? opts.backend : 'cluster');
   const token = opts.token ?? randomBytes(24).toString('hex');
   let supervisor: WorkerSupervisor | undefined;
   const log = (level: 'debug' | 'info' | 'warn' | 'error', message: string): void => bus.emit({ type: 'log', time: Date.now(), level, message });

@@ -64,6 +64,8 @@ export interface DashboardState {
   runDir?: string;
   backend?: string;
   device?: string;
+  /** Precision of the run ('fp32', 'bf16'), from run_started. */
+  precision?: string;
   classes: string[];
   trainSamples: number;
   valSamples: number;
@@ -187,6 +189,7 @@ export function dashboardReducer(state: DashboardState, event: RunEvent): Dashbo
         runDir: event.runDir,
         backend: event.backend,
         device: event.device,
+        ...(event.precision ? { precision: event.precision } : {}),
         classes: event.classes,
         trainSamples: event.trainSamples,
         valSamples: event.valSamples,

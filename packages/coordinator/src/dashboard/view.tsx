@@ -102,7 +102,7 @@ function Header({ state, title, now }: { state: DashboardState; title?: string; 
       </Text>
       <Text>{title ? ` ${title}` : ''}</Text>
       <Text>{state.runId ? `  run ${state.runId}` : ''}</Text>
-      <Text dimColor>{state.backend ? `  ${state.backend} · ${state.device ?? '?'}` : ''}</Text>
+      <Text dimColor>{state.backend ? `  ${state.backend} · ${state.device ?? '?'}${state.precision ? ` · ${state.precision}` : ''}` : ''}</Text>
       <Text color={state.status === 'completed' ? 'green' : state.status === 'waiting' ? 'yellow' : 'cyan'}>{`  ● ${status}`}</Text>
       <Text dimColor>{`  elapsed ${elapsed}`}</Text>
     </Box>

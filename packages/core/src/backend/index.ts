@@ -36,5 +36,19 @@ export { queryGpus, parseNvidiaSmi, NVIDIA_SMI_FIELDS, type GpuDescription, type
 export { preflightTfjsNodeGpu, visibleGpus, type GpuSupport, type GpuPreflightResult, type GpuPreflightOptions } from './gpu-preflight.js';
 export { applyMemoryGrowth, countOtherGpuProcesses, ALLOW_GROWTH_VAR, LOCAL_WORKERS_VAR, type MemoryGrowthDecision, type MemoryGrowthFacts } from './memory-growth.js';
 export { activateWasm, wasmBinaryDir } from './wasm.js';
+export {
+  applyPrecision,
+  bf16Unsupported,
+  cpuinfoBf16Isa,
+  detectBf16Isa,
+  resolvePrecision,
+  workerPrecision,
+  withRunPrecision,
+  PRECISION_CHOICES,
+  type Bf16Isa,
+  type Precision,
+  type PrecisionSetting,
+  type ResolvePrecisionOptions,
+} from './precision.js';
 export { readTensorInto } from './read-into.js';
 export * from './kernels/index.js';

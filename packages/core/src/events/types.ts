@@ -20,6 +20,8 @@ export interface WorkerInfo {
   batchCapacity: number;
   /** tensorflow-gpu workers: the GPU and tfjs-node-gpu 4.22's verdict on it. Default: absent. */
   gpu?: { name: string; computeCapability: string | null; tfjsNodeGpu: 'native' | 'ptx-jit' | 'unsupported' | null };
+  /** Precision the worker computes in ('fp32', 'bf16'); absent from workers that do not say. */
+  precision?: string;
 }
 
 export interface StepWorkerStat {
@@ -31,7 +33,7 @@ export interface StepWorkerStat {
 }
 
 export type RunEvent =
-  | { type: 'run_started'; time: number; runId: string; runDir: string; backend: string; device: string; workers: number; trainSamples: number; valSamples: number; testSamples: number; classes: string[] }
+  | { type: 'run_started'; time: number; runId: string; runDir: string; backend: string; device: string; workers: number; trainSamples: number; valSamples: number; testSamples: number; classes: string[]; precision?: string }
   | { type: 'phase_started'; time: number; phase: PhaseName; epochs: number; stepsPerEpoch: number; learningRate: number; trainableParams: number }
   | { type: 'epoch_started'; time: number; phase: PhaseName; epoch: number }
   | { type: 'step_completed'; time: number; phase: PhaseName; epoch: number; step: number; stepInEpoch: number; stepsPerEpoch: number; loss: number; samples: number; stepMs: number; learningRate: number; workers: StepWorkerStat[]; straggler?: string }

@@ -64,6 +64,9 @@ export const JoinSchema = z
       .object({ name: str(256), computeCapability: str(16).nullable(), tfjsNodeGpu: z.enum(['native', 'ptx-jit', 'unsupported']).nullable() })
       .strict()
       .optional(),
+    /** Precision the worker set its backend to for this run's config; why not, when it could not. */
+    precision: z.enum(['fp32', 'bf16']).optional(),
+    precisionError: str(1024).optional(),
   })
   .strict();
 /** coordinator -> worker: joined; the current step, phase and trainable weights (null before the first phase). */

@@ -19,7 +19,7 @@ export function createProgressLogger(options: ProgressLoggerOptions = {}): RunEv
   return (e: RunEvent) => {
     switch (e.type) {
       case 'run_started':
-        write(`run ${e.runId}: backend ${e.backend} (${e.device}), ${e.workers} worker(s), ${e.trainSamples} train / ${e.valSamples} val / ${e.testSamples} test, classes ${e.classes.join(',')}`);
+        write(`run ${e.runId}: backend ${e.backend} (${e.device})${e.precision ? `, precision ${e.precision}` : ''}, ${e.workers} worker(s), ${e.trainSamples} train / ${e.valSamples} val / ${e.testSamples} test, classes ${e.classes.join(',')}`);
         break;
       case 'phase_started':
         write(`phase ${e.phase}: ${e.epochs} epoch(s) x ${e.stepsPerEpoch} steps, lr ${e.learningRate}, ${e.trainableParams} trainable params`);

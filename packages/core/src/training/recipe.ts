@@ -104,6 +104,8 @@ export interface RunReport {
   runDir: string;
   backend: string;
   device: string;
+  /** Precision of the run's convolutions and matmuls ('fp32' or 'bf16'; resolved from 'auto' where the run started). */
+  precision: string;
   workers: number;
   /** Each worker that joined the run: id, host, backend and device it really used (cluster runs). */
   workerDetails: WorkerInfo[];
@@ -195,6 +197,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
   emit({
     type: 'run_started', time: clock.now(), runId, runDir, backend: backend.name, device: backend.device,
     workers: options.workers ?? 1, trainSamples: data.train.length, valSamples: data.val.length, testSamples: data.test.length, classes: classNames,
+    precision: config.precision,
   });
   for (const message of ckptWarnings) emit({ type: 'log', time: clock.now(), level: 'warn', message });
   if (ckpt) emit({ type: 'log', time: clock.now(), level: 'info', message: `resuming from step ${ckpt.step} (${ckpt.phase}, epoch ${ckpt.epoch + 1}, step ${ckpt.stepInEpoch} of the epoch)` });
@@ -408,7 +411,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
     timings.total = wallMs;
 
     const report: RunReport = {
-      runId, runDir, backend: backend.name, device: backend.device, workers: options.workers ?? 1, workerDetails: [...workersSeen.values()], classNames,
+      runId, runDir, backend: backend.name, device: backend.device, precision: config.precision, workers: options.workers ?? 1, workerDetails: [...workersSeen.values()], classNames,
       samples: { train: data.train.length, validation: data.val.length, test: data.test.length, dropped: data.dropped?.length ?? 0 },
       steps: step, validation, history, timingsMs: timings, submission: submissionPath ?? null, config, dropped: data.dropped ?? [],
     };

@@ -14,9 +14,12 @@ import {
   RUN_MODEL_DIR,
   validateDataset,
   type Dataset,
+  RUN_CONFIG_DEFAULTS,
+  withRunPrecision,
   type Sample,
 } from '@dptrain/core';
 import { BACKEND_CHOICES, startBackend } from '../backend-flag.js';
+import { precisionOption } from '../training-flags.js';
 
 export interface PredictCommandValues {
   model: string;
@@ -26,6 +29,8 @@ export interface PredictCommandValues {
   batchSize: string;
   /** Leave out unreadable images (and bad test.csv rows) instead of failing. */
   skipBad?: boolean;
+  /** --precision (fp32, bf16, auto); default: RunConfigSchema's. */
+  precision?: 'fp32' | 'bf16' | 'auto';
 }
 
 /** Probabilities for samples, from a run directory's saved model. */
@@ -97,7 +102,8 @@ export async function predictCommand(images: string[], values: PredictCommandVal
   const dataset = values.data ? await predictionSet(values.data, values.skipBad ?? false) : undefined;
   const samples = dataset ? dataset.test : samplesForImages(images);
   const backend = await startBackend(values.backend);
-  process.stderr.write(`dptrain: backend ${backend.name} (${backend.device})\n`);
+  const { precision } = await withRunPrecision({ precision: values.precision ?? RUN_CONFIG_DEFAULTS.precision }, backend.name);
+  process.stderr.write(`dptrain: backend ${backend.name} (${backend.device}), precision ${precision}\n`);
   const predictor = await openPredictor(path.resolve(values.model), Math.max(1, Number(values.batchSize) || 16));
   try {
     const c = predictor.classNames.length;
@@ -130,6 +136,7 @@ export function register(program: Command): void {
     .option('--batch-size <n>', 'images per forward pass', '16')
     .option('--skip-bad', 'leave out unreadable images and bad test.csv rows (listed on stderr) instead of failing')
     .addOption(new Option('--backend <name>', 'compute backend (default: first that loads)').choices(BACKEND_CHOICES))
+    .addOption(precisionOption())
     .action(async (images: string[], opts: PredictCommandValues) => {
       await predictCommand(images, opts);
     });

@@ -9,6 +9,7 @@ import {
   systemClock,
   type ExecutorFactory,
   type TrainResult,
+  withRunPrecision,
 } from '@dptrain/core';
 import { addTrainingFlags, printConfigIfAsked, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
 import { startBackend, BACKEND_CHOICES } from '../backend-flag.js';
@@ -35,7 +36,7 @@ export function printSummary(result: TrainResult, write: (l: string) => void = (
   if (!r) return;
   const v = r.validation;
   write('');
-  write(`backend:     ${r.backend} (${r.device})`);
+  write(`backend:     ${r.backend} (${r.device}), precision ${r.precision}`);
   write(`samples:     ${r.samples.train} train, ${r.samples.validation} validation, ${r.samples.test} test${r.samples.dropped ? `, ${r.samples.dropped} dropped` : ''}`);
   if (v) {
     write(`validation:  accuracy ${(100 * v.accuracy).toFixed(2)}%, loss ${v.loss.toFixed(4)}, macro F1 ${v.macro.f1.toFixed(3)}`);
@@ -47,10 +48,11 @@ export function printSummary(result: TrainResult, write: (l: string) => void = (
 
 /** Runs the whole recipe in this process (or with the given executor factory). */
 export async function trainCommand(values: TrainCommandValues, factory?: ExecutorFactory): Promise<TrainResult> {
-  const config = toRunConfig(values);
+  const flagConfig = toRunConfig(values);
   const backend = await startBackend(values.computeBackend ?? values.backend);
+  const config = await withRunPrecision(flagConfig, backend.name);
   const write = (l: string): void => void process.stdout.write(l + '\n');
-  write(`dptrain: backend ${backend.name} (${backend.device})`);
+  write(`dptrain: backend ${backend.name} (${backend.device}), precision ${config.precision}`);
   const runDir = path.resolve(values.out ?? defaultRunDir());
   const bus = new EventBus();
   if (!values.quiet) bus.on(createProgressLogger({ write, everySteps: Number(values.logSteps) || 0 }));
