@@ -210,6 +210,7 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
     try {
       // the run's precision, set before the replica computes anything (refused at join if this worker cannot)
       const precision = await workerPrecision(config.precision, opts.backend?.name, tf.getBackend());
+      log('precision' in precision ? `precision ${precision.precision}` : `cannot run precision ${config.precision}: ${precision.precisionError}`);
       const r = await prepare(config);
       await liveness?.ready; // heartbeats off the main thread before any step can block it
       backoff.reset();

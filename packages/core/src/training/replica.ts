@@ -143,6 +143,8 @@ export class ModelReplica implements Replica, DeviceStepReplica {
           augmentation: this.augmenting ? config.augmentation : null,
           seed: this.augmenting ? config.seed : null,
           views: this.augmenting ? config.cachedViews : null,
+          // bf16 features differ from fp32 ones (fp32 runs keep their old folder)
+          ...(config.precision === 'bf16' ? { precision: 'bf16' } : {}),
         }),
       };
       if (options.cacheDir !== undefined) cacheOpts.dir = options.cacheDir;
