@@ -56,6 +56,7 @@ describe('faults (real processes, loopback)', () => {
       validationSplit: 0.25,
       checkpointEvery: 0,
       cacheFeatures: false, // real forward/backward passes, so steps take long enough for the rejoin to land mid-run
+      precision: 'fp32', // the workers run the cpu backend
     });
     const bus = new EventBus();
     const events: (RunEvent & { at: number })[] = [];

@@ -52,6 +52,7 @@ export function tinyFlags(data: string, extra: Record<string, string | number | 
     'head-units': 8,
     dropout: 0,
     'validation-split': 0.25,
+    precision: 'fp32', // today's bits (cpu and wasm workers; bf16 has its own tests)
     ...extra,
   };
   const out: string[] = [];

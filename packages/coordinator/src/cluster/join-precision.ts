@@ -14,9 +14,10 @@ export function checkJoinPrecision(
   const runs = join.precision ?? 'fp32';
   if (runs === runPrecision && join.precisionError === undefined) return;
   const why = join.precisionError ?? `it runs ${runs}`;
+  const hint = runPrecision === 'bf16' ? ' (start the coordinator with --precision fp32 to admit workers without bf16)' : '';
   throw new DptrainError(
     'E_PRECISION',
-    `worker ${workerId} (${join.host}, backend ${join.backend}) cannot run this run's precision ${runPrecision}: ${why}`,
+    `worker ${workerId} (${join.host}, backend ${join.backend}) cannot run this run's precision ${runPrecision}: ${why}${hint}`,
     { workerId, runPrecision, workerPrecision: join.precision ?? null },
   );
 }

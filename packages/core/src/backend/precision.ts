@@ -44,21 +44,22 @@ async function nativeModule(): Promise<NativePrecisionModule> {
 }
 
 /**
- * The bf16 instructions oneDNN may use here (its ISA query, which also knows what the OS enables, e.g. AMX tiles),
- * or cpuinfo's flags where the native addon does not load.
+ * The bf16 instructions the native backend may use here: oneDNN's ISA query (which also knows what the OS enables,
+ * e.g. AMX tiles); null where the native addon does not load (no backend here could use them).
  */
 export async function detectBf16Isa(): Promise<Bf16Isa> {
   try {
     return (await nativeModule()).nativeBf16Isa();
   } catch {
-    return cpuinfoBf16Isa();
+    return null;
   }
 }
 
 export interface ResolvePrecisionOptions {
   /**
    * Backend that runs the kernels; 'cluster' where they run on workers (a coordinator), which then resolves `auto`
-   * as if its workers were native on its own CPU. Default: 'cluster'.
+   * as if its workers were native on its own CPU: bf16 where the native addon loads on the coordinator and oneDNN
+   * finds AVX512-BF16 or AMX there. Default: 'cluster'.
    */
   backend?: BackendName | 'cluster';
   /** This machine's bf16 instructions. Default: detectBf16Isa(). */
