@@ -1,20 +1,25 @@
 // `npm run bench [-- --json FILE] [--backends native,wasm] [--modes images,features] [--workers 1,2] [--steps N]
-//   [--rounds R] [--quick] [--no-torch] [--no-recipe] [--recipe-subset N] [--recipe-epochs 10,5] [--recipe-uncached-epochs 1,1] [--no-exchange] [--no-steps]
-//   [--no-device-step]`
+//   [--precisions fp32,bf16] [--rounds R] [--quick] [--no-torch] [--no-gflops] [--no-recipe] [--recipe-subset N]
+//   [--recipe-epochs 10,5] [--recipe-uncached-epochs 1,1] [--no-exchange] [--no-steps] [--no-device-step]`
 // Times the VGG16 fine-tune step (block5 + head, 150 px, batch 8 per worker) from images and from cached block4
-// features, with 1 and 2 worker processes, on each available backend; PyTorch on the same shapes when it imports;
-// the two-phase recipe with and without the feature cache; the parameter exchange (bench/exchange.bench.ts).
+// features, with 1 and 2 worker processes, on each available backend, in fp32 and bf16 (native where the CPU has
+// AVX512-BF16/AMX; PyTorch's bf16 autocast); PyTorch on the same shapes when it imports; the block5 convolutions'
+// GFLOP/s per core against the ISA's peak (bench/conv-gflops.ts); the two-phase recipe with and without the feature
+// cache; the parameter exchange (bench/exchange.bench.ts).
 import { existsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { detectBf16Isa } from '@dptrain/core';
 import { pinnedArgv } from '../packages/coordinator/src/cluster/cpu-affinity.js';
 import { workerCpuSets } from '../packages/coordinator/src/cluster/local-workers.js';
 import { runParallel, type ProcSpec } from './parallel.js';
 import { findTorchPython } from './python.js';
 import { benchRecipe, type RecipeBenchResult } from './recipe.js';
 import type { StepResult } from './step-worker.js';
+import { benchConvGflops, type ConvGflopsResult } from './conv-gflops.js';
+import type { Precision } from '@dptrain/core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -32,6 +37,8 @@ const { values: a } = parseArgs({
     quick: { type: 'boolean', default: false },
     torch: { type: 'boolean', default: true },
     'no-torch': { type: 'boolean', default: false },
+    precisions: { type: 'string', default: 'fp32,bf16' },
+    'no-gflops': { type: 'boolean', default: false },
     recipe: { type: 'boolean', default: true },
     'no-recipe': { type: 'boolean', default: false },
     'recipe-subset': { type: 'string' },
@@ -47,6 +54,8 @@ const { values: a } = parseArgs({
 /** One measurement of the step: the JSON's `results` entries. */
 export interface BenchResult {
   backend: string;
+  /** fp32, or bf16 (native: bf16 convolutions and matmuls with fp32 accumulation; PyTorch: bf16 autocast). */
+  precision: Precision;
   mode: 'images' | 'features';
   workers: number;
   /** oneDNN / PyTorch / wasm threads per worker process. */
@@ -85,19 +94,19 @@ async function available(backend: string): Promise<string | null> {
   }
 }
 
-function stepSpec(backend: string, mode: string, threads: number): ProcSpec {
-  const args = ['--mode', mode, '--batch', String(batch), '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads)];
+function stepSpec(backend: string, mode: string, threads: number, precision: Precision): ProcSpec {
+  const args = ['--mode', mode, '--batch', String(batch), '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads), '--precision', precision];
   const env = { OMP_NUM_THREADS: String(threads), DPTRAIN_NATIVE_THREADS: String(threads) };
   if (backend === 'pytorch') return { command: torchPython!, args: [path.join(here, 'torch_step.py'), ...args], env };
   return { command: tsx, args: [path.join(here, 'step-worker.ts'), '--backend', backend, ...args], env };
 }
 
-async function measure(backend: string, mode: 'images' | 'features', workers: number, threads: number): Promise<BenchResult> {
+async function measure(backend: string, mode: 'images' | 'features', workers: number, threads: number, precision: Precision): Promise<BenchResult> {
   // Worker processes get their own CPUs, as `dptrain single` pins its local workers (PyTorch's too, for the same
   // footing); one process with every thread is not pinned.
   const { sets } = workers > 1 ? workerCpuSets({ count: workers }) : { sets: null };
   const specs = Array.from({ length: workers }, (_, i) => {
-    const spec = stepSpec(backend, mode, threads);
+    const spec = stepSpec(backend, mode, threads, precision);
     const [command, ...args] = pinnedArgv([spec.command, ...spec.args], sets?.[i]);
     return { ...spec, command: command!, args };
   });
@@ -106,6 +115,7 @@ async function measure(backend: string, mode: 'images' | 'features', workers: nu
   const imgPerS = Math.round(rs.reduce((s, r) => s + r.img_per_s, 0) * 100) / 100;
   return {
     backend,
+    precision,
     mode,
     workers,
     threads,
@@ -140,6 +150,17 @@ for (const b of wanted) {
 }
 if (torchPython) backends.push('pytorch');
 else if (!noTorch) skipped.push({ backend: 'pytorch', reason: 'no python3 that can `import torch`' });
+// bf16 runs on the native backend where oneDNN finds AVX512-BF16 or AMX, and on PyTorch (autocast) wherever it imports
+const bf16Isa = backends.includes('native') ? await detectBf16Isa() : null;
+const wantedPrecisions = a.precisions!.split(',').filter(Boolean) as Precision[];
+function precisionsOf(backend: string): Precision[] {
+  return wantedPrecisions.filter((p) => p === 'fp32' || backend === 'pytorch' || (backend === 'native' && bf16Isa !== null));
+}
+if (wantedPrecisions.includes('bf16')) {
+  for (const b of backends.filter((x) => !precisionsOf(x).includes('bf16'))) {
+    skipped.push({ backend: `${b} bf16`, reason: b === 'native' ? 'this CPU has neither AVX512-BF16 nor AMX' : `bf16 exists on the native backend only` });
+  }
+}
 
 console.log(`dptrain bench: ${os.cpus()[0]?.model ?? 'cpu'} x${cores}, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}, batch ${batch}/worker, ${steps} timed steps after ${warmup} warm-up, median of ${rounds} round${rounds === 1 ? '' : 's'}`);
 for (const s of skipped) console.log(`  skipped ${s.backend}: ${s.reason}`);
@@ -147,49 +168,80 @@ for (const s of skipped) console.log(`  skipped ${s.backend}: ${s.reason}`);
 const results: BenchResult[] = [];
 const print = (r: BenchResult) =>
   console.log(
-    `  ${r.backend.padEnd(8)} ${r.mode.padEnd(9)} workers ${r.workers} x ${r.threads} thr  ${r.img_per_s.toFixed(2).padStart(7)} img/s  step ${r.step_ms.toFixed(0).padStart(6)} ms  peak ${r.peak_rss_mib} MiB` +
+    `  ${r.backend.padEnd(8)} ${r.precision} ${r.mode.padEnd(9)} workers ${r.workers} x ${r.threads} thr  ${r.img_per_s.toFixed(2).padStart(7)} img/s  step ${r.step_ms.toFixed(0).padStart(6)} ms  peak ${r.peak_rss_mib} MiB` +
       (r.rounds_img_per_s.length > 1 ? `  (rounds ${r.rounds_img_per_s.map((v) => v.toFixed(1)).join(', ')})` : '') +
       (r.pinned_cpus ? `  pinned ${r.pinned_cpus}` : ''),
   );
 if (!a['no-steps']) console.log('\nVGG16 fine-tune step (block5 + head, 150 px):');
-for (const backend of a['no-steps'] ? [] : backends) {
-  for (const mode of modes) {
-    const configs: [number, number][] = workerCounts.filter((w) => w <= cores).map((w) => [w, 1]);
-    // Threads layout: one process using every core (oneDNN/OpenMP or torch threads) vs one process per core.
-    if ((backend === 'native' || backend === 'pytorch') && cores > 1) configs.push([1, cores]);
-    const runs = configs.map(() => [] as BenchResult[]);
-    for (let round = 0; round < rounds; round++) {
-      for (const [i, [w, t]] of configs.entries()) runs[i]!.push(await measure(backend, mode, w, t));
+for (const mode of a['no-steps'] ? [] : modes) {
+  // every backend x precision x layout of a mode takes its turn in each round, so they share the machine's moods
+  const configs: { backend: string; precision: Precision; workers: number; threads: number }[] = [];
+  for (const backend of backends) {
+    for (const precision of precisionsOf(backend)) {
+      for (const w of workerCounts.filter((n) => n <= cores)) configs.push({ backend, precision, workers: w, threads: 1 });
+      // Threads layout: one process using every core (oneDNN/OpenMP or torch threads) vs one process per core.
+      if ((backend === 'native' || backend === 'pytorch') && cores > 1) configs.push({ backend, precision, workers: 1, threads: cores });
     }
-    for (const rs of runs) {
-      const r = medianRound(rs);
-      results.push(r);
-      print(r);
-    }
+  }
+  const runs = configs.map(() => [] as BenchResult[]);
+  for (let round = 0; round < rounds; round++) {
+    for (const [i, c] of configs.entries()) runs[i]!.push(await measure(c.backend, mode, c.workers, c.threads, c.precision));
+  }
+  for (const rs of runs) {
+    const r = medianRound(rs);
+    results.push(r);
+    print(r);
   }
 }
 
-const find = (b: string, m: string, w: number, t: number) => results.find((r) => r.backend === b && r.mode === m && r.workers === w && r.threads === t);
-const ratios: { backend: string; mode: string; workers: number; threads: number; vs_pytorch?: number; scaling_2_workers?: number }[] = [];
+const find = (b: string, m: string, w: number, t: number, p: Precision = 'fp32') =>
+  results.find((r) => r.backend === b && r.mode === m && r.workers === w && r.threads === t && r.precision === p);
+const ratio = (x: number, y: number) => Math.round((x / y) * 100) / 100;
+const ratios: {
+  backend: string;
+  precision: Precision;
+  mode: string;
+  workers: number;
+  threads: number;
+  /** vs PyTorch fp32 on the same layout. */
+  vs_pytorch?: number;
+  /** vs PyTorch bf16 autocast on the same layout. */
+  vs_pytorch_bf16?: number;
+  /** bf16 rows: vs the same backend's fp32 row. */
+  vs_fp32?: number;
+  scaling_2_workers?: number;
+}[] = [];
 if (results.length > 0) console.log('\nRatios:');
 for (const r of results) {
   if (r.backend === 'pytorch') continue;
-  const entry: (typeof ratios)[number] = { backend: r.backend, mode: r.mode, workers: r.workers, threads: r.threads };
-  const t = find('pytorch', r.mode, r.workers, r.threads);
-  if (t) entry.vs_pytorch = Math.round((r.img_per_s / t.img_per_s) * 100) / 100;
-  const one = find(r.backend, r.mode, 1, 1);
-  if (r.workers === 2 && one) entry.scaling_2_workers = Math.round((r.img_per_s / one.img_per_s) * 100) / 100;
+  const entry: (typeof ratios)[number] = { backend: r.backend, precision: r.precision, mode: r.mode, workers: r.workers, threads: r.threads };
+  const t = find('pytorch', r.mode, r.workers, r.threads, 'fp32');
+  if (t) entry.vs_pytorch = ratio(r.img_per_s, t.img_per_s);
+  const tb = find('pytorch', r.mode, r.workers, r.threads, 'bf16');
+  if (tb) entry.vs_pytorch_bf16 = ratio(r.img_per_s, tb.img_per_s);
+  const f = find(r.backend, r.mode, r.workers, r.threads, 'fp32');
+  if (r.precision !== 'fp32' && f) entry.vs_fp32 = ratio(r.img_per_s, f.img_per_s);
+  const one = find(r.backend, r.mode, 1, 1, r.precision);
+  if (r.workers === 2 && one) entry.scaling_2_workers = ratio(r.img_per_s, one.img_per_s);
   ratios.push(entry);
+  const vs = [
+    entry.vs_pytorch !== undefined ? `${entry.vs_pytorch}x PyTorch fp32` : 'no PyTorch fp32 figure',
+    entry.vs_pytorch_bf16 !== undefined ? `${entry.vs_pytorch_bf16}x PyTorch bf16` : 'no PyTorch bf16 figure',
+    ...(entry.vs_fp32 !== undefined ? [`${entry.vs_fp32}x its fp32`] : []),
+  ];
   console.log(
-    `  ${r.backend.padEnd(8)} ${r.mode.padEnd(9)} ${r.workers}x${r.threads}: ${entry.vs_pytorch !== undefined ? `${entry.vs_pytorch}x PyTorch` : 'no PyTorch figure'}` +
+    `  ${r.backend.padEnd(8)} ${r.precision} ${r.mode.padEnd(9)} ${r.workers}x${r.threads}: ${vs.join(', ')}` +
       (entry.scaling_2_workers !== undefined ? `, 2 workers = ${entry.scaling_2_workers}x one` : ''),
   );
 }
 for (const b of ['pytorch']) {
-  for (const m of modes) {
-    const one = find(b, m, 1, 1);
-    const two = find(b, m, 2, 1);
-    if (one && two) console.log(`  ${b.padEnd(8)} ${m.padEnd(9)} 2 workers = ${(two.img_per_s / one.img_per_s).toFixed(2)}x one`);
+  for (const p of precisionsOf(b)) {
+    for (const m of modes) {
+      const one = find(b, m, 1, 1, p);
+      const two = find(b, m, 2, 1, p);
+      const f = find(b, m, 1, 1, 'fp32');
+      if (one && two) console.log(`  ${b.padEnd(8)} ${p} ${m.padEnd(9)} 2 workers = ${(two.img_per_s / one.img_per_s).toFixed(2)}x one` + (p !== 'fp32' && f ? `; 1x1 ${ratio(one.img_per_s, f.img_per_s)}x its fp32` : ''));
+    }
   }
 }
 const layout: Record<string, string> = {};
@@ -201,6 +253,17 @@ for (const b of ['native', 'pytorch']) {
       layout[`${b}/${m}`] = procs.img_per_s >= thr.img_per_s ? `${cores} processes x 1 thread` : `1 process x ${cores} threads`;
       console.log(`  layout ${b}/${m}: ${cores} procs x 1 thr ${procs.img_per_s} img/s vs 1 proc x ${cores} thr ${thr.img_per_s} img/s -> ${layout[`${b}/${m}`]}`);
     }
+  }
+}
+
+let gflops: ConvGflopsResult | { skipped: string } | undefined;
+if (!a['no-gflops'] && backends.includes('native')) {
+  console.log('\nVGG16 block5 convolutions, 1 core (bench/conv-gflops.ts):');
+  try {
+    gflops = await benchConvGflops({ batch, quick: a.quick, log: (l) => console.log(`  ${l}`) });
+  } catch (err) {
+    gflops = { skipped: err instanceof Error ? err.message : String(err) };
+    console.log(`  skipped: ${gflops.skipped}`);
   }
 }
 
@@ -253,10 +316,11 @@ if (a.json) {
   const out = {
     date: new Date().toISOString(),
     machine: { cpu: os.cpus()[0]?.model ?? 'cpu', cores, loadavg: os.loadavg(), node: process.version, torch: torchInfo?.version ?? null },
-    settings: { batch, steps, warmup, rounds },
+    settings: { batch, steps, warmup, rounds, precisions: wantedPrecisions },
     results,
     ratios,
     layout,
+    gflops,
     skipped,
     recipe,
     exchange,

@@ -1,16 +1,18 @@
 // One benchmark worker process: times the VGG16 fine-tune step (block5 + head trainable, 150 px) on one backend.
 // Run by bench/run.ts (one process per worker); prints one JSON line `{"result": StepResult}` on stdout.
 // Usage: tsx bench/step-worker.ts --backend native|wasm|cpu --mode images|features --batch 8 --steps 6 --warmup 2
-//        [--threads N] [--profile] [--barrier]
+//        [--threads N] [--precision fp32|bf16] [--cache-format fp16|bf16] [--profile] [--barrier]
 import * as tf from '@tensorflow/tfjs';
 import { parseArgs } from 'node:util';
-import { AdamOptimizer, parseRunConfig, useNativeOptimizer, type Sample } from '@dptrain/core';
+import { AdamOptimizer, parseRunConfig, useNativeOptimizer, withRunPrecision, type Precision, type Sample } from '@dptrain/core';
 import { createReplica } from '../packages/core/src/training/replica.js';
 import { useBackend } from './backends.js';
 
 export interface StepResult {
   backend: string;
   device: string;
+  /** fp32, or bf16 (native: bf16 convolutions and matmuls, fp32 accumulation; PyTorch: bf16 autocast). */
+  precision: Precision;
   mode: 'images' | 'features';
   batch: number;
   steps: number;
@@ -38,6 +40,8 @@ const { values: a } = parseArgs({
     steps: { type: 'string', default: '6' },
     warmup: { type: 'string', default: '2' },
     threads: { type: 'string' },
+    precision: { type: 'string', default: 'fp32' },
+    'cache-format': { type: 'string', default: 'fp16' },
     profile: { type: 'boolean', default: false },
     barrier: { type: 'boolean', default: false },
   },
@@ -68,9 +72,13 @@ const images = {
     return { data, shape: [samples.length, H, H, 3] };
   },
 };
-const config = parseRunConfig({ dataDir: '/nonexistent', classNames: ['a', 'b', 'c', 'd', 'e', 'f'], backbone: { kind: 'vgg16' } });
+// as `dptrain train` sets it (E_PRECISION where the backend cannot run it)
+const config = await withRunPrecision(
+  parseRunConfig({ dataDir: '/nonexistent', classNames: ['a', 'b', 'c', 'd', 'e', 'f'], backbone: { kind: 'vgg16' }, precision: a.precision as Precision }),
+  a.backend as 'native' | 'wasm' | 'cpu',
+);
 // as `dptrain train` and workers create it (gradient buffers reused in turn)
-const replica = await createReplica(config, { images, cache: mode === 'features', gradientBuffers: 2, onWarning: () => {} });
+const replica = await createReplica(config, { images, cache: mode === 'features', cacheBf16: a['cache-format'] === 'bf16', gradientBuffers: 2, onWarning: () => {} });
 await replica.setPhase('fine_tune');
 const samples: Sample[] = Array.from({ length: batch }, (_, i) => ({
   name: `s${i}.jpg`,
@@ -135,6 +143,7 @@ const cpuPerStep = (cpuMs() - c0) / steps;
 const result: StepResult = {
   backend: a.backend!,
   device: be.device,
+  precision: config.precision,
   mode,
   batch,
   steps,

@@ -3,7 +3,10 @@
 
 Frozen block1-4 run under no_grad (mode 'images'), or the step starts from block4_pool features (mode 'features').
 Head: global average pooling -> Dense(256, relu) -> Dropout(0.5) -> Dense(6), softmax cross-entropy (dptrain's default).
+With --precision bf16 the forward passes (frozen and trainable, and the loss) run under
+torch.autocast("cpu", dtype=torch.bfloat16), as a PyTorch user turns mixed precision on; weights and Adam stay fp32.
 Prints one JSON line {"result": {...}}. Usage: python3 torch_step.py --mode images|features --batch 8 --steps 6 --threads 1
+[--precision fp32|bf16]
 """
 import argparse
 import json
@@ -21,6 +24,7 @@ p.add_argument("--batch", type=int, default=8)
 p.add_argument("--steps", type=int, default=6)
 p.add_argument("--warmup", type=int, default=2)
 p.add_argument("--threads", type=int, default=1)
+p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
 p.add_argument("--barrier", action="store_true")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
@@ -51,18 +55,20 @@ opt = torch.optim.Adam(trainable.parameters(), lr=1e-5)
 loss_fn = nn.CrossEntropyLoss()
 images = torch.rand(a.batch, 3, 150, 150) * 255 - 120
 labels = torch.arange(a.batch) % 6
-with torch.no_grad():
-    cached = frozen(images)  # block4_pool: [B, 512, 9, 9]
+autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16")
+with torch.no_grad(), autocast:
+    cached = frozen(images)  # block4_pool: [B, 512, 9, 9] (bf16 under autocast: what a bf16 user would cache)
 
 
 def step():
-    if a.mode == "images":
-        with torch.no_grad():
-            x = frozen(images)
-    else:
-        x = cached
-    opt.zero_grad(set_to_none=True)
-    loss = loss_fn(trainable(x), labels)
+    with autocast:
+        if a.mode == "images":
+            with torch.no_grad():
+                x = frozen(images)
+        else:
+            x = cached
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(trainable(x), labels)
     loss.backward()
     opt.step()
 
@@ -85,6 +91,7 @@ if os.environ.get("DPTRAIN_BENCH_EACH"): print(json.dumps([round(e) for e in eac
 cpu_ms = (time.process_time() - c0) / a.steps * 1000
 print(json.dumps({"result": {
     "backend": "pytorch",
+    "precision": a.precision,
     "device": f"cpu (PyTorch {torch.__version__}, {torch.get_num_threads()} thread{'s' if torch.get_num_threads() != 1 else ''})",
     "mode": a.mode,
     "batch": a.batch,

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { float16ToFloat32, float32ToFloat16 } from '../protocol/fp16.js';
+import { bfloat16ToFloat32, float32ToBfloat16 } from '../util/bf16.js';
 
 export interface FeatureCacheOptions {
   /**
@@ -15,6 +16,11 @@ export interface FeatureCacheOptions {
   maxMemoryBytes?: number;
   /** Store features as fp16 (in memory and on disk). Default true. */
   fp16?: boolean;
+  /**
+   * Store features as bf16 instead (in memory and on disk; takes precedence over `fp16`): what bf16 kernels multiply,
+   * so a bf16 run rounds them once. Default false.
+   */
+  bf16?: boolean;
   /**
    * Write every entry to `dir` as soon as it is stored, so other processes sharing the folder (local workers of
    * one machine, or workers on one shared mount) read it instead of recomputing it. Default false (spill only).
@@ -41,7 +47,9 @@ type Stored = Float32Array | Uint16Array;
  * depend on what was evicted.
  */
 export class FeatureCache {
+  /** Stored as fp16 (false when `bf16`). */
   readonly fp16: boolean;
+  readonly bf16: boolean;
   readonly maxMemoryBytes: number;
   /** Folder of this namespace's files (undefined without `dir`). */
   readonly folder: string | undefined;
@@ -52,7 +60,8 @@ export class FeatureCache {
   private readonly counters = { hits: 0, misses: 0, spilled: 0, diskHits: 0 };
 
   constructor(options: FeatureCacheOptions) {
-    this.fp16 = options.fp16 ?? true;
+    this.bf16 = options.bf16 ?? false;
+    this.fp16 = !this.bf16 && (options.fp16 ?? true);
     this.writeThrough = options.writeThrough ?? false;
     this.maxMemoryBytes = options.maxMemoryBytes ?? 512 * 1024 * 1024;
     const ns = createHash('sha256').update(options.namespace).digest('hex').slice(0, 20);
@@ -63,17 +72,30 @@ export class FeatureCache {
     }
   }
 
-  /** The stored form of `values` read back as float32 (fp16 rounding applied when `fp16`). */
+  /** The stored form of `values` read back as float32 (fp16 or bf16 rounding applied when stored so). */
   roundTrip(values: Float32Array): Float32Array {
-    return this.fp16 ? float16ToFloat32(float32ToFloat16(values)) : values;
+    const h = this.half(values);
+    return h === undefined ? values : this.decode(h);
   }
 
   private file(key: string): string {
-    return path.join(this.folder!, `${key.replace(/[^A-Za-z0-9_.-]/g, '_')}.${this.fp16 ? 'f16' : 'f32'}`);
+    return path.join(this.folder!, `${key.replace(/[^A-Za-z0-9_.-]/g, '_')}.${this.bf16 ? 'bf16' : this.fp16 ? 'f16' : 'f32'}`);
+  }
+
+  /** The 16-bit encoding of values, or undefined when stored as fp32. */
+  private half(values: Float32Array): Uint16Array | undefined {
+    if (this.bf16) return float32ToBfloat16(values);
+    if (this.fp16) return float32ToFloat16(values);
+    return undefined;
+  }
+
+  private encode(values: Float32Array): Stored {
+    return this.half(values) ?? new Float32Array(values);
   }
 
   private decode(v: Stored): Float32Array {
-    return v instanceof Uint16Array ? float16ToFloat32(v) : v;
+    if (!(v instanceof Uint16Array)) return v;
+    return this.bf16 ? bfloat16ToFloat32(v) : float16ToFloat32(v);
   }
 
   /** The features of `key`, or undefined. */
@@ -91,7 +113,7 @@ export class FeatureCache {
       if (this.onDisk.has(key) || fs.existsSync(f)) {
         const buf = fs.readFileSync(f);
         const ab = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
-        const v: Stored = this.fp16 ? new Uint16Array(ab) : new Float32Array(ab);
+        const v: Stored = this.fp16 || this.bf16 ? new Uint16Array(ab) : new Float32Array(ab);
         this.onDisk.add(key);
         this.counters.hits++;
         this.counters.diskHits++;
@@ -105,7 +127,7 @@ export class FeatureCache {
 
   /** Store the features of `key` (copied). Returns what a later `get` will return. */
   put(key: string, values: Float32Array): Float32Array {
-    const v: Stored = this.fp16 ? float32ToFloat16(values) : new Float32Array(values);
+    const v: Stored = this.encode(values);
     if (this.writeThrough && this.folder && !this.onDisk.has(key)) this.writeFile(key, v);
     this.remember(key, v);
     return this.decode(v);

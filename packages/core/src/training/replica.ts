@@ -47,6 +47,8 @@ export interface ReplicaOptions {
   cacheMemoryBytes?: number;
   /** Store cached features as fp16. Default true. */
   cacheFp16?: boolean;
+  /** Store cached features as bf16 instead of fp16 (see FeatureCacheOptions.bf16). Default false. */
+  cacheBf16?: boolean;
   /** Force the feature cache on/off. Default: config.cacheFeatures && (no augmentation || config.cachedViews > 0). */
   cache?: boolean;
   /** Source of preprocessed images. Default: an ImageBatchLoader with the config's input size, preprocessing, augmentation and seed. */
@@ -151,6 +153,7 @@ export class ModelReplica implements Replica, DeviceStepReplica {
       if (options.cacheShared) cacheOpts.writeThrough = true;
       if (options.cacheMemoryBytes !== undefined) cacheOpts.maxMemoryBytes = options.cacheMemoryBytes;
       if (options.cacheFp16 !== undefined) cacheOpts.fp16 = options.cacheFp16;
+      if (options.cacheBf16 !== undefined) cacheOpts.bf16 = options.cacheBf16;
       this.cache = new FeatureCache(cacheOpts);
     }
     this.deviceStep = options.deviceStep ?? deviceStepDefault(options.backend);

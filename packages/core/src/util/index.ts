@@ -9,3 +9,4 @@ export {
   withErrorContext,
   type ErrorContext,
 } from './error-context.js';
+export { bfloat16ToFloat32, float32ToBfloat16 } from './bf16.js';
