@@ -68,6 +68,11 @@ export interface BenchResult {
   /** The CPUs each worker process was pinned to (`0|1`), or absent when not pinned. */
   pinned_cpus?: string;
   step_ms: number;
+  /**
+   * Images per CPU-second (all threads of a process), mean over its worker processes: what a step costs in CPU,
+   * which other jobs on a shared machine disturb less than wall time.
+   */
+  img_per_cpu_s: number;
   /** Largest peak RSS of one worker process, MiB. */
   peak_rss_mib: number;
   device: string;
@@ -123,6 +128,7 @@ async function measure(backend: string, mode: 'images' | 'features', workers: nu
     img_per_s: imgPerS,
     rounds_img_per_s: [imgPerS],
     step_ms: Math.round(Math.max(...rs.map((r) => r.step_ms)) * 10) / 10,
+    img_per_cpu_s: Math.round((rs.reduce((s, r) => s + batch / (r.cpu_ms / 1000), 0) / rs.length) * 100) / 100,
     peak_rss_mib: Math.max(...rs.map((r) => r.peak_rss_mib)),
     device: r0.device,
     ...(sets ? { pinned_cpus: sets.map((c) => c.join(',')).join('|') } : {}),
@@ -133,7 +139,8 @@ async function measure(backend: string, mode: 'images' | 'features', workers: nu
 function medianRound(rs: BenchResult[]): BenchResult {
   const sorted = [...rs].sort((x, y) => x.img_per_s - y.img_per_s);
   const mid = sorted[Math.floor((sorted.length - 1) / 2)]!;
-  return { ...mid, rounds_img_per_s: rs.map((r) => r.img_per_s), peak_rss_mib: Math.max(...rs.map((r) => r.peak_rss_mib)) };
+  const cpu = rs.map((r) => r.img_per_cpu_s).sort((x, y) => x - y)[Math.floor((rs.length - 1) / 2)]!;
+  return { ...mid, img_per_cpu_s: cpu, rounds_img_per_s: rs.map((r) => r.img_per_s), peak_rss_mib: Math.max(...rs.map((r) => r.peak_rss_mib)) };
 }
 
 const cores = os.availableParallelism();
@@ -168,7 +175,7 @@ for (const s of skipped) console.log(`  skipped ${s.backend}: ${s.reason}`);
 const results: BenchResult[] = [];
 const print = (r: BenchResult) =>
   console.log(
-    `  ${r.backend.padEnd(8)} ${r.precision} ${r.mode.padEnd(9)} workers ${r.workers} x ${r.threads} thr  ${r.img_per_s.toFixed(2).padStart(7)} img/s  step ${r.step_ms.toFixed(0).padStart(6)} ms  peak ${r.peak_rss_mib} MiB` +
+    `  ${r.backend.padEnd(8)} ${r.precision} ${r.mode.padEnd(9)} workers ${r.workers} x ${r.threads} thr  ${r.img_per_s.toFixed(2).padStart(7)} img/s  step ${r.step_ms.toFixed(0).padStart(6)} ms  ${r.img_per_cpu_s.toFixed(1).padStart(6)} img/CPU-s  peak ${r.peak_rss_mib} MiB` +
       (r.rounds_img_per_s.length > 1 ? `  (rounds ${r.rounds_img_per_s.map((v) => v.toFixed(1)).join(', ')})` : '') +
       (r.pinned_cpus ? `  pinned ${r.pinned_cpus}` : ''),
   );
@@ -209,6 +216,9 @@ const ratios: {
   vs_pytorch_bf16?: number;
   /** bf16 rows: vs the same backend's fp32 row. */
   vs_fp32?: number;
+  /** The same two ratios on images per CPU-second (less disturbed by other jobs on a shared machine). */
+  cpu_vs_pytorch?: number;
+  cpu_vs_pytorch_bf16?: number;
   scaling_2_workers?: number;
 }[] = [];
 if (results.length > 0) console.log('\nRatios:');
@@ -219,6 +229,8 @@ for (const r of results) {
   if (t) entry.vs_pytorch = ratio(r.img_per_s, t.img_per_s);
   const tb = find('pytorch', r.mode, r.workers, r.threads, 'bf16');
   if (tb) entry.vs_pytorch_bf16 = ratio(r.img_per_s, tb.img_per_s);
+  if (t) entry.cpu_vs_pytorch = ratio(r.img_per_cpu_s, t.img_per_cpu_s);
+  if (tb) entry.cpu_vs_pytorch_bf16 = ratio(r.img_per_cpu_s, tb.img_per_cpu_s);
   const f = find(r.backend, r.mode, r.workers, r.threads, 'fp32');
   if (r.precision !== 'fp32' && f) entry.vs_fp32 = ratio(r.img_per_s, f.img_per_s);
   const one = find(r.backend, r.mode, 1, 1, r.precision);
@@ -228,6 +240,9 @@ for (const r of results) {
     entry.vs_pytorch !== undefined ? `${entry.vs_pytorch}x PyTorch fp32` : 'no PyTorch fp32 figure',
     entry.vs_pytorch_bf16 !== undefined ? `${entry.vs_pytorch_bf16}x PyTorch bf16` : 'no PyTorch bf16 figure',
     ...(entry.vs_fp32 !== undefined ? [`${entry.vs_fp32}x its fp32`] : []),
+    ...(entry.cpu_vs_pytorch !== undefined || entry.cpu_vs_pytorch_bf16 !== undefined
+      ? [`per CPU-second ${entry.cpu_vs_pytorch ?? '?'}x / ${entry.cpu_vs_pytorch_bf16 ?? '?'}x`]
+      : []),
   ];
   console.log(
     `  ${r.backend.padEnd(8)} ${r.precision} ${r.mode.padEnd(9)} ${r.workers}x${r.threads}: ${vs.join(', ')}` +
