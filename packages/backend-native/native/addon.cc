@@ -163,6 +163,9 @@ memory::desc ActFor(algorithm a, const memory::dims& d) { return a == algorithm:
 // weights, upstream gradients) reordered to bf16, accumulated and written in fp32 (outputs, input and weight
 // gradients stay Float32Arrays). bf16 needs a CPU with AVX512-BF16 or AMX.
 bool g_bf16 = false;
+// bf16 mode: filter gradients of Winograd-shaped convolutions with at least this many output pixels (H x W) run fp32
+// Winograd (faster there, see Conv2DBackpropFilter).
+constexpr int64_t kBf16WinogradMinOutput = 24 * 24;
 // "amx", "avx512_bf16", or "" when oneDNN may not use bf16 instructions on this CPU.
 std::string Bf16Isa() {
   const cpu_isa isa = get_effective_cpu_isa();
@@ -185,9 +188,10 @@ memory::desc As(const memory::desc& d, dt t) {
 }
 // make(dt) builds a primitive descriptor whose multiplied operands have that data type. In bf16 mode bf16 is tried
 // first; where oneDNN has no bf16 kernel for it (it throws `unimplemented`) or only its reference loops, fp32.
+// kernel "": fp32 by choice (faster), not for lack of a bf16 kernel.
 template <class F>
 auto Bf16OrF32(const std::string& kernel, F make) -> decltype(make(dt::f32)) {
-  if (g_bf16) {
+  if (g_bf16 && !kernel.empty()) {
     try {
       auto pd = make(dt::bf16);
       if (std::string(pd.impl_info_str()).rfind("ref", 0) != 0) return pd;
@@ -406,15 +410,19 @@ Napi::Value Conv2DBackpropFilter(const Napi::CallbackInfo& info) {
   // depend on the thread count; on one thread it gives the same bits in every process (a worker with 1 thread,
   // an in-process run with all cores), which keeps `single --workers N` equal to `train`. It is a small kernel.
   // In bf16, oneDNN's filter gradients (AMX / AVX512-BF16) also split the batch over threads (a 1x1 conv's did, in the
-  // tests), so in bf16 every filter gradient runs on one thread.
+  // tests), so every bf16 filter gradient runs on one thread.
   // The other convolution and matmul kernels give the same bits on 1 and 2 threads (checked by the tests).
+  // In bf16 mode, a 3x3 stride-1 filter gradient with a large output (VGG16 blocks 1-3) stays fp32 Winograd:
+  // oneDNN 2.6's AMX filter gradient is slower there (bench/conv-algorithms.cc, 1 thread, batch 8: 37x37x256
+  // 778 ms bf16 vs 491 ms Winograd, 75x75x128 910 vs 599), faster at 18x18x512 (286 vs 730) and 9x9x512 (328 vs 525).
+  const bool winoFaster = g_bf16 && WinogradShape(g, dt::f32) && g.dst[2] * g.dst[3] >= kBf16WinogradMinOutput;
   std::optional<OmpThreadsScope> oneThread;
-  if (g.depthwise || g_bf16) oneThread.emplace(1);
+  if (g.depthwise || (g_bf16 && !winoFaster)) oneThread.emplace(1);
   auto& cache = Cache<BwdWeiEntry>();
   auto it = cache.find(g.key);
   if (it == cache.end()) {
     TrimCache<BwdWeiEntry>();
-    auto pd = Bf16OrF32(g.depthwise ? "dw_bwd_weights" : "conv_bwd_weights", [&](dt m) {
+    auto pd = Bf16OrF32(winoFaster ? "" : g.depthwise ? "dw_bwd_weights" : "conv_bwd_weights", [&](dt m) {
       auto hint = FwdPd(g, false, 0, m);
       return WinogradOrDirect(g, m, [&](algorithm a) {
         convolution_backward_weights::desc d(a, As(ActFor(a, g.src), m), Any(g.wei), As(ActFor(a, g.dst), m), g.strides,

@@ -166,6 +166,25 @@ describe.skipIf(skip)('native bf16 kernels vs the fp32 reference', () => {
     expect(addon.info().impl.conv_fwd).toMatch(/bf16/);
   });
 
+  it('keeps fp32 Winograd for a large 3x3 stride-1 filter gradient, where it is faster than bf16 (forward and input gradient bf16)', async () => {
+    const addon = loadAddon();
+    const x = randomData(prng(12), [2, 26, 26, 16]);
+    const f = randomData(prng(13), [3, 3, 16, 16]);
+    const conv = (xt: tf.Tensor, ft: tf.Tensor) => tf.conv2d(xt as tf.Tensor4D, ft as tf.Tensor4D, 1, 'same');
+    setNativePrecision('bf16');
+    const { cpu, native } = await onBoth([x, f], (xt, ft) => {
+      const [gx, gf] = tf.grads((a: tf.Tensor, b: tf.Tensor) => conv(a, b).square().mul(0.5).sum())([xt!, ft!]);
+      return [conv(xt!, ft!), gx!, gf!];
+    });
+    const impl = addon.info().impl;
+    expect(impl.conv_fwd).toMatch(/bf16/);
+    expect(impl.conv_bwd_data).toMatch(/bf16/);
+    expect(impl.conv_bwd_weights).toMatch(/wino/);
+    expect(addon.info().bf16Fallbacks).toEqual([]); // a choice, not a missing kernel
+    // the filter gradient multiplies bf16-rounded forward values only through dy: within bf16 tolerance
+    for (let i = 0; i < 3; i++) expect(relErr(native[i]!, cpu[i]!), `output ${i}`).toBeLessThan(BF16_TOL);
+  });
+
   it('rejects an unknown precision by name', () => {
     expect(() => setNativePrecision('fp8' as 'bf16')).toThrow(/'fp8' is not 'fp32' or 'bf16'/);
   });
