@@ -53,8 +53,9 @@ export interface NativeAddon {
   /**
    * Adam (Keras form) in place over flat arrays: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g²;
    * w -= lrT m / (sqrt(v) + eps), computed in double exactly as core's AdamOptimizer does (bit-identical results).
+   * Returns -1, or the first index whose new m, v or weight would not be finite in float32 (then nothing is written).
    */
-  adamUpdate(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lrT: number, b1: number, b2: number, eps: number): void;
+  adamUpdate(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lrT: number, b1: number, b2: number, eps: number): number;
   /** out[o, i] = scale * sum_r x[o, r, i]. */
   reduceSum(x: Float32Array, out: Float32Array, outer: number, red: number, inner: number, scale: number): void;
   /** 'nhwc' (default: no reorders) or 'any' (oneDNN's blocked layouts, reordered around each call). */

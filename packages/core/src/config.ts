@@ -168,6 +168,11 @@ export const RunConfigSchema = z.object({
    * run bf16 scored 0.5 test points lower and took no less time (docs/speed.md, "bf16 accuracy").
    */
   precision: z.enum(['fp32', 'bf16', 'auto']).default('fp32'),
+  /**
+   * Global-norm clipping of the averaged gradient, applied where the optimizer runs (so the same on 1 or N
+   * workers): a gradient whose L2 norm exceeds it is scaled down to it. 0: no clipping. Default 0.
+   */
+  clipNorm: z.number().min(0).default(0),
 });
 export type RunConfig = z.infer<typeof RunConfigSchema>;
 export type RunConfigInput = z.input<typeof RunConfigSchema>;

@@ -38,7 +38,10 @@ export type DptrainErrorCode =
   | 'E_STOPPED' // the run was stopped (SIGINT, SIGTERM, SIGHUP) while it waited for workers
   | 'E_NO_WORKERS' // every local worker died and the restart budget is used up
   | 'E_CHECKPOINT'
-  | 'E_CONFIG';
+  | 'E_CONFIG'
+  | 'E_GRADIENT_NORM' // a gradient's norm is beyond the sanity bound (--max-grad-norm, --max-grad-norm-ratio)
+  | 'E_OPTIMIZER_NONFINITE' // an optimizer update would make its state or the weights non-finite
+  | 'E_DEADLINE'; // a worker did not answer a request within its deadline
 
 export class DptrainError extends Error {
   /** Stable machine-readable code. */

@@ -57,6 +57,7 @@ export interface TrainingFlagValues {
   printConfig?: boolean;
   contentHash?: 'none' | 'sampled' | 'full';
   maxImageBytes?: string;
+  clipNorm?: string;
 }
 
 const LR_SCHEDULES = ['constant', 'cosine', 'step', 'plateau'];
@@ -141,7 +142,9 @@ export function addTrainingFlags(cmd: Command): Command {
       ]),
     )
     .option('--max-image-bytes <n>', `largest image file read; larger files are refused before reading (default: ${D.maxImageBytes})`)
-    .addOption(precisionOption());
+    .addOption(precisionOption())
+    .option('--clip-norm <n>', `clip the averaged gradient to this global L2 norm before the optimizer step (0: off) (default: ${D.clipNorm})`);
+
   return addRecipeFlags(base);
 }
 
@@ -235,6 +238,7 @@ export function flagOverrides(flags: TrainingFlagValues): RunConfigOverrides {
     classWeight: classWeight(flags.classWeight),
     contentHash: flags.contentHash,
     maxImageBytes: num(flags.maxImageBytes, '--max-image-bytes'),
+    clipNorm: num(flags.clipNorm, '--clip-norm'),
   };
 }
 

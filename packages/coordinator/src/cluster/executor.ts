@@ -5,7 +5,10 @@ import {
   systemClock,
   unpackGradients,
   mergeGradientTree,
-  microBatchSlices,
+  treeNodeSlices,
+  l2Norm,
+  GradientNormGuard,
+  type GradientNormGuardOptions,
   type RangedGradient,
   type AggregatedGradients,
   type Clock,
@@ -17,10 +20,11 @@ import {
   type TrainingExecutor,
   type WeightSpec,
 } from '@dptrain/core';
-import { WorkerLostError, type Peer } from './peer.js';
+import { DeadlineError, WorkerLostError, type Peer } from './peer.js';
+import { RequestDeadlines, type RequestDeadlineOptions, type RequestKind } from './deadlines.js';
 import type { ClusterServer } from './server.js';
 import { SampleLedger } from './ledger.js';
-import { chunks, contiguousSlices } from './split.js';
+import { chunks } from './split.js';
 
 export interface ClusterExecutorOptions {
   /** The coordinator's server, already listening. */
@@ -45,11 +49,33 @@ export interface ClusterExecutorOptions {
   microBatch?: number;
   /** Clock for timings and events. Default: systemClock. */
   clock?: Clock;
+  /**
+   * Sanity bound on each worker's gradient norm (`--max-grad-norm-ratio`, `--max-grad-norm`): a gradient above
+   * it is refused, its worker dropped and its share redone by the others; a lone worker recomputes the step
+   * once, then the run stops with E_GRADIENT_NORM. Default: ratio 100, no absolute bound.
+   */
+  gradientNorm?: GradientNormGuardOptions;
+  /**
+   * Request deadlines (`--first-step-timeout`, `--step-timeout-floor`, `--step-timeout-factor`): a request past
+   * its deadline is redone by the others and its worker dropped. Default: DEFAULT_REQUEST_DEADLINES.
+   */
+  deadlines?: RequestDeadlineOptions;
 }
 
 interface Task {
   indices: Sample[];
   failures: number;
+}
+
+/** A worker's accepted answer for the samples [start, end) of a step. */
+interface StepPart extends RangedGradient {
+  peer: Peer;
+  indices: number[];
+  computeMs: number;
+  wallMs: number;
+  bytesIn: number;
+  bytesOut: number;
+  norm: number;
 }
 
 /**
@@ -69,11 +95,16 @@ export class ClusterExecutor implements TrainingExecutor {
   private size = 0;
   private closed = false;
   private warnedIdle = false;
+  private readonly normGuard: GradientNormGuard;
+  readonly deadlines: RequestDeadlines;
 
   constructor(private readonly opts: ClusterExecutorOptions) {
     this.server = opts.server;
     this.clock = opts.clock ?? systemClock;
     this.minWorkers = Math.max(1, opts.minWorkers ?? 1);
+    this.normGuard = new GradientNormGuard(opts.gradientNorm);
+    this.deadlines = new RequestDeadlines(opts.deadlines);
+    this.server.onWorkerLost((peer) => this.deadlines.forget(peer.id));
   }
 
   /**
@@ -104,7 +135,7 @@ export class ClusterExecutor implements TrainingExecutor {
       const leader = this.server.workers[0];
       if (!leader) continue;
       try {
-        const r = await leader.request('phase_ready', (id) => ({ type: 'phase', id, phase, weights: weights ?? null, wantWeights: !weights }));
+        const r = await this.timed(leader, 'phase', 0, () => leader.request('phase_ready', (id) => ({ type: 'phase', id, phase, weights: weights ?? null, wantWeights: !weights }), undefined, this.deadlines.deadlineMs(leader.id, 'phase', phase, 0)));
         const spec = r.spec.map((x) => ({ name: x.name, shape: [...x.shape], size: x.size }));
         const size = spec.reduce((a, b) => a + b.size, 0);
         const w = weights ?? r.weights;
@@ -122,6 +153,10 @@ export class ClusterExecutor implements TrainingExecutor {
         return { spec, weights: w };
       } catch (err) {
         if (err instanceof WorkerLostError) continue;
+        if (err instanceof DeadlineError) {
+          this.server.drop(leader, `deadline: ${err.message}`);
+          continue;
+        }
         throw err;
       }
     }
@@ -130,17 +165,16 @@ export class ClusterExecutor implements TrainingExecutor {
   async computeGradients(samples: Sample[], ctx: StepContext): Promise<AggregatedGradients> {
     if (this.size === 0) throw new DptrainError('E_CONFIG', 'computeGradients before beginPhase');
     await this.waitForWorkers(this.minWorkers);
-    // Each worker's mean gradient is checked for non-finite values as it arrives (a bad one is rejected: its
-    // slice goes to the others and it never counts); once every sample is back, the means are merged along the
-    // micro-batch tree, weighted by sample count.
+    // Slices, and the re-cut shares of lost, late or refused workers, are nodes of the micro-batch tree, so the
+    // merged mean has the same bits whoever computed which part. Each gradient is checked as it arrives (length,
+    // count, finite values: a bad one is rejected and never counts), then against the norm bound once the step's
+    // parts are in; refused parts are redone. Only accepted parts are merged and counted in the ledger.
     const total = samples.length;
     const micro = this.opts.microBatch ?? this.server.config.microBatch;
     const position = new Map<Sample, number>(samples.map((x, i) => [x, i]));
-    const parts: RangedGradient[] = [];
     const owned = new Set<Float32Array>();
-    const stats = new Map<string, StepWorkerStat & { wallMs: number }>();
     const participants = this.participants();
-    const slices = microBatchSlices(total, micro, participants.length).map(({ start, end }) => samples.slice(start, end));
+    const slices = treeNodeSlices(total, micro, participants.length).map(({ start, end }) => samples.slice(start, end));
     if (slices.length < participants.length && total === this.server.config.batchSize && !this.warnedIdle) {
       this.warnedIdle = true;
       this.server.emit({
@@ -150,44 +184,93 @@ export class ClusterExecutor implements TrainingExecutor {
         message: `only ${slices.length} of ${participants.length} workers take part in a step: a batch of ${total} has ${slices.length} micro-batches of ${micro}; use --micro-batch ${Math.max(1, Math.floor(total / participants.length))} (or a larger --batch-size) to keep them all busy`,
       });
     }
-    await this.distribute(
-      slices,
-      async (peer, part) => {
-        await this.sync(peer);
-        const inBefore = peer.bytesIn;
-        const outBefore = peer.bytesOut;
-        const t0 = this.clock.now();
-        const r = await peer.request('gradients', (id) => ({
-          type: 'step',
-          id,
-          phase: ctx.phase,
-          epoch: ctx.epoch,
-          step: ctx.step,
-          indices: Uint32Array.from(part, (x) => x.index),
-          ...(this.opts.fp16 !== undefined ? { fp16: this.opts.fp16 } : {}),
-        }));
-        if (r.count !== part.length) throw new DptrainError('E_GRADIENT_SHAPE', `worker ${peer.id}: gradients over ${r.count} samples, asked for ${part.length}`);
-        if (r.correct > r.count) throw new DptrainError('E_PROTOCOL_SCHEMA', `worker ${peer.id}: ${r.correct} correct of ${r.count}`);
-        const g = unpackGradients(r, this.size, peer.id);
-        owned.add(g); // decoded from the frame (or from fp16) for this step only: the merge may write into it
-        return { r, g, wallMs: this.clock.now() - t0, bytesIn: peer.bytesIn - inBefore, bytesOut: peer.bytesOut - outBefore };
-      },
-      (peer, part, { r, g, wallMs, bytesIn, bytesOut }) => {
-        const start = position.get(part[0]!)!;
-        parts.push({ gradients: g, loss: r.loss, count: r.count, correct: r.correct, start, end: start + part.length });
-        this.ledger.add(ctx.phase, ctx.epoch, part.map((x) => x.index));
-        const st = stats.get(peer.id) ?? { id: peer.id, samples: 0, computeMs: 0, bytesIn: 0, bytesOut: 0, wallMs: 0 };
-        st.samples += r.count;
-        st.computeMs += r.computeMs;
-        st.bytesIn += bytesIn;
-        st.bytesOut += bytesOut;
-        st.wallMs += wallMs;
-        stats.set(peer.id, st);
-      },
-      participants,
-    );
-    // every slice (and every share of a lost worker's slice) came back: each sample exactly once
-    const merged = parts.length > 0 ? mergeGradientTree(parts, total, micro, owned) : { gradients: new Float32Array(this.size), loss: 0, count: 0, correct: 0 };
+    const recut = (part: Sample[], survivors: number): Sample[][] => {
+      const start = position.get(part[0]!)!;
+      return treeNodeSlices(total, micro, survivors, start, start + part.length).map((r) => samples.slice(r.start, r.end));
+    };
+    const accepted: StepPart[] = [];
+    const recomputed = new Set<string>();
+    let pending = slices;
+    while (pending.length > 0) {
+      const fresh: StepPart[] = [];
+      await this.distribute(
+        pending,
+        async (peer, part) => {
+          await this.sync(peer);
+          const inBefore = peer.bytesIn;
+          const outBefore = peer.bytesOut;
+          const t0 = this.clock.now();
+          const deadline = this.deadlines.deadlineMs(peer.id, 'step', ctx.phase, part.length);
+          const r = await peer.request(
+            'gradients',
+            (id) => ({
+              type: 'step',
+              id,
+              phase: ctx.phase,
+              epoch: ctx.epoch,
+              step: ctx.step,
+              indices: Uint32Array.from(part, (x) => x.index),
+              ...(this.opts.fp16 !== undefined ? { fp16: this.opts.fp16 } : {}),
+            }),
+            undefined,
+            deadline,
+          );
+          const wallMs = this.clock.now() - t0;
+          if (r.count !== part.length) throw new DptrainError('E_GRADIENT_SHAPE', `worker ${peer.id}: gradients over ${r.count} samples, asked for ${part.length}`);
+          if (r.correct > r.count) throw new DptrainError('E_PROTOCOL_SCHEMA', `worker ${peer.id}: ${r.correct} correct of ${r.count}`);
+          const g = unpackGradients(r, this.size, peer.id);
+          owned.add(g); // decoded from the frame (or from fp16) for this step only: the merge may write into it
+          this.deadlines.record(peer.id, 'step', ctx.phase, part.length, wallMs);
+          return { r, g, wallMs, bytesIn: peer.bytesIn - inBefore, bytesOut: peer.bytesOut - outBefore };
+        },
+        (peer, part, { r, g, wallMs, bytesIn, bytesOut }) => {
+          const start = position.get(part[0]!)!;
+          fresh.push({
+            gradients: g, loss: r.loss, count: r.count, correct: r.correct, start, end: start + part.length,
+            peer, indices: part.map((x) => x.index), computeMs: r.computeMs, wallMs, bytesIn, bytesOut, norm: l2Norm(g),
+          });
+        },
+        participants,
+        recut,
+      );
+      pending = [];
+      for (const p of fresh) {
+        const others = [...accepted, ...fresh].filter((q) => q !== p).map((q) => q.norm);
+        const why = this.normGuard.refusal(p.norm, others);
+        if (why === undefined) {
+          accepted.push(p);
+          continue;
+        }
+        const what = `worker ${p.peer.id}, step ${ctx.step}, samples ${p.start}..${p.end - 1}: ${why}`;
+        const part = samples.slice(p.start, p.end);
+        const survivors = this.server.workers.filter((w) => w !== p.peer);
+        if (survivors.length > 0) {
+          // refused: the worker is dropped (logged as a rejected frame with the reason), its share redone by the others
+          this.server.reject(p.peer, new DptrainError('E_GRADIENT_NORM', `${what}; its share is redone by the others`));
+          pending.push(...recut(part, survivors.length));
+        } else if (!recomputed.has(`${p.start}:${p.end}`)) {
+          recomputed.add(`${p.start}:${p.end}`);
+          this.server.emit({ type: 'log', time: this.clock.now(), level: 'warn', message: `gradient refused, recomputing once (no other worker): ${what}` });
+          pending.push(part);
+        } else {
+          throw new DptrainError('E_GRADIENT_NORM', `${what}; refused again after recomputing it, and no other worker can redo it: stopping rather than training on it (raise --max-grad-norm-ratio / --max-grad-norm if this gradient is legitimate)`);
+        }
+      }
+    }
+    this.normGuard.accept(accepted.map((p) => p.norm));
+    const stats = new Map<string, StepWorkerStat & { wallMs: number }>();
+    for (const p of accepted) {
+      this.ledger.add(ctx.phase, ctx.epoch, p.indices);
+      const st = stats.get(p.peer.id) ?? { id: p.peer.id, samples: 0, computeMs: 0, bytesIn: 0, bytesOut: 0, wallMs: 0 };
+      st.samples += p.count;
+      st.computeMs += p.computeMs;
+      st.bytesIn += p.bytesIn;
+      st.bytesOut += p.bytesOut;
+      st.wallMs += p.wallMs;
+      stats.set(p.peer.id, st);
+    }
+    // every slice (and every share of a lost worker's slice) came back and was accepted: each sample exactly once
+    const merged = accepted.length > 0 ? mergeGradientTree(accepted, total, micro, owned) : { gradients: new Float32Array(this.size), loss: 0, count: 0, correct: 0 };
     const workers = [...stats.values()];
     let straggler: string | undefined;
     let slowest = -1;
@@ -213,7 +296,13 @@ export class ClusterExecutor implements TrainingExecutor {
     const waits: Promise<unknown>[] = [];
     for (const p of this.server.workers) {
       if (p.phase !== s.phase) continue; // synced before its next task
-      if (ack) waits.push(p.request('weights_ack', frame, String(s.version)).catch(() => undefined));
+      if (ack) {
+        waits.push(
+          p.request('weights_ack', frame, String(s.version), this.deadlines.options.firstStepTimeoutMs).catch((err: unknown) => {
+            if (err instanceof DeadlineError) this.server.drop(p, `deadline: ${err.message}`);
+          }),
+        );
+      }
       else p.send(frame);
       p.version = s.version;
     }
@@ -245,7 +334,11 @@ export class ClusterExecutor implements TrainingExecutor {
       parts,
       async (peer, part) => {
         await this.sync(peer);
-        const r = await peer.request('predictions', (id) => ({ type: 'predict', id, split: part[0]!.split, indices: Uint32Array.from(part, (x) => x.index) }));
+        const phase = this.server.state.phase ?? '';
+        const t0 = this.clock.now();
+        const deadline = this.deadlines.deadlineMs(peer.id, 'predict', phase, part.length);
+        const r = await peer.request('predictions', (id) => ({ type: 'predict', id, split: part[0]!.split, indices: Uint32Array.from(part, (x) => x.index) }), undefined, deadline);
+        this.deadlines.record(peer.id, 'predict', phase, part.length, this.clock.now() - t0);
         const c = r.probs.length / part.length;
         if (r.count !== part.length || !Number.isInteger(c) || c < 1 || (classes && c !== classes)) {
           throw new DptrainError('E_GRADIENT_SHAPE', `worker ${peer.id}: ${r.probs.length} probabilities for ${part.length} samples`);
@@ -262,6 +355,8 @@ export class ClusterExecutor implements TrainingExecutor {
         this.server.emit({ type: 'progress', time: this.clock.now(), task, done, total: samples.length });
       },
       this.participants(),
+      // a lost worker's chunk goes whole to another worker: each image's probabilities come from one call
+      (part) => [part],
     );
     return out!;
   }
@@ -296,7 +391,9 @@ export class ClusterExecutor implements TrainingExecutor {
     const s = this.server.state;
     if (!s.phase || !s.weights) return;
     if (peer.phase !== s.phase) {
-      const r = await peer.request('phase_ready', (id) => ({ type: 'phase', id, phase: s.phase!, weights: s.weights, wantWeights: false }));
+      const r = await this.timed(peer, 'phase', 0, () =>
+        peer.request('phase_ready', (id) => ({ type: 'phase', id, phase: s.phase!, weights: s.weights, wantWeights: false }), undefined, this.deadlines.deadlineMs(peer.id, 'phase', s.phase!, 0)),
+      );
       const size = r.spec.reduce((a, b) => a + b.size, 0);
       if (size !== this.size) throw new DptrainError('E_GRADIENT_SHAPE', `worker ${peer.id}: phase '${s.phase}' has ${size} trainable values, expected ${this.size}`);
       peer.phase = s.phase;
@@ -305,6 +402,14 @@ export class ClusterExecutor implements TrainingExecutor {
       peer.send({ type: 'weights', step: s.version, weights: s.weights, ack: false });
       peer.version = s.version;
     }
+  }
+
+  /** Runs a request and records how long `peer` took for it. */
+  private async timed<T>(peer: Peer, kind: RequestKind, samples: number, request: () => Promise<T>): Promise<T> {
+    const t0 = this.clock.now();
+    const r = await request();
+    this.deadlines.record(peer.id, kind, this.server.state.phase ?? '', samples, this.clock.now() - t0);
+    return r;
   }
 
   /** Waits (saying so) until `n` workers are joined. */
@@ -324,13 +429,15 @@ export class ClusterExecutor implements TrainingExecutor {
 
   /**
    * Runs `tasks` on the workers: initial task i goes to worker i; a free worker takes the next queued task;
-   * the task of a lost (or rejected) worker is split among the survivors. Each task is accepted exactly once.
+   * the task of a lost, late (past its deadline) or rejected worker is re-cut with `recut` among the
+   * survivors. Each task is accepted exactly once: a late worker is dropped, so its answer never arrives.
    */
   private async distribute<R>(
     tasks: Sample[][],
     run: (peer: Peer, part: Sample[]) => Promise<R>,
     accept: (peer: Peer, part: Sample[], result: R) => void,
     preferred: Peer[],
+    recut: (part: Sample[], survivors: number) => Sample[][],
   ): Promise<void> {
     const queue: Task[] = tasks.map((indices) => ({ indices, failures: 0 }));
     const inflight = new Map<Peer, Task>();
@@ -356,7 +463,8 @@ export class ClusterExecutor implements TrainingExecutor {
             },
             (err: unknown) => {
               inflight.delete(peer);
-              if (isDptrainError(err)) this.server.reject(peer, err); // bad reply: drop the worker
+              if (err instanceof DeadlineError) this.server.drop(peer, `deadline: ${err.message}`); // late: redone by the others
+              else if (isDptrainError(err)) this.server.reject(peer, err); // bad reply: drop the worker
               else if (!(err instanceof WorkerLostError)) {
                 task.failures++;
                 if (task.failures >= maxFailures) fatal = err as Error;
@@ -364,7 +472,7 @@ export class ClusterExecutor implements TrainingExecutor {
               }
               if (peer.closed) preferred = preferred.filter((p) => p !== peer);
               const survivors = this.server.workers.filter((p) => p !== peer);
-              const share = contiguousSlices(task.indices, Math.max(1, survivors.length));
+              const share = recut(task.indices, Math.max(1, survivors.length));
               queue.unshift(...share.map((indices) => ({ indices, failures: task.failures })));
               wake();
             },

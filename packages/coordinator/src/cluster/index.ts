@@ -14,3 +14,5 @@ export { EventHistory, DEFAULT_EVENT_HISTORY_OPTIONS, type EventHistoryOptions }
 export { isLoopbackHost, plainTextExposureWarning } from './exposure.js';
 export { WorkerSupervisor, WORKER_SUPERVISOR_DEFAULTS, type WorkerSupervisorOptions } from './worker-supervisor.js';
 export { routeWorkerOutput, workerLineLevel, type WorkerOutputMode, type WorkerOutputOptions } from './worker-output.js';
+export { addStepGuardFlags, toStepGuardOptions, type StepGuardFlagValues } from './step-guard-flags.js';
+export { RequestDeadlines, DEFAULT_REQUEST_DEADLINES, type RequestDeadlineOptions, type RequestKind } from './deadlines.js';

@@ -15,12 +15,25 @@ export class WorkerLostError extends Error {
   }
 }
 
+/** Raised on a request that got no answer within its deadline (the worker is then dropped: see ClusterExecutor). */
+export class DeadlineError extends Error {
+  constructor(
+    readonly workerId: string,
+    readonly what: string,
+    readonly deadlineMs: number,
+  ) {
+    super(`worker ${workerId}: no answer to ${what} within its deadline of ${Math.round(deadlineMs)} ms`);
+    this.name = 'DeadlineError';
+  }
+}
+
 type ReplyType = 'phase_ready' | 'gradients' | 'predictions' | 'weights_ack';
 
 interface Pending {
   type: ReplyType;
   resolve: (msg: never) => void;
   reject: (err: Error) => void;
+  timer?: ReturnType<typeof setTimeout>;
 }
 
 /** One WebSocket connection to the coordinator: a worker or an observer, before or after authentication. */
@@ -70,14 +83,27 @@ export class Peer {
     this.ws.send(frame);
   }
 
-  /** Sends a request and resolves with the reply of type `type` carrying the same id. */
-  request<T extends ReplyType>(type: T, message: Outgoing | Buffer | ((id: number) => Outgoing), key?: string): Promise<MessageOf<T>> {
+  /**
+   * Sends a request and resolves with the reply of type `type` carrying the same id. With `deadlineMs`, it
+   * rejects with a DeadlineError when no reply came in time (a reply after that is not waited for: it never
+   * settles anything).
+   */
+  request<T extends ReplyType>(type: T, message: Outgoing | Buffer | ((id: number) => Outgoing), key?: string, deadlineMs?: number): Promise<MessageOf<T>> {
     if (this.closed) return Promise.reject(new WorkerLostError(this.id, this.closedReason ?? 'closed'));
     const id = this.nextRequestId++;
     const msg = typeof message === 'function' ? message(id) : message;
     const k = `${type}:${key ?? id}`;
     return new Promise<MessageOf<T>>((resolve, reject) => {
-      this.pending.set(k, { type, resolve: resolve as (m: never) => void, reject });
+      const pending: Pending = { type, resolve: resolve as (m: never) => void, reject };
+      if (deadlineMs !== undefined && Number.isFinite(deadlineMs)) {
+        pending.timer = setTimeout(() => {
+          if (this.pending.get(k) !== pending) return;
+          this.pending.delete(k);
+          reject(new DeadlineError(this.id, `${type === 'gradients' ? 'step' : type} request ${key ?? id}`, deadlineMs));
+        }, Math.max(1, deadlineMs));
+        pending.timer.unref?.();
+      }
+      this.pending.set(k, pending);
       this.send(msg);
     });
   }
@@ -88,13 +114,17 @@ export class Peer {
     const p = this.pending.get(k);
     if (!p) return false;
     this.pending.delete(k);
+    clearTimeout(p.timer);
     p.resolve(msg as never);
     return true;
   }
 
   /** Fails every outstanding request with `err` (the worker reported it could not do them). */
   failPending(err: Error): void {
-    for (const p of this.pending.values()) p.reject(err);
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
     this.pending.clear();
   }
 
@@ -107,7 +137,10 @@ export class Peer {
     if (this.closed) return;
     this.state = 'closed';
     this.closedReason = reason;
-    for (const p of this.pending.values()) p.reject(new WorkerLostError(this.id, reason));
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(new WorkerLostError(this.id, reason));
+    }
     this.pending.clear();
     try {
       this.ws.close(code, reason.slice(0, 120));

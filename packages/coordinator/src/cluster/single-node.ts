@@ -14,7 +14,7 @@ import {
   type RunConfig,
   type TrainResult,
 } from '@dptrain/core';
-import { runCoordinator } from './run-coordinator.js';
+import { runCoordinator, type CoordinatorOptions } from './run-coordinator.js';
 import { spawnLocalWorker, workerCpuSets } from './local-workers.js';
 import type { HttpHandler } from './server.js';
 import { routeWorkerOutput, type WorkerOutputMode } from './worker-output.js';
@@ -48,6 +48,8 @@ export interface SingleNodeOptions {
   restartDelayMs?: number;
   /** Stop cleanly once aborted: the step completes, a checkpoint is written, the workers are stopped. Default: never. */
   stopSignal?: AbortSignal;
+  /** Executor options (gradient-norm bound, request deadlines). Default: the executor's defaults. */
+  executor?: CoordinatorOptions['executor'];
 }
 
 /**
@@ -89,6 +91,7 @@ export async function runSingleNode(opts: SingleNodeOptions): Promise<TrainResul
       ...(opts.protocol ? { protocol: opts.protocol } : {}),
       ...(opts.httpHandlers ? { httpHandlers: opts.httpHandlers } : {}),
       ...(opts.stopSignal ? { stopSignal: opts.stopSignal } : {}),
+      ...(opts.executor ? { executor: opts.executor } : {}),
       onListening: (url, _server, executor) => {
         const pin = workerCpuSets({ count: n });
         const where = pin.sets ? `pinned to CPUs ${pin.sets.map((s) => s.join(',')).join(' | ')}` : `not pinned: ${pin.reason}`;

@@ -16,8 +16,10 @@ import { computeTreeGradientsOnDevice, isDeviceStepReplica } from './device-step
  * boundaries, see `microBatchSlices`) computes that node's mean with the same tree, and the coordinator combines
  * the workers' means along the upper part of it; so a power-of-two number of workers (and others whose slices
  * fall on tree nodes, such as 3 workers over 4 micro-batches), or `dptrain train` in one process, produce the
- * same bits. Slices that are not tree nodes (a lost worker's share split among the survivors) are
- * still combined exactly once each, in batch order where they cut the tree, with the same formula.
+ * same bits. The cluster cuts slices, and re-cuts a lost worker's share, into tree nodes (`treeNodeSlices`), so
+ * faults do not change the bits either. Slices that are not tree nodes (from `microBatchSlices` with other
+ * worker counts) are still combined exactly once each, in batch order where they cut the tree, with the same
+ * formula.
  */
 
 /** A gradient result for the samples [start, end) of a batch. */
@@ -89,6 +91,43 @@ export function microBatchSlices(n: number, microBatch: number, parts: number): 
     at += size;
   }
   return out;
+}
+
+/**
+ * Cuts the samples [start, end) of a batch of `n` — which must be a node of the averaging tree (the whole batch,
+ * or a range this function returned) — into at most `parts` contiguous ranges that are nodes of the tree too:
+ * the node with the most micro-batches (the leftmost of equals) is split at the tree's cut until there are
+ * `parts` nodes or only single micro-batches are left. Gradients of such ranges merge along the tree exactly as
+ * the whole batch's would, so a share re-cut this way (a lost worker's) leaves the step's bits unchanged.
+ * Without a micro-batch (0): near-equal contiguous ranges.
+ */
+export function treeNodeSlices(n: number, microBatch: number, parts: number, start = 0, end = n): { start: number; end: number }[] {
+  const want = Math.max(1, parts);
+  if (!(microBatch > 0)) {
+    const out: { start: number; end: number }[] = [];
+    let at = start;
+    for (const size of sliceSizes(end - start, Math.max(1, Math.min(want, end - start)))) {
+      if (size > 0) out.push({ start: at, end: at + size });
+      at += size;
+    }
+    return out;
+  }
+  if (start % microBatch !== 0 || (end !== n && end % microBatch !== 0)) {
+    throw new RangeError(`treeNodeSlices: [${start}, ${end}) is not on micro-batch boundaries of ${microBatch}`);
+  }
+  const nodes: [number, number][] = [[start / microBatch, Math.ceil(end / microBatch)]];
+  while (nodes.length < want) {
+    let best = -1;
+    for (let i = 0; i < nodes.length; i++) {
+      const [lo, hi] = nodes[i]!;
+      if (hi - lo >= 2 && (best < 0 || hi - lo > nodes[best]![1] - nodes[best]![0])) best = i;
+    }
+    if (best < 0) break;
+    const [lo, hi] = nodes[best]!;
+    const mid = treeMid(lo, hi);
+    nodes.splice(best, 1, [lo, mid], [mid, hi]);
+  }
+  return nodes.map(([lo, hi]) => ({ start: lo * microBatch, end: Math.min(n, hi * microBatch) }));
 }
 
 /**

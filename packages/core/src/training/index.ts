@@ -36,3 +36,4 @@ export {
 export { DeviceFeatureCache } from './device-feature-cache.js';
 export { TransferCounter } from './transfer-counter.js';
 export { packBytes, unpackBytes, preprocessOnDevice } from './device-preprocess.js';
+export { l2Norm, clipByGlobalNorm, GradientNormGuard, type GradientNormGuardOptions } from './gradient-norm.js';

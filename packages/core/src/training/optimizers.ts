@@ -45,12 +45,13 @@ export function applyWeightDecay(weights: Float32Array, learningRate: number, we
 /**
  * A compiled Adam update over flat arrays, in place (the native backend's `adamUpdate`): must compute, in double,
  * m = b1 m + (1-b1) g; v = b2 v + (1-b2) g g; w -= (lrT m) / (sqrt(v) + eps), in that order, so that its results
- * are bit-identical to the JS loop of AdamOptimizer.step.
+ * are bit-identical to the JS loop of AdamOptimizer.step. When any new m, v or weight would not be finite in
+ * float32, it writes nothing and returns the first such index (else -1).
  */
 export type AdamKernel = (
   weights: Float32Array, gradients: Float32Array, m: Float32Array, v: Float32Array,
   lrT: number, beta1: number, beta2: number, epsilon: number,
-) => void;
+) => number;
 
 let adamKernel: AdamKernel | undefined;
 
@@ -62,6 +63,18 @@ export function setAdamKernel(kernel: AdamKernel | undefined): void {
 /** True when Adam steps run through a kernel set with setAdamKernel. */
 export function hasAdamKernel(): boolean {
   return adamKernel !== undefined;
+}
+
+/** True when `x` rounds to a finite float32. */
+function finite32(x: number): boolean {
+  return Number.isFinite(Math.fround(x));
+}
+
+function nonFiniteState(i: number, gradient: number): DptrainError {
+  return new DptrainError(
+    'E_OPTIMIZER_NONFINITE',
+    `adam: the update would make weight ${i}'s state non-finite (gradient ${gradient}); refused, the weights and optimizer state are unchanged`,
+  );
 }
 
 function checkLengths(weights: Float32Array, gradients: Float32Array): void {
@@ -115,8 +128,22 @@ export class AdamOptimizer implements FlatOptimizer {
     const lrT = (this.learningRate * Math.sqrt(1 - Math.pow(b2, this.t))) / (1 - Math.pow(b1, this.t));
     const eps = this.epsilon;
     if (adamKernel) {
-      adamKernel(weights, gradients, m, v, lrT, b1, b2, eps);
+      const bad = adamKernel(weights, gradients, m, v, lrT, b1, b2, eps);
+      if (bad >= 0) {
+        this.t -= 1;
+        throw nonFiniteState(bad, gradients[bad] as number);
+      }
       return;
+    }
+    // refuse an update that would make any state non-finite before writing anything (it would never recover)
+    for (let i = 0; i < weights.length; i++) {
+      const g = gradients[i] as number;
+      const mi = b1 * (m[i] as number) + (1 - b1) * g;
+      const vi = b2 * (v[i] as number) + (1 - b2) * g * g;
+      if (!finite32(mi) || !finite32(vi) || !finite32((weights[i] as number) - (lrT * mi) / (Math.sqrt(vi) + eps))) {
+        this.t -= 1;
+        throw nonFiniteState(i, g);
+      }
     }
     for (let i = 0; i < weights.length; i++) {
       const g = gradients[i] as number;

@@ -16,6 +16,7 @@ import { argmaxRows, computeMetrics, type EvaluationMetrics } from './metrics.js
 import { useNativeOptimizer } from '../backend/loaders.js';
 import { createOptimizer } from './optimizers.js';
 import { LearningRateScheduler, phaseBaseLearningRate, phaseSchedule } from './lr-schedule.js';
+import { clipByGlobalNorm } from './gradient-norm.js';
 import { saveRun } from './run-model.js';
 import { epochPermutation, globalBatch, stepsPerEpoch } from './sharding.js';
 import type { TrainingExecutor, WeightSpec } from './types.js';
@@ -317,6 +318,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
             throw new DptrainError('E_GRADIENT_SHAPE', `step ${step}: ${res.gradients.length} gradient values for ${weights.length} weights`);
           }
           if (!Number.isFinite(res.loss)) throw new DptrainError('E_GRADIENT_NONFINITE', `step ${step}: loss is ${res.loss}`);
+          if (config.clipNorm > 0) clipByGlobalNorm(res.gradients, config.clipNorm);
           optimizer.step(weights, res.gradients);
           await executor.setWeights(weights);
           step++;

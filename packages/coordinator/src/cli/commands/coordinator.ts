@@ -5,8 +5,9 @@ import { addTrainingFlags, printConfigIfAsked, toRunConfig, type TrainingFlagVal
 import { addProtocolFlags, parseListen, resolveSharedToken, runCoordinator, toProtocolOptions, type ProtocolFlagValues } from '../../cluster/index.js';
 import { addViewFlags, attachRunViews, type ViewFlagValues } from '../../observability/run-views.js';
 import { reportStop, stopOnSignals } from '../stop-signals.js';
+import { addStepGuardFlags, toStepGuardOptions, type StepGuardFlagValues } from '../../cluster/step-guard-flags.js';
 
-interface CoordinatorFlags extends TrainingFlagValues, ProtocolFlagValues, ViewFlagValues {
+interface CoordinatorFlags extends TrainingFlagValues, ProtocolFlagValues, ViewFlagValues, StepGuardFlagValues {
   listen: string;
   minWorkers: string;
   token?: string;
@@ -22,6 +23,7 @@ export function register(program: Command): void {
     .command('coordinator')
     .description('run the coordinator of a cluster: workers connect with `dptrain worker --connect ws://HOST:PORT`');
   addTrainingFlags(cmd);
+  addStepGuardFlags(cmd);
   addViewFlags(addProtocolFlags(cmd))
     .option('--listen <host:port>', 'address to listen on', '0.0.0.0:7420')
     .option('--min-workers <k>', 'training waits while fewer workers are connected', '1')
@@ -56,6 +58,7 @@ export function register(program: Command): void {
           minWorkers: Number(flags.minWorkers),
           resume: flags.resume !== undefined,
           protocol: toProtocolOptions(flags),
+          executor: toStepGuardOptions(flags),
           httpHandlers: [views.httpHandler],
           ...(flags.tlsCert && flags.tlsKey ? { tls: { cert: flags.tlsCert, key: flags.tlsKey } } : {}),
           onListening: (url) => {

@@ -13,8 +13,9 @@ import {
 import { addViewFlags, attachRunViews, type ViewFlagValues } from '../../observability/run-views.js';
 import { WORKER_SUPERVISOR_DEFAULTS } from '../../cluster/worker-supervisor.js';
 import { reportStop, stopOnSignals } from '../stop-signals.js';
+import { addStepGuardFlags, toStepGuardOptions, type StepGuardFlagValues } from '../../cluster/step-guard-flags.js';
 
-interface SingleFlags extends TrainingFlagValues, ProtocolFlagValues, ViewFlagValues {
+interface SingleFlags extends TrainingFlagValues, ProtocolFlagValues, ViewFlagValues, StepGuardFlagValues {
   workers?: string;
   out?: string;
   resume?: string;
@@ -28,6 +29,7 @@ export function register(program: Command): void {
     .command('single')
     .description('single-node cluster: a coordinator and N local worker processes over loopback WebSockets');
   addTrainingFlags(cmd);
+  addStepGuardFlags(cmd);
   addViewFlags(addProtocolFlags(cmd))
     .option('--workers <n>', 'local worker processes (0: everything in this process)', String(availableParallelism()))
     .option('--out <dir>', 'run directory (default: runs/<timestamp>)')
@@ -62,6 +64,7 @@ export function register(program: Command): void {
           ...(flags.backend ? { backend: flags.backend } : {}),
           ...(flags.tokenFile !== undefined ? { token: resolveSharedToken({ tokenFile: flags.tokenFile }) } : {}),
           protocol: toProtocolOptions(flags),
+          executor: toStepGuardOptions(flags),
           httpHandlers: [views.httpHandler],
           // the workers' own messages would tear the dashboard; their joins and losses show in it
           // in the dashboard, the workers' lines go to the run log and their warnings to the events pane
