@@ -47,3 +47,29 @@ describe.skipIf(!native)('native Adam kernel', () => {
     expect(hasAdamKernel()).toBe(false);
   });
 });
+
+describe.skipIf(!native)('native Adam kernel, non-finite state', () => {
+  it('refuses a finite but huge gradient (1e25) with E_OPTIMIZER_NONFINITE and writes nothing', async () => {
+    expect(await useNativeOptimizer()).toBe(true);
+    try {
+      const n = 300_001; // the threaded path
+      const opt = new AdamOptimizer({ learningRate: 1e-3 });
+      const w = randomArray(n, 3, 0.05);
+      opt.step(w, randomArray(n, 4, 0.3));
+      const before = { w: w.slice(), ...opt.exportState() };
+      const g = randomArray(n, 5, 0.3);
+      for (let i = 1000; i < n; i += 1000) g[i] = g[i]! * 1e25;
+      expect(() => opt.step(w, g)).toThrow(expect.objectContaining({ code: 'E_OPTIMIZER_NONFINITE', message: expect.stringContaining('weight 1000') }));
+      const after = opt.exportState();
+      expect(after.iterations).toBe(before.iterations);
+      expect(Buffer.compare(Buffer.from(w.buffer), Buffer.from(before.w.buffer))).toBe(0);
+      expect(Buffer.compare(Buffer.from(after.slots.v!.buffer), Buffer.from(before.slots.v!.buffer))).toBe(0);
+      expect(Buffer.compare(Buffer.from(after.slots.m!.buffer), Buffer.from(before.slots.m!.buffer))).toBe(0);
+      // and it goes on training with a sane gradient, every slot finite
+      opt.step(w, randomArray(n, 6, 0.3));
+      expect(opt.exportState().slots.v!.every((x) => Number.isFinite(x))).toBe(true);
+    } finally {
+      setAdamKernel(undefined);
+    }
+  });
+});

@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import type { Sample } from '../data/types.js';
-import { computeTreeGradients, meanOfTwo, mergeGradientTree, microBatchSlices, type RangedGradient } from './gradient-tree.js';
+import { computeTreeGradients, meanOfTwo, mergeGradientTree, microBatchSlices, treeNodeSlices, type RangedGradient } from './gradient-tree.js';
+import { mulberry32 } from '../data/prng.js';
 import { LinearReplica } from './linear-replica.testutil.js';
 import type { GradientResult } from './types.js';
 
@@ -87,6 +88,49 @@ describe('gradient tree', () => {
     const m = mergeGradientTree(parts.reverse(), 32, 8);
     expect(m.count).toBe(32);
     for (let i = 0; i < whole.gradients.length; i++) expect(m.gradients[i]).toBeCloseTo(whole.gradients[i]!, 5);
+  });
+
+  it('treeNodeSlices cuts tree nodes: the largest node first, down to single micro-batches', () => {
+    expect(treeNodeSlices(32, 8, 1)).toEqual([{ start: 0, end: 32 }]);
+    expect(treeNodeSlices(32, 8, 2)).toEqual([{ start: 0, end: 16 }, { start: 16, end: 32 }]);
+    expect(treeNodeSlices(32, 8, 3)).toEqual([{ start: 0, end: 8 }, { start: 8, end: 16 }, { start: 16, end: 32 }]);
+    expect(treeNodeSlices(32, 8, 9).map((s) => s.end - s.start)).toEqual([8, 8, 8, 8]);
+    // 5 micro-batches: the left half takes the odd one; the last micro-batch is short
+    expect(treeNodeSlices(36, 8, 2)).toEqual([{ start: 0, end: 24 }, { start: 24, end: 36 }]);
+    // a node re-cut on its own
+    expect(treeNodeSlices(36, 8, 2, 0, 24)).toEqual([{ start: 0, end: 16 }, { start: 16, end: 24 }]);
+    expect(treeNodeSlices(36, 8, 3, 24, 36)).toEqual([{ start: 24, end: 32 }, { start: 32, end: 36 }]);
+    expect(() => treeNodeSlices(36, 8, 2, 4, 24)).toThrow(/micro-batch boundaries/);
+    expect(treeNodeSlices(5, 0, 2)).toEqual([{ start: 0, end: 3 }, { start: 3, end: 5 }]);
+  });
+
+  it.each([
+    [32, 8],
+    [27, 4],
+    [45, 4],
+    [8, 2],
+  ])('batch %d, micro-batch %d: shares of lost workers re-cut into tree nodes, at random, give the bits of one process', async (n, micro) => {
+    const all = samples(n);
+    const r = await replica();
+    const one = await computeTreeGradients(r, all, ctx, micro);
+    const rnd = mulberry32(n * 31 + micro);
+    for (let trial = 0; trial < 20; trial++) {
+      // start with 1..4 workers' slices, then lose random slices and re-cut each among 1..3 survivors
+      let ranges = treeNodeSlices(n, micro, 1 + Math.floor(rnd() * 4));
+      for (let loss = Math.floor(rnd() * 4); loss > 0; loss--) {
+        const i = Math.floor(rnd() * ranges.length);
+        const lost = ranges[i]!;
+        ranges.splice(i, 1, ...treeNodeSlices(n, micro, 1 + Math.floor(rnd() * 3), lost.start, lost.end));
+      }
+      const parts: RangedGradient[] = [];
+      for (const { start, end } of ranges) {
+        const g = await computeTreeGradients(r, all.slice(start, end), ctx, micro);
+        parts.push({ ...g, gradients: g.gradients.slice(), start, end });
+      }
+      const m = mergeGradientTree(parts.reverse(), n, micro);
+      expect(Array.from(m.gradients), `slices ${JSON.stringify(ranges)}`).toEqual(Array.from(one.gradients));
+      expect([m.count, m.correct]).toEqual([one.count, one.correct]);
+    }
   });
 
   it('rejects parts with a gap, an overlap or a short cover, naming the samples', () => {

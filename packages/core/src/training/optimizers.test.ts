@@ -152,5 +152,32 @@ describe('AdamW, weight decay and Nesterov SGD (reference formulas)', () => {
       }
     }
     Array.from(w).forEach((x, i) => expect(x).toBeCloseTo(ref[i]!, 6));
+
+describe('AdamOptimizer refuses non-finite state', () => {
+  it('refuses a finite but huge gradient instead of storing v = +Inf, and changes nothing', () => {
+    const opt = new AdamOptimizer({ learningRate: 1e-3 });
+    const w = new Float32Array([0.1, -0.2, 0.3, 0.4]);
+    opt.step(w, new Float32Array([0.1, 0.2, -0.3, 0.05]));
+    const w1 = w.slice();
+    const s1 = opt.exportState();
+    let err: unknown;
+    try {
+      opt.step(w, new Float32Array([0.1, 2e25, -0.3, 0.05]));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({ code: 'E_OPTIMIZER_NONFINITE', message: expect.stringContaining('weight 1') });
+    expect([...w]).toEqual([...w1]);
+    const s2 = opt.exportState();
+    expect(s2.iterations).toBe(s1.iterations);
+    expect([...s2.slots.v!]).toEqual([...s1.slots.v!]);
+    expect([...s2.slots.m!]).toEqual([...s1.slots.m!]);
+    // NaN and Inf are refused too
+    expect(() => opt.step(w, new Float32Array([NaN, 0, 0, 0]))).toThrow(/non-finite/);
+    expect(() => opt.step(w, new Float32Array([0, 0, Infinity, 0]))).toThrow(/non-finite/);
+    // a sane gradient still trains
+    opt.step(w, new Float32Array([0.1, 0.2, -0.3, 0.05]));
+    expect(opt.iterations).toBe(2);
+    expect(opt.exportState().slots.v!.every((x) => Number.isFinite(x))).toBe(true);
   });
 });
