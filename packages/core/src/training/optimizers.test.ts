@@ -152,6 +152,8 @@ describe('AdamW, weight decay and Nesterov SGD (reference formulas)', () => {
       }
     }
     Array.from(w).forEach((x, i) => expect(x).toBeCloseTo(ref[i]!, 6));
+  });
+});
 
 describe('AdamOptimizer refuses non-finite state', () => {
   it('refuses a finite but huge gradient instead of storing v = +Inf, and changes nothing', () => {

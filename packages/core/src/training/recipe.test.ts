@@ -196,3 +196,37 @@ describe('runTraining learning-rate schedules', () => {
     expect(again).toEqual(perEpoch);
   });
 });
+
+describe('runTraining --clip-norm', () => {
+  /** An executor whose gradient at step 0 is `spike` times too large (a bad batch). */
+  function spiky(spike: number): InProcessExecutor {
+    const inner = new InProcessExecutor(new LinearReplica());
+    const compute = inner.computeGradients.bind(inner);
+    inner.computeGradients = async (samples, ctx) => {
+      const r = await compute(samples, ctx);
+      if (ctx.step === 0) r.gradients = r.gradients.map((x) => x * spike);
+      return r;
+    };
+    return inner;
+  }
+
+  async function finalWeights(spike: number, clipNorm: number): Promise<Float32Array> {
+    const dir = mkdtempSync(path.join(tmpdir(), 'dpt-clip-'));
+    await runTraining({
+      config: config({ clipNorm, headPhase: { epochs: 2, learningRate: 0.05 }, fineTunePhase: { epochs: 0, learningRate: 0.01 } }),
+      runDir: dir, data: makeData(45, 15, 3), executor: spiky(spike), bus: new EventBus(), backend: { name: 'cpu', device: 'test' },
+    });
+    return (await loadRunModel(dir)).weights;
+  }
+
+  it('clips the averaged gradient before Adam: a 1e4x spike at step 0 no longer changes the run', async () => {
+    const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
+    const plain = await finalWeights(1, 0);
+    const spiked = await finalWeights(1e4, 0);
+    expect(maxDiff(plain, spiked)).toBeGreaterThan(1e-2); // without clipping the spike dominates Adam's second moment
+    const plainClipped = await finalWeights(1, 1e-3);
+    const spikedClipped = await finalWeights(1e4, 1e-3);
+    expect(maxDiff(plainClipped, spikedClipped)).toBeLessThan(1e-5);
+    expect(maxDiff(plain, plainClipped)).toBeGreaterThan(0); // the clip did act
+  });
+});
