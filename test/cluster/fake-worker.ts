@@ -5,7 +5,7 @@ import { connectAndAuth, type AuthedConnection } from '@dptrain/worker';
  * A misbehaving worker for the cluster tests: a real WebSocket client that authenticates, joins with the
  * coordinator's reference hashes, heartbeats, switches phases like a worker, and then answers its steps in one
  * of these ways (after `honestSteps` steps answered with small plausible gradients, when given):
- * - 'silent': never answers a step (but keeps heartbeating);
+ * - 'silent': never answers anything, phase switches included (but keeps heartbeating);
  * - 'poison': answers with a finite gradient of the right length scaled to `scale` (default 1e25);
  * - 'bad-frame': answers with bytes that are not a message;
  * - 'late': answers `lateMs` after the request, with a plausible gradient.
@@ -54,6 +54,7 @@ export async function startFakeWorker(opts: FakeWorkerOptions): Promise<FakeWork
   const timers = new Set<ReturnType<typeof setTimeout>>();
   void fake.closed.then(() => timers.forEach((t) => clearTimeout(t)));
   const answer = (msg: Extract<Message, { type: 'step' }>, value: number): void => {
+    if (conn.ws.readyState !== conn.ws.OPEN && conn.ws.readyState !== conn.ws.CLOSING) return;
     const g = new Float32Array(size).fill(value);
     conn.send({ type: 'gradients', id: msg.id, ...packGradients(g, false), loss: 1, count: msg.indices.length, correct: 0, computeMs: 1 });
   };
@@ -63,6 +64,7 @@ export async function startFakeWorker(opts: FakeWorkerOptions): Promise<FakeWork
       else if (msg.type === 'weights') size = msg.weights.length;
       else if (msg.type === 'phase') {
         if (msg.weights) size = msg.weights.length;
+        if (opts.behaviour === 'silent') return;
         conn.send({ type: 'phase_ready', id: msg.id, spec: [{ name: 'fake', shape: [size], size }], weights: msg.wantWeights ? new Float32Array(size) : null });
       } else if (msg.type === 'step') {
         fake.steps++;
@@ -78,7 +80,12 @@ export async function startFakeWorker(opts: FakeWorkerOptions): Promise<FakeWork
           case 'late': {
             const t = setTimeout(() => {
               timers.delete(t);
-              if (conn.ws.readyState === conn.ws.OPEN) answer(msg, 1e-3);
+              // sent even if the coordinator has begun closing: a late answer must not count
+              try {
+                answer(msg, 1e-3);
+              } catch {
+                // the socket is gone
+              }
             }, opts.lateMs ?? 10_000);
             timers.add(t);
             return;

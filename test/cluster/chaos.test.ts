@@ -1,0 +1,180 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { globalBatch, loadDataset, mulberry32, parseRunConfig, type Dataset, type RunConfig, type RunEvent } from '@dptrain/core';
+import { ClusterExecutor, ClusterServer } from '../../packages/coordinator/src/cluster/index.js';
+import { dptrain, makeSceneDir, type Proc } from './fixtures.js';
+import { startFakeWorker, type FakeBehaviour, type FakeWorker } from './fake-worker.js';
+import { inProcessWeights, sha256, trainSteps } from './step-loop.js';
+
+/**
+ * The invariant under faults: 4 real worker processes on loopback train while, for CHAOS_MS, at random moments a
+ * worker is killed with SIGKILL (and a fresh one started in its place), frozen with SIGSTOP for 0.3-4 s (shorter
+ * than its deadline: a straggler; longer: dropped, thawed, it rejoins and its late answer goes nowhere), or a
+ * misbehaving peer joins and answers its first step with a bad frame, a poisoned (huge, finite) gradient, or
+ * after its deadline. Afterwards the same number of steps runs fault-free on 4 workers and in this process: the
+ * SHA-256 of the final trainable weights must be the same for all three, and the chaos run's ledger must count
+ * every sample of every step exactly once.
+ */
+const TOKEN = 'chaos-token';
+const CHAOS_MS = Number(process.env.DPTRAIN_CHAOS_MS ?? 100_000);
+const SEED = Number(process.env.DPTRAIN_CHAOS_SEED ?? Date.now() % 100_000);
+const DEADLINES = { firstStepTimeoutMs: 4000, floorMs: 1500, factor: 5 };
+const procs: Proc[] = [];
+const fakes: FakeWorker[] = [];
+let dir: string;
+let dataset: Dataset;
+let config: RunConfig;
+let server: ClusterServer;
+let serial = 0;
+
+function startWorker(): Proc {
+  const name = `r${serial++}`;
+  const p = dptrain(['worker', '--connect', server.url, '--data', dir, '--backend', 'cpu', '--name', name, '--heartbeat-ms', '300', '--lost-after-ms', '10000'], { DPTRAIN_TOKEN: TOKEN });
+  (p as Proc & { name: string }).name = name;
+  procs.push(p);
+  return p;
+}
+
+const nameOf = (p: Proc): string => (p as Proc & { name: string }).name;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const running = (p: Proc): boolean => p.child.exitCode === null && p.child.signalCode === null;
+
+async function realWorkersJoined(n: number, timeoutMs = 200_000): Promise<void> {
+  const t0 = Date.now();
+  while (server.workers.filter((w) => w.info?.backend !== 'fake').length < n) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`only ${server.workers.length} workers joined:\n${procs.map((p) => p.output().slice(-1500)).join('\n')}`);
+    await server.waitForJoin(500);
+  }
+}
+
+beforeAll(async () => {
+  dir = await makeSceneDir({ perClass: 12, test: 3 });
+  dataset = loadDataset(dir);
+  config = parseRunConfig({
+    dataDir: dir,
+    backbone: { kind: 'tiny-vgg', inputSize: [32, 32], tinyWidths: [4, 4, 8, 8, 8] },
+    preprocess: 'unit',
+    head: { units: 8, dropout: 0 },
+    batchSize: 8,
+    microBatch: 2, // 4 micro-batches a step: one per worker
+    cacheFeatures: false, // real forward and backward passes in every step, so faults land mid-compute
+  });
+  server = new ClusterServer({ token: TOKEN, config, protocol: { heartbeatIntervalMs: 300, lostAfterMs: 3000 } });
+  await server.listen();
+  for (let i = 0; i < 4; i++) startWorker();
+  await realWorkersJoined(4);
+}, 240_000);
+
+afterAll(async () => {
+  for (const f of fakes) f.close();
+  await server?.close();
+  for (const p of procs) {
+    p.child.kill('SIGCONT');
+    p.child.kill('SIGKILL');
+  }
+  await Promise.all(procs.map((p) => p.exited));
+  // no process outlives the test
+  for (const p of procs) expect(running(p)).toBe(false);
+});
+
+type Fault = 'kill -9' | 'SIGSTOP/SIGCONT' | FakeBehaviour;
+const FAULTS: Fault[] = ['kill -9', 'SIGSTOP/SIGCONT', 'bad-frame', 'poison', 'late'];
+
+describe('chaos (4 real workers, loopback)', () => {
+  it(`kill -9, SIGSTOP/SIGCONT, bad frames, poisoned and late answers leave the final weights bit-identical (seed ${SEED})`, { timeout: 290_000 }, async () => {
+    const rnd = mulberry32(SEED);
+    const events: RunEvent[] = [];
+    const off = server.bus.on((e) => events.push(e));
+    const done: Record<string, number> = {};
+    const stopped = new Set<Proc>();
+    let chaosOver = false;
+    const live = (): Proc[] => procs.filter((p) => running(p) && !stopped.has(p) && server.workers.some((w) => w.info?.host === nameOf(p)));
+    /** A live real worker that has a request outstanding (mid-step), or any live one after a second. */
+    const midStep = async (): Promise<Proc | undefined> => {
+      for (let i = 0; i < 100; i++) {
+        const busy = live().filter((p) => server.workers.find((w) => w.info?.host === nameOf(p))?.hasPending());
+        if (busy.length > 0) return busy[Math.floor(rnd() * busy.length)];
+        await sleep(10);
+      }
+      return live()[0];
+    };
+    const injectFault = async (fault: Fault): Promise<void> => {
+      if (fault === 'kill -9' || fault === 'SIGSTOP/SIGCONT') {
+        if (live().length < 3) return; // keep at least two real workers untouched
+        const victim = await midStep();
+        if (!victim) return;
+        done[fault] = (done[fault] ?? 0) + 1;
+        if (fault === 'kill -9') {
+          victim.child.kill('SIGKILL');
+          await sleep(300 + rnd() * 1500);
+          startWorker(); // a restart: a fresh process joins mid-run
+        } else {
+          stopped.add(victim);
+          victim.child.kill('SIGSTOP');
+          await sleep(300 + rnd() * 3700);
+          victim.child.kill('SIGCONT');
+          stopped.delete(victim);
+        }
+        return;
+      }
+      done[fault] = (done[fault] ?? 0) + 1;
+      const fake = await startFakeWorker({ url: server.url, token: TOKEN, hashes: server.referenceHashes, behaviour: fault, scale: 1e4, lateMs: DEADLINES.firstStepTimeoutMs + 500, host: `fake-${fault}-${done[fault]}` });
+      fakes.push(fake);
+    };
+    const chaos = (async () => {
+      const t0 = Date.now();
+      let round: Fault[] = [];
+      while (Date.now() - t0 < CHAOS_MS) {
+        await sleep(800 + rnd() * 2500);
+        if (round.length === 0) round = [...FAULTS].sort(() => rnd() - 0.5);
+        await injectFault(round.shift()!);
+      }
+      chaosOver = true;
+    })();
+
+    const ex = new ClusterExecutor({ server, deadlines: DEADLINES });
+    const t0 = Date.now();
+    const run = await trainSteps(ex, dataset, config, () => !chaosOver);
+    await chaos;
+    off();
+    const chaosMs = Date.now() - t0;
+    const steps = run.steps;
+
+    // the ledger: every sample of every step counted exactly once
+    const n = dataset.labelled.length;
+    const spe = Math.ceil(n / config.batchSize);
+    const expected = new Map<number, number>();
+    for (let s = 0; s < steps; s++) {
+      const e = Math.floor(s / spe);
+      expected.set(e, (expected.get(e) ?? 0) + globalBatch(n, config.batchSize, config.seed, e, s % spe).length);
+    }
+    expect(ex.ledger.summary()).toEqual([...expected].map(([epoch, c]) => ({ phase: 'head', epoch, counted: c, distinct: c, duplicates: 0 })));
+
+    // every kind of fault happened, and the cluster saw it
+    for (const f of FAULTS) expect(done[f] ?? 0, `${f} injected`).toBeGreaterThanOrEqual(1);
+    const lost = events.filter((e): e is Extract<RunEvent, { type: 'worker_lost' }> => e.type === 'worker_lost').map((e) => e.reason);
+    const rejected = events.filter((e): e is Extract<RunEvent, { type: 'frame_rejected' }> => e.type === 'frame_rejected').map((e) => e.code);
+    expect(lost.some((r) => r.includes('closed'))).toBe(true); // kill -9
+    expect(lost.some((r) => r.startsWith('deadline:'))).toBe(true); // late answers, long SIGSTOPs
+    expect(rejected).toContain('E_GRADIENT_NORM');
+    expect(rejected).toContain('E_PROTOCOL_DECODE');
+
+    // the same steps without faults: 4 workers, then one process
+    for (const p of procs) if (running(p)) p.child.kill('SIGCONT');
+    for (const f of fakes) f.close();
+    await realWorkersJoined(4);
+    const tClean = Date.now();
+    const clean = await trainSteps(new ClusterExecutor({ server, deadlines: DEADLINES }), dataset, config, steps, run.w0);
+    const cleanMs = Date.now() - tClean;
+    const local = await inProcessWeights(dataset, config, steps, run.w0);
+    const summary = {
+      seed: SEED, steps, chaosMs, cleanMs, faults: done,
+      lost: { total: lost.length, deadline: lost.filter((r) => r.startsWith('deadline:')).length, closed: lost.filter((r) => r.includes('closed')).length, silent: lost.filter((r) => r.includes('silent')).length },
+      rejected: Object.fromEntries([...new Set(rejected)].map((c) => [c, rejected.filter((x) => x === c).length])),
+      sha256: { chaos: sha256(run.weights), faultFree: sha256(clean.weights), inProcess: sha256(local) },
+    };
+    console.log(`chaos: ${JSON.stringify(summary)}`);
+    expect(steps).toBeGreaterThan(20);
+    expect(sha256(run.weights)).toBe(sha256(clean.weights));
+    expect(sha256(run.weights)).toBe(sha256(local));
+  });
+});
