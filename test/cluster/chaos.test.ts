@@ -54,8 +54,10 @@ beforeAll(async () => {
     backbone: { kind: 'tiny-vgg', inputSize: [32, 32], tinyWidths: [4, 4, 8, 8, 8] },
     preprocess: 'unit',
     head: { units: 8, dropout: 0 },
-    batchSize: 8,
-    microBatch: 2, // 4 micro-batches a step: one per worker
+    // 8 micro-batches a step, two per worker: a lost worker's share is re-cut among 3 survivors, and the
+    // survivors' own slices are cut for 3 (off the tree, either would change the bits)
+    batchSize: 16,
+    microBatch: 2,
     cacheFeatures: false, // real forward and backward passes in every step, so faults land mid-compute
   });
   server = new ClusterServer({ token: TOKEN, config, protocol: { heartbeatIntervalMs: 300, lostAfterMs: 3000 } });

@@ -40,8 +40,7 @@ export type DptrainErrorCode =
   | 'E_CHECKPOINT'
   | 'E_CONFIG'
   | 'E_GRADIENT_NORM' // a gradient's norm is beyond the sanity bound (--max-grad-norm, --max-grad-norm-ratio)
-  | 'E_OPTIMIZER_NONFINITE' // an optimizer update would make its state or the weights non-finite
-  | 'E_DEADLINE'; // a worker did not answer a request within its deadline
+  | 'E_OPTIMIZER_NONFINITE'; // an optimizer update would make its state or the weights non-finite
 
 export class DptrainError extends Error {
   /** Stable machine-readable code. */
