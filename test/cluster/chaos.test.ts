@@ -15,7 +15,7 @@ import { inProcessWeights, sha256, trainSteps } from './step-loop.js';
  * every sample of every step exactly once.
  */
 const TOKEN = 'chaos-token';
-const CHAOS_MS = Number(process.env.DPTRAIN_CHAOS_MS ?? 100_000);
+const CHAOS_MS = Number(process.env.DPTRAIN_CHAOS_MS ?? 90_000);
 const SEED = Number(process.env.DPTRAIN_CHAOS_SEED ?? Date.now() % 100_000);
 const DEADLINES = { firstStepTimeoutMs: 4000, floorMs: 1500, factor: 5 };
 const procs: Proc[] = [];
