@@ -334,7 +334,8 @@ export class ClusterExecutor implements TrainingExecutor {
       parts,
       async (peer, part) => {
         await this.sync(peer);
-        const phase = this.server.state.phase ?? '';
+        // measured per split: test images are not in the feature cache that makes validation fast
+        const phase = `${this.server.state.phase ?? ''}/${part[0]!.split}`;
         const t0 = this.clock.now();
         const deadline = this.deadlines.deadlineMs(peer.id, 'predict', phase, part.length);
         const r = await peer.request('predictions', (id) => ({ type: 'predict', id, split: part[0]!.split, indices: Uint32Array.from(part, (x) => x.index) }), undefined, deadline);
