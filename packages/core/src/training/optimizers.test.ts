@@ -174,6 +174,12 @@ describe('AdamOptimizer refuses non-finite state', () => {
     expect(s2.iterations).toBe(s1.iterations);
     expect([...s2.slots.v!]).toEqual([...s1.slots.v!]);
     expect([...s2.slots.m!]).toEqual([...s1.slots.m!]);
+    // with decoupled weight decay (applied before the update) too: nothing changes
+    const adamw = new AdamOptimizer({ learningRate: 1e-2, weightDecay: 0.1 });
+    const w2 = new Float32Array([0.5, -0.5]);
+    expect(() => adamw.step(w2, new Float32Array([1, 1e30]))).toThrow(expect.objectContaining({ code: 'E_OPTIMIZER_NONFINITE' }));
+    expect([...w2]).toEqual([0.5, -0.5]);
+    expect(adamw.iterations).toBe(0);
     // NaN and Inf are refused too
     expect(() => opt.step(w, new Float32Array([NaN, 0, 0, 0]))).toThrow(/non-finite/);
     expect(() => opt.step(w, new Float32Array([0, 0, Infinity, 0]))).toThrow(/non-finite/);

@@ -121,30 +121,31 @@ export class AdamOptimizer implements FlatOptimizer {
     }
     const m = this.m;
     const v = this.v as Float32Array;
-    applyWeightDecay(weights, this.learningRate, this.weightDecay);
-    this.t += 1;
+    const t = this.t + 1;
     const b1 = this.beta1;
     const b2 = this.beta2;
-    const lrT = (this.learningRate * Math.sqrt(1 - Math.pow(b2, this.t))) / (1 - Math.pow(b1, this.t));
+    const lrT = (this.learningRate * Math.sqrt(1 - Math.pow(b2, t))) / (1 - Math.pow(b1, t));
     const eps = this.epsilon;
+    const decay = this.learningRate * this.weightDecay;
+    // Refuse an update that would make any state non-finite before writing anything (such a weight would never
+    // move again). The compiled kernel checks by itself; with weight decay (applied first) the check runs here.
+    if (!adamKernel || decay !== 0) {
+      for (let i = 0; i < weights.length; i++) {
+        const g = gradients[i] as number;
+        const mi = b1 * (m[i] as number) + (1 - b1) * g;
+        const vi = b2 * (v[i] as number) + (1 - b2) * g * g;
+        const w = Math.fround((weights[i] as number) - decay * (weights[i] as number));
+        if (!finite32(mi) || !finite32(vi) || !finite32(w - (lrT * mi) / (Math.sqrt(vi) + eps))) throw nonFiniteState(i, g);
+      }
+    }
+    applyWeightDecay(weights, this.learningRate, this.weightDecay);
     if (adamKernel) {
       const bad = adamKernel(weights, gradients, m, v, lrT, b1, b2, eps);
-      if (bad >= 0) {
-        this.t -= 1;
-        throw nonFiniteState(bad, gradients[bad] as number);
-      }
+      if (bad >= 0) throw nonFiniteState(bad, gradients[bad] as number);
+      this.t = t;
       return;
     }
-    // refuse an update that would make any state non-finite before writing anything (it would never recover)
-    for (let i = 0; i < weights.length; i++) {
-      const g = gradients[i] as number;
-      const mi = b1 * (m[i] as number) + (1 - b1) * g;
-      const vi = b2 * (v[i] as number) + (1 - b2) * g * g;
-      if (!finite32(mi) || !finite32(vi) || !finite32((weights[i] as number) - (lrT * mi) / (Math.sqrt(vi) + eps))) {
-        this.t -= 1;
-        throw nonFiniteState(i, g);
-      }
-    }
+    this.t = t;
     for (let i = 0; i < weights.length; i++) {
       const g = gradients[i] as number;
       const mi = b1 * (m[i] as number) + (1 - b1) * g;
