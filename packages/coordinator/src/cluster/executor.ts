@@ -80,10 +80,10 @@ interface StepPart extends RangedGradient {
 
 /**
  * TrainingExecutor over the cluster: each global batch is split into contiguous slices, one per live
- * worker, cut on micro-batch boundaries; the workers' mean gradients are merged along core's fixed averaging
- * tree (weighted by sample count), so the result does not depend on which worker answers first. A lost
- * worker's slice is split among the survivors and the step completes; joiners are synced (phase + weights)
- * before their first task.
+ * worker, that are nodes of core's fixed averaging tree; the workers' mean gradients are merged along that
+ * tree (weighted by sample count), so the result does not depend on which worker answers first. A lost, late
+ * (past its deadline) or refused (gradient norm) worker's slice is re-cut into tree nodes among the survivors
+ * and the step completes with the same bits; joiners are synced (phase + weights) before their first task.
  */
 export class ClusterExecutor implements TrainingExecutor {
   readonly ledger = new SampleLedger();
@@ -97,6 +97,7 @@ export class ClusterExecutor implements TrainingExecutor {
   private warnedIdle = false;
   private readonly normGuard: GradientNormGuard;
   readonly deadlines: RequestDeadlines;
+  private readonly offLost: () => void;
 
   constructor(private readonly opts: ClusterExecutorOptions) {
     this.server = opts.server;
@@ -104,7 +105,7 @@ export class ClusterExecutor implements TrainingExecutor {
     this.minWorkers = Math.max(1, opts.minWorkers ?? 1);
     this.normGuard = new GradientNormGuard(opts.gradientNorm);
     this.deadlines = new RequestDeadlines(opts.deadlines);
-    this.server.onWorkerLost((peer) => this.deadlines.forget(peer.id));
+    this.offLost = this.server.onWorkerLost((peer) => this.deadlines.forget(peer.id));
   }
 
   /**
@@ -366,6 +367,7 @@ export class ClusterExecutor implements TrainingExecutor {
   async close(opts: { bye?: boolean } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.offLost();
     await this.server.close(opts);
   }
 
