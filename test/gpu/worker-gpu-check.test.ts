@@ -80,7 +80,8 @@ describe('preflight and memory growth (pure)', () => {
 
 describe('the verdict travels with the join', () => {
   it("a worker's gpu (name, compute capability, verdict) is in its info and GET /status", async () => {
-    const server = new ClusterServer({ token: 'tok', config: parseRunConfig({ dataDir: '/nonexistent' }) });
+    // the references are given: the coordinator would otherwise hash a full VGG16 base of its own
+    const server = new ClusterServer({ token: 'tok', config: parseRunConfig({ dataDir: '/nonexistent' }), baseHash: 'b', datasetHash: 'd' });
     const url = await server.listen();
     try {
       const conn = await connectAndAuth({ url, token: 'tok', role: 'worker' });
