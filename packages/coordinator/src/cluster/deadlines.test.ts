@@ -23,6 +23,21 @@ describe('RequestDeadlines', () => {
     expect(d.deadlineMs('w1', 'step', 'head', 8)).toBe(60_000);
     expect(new RequestDeadlines().options).toEqual(DEFAULT_REQUEST_DEADLINES);
   });
+
+  it('a worker whose GPU runs through the PTX JIT gets 45 minutes for its first requests (or a longer --first-step-timeout)', () => {
+    const d = new RequestDeadlines({ floorMs: 1000 });
+    d.markPtxJit('w1');
+    expect(d.deadlineMs('w1', 'step', 'head', 8)).toBe(2_700_000);
+    expect(d.deadlineMs('w1', 'phase', 'head', 0)).toBe(2_700_000);
+    expect(d.deadlineMs('w2', 'step', 'head', 8)).toBe(300_000);
+    d.record('w1', 'step', 'head', 8, 80);
+    expect(d.deadlineMs('w1', 'step', 'head', 8)).toBe(1000); // measured from then on, as any worker
+    d.forget('w1');
+    expect(d.deadlineMs('w1', 'step', 'head', 8)).toBe(300_000);
+    const long = new RequestDeadlines({ firstStepTimeoutMs: 3_600_000 });
+    long.markPtxJit('w1');
+    expect(long.deadlineMs('w1', 'step', 'head', 8)).toBe(3_600_000);
+  });
 });
 
 describe('step guard flags', () => {

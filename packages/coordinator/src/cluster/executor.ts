@@ -116,6 +116,12 @@ export class ClusterExecutor implements TrainingExecutor {
     this.minWorkers = Math.max(1, n);
   }
 
+  /** A request's deadline for `peer`: a GPU that runs through the PTX JIT gets the long first-request one. */
+  private deadlineFor(peer: Peer, kind: RequestKind, phase: string, samples: number): number {
+    if (peer.info?.gpu?.tfjsNodeGpu === 'ptx-jit') this.deadlines.markPtxJit(peer.id);
+    return this.deadlines.deadlineMs(peer.id, kind, phase, samples);
+  }
+
   /** Makes every wait for workers fail with `err` (no worker can ever come back). */
   fail(err: Error): void {
     this.failure = err;
@@ -136,7 +142,7 @@ export class ClusterExecutor implements TrainingExecutor {
       const leader = this.server.workers[0];
       if (!leader) continue;
       try {
-        const r = await this.timed(leader, 'phase', 0, () => leader.request('phase_ready', (id) => ({ type: 'phase', id, phase, weights: weights ?? null, wantWeights: !weights }), undefined, this.deadlines.deadlineMs(leader.id, 'phase', phase, 0)));
+        const r = await this.timed(leader, 'phase', 0, () => leader.request('phase_ready', (id) => ({ type: 'phase', id, phase, weights: weights ?? null, wantWeights: !weights }), undefined, this.deadlineFor(leader, 'phase', phase, 0)));
         const spec = r.spec.map((x) => ({ name: x.name, shape: [...x.shape], size: x.size }));
         const size = spec.reduce((a, b) => a + b.size, 0);
         const w = weights ?? r.weights;
@@ -201,7 +207,7 @@ export class ClusterExecutor implements TrainingExecutor {
           const inBefore = peer.bytesIn;
           const outBefore = peer.bytesOut;
           const t0 = this.clock.now();
-          const deadline = this.deadlines.deadlineMs(peer.id, 'step', ctx.phase, part.length);
+          const deadline = this.deadlineFor(peer, 'step', ctx.phase, part.length);
           const r = await peer.request(
             'gradients',
             (id) => ({
@@ -338,7 +344,7 @@ export class ClusterExecutor implements TrainingExecutor {
         // measured per split: test images are not in the feature cache that makes validation fast
         const phase = `${this.server.state.phase ?? ''}/${part[0]!.split}`;
         const t0 = this.clock.now();
-        const deadline = this.deadlines.deadlineMs(peer.id, 'predict', phase, part.length);
+        const deadline = this.deadlineFor(peer, 'predict', phase, part.length);
         const r = await peer.request('predictions', (id) => ({ type: 'predict', id, split: part[0]!.split, indices: Uint32Array.from(part, (x) => x.index) }), undefined, deadline);
         this.deadlines.record(peer.id, 'predict', phase, part.length, this.clock.now() - t0);
         const c = r.probs.length / part.length;
@@ -395,7 +401,7 @@ export class ClusterExecutor implements TrainingExecutor {
     if (!s.phase || !s.weights) return;
     if (peer.phase !== s.phase) {
       const r = await this.timed(peer, 'phase', 0, () =>
-        peer.request('phase_ready', (id) => ({ type: 'phase', id, phase: s.phase!, weights: s.weights, wantWeights: false }), undefined, this.deadlines.deadlineMs(peer.id, 'phase', s.phase!, 0)),
+        peer.request('phase_ready', (id) => ({ type: 'phase', id, phase: s.phase!, weights: s.weights, wantWeights: false }), undefined, this.deadlineFor(peer, 'phase', s.phase!, 0)),
       );
       const size = r.spec.reduce((a, b) => a + b.size, 0);
       if (size !== this.size) throw new DptrainError('E_GRADIENT_SHAPE', `worker ${peer.id}: phase '${s.phase}' has ${size} trainable values, expected ${this.size}`);
