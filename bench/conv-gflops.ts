@@ -101,7 +101,16 @@ export async function benchConvGflops(opts: { batch?: number; quick?: boolean; l
         const isa = isaOf(impl, v.precision);
         const peak = (PEAK_FLOP_PER_CYCLE[isa] * mhz) / 1000;
         const gflops = flop / ms / 1e6;
-        rows.push({ ...v, pass, impl, ms: Math.round(ms * 100) / 100, gflops: Math.round(gflops * 10) / 10, isa, peak_gflops: Math.round(peak), of_peak: peak > 0 ? Math.round((gflops / peak) * 1000) / 1000 : 0 });
+        rows.push({
+          ...v,
+          pass,
+          impl,
+          ms: Math.round(ms * 100) / 100,
+          gflops: Math.round(gflops * 10) / 10,
+          isa,
+          peak_gflops: Math.round(peak),
+          of_peak: peak > 0 ? Math.round((gflops / peak) * 1000) / 1000 : 0,
+        });
       }
     }
   } finally {
@@ -110,10 +119,16 @@ export async function benchConvGflops(opts: { batch?: number; quick?: boolean; l
     addon.setConvAlgorithm('winograd');
     addon.clearCache();
   }
-  log(`x [${xShape.join(', ')}], 3x3 ${C} -> ${C}, 'same'; ${(flop / 1e9).toFixed(2)} GFLOP per pass; 1 thread; core clock ${mhz} MHz (cpuinfo); median of ${reps}`);
-  log(`${'variant'.padEnd(14)} ${'pass'.padEnd(17)} ${'oneDNN kernel'.padEnd(30)} ${'ms'.padStart(8)} ${'GFLOP/s'.padStart(8)}  peak (ISA)                  of peak`);
+  log(
+    `x [${xShape.join(', ')}], 3x3 ${C} -> ${C}, 'same'; ${(flop / 1e9).toFixed(2)} GFLOP per pass; 1 thread; core clock ${mhz} MHz (cpuinfo); median of ${reps}`,
+  );
+  log(
+    `${'variant'.padEnd(14)} ${'pass'.padEnd(17)} ${'oneDNN kernel'.padEnd(30)} ${'ms'.padStart(8)} ${'GFLOP/s'.padStart(8)}  peak (ISA)                  of peak`,
+  );
   for (const r of rows) {
-    log(`${r.variant.padEnd(14)} ${r.pass.padEnd(17)} ${r.impl.padEnd(30)} ${r.ms.toFixed(2).padStart(8)} ${r.gflops.toFixed(1).padStart(8)}  ${`${r.peak_gflops} (${r.isa})`.padEnd(26)} ${(100 * r.of_peak).toFixed(1).padStart(6)} %`);
+    log(
+      `${r.variant.padEnd(14)} ${r.pass.padEnd(17)} ${r.impl.padEnd(30)} ${r.ms.toFixed(2).padStart(8)} ${r.gflops.toFixed(1).padStart(8)}  ${`${r.peak_gflops} (${r.isa})`.padEnd(26)} ${(100 * r.of_peak).toFixed(1).padStart(6)} %`,
+    );
   }
   return { shape: `x[${xShape.join(',')}] w[${wShape.join(',')}]`, mhz, rows };
 }

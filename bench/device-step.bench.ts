@@ -5,7 +5,16 @@
 // features (the steady state of a run with the feature cache).
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
-import { computeTreeGradients, createReplica, parseRunConfig, preprocessPixels, resolveBackend, type BackendName, type BatchSource, type Sample } from '@dptrain/core';
+import {
+  computeTreeGradients,
+  createReplica,
+  parseRunConfig,
+  preprocessPixels,
+  resolveBackend,
+  type BackendName,
+  type BatchSource,
+  type Sample,
+} from '@dptrain/core';
 
 export interface DeviceStepBenchOptions {
   /** Default: the first of native, wasm that loads. */
@@ -50,7 +59,9 @@ function pixels(size: number): BatchSource {
 
 export async function benchDeviceStep(o: DeviceStepBenchOptions = {}): Promise<{ backend: string; rows: DeviceStepBenchRow[] }> {
   const log = o.log ?? console.log;
-  const info = o.backend ? await resolveBackend({ backend: o.backend }) : await resolveBackend({ backend: 'native' }).catch(() => resolveBackend({ backend: 'wasm' }));
+  const info = o.backend
+    ? await resolveBackend({ backend: o.backend })
+    : await resolveBackend({ backend: 'native' }).catch(() => resolveBackend({ backend: 'wasm' }));
   const size = o.size ?? 64;
   const batch = o.batch ?? 32;
   const micro = o.microBatch ?? 8;
@@ -75,10 +86,19 @@ export async function benchDeviceStep(o: DeviceStepBenchOptions = {}): Promise<{
       for (let s = 1; s <= steps; s++) await computeTreeGradients(r, samples, { phase, epoch: 0, step: s }, micro);
       const ms = (performance.now() - t0) / steps;
       const t = r.transfers.take();
-      const row = { path, phase, uploadBytesPerStep: t.uploadBytes / steps, downloadBytesPerStep: t.downloadBytes / steps, readsPerStep: t.downloads / steps, stepMs: ms };
+      const row = {
+        path,
+        phase,
+        uploadBytesPerStep: t.uploadBytes / steps,
+        downloadBytesPerStep: t.downloadBytes / steps,
+        readsPerStep: t.downloads / steps,
+        stepMs: ms,
+      };
       rows.push(row);
       const mb = (b: number) => `${(b / 1e6).toFixed(3)} MB`;
-      log(`${info.name} ${path.padEnd(6)} ${phase.padEnd(9)} up ${mb(row.uploadBytesPerStep)}/step, down ${mb(row.downloadBytesPerStep)}/step, ${row.readsPerStep} reads/step, ${ms.toFixed(1)} ms/step`);
+      log(
+        `${info.name} ${path.padEnd(6)} ${phase.padEnd(9)} up ${mb(row.uploadBytesPerStep)}/step, down ${mb(row.downloadBytesPerStep)}/step, ${row.readsPerStep} reads/step, ${ms.toFixed(1)} ms/step`,
+      );
     }
     r.dispose();
   }
@@ -87,7 +107,14 @@ export async function benchDeviceStep(o: DeviceStepBenchOptions = {}): Promise<{
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const { values: a } = parseArgs({
-    options: { backend: { type: 'string' }, backbone: { type: 'string' }, size: { type: 'string' }, batch: { type: 'string' }, 'micro-batch': { type: 'string' }, steps: { type: 'string' } },
+    options: {
+      backend: { type: 'string' },
+      backbone: { type: 'string' },
+      size: { type: 'string' },
+      batch: { type: 'string' },
+      'micro-batch': { type: 'string' },
+      steps: { type: 'string' },
+    },
   });
   await benchDeviceStep({
     ...(a.backend ? { backend: a.backend as BackendName } : {}),

@@ -25,7 +25,14 @@ if (mode === 'cluster') {
   };
   const labelled: Sample[] = Array.from({ length: 64 }, (_, i) => ({ split: 'labelled', index: i, name: `${i}`, path: `/${i}`, label: i % 2 }));
   const dataset: Dataset = { layout: 'competition', root: '/bench', classNames: ['a', 'b'], labelled, test: [], hash: 'exchange-bench' };
-  const h = startWorker({ url: url!, token: token!, createReplica: async () => replica, loadDataset: () => dataset, log: () => undefined, giveUpAfterMs: 10_000 });
+  const h = startWorker({
+    url: url!,
+    token: token!,
+    createReplica: async () => replica,
+    loadDataset: () => dataset,
+    log: () => undefined,
+    giveUpAfterMs: 10_000,
+  });
   await h.done;
   process.exit(0);
 } else {

@@ -151,7 +151,9 @@ export async function benchExchange(options: ExchangeBenchOptions = {}): Promise
       rawMBps: Math.round(bytes / 1e6 / (raw / 1000)),
       percentOfRaw: Math.round((100 * raw) / cluster),
     };
-    log(`  N=${n}: ${(bytes / 1e6).toFixed(0)} MB/round  cluster ${r.clusterMs} ms (${r.clusterMBps} MB/s)  raw TCP ${r.rawMs} ms (${r.rawMBps} MB/s)  = ${r.percentOfRaw}% of raw`);
+    log(
+      `  N=${n}: ${(bytes / 1e6).toFixed(0)} MB/round  cluster ${r.clusterMs} ms (${r.clusterMBps} MB/s)  raw TCP ${r.rawMs} ms (${r.rawMBps} MB/s)  = ${r.percentOfRaw}% of raw`,
+    );
     results.push(r);
   }
   return results;

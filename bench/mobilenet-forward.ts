@@ -67,7 +67,7 @@ async function forwardMs(b: BenchBackend): Promise<{ wall: number; cpu: number }
   }
   if (!outputs.has(b)) {
     const y = model.predict(check) as tf.Tensor;
-    outputs.set(b, await y.data() as Float32Array);
+    outputs.set(b, (await y.data()) as Float32Array);
     y.dispose();
   }
   x.dispose();

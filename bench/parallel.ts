@@ -11,9 +11,7 @@ export interface ProcSpec {
 }
 
 export async function runParallel<R>(specs: ProcSpec[], timeoutMs = 1_800_000): Promise<R[]> {
-  const procs = specs.map((s) =>
-    spawn(s.command, [...s.args, '--barrier'], { env: { ...process.env, ...s.env }, stdio: ['pipe', 'pipe', 'pipe'] }),
-  );
+  const procs = specs.map((s) => spawn(s.command, [...s.args, '--barrier'], { env: { ...process.env, ...s.env }, stdio: ['pipe', 'pipe', 'pipe'] }));
   const stderr: string[] = procs.map(() => '');
   let ready = 0;
   const results = await new Promise<R[]>((resolve, reject) => {

@@ -98,7 +98,11 @@ function readPhases(runDir: string): Record<string, number> | undefined {
 function readEpochs(runDir: string): { head?: number; fine_tune?: number } {
   const out: { head?: number; fine_tune?: number } = {};
   try {
-    const rows = readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { phase: string; epochMs: number });
+    const rows = readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { phase: string; epochMs: number });
     for (const phase of ['head', 'fine_tune'] as const) {
       const ms = rows.filter((r) => r.phase === phase).map((r) => r.epochMs);
       if (ms.length > 0) out[phase] = Math.round(ms.reduce((a, b) => a + b, 0) / ms.length / 100) / 10;
@@ -144,14 +148,28 @@ export async function benchRecipe(options: RecipeBenchOptions): Promise<RecipeBe
     const out = path.join(os.tmpdir(), `dptrain-bench-recipe-${cache ? 'cache' : 'nocache'}`);
     rmSync(out, { recursive: true, force: true });
     const args = [
-      cli, 'train', '--data', dataDir, '--backend', options.backend, '--out', out, '--quiet',
-      '--epochs', String(did[0]), '--fine-tune-epochs', String(did[1]), '--patience', '1000',
+      cli,
+      'train',
+      '--data',
+      dataDir,
+      '--backend',
+      options.backend,
+      '--out',
+      out,
+      '--quiet',
+      '--epochs',
+      String(did[0]),
+      '--fine-tune-epochs',
+      String(did[1]),
+      '--patience',
+      '1000',
       ...(cache ? [] : ['--no-cache']),
     ];
     const t0 = performance.now();
     const r = spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 });
     const s = (performance.now() - t0) / 1000;
-    if (r.status !== 0) throw new Error(`dptrain train ${cache ? '' : '--no-cache '}failed (${r.status}): ${`${r.stderr}${r.stdout}`.trim().split('\n').slice(-5).join(' | ')}`);
+    if (r.status !== 0)
+      throw new Error(`dptrain train ${cache ? '' : '--no-cache '}failed (${r.status}): ${`${r.stderr}${r.stdout}`.trim().split('\n').slice(-5).join(' | ')}`);
     const epochS = readEpochs(out);
     const missing: [number, number] = [epochs[0] - did[0], epochs[1] - did[1]];
     const estimated = missing[0] > 0 || missing[1] > 0;

@@ -100,7 +100,20 @@ async function available(backend: string): Promise<string | null> {
 }
 
 function stepSpec(backend: string, mode: string, threads: number, precision: Precision): ProcSpec {
-  const args = ['--mode', mode, '--batch', String(batch), '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads), '--precision', precision];
+  const args = [
+    '--mode',
+    mode,
+    '--batch',
+    String(batch),
+    '--steps',
+    String(steps),
+    '--warmup',
+    String(warmup),
+    '--threads',
+    String(threads),
+    '--precision',
+    precision,
+  ];
   const env = { OMP_NUM_THREADS: String(threads), DPTRAIN_NATIVE_THREADS: String(threads) };
   if (backend === 'pytorch') return { command: torchPython!, args: [path.join(here, 'torch_step.py'), ...args], env };
   return { command: tsx, args: [path.join(here, 'step-worker.ts'), '--backend', backend, ...args], env };
@@ -169,7 +182,12 @@ if (wantedPrecisions.includes('bf16')) {
   }
 }
 
-console.log(`dptrain bench: ${os.cpus()[0]?.model ?? 'cpu'} x${cores}, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}, batch ${batch}/worker, ${steps} timed steps after ${warmup} warm-up, median of ${rounds} round${rounds === 1 ? '' : 's'}`);
+console.log(
+  `dptrain bench: ${os.cpus()[0]?.model ?? 'cpu'} x${cores}, load ${os
+    .loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ')}, batch ${batch}/worker, ${steps} timed steps after ${warmup} warm-up, median of ${rounds} round${rounds === 1 ? '' : 's'}`,
+);
 for (const s of skipped) console.log(`  skipped ${s.backend}: ${s.reason}`);
 
 const results: BenchResult[] = [];
@@ -255,7 +273,11 @@ for (const b of ['pytorch']) {
       const one = find(b, m, 1, 1, p);
       const two = find(b, m, 2, 1, p);
       const f = find(b, m, 1, 1, 'fp32');
-      if (one && two) console.log(`  ${b.padEnd(8)} ${p} ${m.padEnd(9)} 2 workers = ${(two.img_per_s / one.img_per_s).toFixed(2)}x one` + (p !== 'fp32' && f ? `; 1x1 ${ratio(one.img_per_s, f.img_per_s)}x its fp32` : ''));
+      if (one && two)
+        console.log(
+          `  ${b.padEnd(8)} ${p} ${m.padEnd(9)} 2 workers = ${(two.img_per_s / one.img_per_s).toFixed(2)}x one` +
+            (p !== 'fp32' && f ? `; 1x1 ${ratio(one.img_per_s, f.img_per_s)}x its fp32` : ''),
+        );
     }
   }
 }
@@ -266,7 +288,9 @@ for (const b of ['native', 'pytorch']) {
     const thr = find(b, m, 1, cores);
     if (procs && thr) {
       layout[`${b}/${m}`] = procs.img_per_s >= thr.img_per_s ? `${cores} processes x 1 thread` : `1 process x ${cores} threads`;
-      console.log(`  layout ${b}/${m}: ${cores} procs x 1 thr ${procs.img_per_s} img/s vs 1 proc x ${cores} thr ${thr.img_per_s} img/s -> ${layout[`${b}/${m}`]}`);
+      console.log(
+        `  layout ${b}/${m}: ${cores} procs x 1 thr ${procs.img_per_s} img/s vs 1 proc x ${cores} thr ${thr.img_per_s} img/s -> ${layout[`${b}/${m}`]}`,
+      );
     }
   }
 }

@@ -78,15 +78,25 @@ const config = await withRunPrecision(
   a.backend as 'native' | 'wasm' | 'cpu',
 );
 // as `dptrain train` and workers create it (gradient buffers reused in turn)
-const replica = await createReplica(config, { images, cache: mode === 'features', cacheBf16: a['cache-format'] === 'bf16', gradientBuffers: 2, onWarning: () => {} });
+const replica = await createReplica(config, {
+  images,
+  cache: mode === 'features',
+  cacheBf16: a['cache-format'] === 'bf16',
+  gradientBuffers: 2,
+  onWarning: () => {},
+});
 await replica.setPhase('fine_tune');
-const samples: Sample[] = Array.from({ length: batch }, (_, i) => ({
-  name: `s${i}.jpg`,
-  path: `/synthetic/s${i}.jpg`,
-  label: i % 6,
-  split: 'labelled',
-  index: i,
-}) as unknown as Sample);
+const samples: Sample[] = Array.from(
+  { length: batch },
+  (_, i) =>
+    ({
+      name: `s${i}.jpg`,
+      path: `/synthetic/s${i}.jpg`,
+      label: i % 6,
+      split: 'labelled',
+      index: i,
+    }) as unknown as Sample,
+);
 const opt = new AdamOptimizer({ learningRate: 1e-5 });
 const weights = replica.getWeights();
 
@@ -126,7 +136,10 @@ if (a.profile) {
     e.calls++;
     agg.set(k.name, e);
   }
-  profile = [...agg].map(([kernel, v]) => ({ kernel, ...v })).sort((x, y) => y.ms - x.ms).slice(0, 25);
+  profile = [...agg]
+    .map(([kernel, v]) => ({ kernel, ...v }))
+    .sort((x, y) => y.ms - x.ms)
+    .slice(0, 25);
 }
 parts.gradients = parts.optimizer = parts.setWeights = 0;
 const c0 = cpuMs();

@@ -11,13 +11,17 @@ import {
 } from '../../packages/core/src/backend/index.js';
 import { DptrainError, isDptrainError } from '../../packages/core/src/errors.js';
 
-const fail = (msg: string): BackendLoader => async () => {
-  throw new Error(msg);
-};
-const cpuAs = (device: string): BackendLoader => async () => {
-  await tf.setBackend('cpu');
-  return { tfBackend: 'cpu', device };
-};
+const fail =
+  (msg: string): BackendLoader =>
+  async () => {
+    throw new Error(msg);
+  };
+const cpuAs =
+  (device: string): BackendLoader =>
+  async () => {
+    await tf.setBackend('cpu');
+    return { tfBackend: 'cpu', device };
+  };
 
 /** Fakes for every backend; `calls` records the order they were tried in. */
 function fakes(ok: Partial<Record<BackendName, boolean>>) {

@@ -35,11 +35,24 @@ function conv2dCases(): Case[] {
     { n: 1, h: 9, w: 7, cin: 4, cout: 6, fh: 2, fw: 3 },
     { n: 3, h: 6, w: 6, cin: 8, cout: 8, fh: 5, fw: 5 },
   ];
-  for (const sh of shapes)
-    for (const s of [1, 2])
-      for (const pad of ['same', 'valid'] as const) out.push({ ...sh, s: [s, s], pad });
+  for (const sh of shapes) for (const s of [1, 2]) for (const pad of ['same', 'valid'] as const) out.push({ ...sh, s: [s, s], pad });
   out.push({ n: 2, h: 7, w: 7, cin: 3, cout: 2, fh: 3, fw: 3, s: [2, 1], pad: 'same' });
-  out.push({ n: 2, h: 6, w: 7, cin: 3, cout: 2, fh: 3, fw: 3, s: [1, 1], pad: [[0, 0], [1, 2], [0, 1], [0, 0]] });
+  out.push({
+    n: 2,
+    h: 6,
+    w: 7,
+    cin: 3,
+    cout: 2,
+    fh: 3,
+    fw: 3,
+    s: [1, 1],
+    pad: [
+      [0, 0],
+      [1, 2],
+      [0, 1],
+      [0, 0],
+    ],
+  });
   out.push({ n: 2, h: 7, w: 6, cin: 3, cout: 4, fh: 3, fw: 3, s: [2, 2], pad: 'same', nchw: true });
   return out;
 }
@@ -52,9 +65,7 @@ function depthwiseCases(): Case[] {
     { n: 3, h: 8, w: 8, cin: 3, cout: 2, fh: 3, fw: 3 },
     { n: 1, h: 9, w: 9, cin: 6, cout: 1, fh: 5, fw: 5 },
   ];
-  for (const sh of shapes)
-    for (const s of [1, 2])
-      for (const pad of ['same', 'valid'] as const) out.push({ ...sh, s: [s, s], pad });
+  for (const sh of shapes) for (const s of [1, 2]) for (const pad of ['same', 'valid'] as const) out.push({ ...sh, s: [s, s], pad });
   out.push({ n: 2, h: 9, w: 9, cin: 3, cout: 1, fh: 3, fw: 3, s: [1, 1], pad: 'same', d: [2, 2] });
   out.push({ n: 2, h: 9, w: 8, cin: 2, cout: 2, fh: 3, fw: 3, s: [1, 1], pad: 'valid', d: [2, 1] });
   return out;
@@ -73,15 +84,7 @@ function maxPoolCases(): Case[] {
 }
 
 function outSize(c: Case): [number, number] {
-  const info = tf.backend_util.computeConv2DInfo(
-    [c.n, c.h, c.w, c.cin],
-    [c.fh, c.fw, c.cin, c.cout],
-    c.s,
-    c.d ?? 1,
-    c.pad,
-    undefined,
-    false,
-  );
+  const info = tf.backend_util.computeConv2DInfo([c.n, c.h, c.w, c.cin], [c.fh, c.fw, c.cin, c.cout], c.s, c.d ?? 1, c.pad, undefined, false);
   return [info.outHeight, info.outWidth];
 }
 
@@ -106,9 +109,7 @@ function callFor(kernel: string, c: Case, seed: number): KernelCall {
     const poolOut = [c.n, oh, ow, c.cin];
     return { inputs: { dy: t(poolOut), input: t(xShape), output: t(poolOut) }, attrs: { filterSize: [c.fh, c.fw], strides: c.s, pad: c.pad } };
   }
-  const base = depthwise
-    ? { strides: c.s, pad: c.pad, dilations: c.d ?? [1, 1] }
-    : { strides: c.s, pad: c.pad, dataFormat: c.nchw ? 'NCHW' : 'NHWC' };
+  const base = depthwise ? { strides: c.s, pad: c.pad, dilations: c.d ?? [1, 1] } : { strides: c.s, pad: c.pad, dataFormat: c.nchw ? 'NCHW' : 'NHWC' };
   if (kernel.endsWith('BackpropFilter')) return { inputs: { x: t(xShape), dy: t(dyShape) }, attrs: { ...base, filterShape: wShape } };
   return { inputs: { dy: t(dyShape), filter: t(wShape) }, attrs: { ...base, inputShape: xShape } };
 }
@@ -128,9 +129,7 @@ async function runOn(backend: string, kernel: string, call: KernelCall): Promise
  */
 async function checkAdjoint(kernel: string, c: Case, call: KernelCall): Promise<void> {
   const rnd = mulberry32(99);
-  const other = kernel.endsWith('BackpropFilter')
-    ? { name: 'filter', shape: [c.fh, c.fw, c.cin, c.cout] }
-    : { name: 'x', shape: [c.n, c.h, c.w, c.cin] };
+  const other = kernel.endsWith('BackpropFilter') ? { name: 'filter', shape: [c.fh, c.fw, c.cin, c.cout] } : { name: 'x', shape: [c.n, c.h, c.w, c.cin] };
   const full: Record<string, { shape: number[]; values: Float32Array }> = {
     ...call.inputs,
     [other.name]: { shape: other.shape, values: randomArray(rnd, other.shape) },

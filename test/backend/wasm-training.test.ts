@@ -11,7 +11,15 @@ const init = (seed: number) => tf.initializers.glorotUniform({ seed });
 
 function tinyVgg(flatten: boolean): tf.LayersModel {
   const layers: tf.layers.Layer[] = [
-    tf.layers.conv2d({ inputShape: [12, 12, 3], filters: 6, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(1), biasInitializer: 'glorotUniform' }),
+    tf.layers.conv2d({
+      inputShape: [12, 12, 3],
+      filters: 6,
+      kernelSize: 3,
+      padding: 'same',
+      activation: 'relu',
+      kernelInitializer: init(1),
+      biasInitializer: 'glorotUniform',
+    }),
     tf.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(2) }),
     tf.layers.maxPooling2d({ poolSize: 2, strides: 2 }),
     tf.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'valid', activation: 'relu', kernelInitializer: init(3) }),
@@ -26,8 +34,19 @@ function tinyVgg(flatten: boolean): tf.LayersModel {
 
 function tinyMobileNet(): tf.LayersModel {
   const inp = tf.input({ shape: [13, 13, 3] });
-  const bn = () => tf.layers.batchNormalization({ movingMeanInitializer: tf.initializers.randomUniform({ minval: -0.1, maxval: 0.1, seed: 9 }), movingVarianceInitializer: tf.initializers.randomUniform({ minval: 0.5, maxval: 1.5, seed: 10 }) });
-  let x = tf.layers.zeroPadding2d({ padding: [[0, 1], [0, 1]] }).apply(inp) as tf.SymbolicTensor;
+  const bn = () =>
+    tf.layers.batchNormalization({
+      movingMeanInitializer: tf.initializers.randomUniform({ minval: -0.1, maxval: 0.1, seed: 9 }),
+      movingVarianceInitializer: tf.initializers.randomUniform({ minval: 0.5, maxval: 1.5, seed: 10 }),
+    });
+  let x = tf.layers
+    .zeroPadding2d({
+      padding: [
+        [0, 1],
+        [0, 1],
+      ],
+    })
+    .apply(inp) as tf.SymbolicTensor;
   x = tf.layers.conv2d({ filters: 8, kernelSize: 3, strides: 2, padding: 'valid', useBias: false, kernelInitializer: init(11) }).apply(x) as tf.SymbolicTensor;
   x = bn().apply(x) as tf.SymbolicTensor;
   x = tf.layers.reLU({ maxValue: 6 }).apply(x) as tf.SymbolicTensor;
@@ -39,8 +58,17 @@ function tinyMobileNet(): tf.LayersModel {
   y = tf.layers.conv2d({ filters: 8, kernelSize: 1, useBias: false, kernelInitializer: init(14) }).apply(y) as tf.SymbolicTensor;
   x = tf.layers.add().apply([x, bn().apply(y) as tf.SymbolicTensor]) as tf.SymbolicTensor;
   // stride-2 depthwise with zero padding (MobileNetV2 style) and a channel multiplier
-  let z = tf.layers.zeroPadding2d({ padding: [[0, 1], [0, 1]] }).apply(x) as tf.SymbolicTensor;
-  z = tf.layers.depthwiseConv2d({ kernelSize: 3, strides: 2, padding: 'valid', depthMultiplier: 2, useBias: false, depthwiseInitializer: init(15) }).apply(z) as tf.SymbolicTensor;
+  let z = tf.layers
+    .zeroPadding2d({
+      padding: [
+        [0, 1],
+        [0, 1],
+      ],
+    })
+    .apply(x) as tf.SymbolicTensor;
+  z = tf.layers
+    .depthwiseConv2d({ kernelSize: 3, strides: 2, padding: 'valid', depthMultiplier: 2, useBias: false, depthwiseInitializer: init(15) })
+    .apply(z) as tf.SymbolicTensor;
   z = tf.layers.reLU({ maxValue: 6 }).apply(z) as tf.SymbolicTensor;
   z = tf.layers.depthwiseConv2d({ kernelSize: 3, strides: 2, padding: 'same', useBias: true, depthwiseInitializer: init(16) }).apply(z) as tf.SymbolicTensor;
   z = tf.layers.globalAveragePooling2d({}).apply(z) as tf.SymbolicTensor;
@@ -54,10 +82,7 @@ async function gradsOn(backend: string, model: tf.LayersModel, xs: Float32Array,
   const x = tf.tensor(xs, xShape);
   const y = tf.oneHot(tf.tensor1d(labels, 'int32'), classes);
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const { value, grads } = tf.variableGrads(
-    () => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training }) as tf.Tensor) as tf.Scalar,
-    vars,
-  );
+  const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training }) as tf.Tensor) as tf.Scalar, vars);
   const out = { loss: (await value.data())[0]!, grads: {} as Record<string, Float32Array> };
   for (const v of vars) out.grads[v.name] = (await grads[v.name]!.data()) as Float32Array;
   tf.dispose([x, y, value, ...Object.values(grads)]);
@@ -90,7 +115,10 @@ describe('whole-model gradients on wasm equal cpu', () => {
       for (const n of names) {
         expect(got.grads[n], n).toBeDefined();
         // a gradient that is all zeros would prove nothing
-        expect(ref.grads[n]!.some((v) => v !== 0), `${n} has a nonzero gradient`).toBe(true);
+        expect(
+          ref.grads[n]!.some((v) => v !== 0),
+          `${n} has a nonzero gradient`,
+        ).toBe(true);
         expectClose(got.grads[n]!, ref.grads[n]!, 1e-4);
       }
       model.dispose();

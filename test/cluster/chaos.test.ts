@@ -28,7 +28,10 @@ let serial = 0;
 
 function startWorker(): Proc {
   const name = `r${serial++}`;
-  const p = dptrain(['worker', '--connect', server.url, '--data', dir, '--backend', 'cpu', '--name', name, '--heartbeat-ms', '300', '--lost-after-ms', '10000'], { DPTRAIN_TOKEN: TOKEN });
+  const p = dptrain(
+    ['worker', '--connect', server.url, '--data', dir, '--backend', 'cpu', '--name', name, '--heartbeat-ms', '300', '--lost-after-ms', '10000'],
+    { DPTRAIN_TOKEN: TOKEN },
+  );
   (p as Proc & { name: string }).name = name;
   procs.push(p);
   return p;
@@ -119,7 +122,15 @@ describe('chaos (4 real workers, loopback)', () => {
         return;
       }
       done[fault] = (done[fault] ?? 0) + 1;
-      const fake = await startFakeWorker({ url: server.url, token: TOKEN, hashes: server.referenceHashes, behaviour: fault, scale: 1e4, lateMs: DEADLINES.firstStepTimeoutMs + 500, host: `fake-${fault}-${done[fault]}` });
+      const fake = await startFakeWorker({
+        url: server.url,
+        token: TOKEN,
+        hashes: server.referenceHashes,
+        behaviour: fault,
+        scale: 1e4,
+        lateMs: DEADLINES.firstStepTimeoutMs + 500,
+        host: `fake-${fault}-${done[fault]}`,
+      });
       fakes.push(fake);
     };
     const chaos = (async () => {
@@ -169,8 +180,17 @@ describe('chaos (4 real workers, loopback)', () => {
     const cleanMs = Date.now() - tClean;
     const local = await inProcessWeights(dataset, config, steps, run.w0);
     const summary = {
-      seed: SEED, steps, chaosMs, cleanMs, faults: done,
-      lost: { total: lost.length, deadline: lost.filter((r) => r.startsWith('deadline:')).length, closed: lost.filter((r) => r.includes('closed')).length, silent: lost.filter((r) => r.includes('silent')).length },
+      seed: SEED,
+      steps,
+      chaosMs,
+      cleanMs,
+      faults: done,
+      lost: {
+        total: lost.length,
+        deadline: lost.filter((r) => r.startsWith('deadline:')).length,
+        closed: lost.filter((r) => r.includes('closed')).length,
+        silent: lost.filter((r) => r.includes('silent')).length,
+      },
       rejected: Object.fromEntries([...new Set(rejected)].map((c) => [c, rejected.filter((x) => x === c).length])),
       sha256: { chaos: sha256(run.weights), faultFree: sha256(clean.weights), inProcess: sha256(local) },
     };

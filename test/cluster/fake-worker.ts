@@ -98,9 +98,13 @@ export async function startFakeWorker(opts: FakeWorkerOptions): Promise<FakeWork
     () => undefined,
   );
   conn.send({
-    type: 'join', backend: 'fake', device: 'fake', batchCapacity: 64, host: opts.host ?? `fake-${opts.behaviour}`,
-    baseHash: opts.hashes.baseHash ?? '?', datasetHash: opts.hashes.datasetHash ?? '?',
+    type: 'join',
+    backend: 'fake',
+    device: 'fake',
+    batchCapacity: 64,
+    host: opts.host ?? `fake-${opts.behaviour}`,
+    baseHash: opts.hashes.baseHash ?? '?',
+    datasetHash: opts.hashes.datasetHash ?? '?',
   });
   return fake;
 }
-

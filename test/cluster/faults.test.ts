@@ -103,7 +103,10 @@ describe('faults (real processes, loopback)', () => {
       onListening: async (url, s) => {
         server = s;
         for (const name of ['k1', 'k2', 'k3']) {
-          const p = dptrain(['worker', '--connect', url, '--data', dir, '--backend', 'cpu', '--name', name, '--heartbeat-ms', String(HEARTBEAT), '--lost-after-ms', '10000'], { DPTRAIN_TOKEN: TOKEN });
+          const p = dptrain(
+            ['worker', '--connect', url, '--data', dir, '--backend', 'cpu', '--name', name, '--heartbeat-ms', String(HEARTBEAT), '--lost-after-ms', '10000'],
+            { DPTRAIN_TOKEN: TOKEN },
+          );
           procs.push(p);
           byName.set(name, p);
         }
@@ -143,7 +146,13 @@ describe('faults (real processes, loopback)', () => {
     expect(rejoin, `joins: ${JSON.stringify(joins.map((j) => j.worker))}`).toBeDefined();
     const later = events.filter((e) => e.type === 'step_completed' && e.at > rejoin!.at) as Extract<RunEvent, { type: 'step_completed' }>[];
     console.log(`faults: rejoin ${rejoin!.at - thawedAt} ms after the thaw, ${later.length} steps after it`);
-    expect(later.some((e) => e.workers.some((w) => w.id === rejoin!.worker.id)), `${later.length} steps after the rejoin (${rejoin!.at - thawedAt} ms after the thaw; steps at ${events.filter((e) => e.type === 'step_completed').map((e) => e.at - thawedAt).join(',')})`).toBe(true);
+    expect(
+      later.some((e) => e.workers.some((w) => w.id === rejoin!.worker.id)),
+      `${later.length} steps after the rejoin (${rejoin!.at - thawedAt} ms after the thaw; steps at ${events
+        .filter((e) => e.type === 'step_completed')
+        .map((e) => e.at - thawedAt)
+        .join(',')})`,
+    ).toBe(true);
 
     // report.json names every worker that joined, with the backend and device it really ran on
     const report = JSON.parse(readFileSync(join(runDir, 'report.json'), 'utf8')) as { workerDetails: { id: string; backend: string; device: string }[] };
@@ -155,7 +164,11 @@ describe('faults (real processes, loopback)', () => {
 
     // the submission covers every test image exactly once
     const testNames = readFileSync(join(dir, 'test.csv'), 'utf8').trim().split('\n').slice(1);
-    const rows = readFileSync(join(runDir, 'submission.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',')[0]);
+    const rows = readFileSync(join(runDir, 'submission.csv'), 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => l.split(',')[0]);
     expect(rows.sort()).toEqual([...testNames].sort());
   });
 });

@@ -13,12 +13,14 @@ export async function makeSceneDir(opts: { classes?: number; perClass?: number; 
   const dir = mkdtempSync(join(tmpdir(), 'dp-cluster-'));
   mkdirSync(join(dir, 'SceneImages'));
   let seed = 12345;
-  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   const write = async (name: string, cls: number) => {
     const raw = Buffer.alloc(size * size * 3);
     const base = [cls === 0 ? 200 : 40, cls === 1 ? 200 : 40, cls === 2 ? 200 : 40 + cls * 30];
     for (let i = 0; i < size * size; i++) for (let c = 0; c < 3; c++) raw[i * 3 + c] = Math.max(0, Math.min(255, base[c]! + Math.round((rnd() - 0.5) * 80)));
-    await sharp(raw, { raw: { width: size, height: size, channels: 3 } }).jpeg({ quality: 90 }).toFile(join(dir, 'SceneImages', name));
+    await sharp(raw, { raw: { width: size, height: size, channels: 3 } })
+      .jpeg({ quality: 90 })
+      .toFile(join(dir, 'SceneImages', name));
   };
   const train = ['image_name,label'];
   for (let k = 0; k < classes * perClass; k++) {

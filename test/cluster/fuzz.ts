@@ -30,16 +30,28 @@ const pick = <T>(r: R, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
 function randomValue(r: R, depth = 0): unknown {
   const k = Math.floor(r() * (depth > 2 ? 7 : 10));
   switch (k) {
-    case 0: return null;
-    case 1: return r() < 0.5;
-    case 2: return Math.floor((r() - 0.5) * 2 ** (r() * 60));
-    case 3: return (r() - 0.5) * 1e30;
-    case 4: return pick(r, [NaN, Infinity, -Infinity, -0, 2 ** 53, -1]);
-    case 5: return 'x'.repeat(Math.floor(r() * 300));
-    case 6: return new Float32Array(Math.floor(r() * 20)).map(() => (r() - 0.5) * 10);
-    case 7: return Array.from({ length: Math.floor(r() * 5) }, () => randomValue(r, depth + 1));
-    case 8: return Object.fromEntries(Array.from({ length: Math.floor(r() * 5) }, (_, i) => [pick(r, ['type', 'v', 'id', 'weights', `k${i}`]), randomValue(r, depth + 1)]));
-    default: return new Uint8Array(Math.floor(r() * 64)).map(() => r() * 256);
+    case 0:
+      return null;
+    case 1:
+      return r() < 0.5;
+    case 2:
+      return Math.floor((r() - 0.5) * 2 ** (r() * 60));
+    case 3:
+      return (r() - 0.5) * 1e30;
+    case 4:
+      return pick(r, [NaN, Infinity, -Infinity, -0, 2 ** 53, -1]);
+    case 5:
+      return 'x'.repeat(Math.floor(r() * 300));
+    case 6:
+      return new Float32Array(Math.floor(r() * 20)).map(() => (r() - 0.5) * 10);
+    case 7:
+      return Array.from({ length: Math.floor(r() * 5) }, () => randomValue(r, depth + 1));
+    case 8:
+      return Object.fromEntries(
+        Array.from({ length: Math.floor(r() * 5) }, (_, i) => [pick(r, ['type', 'v', 'id', 'weights', `k${i}`]), randomValue(r, depth + 1)]),
+      );
+    default:
+      return new Uint8Array(Math.floor(r() * 64)).map(() => r() * 256);
   }
 }
 
@@ -59,7 +71,8 @@ const TEMPLATES: Outgoing[] = [
 function badFrame(r: R): Buffer | string {
   const k = Math.floor(r() * 8);
   switch (k) {
-    case 0: return Buffer.from(Array.from({ length: Math.floor(r() * 512) }, () => Math.floor(r() * 256)));
+    case 0:
+      return Buffer.from(Array.from({ length: Math.floor(r() * 512) }, () => Math.floor(r() * 256)));
     case 1: {
       const m: Record<string, unknown> = { v: 1, ...pick(r, TEMPLATES) };
       const keys = Object.keys(m);
@@ -74,11 +87,18 @@ function badFrame(r: R): Buffer | string {
       for (let i = 0; i < flips; i++) buf[Math.floor(r() * buf.length)] ^= 1 << Math.floor(r() * 8);
       return buf;
     }
-    case 3: return pack({ ...pick(r, TEMPLATES), v: pick(r, [0, 2, 99, '1', null, -1]) });
-    case 4: return pack(randomValue(r));
-    case 5: return r() < 0.2 ? Buffer.alloc(70 * 1024 + Math.floor(r() * 1024), 0x91) : pack({ v: 1, type: pick(r, ['nope', '', 'welcome', 'challenge', 'events', 'bye2']) });
-    case 6: return JSON.stringify(pick(r, TEMPLATES));
-    default: return Buffer.from(encodeMessage(pick(r, TEMPLATES))).subarray(0, Math.floor(r() * 10));
+    case 3:
+      return pack({ ...pick(r, TEMPLATES), v: pick(r, [0, 2, 99, '1', null, -1]) });
+    case 4:
+      return pack(randomValue(r));
+    case 5:
+      return r() < 0.2
+        ? Buffer.alloc(70 * 1024 + Math.floor(r() * 1024), 0x91)
+        : pack({ v: 1, type: pick(r, ['nope', '', 'welcome', 'challenge', 'events', 'bye2']) });
+    case 6:
+      return JSON.stringify(pick(r, TEMPLATES));
+    default:
+      return Buffer.from(encodeMessage(pick(r, TEMPLATES))).subarray(0, Math.floor(r() * 10));
   }
 }
 
@@ -87,12 +107,20 @@ function badGradients(r: R, id: number, size: number, count: number): Buffer {
   const g = new Float32Array(size).map(() => (r() - 0.5) * 1e-3);
   const base = { type: 'gradients' as const, id, loss: 1, count, correct: 0, computeMs: 1 };
   switch (Math.floor(r() * 6)) {
-    case 0: return encodeMessage({ ...base, ...packGradients(new Float32Array(Math.max(0, size + pick(r, [-1, 1, -size, 7]))), false) });
-    case 1: g[Math.floor(r() * size)] = pick(r, [NaN, Infinity, -Infinity]); return encodeMessage({ ...base, ...packGradients(g, false) });
-    case 2: return encodeMessage({ ...base, count: count + 1 + Math.floor(r() * 3), ...packGradients(g, false) });
-    case 3: return encodeMessage({ ...base, dtype: 'fp16', gradients: g });
-    case 4: g[0] = 1e9; return encodeMessage({ ...base, ...packGradients(g, true) }); // overflows fp16 -> Inf
-    default: return encodeMessage({ ...base, id: id + 1000, ...packGradients(g, false) });
+    case 0:
+      return encodeMessage({ ...base, ...packGradients(new Float32Array(Math.max(0, size + pick(r, [-1, 1, -size, 7]))), false) });
+    case 1:
+      g[Math.floor(r() * size)] = pick(r, [NaN, Infinity, -Infinity]);
+      return encodeMessage({ ...base, ...packGradients(g, false) });
+    case 2:
+      return encodeMessage({ ...base, count: count + 1 + Math.floor(r() * 3), ...packGradients(g, false) });
+    case 3:
+      return encodeMessage({ ...base, dtype: 'fp16', gradients: g });
+    case 4:
+      g[0] = 1e9;
+      return encodeMessage({ ...base, ...packGradients(g, true) }); // overflows fp16 -> Inf
+    default:
+      return encodeMessage({ ...base, id: id + 1000, ...packGradients(g, false) });
   }
 }
 
@@ -124,7 +152,11 @@ async function lane(opts: FuzzOptions, r: R, stats: FuzzStats): Promise<void> {
   try {
     if (scenario < 0.45) {
       // garbage before authentication
-      await sendAll(ws, Array.from({ length: n }, () => badFrame(r)), stats);
+      await sendAll(
+        ws,
+        Array.from({ length: n }, () => badFrame(r)),
+        stats,
+      );
     } else {
       const role = scenario < 0.55 ? 'observer' : 'worker';
       const queue: ReturnType<typeof decodeMessage>[] = [];
@@ -154,12 +186,30 @@ async function lane(opts: FuzzOptions, r: R, stats: FuzzStats): Promise<void> {
       await sendAll(ws, [encodeMessage({ type: 'auth', mac: authResponse(wrongToken ? 'not-the-token' : opts.token, ch.nonce, role, clientNonce) })], stats);
       if (wrongToken || !(await next('accepted'))) return;
       if (role === 'observer' || scenario < 0.75) {
-        await sendAll(ws, Array.from({ length: n }, () => badFrame(r)), stats);
+        await sendAll(
+          ws,
+          Array.from({ length: n }, () => badFrame(r)),
+          stats,
+        );
         return;
       }
       const h = opts.hashes();
       const goodHashes = scenario > 0.85;
-      await sendAll(ws, [encodeMessage({ type: 'join', backend: 'fuzz', device: 'fuzz', batchCapacity: 8, host: 'fuzzer', baseHash: goodHashes ? h.baseHash ?? '?' : `bad${Math.floor(r() * 9)}`, datasetHash: goodHashes || r() < 0.5 ? h.datasetHash ?? '?' : 'bad' })], stats);
+      await sendAll(
+        ws,
+        [
+          encodeMessage({
+            type: 'join',
+            backend: 'fuzz',
+            device: 'fuzz',
+            batchCapacity: 8,
+            host: 'fuzzer',
+            baseHash: goodHashes ? (h.baseHash ?? '?') : `bad${Math.floor(r() * 9)}`,
+            datasetHash: goodHashes || r() < 0.5 ? (h.datasetHash ?? '?') : 'bad',
+          }),
+        ],
+        stats,
+      );
       const welcome = goodHashes ? await next('welcome') : undefined;
       if (!welcome || welcome.type !== 'welcome') return;
       stats.joined++;

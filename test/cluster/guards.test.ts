@@ -31,7 +31,10 @@ let reference: Float32Array;
 const events: (RunEvent & { at: number })[] = [];
 
 function worker(name: string, data = dir): Proc {
-  const p = dptrain(['worker', '--connect', server.url, '--data', data, '--backend', 'cpu', '--name', name, '--heartbeat-ms', '300', '--lost-after-ms', '10000'], { DPTRAIN_TOKEN: TOKEN });
+  const p = dptrain(
+    ['worker', '--connect', server.url, '--data', data, '--backend', 'cpu', '--name', name, '--heartbeat-ms', '300', '--lost-after-ms', '10000'],
+    { DPTRAIN_TOKEN: TOKEN },
+  );
   procs.push(p);
   return p;
 }
@@ -53,12 +56,15 @@ function expectedLedger(): { phase: string; epoch: number; counted: number; dist
   const n = dataset.labelled.length;
   const spe = Math.ceil(n / config.batchSize);
   const out = new Map<number, number>();
-  for (let s = 0; s < STEPS; s++) out.set(Math.floor(s / spe), (out.get(Math.floor(s / spe)) ?? 0) + globalBatch(n, config.batchSize, config.seed, Math.floor(s / spe), s % spe).length);
+  for (let s = 0; s < STEPS; s++)
+    out.set(Math.floor(s / spe), (out.get(Math.floor(s / spe)) ?? 0) + globalBatch(n, config.batchSize, config.seed, Math.floor(s / spe), s % spe).length);
   return [...out].map(([epoch, c]) => ({ phase: 'head', epoch, counted: c, distinct: c, duplicates: 0 }));
 }
 
 function lostEvents(host: string): string[] {
-  return events.filter((e): e is Extract<RunEvent, { type: 'worker_lost' }> & { at: number } => e.type === 'worker_lost' && e.id.length > 0 && hostOf.get(e.id) === host).map((e) => e.reason);
+  return events
+    .filter((e): e is Extract<RunEvent, { type: 'worker_lost' }> & { at: number } => e.type === 'worker_lost' && e.id.length > 0 && hostOf.get(e.id) === host)
+    .map((e) => e.reason);
 }
 const hostOf = new Map<string, string>();
 
@@ -115,7 +121,9 @@ describe('request deadlines and the gradient bound (real processes, loopback)', 
     for (const e of ex.ledger.summary()) expect(e.duplicates).toBe(0);
     expect(ex.ledger.summary()).toEqual(expectedLedger());
     const reasons = lostEvents('fake-silent');
-    expect(reasons, JSON.stringify(reasons)).toEqual([expect.stringMatching(/^deadline: worker w\d+: no answer to (phase_ready|step) request \d+ within its deadline of 3000 ms/)]);
+    expect(reasons, JSON.stringify(reasons)).toEqual([
+      expect.stringMatching(/^deadline: worker w\d+: no answer to (phase_ready|step) request \d+ within its deadline of 3000 ms/),
+    ]);
     expect(Date.now() - t0).toBeLessThan(60_000);
     await fake.closed;
   });
@@ -171,9 +179,13 @@ describe('request deadlines and the gradient bound (real processes, loopback)', 
     expect(Array.from(run.weights)).toEqual(Array.from(reference)); // Adam's state never saw it
     expect(run.weights.every((x) => Number.isFinite(x))).toBe(true);
     expect(ex.ledger.summary()).toEqual(expectedLedger());
-    const rejected = events.filter((e): e is Extract<RunEvent, { type: 'frame_rejected' }> & { at: number } => e.type === 'frame_rejected' && e.code === 'E_GRADIENT_NORM');
+    const rejected = events.filter(
+      (e): e is Extract<RunEvent, { type: 'frame_rejected' }> & { at: number } => e.type === 'frame_rejected' && e.code === 'E_GRADIENT_NORM',
+    );
     expect(rejected).toHaveLength(1);
-    expect(rejected[0]!.reason).toMatch(/step 0, samples \d+\.\.\d+: gradient norm .* times the median .* step's other gradients \(limit 100x, --max-grad-norm-ratio\); its share is redone by the others/);
+    expect(rejected[0]!.reason).toMatch(
+      /step 0, samples \d+\.\.\d+: gradient norm .* times the median .* step's other gradients \(limit 100x, --max-grad-norm-ratio\); its share is redone by the others/,
+    );
     expect(lostEvents('fake-poison')).toEqual([expect.stringMatching(/^E_GRADIENT_NORM: /)]);
     expect(server.rejected.get('E_GRADIENT_NORM')).toBe(1);
   });
@@ -186,7 +198,15 @@ describe('request deadlines and the gradient bound (real processes, loopback)', 
       if (Date.now() - t0 > 20_000) throw new Error('the real workers were not lost');
       await new Promise((r) => setTimeout(r, 50));
     }
-    const fake = await startFakeWorker({ url: server.url, token: TOKEN, hashes: server.referenceHashes, behaviour: 'poison', scale: 1e3, honestSteps: 2, host: 'fake-lone' });
+    const fake = await startFakeWorker({
+      url: server.url,
+      token: TOKEN,
+      hashes: server.referenceHashes,
+      behaviour: 'poison',
+      scale: 1e3,
+      honestSteps: 2,
+      host: 'fake-lone',
+    });
     fakes.push(fake);
     await joined('fake-lone');
     const warnings: string[] = [];
@@ -194,8 +214,14 @@ describe('request deadlines and the gradient bound (real processes, loopback)', 
       if (e.type === 'log' && e.level === 'warn') warnings.push(e.message);
     });
     const ex = executor();
-    const err = await trainSteps(ex, dataset, config, STEPS, w0).then(() => undefined, (e: unknown) => e);
-    expect(err).toMatchObject({ code: 'E_GRADIENT_NORM', message: expect.stringMatching(/step 2, samples 0\.\.7: gradient norm .* refused again after recomputing it, and no other worker can redo it: stopping/) });
+    const err = await trainSteps(ex, dataset, config, STEPS, w0).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({
+      code: 'E_GRADIENT_NORM',
+      message: expect.stringMatching(/step 2, samples 0\.\.7: gradient norm .* refused again after recomputing it, and no other worker can redo it: stopping/),
+    });
     expect(warnings.filter((m) => m.startsWith('gradient refused, recomputing once'))).toHaveLength(1);
     expect(fake.steps).toBe(4); // 2 accepted, the refused one, its recomputation
     // the worker was not dropped: it is the only one

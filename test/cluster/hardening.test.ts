@@ -78,9 +78,23 @@ beforeAll(async () => {
   runDir = mkdtempSync(join(tmpdir(), 'dp-harden-run-'));
   metricsPort = await freePort();
   coordinator = dptrain(
-    ['coordinator', '--listen', '127.0.0.1:0', '--metrics-port', String(metricsPort), '--min-workers', '1', '--out', runDir, '--plain', '--log-every', '10', '--no-charts',
+    [
+      'coordinator',
+      '--listen',
+      '127.0.0.1:0',
+      '--metrics-port',
+      String(metricsPort),
+      '--min-workers',
+      '1',
+      '--out',
+      runDir,
+      '--plain',
+      '--log-every',
+      '10',
+      '--no-charts',
       // far more epochs than the tests take: the run is killed at the end
-      ...tinyFlags(dir, { epochs: 1_000_000, patience: 1_000_000, 'checkpoint-every': 0 })],
+      ...tinyFlags(dir, { epochs: 1_000_000, patience: 1_000_000, 'checkpoint-every': 0 }),
+    ],
     { DPTRAIN_TOKEN: TOKEN },
   );
   procs.push(coordinator);
@@ -117,7 +131,9 @@ describe('exposure', () => {
 });
 
 describe('connections that never authenticate', () => {
-  it('200 raw TCP sockets that never send the upgrade: those over the per-address cap are refused at once, the rest closed within the pre-upgrade timeout, and others still get in', { timeout: 60_000 }, async () => {
+  it('200 raw TCP sockets that never send the upgrade: those over the per-address cap are refused at once, the rest closed within the pre-upgrade timeout, and others still get in', {
+    timeout: 60_000,
+  }, async () => {
     const sockets = await Promise.all(Array.from({ length: 200 }, () => rawConnect(port, '127.0.0.2')));
     const t0 = Date.now();
     const closed = sockets.map((s) => closedWithin(s));
@@ -138,13 +154,16 @@ describe('connections that never authenticate', () => {
 });
 
 describe('the base-model reference', () => {
-  it('is the coordinator\'s own: a worker with a bogus base hash joining first is refused, and honest workers then join', { timeout: 240_000 }, async () => {
+  it("is the coordinator's own: a worker with a bogus base hash joining first is refused, and honest workers then join", { timeout: 240_000 }, async () => {
     const conn = await connectAndAuth({ url, token: TOKEN, role: 'worker' });
     expect(conn.accepted.config).toBeDefined();
     const refusal = new Promise<{ type: string; code?: string; message?: string }>((resolve) => {
-      conn.onMessage((m) => {
-        if (m.type === 'error') resolve(m);
-      }, () => undefined);
+      conn.onMessage(
+        (m) => {
+          if (m.type === 'error') resolve(m);
+        },
+        () => undefined,
+      );
       conn.ws.once('close', () => resolve({ type: 'closed' }));
     });
     // the right data set, a made-up base
@@ -159,7 +178,9 @@ describe('the base-model reference', () => {
 });
 
 describe('pre-authentication memory', () => {
-  it('one 256 MiB frame before hello grows the coordinator by at most 64 MiB, is refused with E_PROTOCOL_OVERSIZE, and training goes on', { timeout: 120_000 }, async () => {
+  it('one 256 MiB frame before hello grows the coordinator by at most 64 MiB, is refused with E_PROTOCOL_OVERSIZE, and training goes on', {
+    timeout: 120_000,
+  }, async () => {
     await ensureWorker();
     const pid = coordinator.child.pid!;
     const base = rssBytes(pid);
@@ -173,7 +194,9 @@ describe('pre-authentication memory', () => {
     await new Promise((r) => setTimeout(r, 500));
     clearInterval(poll);
     const growth = peak - base;
-    console.log(`256 MiB pre-auth frame: ${(sent / 2 ** 20).toFixed(1)} MiB written before the coordinator closed (${Date.now() - t0} ms); RSS ${(base / 2 ** 20).toFixed(0)} MiB -> peak ${(peak / 2 ** 20).toFixed(0)} MiB (+${(growth / 2 ** 20).toFixed(1)} MiB)`);
+    console.log(
+      `256 MiB pre-auth frame: ${(sent / 2 ** 20).toFixed(1)} MiB written before the coordinator closed (${Date.now() - t0} ms); RSS ${(base / 2 ** 20).toFixed(0)} MiB -> peak ${(peak / 2 ** 20).toFixed(0)} MiB (+${(growth / 2 ** 20).toFixed(1)} MiB)`,
+    );
     expect(growth).toBeLessThanOrEqual(64 * 2 ** 20);
     const steps = stepCount();
     await waitFor(coordinator, () => stepCount() >= steps + 3, 60_000, 'training after the frame');
@@ -217,7 +240,9 @@ describe('rejection floods', () => {
     const lines = (coordinator.output().match(/frame rejected/g) ?? []).length - linesBefore;
     // per 10 s window: 5 one by one and one summary per code (a loaded machine may take several windows)
     const bound = 6 * (Math.ceil(floodMs / 10_000) + 1);
-    console.log(`flood: ${N} rejections in ${floodMs} ms -> ${flood.length} run.log.jsonl events (bound ${bound}) (${runLog().filter((e) => e.type === 'frame_rejected').length - logBefore} in all), ${lines} stdout lines, counts summing to ${summed}`);
+    console.log(
+      `flood: ${N} rejections in ${floodMs} ms -> ${flood.length} run.log.jsonl events (bound ${bound}) (${runLog().filter((e) => e.type === 'frame_rejected').length - logBefore} in all), ${lines} stdout lines, counts summing to ${summed}`,
+    );
     expect(summed).toBe(N);
     expect(flood.length).toBeLessThanOrEqual(bound);
     expect(lines).toBeLessThanOrEqual(bound);
@@ -237,7 +262,13 @@ describe('rejection floods', () => {
 describe('mutual authentication', () => {
   it('a worker and an observer refuse a coordinator that cannot prove it knows the token (E_AUTH_COORDINATOR)', { timeout: 120_000 }, async () => {
     // a rogue coordinator: answers the handshake without the token and hands out a config
-    const config = parseRunConfig({ dataDir: dir, backbone: { kind: 'tiny-vgg', inputSize: [32, 32], tinyWidths: [4, 4, 8, 8, 8] }, preprocess: 'unit', head: { units: 8, dropout: 0 }, batchSize: 8 });
+    const config = parseRunConfig({
+      dataDir: dir,
+      backbone: { kind: 'tiny-vgg', inputSize: [32, 32], tinyWidths: [4, 4, 8, 8, 8] },
+      preprocess: 'unit',
+      head: { units: 8, dropout: 0 },
+      batchSize: 8,
+    });
     const rogue = new WebSocketServer({ host: '127.0.0.1', port: 0 });
     let joins = 0;
     rogue.on('connection', (ws) => {
@@ -249,7 +280,11 @@ describe('mutual authentication', () => {
           ws.send(encodeMessage({ type: 'challenge', nonce: createNonce() }));
         } else if (m.type === 'auth') {
           // workers get no proof at all, observers a made-up one: both must be refused
-          ws.send(encodeMessage(role === 'worker' ? { type: 'accepted', role: 'worker', workerId: 'w1', config } : { type: 'accepted', role: 'observer', proof: createNonce() }));
+          ws.send(
+            encodeMessage(
+              role === 'worker' ? { type: 'accepted', role: 'worker', workerId: 'w1', config } : { type: 'accepted', role: 'observer', proof: createNonce() },
+            ),
+          );
         } else if (m.type === 'join') joins++;
       });
     });
@@ -263,7 +298,9 @@ describe('mutual authentication', () => {
       expect(code, `${worker.output().slice(-2000)}\njoins seen by the rogue: ${joins}`).toBe(2);
       expect(worker.output()).toMatch(/refused: E_AUTH_COORDINATOR/);
       expect(joins).toBe(0);
-      await expect(connectObserver({ url: rogueUrl, token: TOKEN, onEvent: () => undefined, reconnect: false })).rejects.toSatisfy((e) => isDptrainError(e, 'E_AUTH_COORDINATOR'));
+      await expect(connectObserver({ url: rogueUrl, token: TOKEN, onEvent: () => undefined, reconnect: false })).rejects.toSatisfy((e) =>
+        isDptrainError(e, 'E_AUTH_COORDINATOR'),
+      );
     } finally {
       for (const c of rogue.clients) c.terminate();
       await new Promise((r) => rogue.close(r));
@@ -287,7 +324,14 @@ describe('the client side before the proof', () => {
 });
 
 describe('in-process servers (options at small sizes)', () => {
-  const tinyConfig = () => parseRunConfig({ dataDir: dir, backbone: { kind: 'tiny-vgg', inputSize: [32, 32], tinyWidths: [4, 4, 8, 8, 8] }, preprocess: 'unit', head: { units: 8, dropout: 0 }, batchSize: 8 });
+  const tinyConfig = () =>
+    parseRunConfig({
+      dataDir: dir,
+      backbone: { kind: 'tiny-vgg', inputSize: [32, 32], tinyWidths: [4, 4, 8, 8, 8] },
+      preprocess: 'unit',
+      head: { units: 8, dropout: 0 },
+      batchSize: 8,
+    });
 
   it('rejections have a history of their own: a flood cannot push the run events out of what observers receive', { timeout: 60_000 }, async () => {
     const bus = new EventBus();
@@ -317,14 +361,20 @@ describe('in-process servers (options at small sizes)', () => {
   });
 
   it('warns when it listens beyond loopback without TLS, not on loopback', { timeout: 60_000 }, async () => {
-    for (const [host, warned] of [['0.0.0.0', true], ['127.0.0.1', false]] as const) {
+    for (const [host, warned] of [
+      ['0.0.0.0', true],
+      ['127.0.0.1', false],
+    ] as const) {
       const logs: string[] = [];
       const bus = new EventBus();
       bus.on((e) => e.type === 'log' && e.level === 'warn' && logs.push(e.message));
       const server = new ClusterServer({ token: TOKEN, config: tinyConfig(), bus, host });
       await server.listen();
       await server.close();
-      expect(logs.some((m) => /plain ws \(no TLS\)/.test(m)), `${host}: ${logs.join(' | ')}`).toBe(warned);
+      expect(
+        logs.some((m) => /plain ws \(no TLS\)/.test(m)),
+        `${host}: ${logs.join(' | ')}`,
+      ).toBe(warned);
     }
   });
 });

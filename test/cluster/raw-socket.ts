@@ -22,8 +22,12 @@ export function closedWithin(s: Socket): Promise<number> {
 
 /** Sends a WebSocket upgrade request by hand; resolves with the HTTP status of the answer. */
 export async function rawUpgrade(s: Socket, headers: Record<string, string> = {}): Promise<number> {
-  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-  s.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`);
+  const extra = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  s.write(
+    `GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`,
+  );
   let got = '';
   return new Promise((resolve, reject) => {
     const onData = (d: Buffer): void => {
@@ -68,7 +72,16 @@ export async function streamFrame(s: Socket, length: number, chunk = 1 << 20): P
     const n = Math.min(chunk, length - sent);
     const ok = s.write(n === chunk ? zeros : zeros.subarray(0, n));
     sent += n;
-    if (!ok) await new Promise<void>((r) => { const done = (): void => { s.off('drain', done); s.off('close', done); r(); }; s.once('drain', done); s.once('close', done); });
+    if (!ok)
+      await new Promise<void>((r) => {
+        const done = (): void => {
+          s.off('drain', done);
+          s.off('close', done);
+          r();
+        };
+        s.once('drain', done);
+        s.once('close', done);
+      });
   }
   return sent;
 }

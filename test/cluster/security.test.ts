@@ -3,7 +3,19 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AdamOptimizer, EventBus, globalBatch, isDptrainError, joinDatasetIdentity, loadDataset, parseRunConfig, stepsPerEpoch, type Dataset, type RunConfig, type RunEvent } from '@dptrain/core';
+import {
+  AdamOptimizer,
+  EventBus,
+  globalBatch,
+  isDptrainError,
+  joinDatasetIdentity,
+  loadDataset,
+  parseRunConfig,
+  stepsPerEpoch,
+  type Dataset,
+  type RunConfig,
+  type RunEvent,
+} from '@dptrain/core';
 import { connectObserver } from '@dptrain/worker';
 import { ClusterExecutor, ClusterServer } from '../../packages/coordinator/src/cluster/index.js';
 import { dptrain, makeSceneDir, type Proc } from './fixtures.js';
@@ -30,7 +42,13 @@ beforeAll(async () => {
   });
   const bus = new EventBus();
   bus.on((e) => events.push(e));
-  server = new ClusterServer({ token: TOKEN, config, bus, datasetHash: await joinDatasetIdentity(dataset, config), protocol: { lostAfterMs: 3000, heartbeatIntervalMs: 500 } });
+  server = new ClusterServer({
+    token: TOKEN,
+    config,
+    bus,
+    datasetHash: await joinDatasetIdentity(dataset, config),
+    protocol: { lostAfterMs: 3000, heartbeatIntervalMs: 500 },
+  });
   const url = await server.listen();
   const real = dptrain(['worker', '--connect', url, '--data', dir, '--backend', 'cpu', '--name', 'real'], { DPTRAIN_TOKEN: TOKEN });
   procs.push(real);
@@ -83,7 +101,9 @@ describe('authentication and join checks', () => {
   });
 
   it('observers authenticate too, and cannot write', async () => {
-    await expect(connectObserver({ url: server.url, token: 'nope', onEvent: () => undefined, reconnect: false })).rejects.toSatisfy((e) => isDptrainError(e, 'E_AUTH'));
+    await expect(connectObserver({ url: server.url, token: 'nope', onEvent: () => undefined, reconnect: false })).rejects.toSatisfy((e) =>
+      isDptrainError(e, 'E_AUTH'),
+    );
     const seen: RunEvent[] = [];
     const obs = await connectObserver({ url: server.url, token: TOKEN, onEvent: (e) => seen.push(e), reconnect: false });
     await new Promise((r) => setTimeout(r, 200));
@@ -119,7 +139,9 @@ describe('fuzzing a training coordinator', () => {
 
     let fuzzDone = false;
     let stepsAfterFuzz = 0;
-    const fuzz = fuzzCoordinator({ url: server.url, token: TOKEN, frames: 10_000, hashes: () => server.referenceHashes, seed: 7 }).finally(() => (fuzzDone = true));
+    const fuzz = fuzzCoordinator({ url: server.url, token: TOKEN, frames: 10_000, hashes: () => server.referenceHashes, seed: 7 }).finally(
+      () => (fuzzDone = true),
+    );
     let stepsDuringFuzz = 0;
     const fuzzed = await run(() => {
       if (!fuzzDone) stepsDuringFuzz++;
@@ -133,7 +155,16 @@ describe('fuzzing a training coordinator', () => {
     expect(stats.gradientReplies).toBeGreaterThan(0); // fuzz workers did get slices and answered them badly
 
     // every class of bad frame was seen and rejected with its code
-    for (const code of ['E_PROTOCOL_DECODE', 'E_PROTOCOL_SCHEMA', 'E_PROTOCOL_VERSION', 'E_PROTOCOL_OVERSIZE', 'E_AUTH', 'E_BASE_HASH', 'E_GRADIENT_SHAPE', 'E_GRADIENT_NONFINITE']) {
+    for (const code of [
+      'E_PROTOCOL_DECODE',
+      'E_PROTOCOL_SCHEMA',
+      'E_PROTOCOL_VERSION',
+      'E_PROTOCOL_OVERSIZE',
+      'E_AUTH',
+      'E_BASE_HASH',
+      'E_GRADIENT_SHAPE',
+      'E_GRADIENT_NONFINITE',
+    ]) {
       expect(server.rejected.get(code) ?? 0, `${code}: ${JSON.stringify(Object.fromEntries(server.rejected))}`).toBeGreaterThan(0);
     }
     // every rejection is counted, but a flood from one address is reported as a few events (RejectionLog), not one each
@@ -144,7 +175,12 @@ describe('fuzzing a training coordinator', () => {
     expect(server.workers.map((w) => w.info?.host)).toEqual(['real']);
 
     // the same steps without fuzzing give the same weights: no bad frame touched them
-    const clean = await run(((n) => () => n-- <= 0)(fuzzed.steps));
+    const clean = await run(
+      (
+        (n) => () =>
+          n-- <= 0
+      )(fuzzed.steps),
+    );
     expect(clean.steps).toBe(fuzzed.steps);
     let diff = 0;
     let scale = 0;
@@ -162,7 +198,27 @@ describe('TLS', () => {
     const tmp = mkdtempSync(join(tmpdir(), 'dp-tls-'));
     const cert = join(tmp, 'cert.pem');
     const key = join(tmp, 'key.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
     const tls = new ClusterServer({ token: TOKEN, config, tls: { cert, key } });
     const url = await tls.listen();
     try {

@@ -27,15 +27,30 @@ const workersOf = (dataDir: string) => processesWith(dataDir).filter((p) => p.cm
 
 function startSingle(dataDir: string, runDir: string, extra: string[], flags: Record<string, string | number | boolean> = {}): Proc {
   markers.push(dataDir);
-  const p = dptrain(['single', ...tinyFlags(dataDir, { patience: 100, ...flags }), '--backend', 'cpu', '--plain', '--no-charts', '--log-every', '1', '--out', runDir, ...extra]);
+  const p = dptrain([
+    'single',
+    ...tinyFlags(dataDir, { patience: 100, ...flags }),
+    '--backend',
+    'cpu',
+    '--plain',
+    '--no-charts',
+    '--log-every',
+    '1',
+    '--out',
+    runDir,
+    ...extra,
+  ]);
   procs.push(p);
   return p;
 }
 
-const exited = (p: Proc, ms: number): Promise<number | null | 'timeout'> => Promise.race([p.exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms))]);
+const exited = (p: Proc, ms: number): Promise<number | null | 'timeout'> =>
+  Promise.race([p.exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms))]);
 
 describe('dptrain single: lost workers, signals, a dead parent (real processes)', () => {
-  it('kill -9 of one of 3 workers mid-epoch: restarted; the next loss past --max-restarts goes on with the survivors; every sample once', { timeout: 400_000 }, async () => {
+  it('kill -9 of one of 3 workers mid-epoch: restarted; the next loss past --max-restarts goes on with the survivors; every sample once', {
+    timeout: 400_000,
+  }, async () => {
     const dir = await makeSceneDir({ perClass: 12, test: 9 });
     const runDir = mkdtempSync(join(tmpdir(), 'dp-single-kill-'));
     const run = startSingle(dir, runDir, ['--workers', '3', '--max-restarts', '1'], { epochs: 40, 'no-cache': true, 'checkpoint-every': 0 });
@@ -70,13 +85,20 @@ describe('dptrain single: lost workers, signals, a dead parent (real processes)'
     expect(after.length).toBeGreaterThan(0);
     expect(after.every((e) => (e.workers as unknown[]).length <= 2)).toBe(true);
     // the ledger: every training sample of every epoch counted exactly once
-    const cluster = JSON.parse(readFileSync(join(runDir, 'cluster.json'), 'utf8')) as { epochs: { counted: number; distinct: number; duplicates: number }[]; workersLost: unknown[] };
+    const cluster = JSON.parse(readFileSync(join(runDir, 'cluster.json'), 'utf8')) as {
+      epochs: { counted: number; distinct: number; duplicates: number }[];
+      workersLost: unknown[];
+    };
     expect(cluster.epochs).toHaveLength(40);
     for (const e of cluster.epochs) expect(e).toEqual(expect.objectContaining({ counted: 27, distinct: 27, duplicates: 0 }));
     expect(cluster.workersLost.length).toBeGreaterThanOrEqual(2);
     // submission.csv has every test row
     const testNames = readFileSync(join(dir, 'test.csv'), 'utf8').trim().split('\n').slice(1);
-    const rows = readFileSync(join(runDir, 'submission.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',')[0]);
+    const rows = readFileSync(join(runDir, 'submission.csv'), 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => l.split(',')[0]);
     expect(rows.sort()).toEqual([...testNames].sort());
     // --plain: the workers' own lines still reach the terminal as they were
     expect(run.output()).toMatch(/^dptrain worker: backend cpu/m);
@@ -85,7 +107,9 @@ describe('dptrain single: lost workers, signals, a dead parent (real processes)'
   });
 
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    it(`${sig} of the parent: the step completes, a final checkpoint is written, no worker is left; --resume finishes the run`, { timeout: 300_000 }, async () => {
+    it(`${sig} of the parent: the step completes, a final checkpoint is written, no worker is left; --resume finishes the run`, {
+      timeout: 300_000,
+    }, async () => {
       const dir = await makeSceneDir({ perClass: 12, test: 6 });
       const runDir = mkdtempSync(join(tmpdir(), `dp-single-${sig}-`));
       // checkpoints far apart: only the stop's own checkpoint can hold the steps done
@@ -109,7 +133,18 @@ describe('dptrain single: lost workers, signals, a dead parent (real processes)'
 
       if (sig === 'SIGTERM') {
         // and the run goes on from there
-        const again = dptrain(['single', ...tinyFlags(dir, { patience: 100, ...flags }), '--backend', 'cpu', '--plain', '--no-charts', '--workers', '2', '--resume', runDir]);
+        const again = dptrain([
+          'single',
+          ...tinyFlags(dir, { patience: 100, ...flags }),
+          '--backend',
+          'cpu',
+          '--plain',
+          '--no-charts',
+          '--workers',
+          '2',
+          '--resume',
+          runDir,
+        ]);
         procs.push(again);
         expect(await exited(again, 250_000), again.output().slice(-3000)).toBe(0);
         expect(again.output()).toContain(`resuming from step ${ckpt!.step}`);
@@ -140,7 +175,16 @@ describe('dptrain train and dptrain coordinator on a signal', () => {
   it('SIGHUP of dptrain train writes a final checkpoint at the last step done and exits 129', { timeout: 200_000 }, async () => {
     const dir = await makeSceneDir({ perClass: 12, test: 6 });
     const runDir = mkdtempSync(join(tmpdir(), 'dp-train-hup-'));
-    const run = dptrain(['train', ...tinyFlags(dir, { patience: 100, epochs: 30, 'no-cache': true, 'checkpoint-every': 1000 }), '--backend', 'cpu', '--log-steps', '1', '--out', runDir]);
+    const run = dptrain([
+      'train',
+      ...tinyFlags(dir, { patience: 100, epochs: 30, 'no-cache': true, 'checkpoint-every': 1000 }),
+      '--backend',
+      'cpu',
+      '--log-steps',
+      '1',
+      '--out',
+      runDir,
+    ]);
     procs.push(run);
     await waitFor(run, (o) => /step 5\b/.test(o), 150_000, 'five steps');
     run.child.kill('SIGHUP');
@@ -151,7 +195,9 @@ describe('dptrain train and dptrain coordinator on a signal', () => {
     expect(Number(m![1])).toBeGreaterThanOrEqual(5);
   });
 
-  it('SIGTERM of dptrain coordinator: checkpoint, no bye; its remote worker keeps retrying, rejoins the restarted coordinator (--resume) and the run completes', { timeout: 300_000 }, async () => {
+  it('SIGTERM of dptrain coordinator: checkpoint, no bye; its remote worker keeps retrying, rejoins the restarted coordinator (--resume) and the run completes', {
+    timeout: 300_000,
+  }, async () => {
     const dir = await makeSceneDir({ perClass: 12, test: 6 });
     const runDir = mkdtempSync(join(tmpdir(), 'dp-coord-term-'));
     markers.push(dir);
@@ -163,14 +209,26 @@ describe('dptrain train and dptrain coordinator on a signal', () => {
       });
     });
     const env = { DPTRAIN_TOKEN: 'coord-term-token' };
-    const args = ['coordinator', ...tinyFlags(dir, { patience: 100, epochs: 12, 'no-cache': true, 'checkpoint-every': 1000 }), '--listen', `127.0.0.1:${port}`, '--plain', '--no-charts', '--resume', runDir];
+    const args = [
+      'coordinator',
+      ...tinyFlags(dir, { patience: 100, epochs: 12, 'no-cache': true, 'checkpoint-every': 1000 }),
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--plain',
+      '--no-charts',
+      '--resume',
+      runDir,
+    ];
     const first = dptrain(args, env);
     procs.push(first);
     await waitFor(first, (o) => o.includes('listening on'), 60_000, 'coordinator start');
     const worker = dptrain(['worker', '--connect', `ws://127.0.0.1:${port}`, '--data', dir, '--backend', 'cpu', '--give-up-after', '120'], env);
     procs.push(worker);
     const log = new JsonlTail<Ev>(join(runDir, 'run.log.jsonl'));
-    await log.waitFor((e) => e.event === 'step_completed' && (e.step ?? 0) >= 5, { timeoutMs: 150_000, abort: () => (first.child.exitCode !== null ? first.output() : undefined) });
+    await log.waitFor((e) => e.event === 'step_completed' && (e.step ?? 0) >= 5, {
+      timeoutMs: 150_000,
+      abort: () => (first.child.exitCode !== null ? first.output() : undefined),
+    });
     first.child.kill('SIGTERM');
     expect(await exited(first, 60_000), first.output().slice(-3000)).toBe(143);
     const ckpt = await readCheckpoint(runDir);

@@ -1,6 +1,15 @@
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
-import { AdamOptimizer, InProcessExecutor, createReplica, globalBatch, stepsPerEpoch, type Dataset, type RunConfig, type TrainingExecutor } from '@dptrain/core';
+import {
+  AdamOptimizer,
+  InProcessExecutor,
+  createReplica,
+  globalBatch,
+  stepsPerEpoch,
+  type Dataset,
+  type RunConfig,
+  type TrainingExecutor,
+} from '@dptrain/core';
 
 /** Learning rate of the step loops (large, so that any difference in a gradient shows in the weights). */
 export const LOOP_LR = 3e-2;
@@ -49,5 +58,7 @@ export async function inProcessWeights(dataset: Dataset, config: RunConfig, step
 
 /** SHA-256 of the weights' bytes. */
 export function sha256(w: Float32Array): string {
-  return createHash('sha256').update(Buffer.from(w.buffer, w.byteOffset, w.byteLength)).digest('hex');
+  return createHash('sha256')
+    .update(Buffer.from(w.buffer, w.byteOffset, w.byteLength))
+    .digest('hex');
 }

@@ -40,7 +40,9 @@ describe('terminal injection', () => {
     const runDir = mkdtempSync(join(tmpdir(), 'dp-inject-run-'));
     const port = await freePort();
     const url = `ws://127.0.0.1:${port}`;
-    const coord = dptrain(['coordinator', ...tinyFlags(dir), '--listen', `127.0.0.1:${port}`, '--min-workers', '1', '--plain', '--out', runDir], { DPTRAIN_TOKEN: TOKEN });
+    const coord = dptrain(['coordinator', ...tinyFlags(dir), '--listen', `127.0.0.1:${port}`, '--min-workers', '1', '--plain', '--out', runDir], {
+      DPTRAIN_TOKEN: TOKEN,
+    });
     procs.push(coord);
     await waitFor(coord, (o) => o.includes('listening on'), 60_000, 'coordinator start');
 

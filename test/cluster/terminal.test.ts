@@ -23,7 +23,11 @@ if (!hasScript) console.warn('[terminal] skipped: util-linux `script` is not ins
 
 function underPty(args: string[]): Promise<{ code: number | null; tty: string }> {
   const cmd = [process.execPath, BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-  const child = spawn('script', ['-qfec', cmd, '/dev/null'], { cwd: REPO, env: { ...process.env, TERM: 'xterm-256color', COLUMNS: '120', LINES: '40' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('script', ['-qfec', cmd, '/dev/null'], {
+    cwd: REPO,
+    env: { ...process.env, TERM: 'xterm-256color', COLUMNS: '120', LINES: '40' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let tty = '';
   child.stdout.on('data', (d) => (tty += d));
   child.stderr.on('data', (d) => (tty += d));
@@ -41,7 +45,21 @@ function workerLinesInLog(runDir: string): { level: string; msg: string }[] {
 describe.skipIf(!hasScript)('the terminal in dashboard mode (a pseudo-terminal)', () => {
   it('dptrain demo: no worker line on the terminal; all of them in run.log.jsonl', { timeout: 300_000 }, async () => {
     const runDir = join(mkdtempSync(join(tmpdir(), 'dp-demo-tty-')), 'run');
-    const { code, tty } = await underPty(['demo', '--out', runDir, '--per-class', '6', '--epochs', '2', '--fine-tune-epochs', '0', '--backend', 'cpu', '--workers', '2']);
+    const { code, tty } = await underPty([
+      'demo',
+      '--out',
+      runDir,
+      '--per-class',
+      '6',
+      '--epochs',
+      '2',
+      '--fine-tune-epochs',
+      '0',
+      '--backend',
+      'cpu',
+      '--workers',
+      '2',
+    ]);
     expect(code, tty.slice(-3000)).toBe(0);
     expect(tty).toContain('\u001b['); // ink drew frames
     expect(tty).not.toContain('dptrain worker:');
@@ -51,7 +69,7 @@ describe.skipIf(!hasScript)('the terminal in dashboard mode (a pseudo-terminal)'
     expect(await waitNoProcessWith(runDir, 10_000)).toEqual([]);
   });
 
-  it('dptrain single: the same (before, dashboard mode dropped the workers\' output)', { timeout: 300_000 }, async () => {
+  it("dptrain single: the same (before, dashboard mode dropped the workers' output)", { timeout: 300_000 }, async () => {
     const dir = await makeSceneDir({ perClass: 6, test: 3 });
     const runDir = mkdtempSync(join(tmpdir(), 'dp-single-tty-'));
     const { code, tty } = await underPty(['single', ...tinyFlags(dir, { epochs: 2 }), '--backend', 'cpu', '--workers', '2', '--no-charts', '--out', runDir]);

@@ -40,7 +40,9 @@ describe('local workers output (a real child process)', () => {
 
   it("'inherit' (plain): the lines as they were, and a debug copy in the run log only", async () => {
     const { events, raw } = await run('inherit');
-    expect(raw.split('\n')).toEqual(expect.arrayContaining(['dptrain worker: backend cpu (cpu)', 'dptrain worker: E_DATA_INVALID: no labelled sample with index 7']));
+    expect(raw.split('\n')).toEqual(
+      expect.arrayContaining(['dptrain worker: backend cpu (cpu)', 'dptrain worker: E_DATA_INVALID: no labelled sample with index 7']),
+    );
     expect(events).toHaveLength(5);
     expect(events.every((e) => e.level === 'debug')).toBe(true);
   });

@@ -73,7 +73,9 @@ describe('stopping a worker', () => {
       onListening: async (url, s) => {
         server = s;
         for (const name of ['stays', 'stopper']) {
-          const p = dptrain(['worker', '--connect', url, '--data', dir, '--backend', 'cpu', '--name', name, '--lost-after-ms', '30000'], { DPTRAIN_TOKEN: TOKEN });
+          const p = dptrain(['worker', '--connect', url, '--data', dir, '--backend', 'cpu', '--name', name, '--lost-after-ms', '30000'], {
+            DPTRAIN_TOKEN: TOKEN,
+          });
           procs.push(p);
           byName.set(name, p);
         }
@@ -93,8 +95,12 @@ describe('stopping a worker', () => {
     expect(out).not.toMatch(/E_WORKER/);
     expect(out).toMatch(/stopping: said goodbye to the coordinator/);
     const lost = events.filter((e): e is Extract<RunEvent, { type: 'worker_lost' }> => e.type === 'worker_lost');
-    const stopperId = events.find((e): e is Extract<RunEvent, { type: 'worker_joined' }> => e.type === 'worker_joined' && e.worker.host === 'stopper')?.worker.id;
-    expect(lost.filter((e) => e.id === stopperId).map((e) => e.reason), JSON.stringify(lost)).toEqual([expect.stringMatching(/worker said bye: worker stopping/)]);
+    const stopperId = events.find((e): e is Extract<RunEvent, { type: 'worker_joined' }> => e.type === 'worker_joined' && e.worker.host === 'stopper')?.worker
+      .id;
+    expect(
+      lost.filter((e) => e.id === stopperId).map((e) => e.reason),
+      JSON.stringify(lost),
+    ).toEqual([expect.stringMatching(/worker said bye: worker stopping/)]);
     expect(events.filter((e) => e.type === 'frame_rejected')).toEqual([]);
     // the run went on without it, every sample counted once
     expect(result.halted).toBe(false);

@@ -24,8 +24,22 @@ afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })))
 
 const classes = ['buildings', 'forest', 'glacier', 'mountain', 'sea', 'street'];
 const epochs: EpochPoint[] = [
-  ...[0, 1, 2, 3].map((e) => ({ phase: 'head' as const, epoch: e, trainLoss: 1.6 - 0.3 * e, trainAccuracy: 0.4 + 0.1 * e, valLoss: 1.5 - 0.25 * e, valAccuracy: 0.45 + 0.09 * e })),
-  ...[0, 1].map((e) => ({ phase: 'fine_tune' as const, epoch: e, trainLoss: 0.5 - 0.1 * e, trainAccuracy: 0.82 + 0.03 * e, valLoss: 0.6 - 0.05 * e, valAccuracy: 0.8 + 0.02 * e })),
+  ...[0, 1, 2, 3].map((e) => ({
+    phase: 'head' as const,
+    epoch: e,
+    trainLoss: 1.6 - 0.3 * e,
+    trainAccuracy: 0.4 + 0.1 * e,
+    valLoss: 1.5 - 0.25 * e,
+    valAccuracy: 0.45 + 0.09 * e,
+  })),
+  ...[0, 1].map((e) => ({
+    phase: 'fine_tune' as const,
+    epoch: e,
+    trainLoss: 0.5 - 0.1 * e,
+    trainAccuracy: 0.82 + 0.03 * e,
+    valLoss: 0.6 - 0.05 * e,
+    valAccuracy: 0.8 + 0.02 * e,
+  })),
 ];
 const confusion = classes.map((_, i) => classes.map((__, j) => (i === j ? 40 + i : (i + j) % 3)));
 const report: ReportInput = {

@@ -61,7 +61,18 @@ export function runEvents(steps: number): RunEvent[] {
   ev.push({ type: 'epoch_started', time: T0 + 11, phase: 'head', epoch: 0 });
   for (let i = 1; i <= steps; i++) {
     if (i === 11) {
-      ev.push({ type: 'epoch_completed', time: T0 + 10_500, phase: 'head', epoch: 0, trainLoss: 1, trainAccuracy: 0.5, valLoss: 1.1, valAccuracy: 0.6, learningRate: 1e-3, epochMs: 10_000 });
+      ev.push({
+        type: 'epoch_completed',
+        time: T0 + 10_500,
+        phase: 'head',
+        epoch: 0,
+        trainLoss: 1,
+        trainAccuracy: 0.5,
+        valLoss: 1.1,
+        valAccuracy: 0.6,
+        learningRate: 1e-3,
+        epochMs: 10_000,
+      });
       ev.push({ type: 'epoch_started', time: T0 + 10_600, phase: 'head', epoch: 1 });
     }
     ev.push(step(i, T0 + 10 + i * 1000));

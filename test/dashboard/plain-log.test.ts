@@ -103,7 +103,10 @@ describe('JSON log (pino)', () => {
     bus.emit({ type: 'worker_lost', time: T0 + 9000, id: 'w2', reason: 'gone' });
     bus.emit({ type: 'log', time: T0 + 9100, level: 'error', message: 'boom' });
     log.close();
-    const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toHaveLength(events.length + 2);
     expect(lines[0]).toMatchObject({ level: 'info', time: T0, event: 'run_started', runId: 'r-test', trainSamples: 320, msg: 'run r-test started' });
     const step = lines.find((l) => l.event === 'step_completed')!;

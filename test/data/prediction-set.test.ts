@@ -9,7 +9,10 @@ const SCENES = resolve(process.env.DPTRAIN_SCENES ?? resolve(__dirname, '../../.
 
 /** The first `n` names of the real test.csv (no labels read). */
 function realTestNames(n: number): string[] {
-  return readFileSync(join(SCENES, 'test.csv'), 'utf8').trim().split('\n').slice(1, n + 1);
+  return readFileSync(join(SCENES, 'test.csv'), 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1, n + 1);
 }
 
 function tempDir(): string {
@@ -82,7 +85,12 @@ describe.skipIf(!existsSync(SCENES))('prediction inputs (real photos from ../sha
   it('an unusable folder fails with E_DATA_LAYOUT naming what was looked for and what was found', () => {
     const empty = tempDir();
     expect(() => loadPredictionSet(empty)).toThrow(
-      expect.objectContaining({ code: 'E_DATA_LAYOUT', message: expect.stringMatching(/nothing to predict: looked for test\.csv \(column image_name, images in SceneImages\/\), for image files \(\.jpg, \.jpeg/) }),
+      expect.objectContaining({
+        code: 'E_DATA_LAYOUT',
+        message: expect.stringMatching(
+          /nothing to predict: looked for test\.csv \(column image_name, images in SceneImages\/\), for image files \(\.jpg, \.jpeg/,
+        ),
+      }),
     );
     // the training half only: train.csv + SceneImages/ -> predict does not take the training images for a test set
     const trainOnly = tempDir();
@@ -90,14 +98,21 @@ describe.skipIf(!existsSync(SCENES))('prediction inputs (real photos from ../sha
     for (const n of realTestNames(3)) symlinkSync(join(SCENES, 'SceneImages', n), join(trainOnly, 'SceneImages', n));
     writeFileSync(join(trainOnly, 'train.csv'), 'image_name,label\n');
     expect(() => loadPredictionSet(trainOnly)).toThrow(
-      expect.objectContaining({ code: 'E_DATA_LAYOUT', message: expect.stringMatching(/it has train\.csv and 3 images in SceneImages\/, but predict reads only the unlabelled list test\.csv/) }),
+      expect.objectContaining({
+        code: 'E_DATA_LAYOUT',
+        message: expect.stringMatching(/it has train\.csv and 3 images in SceneImages\/, but predict reads only the unlabelled list test\.csv/),
+      }),
     );
     // class folders are named, not searched
     const classFolders = tempDir();
     mkdirSync(join(classFolders, 'forest'));
     mkdirSync(join(classFolders, 'sea'));
-    expect(() => loadPredictionSet(classFolders)).toThrow(expect.objectContaining({ code: 'E_DATA_LAYOUT', message: expect.stringMatching(/sub-folders forest, sea are not searched/) }));
-    expect(() => loadPredictionSet(join(empty, 'nope'))).toThrow(expect.objectContaining({ code: 'E_DATA_LAYOUT', message: expect.stringMatching(/does not exist/) }));
+    expect(() => loadPredictionSet(classFolders)).toThrow(
+      expect.objectContaining({ code: 'E_DATA_LAYOUT', message: expect.stringMatching(/sub-folders forest, sea are not searched/) }),
+    );
+    expect(() => loadPredictionSet(join(empty, 'nope'))).toThrow(
+      expect.objectContaining({ code: 'E_DATA_LAYOUT', message: expect.stringMatching(/does not exist/) }),
+    );
   });
 
   it('a test.csv row whose image is missing is named by validation (file and CSV line)', async () => {
@@ -105,7 +120,9 @@ describe.skipIf(!existsSync(SCENES))('prediction inputs (real photos from ../sha
     const dir = testOnlyFolder(names);
     writeFileSync(join(dir, 'test.csv'), ['image_name', ...names, 'gone.jpg'].join('\n') + '\n');
     const ds = loadPredictionSet(dir);
-    await expect(validateDataset(ds)).rejects.toThrow(expect.objectContaining({ code: 'E_DATA_INVALID', message: expect.stringMatching(/gone\.jpg \(CSV line 5\): missing/) }));
+    await expect(validateDataset(ds)).rejects.toThrow(
+      expect.objectContaining({ code: 'E_DATA_INVALID', message: expect.stringMatching(/gone\.jpg \(CSV line 5\): missing/) }),
+    );
     const { dataset } = await validateDataset(ds, { skipBad: true });
     expect(dataset.test.map((s) => s.name)).toEqual(names);
   });

@@ -106,7 +106,8 @@ export async function checkDptrainArgs(args: string[], options: CliCheckOptions 
   });
 
   const { cmd, depth } = findSubcommand(program, args);
-  if (depth === 0 && !(args[0] ?? '').startsWith('-')) errors.push(`'${args[0] ?? ''}' is not a dptrain command (${program.commands.map((c) => c.name()).join(', ')})`);
+  if (depth === 0 && !(args[0] ?? '').startsWith('-'))
+    errors.push(`'${args[0] ?? ''}' is not a dptrain command (${program.commands.map((c) => c.name()).join(', ')})`);
   else errors.push(...staticFlagErrors(cmd, args.slice(depth)));
 
   const saved: Record<string, string | undefined> = {};
@@ -147,12 +148,15 @@ export async function checkDptrainArgs(args: string[], options: CliCheckOptions 
 
 /** Replaces `$(VAR)`, `${VAR}`, `${VAR:-default}`, `${VAR-default}` and `$VAR` using `vars`; unknown names are errors. */
 export function expandVars(word: string, vars: Record<string, string>, missing: string[] = []): string {
-  return word.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)|\$\{([A-Za-z_][A-Za-z0-9_]*)(:?-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (m, k8s, braced, dflt, dfltValue, bare) => {
-    const name = (k8s ?? braced ?? bare) as string;
-    const value = vars[name];
-    if (value !== undefined && !(dflt?.startsWith(':') && value === '')) return value;
-    if (dflt !== undefined) return dfltValue as string;
-    missing.push(name);
-    return m;
-  });
+  return word.replace(
+    /\$\(([A-Za-z_][A-Za-z0-9_]*)\)|\$\{([A-Za-z_][A-Za-z0-9_]*)(:?-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
+    (m, k8s, braced, dflt, dfltValue, bare) => {
+      const name = (k8s ?? braced ?? bare) as string;
+      const value = vars[name];
+      if (value !== undefined && !(dflt?.startsWith(':') && value === '')) return value;
+      if (dflt !== undefined) return dfltValue as string;
+      missing.push(name);
+      return m;
+    },
+  );
 }

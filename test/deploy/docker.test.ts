@@ -99,9 +99,18 @@ describe.each(['gpu.Dockerfile', 'cpu.Dockerfile'])('%s', (name) => {
     const ep = entrypoint(ast);
     const script = ep.find((w) => w.endsWith('/dptrain.js'));
     expect(script, 'entrypoint runs dptrain.js').toBeDefined();
-    const workdir = ast.getInstructions().filter((i) => i.getKeyword() === 'WORKDIR').pop()?.getArgumentsContent() ?? '';
+    const workdir =
+      ast
+        .getInstructions()
+        .filter((i) => i.getKeyword() === 'WORKDIR')
+        .pop()
+        ?.getArgumentsContent() ?? '';
     expect(existsSync(join(ROOT, script!.replace(`${workdir}/`, '')))).toBe(true);
-    const cmd = ast.getCMDs().pop()!.getJSONStrings().map((s) => s.getJSONValue());
+    const cmd = ast
+      .getCMDs()
+      .pop()!
+      .getJSONStrings()
+      .map((s) => s.getJSONValue());
     const res = await checkDptrainArgs(cmd, { allowHelp: true });
     expect(res.errors).toEqual([]);
   });
@@ -112,7 +121,11 @@ describe.each(['gpu.Dockerfile', 'cpu.Dockerfile'])('%s', (name) => {
       .filter((i) => i.getKeyword() === 'EXPOSE')
       .flatMap((i) => i.getArguments().map((a) => a.getValue()));
     expect(exposed).toEqual(expect.arrayContaining(['7420', '9464']));
-    const user = ast.getInstructions().filter((i) => i.getKeyword() === 'USER').pop()?.getArgumentsContent();
+    const user = ast
+      .getInstructions()
+      .filter((i) => i.getKeyword() === 'USER')
+      .pop()
+      ?.getArgumentsContent();
     expect(user).toBeDefined();
     expect(user).not.toBe('root');
   });
@@ -182,11 +195,38 @@ type ComposeService = {
   deploy?: { resources?: { reservations?: { devices?: { driver: string; device_ids?: string[]; count?: number; capabilities: string[] }[] } } };
   [k: string]: unknown;
 };
-type Compose = { name?: string; services: Record<string, ComposeService>; volumes?: Record<string, unknown>; secrets?: Record<string, unknown>; [k: string]: unknown };
+type Compose = {
+  name?: string;
+  services: Record<string, ComposeService>;
+  volumes?: Record<string, unknown>;
+  secrets?: Record<string, unknown>;
+  [k: string]: unknown;
+};
 
 const SERVICE_KEYS = new Set([
-  'image', 'build', 'command', 'entrypoint', 'environment', 'env_file', 'volumes', 'ports', 'depends_on', 'healthcheck',
-  'deploy', 'restart', 'shm_size', 'hostname', 'secrets', 'networks', 'ulimits', 'ipc', 'init', 'user', 'working_dir', 'stop_grace_period', 'labels',
+  'image',
+  'build',
+  'command',
+  'entrypoint',
+  'environment',
+  'env_file',
+  'volumes',
+  'ports',
+  'depends_on',
+  'healthcheck',
+  'deploy',
+  'restart',
+  'shm_size',
+  'hostname',
+  'secrets',
+  'networks',
+  'ulimits',
+  'ipc',
+  'init',
+  'user',
+  'working_dir',
+  'stop_grace_period',
+  'labels',
 ]);
 
 function loadCompose(): Compose {
@@ -213,7 +253,8 @@ describe('compose.yaml (one host, several GPUs)', () => {
   const coordinator = compose.services.coordinator!;
 
   it('has the compose structure: known top-level and service keys, images with build sections that exist', () => {
-    for (const key of Object.keys(compose)) expect(['name', 'services', 'volumes', 'secrets', 'networks', 'configs'].includes(key) || key.startsWith('x-'), key).toBe(true);
+    for (const key of Object.keys(compose))
+      expect(['name', 'services', 'volumes', 'secrets', 'networks', 'configs'].includes(key) || key.startsWith('x-'), key).toBe(true);
     for (const [name, svc] of services) {
       for (const key of Object.keys(svc)) expect(SERVICE_KEYS.has(key), `${name}.${key}`).toBe(true);
       expect(svc.image, name).toMatch(/^dptrain:(gpu|cpu)$/);

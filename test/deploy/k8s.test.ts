@@ -33,7 +33,11 @@ type Container = {
   startupProbe?: { httpGet?: { path: string; port: string | number } };
   volumeMounts?: { name: string; mountPath: string }[];
 };
-type PodSpec = { containers: Container[]; volumes?: { name: string; persistentVolumeClaim?: { claimName: string }; hostPath?: { path: string } }[]; restartPolicy?: string };
+type PodSpec = {
+  containers: Container[];
+  volumes?: { name: string; persistentVolumeClaim?: { claimName: string }; hostPath?: { path: string } }[];
+  restartPolicy?: string;
+};
 
 const find = (objs: KObject[], kind: string, name: string): KObject => {
   const o = objs.find((x) => x.kind === kind && x.metadata.name === name);
@@ -113,7 +117,16 @@ describe('deploy/k8s kustomization', () => {
     const raw = readFileSync(join(K8S, 'kustomization.yaml'), 'utf8');
     for (const m of raw.matchAll(/path:\s*(\S+\.yaml)/g)) expect(existsSync(join(K8S, m[1]!)), m[1]).toBe(true);
     expect(objs.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual(
-      ['ConfigMap/dptrain-cluster', 'Deployment/dptrain-coordinator', 'Job/dptrain-worker', 'Namespace/dptrain', 'PersistentVolumeClaim/dptrain-data', 'PersistentVolumeClaim/dptrain-runs', 'Secret/dptrain-token', 'Service/dptrain-coordinator'].sort(),
+      [
+        'ConfigMap/dptrain-cluster',
+        'Deployment/dptrain-coordinator',
+        'Job/dptrain-worker',
+        'Namespace/dptrain',
+        'PersistentVolumeClaim/dptrain-data',
+        'PersistentVolumeClaim/dptrain-runs',
+        'Secret/dptrain-token',
+        'Service/dptrain-coordinator',
+      ].sort(),
     );
     for (const o of objs) if (o.kind !== 'Namespace') expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe('dptrain');
   });

@@ -52,7 +52,10 @@ export function matches(obj: KObject, sel: Selector): boolean {
 
 function pointer(path: string): string[] {
   if (!path.startsWith('/')) throw new Error(`JSON patch path '${path}' must start with /`);
-  return path.slice(1).split('/').map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  return path
+    .slice(1)
+    .split('/')
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
 }
 
 /** Applies RFC 6902 add/replace/remove operations in place. */
@@ -192,7 +195,8 @@ export function renderKustomization(dir: string, options: RenderOptions = {}): K
 
   type Replacement = { source: Selector & { fieldPath: string; options?: unknown }; targets: { select: Selector; fieldPaths: string[]; options?: unknown }[] };
   for (const r of (k.replacements as Replacement[] | undefined) ?? []) {
-    if (r.source.options !== undefined || r.targets.some((t) => t.options !== undefined)) throw new Error('kustomization: replacement options are not covered by the test renderer');
+    if (r.source.options !== undefined || r.targets.some((t) => t.options !== undefined))
+      throw new Error('kustomization: replacement options are not covered by the test renderer');
     const sources = objects.filter((o) => matches(o, r.source));
     if (sources.length !== 1) throw new Error(`kustomization: replacement source ${JSON.stringify(r.source)} matches ${sources.length} objects`);
     const value = getField(sources[0], r.source.fieldPath);
@@ -204,7 +208,8 @@ export function renderKustomization(dir: string, options: RenderOptions = {}): K
         for (const fp of t.fieldPaths) {
           const old = getField(obj, fp);
           // Kustomize copies the source node; a type change (int into a string field) would break the object.
-          if (typeof old !== typeof value) throw new Error(`kustomization: replacement writes a ${typeof value} into ${obj.kind}/${obj.metadata.name} ${fp} (a ${typeof old})`);
+          if (typeof old !== typeof value)
+            throw new Error(`kustomization: replacement writes a ${typeof value} into ${obj.kind}/${obj.metadata.name} ${fp} (a ${typeof old})`);
           setField(obj, fp, value, `replacement into ${obj.kind}/${obj.metadata.name}`);
         }
       }
@@ -215,4 +220,3 @@ export function renderKustomization(dir: string, options: RenderOptions = {}): K
   if (ns) for (const obj of objects) if (!CLUSTER_SCOPED.has(obj.kind)) obj.metadata.namespace = ns;
   return objects;
 }
-

@@ -61,7 +61,9 @@ describe.skipIf(!probe.ok)('netns lab (root + iproute2)', () => {
 
   it('is sealed off: no default route in any host, no lab interface in the root namespace', () => {
     for (const host of lab.hosts) {
-      const routes = execFileSync('ip', ['-n', lab.ns(host), '-4', 'route', 'show'], { encoding: 'utf8' }).trim().split('\n');
+      const routes = execFileSync('ip', ['-n', lab.ns(host), '-4', 'route', 'show'], { encoding: 'utf8' })
+        .trim()
+        .split('\n');
       expect(routes).toEqual([expect.stringMatching(new RegExp(`^10\\.250\\.${lab.subnet}\\.0/24 dev eth0 `))]);
     }
     const rootLinks = execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' });

@@ -167,7 +167,11 @@ export class NetnsLab {
     // `unshare --uts` + `hostname` give the process a host name of its own, as on a separate machine.
     if (hostname !== false) argv.push('unshare', '--uts', 'sh', '-c', 'hostname "$0" && exec "$@"', hostname);
     argv.push(command, ...args);
-    const spawnOptions: SpawnOptions = { cwd: options.cwd ?? process.cwd(), env: options.env ?? process.env, stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] };
+    const spawnOptions: SpawnOptions = {
+      cwd: options.cwd ?? process.cwd(),
+      env: options.env ?? process.env,
+      stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    };
     const child = spawn('ip', argv, spawnOptions);
     this.children.add(child);
     child.once('exit', () => this.children.delete(child));

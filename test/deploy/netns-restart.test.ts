@@ -27,7 +27,9 @@ const WAIT_MS = 150_000;
 
 /** The `args` of the first container in a deploy/k8s manifest, with `$(VAR)`s expanded and paths mapped. */
 function k8sArgs(file: string, paths: Record<string, string>, vars: Record<string, string>): string[] {
-  const docs = parseAllDocuments(readFileSync(join(ROOT, 'deploy', 'k8s', file), 'utf8')).map((d) => d.toJS() as { kind: string; spec: { template: { spec: { containers: { args: string[] }[] } } } });
+  const docs = parseAllDocuments(readFileSync(join(ROOT, 'deploy', 'k8s', file), 'utf8')).map(
+    (d) => d.toJS() as { kind: string; spec: { template: { spec: { containers: { args: string[] }[] } } } },
+  );
   const owner = docs.find((d) => d.kind === 'Deployment' || d.kind === 'Job')!;
   return owner.spec.template.spec.containers[0]!.args.map((a) => paths[a] ?? a.replace(/\$\((\w+)\)/g, (_, v: string) => vars[v] ?? ''));
 }
@@ -46,7 +48,9 @@ describe.skipIf(!probe.ok)('coordinator restart with --resume over network names
     return child;
   };
   const exitOf = (child: ChildProcess, ms: number): Promise<number | null | 'timeout'> =>
-    child.exitCode !== null ? Promise.resolve(child.exitCode) : Promise.race([new Promise<number | null>((r) => child.once('exit', (c) => r(c))), new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms))]);
+    child.exitCode !== null
+      ? Promise.resolve(child.exitCode)
+      : Promise.race([new Promise<number | null>((r) => child.once('exit', (c) => r(c))), new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms))]);
 
   beforeAll(async () => {
     NetnsLab.sweepStale();
@@ -67,11 +71,32 @@ describe.skipIf(!probe.ok)('coordinator restart with --resume over network names
     const data = join(work, 'data');
     const runDir = join(work, 'run');
     // the command lines of deploy/k8s (its paths mapped into the lab), plus a tiny model
-    const k8s = (file: string) => k8sArgs(file, { '/data': data, '/runs/scenes': runDir, 'ws://dptrain-coordinator:7420': `ws://${lab.address('c')}:7420` }, { DPTRAIN_MIN_WORKERS: '2', DPTRAIN_BATCH_SIZE: '6', WORKER_INDEX: '0' });
+    const k8s = (file: string) =>
+      k8sArgs(
+        file,
+        { '/data': data, '/runs/scenes': runDir, 'ws://dptrain-coordinator:7420': `ws://${lab.address('c')}:7420` },
+        { DPTRAIN_MIN_WORKERS: '2', DPTRAIN_BATCH_SIZE: '6', WORKER_INDEX: '0' },
+      );
     const coordinatorArgs = [
       ...k8s('coordinator.yaml'),
-      '--backbone', 'tiny-vgg', '--input-size', '32x32', '--fine-tune-epochs', '0', '--micro-batch', '2', '--head-units', '16', '--no-charts',
-      '--epochs', '12', '--patience', '100', '--checkpoint-every', '5', '--no-cache',
+      '--backbone',
+      'tiny-vgg',
+      '--input-size',
+      '32x32',
+      '--fine-tune-epochs',
+      '0',
+      '--micro-batch',
+      '2',
+      '--head-units',
+      '16',
+      '--no-charts',
+      '--epochs',
+      '12',
+      '--patience',
+      '100',
+      '--checkpoint-every',
+      '5',
+      '--no-cache',
     ];
     expect(coordinatorArgs).toContain('--resume');
     const log = new JsonlTail<Ev>(join(runDir, 'run.log.jsonl'));
@@ -105,7 +130,10 @@ describe.skipIf(!probe.ok)('coordinator restart with --resume over network names
     }
     expect(await exitOf(coordinator, WAIT_MS), output.slice(-30).join('\n')).toBe(0);
     log.poll();
-    const after = log.records.slice(before).filter((e) => e.event === 'step_completed').map((e) => e.step!);
+    const after = log.records
+      .slice(before)
+      .filter((e) => e.event === 'step_completed')
+      .map((e) => e.step!);
     expect(after[0]).toBe(lastCheckpoint + 1); // continued, not started over
     expect(after.at(-1)).toBe(12 * 5);
     const report = JSON.parse(readFileSync(join(runDir, 'report.json'), 'utf8')) as { steps: number };

@@ -36,7 +36,25 @@ const LOST_AFTER_MS = 5000;
  * Tiny runs: tiny-vgg at 32 px, head phase only, 6 images per step (2 per worker), no charts or checkpoints.
  * Training goes on while at least 2 workers are connected.
  */
-const TINY_RUN = ['--min-workers', '2', '--backbone', 'tiny-vgg', '--input-size', '32x32', '--fine-tune-epochs', '0', '--batch-size', '6', '--micro-batch', '2', '--head-units', '16', '--no-charts', '--checkpoint-every', '0'];
+const TINY_RUN = [
+  '--min-workers',
+  '2',
+  '--backbone',
+  'tiny-vgg',
+  '--input-size',
+  '32x32',
+  '--fine-tune-epochs',
+  '0',
+  '--batch-size',
+  '6',
+  '--micro-batch',
+  '2',
+  '--head-units',
+  '16',
+  '--no-charts',
+  '--checkpoint-every',
+  '0',
+];
 /** Bound on every wait for the cluster (generous: CI shares 2 cores between two test files). */
 const WAIT_MS = 150_000;
 
@@ -67,7 +85,12 @@ class ClusterRun {
   ) {
     this.started = Date.now();
     const env = { ...process.env, DPTRAIN_TOKEN: TOKEN, FORCE_COLOR: '0' };
-    this.coordinator = lab.spawn('c', process.execPath, [DPTRAIN, 'coordinator', '--listen', `${lab.address('c')}:${port}`, '--data', dataDir, '--out', runDir, ...trainingFlags], { cwd: ROOT, env });
+    this.coordinator = lab.spawn(
+      'c',
+      process.execPath,
+      [DPTRAIN, 'coordinator', '--listen', `${lab.address('c')}:${port}`, '--data', dataDir, '--out', runDir, ...trainingFlags],
+      { cwd: ROOT, env },
+    );
     this.coordinator.on('exit', (code) => (this.exitCode = code));
     this.collect(this.coordinator, 'c');
     for (const host of ['w1', 'w2', 'w3']) {
@@ -184,7 +207,9 @@ describe.skipIf(!probe.ok)('multi-host cluster over network namespaces (root + i
       expect(after.length).toBeGreaterThan(0);
       for (const s of after) expect(s.workers.map((w) => w.id).sort()).toEqual(run.idsOf('w1').concat(run.idsOf('w2')).sort());
       // No training sample lost or counted twice in any epoch, although a step lost a third of its workers.
-      const ledger = JSON.parse(readFileSync(join(run.runDir, 'cluster.json'), 'utf8')) as { epochs: { counted: number; distinct: number; duplicates: number }[] };
+      const ledger = JSON.parse(readFileSync(join(run.runDir, 'cluster.json'), 'utf8')) as {
+        epochs: { counted: number; distinct: number; duplicates: number }[];
+      };
       expect(ledger.epochs).toHaveLength(3);
       for (const e of ledger.epochs) expect(e).toMatchObject({ counted: 30, distinct: 30, duplicates: 0 });
       // And the answer covers every test image.

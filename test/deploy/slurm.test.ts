@@ -19,7 +19,19 @@ function has(cmd: string): boolean {
 }
 
 /** sbatch options the script may set, and the value each must have where it matters. */
-const SBATCH_OPTIONS = new Set(['job-name', 'nodes', 'ntasks-per-node', 'gpus-per-task', 'cpus-per-task', 'mem-per-gpu', 'time', 'output', 'partition', 'account', 'exclusive']);
+const SBATCH_OPTIONS = new Set([
+  'job-name',
+  'nodes',
+  'ntasks-per-node',
+  'gpus-per-task',
+  'cpus-per-task',
+  'mem-per-gpu',
+  'time',
+  'output',
+  'partition',
+  'account',
+  'exclusive',
+]);
 
 type Call = { argv: string[]; node: string; procid?: string; localid?: string; cuda: string | null; token: string | null };
 
@@ -32,7 +44,10 @@ function writeStandIns(dir: string, nodes: string[], tasksPerNode: number, cudaM
   };
   // Host name of the node a task runs on (the stand-in srun says which).
   write('hostname', `#!/usr/bin/env bash\necho "\${SLURMD_NODENAME:-${nodes[0]}}"\n`);
-  write('scontrol', `#!/usr/bin/env bash\n[ "$1 $2" = "show hostnames" ] || { echo "stand-in scontrol: unexpected $*" >&2; exit 1; }\nprintf '%s\\n' ${nodes.join(' ')}\n`);
+  write(
+    'scontrol',
+    `#!/usr/bin/env bash\n[ "$1 $2" = "show hostnames" ] || { echo "stand-in scontrol: unexpected $*" >&2; exit 1; }\nprintf '%s\\n' ${nodes.join(' ')}\n`,
+  );
   // srun: read options up to the command; run the command once per task with Slurm's per-task variables.
   write(
     'srun',
@@ -78,7 +93,10 @@ if (argv[0] === 'coordinator') setTimeout(() => {}, 300);
   );
 }
 
-function runScript(cudaMode: 'per-task' | 'all' | 'unset', extraEnv: Record<string, string> = {}): { calls: Call[]; stdout: string; status: number | null; stderr: string } {
+function runScript(
+  cudaMode: 'per-task' | 'all' | 'unset',
+  extraEnv: Record<string, string> = {},
+): { calls: Call[]; stdout: string; status: number | null; stderr: string } {
   const dir = mkdtempSync(join(tmpdir(), 'dptrain-slurm-'));
   try {
     const nodes = ['gpu01', 'gpu02'];
@@ -100,7 +118,10 @@ function runScript(cudaMode: 'per-task' | 'all' | 'unset', extraEnv: Record<stri
     });
     let calls: Call[] = [];
     try {
-      calls = readFileSync(join(dir, 'calls.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Call);
+      calls = readFileSync(join(dir, 'calls.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Call);
     } catch {
       /* nothing started */
     }
@@ -125,7 +146,9 @@ describe('deploy/slurm/dptrain.sbatch', () => {
     expect(directives.find((d) => d.name === 'ntasks-per-node')).toBeDefined();
     // Directives must come before the first command, or sbatch ignores them.
     const firstCommand = TEXT.split('\n').findIndex((l) => l.trim() !== '' && !l.startsWith('#'));
-    const lastDirective = TEXT.split('\n').map((l) => l.startsWith('#SBATCH')).lastIndexOf(true);
+    const lastDirective = TEXT.split('\n')
+      .map((l) => l.startsWith('#SBATCH'))
+      .lastIndexOf(true);
     expect(lastDirective).toBeLessThan(firstCommand);
   });
 

@@ -122,7 +122,13 @@ describe('device feature cache bound', () => {
     await resolveBackend({ backend: 'cpu', log: () => undefined });
     const config = tinyConfig({ preprocess: 'tf' });
     const mk = (deviceStep: boolean, deviceCacheBytes?: number) =>
-      createReplica(config, { images: pixelSource('tf'), deviceStep, cacheFp16: false, onWarning: () => undefined, ...(deviceCacheBytes ? { deviceCacheBytes } : {}) });
+      createReplica(config, {
+        images: pixelSource('tf'),
+        deviceStep,
+        cacheFp16: false,
+        onWarning: () => undefined,
+        ...(deviceCacheBytes ? { deviceCacheBytes } : {}),
+      });
     const host = await mk(false);
     const device = await mk(true, 2000); // room for a few rows of the tiny backbone's features, not 24
     created.push(host, device);

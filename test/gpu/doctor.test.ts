@@ -35,7 +35,14 @@ describe('dptrain doctor (real CLI process, stand-in nvidia-smi)', () => {
       cuda: { runtime: string | null; cudnn: string | null };
     };
     expect(report.gpus.map((g) => g.tfjsNodeGpu)).toEqual(['native', 'ptx-jit', 'unsupported']);
-    expect(report.gpus[1]).toEqual({ index: 1, name: 'NVIDIA H100 80GB HBM3', computeCapability: '9.0', driver: '550.54.15', memoryMiB: 81559, tfjsNodeGpu: 'ptx-jit' });
+    expect(report.gpus[1]).toEqual({
+      index: 1,
+      name: 'NVIDIA H100 80GB HBM3',
+      computeCapability: '9.0',
+      driver: '550.54.15',
+      memoryMiB: 81559,
+      tfjsNodeGpu: 'ptx-jit',
+    });
     expect(report.backends.map((b) => b.name)).toEqual(['tensorflow-gpu', 'tensorflow', 'native', 'wasm', 'cpu']);
     const cpu = report.backends.find((b) => b.name === 'cpu')!;
     expect(cpu).toEqual({ name: 'cpu', available: true, reason: null });

@@ -3,7 +3,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 /** The A100 (8.0), H100 (9.0), B200 (10.0) of the acceptance test, as nvidia-smi --format=csv,noheader,nounits prints them. */
-export const THREE_GPUS = ['NVIDIA A100-SXM4-80GB, 8.0, 535.104.05, 81920', 'NVIDIA H100 80GB HBM3, 9.0, 550.54.15, 81559', 'NVIDIA B200, 10.0, 570.86.15, 183359'];
+export const THREE_GPUS = [
+  'NVIDIA A100-SXM4-80GB, 8.0, 535.104.05, 81920',
+  'NVIDIA H100 80GB HBM3, 9.0, 550.54.15, 81559',
+  'NVIDIA B200, 10.0, 570.86.15, 183359',
+];
 
 /**
  * A folder holding a stand-in `nvidia-smi` (shell builtins only, so PATH may hold nothing else) that prints `lines` for --query-gpu and `apps` (pids) for

@@ -1,8 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  computeCapabilityByName,
-  tfjsNodeGpuVerdict,
-} from '../../packages/core/src/backend/gpu-support.js';
+import { computeCapabilityByName, tfjsNodeGpuVerdict } from '../../packages/core/src/backend/gpu-support.js';
 import { parseNvidiaSmi, queryGpus, NVIDIA_SMI_FIELDS } from '../../packages/core/src/backend/nvidia-smi.js';
 import { pickVersion, versionsOf } from '../../packages/core/src/backend/gpu.js';
 
@@ -34,8 +31,13 @@ describe('nvidia-smi parsing', () => {
   it('reads name, compute capability, driver and memory; a missing or [N/A] column gives null', () => {
     const gpus = parseNvidiaSmi('NVIDIA A100-SXM4-80GB, 8.0, 535.104.05, 81920\nTesla T4, [N/A], 535.104.05\n', NVIDIA_SMI_FIELDS);
     expect(gpus[0]).toEqual({
-      index: 0, name: 'NVIDIA A100-SXM4-80GB', computeCapability: '8.0', computeCapabilitySource: 'driver',
-      driver: '535.104.05', memoryMiB: 81920, tfjsNodeGpu: 'native',
+      index: 0,
+      name: 'NVIDIA A100-SXM4-80GB',
+      computeCapability: '8.0',
+      computeCapabilitySource: 'driver',
+      driver: '535.104.05',
+      memoryMiB: 81920,
+      tfjsNodeGpu: 'native',
     });
     expect(gpus[1]).toMatchObject({ index: 1, name: 'Tesla T4', computeCapability: '7.5', computeCapabilitySource: 'name', memoryMiB: null });
   });
@@ -50,7 +52,10 @@ describe('nvidia-smi parsing', () => {
     });
     expect(calls).toHaveLength(2);
     expect(calls[1]![0]).toBe('--query-gpu=name,driver_version,memory.total');
-    expect(gpus!.map((g) => [g.computeCapability, g.tfjsNodeGpu, g.driver])).toEqual([['7.0', 'native', '470.82.01'], [null, null, '470.82.01']]);
+    expect(gpus!.map((g) => [g.computeCapability, g.tfjsNodeGpu, g.driver])).toEqual([
+      ['7.0', 'native', '470.82.01'],
+      [null, null, '470.82.01'],
+    ]);
   });
   it('no nvidia-smi → null (no driver), not an error', async () => {
     expect(await queryGpus({ run: async () => null })).toBeNull();
@@ -59,7 +64,15 @@ describe('nvidia-smi parsing', () => {
 
 describe('CUDA library versions', () => {
   it('reads full versions from file names and prefers the majors tfjs-node-gpu needs', () => {
-    const names = ['libcudart.so.11.0', 'libcudart.so.11.2.152', 'libcudart.so.12', 'libcudart.so', 'libcudnn.so.8', 'libcudnn.so.8.1.1', 'libcudnn_ops_infer.so.8'];
+    const names = [
+      'libcudart.so.11.0',
+      'libcudart.so.11.2.152',
+      'libcudart.so.12',
+      'libcudart.so',
+      'libcudnn.so.8',
+      'libcudnn.so.8.1.1',
+      'libcudnn_ops_infer.so.8',
+    ];
     expect(versionsOf(names, 'libcudart')).toEqual(['11.0', '11.2.152', '12']);
     expect(pickVersion(versionsOf(names, 'libcudart'), 11)).toBe('11.2.152');
     expect(pickVersion(versionsOf(names, 'libcudnn'), 8)).toBe('8.1.1');

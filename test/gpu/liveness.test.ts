@@ -21,7 +21,11 @@ afterAll(() => {
   for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
 });
 
-async function runWithBlockedStep(dir: string, env: Record<string, string>, workerArgs: string[] = []): Promise<{ events: RunEvent[]; steps: number; worker: Proc }> {
+async function runWithBlockedStep(
+  dir: string,
+  env: Record<string, string>,
+  workerArgs: string[] = [],
+): Promise<{ events: RunEvent[]; steps: number; worker: Proc }> {
   const runDir = mkdtempSync(join(tmpdir(), 'dp-liveness-run-'));
   const config = parseRunConfig({
     dataDir: dir,
@@ -48,7 +52,11 @@ async function runWithBlockedStep(dir: string, env: Record<string, string>, work
     protocol: { lostAfterMs: 5000, heartbeatIntervalMs: 1000 },
     decodeOnValidate: false,
     onListening: async (url, s) => {
-      worker = dptrain(['worker', '--connect', url, '--data', dir, '--backend', 'cpu', '--name', 'blocked', ...workerArgs], { DPTRAIN_TOKEN: TOKEN, DPTRAIN_TEST_BLOCK_STEP_MS: String(BLOCK_MS), ...env });
+      worker = dptrain(['worker', '--connect', url, '--data', dir, '--backend', 'cpu', '--name', 'blocked', ...workerArgs], {
+        DPTRAIN_TOKEN: TOKEN,
+        DPTRAIN_TEST_BLOCK_STEP_MS: String(BLOCK_MS),
+        ...env,
+      });
       procs.push(worker);
       while (s.workers.length < 1) {
         if (worker.child.exitCode !== null) throw new Error(`worker exited:\n${worker.output()}`);
@@ -82,7 +90,10 @@ describe('heartbeats off the main thread (real processes, loopback)', () => {
     const { events, worker } = await runWithBlockedStep(dir, {}, ['--stall-limit-ms', '3000']);
     expect(worker.output()).toMatch(/main thread made no progress for \d+ ms \(limit 3000 ms\): heartbeats stop/);
     const lost = events.filter((e): e is Extract<RunEvent, { type: 'worker_lost' }> => e.type === 'worker_lost');
-    expect(lost.some((e) => e.reason.includes('silent')), JSON.stringify(lost)).toBe(true);
+    expect(
+      lost.some((e) => e.reason.includes('silent')),
+      JSON.stringify(lost),
+    ).toBe(true);
     expect(processesMentioning(dir)).toEqual([]);
   });
 
@@ -90,7 +101,10 @@ describe('heartbeats off the main thread (real processes, loopback)', () => {
     const dir = await makeSceneDir({ perClass: 4, test: 3 });
     const { events } = await runWithBlockedStep(dir, { DPTRAIN_LIVENESS_THREAD: '0' });
     const lost = events.filter((e): e is Extract<RunEvent, { type: 'worker_lost' }> => e.type === 'worker_lost');
-    expect(lost.some((e) => e.reason.includes('silent')), JSON.stringify(lost)).toBe(true);
+    expect(
+      lost.some((e) => e.reason.includes('silent')),
+      JSON.stringify(lost),
+    ).toBe(true);
     expect(processesMentioning(dir)).toEqual([]);
   });
 });

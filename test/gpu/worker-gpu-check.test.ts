@@ -64,7 +64,9 @@ describe('preflight and memory growth (pure)', () => {
     const h100 = await preflightTfjsNodeGpu({ env: { CUDA_VISIBLE_DEVICES: '0,1' }, gpus, otherGpuProcesses: 0 });
     expect(h100.support?.tfjsNodeGpu).toBe('ptx-jit');
     expect(h100.notes).toHaveLength(1);
-    await expect(preflightTfjsNodeGpu({ env: {}, gpus, otherGpuProcesses: 0 })).rejects.toSatisfy((e: unknown) => isDptrainError(e, 'E_BACKEND_GPU_UNSUPPORTED'));
+    await expect(preflightTfjsNodeGpu({ env: {}, gpus, otherGpuProcesses: 0 })).rejects.toSatisfy((e: unknown) =>
+      isDptrainError(e, 'E_BACKEND_GPU_UNSUPPORTED'),
+    );
     expect(await preflightTfjsNodeGpu({ env: {}, gpus: null })).toEqual({ support: null, notes: [] });
   });
   it('memory growth only when unset and shared', () => {

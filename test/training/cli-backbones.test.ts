@@ -54,12 +54,31 @@ afterAll(() => {
 });
 
 describe('dptrain train --backbone PATH with Keras-shaped models (real CLI processes)', () => {
-  for (const [shape, extra] of [['inception_v3', []], ['efficientnet_b0', ['--no-cache']]] as const) {
+  for (const [shape, extra] of [
+    ['inception_v3', []],
+    ['efficientnet_b0', ['--no-cache']],
+  ] as const) {
     it(`${shape}${extra.length ? ` (${extra.join(' ')})` : ''}: both phases, then predict`, async () => {
       const runDir = path.join(base, `run-${shape}`);
       const { stdout, stderr } = await dptrain([
-        'train', '--data', dataDir, '--backbone', path.join(base, shape), '--epochs', '1', '--fine-tune-epochs', '1', '--batch-size', '8',
-        '--head-units', '16', '--backend', 'wasm', '--out', runDir, ...extra,
+        'train',
+        '--data',
+        dataDir,
+        '--backbone',
+        path.join(base, shape),
+        '--epochs',
+        '1',
+        '--fine-tune-epochs',
+        '1',
+        '--batch-size',
+        '8',
+        '--head-units',
+        '16',
+        '--backend',
+        'wasm',
+        '--out',
+        runDir,
+        ...extra,
       ]);
       const out = stdout + stderr;
       expect(out).toMatch(/head epoch 1:/);

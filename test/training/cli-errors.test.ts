@@ -54,12 +54,34 @@ describe('dptrain errors a user can act on (real CLI processes)', () => {
   let base = '';
   let dataDir = '';
   const training = (out: string): string[] => [
-    '--data', dataDir, '--backbone', 'tiny-vgg', '--input-size', '32x32', '--preprocess', 'tf', '--pooling', 'flatten',
-    '--epochs', '1', '--fine-tune-epochs', '1', '--batch-size', '8', '--backend', 'wasm', '--out', path.join(base, out),
+    '--data',
+    dataDir,
+    '--backbone',
+    'tiny-vgg',
+    '--input-size',
+    '32x32',
+    '--preprocess',
+    'tf',
+    '--pooling',
+    'flatten',
+    '--epochs',
+    '1',
+    '--fine-tune-epochs',
+    '1',
+    '--batch-size',
+    '8',
+    '--backend',
+    'wasm',
+    '--out',
+    path.join(base, out),
   ];
   /** Step numbers of the head phase (the fault hits the first fine-tune step, the one after). */
   const headSteps = (out: string): number => {
-    const first = JSON.parse(readFileSync(path.join(base, out, 'metrics.jsonl'), 'utf8').trim().split('\n')[0]!) as { phase: string; step: number };
+    const first = JSON.parse(
+      readFileSync(path.join(base, out, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')[0]!,
+    ) as { phase: string; step: number };
     expect(first.phase).toBe('head');
     return first.step;
   };
@@ -84,7 +106,10 @@ describe('dptrain errors a user can act on (real CLI processes)', () => {
   });
 
   it('--verbose and DPTRAIN_DEBUG=1 print the stack above the same last line', async () => {
-    for (const [args, env] of [[['--verbose'], {}], [[], { DPTRAIN_DEBUG: '1' }]] as const) {
+    for (const [args, env] of [
+      [['--verbose'], {}],
+      [[], { DPTRAIN_DEBUG: '1' }],
+    ] as const) {
       const r = await dptrain(['train', ...training(`run-verbose-${args.length}`), '-q', ...args], { ...FAULT, ...env });
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/TypeError: injected fault in kernel Conv2D[^\n]*\n\s+at /);
@@ -97,7 +122,9 @@ describe('dptrain errors a user can act on (real CLI processes)', () => {
     const r = await dptrain(['single', '--workers', '1', '--plain', ...training('run-single')], FAULT);
     expect(r.code).toBe(1);
     const last = lastLine(r.stderr);
-    expect(last, r.stderr.slice(-3000)).toMatch(/^dptrain: \[E_INTERNAL\] internal error in phase fine_tune, epoch 1, step \d+: .*worker w\d+ failed a task \[E_WORKER\]: TypeError: injected fault in kernel Conv2D/);
+    expect(last, r.stderr.slice(-3000)).toMatch(
+      /^dptrain: \[E_INTERNAL\] internal error in phase fine_tune, epoch 1, step \d+: .*worker w\d+ failed a task \[E_WORKER\]: TypeError: injected fault in kernel Conv2D/,
+    );
     expect(last).toMatch(/layer block5_conv1 \(Conv2D\), kernel Conv2D/);
     await new Promise((res) => setTimeout(res, 1500));
     expect(processesMentioning(base)).toEqual([]);

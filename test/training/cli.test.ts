@@ -28,8 +28,29 @@ describe('dptrain train / predict (real CLI processes, tiny synthetic data)', ()
 
   it('train runs the whole recipe and writes model, metrics.jsonl, report.json and a complete submission.csv', async () => {
     const { stdout } = await dptrain([
-      'train', '--data', dataDir, '--backbone', 'tiny-vgg', '--input-size', '32x32', '--preprocess', 'tf', '--pooling', 'flatten',
-      '--epochs', '2', '--fine-tune-epochs', '1', '--batch-size', '8', '--checkpoint-every', '3', '--backend', 'wasm', '--out', runDir,
+      'train',
+      '--data',
+      dataDir,
+      '--backbone',
+      'tiny-vgg',
+      '--input-size',
+      '32x32',
+      '--preprocess',
+      'tf',
+      '--pooling',
+      'flatten',
+      '--epochs',
+      '2',
+      '--fine-tune-epochs',
+      '1',
+      '--batch-size',
+      '8',
+      '--checkpoint-every',
+      '3',
+      '--backend',
+      'wasm',
+      '--out',
+      runDir,
     ]);
     expect(stdout).toMatch(/backend wasm/);
     expect(stdout).toMatch(/head epoch 2:/);
@@ -41,7 +62,10 @@ describe('dptrain train / predict (real CLI processes, tiny synthetic data)', ()
     const lines = readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n');
     expect(lines).toHaveLength(3);
     const report = JSON.parse(readFileSync(path.join(runDir, 'report.json'), 'utf8')) as {
-      backend: string; validation: { confusion: number[][]; perClass: { name: string }[] }; samples: { validation: number }; timingsMs: { total: number };
+      backend: string;
+      validation: { confusion: number[][]; perClass: { name: string }[] };
+      samples: { validation: number };
+      timingsMs: { total: number };
     };
     expect(report.backend).toBe('wasm');
     expect(report.validation.confusion.flat().reduce((a, b) => a + b, 0)).toBe(report.samples.validation);
@@ -72,7 +96,9 @@ describe('dptrain train / predict (real CLI processes, tiny synthetic data)', ()
   });
 
   it('predict names a missing image with a stable error code', () => {
-    expect(() => samplesForImages(['/nonexistent.jpg'])).toThrow(expect.objectContaining({ code: 'E_DATA_IMAGE', message: expect.stringMatching(/nonexistent/) }));
+    expect(() => samplesForImages(['/nonexistent.jpg'])).toThrow(
+      expect.objectContaining({ code: 'E_DATA_IMAGE', message: expect.stringMatching(/nonexistent/) }),
+    );
   });
 
   it('--help describes train, predict and demo', () => {

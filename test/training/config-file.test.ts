@@ -34,7 +34,14 @@ function codeOf(f: () => unknown): string {
 describe('run config resolution', () => {
   it('the flags alone give the documented defaults, backbone-dependent ones included', () => {
     const vgg = configOf(['--data', '/d']);
-    expect(vgg).toMatchObject({ preprocess: 'caffe', batchSize: 32, microBatch: 8, seed: 42, headPhase: { epochs: 10, learningRate: 1e-3 }, fineTunePhase: { epochs: 5, learningRate: 1e-5, unfreeze: 'block5' } });
+    expect(vgg).toMatchObject({
+      preprocess: 'caffe',
+      batchSize: 32,
+      microBatch: 8,
+      seed: 42,
+      headPhase: { epochs: 10, learningRate: 1e-3 },
+      fineTunePhase: { epochs: 5, learningRate: 1e-5, unfreeze: 'block5' },
+    });
     expect(vgg.cacheFeatures).toBe(true);
     const mnv2 = configOf(['--data', '/d', '--backbone', '/models/mnv2']);
     expect(mnv2.backbone).toMatchObject({ kind: 'layers', path: '/models/mnv2' });
@@ -47,7 +54,10 @@ describe('run config resolution', () => {
   it('a YAML or JSON file sets values, flags override them, and backbone defaults follow the file', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'dpt-config-'));
     const yml = path.join(dir, 'run.yaml');
-    writeFileSync(yml, 'dataDir: /data/scenes\nbackbone:\n  kind: layers\n  path: /m\nheadPhase:\n  epochs: 3\n  learningRate: 0.01\nhead:\n  units: 64\nlabelSmoothing: 0.1\n');
+    writeFileSync(
+      yml,
+      'dataDir: /data/scenes\nbackbone:\n  kind: layers\n  path: /m\nheadPhase:\n  epochs: 3\n  learningRate: 0.01\nhead:\n  units: 64\nlabelSmoothing: 0.1\n',
+    );
     const c = configOf(['--config', yml, '--epochs', '4']);
     expect(c.dataDir).toBe('/data/scenes');
     expect(c.headPhase).toEqual({ epochs: 4, learningRate: 0.01 });
@@ -65,8 +75,12 @@ describe('run config resolution', () => {
       writeFileSync(path.join(dir, name), text);
       return path.join(dir, name);
     };
-    expect(codeOf(() => configOf(['--config', f('a.yaml', 'dataDir: /d\nheadPhase:\n  epoch: 3\nlearningrate: 1\n')]))).toMatch(/^E_CONFIG: .*unknown keys headPhase\.epoch, learningrate/);
-    expect(codeOf(() => configOf(['--config', f('b.yaml', 'dataDir: /d\nbatchSize: big\n')]))).toMatch(/^E_CONFIG: .*batchSize: Expected number, received string/);
+    expect(codeOf(() => configOf(['--config', f('a.yaml', 'dataDir: /d\nheadPhase:\n  epoch: 3\nlearningrate: 1\n')]))).toMatch(
+      /^E_CONFIG: .*unknown keys headPhase\.epoch, learningrate/,
+    );
+    expect(codeOf(() => configOf(['--config', f('b.yaml', 'dataDir: /d\nbatchSize: big\n')]))).toMatch(
+      /^E_CONFIG: .*batchSize: Expected number, received string/,
+    );
     expect(codeOf(() => configOf(['--config', f('c.yaml', 'dataDir: /d\nhead: {pooling: max}\n')]))).toMatch(/^E_CONFIG: .*head\.pooling/);
     expect(codeOf(() => configOf(['--config', f('d.yaml', '- a\n- b\n')]))).toMatch(/^E_CONFIG: .*expected an object of run settings, got a list/);
     expect(codeOf(() => configOf(['--config', path.join(dir, 'missing.yaml')]))).toMatch(/^E_CONFIG: --config .*missing\.yaml: no such file/);
@@ -82,8 +96,32 @@ describe('RUN/config.yaml through the real CLI', () => {
     await generateSyntheticScenes(dataDir, { seed: 7, perClass: 4, testPerClass: 1, size: 48 });
     const first = path.join(base, 'run1');
     await dptrain([
-      'train', '--data', dataDir, '--backbone', 'tiny-vgg', '--input-size', '32x32', '--preprocess', 'tf', '--epochs', '2', '--fine-tune-epochs', '1',
-      '--batch-size', '8', '--optimizer', 'adamw', '--label-smoothing', '0.1', '--lr-schedule', 'cosine', '--backend', 'wasm', '-q', '--out', first,
+      'train',
+      '--data',
+      dataDir,
+      '--backbone',
+      'tiny-vgg',
+      '--input-size',
+      '32x32',
+      '--preprocess',
+      'tf',
+      '--epochs',
+      '2',
+      '--fine-tune-epochs',
+      '1',
+      '--batch-size',
+      '8',
+      '--optimizer',
+      'adamw',
+      '--label-smoothing',
+      '0.1',
+      '--lr-schedule',
+      'cosine',
+      '--backend',
+      'wasm',
+      '-q',
+      '--out',
+      first,
     ]);
     const yamlFile = path.join(first, 'config.yaml');
     const written = parseYaml(readFileSync(yamlFile, 'utf8')) as Record<string, unknown>;
@@ -97,7 +135,11 @@ describe('RUN/config.yaml through the real CLI', () => {
     await dptrain(['train', '--config', yamlFile, '--backend', 'wasm', '-q', '--out', second]);
     expect(readFileSync(path.join(second, 'config.yaml'), 'utf8')).toBe(readFileSync(yamlFile, 'utf8'));
     expect(readFileSync(path.join(second, 'submission.csv'), 'utf8')).toBe(readFileSync(path.join(first, 'submission.csv'), 'utf8'));
-    const losses = (dir: string) => readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { trainLoss: number }).trainLoss);
+    const losses = (dir: string) =>
+      readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { trainLoss: number }).trainLoss);
     expect(losses(second)).toEqual(losses(first));
   }, 300_000);
 });

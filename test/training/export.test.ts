@@ -20,7 +20,10 @@ async function dptrain(args: string[]): Promise<{ stdout: string; stderr: string
   return run(process.execPath, [bin, ...args], { cwd: root, timeout: 240_000, maxBuffer: 16 * 1024 * 1024 });
 }
 
-const sha256 = (a: Float32Array): string => createHash('sha256').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest('hex');
+const sha256 = (a: Float32Array): string =>
+  createHash('sha256')
+    .update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength))
+    .digest('hex');
 
 interface H5pyDump {
   kerasVersion: string;
@@ -43,8 +46,25 @@ describe('dptrain export --format keras-h5', () => {
     out = path.join(base, 'model.h5');
     await generateSyntheticScenes(dataDir, { seed: 5, perClass: 4, testPerClass: 1, size: 48 });
     await dptrain([
-      'train', '--data', dataDir, '--backbone', 'tiny-vgg', '--input-size', '32x32', '--preprocess', 'tf', '--epochs', '1', '--fine-tune-epochs', '1',
-      '--batch-size', '8', '--backend', 'wasm', '--out', runDir,
+      'train',
+      '--data',
+      dataDir,
+      '--backbone',
+      'tiny-vgg',
+      '--input-size',
+      '32x32',
+      '--preprocess',
+      'tf',
+      '--epochs',
+      '1',
+      '--fine-tune-epochs',
+      '1',
+      '--batch-size',
+      '8',
+      '--backend',
+      'wasm',
+      '--out',
+      runDir,
     ]);
     const { stdout } = await dptrain(['export', '--model', runDir, '--format', 'keras-h5', '--out', out, '--backend', 'wasm']);
     expect(stdout).toMatch(/wrote .*model\.h5: \d+ layers, \d+ weights/);

@@ -140,7 +140,10 @@ describe.each(KERAS_SHAPES)('the %s shape as a tfjs layers backbone', (shape) =>
     let off = 0;
     plain.fine.names.forEach((n, i) => {
       const size = plain.fine.sizes[i]!;
-      expect(plain.fine.gradients.subarray(off, off + size).some((v) => v !== 0), `${n} has a zero gradient`).toBe(true);
+      expect(
+        plain.fine.gradients.subarray(off, off + size).some((v) => v !== 0),
+        `${n} has a zero gradient`,
+      ).toBe(true);
       off += size;
     });
     const cached = await run(shape, 'cpu', true);
@@ -168,8 +171,13 @@ describe('a trained InceptionV3-shaped model (BatchNorm scale=False) saves and p
   it('loadTrainedModel predicts what the replica predicts', async () => {
     await tf.setBackend('cpu');
     const config = parseRunConfig({
-      dataDir: '/nonexistent', classNames: ['a', 'b', 'c'], backbone: { kind: 'layers', path: path.join(tmp, 'inception_v3') }, preprocess: 'unit',
-      head: { units: 8 }, fineTunePhase: { epochs: 1, learningRate: 1e-4 }, tta: 'none',
+      dataDir: '/nonexistent',
+      classNames: ['a', 'b', 'c'],
+      backbone: { kind: 'layers', path: path.join(tmp, 'inception_v3') },
+      preprocess: 'unit',
+      head: { units: 8 },
+      fineTunePhase: { epochs: 1, learningRate: 1e-4 },
+      tta: 'none',
     });
     const r = await createReplica(config, { images, cache: false, onWarning: () => undefined });
     await r.setPhase('fine_tune');

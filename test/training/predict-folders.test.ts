@@ -32,7 +32,11 @@ function lastLine(text: string): string {
 }
 
 function csvRows(file: string): string[][] {
-  return readFileSync(file, 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
+  return readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split(','));
 }
 
 /** Real photos: the first rows of train.csv (6 per class) and of test.csv, linked into temp folders. */
@@ -68,7 +72,10 @@ describe.skipIf(!existsSync(SCENES))('dptrain predict on Kaggle-style folders (r
     testNames = test;
     // the training half: train.csv + its images only (36 real photos)
     trainDir = path.join(base, 'train-data');
-    link(train.map((r) => r.split(',')[0]!), path.join(trainDir, 'SceneImages'));
+    link(
+      train.map((r) => r.split(',')[0]!),
+      path.join(trainDir, 'SceneImages'),
+    );
     writeFileSync(path.join(trainDir, 'train.csv'), ['image_name,label', ...train].join('\n') + '\n');
     // the test half as Kaggle hands it out: test.csv + SceneImages/, no train.csv
     testOnly = path.join(base, 'test-only');
@@ -76,8 +83,28 @@ describe.skipIf(!existsSync(SCENES))('dptrain predict on Kaggle-style folders (r
     writeFileSync(path.join(testOnly, 'test.csv'), ['image_name', ...test].join('\n') + '\n');
     runDir = path.join(base, 'run');
     const trained = await dptrain([
-      'train', '--data', trainDir, '--backbone', 'tiny-vgg', '--input-size', '32x32', '--preprocess', 'tf', '--pooling', 'flatten',
-      '--epochs', '1', '--fine-tune-epochs', '1', '--batch-size', '8', '--backend', 'wasm', '--out', runDir, '-q',
+      'train',
+      '--data',
+      trainDir,
+      '--backbone',
+      'tiny-vgg',
+      '--input-size',
+      '32x32',
+      '--preprocess',
+      'tf',
+      '--pooling',
+      'flatten',
+      '--epochs',
+      '1',
+      '--fine-tune-epochs',
+      '1',
+      '--batch-size',
+      '8',
+      '--backend',
+      'wasm',
+      '--out',
+      runDir,
+      '-q',
     ]);
     expect(trained.code, trained.stderr).toBe(0);
     // predict must not need the training labels: they are gone from here on
@@ -127,7 +154,9 @@ describe.skipIf(!existsSync(SCENES))('dptrain predict on Kaggle-style folders (r
     mkdirSync(empty);
     const r = await dptrain(['predict', '--model', runDir, '--data', empty, '--backend', 'wasm']);
     expect(r.code).toBe(1);
-    expect(lastLine(r.stderr)).toMatch(/^dptrain: \[E_DATA_LAYOUT\] .*empty: nothing to predict: looked for test\.csv \(column image_name, images in SceneImages\/\), for image files/);
+    expect(lastLine(r.stderr)).toMatch(
+      /^dptrain: \[E_DATA_LAYOUT\] .*empty: nothing to predict: looked for test\.csv \(column image_name, images in SceneImages\/\), for image files/,
+    );
     const broken = path.join(base, 'broken');
     link(testNames.slice(0, 3), path.join(broken, 'SceneImages'));
     writeFileSync(path.join(broken, 'test.csv'), ['image_name', ...testNames.slice(0, 3), 'gone.jpg'].join('\n') + '\n');

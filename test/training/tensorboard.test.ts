@@ -32,7 +32,9 @@ interface EventFile {
 }
 
 function readEvents(dir: string): EventFile[] {
-  const files = readdirSync(dir).filter((f) => f.startsWith('events.out.tfevents.')).map((f) => path.join(dir, f));
+  const files = readdirSync(dir)
+    .filter((f) => f.startsWith('events.out.tfevents.'))
+    .map((f) => path.join(dir, f));
   const r = spawnSync('python3', [reader, ...files], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`read_tfevents failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as EventFile[];
@@ -49,11 +51,24 @@ describe.skipIf(!hasPython)('TensorBoard event files', () => {
     const labelled = Array.from({ length: 30 }, (_, i) => mk('labelled', i, i % C));
     const test = Array.from({ length: 4 }, (_, i) => mk('test', i, -1));
     const dataset: Dataset = { layout: 'competition', root: '/nowhere', classNames: ['a', 'b', 'c'], labelled, test, hash: 'h' };
-    const config = parseRunConfig({ dataDir: '/nowhere', batchSize: 8, headPhase: { epochs: 2, learningRate: 0.05 }, fineTunePhase: { epochs: 1, learningRate: 0.01, unfreeze: 'x' }, patience: 10 });
+    const config = parseRunConfig({
+      dataDir: '/nowhere',
+      batchSize: 8,
+      headPhase: { epochs: 2, learningRate: 0.05 },
+      fineTunePhase: { epochs: 1, learningRate: 0.01, unfreeze: 'x' },
+      patience: 10,
+    });
     const events: RunEvent[] = [];
     const bus = new EventBus();
     bus.on((e) => events.push(e));
-    await runTraining({ config, runDir: dir, data: { dataset, train: labelled.slice(0, 24), val: labelled.slice(24), test }, executor: new InProcessExecutor(new LinearReplica()), bus, backend: { name: 'cpu', device: 'test' } });
+    await runTraining({
+      config,
+      runDir: dir,
+      data: { dataset, train: labelled.slice(0, 24), val: labelled.slice(24), test },
+      executor: new InProcessExecutor(new LinearReplica()),
+      bus,
+      backend: { name: 'cpu', device: 'test' },
+    });
 
     const [train] = readEvents(path.join(dir, 'tensorboard', 'train'));
     const [validation] = readEvents(path.join(dir, 'tensorboard', 'validation'));

@@ -35,9 +35,12 @@ function upToDate() {
 if (!args.has('--force') && upToDate()) done(true, 'addon up to date');
 
 const { find } = require('./find-dnnl.cjs');
-if (!find()) done(
+if (!find())
+  done(
     false,
-    'oneDNN not found (no dnnl.hpp + libdnnl.so' + (process.env.DNNL_ROOT ? ` under DNNL_ROOT=${process.env.DNNL_ROOT}` : '') + '); native backend skipped, dptrain runs on wasm. ' +
+    'oneDNN not found (no dnnl.hpp + libdnnl.so' +
+      (process.env.DNNL_ROOT ? ` under DNNL_ROOT=${process.env.DNNL_ROOT}` : '') +
+      '); native backend skipped, dptrain runs on wasm. ' +
       'For the fast CPU backend: apt-get install libdnnl-dev, then npm run build:native',
   );
 

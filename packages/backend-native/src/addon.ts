@@ -17,21 +17,36 @@ export interface NativeAddon {
    * backprops take it too). act: 0 (or false) linear, 1 (or true) relu, 2 relu6.
    */
   conv2d(
-    x: Float32Array, xShape: number[], filter: Float32Array, filterShape: number[], bias: Float32Array | null,
-    y: Float32Array, yShape: number[], conv: number[], act: boolean | 0 | 1 | 2,
+    x: Float32Array,
+    xShape: number[],
+    filter: Float32Array,
+    filterShape: number[],
+    bias: Float32Array | null,
+    y: Float32Array,
+    yShape: number[],
+    conv: number[],
+    act: boolean | 0 | 1 | 2,
   ): void;
   conv2dBackpropInput(
-    dy: Float32Array, dyShape: number[], filter: Float32Array, filterShape: number[], dx: Float32Array, dxShape: number[],
+    dy: Float32Array,
+    dyShape: number[],
+    filter: Float32Array,
+    filterShape: number[],
+    dx: Float32Array,
+    dxShape: number[],
     conv: number[],
   ): void;
-  conv2dBackpropFilter(
-    x: Float32Array, xShape: number[], dy: Float32Array, dyShape: number[], dw: Float32Array, dwShape: number[],
-    conv: number[],
-  ): void;
+  conv2dBackpropFilter(x: Float32Array, xShape: number[], dy: Float32Array, dyShape: number[], dw: Float32Array, dwShape: number[], conv: number[]): void;
   /** c[B,M,N] = op(a)[BA,M,K] x op(b)[BB,K,N] [+ bias[N]] [relu]; dims = [BA, BB, M, N, K]; a batch of 1 broadcasts. */
   matMul(
-    a: Float32Array, b: Float32Array, c: Float32Array, dims: number[], transposeA: boolean, transposeB: boolean,
-    bias: Float32Array | null, relu: boolean,
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+    dims: number[],
+    transposeA: boolean,
+    transposeB: boolean,
+    bias: Float32Array | null,
+    relu: boolean,
   ): void;
   /** pool = [kh, kw, sh, sw, padTop, padLeft]. */
   maxPool(x: Float32Array, xShape: number[], y: Float32Array, yShape: number[], pool: number[]): void;
@@ -117,9 +132,7 @@ export function loadAddon(options: LoadAddonOptions = {}): NativeAddon {
   const build = options.build ?? process.env.DPTRAIN_NATIVE_BUILD !== '0';
   if (!fs.existsSync(ADDON_PATH)) {
     if (!dnnlLocation()) {
-      throw new Error(
-        'native backend unavailable: oneDNN is not installed (no dnnl.hpp / libdnnl.so; `apt-get install libdnnl-dev` or set DNNL_ROOT)',
-      );
+      throw new Error('native backend unavailable: oneDNN is not installed (no dnnl.hpp / libdnnl.so; `apt-get install libdnnl-dev` or set DNNL_ROOT)');
     }
     if (!build) {
       throw new Error(`native backend unavailable: the addon is not built (${ADDON_PATH}); run \`npm run build:native\``);

@@ -43,12 +43,14 @@ const label = (c: Case) => `x[${c.n},${c.h},${c.w},${c.c}] k${c.k} o${c.o} s${c.
 describe.skipIf(skipReason !== null)('native conv kernels vs tfjs cpu', () => {
   beforeAll(() => resetNativeKernelStats());
 
-  it.each(cases(11, 8, false) /* tfjs has no conv gradient for dilation > 1 */.map((c) => [label(c), c] as const))('Conv2D forward + both gradients: %s', async (_l, c) => {
+  it.each(
+    cases(11, 8, false) /* tfjs has no conv gradient for dilation > 1 */
+      .map((c) => [label(c), c] as const),
+  )('Conv2D forward + both gradients: %s', async (_l, c) => {
     const r = prng(c.n * 1000 + c.h);
     const x = randomData(r, [c.n, c.h, c.w, c.c]);
     const f = randomData(r, [c.k, c.k, c.c, c.o]);
-    const conv = (xt: tf.Tensor, ft: tf.Tensor) =>
-      tf.conv2d(xt as tf.Tensor4D, ft as tf.Tensor4D, c.stride, c.pad, 'NHWC', c.dilation);
+    const conv = (xt: tf.Tensor, ft: tf.Tensor) => tf.conv2d(xt as tf.Tensor4D, ft as tf.Tensor4D, c.stride, c.pad, 'NHWC', c.dilation);
     const { cpu, native } = await onBoth([x, f], (xt, ft) => {
       const y = conv(xt!, ft!);
       // A non-uniform upstream gradient: d(sum(y * y * 0.5)) = y.

@@ -53,7 +53,9 @@ describe.skipIf(skipReason !== null)('native depthwise conv kernels vs tfjs cpu'
   });
 
   it.each(
-    cases(9, 4).flatMap((c, i) => (['relu', 'relu6', 'linear'] as const).filter((_a, j) => j === i % 3 || i === 0).map((a) => [`${label(c)} ${a}`, c, a] as const)),
+    cases(9, 4).flatMap((c, i) =>
+      (['relu', 'relu6', 'linear'] as const).filter((_a, j) => j === i % 3 || i === 0).map((a) => [`${label(c)} ${a}`, c, a] as const),
+    ),
   )('FusedDepthwiseConv2D (bias + activation) forward: %s', async (_l, c, activation) => {
     const r = prng(c.c * 31 + c.w);
     // Scaled inputs so relu6 clips some outputs at 6.
@@ -92,7 +94,13 @@ describe.skipIf(skipReason !== null)('native depthwise conv kernels vs tfjs cpu'
     await tf.setBackend('dptrain-native');
     const before = nativeKernelStats().FusedDepthwiseConv2D?.fallback ?? 0;
     const y = tf.tidy(() =>
-      tf.fused.depthwiseConv2d({ x: tf.ones([1, 4, 4, 2]) as tf.Tensor4D, filter: tf.ones([2, 2, 2, 1]) as tf.Tensor4D, strides: 1, pad: 'valid', activation: 'elu' }),
+      tf.fused.depthwiseConv2d({
+        x: tf.ones([1, 4, 4, 2]) as tf.Tensor4D,
+        filter: tf.ones([2, 2, 2, 1]) as tf.Tensor4D,
+        strides: 1,
+        pad: 'valid',
+        activation: 'elu',
+      }),
     );
     expect(Array.from(await y.data())[0]).toBeCloseTo(4, 5);
     y.dispose();

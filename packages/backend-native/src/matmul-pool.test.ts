@@ -15,19 +15,16 @@ describe.skipIf(skipReason !== null)('native matmul kernels vs tfjs cpu', () => 
     tb: i % 3 === 1,
   }));
 
-  it.each(shapes.map((s) => [`${s.m}x${s.k}x${s.n} ta=${s.ta} tb=${s.tb}`, s] as const))(
-    'matMul and its gradients: %s',
-    async (_l, s) => {
-      const a = randomData(r, s.ta ? [s.k, s.m] : [s.m, s.k]);
-      const b = randomData(r, s.tb ? [s.n, s.k] : [s.k, s.n]);
-      const mm = (x: tf.Tensor, y: tf.Tensor) => tf.matMul(x, y, s.ta, s.tb);
-      const { cpu, native } = await onBoth([a, b], (at, bt) => {
-        const [ga, gb] = tf.grads((x: tf.Tensor, y: tf.Tensor) => mm(x, y).square().sum())([at!, bt!]);
-        return [mm(at!, bt!), ga!, gb!];
-      });
-      for (let i = 0; i < 3; i++) expect(relErr(native[i]!, cpu[i]!), `output ${i}`).toBeLessThan(1e-5);
-    },
-  );
+  it.each(shapes.map((s) => [`${s.m}x${s.k}x${s.n} ta=${s.ta} tb=${s.tb}`, s] as const))('matMul and its gradients: %s', async (_l, s) => {
+    const a = randomData(r, s.ta ? [s.k, s.m] : [s.m, s.k]);
+    const b = randomData(r, s.tb ? [s.n, s.k] : [s.k, s.n]);
+    const mm = (x: tf.Tensor, y: tf.Tensor) => tf.matMul(x, y, s.ta, s.tb);
+    const { cpu, native } = await onBoth([a, b], (at, bt) => {
+      const [ga, gb] = tf.grads((x: tf.Tensor, y: tf.Tensor) => mm(x, y).square().sum())([at!, bt!]);
+      return [mm(at!, bt!), ga!, gb!];
+    });
+    for (let i = 0; i < 3; i++) expect(relErr(native[i]!, cpu[i]!), `output ${i}`).toBeLessThan(1e-5);
+  });
 
   it('batched matMul with a broadcast side', async () => {
     const a = randomData(r, [3, 4, 5]);
@@ -43,8 +40,7 @@ describe.skipIf(skipReason !== null)('native matmul kernels vs tfjs cpu', () => 
     const a = randomData(r, [8, 33]);
     const b = randomData(r, [33, 7]);
     const bias = randomData(r, [7]);
-    const f = (x: tf.Tensor, w: tf.Tensor, c: tf.Tensor) =>
-      tf.fused.matMul({ a: x as tf.Tensor2D, b: w as tf.Tensor2D, bias: c, activation });
+    const f = (x: tf.Tensor, w: tf.Tensor, c: tf.Tensor) => tf.fused.matMul({ a: x as tf.Tensor2D, b: w as tf.Tensor2D, bias: c, activation });
     const { cpu, native } = await onBoth([a, b, bias], (at, bt, ct) => {
       const g = tf.grads((x: tf.Tensor, w: tf.Tensor, c: tf.Tensor) => f(x, w, c).square().sum())([at!, bt!, ct!]);
       return [f(at!, bt!, ct!), ...g];
@@ -73,7 +69,11 @@ describe.skipIf(skipReason !== null)('native max pooling vs tfjs cpu', () => {
       const x = randomData(r, [c.n, c.h, c.w, c.c], true);
       const pool = (t: tf.Tensor) => tf.maxPool(t as tf.Tensor4D, c.k, c.stride, c.pad);
       const { cpu, native } = await onBoth([x], (xt) => {
-        const g = tf.grad((t: tf.Tensor) => pool(t).mul(tf.range(1, 1 + pool(t).size).reshape(pool(t).shape)).sum())(xt!);
+        const g = tf.grad((t: tf.Tensor) =>
+          pool(t)
+            .mul(tf.range(1, 1 + pool(t).size).reshape(pool(t).shape))
+            .sum(),
+        )(xt!);
         return [pool(xt!), g];
       });
       expect(relErr(native[0]!, cpu[0]!)).toBeLessThan(1e-6);

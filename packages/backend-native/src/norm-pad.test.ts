@@ -9,21 +9,64 @@ describe.skipIf(skipReason !== null)('native pad / clip / batch norm vs tfjs cpu
   beforeAll(() => resetNativeKernelStats());
 
   it.each([
-    [[1, 5, 6, 3], [[0, 0], [1, 1], [1, 1], [0, 0]], 0],
-    [[3, 4, 7, 8], [[0, 0], [0, 1], [2, 0], [0, 0]], 0.5],
-    [[2, 3], [[1, 2], [0, 3]], -1],
+    [
+      [1, 5, 6, 3],
+      [
+        [0, 0],
+        [1, 1],
+        [1, 1],
+        [0, 0],
+      ],
+      0,
+    ],
+    [
+      [3, 4, 7, 8],
+      [
+        [0, 0],
+        [0, 1],
+        [2, 0],
+        [0, 0],
+      ],
+      0.5,
+    ],
+    [
+      [2, 3],
+      [
+        [1, 2],
+        [0, 3],
+      ],
+      -1,
+    ],
     [[5], [[2, 0]], 7],
   ] as const)('PadV2 %j paddings %j value %d', async (shape, paddings, value) => {
     const x = randomData(prng(shape.length * 13), [...shape]);
-    const { cpu, native } = await onBoth([x], (xt) => tf.pad(xt!, paddings.map((p) => [p[0], p[1]] as [number, number]), value));
+    const { cpu, native } = await onBoth([x], (xt) =>
+      tf.pad(
+        xt!,
+        paddings.map((p) => [p[0], p[1]] as [number, number]),
+        value,
+      ),
+    );
     expect(native[0]!.length).toBe(cpu[0]!.length);
     expect(relErr(native[0]!, cpu[0]!)).toBe(0);
   });
 
   it.each([
-    [[3, 6, 7, 4], [0, 1, 1, 0], [3, 4, 5, 4]],
-    [[2, 5, 6], [1, 0, 2], [1, -1, 3]],
-    [[4, 9], [0, 3], [4, 5]],
+    [
+      [3, 6, 7, 4],
+      [0, 1, 1, 0],
+      [3, 4, 5, 4],
+    ],
+    [
+      [2, 5, 6],
+      [1, 0, 2],
+      [1, -1, 3],
+    ],
+    [
+      [4, 9],
+      [0, 3],
+      [4, 5],
+    ],
   ] as const)('Slice (non-contiguous) of x%j at %j size %j, with its gradient', async (shape, begin, sz) => {
     const x = randomData(prng(shape[0] * 17), [...shape]);
     const { cpu, native } = await onBoth([x], (xt) => {
@@ -34,10 +77,19 @@ describe.skipIf(skipReason !== null)('native pad / clip / batch norm vs tfjs cpu
   });
 
   it.each([
-    [[1, 1, 1, 5], [3, 4, 2, 1]],
-    [[2, 3], [2, 3]],
+    [
+      [1, 1, 1, 5],
+      [3, 4, 2, 1],
+    ],
+    [
+      [2, 3],
+      [2, 3],
+    ],
     [[4], [3]],
-    [[2, 1, 3], [1, 4, 1]],
+    [
+      [2, 1, 3],
+      [1, 4, 1],
+    ],
   ] as const)('Tile x%j by %j', async (shape, reps) => {
     const x = randomData(prng(shape.length * 3), [...shape]);
     const { cpu, native } = await onBoth([x], (xt) => tf.tile(xt!, [...reps]));
@@ -83,9 +135,7 @@ describe.skipIf(skipReason !== null)('native pad / clip / batch norm vs tfjs cpu
     for (let i = 0; i < c; i++) variance.data[i] = Math.abs(variance.data[i]!) + 0.1;
     const offset = randomData(r, full ? [c] : [1]);
     const scale = randomData(r, [c]);
-    const { cpu, native } = await onBoth([x, mean, variance, offset, scale], (xt, m, v, o, s) =>
-      tf.batchNorm(xt!, m!, v!, o!, full ? s : undefined, 1e-3),
-    );
+    const { cpu, native } = await onBoth([x, mean, variance, offset, scale], (xt, m, v, o, s) => tf.batchNorm(xt!, m!, v!, o!, full ? s : undefined, 1e-3));
     expect(relErr(native[0]!, cpu[0]!)).toBeLessThan(1e-5);
   });
 

@@ -83,7 +83,15 @@ describe.skipIf(skipReason !== null)('native output pool: big kernel outputs are
   });
 
   it('keeps the tensor count flat over repeated steps', () => {
-    const step = () => tf.tidy(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same').relu().sum())([xt, ft]));
+    const step = () =>
+      tf.tidy(() =>
+        tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+          tf
+            .conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same')
+            .relu()
+            .sum(),
+        )([xt, ft]),
+      );
     step().forEach((g) => g.dispose());
     const n = tf.memory().numTensors;
     const allocated = outputPool.getStats().allocated;

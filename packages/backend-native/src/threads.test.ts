@@ -28,23 +28,45 @@ const dw = (x: tf.Tensor, w: tf.Tensor) => tf.depthwiseConv2d(x as tf.Tensor4D, 
 const cases: Case[] = [
   {
     name: 'VGG16 block5 conv 3x3 512->512 at 9x9: filter and input gradients',
-    inputs: [[8, 9, 9, 512], [3, 3, 512, 512], [8, 9, 9, 512]],
+    inputs: [
+      [8, 9, 9, 512],
+      [3, 3, 512, 512],
+      [8, 9, 9, 512],
+    ],
     fn: (x, w, dy) => tf.grads((a: tf.Tensor, b: tf.Tensor) => conv(a, b).mul(dy!).sum())([x!, w!]),
   },
   {
     name: 'MobileNetV2 1x1 expand 160->960 at 7x7: filter and input gradients',
-    inputs: [[8, 7, 7, 160], [1, 1, 160, 960], [8, 7, 7, 960]],
+    inputs: [
+      [8, 7, 7, 160],
+      [1, 1, 160, 960],
+      [8, 7, 7, 960],
+    ],
     fn: (x, w, dy) => tf.grads((a: tf.Tensor, b: tf.Tensor) => conv(a, b).mul(dy!).sum())([x!, w!]),
   },
   {
     name: 'MobileNetV2 depthwise 3x3 x960 at 7x7: filter and input gradients',
-    inputs: [[8, 7, 7, 960], [3, 3, 960, 1], [8, 7, 7, 960]],
+    inputs: [
+      [8, 7, 7, 960],
+      [3, 3, 960, 1],
+      [8, 7, 7, 960],
+    ],
     fn: (x, w, dy) => tf.grads((a: tf.Tensor, b: tf.Tensor) => dw(a, b).mul(dy!).sum())([x!, w!]),
   },
   {
     name: 'head matmul 8x1280 @ 1280x256: both gradients',
-    inputs: [[8, 1280], [1280, 256], [8, 256]],
-    fn: (a, b, dz) => tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.matMul(x as tf.Tensor2D, y as tf.Tensor2D).mul(dz!).sum())([a!, b!]),
+    inputs: [
+      [8, 1280],
+      [1280, 256],
+      [8, 256],
+    ],
+    fn: (a, b, dz) =>
+      tf.grads((x: tf.Tensor, y: tf.Tensor) =>
+        tf
+          .matMul(x as tf.Tensor2D, y as tf.Tensor2D)
+          .mul(dz!)
+          .sum(),
+      )([a!, b!]),
   },
 ];
 

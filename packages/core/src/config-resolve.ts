@@ -87,7 +87,8 @@ export function readConfigFile(file: string): RunConfigOverrides {
     throw new DptrainError('E_CONFIG', `--config ${file}: not YAML or JSON: ${(e as Error).message.split('\n')[0]}`);
   }
   if (value === null || value === undefined) return {};
-  if (!isPlainObject(value)) throw new DptrainError('E_CONFIG', `--config ${file}: expected an object of run settings, got ${Array.isArray(value) ? 'a list' : typeof value}`);
+  if (!isPlainObject(value))
+    throw new DptrainError('E_CONFIG', `--config ${file}: expected an object of run settings, got ${Array.isArray(value) ? 'a list' : typeof value}`);
   return value;
 }
 

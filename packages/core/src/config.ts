@@ -153,7 +153,11 @@ export const RunConfigSchema = z.object({
   /** Label smoothing of the cross-entropy targets: y·(1-ε) + ε/C (Keras). Default 0. */
   labelSmoothing: z.number().min(0).max(1).default(0),
   /** Largest image file read, in bytes (larger files are refused before reading). Default 64 MiB. */
-  maxImageBytes: z.number().int().positive().default(64 * 1024 * 1024),
+  maxImageBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024 * 1024),
   /**
    * Content hash of the image files that each worker must match at join, besides names and labels: 'sampled'
    * (a fixed sample of `contentSampleSize` files), 'full' (every file) or 'none'. Default 'sampled'.

@@ -69,11 +69,18 @@ export function connectAndAuth(opts: ConnectOptions): Promise<AuthedConnection> 
       ws.terminate();
       reject(err);
     };
-    const timer = setTimeout(() => fail(new DptrainError('E_TIMEOUT', `no authentication from ${opts.url} within ${opts.timeoutMs ?? 10_000} ms`)), opts.timeoutMs ?? 10_000);
+    const timer = setTimeout(
+      () => fail(new DptrainError('E_TIMEOUT', `no authentication from ${opts.url} within ${opts.timeoutMs ?? 10_000} ms`)),
+      opts.timeoutMs ?? 10_000,
+    );
     ws.on('error', (err) => fail(err));
     ws.on('close', (code, reason) => {
       const r = reason.toString();
-      fail(r.startsWith('E_AUTH') || code === 1008 ? new DptrainError(r.startsWith('E_') ? (r.split(':')[0] as 'E_AUTH') : 'E_AUTH', `coordinator refused the connection: ${r || code}`) : new Error(`connection closed (${code}) ${r}`));
+      fail(
+        r.startsWith('E_AUTH') || code === 1008
+          ? new DptrainError(r.startsWith('E_') ? (r.split(':')[0] as 'E_AUTH') : 'E_AUTH', `coordinator refused the connection: ${r || code}`)
+          : new Error(`connection closed (${code}) ${r}`),
+      );
     });
     const clientNonce = createNonce();
     let serverNonce: Uint8Array | undefined;
@@ -100,7 +107,12 @@ export function connectAndAuth(opts: ConnectOptions): Promise<AuthedConnection> 
         send({ type: 'auth', mac: authResponse(opts.token, msg.nonce, opts.role, clientNonce) });
       } else if (msg.type === 'accepted') {
         if (!serverNonce || !verifyCoordinatorProof(opts.token, serverNonce, opts.role, clientNonce, msg.proof)) {
-          fail(new DptrainError('E_AUTH_COORDINATOR', `${opts.url} could not prove that it knows the token (${msg.proof ? 'wrong' : 'no'} proof in its 'accepted'): not a dptrain coordinator of this run, or another token; refusing its config`));
+          fail(
+            new DptrainError(
+              'E_AUTH_COORDINATOR',
+              `${opts.url} could not prove that it knows the token (${msg.proof ? 'wrong' : 'no'} proof in its 'accepted'): not a dptrain coordinator of this run, or another token; refusing its config`,
+            ),
+          );
           return;
         }
         setMaxPayload(ws, opts.maxPayload ?? 512 * 1024 * 1024);

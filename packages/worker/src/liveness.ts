@@ -97,7 +97,10 @@ export function startLiveness(opts: LivenessOptions): LivenessHandle {
   const ready = new Promise<boolean>((resolve) => (settle = resolve));
   const timer = setTimeout(() => settle(false), opts.readyTimeoutMs ?? LIVENESS_DEFAULTS.readyTimeoutMs);
   timer.unref();
-  ready.then(() => clearTimeout(timer), () => undefined);
+  ready.then(
+    () => clearTimeout(timer),
+    () => undefined,
+  );
   thread.on('message', (m: { log?: string; attached?: boolean }) => {
     if (m.log) opts.log?.(m.log);
     if (m.attached !== undefined) settle(m.attached);

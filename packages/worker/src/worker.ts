@@ -180,8 +180,14 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
     const liveness =
       accepted.livenessKey && (opts.livenessThread ?? process.env.DPTRAIN_LIVENESS_THREAD !== '0')
         ? startLiveness({
-            url: opts.url, token: opts.token, workerId: accepted.workerId, key: accepted.livenessKey, heartbeatIntervalMs: interval, log,
-            stallLimitMs: opts.stallLimitMs ?? (opts.backend?.gpu?.tfjsNodeGpu === 'ptx-jit' ? LIVENESS_DEFAULTS.ptxJitStallLimitMs : LIVENESS_DEFAULTS.stallLimitMs),
+            url: opts.url,
+            token: opts.token,
+            workerId: accepted.workerId,
+            key: accepted.livenessKey,
+            heartbeatIntervalMs: interval,
+            log,
+            stallLimitMs:
+              opts.stallLimitMs ?? (opts.backend?.gpu?.tfjsNodeGpu === 'ptx-jit' ? LIVENESS_DEFAULTS.ptxJitStallLimitMs : LIVENESS_DEFAULTS.stallLimitMs),
             ...(opts.ca ? { ca: opts.ca } : {}),
           })
         : undefined;
@@ -286,7 +292,12 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
       case 'phase': {
         await r.setPhase(msg.phase);
         if (msg.weights) r.setWeights(msg.weights);
-        send({ type: 'phase_ready', id: msg.id, spec: r.spec.map((s) => ({ name: s.name, shape: s.shape, size: s.size })), weights: msg.wantWeights ? r.getWeights() : null });
+        send({
+          type: 'phase_ready',
+          id: msg.id,
+          spec: r.spec.map((s) => ({ name: s.name, shape: s.shape, size: s.size })),
+          weights: msg.wantWeights ? r.getWeights() : null,
+        });
         return;
       }
       case 'weights':
@@ -297,7 +308,12 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
         const t0 = performance.now();
         blockStepForTest(msg.step);
         // the mean over this slice along the micro-batch tree (the coordinator merges the slices along the same tree)
-        const res = await computeTreeGradients(r, samplesOf('labelled', msg.indices), { phase: msg.phase, epoch: msg.epoch, step: msg.step }, config.microBatch);
+        const res = await computeTreeGradients(
+          r,
+          samplesOf('labelled', msg.indices),
+          { phase: msg.phase, epoch: msg.epoch, step: msg.step },
+          config.microBatch,
+        );
         send({
           type: 'gradients',
           id: msg.id,

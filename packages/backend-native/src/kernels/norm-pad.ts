@@ -14,7 +14,15 @@ export function padBody(addon: NativeAddon): NativeKernelBody {
     const outShape = x.shape.map((d, i) => paddings[i]![0] + d + paddings[i]![1]);
     const out = alloc(size(outShape));
     if (size(x.shape) === 0) out.fill(Number(attrs.constantValue ?? 0));
-    else addon.pad(xv, x.shape, out, outShape, paddings.map((p) => p[0]), Number(attrs.constantValue ?? 0));
+    else
+      addon.pad(
+        xv,
+        x.shape,
+        out,
+        outShape,
+        paddings.map((p) => p[0]),
+        Number(attrs.constantValue ?? 0),
+      );
     return backend.makeTensorInfo(outShape, 'float32', out);
   };
 }

@@ -11,14 +11,7 @@ interface PoolAttrs {
 
 function poolInfo(xShape: number[], a: PoolAttrs) {
   if (xShape.length !== 4) return null;
-  const info = tf.backend_util.computePool2DInfo(
-    xShape as [number, number, number, number],
-    a.filterSize,
-    a.strides,
-    1,
-    a.pad,
-    a.dimRoundingMode,
-  );
+  const info = tf.backend_util.computePool2DInfo(xShape as [number, number, number, number], a.filterSize, a.strides, 1, a.pad, a.dimRoundingMode);
   if (info.dilationHeight !== 1 || info.dilationWidth !== 1 || size(info.outShape) === 0) return null;
   const pool = [info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left];
   return { outShape: info.outShape, pool };

@@ -63,7 +63,13 @@ export async function main(argv: string[]): Promise<void> {
   for (const cmd of [program, ...program.commands]) {
     cmd.exitOverride();
     // commander's own "error: ..." line is replaced by ours (its help text after the error still prints)
-    cmd.configureOutput({ outputError: (text) => void (usage = text.trim().replace(/^error: /, '').replace(/\s*\n\s*/g, ' ')) });
+    cmd.configureOutput({
+      outputError: (text) =>
+        void (usage = text
+          .trim()
+          .replace(/^error: /, '')
+          .replace(/\s*\n\s*/g, ' ')),
+    });
   }
   try {
     await program.parseAsync(argv);

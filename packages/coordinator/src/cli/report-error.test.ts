@@ -8,14 +8,22 @@ describe('formatCliError', () => {
   });
 
   it('an unexpected error is internal, says where and how to see the stack; --verbose prints the stack above', () => {
-    const err = addErrorContext(new TypeError("Cannot read properties of undefined (reading 'dataId')"), { phase: 'fine_tune', epoch: 1, step: 12, layer: 'mixed1 (Concatenate)', kernels: ['Identity', 'Concat'] });
+    const err = addErrorContext(new TypeError("Cannot read properties of undefined (reading 'dataId')"), {
+      phase: 'fine_tune',
+      epoch: 1,
+      step: 12,
+      layer: 'mixed1 (Concatenate)',
+      kernels: ['Identity', 'Concat'],
+    });
     expect(formatCliError(err)).toEqual([
       "dptrain: [E_INTERNAL] internal error in phase fine_tune, epoch 1, step 12, layer mixed1 (Concatenate), kernel Identity (inside Concat): TypeError: Cannot read properties of undefined (reading 'dataId') (run again with --verbose or DPTRAIN_DEBUG=1 to see its stack)",
     ]);
     const lines = formatCliError(err, { verbose: true });
     expect(lines[0]).toMatch(/^TypeError: Cannot read properties[\s\S]*\n\s+at /);
     expect(lines.at(-1)).toMatch(/^dptrain: \[E_INTERNAL\] internal error in phase fine_tune.*\(stack above\)$/);
-    expect(formatCliError(new Error('no context'))).toEqual(['dptrain: [E_INTERNAL] internal error: Error: no context (run again with --verbose or DPTRAIN_DEBUG=1 to see its stack)']);
+    expect(formatCliError(new Error('no context'))).toEqual([
+      'dptrain: [E_INTERNAL] internal error: Error: no context (run again with --verbose or DPTRAIN_DEBUG=1 to see its stack)',
+    ]);
   });
 
   it('an OS error is E_IO; a relayed coded error keeps its code; a worker failure (E_WORKER) stays internal', () => {
@@ -36,7 +44,11 @@ describe('formatCliError', () => {
 
 describe('workerFailureLine', () => {
   it('a refused or given-up worker ends with a coded line', () => {
-    expect(workerFailureLine({ reason: 'refused', detail: 'E_AUTH: coordinator refused this worker: bad token' })).toBe('dptrain: [E_AUTH] worker refused: coordinator refused this worker: bad token');
-    expect(workerFailureLine({ reason: 'gave_up', detail: 'no coordinator at ws://x:1' })).toBe('dptrain: [E_TIMEOUT] worker gave up: no coordinator at ws://x:1');
+    expect(workerFailureLine({ reason: 'refused', detail: 'E_AUTH: coordinator refused this worker: bad token' })).toBe(
+      'dptrain: [E_AUTH] worker refused: coordinator refused this worker: bad token',
+    );
+    expect(workerFailureLine({ reason: 'gave_up', detail: 'no coordinator at ws://x:1' })).toBe(
+      'dptrain: [E_TIMEOUT] worker gave up: no coordinator at ws://x:1',
+    );
   });
 });

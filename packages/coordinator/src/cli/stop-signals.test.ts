@@ -5,7 +5,11 @@ import { reportStop, signalExitCode, stopOnSignals } from './stop-signals.js';
 
 function fakeProcess() {
   const target = new EventEmitter();
-  return { target: target as unknown as Pick<NodeJS.Process, 'on' | 'off'>, send: (sig: NodeJS.Signals) => target.emit(sig, sig), listeners: () => target.listenerCount('SIGINT') + target.listenerCount('SIGTERM') + target.listenerCount('SIGHUP') };
+  return {
+    target: target as unknown as Pick<NodeJS.Process, 'on' | 'off'>,
+    send: (sig: NodeJS.Signals) => target.emit(sig, sig),
+    listeners: () => target.listenerCount('SIGINT') + target.listenerCount('SIGTERM') + target.listenerCount('SIGHUP'),
+  };
 }
 
 describe('stopOnSignals', () => {

@@ -1,5 +1,14 @@
 import { Option, type Command } from 'commander';
-import { DptrainError, RUN_CONFIG_DEFAULTS as D, mergeConfigOverrides, readConfigFile, resolveRunConfig, runConfigToYaml, type RunConfig, type RunConfigOverrides } from '@dptrain/core';
+import {
+  DptrainError,
+  RUN_CONFIG_DEFAULTS as D,
+  mergeConfigOverrides,
+  readConfigFile,
+  resolveRunConfig,
+  runConfigToYaml,
+  type RunConfig,
+  type RunConfigOverrides,
+} from '@dptrain/core';
 
 /** Options object produced by commander for the training flags below. */
 export interface TrainingFlagValues {
@@ -66,7 +75,10 @@ const LR_SCHEDULES = ['constant', 'cosine', 'step', 'plateau'];
 function addRecipeFlags(cmd: Command): Command {
   return cmd
     .addOption(
-      new Option('--lr-schedule <kind>', 'learning-rate schedule of both phases: constant, cosine (to --min-lr), step (x --lr-decay every --lr-step-epochs) or plateau (halve on a validation-loss plateau) (default: plateau)').choices(LR_SCHEDULES),
+      new Option(
+        '--lr-schedule <kind>',
+        'learning-rate schedule of both phases: constant, cosine (to --min-lr), step (x --lr-decay every --lr-step-epochs) or plateau (halve on a validation-loss plateau) (default: plateau)',
+      ).choices(LR_SCHEDULES),
     )
     .option('--warmup-epochs <n>', 'linear learning-rate warmup at the start of each phase, in epochs, counted per step (default: 0)')
     .option('--min-lr <rate>', 'cosine: the rate a phase ends at; plateau: the lowest rate (default: 0)')
@@ -94,18 +106,30 @@ export function addTrainingFlags(cmd: Command): Command {
   const base = cmd
     .option('--config <file>', 'run settings from a YAML or JSON file (as written to RUN/config.yaml); flags override it')
     .option('--print-config', 'print the resolved run config as YAML and exit')
-    .option('--data <dir>', 'data directory (competition layout: train.csv, test.csv, SceneImages/; or one folder per class); required unless --config names dataDir')
+    .option(
+      '--data <dir>',
+      'data directory (competition layout: train.csv, test.csv, SceneImages/; or one folder per class); required unless --config names dataDir',
+    )
     .option('--class-names <list>', 'comma-separated class names (default: from the data)')
     .option('--backbone <name|path>', `'vgg16', 'tiny-vgg', or a tfjs layers model directory (default: ${D.backbone.kind})`)
     .option('--cut <layer>', 'layer whose output feeds the head (default: block5_pool for VGG16)')
-    .addOption(new Option('--preprocess <mode>', 'pixel scaling: caffe, tf ([-1,1]) or unit ([0,1]) (default: caffe for VGG16, unit otherwise)').choices(['caffe', 'tf', 'unit']))
+    .addOption(
+      new Option('--preprocess <mode>', 'pixel scaling: caffe, tf ([-1,1]) or unit ([0,1]) (default: caffe for VGG16, unit otherwise)').choices([
+        'caffe',
+        'tf',
+        'unit',
+      ]),
+    )
     .option('--weights <file>', 'VGG16 weights (.h5 or tfjs dir); default ~/.keras/models/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5')
     .option('--input-size <HxW>', 'input size, e.g. 150x150 (default: 150x150 for VGG16, read from the model otherwise)')
     .option('--epochs <n>', `phase 1 (head) epochs (default: ${D.headPhase.epochs})`)
     .option('--fine-tune-epochs <n>', `phase 2 (fine-tune) epochs (default: ${D.fineTunePhase.epochs})`)
     .option('--lr <rate>', `phase 1 learning rate (default: ${D.headPhase.learningRate})`)
     .option('--fine-tune-lr <rate>', 'phase 2 learning rate (default: 1e-5 for VGG16, 1e-4 for other backbones)')
-    .option('--unfreeze <what>', "phase 2: layer-name prefix, 'last:K' or 'top:P%' (default: 'block5' for VGG16, else the last 3 numbered blocks, else top:50%)")
+    .option(
+      '--unfreeze <what>',
+      "phase 2: layer-name prefix, 'last:K' or 'top:P%' (default: 'block5' for VGG16, else the last 3 numbered blocks, else top:50%)",
+    )
     .option('--batch-size <n>', `global batch size, split across workers (default: ${D.batchSize})`)
     .option(
       '--micro-batch <n>',
@@ -135,11 +159,10 @@ export function addTrainingFlags(cmd: Command): Command {
       ]),
     )
     .addOption(
-      new Option('--content-hash <mode>', `image content each worker's copy must match at join: sampled (a fixed sample of files), full (every file) or none (names and labels only) (default: ${D.contentHash})`).choices([
-        'none',
-        'sampled',
-        'full',
-      ]),
+      new Option(
+        '--content-hash <mode>',
+        `image content each worker's copy must match at join: sampled (a fixed sample of files), full (every file) or none (names and labels only) (default: ${D.contentHash})`,
+      ).choices(['none', 'sampled', 'full']),
     )
     .option('--max-image-bytes <n>', `largest image file read; larger files are refused before reading (default: ${D.maxImageBytes})`)
     .addOption(precisionOption())

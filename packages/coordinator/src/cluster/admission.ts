@@ -108,7 +108,10 @@ export class AdmissionGuard {
     const { maxUnauthenticated, maxUnauthenticatedPerAddress } = this.options;
     if (this.pending.size >= maxUnauthenticated || fromAddress >= maxUnauthenticatedPerAddress) {
       socket.destroy();
-      const which = this.pending.size >= maxUnauthenticated ? `${this.pending.size} in total (limit ${maxUnauthenticated})` : `${fromAddress} from ${address} (limit ${maxUnauthenticatedPerAddress})`;
+      const which =
+        this.pending.size >= maxUnauthenticated
+          ? `${this.pending.size} in total (limit ${maxUnauthenticated})`
+          : `${fromAddress} from ${address} (limit ${maxUnauthenticatedPerAddress})`;
       this.onRefused({ address, code: 'E_OVERLOAD', reason: `connection from ${address} refused: too many unauthenticated connections, ${which}` });
       return;
     }

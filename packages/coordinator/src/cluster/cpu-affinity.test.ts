@@ -21,8 +21,14 @@ describe('cpu affinity of local workers', () => {
   });
 
   it('gives each worker an equal, disjoint share, or none when workers outnumber CPUs', () => {
-    expect(cpuSets([0, 1, 2, 3], 2)).toEqual([[0, 1], [2, 3]]);
-    expect(cpuSets([0, 1, 2, 3, 4], 2)).toEqual([[0, 1], [2, 3]]);
+    expect(cpuSets([0, 1, 2, 3], 2)).toEqual([
+      [0, 1],
+      [2, 3],
+    ]);
+    expect(cpuSets([0, 1, 2, 3, 4], 2)).toEqual([
+      [0, 1],
+      [2, 3],
+    ]);
     expect(cpuSets([4, 5], 2)).toEqual([[4], [5]]);
     expect(cpuSets([0, 1], 3)).toBeNull();
     expect(workerCpuSets({ count: 1, pinCpus: false })).toEqual({ sets: null, reason: 'pinning is off' });

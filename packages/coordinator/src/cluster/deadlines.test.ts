@@ -42,12 +42,16 @@ describe('RequestDeadlines', () => {
 
 describe('step guard flags', () => {
   it('turns seconds into milliseconds and refuses bad values with E_CONFIG naming the flag', () => {
-    expect(toStepGuardOptions({ maxGradNormRatio: '50', maxGradNorm: '1e3', firstStepTimeout: '600', stepTimeoutFloor: '2.5', stepTimeoutFactor: '4' })).toEqual({
+    expect(
+      toStepGuardOptions({ maxGradNormRatio: '50', maxGradNorm: '1e3', firstStepTimeout: '600', stepTimeoutFloor: '2.5', stepTimeoutFactor: '4' }),
+    ).toEqual({
       gradientNorm: { maxRatio: 50, maxNorm: 1000 },
       deadlines: { firstStepTimeoutMs: 600_000, floorMs: 2500, factor: 4 },
     });
     expect(toStepGuardOptions({})).toEqual({ gradientNorm: {}, deadlines: {} });
-    expect(() => toStepGuardOptions({ maxGradNormRatio: '1' })).toThrow(expect.objectContaining({ code: 'E_CONFIG', message: expect.stringContaining('--max-grad-norm-ratio') }));
+    expect(() => toStepGuardOptions({ maxGradNormRatio: '1' })).toThrow(
+      expect.objectContaining({ code: 'E_CONFIG', message: expect.stringContaining('--max-grad-norm-ratio') }),
+    );
     expect(() => toStepGuardOptions({ firstStepTimeout: 'soon' })).toThrow(/--first-step-timeout: 'soon'/);
   });
 });

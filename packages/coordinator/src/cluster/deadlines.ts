@@ -60,7 +60,8 @@ export class RequestDeadlines {
   /** Deadline, in ms, of a request of `kind` over `samples` samples to `worker`. */
   deadlineMs(worker: string, kind: RequestKind, phase: string, samples: number): number {
     const xs = kind === 'phase' ? undefined : this.perSample.get(`${worker}|${kind}|${phase}`);
-    if (!xs || xs.length === 0) return this.ptxJit.has(worker) ? Math.max(this.opts.firstStepTimeoutMs, this.opts.ptxJitFirstStepTimeoutMs) : this.opts.firstStepTimeoutMs;
+    if (!xs || xs.length === 0)
+      return this.ptxJit.has(worker) ? Math.max(this.opts.firstStepTimeoutMs, this.opts.ptxJitFirstStepTimeoutMs) : this.opts.firstStepTimeoutMs;
     return Math.max(this.opts.floorMs, this.opts.factor * Math.max(...xs) * Math.max(1, samples));
   }
 

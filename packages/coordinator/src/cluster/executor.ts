@@ -142,12 +142,22 @@ export class ClusterExecutor implements TrainingExecutor {
       const leader = this.server.workers[0];
       if (!leader) continue;
       try {
-        const r = await this.timed(leader, 'phase', 0, () => leader.request('phase_ready', (id) => ({ type: 'phase', id, phase, weights: weights ?? null, wantWeights: !weights }), undefined, this.deadlineFor(leader, 'phase', phase, 0)));
+        const r = await this.timed(leader, 'phase', 0, () =>
+          leader.request(
+            'phase_ready',
+            (id) => ({ type: 'phase', id, phase, weights: weights ?? null, wantWeights: !weights }),
+            undefined,
+            this.deadlineFor(leader, 'phase', phase, 0),
+          ),
+        );
         const spec = r.spec.map((x) => ({ name: x.name, shape: [...x.shape], size: x.size }));
         const size = spec.reduce((a, b) => a + b.size, 0);
         const w = weights ?? r.weights;
         if (!w || w.length !== size) {
-          this.server.reject(leader, new DptrainError('E_GRADIENT_SHAPE', `worker ${leader.id}: phase '${phase}' weights of length ${w?.length ?? 0}, spec says ${size}`));
+          this.server.reject(
+            leader,
+            new DptrainError('E_GRADIENT_SHAPE', `worker ${leader.id}: phase '${phase}' weights of length ${w?.length ?? 0}, spec says ${size}`),
+          );
           continue;
         }
         this.spec = spec;
@@ -223,7 +233,8 @@ export class ClusterExecutor implements TrainingExecutor {
             deadline,
           );
           const wallMs = this.clock.now() - t0;
-          if (r.count !== part.length) throw new DptrainError('E_GRADIENT_SHAPE', `worker ${peer.id}: gradients over ${r.count} samples, asked for ${part.length}`);
+          if (r.count !== part.length)
+            throw new DptrainError('E_GRADIENT_SHAPE', `worker ${peer.id}: gradients over ${r.count} samples, asked for ${part.length}`);
           if (r.correct > r.count) throw new DptrainError('E_PROTOCOL_SCHEMA', `worker ${peer.id}: ${r.correct} correct of ${r.count}`);
           const g = unpackGradients(r, this.size, peer.id);
           owned.add(g); // decoded from the frame (or from fp16) for this step only: the merge may write into it
@@ -233,8 +244,19 @@ export class ClusterExecutor implements TrainingExecutor {
         (peer, part, { r, g, wallMs, bytesIn, bytesOut }) => {
           const start = position.get(part[0]!)!;
           fresh.push({
-            gradients: g, loss: r.loss, count: r.count, correct: r.correct, start, end: start + part.length,
-            peer, indices: part.map((x) => x.index), computeMs: r.computeMs, wallMs, bytesIn, bytesOut, norm: l2Norm(g),
+            gradients: g,
+            loss: r.loss,
+            count: r.count,
+            correct: r.correct,
+            start,
+            end: start + part.length,
+            peer,
+            indices: part.map((x) => x.index),
+            computeMs: r.computeMs,
+            wallMs,
+            bytesIn,
+            bytesOut,
+            norm: l2Norm(g),
           });
         },
         participants,
@@ -260,7 +282,10 @@ export class ClusterExecutor implements TrainingExecutor {
           this.server.emit({ type: 'log', time: this.clock.now(), level: 'warn', message: `gradient refused, recomputing once (no other worker): ${what}` });
           pending.push(part);
         } else {
-          throw new DptrainError('E_GRADIENT_NORM', `${what}; refused again after recomputing it, and no other worker can redo it: stopping rather than training on it (raise --max-grad-norm-ratio / --max-grad-norm if this gradient is legitimate)`);
+          throw new DptrainError(
+            'E_GRADIENT_NORM',
+            `${what}; refused again after recomputing it, and no other worker can redo it: stopping rather than training on it (raise --max-grad-norm-ratio / --max-grad-norm if this gradient is legitimate)`,
+          );
         }
       }
     }
@@ -277,7 +302,8 @@ export class ClusterExecutor implements TrainingExecutor {
       stats.set(p.peer.id, st);
     }
     // every slice (and every share of a lost worker's slice) came back and was accepted: each sample exactly once
-    const merged = accepted.length > 0 ? mergeGradientTree(accepted, total, micro, owned) : { gradients: new Float32Array(this.size), loss: 0, count: 0, correct: 0 };
+    const merged =
+      accepted.length > 0 ? mergeGradientTree(accepted, total, micro, owned) : { gradients: new Float32Array(this.size), loss: 0, count: 0, correct: 0 };
     const workers = [...stats.values()];
     let straggler: string | undefined;
     let slowest = -1;
@@ -309,8 +335,7 @@ export class ClusterExecutor implements TrainingExecutor {
             if (err instanceof DeadlineError) this.server.drop(p, `deadline: ${err.message}`);
           }),
         );
-      }
-      else p.send(frame);
+      } else p.send(frame);
       p.version = s.version;
     }
     await Promise.all(waits);
@@ -345,13 +370,19 @@ export class ClusterExecutor implements TrainingExecutor {
         const phase = `${this.server.state.phase ?? ''}/${part[0]!.split}`;
         const t0 = this.clock.now();
         const deadline = this.deadlineFor(peer, 'predict', phase, part.length);
-        const r = await peer.request('predictions', (id) => ({ type: 'predict', id, split: part[0]!.split, indices: Uint32Array.from(part, (x) => x.index) }), undefined, deadline);
+        const r = await peer.request(
+          'predictions',
+          (id) => ({ type: 'predict', id, split: part[0]!.split, indices: Uint32Array.from(part, (x) => x.index) }),
+          undefined,
+          deadline,
+        );
         this.deadlines.record(peer.id, 'predict', phase, part.length, this.clock.now() - t0);
         const c = r.probs.length / part.length;
         if (r.count !== part.length || !Number.isInteger(c) || c < 1 || (classes && c !== classes)) {
           throw new DptrainError('E_GRADIENT_SHAPE', `worker ${peer.id}: ${r.probs.length} probabilities for ${part.length} samples`);
         }
-        for (let i = 0; i < r.probs.length; i++) if (!Number.isFinite(r.probs[i]!)) throw new DptrainError('E_GRADIENT_NONFINITE', `worker ${peer.id}: probability ${i} is ${r.probs[i]}`);
+        for (let i = 0; i < r.probs.length; i++)
+          if (!Number.isFinite(r.probs[i]!)) throw new DptrainError('E_GRADIENT_NONFINITE', `worker ${peer.id}: probability ${i} is ${r.probs[i]}`);
         return { probs: r.probs, c };
       },
       (_peer, part, { probs, c }) => {
@@ -401,10 +432,16 @@ export class ClusterExecutor implements TrainingExecutor {
     if (!s.phase || !s.weights) return;
     if (peer.phase !== s.phase) {
       const r = await this.timed(peer, 'phase', 0, () =>
-        peer.request('phase_ready', (id) => ({ type: 'phase', id, phase: s.phase!, weights: s.weights, wantWeights: false }), undefined, this.deadlineFor(peer, 'phase', s.phase!, 0)),
+        peer.request(
+          'phase_ready',
+          (id) => ({ type: 'phase', id, phase: s.phase!, weights: s.weights, wantWeights: false }),
+          undefined,
+          this.deadlineFor(peer, 'phase', s.phase!, 0),
+        ),
       );
       const size = r.spec.reduce((a, b) => a + b.size, 0);
-      if (size !== this.size) throw new DptrainError('E_GRADIENT_SHAPE', `worker ${peer.id}: phase '${s.phase}' has ${size} trainable values, expected ${this.size}`);
+      if (size !== this.size)
+        throw new DptrainError('E_GRADIENT_SHAPE', `worker ${peer.id}: phase '${s.phase}' has ${size} trainable values, expected ${this.size}`);
       peer.phase = s.phase;
       peer.version = s.version;
     } else if (peer.version !== s.version) {
@@ -472,8 +509,10 @@ export class ClusterExecutor implements TrainingExecutor {
             },
             (err: unknown) => {
               inflight.delete(peer);
-              if (err instanceof DeadlineError) this.server.drop(peer, `deadline: ${err.message}`); // late: redone by the others
-              else if (isDptrainError(err)) this.server.reject(peer, err); // bad reply: drop the worker
+              if (err instanceof DeadlineError)
+                this.server.drop(peer, `deadline: ${err.message}`); // late: redone by the others
+              else if (isDptrainError(err))
+                this.server.reject(peer, err); // bad reply: drop the worker
               else if (!(err instanceof WorkerLostError)) {
                 task.failures++;
                 if (task.failures >= maxFailures) fatal = err as Error;

@@ -63,7 +63,17 @@ export function spawnLocalWorker(opts: LocalWorkersOptions, slot: number, sets: 
     OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? threads,
   };
   const withParent = opts.exitWithParent ?? true;
-  const argv = [process.execPath, DPTRAIN_BIN, 'worker', '--connect', opts.url, '--data', opts.dataDir, ...(withParent ? ['--exit-with-parent'] : []), ...(opts.args ?? [])];
+  const argv = [
+    process.execPath,
+    DPTRAIN_BIN,
+    'worker',
+    '--connect',
+    opts.url,
+    '--data',
+    opts.dataDir,
+    ...(withParent ? ['--exit-with-parent'] : []),
+    ...(opts.args ?? []),
+  ];
   const [cmd, ...args] = pinnedArgv(argv, sets?.[slot]);
   const out = opts.stdio ?? 'inherit';
   return spawn(cmd!, args, {

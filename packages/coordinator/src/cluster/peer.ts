@@ -96,11 +96,14 @@ export class Peer {
     return new Promise<MessageOf<T>>((resolve, reject) => {
       const pending: Pending = { type, resolve: resolve as (m: never) => void, reject };
       if (deadlineMs !== undefined && Number.isFinite(deadlineMs)) {
-        pending.timer = setTimeout(() => {
-          if (this.pending.get(k) !== pending) return;
-          this.pending.delete(k);
-          reject(new DeadlineError(this.id, `${type === 'gradients' ? 'step' : type} request ${key ?? id}`, deadlineMs));
-        }, Math.max(1, deadlineMs));
+        pending.timer = setTimeout(
+          () => {
+            if (this.pending.get(k) !== pending) return;
+            this.pending.delete(k);
+            reject(new DeadlineError(this.id, `${type === 'gradients' ? 'step' : type} request ${key ?? id}`, deadlineMs));
+          },
+          Math.max(1, deadlineMs),
+        );
         pending.timer.unref?.();
       }
       this.pending.set(k, pending);

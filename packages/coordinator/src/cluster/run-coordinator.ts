@@ -109,7 +109,13 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<{ result
   bus.emit({ type: 'log', time: clock.now(), level: 'info', message: `coordinator listening on ${url}` });
   const executor = new ClusterExecutor({ ...opts.executor, server, minWorkers: opts.minWorkers ?? 1, clock });
   const runDir = path.resolve(opts.runDir);
-  const summary = (): ClusterSummary => ({ url, epochs: executor.ledger.summary(), workersJoined: joined, workersLost: lost, framesRejected: Object.fromEntries(server.rejected) });
+  const summary = (): ClusterSummary => ({
+    url,
+    epochs: executor.ledger.summary(),
+    workersJoined: joined,
+    workersLost: lost,
+    framesRejected: Object.fromEntries(server.rejected),
+  });
   const stop = opts.stopSignal;
   const onStop = (): void => executor.fail(new DptrainError('E_STOPPED', 'the run was stopped while it waited for workers'));
   stop?.addEventListener('abort', onStop, { once: true });

@@ -133,9 +133,7 @@ export class ClusterServer {
     this.rejections = new RejectionLog((e) => this.emit(e), this.clock, opts.rejectionLog);
     this.admission = new AdmissionGuard(opts.admission ?? {}, (r) => this.refused(r));
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.handleHttp(req, res);
-    this.http = opts.tls
-      ? createHttpsServer({ cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) }, handler)
-      : createHttpServer(handler);
+    this.http = opts.tls ? createHttpsServer({ cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) }, handler) : createHttpServer(handler);
     this.admission.attach(this.http);
     // Until a peer authenticates, ws refuses any frame over the pre-auth limit from its header, before buffering
     // the payload; the limit is raised to maxPayload once the challenge is passed (see setMaxPayload).
@@ -145,7 +143,11 @@ export class ClusterServer {
       perMessageDeflate: false,
       verifyClient: (info: { origin?: string; req: IncomingMessage }, done: (ok: boolean, code?: number, message?: string) => void) => {
         if (this.admission.originAllowed(info.origin)) return done(true);
-        this.refused({ address: addressOf(info.req.socket), code: 'E_ORIGIN', reason: `WebSocket upgrade with Origin '${String(info.origin).slice(0, 200)}' refused (a browser page may not connect; see AdmissionOptions.allowedOrigins)` });
+        this.refused({
+          address: addressOf(info.req.socket),
+          code: 'E_ORIGIN',
+          reason: `WebSocket upgrade with Origin '${String(info.origin).slice(0, 200)}' refused (a browser page may not connect; see AdmissionOptions.allowedOrigins)`,
+        });
         done(false, 403, 'E_ORIGIN: browser origins may not connect');
       },
     });
@@ -330,7 +332,8 @@ export class ClusterServer {
     this.sockets.set(peer, req.socket);
     this.peers.add(peer);
     const authTimer = setTimeout(() => {
-      if (peer.state === 'hello' || peer.state === 'auth') this.reject(peer, new DptrainError('E_AUTH', `connection ${peer.id}: no authentication within ${this.options.authTimeoutMs} ms`));
+      if (peer.state === 'hello' || peer.state === 'auth')
+        this.reject(peer, new DptrainError('E_AUTH', `connection ${peer.id}: no authentication within ${this.options.authTimeoutMs} ms`));
     }, this.options.authTimeoutMs);
     const joinTimer = setTimeout(() => {
       if (peer.state === 'join') this.reject(peer, new DptrainError('E_TIMEOUT', `connection ${peer.id}: no join within ${this.options.joinTimeoutMs} ms`));
@@ -355,7 +358,14 @@ export class ClusterServer {
     });
     ws.on('error', (err: Error & { code?: string }) => {
       // ws reports an oversize frame as an error before closing with 1009
-      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.reject(peer, new DptrainError('E_PROTOCOL_OVERSIZE', `connection ${peer.id}: ${err.message} (limit ${maxPayloadOf(ws)} bytes${peer.state === 'hello' || peer.state === 'auth' ? ' before authentication' : ''})`));
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH')
+        this.reject(
+          peer,
+          new DptrainError(
+            'E_PROTOCOL_OVERSIZE',
+            `connection ${peer.id}: ${err.message} (limit ${maxPayloadOf(ws)} bytes${peer.state === 'hello' || peer.state === 'auth' ? ' before authentication' : ''})`,
+          ),
+        );
       else if (err.code?.startsWith('WS_ERR')) this.reject(peer, new DptrainError('E_PROTOCOL_DECODE', `connection ${peer.id}: ${err.message}`));
       else this.drop(peer, `socket error: ${err.message}`);
     });
@@ -369,7 +379,8 @@ export class ClusterServer {
   private onMessage(peer: Peer, msg: Message): void {
     if (msg.type === 'heartbeat' && peer.state === 'liveness') {
       const worker = this.liveness.beat(peer, this.clock.now());
-      if (worker?.state === 'joined') this.emit({ type: 'worker_heartbeat', time: this.clock.now(), id: worker.id, bytesIn: worker.bytesIn, bytesOut: worker.bytesOut });
+      if (worker?.state === 'joined')
+        this.emit({ type: 'worker_heartbeat', time: this.clock.now(), id: worker.id, bytesIn: worker.bytesIn, bytesOut: worker.bytesOut });
       return;
     }
     if (msg.type === 'heartbeat') {
@@ -383,7 +394,8 @@ export class ClusterServer {
     switch (peer.state) {
       case 'hello': {
         if (msg.type !== 'hello') throw new DptrainError('E_PROTOCOL_SCHEMA', `connection ${peer.id}: expected 'hello', got '${msg.type}'`);
-        if (msg.nonce.length !== NONCE_BYTES) throw new DptrainError('E_AUTH', `connection ${peer.id}: hello nonce of ${msg.nonce.length} bytes (expected ${NONCE_BYTES})`);
+        if (msg.nonce.length !== NONCE_BYTES)
+          throw new DptrainError('E_AUTH', `connection ${peer.id}: hello nonce of ${msg.nonce.length} bytes (expected ${NONCE_BYTES})`);
         peer.role = msg.role;
         peer.clientNonce = msg.nonce;
         peer.nonce = createNonce();
@@ -418,14 +430,28 @@ export class ClusterServer {
       case 'join': {
         if (msg.type !== 'join') throw new DptrainError('E_PROTOCOL_SCHEMA', `worker ${peer.id}: expected 'join', got '${msg.type}'`);
         if (msg.baseHash !== this.baseHash) {
-          throw new DptrainError('E_BASE_HASH', `worker ${peer.id} (${msg.host}): frozen base hash ${msg.baseHash} differs from the reference ${this.baseHash}, ${this.baseSource}: every machine needs the same base weights`);
+          throw new DptrainError(
+            'E_BASE_HASH',
+            `worker ${peer.id} (${msg.host}): frozen base hash ${msg.baseHash} differs from the reference ${this.baseHash}, ${this.baseSource}: every machine needs the same base weights`,
+          );
         }
         this.datasetHash ??= msg.datasetHash;
         if (msg.datasetHash !== this.datasetHash) {
-          throw new DptrainError('E_DATASET_HASH', `worker ${peer.id} (${msg.host}): data set hash ${msg.datasetHash} differs from the reference ${this.datasetHash}`);
+          throw new DptrainError(
+            'E_DATASET_HASH',
+            `worker ${peer.id} (${msg.host}): data set hash ${msg.datasetHash} differs from the reference ${this.datasetHash}`,
+          );
         }
         checkJoinPrecision(this.opts.config.precision, peer.id, msg);
-        peer.info = { id: peer.id, host: msg.host, backend: msg.backend, device: msg.device, batchCapacity: msg.batchCapacity, ...(msg.gpu ? { gpu: msg.gpu } : {}), ...(msg.precision ? { precision: msg.precision } : {}) };
+        peer.info = {
+          id: peer.id,
+          host: msg.host,
+          backend: msg.backend,
+          device: msg.device,
+          batchCapacity: msg.batchCapacity,
+          ...(msg.gpu ? { gpu: msg.gpu } : {}),
+          ...(msg.precision ? { precision: msg.precision } : {}),
+        };
         peer.state = 'joined';
         const s = this.state;
         peer.send({ type: 'welcome', workerId: peer.id, step: s.step, phase: s.phase, weights: s.phase ? s.weights : null });
@@ -445,7 +471,8 @@ export class ClusterServer {
       case 'observing':
         throw new DptrainError('E_PROTOCOL_SCHEMA', `observer ${peer.id}: observers are read-only, got '${msg.type}'`);
       case 'liveness': {
-        if (msg.type !== 'attach') throw new DptrainError('E_PROTOCOL_SCHEMA', `liveness connection ${peer.id}: expected 'attach' or 'heartbeat', got '${msg.type}'`);
+        if (msg.type !== 'attach')
+          throw new DptrainError('E_PROTOCOL_SCHEMA', `liveness connection ${peer.id}: expected 'attach' or 'heartbeat', got '${msg.type}'`);
         this.liveness.attach(peer, msg, this.workerList.get(msg.workerId) ?? [...this.peers].find((p) => p.id === msg.workerId && p.role === 'worker'));
         return;
       }

@@ -119,7 +119,8 @@ export async function runSingleNode(opts: SingleNodeOptions): Promise<TrainResul
           onCapacity: (left) => {
             // the budget is used up: train with the survivors (or fail when none is left)
             if (left > 0) executor.setMinWorkers(left);
-            else executor.fail(new DptrainError('E_NO_WORKERS', `all ${n} local workers died and the restart budget (--max-restarts ${maxRestarts}) is used up`));
+            else
+              executor.fail(new DptrainError('E_NO_WORKERS', `all ${n} local workers died and the restart budget (--max-restarts ${maxRestarts}) is used up`));
           },
         });
         supervisor.start();

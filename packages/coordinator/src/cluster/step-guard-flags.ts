@@ -15,7 +15,10 @@ export function addStepGuardFlags(cmd: Command): Command {
   return cmd
     .option('--max-grad-norm-ratio <x>', "refuse a worker's gradient whose norm is above X times the median of the last accepted ones (default 100)")
     .option('--max-grad-norm <n>', "refuse a worker's gradient whose L2 norm is above N (default: no absolute bound)")
-    .option('--first-step-timeout <s>', "deadline of a worker's first request of a phase, in seconds (default 300; at least 2700 for a GPU that tfjs-node-gpu runs through the PTX JIT, e.g. Hopper)")
+    .option(
+      '--first-step-timeout <s>',
+      "deadline of a worker's first request of a phase, in seconds (default 300; at least 2700 for a GPU that tfjs-node-gpu runs through the PTX JIT, e.g. Hopper)",
+    )
     .option('--step-timeout-floor <s>', 'least deadline of any later request, in seconds (default 30)')
     .option('--step-timeout-factor <x>', "a later request's deadline is X times the worker's measured time for as many samples (default 10)");
 }

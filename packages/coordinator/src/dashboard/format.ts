@@ -55,7 +55,7 @@ export function progressBar(fraction: number, width: number): string {
   const cells = f * width;
   const full = Math.floor(cells);
   const partials = ['', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
-  const part = full < width ? partials[Math.floor((cells - full) * 8)] ?? '' : '';
+  const part = full < width ? (partials[Math.floor((cells - full) * 8)] ?? '') : '';
   return '█'.repeat(full) + part + '░'.repeat(Math.max(0, width - full - (part ? 1 : 0)));
 }
 

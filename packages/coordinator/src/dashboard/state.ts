@@ -195,7 +195,12 @@ export function dashboardReducer(state: DashboardState, event: RunEvent): Dashbo
         valSamples: event.valSamples,
         startedAt: event.time,
         status: 'running',
-        recent: note(s, event.time, 'run', `run ${event.runId} started: ${event.workers} worker(s), ${event.trainSamples} train / ${event.valSamples} val samples`),
+        recent: note(
+          s,
+          event.time,
+          'run',
+          `run ${event.runId} started: ${event.workers} worker(s), ${event.trainSamples} train / ${event.valSamples} val samples`,
+        ),
       };
     case 'waiting_for_workers':
       // training pauses while too few workers are connected (at the start, or after losses)
@@ -259,7 +264,12 @@ export function dashboardReducer(state: DashboardState, event: RunEvent): Dashbo
       }
       // position from the event itself (epoch 0-based, stepInEpoch 1-based), so resumed runs and
       // dashboards attached mid-run show the true progress
-      const position = { epoch: event.epoch, epochOrdinal: event.epoch + 1, stepsInEpoch: event.stepInEpoch, stepsDone: event.epoch * event.stepsPerEpoch + event.stepInEpoch };
+      const position = {
+        epoch: event.epoch,
+        epochOrdinal: event.epoch + 1,
+        stepsInEpoch: event.stepInEpoch,
+        stepsDone: event.epoch * event.stepsPerEpoch + event.stepInEpoch,
+      };
       const phase: PhaseState =
         s.phase && s.phase.name === event.phase
           ? { ...s.phase, ...position, stepsPerEpoch: event.stepsPerEpoch }
@@ -348,7 +358,9 @@ export function dashboardReducer(state: DashboardState, event: RunEvent): Dashbo
           s,
           event.time,
           'early_stopping',
-          event.stopped ? `early stopping: no improvement for ${event.wait} epoch(s), phase stopped` : `early stopping: ${event.wait}/${event.patience} epoch(s) without improvement`,
+          event.stopped
+            ? `early stopping: no improvement for ${event.wait} epoch(s), phase stopped`
+            : `early stopping: ${event.wait}/${event.patience} epoch(s) without improvement`,
         ),
       };
     case 'lr_changed':

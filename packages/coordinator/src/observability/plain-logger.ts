@@ -34,10 +34,7 @@ export interface PlainLoggerHandle {
 export function formatStepLine(state: DashboardState, now: number): string {
   const p = state.phase;
   const prog = phaseProgress(state);
-  const parts = [
-    p ? `${p.name === 'head' ? 'head' : 'fine-tune'} epoch ${p.epochOrdinal}/${p.epochs || '?'}` : 'training',
-    `step ${state.step}`,
-  ];
+  const parts = [p ? `${p.name === 'head' ? 'head' : 'fine-tune'} epoch ${p.epochOrdinal}/${p.epochs || '?'}` : 'training', `step ${state.step}`];
   if (prog && prog.total > 0) parts.push(`(${prog.done}/${prog.total} ${formatPercent(prog.fraction)})`);
   parts.push(`loss ${formatNumber(state.lastLoss, 4)}`);
   parts.push(`lr ${formatRate(state.learningRate)}`);

@@ -79,7 +79,8 @@ export async function attachRunViews(bus: EventBus, options: RunViewsOptions): P
   let jsonLog: JsonLogHandle | undefined;
   if (options.jsonLog ?? true) jsonLog = attachJsonLog(bus, path.join(options.runDir, RUN_LOG_FILE));
   let metricsServer: MetricsServer | undefined;
-  if (options.metricsPort !== undefined) metricsServer = await startMetricsServer({ metrics, port: options.metricsPort, host: options.metricsHost ?? '127.0.0.1' });
+  if (options.metricsPort !== undefined)
+    metricsServer = await startMetricsServer({ metrics, port: options.metricsPort, host: options.metricsHost ?? '127.0.0.1' });
 
   let plain: PlainLoggerHandle | undefined;
   let dashboard: DashboardHandle | undefined;
@@ -139,7 +140,12 @@ export async function attachRunViews(bus: EventBus, options: RunViewsOptions): P
       }
       try {
         const report = JSON.parse(await fs.readFile(path.join(options.runDir, 'report.json'), 'utf8')) as SummaryInput;
-        stdout.write(`\n${formatRunSummary(report, charts.map((c) => (path.relative(process.cwd(), c).startsWith('..') ? c : path.relative(process.cwd(), c))))}\n`);
+        stdout.write(
+          `\n${formatRunSummary(
+            report,
+            charts.map((c) => (path.relative(process.cwd(), c).startsWith('..') ? c : path.relative(process.cwd(), c))),
+          )}\n`,
+        );
       } catch {
         if (charts.length) stdout.write(`charts: ${charts.join(', ')}\n`);
       }

@@ -113,7 +113,9 @@ export class TaskProgressReporter {
   private printLine(r: Running, time: number): void {
     const f = r.total > 0 ? r.done / r.total : 0;
     r.lastPrintedFraction = f;
-    this.stream.write(`${this.stamps ? `${formatClock(time)} ` : ''}${label(r.task)}: ${r.done}/${r.total} (${Math.round(f * 100)}%)${this.etaText(r, time)}\n`);
+    this.stream.write(
+      `${this.stamps ? `${formatClock(time)} ` : ''}${label(r.task)}: ${r.done}/${r.total} (${Math.round(f * 100)}%)${this.etaText(r, time)}\n`,
+    );
   }
 
   private etaText(r: Running, now: number): string {

@@ -70,7 +70,12 @@ export async function preflightTfjsNodeGpu(options: GpuPreflightOptions = {}): P
   for (const g of visible) {
     if (g.tfjsNodeGpu !== 'native') notes.push(`GPU ${g.index} ${g.name}: ${explainVerdict(g.tfjsNodeGpu, g.computeCapability)}`);
   }
-  const others = options.otherGpuProcesses ?? (await countOtherGpuProcesses(visible.map((g) => g.index), env));
+  const others =
+    options.otherGpuProcesses ??
+    (await countOtherGpuProcesses(
+      visible.map((g) => g.index),
+      env,
+    ));
   const growth = applyMemoryGrowth({ env, otherGpuProcesses: others });
   if (growth.message) notes.push(growth.message);
   const worst = [...visible].sort((a, b) => RANK[String(b.tfjsNodeGpu)]! - RANK[String(a.tfjsNodeGpu)]!)[0]!;

@@ -62,14 +62,10 @@ export function assessGpu(f: GpuFacts): GpuVerdict {
   if (f.gpus === null) problems.push('no NVIDIA driver found (no /proc/driver/nvidia/gpus, no nvidia-smi)');
   else if (f.gpus.length === 0) problems.push('the NVIDIA driver reports no GPU');
   if (!cuda) {
-    problems.push(
-      `tfjs-node-gpu needs CUDA ${EXPECTED_CUDA_MAJOR}.x (libcudart.so.${EXPECTED_CUDA_MAJOR}), found: ${listMajors(f.cudartMajors)}`,
-    );
+    problems.push(`tfjs-node-gpu needs CUDA ${EXPECTED_CUDA_MAJOR}.x (libcudart.so.${EXPECTED_CUDA_MAJOR}), found: ${listMajors(f.cudartMajors)}`);
   }
   if (!cudnn) {
-    problems.push(
-      `tfjs-node-gpu needs cuDNN ${EXPECTED_CUDNN_MAJOR}.x (libcudnn.so.${EXPECTED_CUDNN_MAJOR}), found: ${listMajors(f.cudnnMajors)}`,
-    );
+    problems.push(`tfjs-node-gpu needs cuDNN ${EXPECTED_CUDNN_MAJOR}.x (libcudnn.so.${EXPECTED_CUDNN_MAJOR}), found: ${listMajors(f.cudnnMajors)}`);
   }
   if (f.tfUsesGpu === true) {
     // TensorFlow itself placed its default device on a GPU: trust it over our library search.

@@ -34,7 +34,14 @@ export {
 } from './gpu-support.js';
 export { queryGpus, parseNvidiaSmi, NVIDIA_SMI_FIELDS, type GpuDescription, type QueryGpusOptions } from './nvidia-smi.js';
 export { preflightTfjsNodeGpu, visibleGpus, type GpuSupport, type GpuPreflightResult, type GpuPreflightOptions } from './gpu-preflight.js';
-export { applyMemoryGrowth, countOtherGpuProcesses, ALLOW_GROWTH_VAR, LOCAL_WORKERS_VAR, type MemoryGrowthDecision, type MemoryGrowthFacts } from './memory-growth.js';
+export {
+  applyMemoryGrowth,
+  countOtherGpuProcesses,
+  ALLOW_GROWTH_VAR,
+  LOCAL_WORKERS_VAR,
+  type MemoryGrowthDecision,
+  type MemoryGrowthFacts,
+} from './memory-growth.js';
 export { activateWasm, wasmBinaryDir } from './wasm.js';
 export {
   applyPrecision,

@@ -41,7 +41,10 @@ export const BACKEND_PACKAGES: Record<BackendName, string> = {
   cpu: '@tensorflow/tfjs-backend-cpu',
 };
 
-const firstLine = (e: unknown) => String(e instanceof Error ? e.message : e).split('\n')[0]?.trim() ?? '';
+const firstLine = (e: unknown) =>
+  String(e instanceof Error ? e.message : e)
+    .split('\n')[0]
+    ?.trim() ?? '';
 
 /**
  * `import(pkg)` with a message that says plainly whether the package is absent or present but broken
@@ -68,9 +71,7 @@ async function activate(tfBackend: string, pkg: string): Promise<void> {
     throw new Error(`${pkg} loaded but tfjs backend '${tfBackend}' failed to start: ${firstLine(e)}`, { cause: e });
   }
   if (!ok || tf.getBackend() !== tfBackend) {
-    throw new Error(
-      `${pkg} loaded but tfjs backend '${tfBackend}' is not available (is it built against another copy of @tensorflow/tfjs-core?)`,
-    );
+    throw new Error(`${pkg} loaded but tfjs backend '${tfBackend}' is not available (is it built against another copy of @tensorflow/tfjs-core?)`);
   }
   await tf.ready();
   // Backends built on tfjs's cpu backend print a "use tfjs-node" banner on first use; dptrain prints

@@ -46,11 +46,8 @@ export function applyMemoryGrowth(facts: MemoryGrowthFacts): MemoryGrowthDecisio
 export async function countOtherGpuProcesses(indices: number[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   if (indices.length === 0) return 0;
   const out = await new Promise<string | null>((resolve) =>
-    execFile(
-      'nvidia-smi',
-      ['-i', indices.join(','), '--query-compute-apps=pid', '--format=csv,noheader,nounits'],
-      { timeout: 10_000, env },
-      (err, stdout) => resolve(err ? null : String(stdout)),
+    execFile('nvidia-smi', ['-i', indices.join(','), '--query-compute-apps=pid', '--format=csv,noheader,nounits'], { timeout: 10_000, env }, (err, stdout) =>
+      resolve(err ? null : String(stdout)),
     ),
   );
   if (out === null) return 0;

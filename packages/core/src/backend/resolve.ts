@@ -66,11 +66,7 @@ export async function resolveBackend(options: ResolveBackendOptions = {}): Promi
       tried.push({ name, error: reasonOf(e) });
     }
   }
-  throw new DptrainError(
-    'E_NO_BACKEND',
-    `no compute backend could load:\n${tried.map((t) => `  ${t.name}: ${t.error}`).join('\n')}`,
-    { tried },
-  );
+  throw new DptrainError('E_NO_BACKEND', `no compute backend could load:\n${tried.map((t) => `  ${t.name}: ${t.error}`).join('\n')}`, { tried });
 }
 
 /** Short form of a failure reason for one-line logs ("not installed", "no usable GPU", ...). */

@@ -1,12 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  IDENTITY_PARAMS,
-  affineParamsFor,
-  applyAffine,
-  augmentImage,
-  normalizeAugmentation,
-  type AffineParams,
-} from './augment.js';
+import { IDENTITY_PARAMS, affineParamsFor, applyAffine, augmentImage, normalizeAugmentation, type AffineParams } from './augment.js';
 
 const H = 6;
 const W = 8;
@@ -80,7 +73,10 @@ describe('augmentation (Keras ImageDataGenerator semantics)', () => {
     close(px(out, 1, 1, n), px(src, 0, 0, n)); // 2 + 2*(1-2) = 0
     expect(px(out, 0, 0, n)).toEqual([0, 0, 0]); // samples (-2,-2): outside → cval
     const half = run({ zx: 0.5, zy: 0.5 }, 'nearest', 0, n, n); // content grows: (3,2) samples (2.5, 2)
-    close(px(half, 3, 2, n), px(src, 2, 2, n).map((v, k) => (v + px(src, 3, 2, n)[k]!) / 2));
+    close(
+      px(half, 3, 2, n),
+      px(src, 2, 2, n).map((v, k) => (v + px(src, 3, 2, n)[k]!) / 2),
+    );
   });
 
   it('shear follows the Keras matrix [[1, -sin s, 0], [0, cos s, 0]]', () => {

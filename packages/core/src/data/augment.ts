@@ -31,14 +31,7 @@ export function normalizeAugmentation(aug: AugmentationInput | undefined): Augme
 
 /** True when the spec changes images at all. */
 export function isAugmenting(aug: Augmentation): boolean {
-  return (
-    aug.rotationRange > 0 ||
-    aug.widthShiftRange > 0 ||
-    aug.heightShiftRange > 0 ||
-    aug.shearRange > 0 ||
-    aug.zoomRange > 0 ||
-    aug.horizontalFlip
-  );
+  return aug.rotationRange > 0 || aug.widthShiftRange > 0 || aug.heightShiftRange > 0 || aug.shearRange > 0 || aug.zoomRange > 0 || aug.horizontalFlip;
 }
 
 /**
@@ -68,14 +61,7 @@ export function randomAffineParams(aug: Augmentation, height: number, width: num
 }
 
 /** The transform of sample `index` in `epoch` under `seed`: same triple, same transform, on every machine. */
-export function affineParamsFor(
-  aug: Augmentation,
-  height: number,
-  width: number,
-  seed: number,
-  epoch: number,
-  index: number,
-): AffineParams {
+export function affineParamsFor(aug: Augmentation, height: number, width: number, seed: number, epoch: number, index: number): AffineParams {
   return randomAffineParams(aug, height, width, rngFor(seed, epoch, index));
 }
 
@@ -199,11 +185,7 @@ export function applyAffine(
       const w10 = fr * (1 - fc);
       const w11 = fr * fc;
       for (let k = 0; k < 3; k++) {
-        dst[o + k] =
-          w00 * (src[i00 + k] as number) +
-          w01 * (src[i01 + k] as number) +
-          w10 * (src[i10 + k] as number) +
-          w11 * (src[i11 + k] as number);
+        dst[o + k] = w00 * (src[i00 + k] as number) + w01 * (src[i01 + k] as number) + w10 * (src[i10 + k] as number) + w11 * (src[i11 + k] as number);
       }
     }
   }

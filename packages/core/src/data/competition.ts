@@ -76,7 +76,12 @@ export function readCompetition(dir: string, options: CompetitionReadOptions = {
     const byName = options.classNames && !INTEGER.test(labelText) ? options.classNames.indexOf(labelText) : -1;
     if (byName < 0 && !INTEGER.test(labelText)) {
       const hint = options.classNames ? ' nor one of the class names' : ' (pass --class-names to write labels as class names)';
-      culprits.push({ file: trainPath, line, reason: 'bad_label', message: `label "${clipForMessage(labelText, 60)}" of ${shownName} is not an integer${hint}` });
+      culprits.push({
+        file: trainPath,
+        line,
+        reason: 'bad_label',
+        message: `label "${clipForMessage(labelText, 60)}" of ${shownName} is not an integer${hint}`,
+      });
       continue;
     }
     const label = byName >= 0 ? byName : Number(labelText);
@@ -183,10 +188,7 @@ function readTestCsv(
   culprits.push(...t.culprits);
   const col = t.header.indexOf('image_name');
   if (col < 0) {
-    throw new DptrainError(
-      'E_DATA_CSV',
-      `${testPath} line ${t.headerLine || 1}: header must name the column image_name (got "${t.header.join(',')}")`,
-    );
+    throw new DptrainError('E_DATA_CSV', `${testPath} line ${t.headerLine || 1}: header must name the column image_name (got "${t.header.join(',')}")`);
   }
   for (const { line, fields } of t.rows) {
     if (fields.length !== t.header.length) {

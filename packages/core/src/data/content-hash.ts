@@ -26,7 +26,11 @@ const allSamples = (d: Pick<Dataset, 'labelled' | 'test'>): Sample[] => [...d.la
 const key = (s: Sample): string => `${s.split === 'test' ? 'T' : 'L'}\t${s.name}`;
 
 /** The samples whose files a content hash of this mode covers, in hashing order (by name's SHA-256 for 'sampled'). */
-export function contentHashSamples(dataset: Pick<Dataset, 'labelled' | 'test'>, mode: Exclude<ContentHashMode, 'none'>, sampleSize = DEFAULT_CONTENT_SAMPLE_SIZE): Sample[] {
+export function contentHashSamples(
+  dataset: Pick<Dataset, 'labelled' | 'test'>,
+  mode: Exclude<ContentHashMode, 'none'>,
+  sampleSize = DEFAULT_CONTENT_SAMPLE_SIZE,
+): Sample[] {
   const all = allSamples(dataset);
   if (mode === 'full' || all.length <= sampleSize) return all;
   const rank = (s: Sample): string => createHash('sha256').update(key(s)).digest('hex');
@@ -62,7 +66,10 @@ export async function datasetContentHash(dataset: Pick<Dataset, 'labelled' | 'te
   const root = options.root ?? dataset.imagesRoot;
   await mapLimit(samples, options.concurrency ?? 4, async (s) => {
     try {
-      const bytes = await readImageFile(s.path, { ...(root !== undefined ? { root } : {}), ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}) });
+      const bytes = await readImageFile(s.path, {
+        ...(root !== undefined ? { root } : {}),
+        ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}),
+      });
       digests.set(s, fileDigest(bytes));
     } catch (e) {
       const refusal = imageFileRefusal(e);
@@ -85,7 +92,10 @@ export function datasetIdentity(namesHash: string, mode: ContentHashMode, conten
 export type DatasetIdentitySettings = Pick<RunConfig, 'contentHash' | 'contentSampleSize' | 'maxImageBytes'>;
 
 /** Computes the identity a data copy proves at join under the run's settings (reads files unless contentHash is 'none'). */
-export async function joinDatasetIdentity(dataset: Pick<Dataset, 'hash' | 'labelled' | 'test' | 'imagesRoot'>, settings: DatasetIdentitySettings): Promise<string> {
+export async function joinDatasetIdentity(
+  dataset: Pick<Dataset, 'hash' | 'labelled' | 'test' | 'imagesRoot'>,
+  settings: DatasetIdentitySettings,
+): Promise<string> {
   if (settings.contentHash === 'none') return dataset.hash;
   const content = await datasetContentHash(dataset, { mode: settings.contentHash, sampleSize: settings.contentSampleSize, maxBytes: settings.maxImageBytes });
   return datasetIdentity(dataset.hash, settings.contentHash, content);

@@ -30,11 +30,7 @@ export interface DecodedImage {
  * A path is read with readImageFile (regular files only, size-capped, inside `root` when given).
  * Throws DptrainError('E_DATA_IMAGE') naming the file when it cannot be read or decoded.
  */
-export async function decodeImage(
-  input: string | Buffer,
-  inputSize: readonly [number, number],
-  options: DecodeOptions = {},
-): Promise<DecodedImage> {
+export async function decodeImage(input: string | Buffer, inputSize: readonly [number, number], options: DecodeOptions = {}): Promise<DecodedImage> {
   const [height, width] = inputSize;
   const kernel = options.kernel ?? 'linear';
   const bytes0 =

@@ -16,7 +16,10 @@ const TRAIN = 'image_name,label\na.jpg,0\nb.jpg,1\nc.jpg,0\nd.jpg,1\n';
 const IMAGES = ['a.jpg', 'b.jpg', 'c.jpg', 'd.jpg'];
 
 async function culpritsOf(dir: string, options: Parameters<typeof validateDataset>[1] = {}): Promise<Culprit[]> {
-  const e = await validateDataset(loadDataset(dir), options).then(() => undefined, (err: unknown) => err);
+  const e = await validateDataset(loadDataset(dir), options).then(
+    () => undefined,
+    (err: unknown) => err,
+  );
   expect(isDptrainError(e, 'E_DATA_INVALID'), String(e)).toBe(true);
   return (e as { details: Culprit[] }).details;
 }
@@ -54,7 +57,10 @@ describe('data reading hardening', () => {
     expect(culprits[0]).toMatchObject({ reason: 'not_image', message: 'is a FIFO, not a regular image file' });
     const ds = loadDataset(dir);
     const loader = new ImageBatchLoader({ inputSize: [4, 4], preprocess: 'unit' });
-    const e = await within(loader.loadBatch(ds.labelled.slice(1, 2)).catch((err: unknown) => err), 10_000);
+    const e = await within(
+      loader.loadBatch(ds.labelled.slice(1, 2)).catch((err: unknown) => err),
+      10_000,
+    );
     expect(isDptrainError(e, 'E_DATA_IMAGE')).toBe(true);
     expect((e as Error).message).toMatch(/FIFO/);
     expect(typeof (await within(datasetContentHash(ds, { mode: 'full' }), 10_000))).toBe('string');
@@ -82,7 +88,10 @@ describe('data reading hardening', () => {
   it('truncates a 100k-character image name in messages', async () => {
     const long = 'x'.repeat(100_000) + '.jpg';
     const dir = await makeCompetitionDir(`image_name,label\na.jpg,0\n${long},1\n${long},1\n../${long},0\n`, undefined, ['a.jpg']);
-    const e = await validateDataset(loadDataset(dir)).then(() => undefined, (err: unknown) => err);
+    const e = await validateDataset(loadDataset(dir)).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     expect(isDptrainError(e, 'E_DATA_INVALID')).toBe(true);
     const message = (e as Error).message;
     expect(message).toMatch(/missing: file name too long/);
@@ -94,7 +103,11 @@ describe('data reading hardening', () => {
   it('accepts labels written as class names with classNames, and says how when without', async () => {
     const dir = await makeCompetitionDir('image_name,label\na.jpg,street\nb.jpg,0\nc.jpg,forest\nd.jpg,nowhere\n', undefined, IMAGES);
     const ds = loadDataset(dir, { classNames: ['forest', 'street'] });
-    expect(ds.labelled.map((s) => [s.name, s.label])).toEqual([['a.jpg', 1], ['b.jpg', 0], ['c.jpg', 0]]);
+    expect(ds.labelled.map((s) => [s.name, s.label])).toEqual([
+      ['a.jpg', 1],
+      ['b.jpg', 0],
+      ['c.jpg', 0],
+    ]);
     expect(ds.readCulprits).toHaveLength(1);
     expect(ds.readCulprits?.[0]).toMatchObject({ reason: 'bad_label', line: 5 });
     expect(ds.readCulprits?.[0]?.message).toMatch(/nor one of the class names/);
@@ -124,7 +137,9 @@ describe('data reading hardening', () => {
       expect((await validateDataset(da, { contentHash: 'sampled', contentSampleSize: 2 })).contentHash).toBe(h2);
       const settings = { contentHash: 'none', contentSampleSize: 64, maxImageBytes: 1 << 26 } as const;
       expect(await joinDatasetIdentity(da, settings)).toBe(da.hash);
-      expect(await joinDatasetIdentity(da, { ...settings, contentHash: 'sampled' })).not.toBe(await joinDatasetIdentity(db, { ...settings, contentHash: 'sampled' }));
+      expect(await joinDatasetIdentity(da, { ...settings, contentHash: 'sampled' })).not.toBe(
+        await joinDatasetIdentity(db, { ...settings, contentHash: 'sampled' }),
+      );
       writeFileSync(join(a, 'SceneImages', 'zzz-unlisted.jpg'), 'not listed, not hashed');
       expect(await datasetContentHash(da, { mode: 'full' })).toBe(await datasetContentHash(da, { mode: 'full' }));
     });

@@ -17,10 +17,22 @@ export * from './synthetic.js';
 export { loadPredictionSet, type PredictionSetOptions } from './prediction-set.js';
 export { clipForMessage, DEFAULT_MAX_SHOWN_CHARS } from './clip.js';
 export {
-  DEFAULT_MAX_IMAGE_BYTES, imageFileRefusal, readImageFile,
-  type ImageFileErrorDetails, type ImageFileRefusal, type ReadImageFileOptions,
+  DEFAULT_MAX_IMAGE_BYTES,
+  imageFileRefusal,
+  readImageFile,
+  type ImageFileErrorDetails,
+  type ImageFileRefusal,
+  type ReadImageFileOptions,
 } from './image-file.js';
 export {
-  combineContentHash, contentHashSamples, datasetContentHash, datasetIdentity, DEFAULT_CONTENT_SAMPLE_SIZE, fileDigest, joinDatasetIdentity,
-  type ContentHashMode, type ContentHashOptions, type DatasetIdentitySettings,
+  combineContentHash,
+  contentHashSamples,
+  datasetContentHash,
+  datasetIdentity,
+  DEFAULT_CONTENT_SAMPLE_SIZE,
+  fileDigest,
+  joinDatasetIdentity,
+  type ContentHashMode,
+  type ContentHashOptions,
+  type DatasetIdentitySettings,
 } from './content-hash.js';

@@ -58,7 +58,7 @@ describe('ImageBatchLoader', () => {
       seen.push(b.samples.map((s) => s.name));
       expect(b.shape[0]).toBe(b.samples.length);
       // red channel of caffe output is at index 2: R - 123.68
-      expect(b.data[2]).toBeCloseTo((b.samples[0]!.index * 20) - 123.68, 3);
+      expect(b.data[2]).toBeCloseTo(b.samples[0]!.index * 20 - 123.68, 3);
       await new Promise((r) => setTimeout(r, 20));
     }
     expect(seen).toEqual([...groups, ...groups].map((g) => g.map((s) => s.name)));
@@ -72,7 +72,9 @@ describe('ImageBatchLoader', () => {
     const path = samples[0]!.path.replace('0.png', 'grad.png');
     const raw = Buffer.alloc(8 * 8 * 3);
     for (let i = 0; i < 64; i++) raw[i * 3] = (i % 8) * 30;
-    await sharp(raw, { raw: { width: 8, height: 8, channels: 3 } }).png().toFile(path);
+    await sharp(raw, { raw: { width: 8, height: 8, channels: 3 } })
+      .png()
+      .toFile(path);
     const s: Sample = { ...samples[0]!, path };
     const mk = () => new ImageBatchLoader({ inputSize: [8, 8], preprocess: 'unit', seed: 3, augmentation: { rotationRange: 30, horizontalFlip: true } });
     const a = await mk().loadBatch([s], { epoch: 1, augment: true });

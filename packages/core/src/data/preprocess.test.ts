@@ -9,12 +9,11 @@ import { isDptrainError } from '../errors.js';
 
 /** A 4x2 (w x h) PNG with known pixels: lossless, so decoded values are exact. */
 async function knownPng(dir: string): Promise<{ path: string; raw: Uint8Array }> {
-  const raw = new Uint8Array([
-    255, 0, 0, 0, 255, 0, 0, 0, 255, 10, 20, 30,
-    0, 0, 0, 255, 255, 255, 128, 64, 32, 200, 100, 50,
-  ]);
+  const raw = new Uint8Array([255, 0, 0, 0, 255, 0, 0, 0, 255, 10, 20, 30, 0, 0, 0, 255, 255, 255, 128, 64, 32, 200, 100, 50]);
   const path = join(dir, 'known.png');
-  await sharp(Buffer.from(raw), { raw: { width: 4, height: 2, channels: 3 } }).png().toFile(path);
+  await sharp(Buffer.from(raw), { raw: { width: 4, height: 2, channels: 3 } })
+    .png()
+    .toFile(path);
   return { path, raw };
 }
 
@@ -60,7 +59,9 @@ describe('decode + preprocess', () => {
 
   it('resizes to the requested [h, w], RGB from grey and RGBA inputs', async () => {
     const grey = join(dir, 'grey.png');
-    await sharp(Buffer.alloc(30 * 20, 77), { raw: { width: 30, height: 20, channels: 1 } }).png().toFile(grey);
+    await sharp(Buffer.alloc(30 * 20, 77), { raw: { width: 30, height: 20, channels: 1 } })
+      .png()
+      .toFile(grey);
     const img = await decodeImage(grey, [7, 11]);
     expect(img.data.length).toBe(7 * 11 * 3);
     expect(img.data.every((v) => v === 77)).toBe(true);

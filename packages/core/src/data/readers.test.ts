@@ -8,7 +8,13 @@ import { isDptrainError } from '../errors.js';
 
 describe('competition layout reader', () => {
   it('reads train.csv and test.csv with lines, paths and classes 0..max', async () => {
-    const dir = await makeCompetitionDir('image_name,label\na.jpg,0\nb.jpg,2\n\nc.jpg,1\n', 'image_name\nd.jpg\ne.jpg\n', ['a.jpg', 'b.jpg', 'c.jpg', 'd.jpg', 'e.jpg']);
+    const dir = await makeCompetitionDir('image_name,label\na.jpg,0\nb.jpg,2\n\nc.jpg,1\n', 'image_name\nd.jpg\ne.jpg\n', [
+      'a.jpg',
+      'b.jpg',
+      'c.jpg',
+      'd.jpg',
+      'e.jpg',
+    ]);
     const ds = loadDataset(dir);
     expect(ds.layout).toBe('competition');
     expect(ds.classNames).toEqual(['0', '1', '2']);
@@ -82,7 +88,13 @@ describe('competition layout reader', () => {
 
   it('fails clearly on a missing header column or a directory of no known layout', async () => {
     const dir = await makeCompetitionDir('name,cls\na.jpg,0\n', undefined, []);
-    const e1 = (() => { try { loadDataset(dir); } catch (e) { return e; } })();
+    const e1 = (() => {
+      try {
+        loadDataset(dir);
+      } catch (e) {
+        return e;
+      }
+    })();
     expect(isDptrainError(e1, 'E_DATA_CSV')).toBe(true);
     expect((e1 as Error).message).toContain('train.csv line 1');
     const empty = mkdtempSync(join(tmpdir(), 'dp-empty-'));

@@ -56,7 +56,10 @@ describe('makeBatches / epochOrder', () => {
     expect(b0.flat().sort((x, y) => x - y)).toEqual(items);
     expect(makeBatches(items, 4, { seed: 1, epoch: 0 })).toEqual(b0);
     expect(makeBatches(items, 4, { seed: 1, epoch: 1 })).not.toEqual(b0);
-    expect(makeBatches(items, 4, { shuffle: false, dropRemainder: true })).toEqual([[0, 1, 2, 3], [4, 5, 6, 7]]);
+    expect(makeBatches(items, 4, { shuffle: false, dropRemainder: true })).toEqual([
+      [0, 1, 2, 3],
+      [4, 5, 6, 7],
+    ]);
     expect(epochOrder(items, 3, 2)).toEqual(epochOrder(items, 3, 2));
   });
 });

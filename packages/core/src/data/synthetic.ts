@@ -163,7 +163,8 @@ const mountain: Painter = (rng, s) => {
 const sea: Painter = (rng, s) => {
   const horizon = uniform(rng, 0.3, 0.55) * s;
   let out = sky(rng, s, horizon + 1, rng() < 0.3) + clouds(rng, s, horizon * 0.7);
-  if (rng() < 0.4) out += `<circle cx="${f(uniform(rng, 0.1, 0.9) * s)}" cy="${f(horizon * uniform(rng, 0.3, 0.8))}" r="${f(0.06 * s)}" fill="${hsl(rng, 45, 90, 75, 10, 10, 10)}"/>`;
+  if (rng() < 0.4)
+    out += `<circle cx="${f(uniform(rng, 0.1, 0.9) * s)}" cy="${f(horizon * uniform(rng, 0.3, 0.8))}" r="${f(0.06 * s)}" fill="${hsl(rng, 45, 90, 75, 10, 10, 10)}"/>`;
   out +=
     `<defs><linearGradient id="sea" x1="0" y1="0" x2="0" y2="1"><stop offset="0" stop-color="${hsl(rng, 205, 60, 35, 15, 15, 10)}"/>` +
     `<stop offset="1" stop-color="${hsl(rng, 185, 55, 45, 15, 15, 10)}"/></linearGradient></defs>` +
@@ -234,7 +235,10 @@ const distractor: Painter = (rng, s) => {
   }
   const w = uniform(rng, 0.15, 0.25) * s;
   const top = uniform(rng, 0.3, 0.6) * s;
-  return `<rect x="${f(x0)}" y="${f(top)}" width="${f(w)}" height="${f(s - top)}" fill="${hsl(rng, 30, 15, 50, 15, 12, 15)}"/>` + windows(rng, x0, top, w, s - top, s);
+  return (
+    `<rect x="${f(x0)}" y="${f(top)}" width="${f(w)}" height="${f(s - top)}" fill="${hsl(rng, 30, 15, 50, 15, 12, 15)}"/>` +
+    windows(rng, x0, top, w, s - top, s)
+  );
 };
 
 const PAINTERS: readonly Painter[] = [buildings, forest, glacier, mountain, sea, street];
@@ -286,14 +290,25 @@ export async function generateSyntheticScenes(dir: string, options: SyntheticSce
   const size = options.size ?? 150;
   const quality = options.quality ?? 90;
   const classes = SYNTHETIC_CLASS_NAMES.length;
-  interface Item { label: number; k: number; test: boolean; id: number }
+  interface Item {
+    label: number;
+    k: number;
+    test: boolean;
+    id: number;
+  }
   const items: Item[] = [];
   for (let label = 0; label < classes; label++) {
     for (let k = 0; k < perClass + testPerClass; k++) items.push({ label, k, test: k >= perClass, id: 0 });
   }
-  const ids = shuffleInPlace(items.map((_, i) => i), rngFor(seed, SCENE_STREAM, 0x1d5));
+  const ids = shuffleInPlace(
+    items.map((_, i) => i),
+    rngFor(seed, SCENE_STREAM, 0x1d5),
+  );
   items.forEach((it, i) => (it.id = ids[i] as number));
-  const train = shuffleInPlace(items.filter((i) => !i.test), rngFor(seed, SCENE_STREAM, 0x7a1));
+  const train = shuffleInPlace(
+    items.filter((i) => !i.test),
+    rngFor(seed, SCENE_STREAM, 0x7a1),
+  );
   const test = items.filter((i) => i.test).sort((a, b) => a.id - b.id);
 
   const imagesDir = join(dir, 'SceneImages');
@@ -310,7 +325,11 @@ export async function generateSyntheticScenes(dir: string, options: SyntheticSce
   const trainCsv = 'image_name,label\n' + train.map((i) => `${i.id}.jpg,${i.label}\n`).join('');
   const testCsv = 'image_name\n' + test.map((i) => `${i.id}.jpg\n`).join('');
   const testLabels = 'image_name,label\n' + test.map((i) => `${i.id}.jpg,${i.label}\n`).join('');
-  for (const [name, text] of [['train.csv', trainCsv], ['test.csv', testCsv], ['test_labels.csv', testLabels]] as const) {
+  for (const [name, text] of [
+    ['train.csv', trainCsv],
+    ['test.csv', testCsv],
+    ['test_labels.csv', testLabels],
+  ] as const) {
     writeFileSync(join(dir, name), text);
     files.set(name, Buffer.from(text));
   }

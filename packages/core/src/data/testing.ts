@@ -14,15 +14,13 @@ export async function writeJpeg(path: string, w = 16, h = 12, rgb: [number, numb
       raw[o + 2] = rgb[2];
     }
   }
-  await sharp(raw, { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: 90 }).toFile(path);
+  await sharp(raw, { raw: { width: w, height: h, channels: 3 } })
+    .jpeg({ quality: 90 })
+    .toFile(path);
 }
 
 /** Test helper: a temporary competition-layout directory with the given CSV texts and JPEGs. */
-export async function makeCompetitionDir(
-  train: string,
-  test: string | undefined,
-  images: readonly string[],
-): Promise<string> {
+export async function makeCompetitionDir(train: string, test: string | undefined, images: readonly string[]): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'dp-data-'));
   mkdirSync(join(dir, 'SceneImages'));
   writeFileSync(join(dir, 'train.csv'), train);

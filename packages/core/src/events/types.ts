@@ -33,11 +33,49 @@ export interface StepWorkerStat {
 }
 
 export type RunEvent =
-  | { type: 'run_started'; time: number; runId: string; runDir: string; backend: string; device: string; workers: number; trainSamples: number; valSamples: number; testSamples: number; classes: string[]; precision?: string }
+  | {
+      type: 'run_started';
+      time: number;
+      runId: string;
+      runDir: string;
+      backend: string;
+      device: string;
+      workers: number;
+      trainSamples: number;
+      valSamples: number;
+      testSamples: number;
+      classes: string[];
+      precision?: string;
+    }
   | { type: 'phase_started'; time: number; phase: PhaseName; epochs: number; stepsPerEpoch: number; learningRate: number; trainableParams: number }
   | { type: 'epoch_started'; time: number; phase: PhaseName; epoch: number }
-  | { type: 'step_completed'; time: number; phase: PhaseName; epoch: number; step: number; stepInEpoch: number; stepsPerEpoch: number; loss: number; samples: number; stepMs: number; learningRate: number; workers: StepWorkerStat[]; straggler?: string }
-  | { type: 'epoch_completed'; time: number; phase: PhaseName; epoch: number; trainLoss: number; trainAccuracy: number; valLoss: number; valAccuracy: number; learningRate: number; epochMs: number }
+  | {
+      type: 'step_completed';
+      time: number;
+      phase: PhaseName;
+      epoch: number;
+      step: number;
+      stepInEpoch: number;
+      stepsPerEpoch: number;
+      loss: number;
+      samples: number;
+      stepMs: number;
+      learningRate: number;
+      workers: StepWorkerStat[];
+      straggler?: string;
+    }
+  | {
+      type: 'epoch_completed';
+      time: number;
+      phase: PhaseName;
+      epoch: number;
+      trainLoss: number;
+      trainAccuracy: number;
+      valLoss: number;
+      valAccuracy: number;
+      learningRate: number;
+      epochMs: number;
+    }
   | { type: 'worker_joined'; time: number; worker: WorkerInfo }
   | { type: 'worker_lost'; time: number; id: string; reason: string }
   | { type: 'worker_heartbeat'; time: number; id: string; bytesIn: number; bytesOut: number }

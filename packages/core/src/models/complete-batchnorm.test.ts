@@ -23,10 +23,14 @@ const stats = (seed: number) => ({
 /** conv → BN(scale=false) → relu → conv → BN(center=false), as InceptionV3 does (scale=False). */
 function model(full: boolean): tf.LayersModel {
   const input = tf.input({ shape: [6, 6, 2], name: 'input_1' });
-  let x = tf.layers.conv2d({ name: 'conv_a', filters: 3, kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }).apply(input) as tf.SymbolicTensor;
+  let x = tf.layers
+    .conv2d({ name: 'conv_a', filters: 3, kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) })
+    .apply(input) as tf.SymbolicTensor;
   x = tf.layers.batchNormalization({ name: 'bn_a', scale: full, ...stats(10) }).apply(x) as tf.SymbolicTensor;
   x = tf.layers.activation({ name: 'relu_a', activation: 'relu' }).apply(x) as tf.SymbolicTensor;
-  x = tf.layers.conv2d({ name: 'conv_b', filters: 4, kernelSize: 1, kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers
+    .conv2d({ name: 'conv_b', filters: 4, kernelSize: 1, kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) })
+    .apply(x) as tf.SymbolicTensor;
   x = tf.layers.batchNormalization({ name: 'bn_b', center: full, ...stats(20) }).apply(x) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: x });
 }
@@ -81,7 +85,10 @@ describe('BatchNorm layers without scale or offset (InceptionV3 scale=False)', (
     const g = grads(loaded, x);
     expect(Object.keys(g)).toEqual(names);
     for (const n of names) {
-      expect(g[n]!.some((v) => v !== 0), n).toBe(true);
+      expect(
+        g[n]!.some((v) => v !== 0),
+        n,
+      ).toBe(true);
       const r = ref[n]!;
       g[n]!.forEach((v, i) => expect(v).toBeCloseTo(r[i]!, 5));
     }

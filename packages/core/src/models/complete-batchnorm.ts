@@ -57,7 +57,10 @@ export function completeBatchNorm(artifacts: tf.io.ModelArtifacts): CompletedBat
     if (!mean || !copy) continue; // leave it: loading names what is wrong
     const channels = mean.shape.reduce((a, b) => a * b, 1);
     const prefix = mean.name.slice(0, -'moving_mean'.length);
-    for (const [flag, weight, value] of [['scale', 'gamma', 1], ['center', 'beta', 0]] as const) {
+    for (const [flag, weight, value] of [
+      ['scale', 'gamma', 1],
+      ['center', 'beta', 0],
+    ] as const) {
       if (layer.config[flag] !== false) continue;
       copy.config[flag] = true;
       added.push({ name: `${prefix}${weight}`, shape: [...mean.shape], dtype: 'float32' });

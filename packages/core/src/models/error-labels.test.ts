@@ -30,7 +30,11 @@ describe('labelTfErrors: errors thrown inside tfjs name their layer and kernel',
     const err = thrown(() => tf.gather(tf.tensor1d([1, 2]), tf.tensor1d([7], 'int32')));
     expect(errorContext(err)).toEqual({ kernels: ['GatherV2'] });
     const input = tf.input({ shape: [1], dtype: 'int32' });
-    const inner = tf.model({ inputs: input, outputs: tf.layers.embedding({ inputDim: 2, outputDim: 3, name: 'inner_lookup' }).apply(input) as tf.SymbolicTensor, name: 'outer' });
+    const inner = tf.model({
+      inputs: input,
+      outputs: tf.layers.embedding({ inputDim: 2, outputDim: 3, name: 'inner_lookup' }).apply(input) as tf.SymbolicTensor,
+      name: 'outer',
+    });
     const nested = thrown(() => inner.predict(tf.tensor2d([[9]], [1, 1], 'int32')));
     expect(errorContext(nested).layer).toBe('inner_lookup (Embedding)');
   });

@@ -105,7 +105,8 @@ export function buildTail(model: tf.LayersModel, boundary: string, target: strin
     const ins = (node?.inboundLayers ?? []).map((p, k) => {
       const t = mapped.get(p.name);
       if (!t) throw new DptrainError('E_MODEL', `layer ${layer.name} reads ${p.name}, which is before the boundary ${boundary}`);
-      if ((node?.tensorIndices[k] ?? 0) !== 0) throw new DptrainError('E_MODEL', `layer ${layer.name} reads output ${node?.tensorIndices[k]} of ${p.name}; only single-output layers are supported`);
+      if ((node?.tensorIndices[k] ?? 0) !== 0)
+        throw new DptrainError('E_MODEL', `layer ${layer.name} reads output ${node?.tensorIndices[k]} of ${p.name}; only single-output layers are supported`);
       return t;
     });
     const out = layer.apply(ins.length === 1 ? ins[0]! : ins) as tf.SymbolicTensor | tf.SymbolicTensor[];

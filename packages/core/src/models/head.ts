@@ -36,10 +36,7 @@ export function createHead(options: HeadOptions): Head {
   const seed = options.seed ?? 42;
   const { spec } = options;
   return {
-    pool:
-      spec.pooling === 'gap'
-        ? tf.layers.globalAveragePooling2d({ name: HEAD_LAYERS.pool })
-        : tf.layers.flatten({ name: HEAD_LAYERS.pool }),
+    pool: spec.pooling === 'gap' ? tf.layers.globalAveragePooling2d({ name: HEAD_LAYERS.pool }) : tf.layers.flatten({ name: HEAD_LAYERS.pool }),
     dense: tf.layers.dense({
       name: HEAD_LAYERS.dense,
       units: spec.units,

@@ -28,18 +28,29 @@ class Builder {
   private small(lo: number, hi: number) {
     return tf.initializers.randomUniform({ minval: lo, maxval: hi, seed: this.n++ });
   }
-  conv(x: T, name: string, filters: number, kernel: number | [number, number], o: { strides?: number; padding?: 'same' | 'valid'; bias?: boolean; activation?: string } = {}): T {
+  conv(
+    x: T,
+    name: string,
+    filters: number,
+    kernel: number | [number, number],
+    o: { strides?: number; padding?: 'same' | 'valid'; bias?: boolean; activation?: string } = {},
+  ): T {
     return tf.layers
       .conv2d({
-        name, filters, kernelSize: kernel, strides: o.strides ?? 1, padding: o.padding ?? 'same', useBias: o.bias ?? true,
-        activation: (o.activation ?? 'linear') as 'linear', kernelInitializer: this.init(), biasInitializer: this.small(-0.1, 0.1),
+        name,
+        filters,
+        kernelSize: kernel,
+        strides: o.strides ?? 1,
+        padding: o.padding ?? 'same',
+        useBias: o.bias ?? true,
+        activation: (o.activation ?? 'linear') as 'linear',
+        kernelInitializer: this.init(),
+        biasInitializer: this.small(-0.1, 0.1),
       })
       .apply(x) as T;
   }
   depthwise(x: T, name: string, kernel: number, strides = 1): T {
-    return tf.layers
-      .depthwiseConv2d({ name, kernelSize: kernel, strides, padding: 'same', useBias: false, depthwiseInitializer: this.init() })
-      .apply(x) as T;
+    return tf.layers.depthwiseConv2d({ name, kernelSize: kernel, strides, padding: 'same', useBias: false, depthwiseInitializer: this.init() }).apply(x) as T;
   }
   separable(x: T, name: string, filters: number): T {
     return tf.layers
@@ -49,9 +60,13 @@ class Builder {
   bn(x: T, name: string, o: { scale?: boolean } = {}): T {
     return tf.layers
       .batchNormalization({
-        name, scale: o.scale ?? true, epsilon: 1e-3,
-        gammaInitializer: this.small(0.8, 1.2), betaInitializer: this.small(-0.1, 0.1),
-        movingMeanInitializer: this.small(-0.1, 0.1), movingVarianceInitializer: this.small(0.5, 1.5),
+        name,
+        scale: o.scale ?? true,
+        epsilon: 1e-3,
+        gammaInitializer: this.small(0.8, 1.2),
+        betaInitializer: this.small(-0.1, 0.1),
+        movingMeanInitializer: this.small(-0.1, 0.1),
+        movingVarianceInitializer: this.small(0.5, 1.5),
       })
       .apply(x) as T;
   }
@@ -59,7 +74,9 @@ class Builder {
     return tf.layers.activation({ name, activation: activation as 'relu' }).apply(x) as T;
   }
   dense(x: T, name: string, units: number, activation: string): T {
-    return tf.layers.dense({ name, units, activation: activation as 'relu', kernelInitializer: this.init(), biasInitializer: this.small(-0.1, 0.1) }).apply(x) as T;
+    return tf.layers
+      .dense({ name, units, activation: activation as 'relu', kernelInitializer: this.init(), biasInitializer: this.small(-0.1, 0.1) })
+      .apply(x) as T;
   }
 }
 
@@ -125,7 +142,11 @@ function resnet50(b: Builder, x: T): T {
   x = b.act(b.bn(x, 'conv1_bn'), 'conv1_relu', 'relu');
   x = tf.layers.zeroPadding2d({ name: 'pool1_pad', padding: 1 }).apply(x) as T;
   x = maxPool(x, 'pool1_pool', 3, 2, 'valid');
-  const stages: [number, number, number][] = [[2, 4, 1], [3, 6, 2], [4, 8, 2]];
+  const stages: [number, number, number][] = [
+    [2, 4, 1],
+    [3, 6, 2],
+    [4, 8, 2],
+  ];
   for (const [stage, filters, stride] of stages) {
     for (const blk of [1, 2]) {
       const p = `conv${stage}_block${blk}`;
@@ -178,7 +199,10 @@ function xception(b: Builder, x: T): T {
     return b.bn(b.conv(t, `conv2d${suffix}`, filters, 1, { strides: 2, bias: false }), `batch_normalization${suffix}`);
   };
   // entry flow: blocks 2-3
-  for (const [blk, filters, firstAct] of [[2, 12, false], [3, 16, true]] as const) {
+  for (const [blk, filters, firstAct] of [
+    [2, 12, false],
+    [3, 16, true],
+  ] as const) {
     const res = residual(x, filters);
     let y = firstAct ? b.act(x, `block${blk}_sepconv1_act`, 'relu') : x;
     y = b.bn(b.separable(y, `block${blk}_sepconv1`, filters), `block${blk}_sepconv1_bn`);
@@ -223,7 +247,15 @@ function squeezeExcite(b: Builder, x: T, p: string, reduced: number, act: string
 /** EfficientNetB0: rescaling, MBConv blocks with swish, squeeze-and-excitation, dropout + Add on repeated blocks. */
 function efficientnetB0(b: Builder, x: T): T {
   x = tf.layers.rescaling({ name: 'rescaling', scale: 1 / 255 }).apply(x) as T;
-  x = tf.layers.zeroPadding2d({ name: 'stem_conv_pad', padding: [[0, 1], [0, 1]] }).apply(x) as T;
+  x = tf.layers
+    .zeroPadding2d({
+      name: 'stem_conv_pad',
+      padding: [
+        [0, 1],
+        [0, 1],
+      ],
+    })
+    .apply(x) as T;
   x = b.act(b.bn(b.conv(x, 'stem_conv', 8, 3, { strides: 2, padding: 'valid', bias: false }), 'stem_bn'), 'stem_activation', 'swish');
   const blocks: [string, number, number, number, number][] = [
     // name, expand ratio, kernel, stride, filters out

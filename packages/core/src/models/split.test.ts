@@ -55,7 +55,7 @@ describe.skipIf(!HAVE_MOBILENET)('generic backbone: the real MobileNetV2', () =>
     expect((noPrefix as Error).message).toMatch(/block5.*last:K or top:P%/);
   });
 
-  it("top:P% trains the smallest tail with P % of the learnable weights, from a block end (block_N_add)", () => {
+  it('top:P% trains the smallest tail with P % of the learnable weights, from a block end (block_N_add)', () => {
     const half = resolveSplit(mnet.model, 'out_relu', 'top:50%');
     expect(half.boundary).toBe('block_14_add');
     expect(splitWeights(mnet.model, 'out_relu', half)).toEqual({ trainable: 1_206_080, total: 2_223_872 });

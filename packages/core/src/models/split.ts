@@ -40,8 +40,14 @@ export function resolveSplit(backbone: tf.LayersModel, cut: string, unfreeze: st
   } else {
     const first = order.findIndex((l) => l.name.startsWith(unfreeze));
     if (first < 0) {
-      const tail = order.slice(-6).map((l) => l.name).join(', ');
-      throw new DptrainError('E_MODEL', `unfreeze "${unfreeze}": no layer up to ${cut} has a name starting with it (last layers: ${tail}); use a prefix, last:K or top:P%`);
+      const tail = order
+        .slice(-6)
+        .map((l) => l.name)
+        .join(', ');
+      throw new DptrainError(
+        'E_MODEL',
+        `unfreeze "${unfreeze}": no layer up to ${cut} has a name starting with it (last layers: ${tail}); use a prefix, last:K or top:P%`,
+      );
     }
     if (first < 2) throw new DptrainError('E_MODEL', `unfreeze "${unfreeze}" would unfreeze the whole backbone; at least one layer must stay frozen`);
     wanted = first - 1;

@@ -58,11 +58,24 @@ describe('VGG16', () => {
     const m = buildVgg({ widths: [1, 1, 1, 1, 1] });
     expect(m.layers.map((l) => l.name)).toEqual([
       'input_1',
-      'block1_conv1', 'block1_conv2', 'block1_pool',
-      'block2_conv1', 'block2_conv2', 'block2_pool',
-      'block3_conv1', 'block3_conv2', 'block3_conv3', 'block3_pool',
-      'block4_conv1', 'block4_conv2', 'block4_conv3', 'block4_pool',
-      'block5_conv1', 'block5_conv2', 'block5_conv3', 'block5_pool',
+      'block1_conv1',
+      'block1_conv2',
+      'block1_pool',
+      'block2_conv1',
+      'block2_conv2',
+      'block2_pool',
+      'block3_conv1',
+      'block3_conv2',
+      'block3_conv3',
+      'block3_pool',
+      'block4_conv1',
+      'block4_conv2',
+      'block4_conv3',
+      'block4_pool',
+      'block5_conv1',
+      'block5_conv2',
+      'block5_conv3',
+      'block5_pool',
     ]);
     expect(m.inputs[0]!.shape).toEqual([null, 150, 150, 3]);
     expect(m.outputs[0]!.shape).toEqual([null, 4, 4, 1]);
@@ -157,7 +170,9 @@ describe('weights loading', () => {
       const warnings: string[] = [];
       const a = await createBackbone({ kind: 'vgg16', inputSize: [32, 32] }, { seed: 3, onWarning: (m) => warnings.push(m) });
       expect(a.weightsSource).toBe('random');
-      expect(warnings.join('\n')).toMatch(/RANDOM initialisation.*vgg16_weights_tf_dim_ordering_tf_kernels_notop\.h5|vgg16_weights_tf_dim_ordering_tf_kernels_notop\.h5.*RANDOM/s);
+      expect(warnings.join('\n')).toMatch(
+        /RANDOM initialisation.*vgg16_weights_tf_dim_ordering_tf_kernels_notop\.h5|vgg16_weights_tf_dim_ordering_tf_kernels_notop\.h5.*RANDOM/s,
+      );
       const k1 = a.model.getLayer('block1_conv1').getWeights()[0]!.dataSync().slice(0, 20);
       a.model.dispose();
       const b = await createBackbone({ kind: 'vgg16', inputSize: [32, 32] }, { seed: 3, onWarning: () => undefined });

@@ -29,7 +29,11 @@ function same(a: readonly number[], b: readonly number[]): boolean {
  * weight order). Every weighted layer must be present with the right shapes, else E_WEIGHTS names the layer.
  * Returns the number of layers set.
  */
-export function assignLayerWeights(model: tf.LayersModel, byLayer: Map<string, { name: string; shape: number[]; values: Float32Array }[]>, source: string): number {
+export function assignLayerWeights(
+  model: tf.LayersModel,
+  byLayer: Map<string, { name: string; shape: number[]; values: Float32Array }[]>,
+  source: string,
+): number {
   let n = 0;
   for (const layer of model.layers) {
     const vars = layer.weights;
@@ -42,7 +46,10 @@ export function assignLayerWeights(model: tf.LayersModel, byLayer: Map<string, {
     const tensors = vars.map((v, i) => {
       const w = stored[i]!;
       if (!same(w.shape, v.shape as number[])) {
-        throw new DptrainError('E_WEIGHTS', `${source}: layer ${layer.name} weight ${w.name} has shape [${w.shape.join(', ')}], the model expects [${v.shape.join(', ')}]`);
+        throw new DptrainError(
+          'E_WEIGHTS',
+          `${source}: layer ${layer.name} weight ${w.name} has shape [${w.shape.join(', ')}], the model expects [${v.shape.join(', ')}]`,
+        );
       }
       return tf.tensor(w.values, w.shape);
     });
@@ -72,7 +79,10 @@ export async function loadTfjsWeights(model: tf.LayersModel, dir: string): Promi
     const layerNames = new Set(model.layers.map((l) => l.name));
     for (const [name, t] of Object.entries(named)) {
       const parts = name.replace(/:\d+$/, '').split('/');
-      const layer = parts.slice(0, -1).reverse().find((p) => layerNames.has(p));
+      const layer = parts
+        .slice(0, -1)
+        .reverse()
+        .find((p) => layerNames.has(p));
       if (!layer) continue;
       const list = byLayer.get(layer) ?? [];
       list.push({ name, shape: [...t.shape], values: t.dataSync() as Float32Array });

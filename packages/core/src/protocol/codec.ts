@@ -131,7 +131,15 @@ function decodeBlobLayout(headerBytes: Buffer, start: number, frags: Buffer[]): 
     if (!Array.isArray(entry) || entry.length !== 4) throw new Error('bad blob layout entry');
     const [key, type, offset, length] = entry as unknown[];
     const C = typeof type === 'number' ? BLOB_TYPES[type] : undefined;
-    if (typeof key !== 'string' || key === '__proto__' || !C || !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || (offset as number) < 0 || (length as number) < 0) {
+    if (
+      typeof key !== 'string' ||
+      key === '__proto__' ||
+      !C ||
+      !Number.isSafeInteger(offset) ||
+      !Number.isSafeInteger(length) ||
+      (offset as number) < 0 ||
+      (length as number) < 0
+    ) {
       throw new Error('bad blob layout entry');
     }
     const bytes = (length as number) * C.BYTES_PER_ELEMENT;
@@ -180,7 +188,10 @@ export function decodeMessage(data: Buffer | ArrayBuffer | Buffer[] | Uint8Array
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const kind = typeof (raw as { type?: unknown }).type === 'string' ? (raw as { type: string }).type : '?';
-    throw new DptrainError('E_PROTOCOL_SCHEMA', `'${kind.slice(0, 40)}' message does not match its schema: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid'}`);
+    throw new DptrainError(
+      'E_PROTOCOL_SCHEMA',
+      `'${kind.slice(0, 40)}' message does not match its schema: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid'}`,
+    );
   }
   return parsed.data;
 }

@@ -6,8 +6,7 @@ export const PROTOCOL_VERSION = 1;
 
 const v = z.literal(PROTOCOL_VERSION);
 // typed arrays of any buffer kind (TS 6 types z.instanceof as backed by ArrayBuffer only)
-const typed = <T>(ctor: new (...args: never[]) => T, name: string) =>
-  z.custom<T>((x) => x instanceof ctor, { message: `expected a ${name}` });
+const typed = <T>(ctor: new (...args: never[]) => T, name: string) => z.custom<T>((x) => x instanceof ctor, { message: `expected a ${name}` });
 const f32 = typed<Float32Array>(Float32Array, 'Float32Array');
 const u8 = typed<Uint8Array>(Uint8Array, 'Uint8Array');
 const u16 = typed<Uint16Array>(Uint16Array, 'Uint16Array');
@@ -84,9 +83,7 @@ export const PhaseReadySchema = z
   .strict();
 /** coordinator -> worker: compute gradients on these samples of the labelled split. */
 /** `fp16` overrides the run config's fp16Gradients for this reply. */
-export const StepSchema = z
-  .object({ v, type: z.literal('step'), id, phase, epoch: count, step: count, indices: u32, fp16: z.boolean().optional() })
-  .strict();
+export const StepSchema = z.object({ v, type: z.literal('step'), id, phase, epoch: count, step: count, indices: u32, fp16: z.boolean().optional() }).strict();
 /** worker -> coordinator: mean gradient over the slice (fp32, or fp16 bit patterns). */
 export const GradientsSchema = z
   .object({

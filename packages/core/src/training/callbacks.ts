@@ -249,7 +249,12 @@ export class ReduceLrOnPlateau extends ControlledCallback {
         if (old > this.minLr) {
           const lr = Math.max(old * this.factor, this.minLr);
           ctl.setLearningRate(lr);
-          ctl.emit({ type: 'lr_changed', time: ctl.now(), learningRate: lr, reason: `val loss has not improved for ${this.wait} epochs (best ${this.best.toFixed(4)})` });
+          ctl.emit({
+            type: 'lr_changed',
+            time: ctl.now(),
+            learningRate: lr,
+            reason: `val loss has not improved for ${this.wait} epochs (best ${this.best.toFixed(4)})`,
+          });
           this.cooldownCounter = this.cooldown;
           this.wait = 0;
         }

@@ -14,10 +14,23 @@ function sample(): TrainingCheckpoint {
   const w = new Float32Array([1, 2, 3, 4]);
   opt.step(w, new Float32Array([0.1, 0.2, 0.3, 0.4]));
   return {
-    version: 2, phase: 'head', phaseDone: false, epoch: 1, stepInEpoch: 2, step: 7,
-    spec: [{ name: 'dense/kernel', shape: [4], size: 4 }], weights: w, optimizer: opt.exportState(),
-    callbacks: {}, stopTraining: false, rng: { seed: 42, epoch: 1 }, progress: { lossSum: 1, correct: 2, count: 3, elapsedMs: 4 },
-    history: [], timings: {}, datasetHash: 'abc', fingerprint: { batchSize: '32' },
+    version: 2,
+    phase: 'head',
+    phaseDone: false,
+    epoch: 1,
+    stepInEpoch: 2,
+    step: 7,
+    spec: [{ name: 'dense/kernel', shape: [4], size: 4 }],
+    weights: w,
+    optimizer: opt.exportState(),
+    callbacks: {},
+    stopTraining: false,
+    rng: { seed: 42, epoch: 1 },
+    progress: { lossSum: 1, correct: 2, count: 3, elapsedMs: 4 },
+    history: [],
+    timings: {},
+    datasetHash: 'abc',
+    fingerprint: { batchSize: '32' },
   };
 }
 

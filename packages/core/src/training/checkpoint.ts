@@ -115,7 +115,9 @@ export async function readCheckpoint(runDir: string, options: ReadCheckpointOpti
     throw new DptrainError('E_CHECKPOINT', `${file}: unsupported checkpoint version ${String((ckpt as Partial<TrainingCheckpoint> | null)?.version)}`);
   }
   if (opened.version === 1) {
-    options.onWarning?.(`${file} is a version-1 checkpoint: it carries no integrity check and no settings fingerprint; the next checkpoint is written in version 2`);
+    options.onWarning?.(
+      `${file} is a version-1 checkpoint: it carries no integrity check and no settings fingerprint; the next checkpoint is written in version 2`,
+    );
   }
   checkCheckpointContent(ckpt, file);
   return ckpt;
@@ -134,7 +136,8 @@ function checkCheckpointContent(ckpt: TrainingCheckpoint, file: string): void {
   if (w >= 0) fail(`weight ${w} is ${ckpt.weights[w]} (weights must be finite)`);
   const opt = ckpt.optimizer;
   if (!opt || typeof opt !== 'object' || !opt.slots || typeof opt.slots !== 'object') fail('optimizer state is missing');
-  if (!Number.isFinite(opt.learningRate) || !Number.isFinite(opt.iterations)) fail(`optimizer learning rate ${opt.learningRate} / iterations ${opt.iterations} are not finite`);
+  if (!Number.isFinite(opt.learningRate) || !Number.isFinite(opt.iterations))
+    fail(`optimizer learning rate ${opt.learningRate} / iterations ${opt.iterations} are not finite`);
   for (const [name, slot] of Object.entries(opt.slots)) {
     if (!(slot instanceof Float32Array)) fail(`optimizer slot ${name} is not an array`);
     if (slot.length !== ckpt.weights.length) fail(`optimizer slot ${name} has ${slot.length} values for ${ckpt.weights.length} weights`);

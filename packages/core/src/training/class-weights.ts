@@ -21,7 +21,14 @@ export function balancedClassWeights(labels: readonly number[], numClasses: numb
 export function resolveClassWeights(config: RunConfig, train: readonly Sample[], numClasses: number): RunConfig {
   const cw = config.classWeight;
   if (cw === 'none') return config;
-  if (cw === 'auto') return { ...config, classWeight: balancedClassWeights(train.map((s) => s.label), numClasses) };
+  if (cw === 'auto')
+    return {
+      ...config,
+      classWeight: balancedClassWeights(
+        train.map((s) => s.label),
+        numClasses,
+      ),
+    };
   if (cw.length !== numClasses) {
     throw new DptrainError('E_CONFIG', `--class-weight: ${cw.length} weight${cw.length === 1 ? '' : 's'} for ${numClasses} classes`);
   }

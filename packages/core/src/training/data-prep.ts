@@ -35,7 +35,15 @@ export async function prepareTrainData(config: RunConfig, bus: EventBus, clock: 
     },
   });
   if (dropped.length > 0) {
-    bus.emit({ type: 'log', time: clock.now(), level: 'warn', message: `--skip-bad: dropped ${dropped.length} bad input(s): ${dropped.slice(0, 5).map((c) => `${c.file}${c.line ? `:${c.line}` : ''} (${c.reason})`).join(', ')}${dropped.length > 5 ? ', ...' : ''}` });
+    bus.emit({
+      type: 'log',
+      time: clock.now(),
+      level: 'warn',
+      message: `--skip-bad: dropped ${dropped.length} bad input(s): ${dropped
+        .slice(0, 5)
+        .map((c) => `${c.file}${c.line ? `:${c.line}` : ''} (${c.reason})`)
+        .join(', ')}${dropped.length > 5 ? ', ...' : ''}`,
+    });
   }
   const split = stratifiedSplit(dataset.labelled, { fraction: config.validationSplit, seed: config.seed });
   return { dataset, train: split.train, val: split.validation, test: dataset.test, dropped };

@@ -71,7 +71,12 @@ function meanOfTwoOnDevice(a: DeviceGradients, b: DeviceGradients): DeviceGradie
  * The mean gradient of `samples`, one micro-batch at a time, combined along the micro-batch tree on the device, read
  * back once (asynchronously: `data()`, which lets the event loop run while the device finishes).
  */
-export async function computeTreeGradientsOnDevice(replica: DeviceStepReplica, samples: Sample[], ctx: StepContext, microBatch: number): Promise<GradientResult> {
+export async function computeTreeGradientsOnDevice(
+  replica: DeviceStepReplica,
+  samples: Sample[],
+  ctx: StepContext,
+  microBatch: number,
+): Promise<GradientResult> {
   const n = samples.length;
   const k = microBatchCount(n, microBatch);
   const size = microBatch > 0 ? microBatch : n;

@@ -18,7 +18,7 @@ describe('l2Norm and clipByGlobalNorm', () => {
 });
 
 describe('GradientNormGuard', () => {
-  it('refuses, on the first step, a part far above the median of the step\'s other parts', () => {
+  it("refuses, on the first step, a part far above the median of the step's other parts", () => {
     const guard = new GradientNormGuard();
     expect(guard.refusal(1e25, [1, 1.2, 0.9])).toMatch(/times the median .* step's other gradients/);
     expect(guard.refusal(1.1, [1e25, 1.2, 0.9])).toBeUndefined();

@@ -10,7 +10,8 @@ beforeAll(async () => {
   await tf.setBackend('cpu');
 });
 
-const samples = (n: number): Sample[] => Array.from({ length: n }, (_, i) => ({ split: 'labelled', index: i, name: `${i}.jpg`, path: `/x/${i}.jpg`, label: i % 3 }));
+const samples = (n: number): Sample[] =>
+  Array.from({ length: n }, (_, i) => ({ split: 'labelled', index: i, name: `${i}.jpg`, path: `/x/${i}.jpg`, label: i % 3 }));
 const ctx = { phase: 'fine_tune' as const, epoch: 0, step: 0 };
 
 async function replica(): Promise<LinearReplica> {
@@ -45,15 +46,27 @@ describe('gradient tree', () => {
 
   it('microBatchSlices cuts whole micro-batches (at most one slice per micro-batch); micro-batch 0: near-equal slices', () => {
     expect(microBatchSlices(32, 8, 1)).toEqual([{ start: 0, end: 32 }]);
-    expect(microBatchSlices(32, 8, 2)).toEqual([{ start: 0, end: 16 }, { start: 16, end: 32 }]);
+    expect(microBatchSlices(32, 8, 2)).toEqual([
+      { start: 0, end: 16 },
+      { start: 16, end: 32 },
+    ]);
     expect(microBatchSlices(32, 8, 4).map((s) => s.end - s.start)).toEqual([8, 8, 8, 8]);
     expect(microBatchSlices(32, 8, 8).map((s) => s.end - s.start)).toEqual([8, 8, 8, 8]);
     expect(microBatchSlices(32, 4, 8).map((s) => s.end - s.start)).toEqual([4, 4, 4, 4, 4, 4, 4, 4]);
-    expect(microBatchSlices(20, 8, 2)).toEqual([{ start: 0, end: 16 }, { start: 16, end: 20 }]);
+    expect(microBatchSlices(20, 8, 2)).toEqual([
+      { start: 0, end: 16 },
+      { start: 16, end: 20 },
+    ]);
     expect(microBatchSlices(40, 8, 3).map((s) => s.end - s.start)).toEqual([16, 16, 8]);
-    expect(microBatchSlices(5, 0, 2)).toEqual([{ start: 0, end: 3 }, { start: 3, end: 5 }]);
+    expect(microBatchSlices(5, 0, 2)).toEqual([
+      { start: 0, end: 3 },
+      { start: 3, end: 5 },
+    ]);
     expect(microBatchSlices(2, 8, 4)).toEqual([{ start: 0, end: 2 }]);
-    expect(microBatchSlices(2, 0, 4)).toEqual([{ start: 0, end: 1 }, { start: 1, end: 2 }]);
+    expect(microBatchSlices(2, 0, 4)).toEqual([
+      { start: 0, end: 1 },
+      { start: 1, end: 2 },
+    ]);
   });
 
   it.each([
@@ -75,7 +88,7 @@ describe('gradient tree', () => {
     expect(one.loss).toBeCloseTo(whole.loss, 5);
   });
 
-  it('parts that are not tree nodes (3 workers, a lost worker\'s share split) still count each sample once', async () => {
+  it("parts that are not tree nodes (3 workers, a lost worker's share split) still count each sample once", async () => {
     const all = samples(32);
     const r = await replica();
     const whole = await r.computeGradients(all, ctx);
@@ -92,16 +105,35 @@ describe('gradient tree', () => {
 
   it('treeNodeSlices cuts tree nodes: the largest node first, down to single micro-batches', () => {
     expect(treeNodeSlices(32, 8, 1)).toEqual([{ start: 0, end: 32 }]);
-    expect(treeNodeSlices(32, 8, 2)).toEqual([{ start: 0, end: 16 }, { start: 16, end: 32 }]);
-    expect(treeNodeSlices(32, 8, 3)).toEqual([{ start: 0, end: 8 }, { start: 8, end: 16 }, { start: 16, end: 32 }]);
+    expect(treeNodeSlices(32, 8, 2)).toEqual([
+      { start: 0, end: 16 },
+      { start: 16, end: 32 },
+    ]);
+    expect(treeNodeSlices(32, 8, 3)).toEqual([
+      { start: 0, end: 8 },
+      { start: 8, end: 16 },
+      { start: 16, end: 32 },
+    ]);
     expect(treeNodeSlices(32, 8, 9).map((s) => s.end - s.start)).toEqual([8, 8, 8, 8]);
     // 5 micro-batches: the left half takes the odd one; the last micro-batch is short
-    expect(treeNodeSlices(36, 8, 2)).toEqual([{ start: 0, end: 24 }, { start: 24, end: 36 }]);
+    expect(treeNodeSlices(36, 8, 2)).toEqual([
+      { start: 0, end: 24 },
+      { start: 24, end: 36 },
+    ]);
     // a node re-cut on its own
-    expect(treeNodeSlices(36, 8, 2, 0, 24)).toEqual([{ start: 0, end: 16 }, { start: 16, end: 24 }]);
-    expect(treeNodeSlices(36, 8, 3, 24, 36)).toEqual([{ start: 24, end: 32 }, { start: 32, end: 36 }]);
+    expect(treeNodeSlices(36, 8, 2, 0, 24)).toEqual([
+      { start: 0, end: 16 },
+      { start: 16, end: 24 },
+    ]);
+    expect(treeNodeSlices(36, 8, 3, 24, 36)).toEqual([
+      { start: 24, end: 32 },
+      { start: 32, end: 36 },
+    ]);
     expect(() => treeNodeSlices(36, 8, 2, 4, 24)).toThrow(/micro-batch boundaries/);
-    expect(treeNodeSlices(5, 0, 2)).toEqual([{ start: 0, end: 3 }, { start: 3, end: 5 }]);
+    expect(treeNodeSlices(5, 0, 2)).toEqual([
+      { start: 0, end: 3 },
+      { start: 3, end: 5 },
+    ]);
   });
 
   it.each([
@@ -116,7 +148,7 @@ describe('gradient tree', () => {
     const rnd = mulberry32(n * 31 + micro);
     for (let trial = 0; trial < 20; trial++) {
       // start with 1..4 workers' slices, then lose random slices and re-cut each among 1..3 survivors
-      let ranges = treeNodeSlices(n, micro, 1 + Math.floor(rnd() * 4));
+      const ranges = treeNodeSlices(n, micro, 1 + Math.floor(rnd() * 4));
       for (let loss = Math.floor(rnd() * 4); loss > 0; loss--) {
         const i = Math.floor(rnd() * ranges.length);
         const lost = ranges[i]!;

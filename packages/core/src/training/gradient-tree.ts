@@ -139,7 +139,8 @@ export function mergeGradientTree(parts: readonly RangedGradient[], n: number, m
   const sorted = parts.filter((p) => p.end > p.start).sort((a, b) => a.start - b.start);
   let at = 0;
   for (const p of sorted) {
-    if (p.start !== at) throw new RangeError(`mergeGradientTree: samples ${Math.min(at, p.start)}..${Math.max(at, p.start)} covered ${p.start > at ? 'by no part' : 'twice'}`);
+    if (p.start !== at)
+      throw new RangeError(`mergeGradientTree: samples ${Math.min(at, p.start)}..${Math.max(at, p.start)} covered ${p.start > at ? 'by no part' : 'twice'}`);
     at = p.end;
   }
   if (at !== n) throw new RangeError(`mergeGradientTree: parts cover ${at} of ${n} samples`);

@@ -22,7 +22,14 @@ export * from './feature-cache.js';
 export { EventFileWriter, encodeEvent, maskedCrc32c, tfRecord, type EventFileWriterOptions } from './tensorboard/event-file.js';
 export { TensorBoardLogger, type TensorBoardLoggerOptions } from './tensorboard/tensorboard-logger.js';
 export { balancedClassWeights, resolveClassWeights, resolveClassWeightsFromLabelled } from './class-weights.js';
-export { LearningRateScheduler, phaseBaseLearningRate, phaseSchedule, scheduledLearningRate, type LearningRateScheduleKind, type LearningRateSchedulerOptions } from './lr-schedule.js';
+export {
+  LearningRateScheduler,
+  phaseBaseLearningRate,
+  phaseSchedule,
+  scheduledLearningRate,
+  type LearningRateScheduleKind,
+  type LearningRateSchedulerOptions,
+} from './lr-schedule.js';
 export { ENVELOPE_HEADER_BYTES, ENVELOPE_MAGIC, openCheckpoint, sealCheckpoint, type OpenedCheckpoint } from './checkpoint-envelope.js';
 export { RESUME_SAFE_SETTINGS, resumeMismatches, runFingerprint, type ResumePosition, type RunFingerprint } from './run-fingerprint.js';
 export {

@@ -58,7 +58,13 @@ export class LinearReplica implements Replica {
   async computeGradients(samples: Sample[], _ctx: StepContext): Promise<GradientResult> {
     return tf.tidy(() => {
       const x = tf.tensor2d(samples.map(features));
-      const y = tf.oneHot(tf.tensor1d(samples.map((s) => s.label), 'int32'), C);
+      const y = tf.oneHot(
+        tf.tensor1d(
+          samples.map((s) => s.label),
+          'int32',
+        ),
+        C,
+      );
       const vars = [tf.tensor1d(this.scale), tf.tensor1d(this.kernel), tf.tensor1d(this.bias)];
       const f = (sc: tf.Tensor, k: tf.Tensor, b: tf.Tensor): tf.Scalar => tf.losses.softmaxCrossEntropy(y, this.logits(x, sc, k, b)) as tf.Scalar;
       const { value, grads } = tf.valueAndGrads(f)(vars);
@@ -76,8 +82,12 @@ export class LinearReplica implements Replica {
     });
   }
   async predict(samples: Sample[]): Promise<Float32Array> {
-    return tf.tidy(() => tf.softmax(this.logits(tf.tensor2d(samples.map(features)), tf.tensor1d(this.scale), tf.tensor1d(this.kernel), tf.tensor1d(this.bias))).dataSync() as Float32Array);
+    return tf.tidy(
+      () =>
+        tf
+          .softmax(this.logits(tf.tensor2d(samples.map(features)), tf.tensor1d(this.scale), tf.tensor1d(this.kernel), tf.tensor1d(this.bias)))
+          .dataSync() as Float32Array,
+    );
   }
   dispose(): void {}
 }
-

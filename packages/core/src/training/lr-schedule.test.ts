@@ -38,8 +38,16 @@ describe('learning-rate schedules (reference formulas)', () => {
 
   it('--scale-lr multiplies by global batch / reference batch; phase 2 takes its own schedule and warmup', () => {
     const c = parseRunConfig({
-      dataDir: '/x', batchSize: 128, scaleLr: true, referenceBatch: 32, lrSchedule: 'cosine', warmupEpochs: 2, fineTuneLrSchedule: 'constant', fineTuneWarmupEpochs: 0,
-      headPhase: { epochs: 10, learningRate: 1e-3 }, fineTunePhase: { epochs: 4, learningRate: 1e-4 },
+      dataDir: '/x',
+      batchSize: 128,
+      scaleLr: true,
+      referenceBatch: 32,
+      lrSchedule: 'cosine',
+      warmupEpochs: 2,
+      fineTuneLrSchedule: 'constant',
+      fineTuneWarmupEpochs: 0,
+      headPhase: { epochs: 10, learningRate: 1e-3 },
+      fineTunePhase: { epochs: 4, learningRate: 1e-4 },
     });
     expect(phaseBaseLearningRate(c, 'head')).toBeCloseTo(4e-3, 15);
     expect(phaseBaseLearningRate(c, 'fine_tune')).toBeCloseTo(4e-4, 15);

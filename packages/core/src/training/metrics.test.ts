@@ -5,11 +5,21 @@ describe('computeMetrics', () => {
   it('computes loss, accuracy, confusion matrix and per-class P/R/F1', () => {
     // 3 classes, 5 samples
     const probs = new Float32Array([
-      0.7, 0.2, 0.1, // y0 -> 0
-      0.1, 0.8, 0.1, // y1 -> 1
-      0.6, 0.3, 0.1, // y1 -> 0 (wrong)
-      0.2, 0.2, 0.6, // y2 -> 2
-      0.5, 0.1, 0.4, // y2 -> 0 (wrong)
+      0.7,
+      0.2,
+      0.1, // y0 -> 0
+      0.1,
+      0.8,
+      0.1, // y1 -> 1
+      0.6,
+      0.3,
+      0.1, // y1 -> 0 (wrong)
+      0.2,
+      0.2,
+      0.6, // y2 -> 2
+      0.5,
+      0.1,
+      0.4, // y2 -> 0 (wrong)
     ]);
     const labels = [0, 1, 1, 2, 2];
     const m = computeMetrics(probs, labels, ['a', 'b', 'c']);

@@ -9,7 +9,11 @@ beforeAll(async () => {
 /** Linear least squares: loss(w) = mean((X w - y)^2). */
 function problem(): { x: tf.Tensor2D; y: tf.Tensor1D; w0: Float32Array } {
   const x = tf.tensor2d([
-    [1, 2, 0.5], [0.3, -1, 2], [2, 0.1, -0.7], [-1, 1, 1], [0.5, 0.5, 0.5],
+    [1, 2, 0.5],
+    [0.3, -1, 2],
+    [2, 0.1, -0.7],
+    [-1, 1, 1],
+    [0.5, 0.5, 0.5],
   ]);
   const y = tf.tensor1d([1, -2, 0.5, 3, 0]);
   return { x, y, w0: new Float32Array([0.1, -0.2, 0.3]) };

@@ -49,8 +49,14 @@ export function applyWeightDecay(weights: Float32Array, learningRate: number, we
  * float32, it writes nothing and returns the first such index (else -1).
  */
 export type AdamKernel = (
-  weights: Float32Array, gradients: Float32Array, m: Float32Array, v: Float32Array,
-  lrT: number, beta1: number, beta2: number, epsilon: number,
+  weights: Float32Array,
+  gradients: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  lrT: number,
+  beta1: number,
+  beta2: number,
+  epsilon: number,
 ) => number;
 
 let adamKernel: AdamKernel | undefined;

@@ -19,13 +19,16 @@ export function createProgressLogger(options: ProgressLoggerOptions = {}): RunEv
   return (e: RunEvent) => {
     switch (e.type) {
       case 'run_started':
-        write(`run ${e.runId}: backend ${e.backend} (${e.device})${e.precision ? `, precision ${e.precision}` : ''}, ${e.workers} worker(s), ${e.trainSamples} train / ${e.valSamples} val / ${e.testSamples} test, classes ${e.classes.join(',')}`);
+        write(
+          `run ${e.runId}: backend ${e.backend} (${e.device})${e.precision ? `, precision ${e.precision}` : ''}, ${e.workers} worker(s), ${e.trainSamples} train / ${e.valSamples} val / ${e.testSamples} test, classes ${e.classes.join(',')}`,
+        );
         break;
       case 'phase_started':
         write(`phase ${e.phase}: ${e.epochs} epoch(s) x ${e.stepsPerEpoch} steps, lr ${e.learningRate}, ${e.trainableParams} trainable params`);
         break;
       case 'step_completed':
-        if (every > 0 && e.step % every === 0) write(`  step ${e.step} (${e.stepInEpoch}/${e.stepsPerEpoch}) loss ${e.loss.toFixed(4)} ${e.stepMs.toFixed(0)} ms`);
+        if (every > 0 && e.step % every === 0)
+          write(`  step ${e.step} (${e.stepInEpoch}/${e.stepsPerEpoch}) loss ${e.loss.toFixed(4)} ${e.stepMs.toFixed(0)} ms`);
         break;
       case 'epoch_completed':
         write(
@@ -56,7 +59,9 @@ export function createProgressLogger(options: ProgressLoggerOptions = {}): RunEv
         write(`waiting for workers: ${e.connected}/${e.required}`);
         break;
       case 'run_completed':
-        write(`done: ${e.steps} steps, val acc ${pct(e.valAccuracy)}, val loss ${e.valLoss.toFixed(4)}, ${(e.wallMs / 1000).toFixed(1)} s${e.submissionPath ? `, submission ${e.submissionPath}` : ''}`);
+        write(
+          `done: ${e.steps} steps, val acc ${pct(e.valAccuracy)}, val loss ${e.valLoss.toFixed(4)}, ${(e.wallMs / 1000).toFixed(1)} s${e.submissionPath ? `, submission ${e.submissionPath}` : ''}`,
+        );
         break;
       case 'log':
         if (e.level !== 'debug') write(`${e.level}: ${e.message}`);

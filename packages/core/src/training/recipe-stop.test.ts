@@ -68,7 +68,14 @@ describe('runTraining stopSignal (Ctrl-C, SIGTERM)', () => {
     bus.on((e) => {
       if (e.type === 'epoch_completed' && e.phase === 'fine_tune' && e.epoch === 1) stop.abort();
     });
-    const r = await runTraining({ config: cfg, runDir: dir, data: makeData(45, 15), bus, executor: new InProcessExecutor(new LinearReplica()), stopSignal: stop.signal });
+    const r = await runTraining({
+      config: cfg,
+      runDir: dir,
+      data: makeData(45, 15),
+      bus,
+      executor: new InProcessExecutor(new LinearReplica()),
+      stopSignal: stop.signal,
+    });
     expect(r).toMatchObject({ halted: true, stopped: true, steps: 36 });
     expect(await readCheckpoint(dir)).toMatchObject({ phase: 'fine_tune', phaseDone: true, step: 36 });
   });

@@ -19,10 +19,23 @@ beforeAll(async () => {
 });
 
 function makeData(nTrain: number, nVal: number, nTest: number): TrainData {
-  const mk = (split: 'labelled' | 'test', i: number, label: number): Sample => ({ split, index: i, name: `${split}${i}.jpg`, path: `/nowhere/${split}${i}.jpg`, label });
+  const mk = (split: 'labelled' | 'test', i: number, label: number): Sample => ({
+    split,
+    index: i,
+    name: `${split}${i}.jpg`,
+    path: `/nowhere/${split}${i}.jpg`,
+    label,
+  });
   const labelled = Array.from({ length: nTrain + nVal }, (_, i) => mk('labelled', i, i % C));
   const test = Array.from({ length: nTest }, (_, i) => ({ ...mk('test', i, -1), index: 1000 + i }));
-  const dataset: Dataset = { layout: 'competition', root: '/nowhere', classNames: ['a', 'b', 'c'], labelled, test: test.map((t, i) => ({ ...t, index: i })), hash: 'h1' };
+  const dataset: Dataset = {
+    layout: 'competition',
+    root: '/nowhere',
+    classNames: ['a', 'b', 'c'],
+    labelled,
+    test: test.map((t, i) => ({ ...t, index: i })),
+    hash: 'h1',
+  };
   // test features use index 1000+ so they differ from training ones; labels for the predict path are unused
   return { dataset, train: labelled.slice(0, nTrain), val: labelled.slice(nTrain), test };
 }
@@ -48,12 +61,27 @@ describe('runTraining (recipe driver)', () => {
     bus.on((e) => events.push(e));
     let t = 1000;
     const clock = { now: () => (t += 5) };
-    const res = await runTraining({ config: config(), runDir: dir, data, executor: new InProcessExecutor(new LinearReplica()), bus, clock, backend: { name: 'cpu', device: 'test' } });
+    const res = await runTraining({
+      config: config(),
+      runDir: dir,
+      data,
+      executor: new InProcessExecutor(new LinearReplica()),
+      bus,
+      clock,
+      backend: { name: 'cpu', device: 'test' },
+    });
     expect(res.halted).toBe(false);
     expect(res.steps).toBe(5 * 6);
-    const lines = readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { phase: string; valAccuracy: number });
+    const lines = readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { phase: string; valAccuracy: number });
     expect(lines.map((l) => l.phase)).toEqual(['head', 'head', 'head', 'fine_tune', 'fine_tune']);
-    const report = JSON.parse(readFileSync(path.join(dir, 'report.json'), 'utf8')) as { validation: { accuracy: number; confusion: number[][]; perClass: unknown[] }; backend: string; timingsMs: Record<string, number> };
+    const report = JSON.parse(readFileSync(path.join(dir, 'report.json'), 'utf8')) as {
+      validation: { accuracy: number; confusion: number[][]; perClass: unknown[] };
+      backend: string;
+      timingsMs: Record<string, number>;
+    };
     expect(report.validation.accuracy).toBeGreaterThan(0.8);
     expect(report.validation.confusion.flat().reduce((a, b) => a + b, 0)).toBe(15);
     expect(report.validation.perClass).toHaveLength(3);
@@ -82,7 +110,10 @@ describe('runTraining (recipe driver)', () => {
     await runTraining({ config: cfg, runDir: straightDir, data, executor: new InProcessExecutor(new LinearReplica()) });
     const straight = await loadRunModel(straightDir);
     // the run exercises callback state: ReduceLROnPlateau changed the head phase's rate at least once
-    const lrs = readFileSync(path.join(straightDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { learningRate: number }).learningRate);
+    const lrs = readFileSync(path.join(straightDir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { learningRate: number }).learningRate);
     expect(new Set(lrs).size).toBeGreaterThan(2);
     for (const k of [4, 6, 40]) {
       const dir = mkdtempSync(path.join(tmpdir(), `dpt-resume${k}-`));
@@ -103,9 +134,13 @@ describe('runTraining (recipe driver)', () => {
     const cfg = config({ checkpointEvery: 1 });
     const dir = mkdtempSync(path.join(tmpdir(), 'dpt-resume-fp-'));
     await runTraining({ config: cfg, runDir: dir, data, executor: new InProcessExecutor(new LinearReplica()), haltAfterSteps: 3 });
-    const resume = (c: RunConfig) => runTraining({ config: c, runDir: dir, data, executor: new InProcessExecutor(new LinearReplica()), resume: true, haltAfterSteps: 4 });
+    const resume = (c: RunConfig) =>
+      runTraining({ config: c, runDir: dir, data, executor: new InProcessExecutor(new LinearReplica()), resume: true, haltAfterSteps: 4 });
     const refused = async (c: RunConfig): Promise<string> => {
-      const e = await resume(c).then(() => undefined, (err: unknown) => err);
+      const e = await resume(c).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
       expect(isDptrainError(e, 'E_CHECKPOINT'), String(e)).toBe(true);
       return (e as Error).message;
     };
@@ -133,7 +168,10 @@ describe('runTraining (recipe driver)', () => {
     bus.on((e) => events.push(e));
     const res = await runTraining({
       config: config({ patience: 1, headPhase: { epochs: 30, learningRate: 0.5 }, fineTunePhase: { epochs: 0, learningRate: 1e-5 } }),
-      runDir: dir, data, bus, executor: new InProcessExecutor(new LinearReplica()),
+      runDir: dir,
+      data,
+      bus,
+      executor: new InProcessExecutor(new LinearReplica()),
     });
     const epochs = events.filter((e) => e.type === 'epoch_completed');
     expect(epochs.length).toBeLessThan(30);
@@ -152,7 +190,13 @@ describe('runTraining (recipe driver)', () => {
     bus.on((e) => {
       if (e.type === 'step_completed' && (e.step === 10 || e.step === 100)) counts.push(tf.memory().numTensors);
     });
-    await runTraining({ config: config({ batchSize: 4, headPhase: { epochs: 10, learningRate: 0.01 }, fineTunePhase: { epochs: 0, learningRate: 1e-5 }, patience: 100 }), runDir: dir, data, bus, executor: new InProcessExecutor(new LinearReplica()) });
+    await runTraining({
+      config: config({ batchSize: 4, headPhase: { epochs: 10, learningRate: 0.01 }, fineTunePhase: { epochs: 0, learningRate: 1e-5 }, patience: 100 }),
+      runDir: dir,
+      data,
+      bus,
+      executor: new InProcessExecutor(new LinearReplica()),
+    });
     expect(counts).toHaveLength(2);
     expect(counts[1]).toBe(counts[0]);
   });
@@ -171,7 +215,15 @@ describe('runTraining learning-rate schedules', () => {
       const events: RunEvent[] = [];
       const bus = new EventBus();
       bus.on((e) => events.push(e));
-      await runTraining({ config: cfg, runDir: dir, data, executor: new InProcessExecutor(new LinearReplica()), bus, resume, ...(haltAfterSteps ? { haltAfterSteps } : {}) });
+      await runTraining({
+        config: cfg,
+        runDir: dir,
+        data,
+        executor: new InProcessExecutor(new LinearReplica()),
+        bus,
+        resume,
+        ...(haltAfterSteps ? { haltAfterSteps } : {}),
+      });
       return events.filter((e): e is Extract<RunEvent, { type: 'step_completed' }> => e.type === 'step_completed');
     };
     const steps = await run();
@@ -185,14 +237,20 @@ describe('runTraining learning-rate schedules', () => {
     const fine = steps.filter((s) => s.phase === 'fine_tune').map((s) => s.learningRate);
     fine.forEach((lr, k) => expect(lr).toBeCloseTo(k < 5 ? (0.01 * (k + 1)) / 5 : 0.01, 12));
     // metrics.jsonl: each epoch line lists its steps' rates
-    const perEpoch = readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { stepLearningRates: number[] }).stepLearningRates);
+    const perEpoch = readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { stepLearningRates: number[] }).stepLearningRates);
     expect(perEpoch.flat()).toEqual(steps.map((s) => s.learningRate));
     // halted mid-epoch and resumed: the same rates from there on
     await run(8); // checkpoints every 4 steps: resumes at step 8, mid-epoch
     const resumed = await run(undefined, true);
     expect(resumed.map((s) => s.learningRate)).toEqual(steps.slice(8).map((s) => s.learningRate));
     // the epoch cut by the halt still lists all of its steps' rates after the resume
-    const again = readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { stepLearningRates: number[] }).stepLearningRates);
+    const again = readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { stepLearningRates: number[] }).stepLearningRates);
     expect(again).toEqual(perEpoch);
   });
 });
@@ -214,7 +272,11 @@ describe('runTraining --clip-norm', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'dpt-clip-'));
     await runTraining({
       config: config({ clipNorm, headPhase: { epochs: 2, learningRate: 0.05 }, fineTunePhase: { epochs: 0, learningRate: 0.01 } }),
-      runDir: dir, data: makeData(45, 15, 3), executor: spiky(spike), bus: new EventBus(), backend: { name: 'cpu', device: 'test' },
+      runDir: dir,
+      data: makeData(45, 15, 3),
+      executor: spiky(spike),
+      bus: new EventBus(),
+      backend: { name: 'cpu', device: 'test' },
     });
     return (await loadRunModel(dir)).weights;
   }

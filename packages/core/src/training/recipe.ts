@@ -196,12 +196,27 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
   const executor = typeof options.executor === 'function' ? await options.executor({ config, data, bus, clock }) : options.executor;
   const backend = options.backend ?? { name: 'unknown', device: 'unknown' };
   emit({
-    type: 'run_started', time: clock.now(), runId, runDir, backend: backend.name, device: backend.device,
-    workers: options.workers ?? 1, trainSamples: data.train.length, valSamples: data.val.length, testSamples: data.test.length, classes: classNames,
+    type: 'run_started',
+    time: clock.now(),
+    runId,
+    runDir,
+    backend: backend.name,
+    device: backend.device,
+    workers: options.workers ?? 1,
+    trainSamples: data.train.length,
+    valSamples: data.val.length,
+    testSamples: data.test.length,
+    classes: classNames,
     precision: config.precision,
   });
   for (const message of ckptWarnings) emit({ type: 'log', time: clock.now(), level: 'warn', message });
-  if (ckpt) emit({ type: 'log', time: clock.now(), level: 'info', message: `resuming from step ${ckpt.step} (${ckpt.phase}, epoch ${ckpt.epoch + 1}, step ${ckpt.stepInEpoch} of the epoch)` });
+  if (ckpt)
+    emit({
+      type: 'log',
+      time: clock.now(),
+      level: 'info',
+      message: `resuming from step ${ckpt.step} (${ckpt.phase}, epoch ${ckpt.epoch + 1}, step ${ckpt.stepInEpoch} of the epoch)`,
+    });
 
   const history: EpochRecord[] = ckpt ? [...ckpt.history] : [];
   const metricsFile = path.join(runDir, 'metrics.jsonl');
@@ -266,7 +281,9 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
         new LearningRateScheduler(schedule),
         new BestCheckpoint(),
         new EarlyStopping({ patience: config.patience, restoreBestWeights: true }),
-        ...(schedule.kind === 'plateau' ? [new ReduceLrOnPlateau({ factor: config.reduceLrFactor, patience: config.reduceLrPatience, minLr: config.minLr })] : []),
+        ...(schedule.kind === 'plateau'
+          ? [new ReduceLrOnPlateau({ factor: config.reduceLrFactor, patience: config.reduceLrPatience, minLr: config.minLr })]
+          : []),
         ...(options.extraCallbacks?.(phase) ?? []),
       ]);
       callbacks.setControl(control);
@@ -276,7 +293,15 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
         control.stopTraining = resumeHere.stopTraining;
       }
 
-      emit({ type: 'phase_started', time: clock.now(), phase, epochs: spec0.epochs, stepsPerEpoch: steps, learningRate: optimizer.learningRate, trainableParams: weights.length });
+      emit({
+        type: 'phase_started',
+        time: clock.now(),
+        phase,
+        epochs: spec0.epochs,
+        stepsPerEpoch: steps,
+        learningRate: optimizer.learningRate,
+        trainableParams: weights.length,
+      });
 
       let epoch = resumeHere?.epoch ?? 0;
       let startStep = resumeHere?.stepInEpoch ?? 0;
@@ -284,10 +309,23 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
 
       const checkpoint = async (pos: { epoch: number; stepInEpoch: number; phaseDone: boolean; progress: EpochProgress }): Promise<void> => {
         const file = await writeCheckpoint(runDir, {
-          version: 2, phase, phaseDone: pos.phaseDone, epoch: pos.epoch, stepInEpoch: pos.stepInEpoch, step, spec, weights,
-          optimizer: optimizer.exportState(), callbacks: callbacks.exportState(), stopTraining: control.stopTraining,
-          rng: { seed: config.seed, epoch: globalEpoch(config, phase, pos.epoch) }, progress: pos.progress, history,
-          timings: { ...timings, [phase]: (timings[phase] ?? 0) + (clock.now() - tPhase) }, datasetHash: data.dataset.hash, fingerprint,
+          version: 2,
+          phase,
+          phaseDone: pos.phaseDone,
+          epoch: pos.epoch,
+          stepInEpoch: pos.stepInEpoch,
+          step,
+          spec,
+          weights,
+          optimizer: optimizer.exportState(),
+          callbacks: callbacks.exportState(),
+          stopTraining: control.stopTraining,
+          rng: { seed: config.seed, epoch: globalEpoch(config, phase, pos.epoch) },
+          progress: pos.progress,
+          history,
+          timings: { ...timings, [phase]: (timings[phase] ?? 0) + (clock.now() - tPhase) },
+          datasetHash: data.dataset.hash,
+          fingerprint,
         } satisfies TrainingCheckpoint);
         emit({ type: 'checkpoint_written', time: clock.now(), path: file, step });
       };
@@ -323,12 +361,25 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
           await executor.setWeights(weights);
           step++;
           progress = {
-            lossSum: progress.lossSum + res.loss * res.count, correct: progress.correct + res.correct, count: progress.count + res.count, elapsedMs: 0,
+            lossSum: progress.lossSum + res.loss * res.count,
+            correct: progress.correct + res.correct,
+            count: progress.count + res.count,
+            elapsedMs: 0,
             learningRates: [...(progress.learningRates ?? []), optimizer.learningRate],
           };
           emit({
-            type: 'step_completed', time: clock.now(), phase, epoch, step, stepInEpoch: s + 1, stepsPerEpoch: steps, loss: res.loss,
-            samples: res.count, stepMs: clock.now() - tStep, learningRate: optimizer.learningRate, workers: res.workers,
+            type: 'step_completed',
+            time: clock.now(),
+            phase,
+            epoch,
+            step,
+            stepInEpoch: s + 1,
+            stepsPerEpoch: steps,
+            loss: res.loss,
+            samples: res.count,
+            stepMs: clock.now() - tStep,
+            learningRate: optimizer.learningRate,
+            workers: res.workers,
             ...(res.straggler ? { straggler: res.straggler } : {}),
           });
           await callbacks.onBatchEnd(s, { loss: res.loss, samples: res.count, step });
@@ -351,7 +402,8 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
         const trainLoss = progress.count > 0 ? progress.lossSum / progress.count : 0;
         const trainAccuracy = progress.count > 0 ? progress.correct / progress.count : 0;
         const logs: EpochLogs = {
-          trainLoss, trainAccuracy,
+          trainLoss,
+          trainAccuracy,
           // without a validation split, monitor the training figures
           valLoss: val ? val.loss : trainLoss,
           valAccuracy: val ? val.accuracy : trainAccuracy,
@@ -413,13 +465,31 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
     timings.total = wallMs;
 
     const report: RunReport = {
-      runId, runDir, backend: backend.name, device: backend.device, precision: config.precision, workers: options.workers ?? 1, workerDetails: [...workersSeen.values()], classNames,
+      runId,
+      runDir,
+      backend: backend.name,
+      device: backend.device,
+      precision: config.precision,
+      workers: options.workers ?? 1,
+      workerDetails: [...workersSeen.values()],
+      classNames,
       samples: { train: data.train.length, validation: data.val.length, test: data.test.length, dropped: data.dropped?.length ?? 0 },
-      steps: step, validation, history, timingsMs: timings, submission: submissionPath ?? null, config, dropped: data.dropped ?? [],
+      steps: step,
+      validation,
+      history,
+      timingsMs: timings,
+      submission: submissionPath ?? null,
+      config,
+      dropped: data.dropped ?? [],
     };
     await writeFileAtomic(path.join(runDir, 'report.json'), JSON.stringify(report, null, 2));
     emit({
-      type: 'run_completed', time: clock.now(), valAccuracy: validation?.accuracy ?? NaN, valLoss: validation?.loss ?? NaN, steps: step, wallMs,
+      type: 'run_completed',
+      time: clock.now(),
+      valAccuracy: validation?.accuracy ?? NaN,
+      valLoss: validation?.loss ?? NaN,
+      steps: step,
+      wallMs,
       ...(submissionPath ? { submissionPath } : {}),
     });
     return { halted: false, steps: step, report, ...(submissionPath ? { submissionPath } : {}) };

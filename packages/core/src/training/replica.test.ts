@@ -46,13 +46,17 @@ describe('createReplica (tiny-vgg on cpu)', () => {
         samples.forEach((s, i) => {
           const base = s.index >> 1;
           const mirror = (s.index & 1) === 1;
-          for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) for (let c = 0; c < 3; c++) d[((i * S + y) * S + x) * 3 + c] = pixel(base, y, mirror ? S - 1 - x : x, c);
+          for (let y = 0; y < S; y++)
+            for (let x = 0; x < S; x++) for (let c = 0; c < 3; c++) d[((i * S + y) * S + x) * 3 + c] = pixel(base, y, mirror ? S - 1 - x : x, c);
         });
         return { data: d, shape: [samples.length, S, S, 3] };
       },
     };
     const rows = async (tta: 'none' | 'flip') => {
-      const r = await createReplica(tinyConfig({ tta, backbone: { kind: 'tiny-vgg', inputSize: [S, S], tinyWidths: [4, 4, 8, 8, 8] }, head: { units: 16, dropout: 0 } }), { images });
+      const r = await createReplica(
+        tinyConfig({ tta, backbone: { kind: 'tiny-vgg', inputSize: [S, S], tinyWidths: [4, 4, 8, 8, 8] }, head: { units: 16, dropout: 0 } }),
+        { images },
+      );
       const p = await r.predict(samplesOf(4));
       r.dispose();
       return [0, 1, 2, 3].map((i) => Array.from(p.subarray(i * 3, i * 3 + 3)));
@@ -61,10 +65,18 @@ describe('createReplica (tiny-vgg on cpu)', () => {
     const flip = await rows('flip');
     const maxDiff = (a: number[], b: number[]) => Math.max(...a.map((v, i) => Math.abs(v - b[i]!)));
     expect(maxDiff(none[0]!, none[1]!)).toBeGreaterThan(1e-4); // the model is not mirror-symmetric by itself
-    for (const [a, b] of [[0, 1], [2, 3]] as const) {
+    for (const [a, b] of [
+      [0, 1],
+      [2, 3],
+    ] as const) {
       expect(maxDiff(flip[a]!, flip[b]!)).toBeLessThan(1e-6);
       // and it is the mean of the two plain predictions
-      expect(maxDiff(flip[a]!, none[a]!.map((v, k) => 0.5 * (v + none[b]![k]!)))).toBeLessThan(1e-6);
+      expect(
+        maxDiff(
+          flip[a]!,
+          none[a]!.map((v, k) => 0.5 * (v + none[b]![k]!)),
+        ),
+      ).toBeLessThan(1e-6);
     }
   });
 
@@ -192,7 +204,12 @@ describe('createReplica (tiny-vgg on cpu)', () => {
     await r.setPhase('fine_tune');
     expect(r.split?.boundary).toBe('block4_pool');
     expect(r.spec.map((s) => s.name).slice(0, 6)).toEqual([
-      'block5_conv1/kernel', 'block5_conv1/bias', 'block5_conv2/kernel', 'block5_conv2/bias', 'block5_conv3/kernel', 'block5_conv3/bias',
+      'block5_conv1/kernel',
+      'block5_conv1/bias',
+      'block5_conv2/kernel',
+      'block5_conv2/bias',
+      'block5_conv3/kernel',
+      'block5_conv3/bias',
     ]);
     const w = r.getWeights();
     expect(Array.from(w.subarray(w.length - head.length))).toEqual(Array.from(head));

@@ -192,9 +192,7 @@ export class ModelReplica implements Replica, DeviceStepReplica {
   async setPhase(phase: PhaseName): Promise<void> {
     this.assertLive();
     const split =
-      phase === 'head'
-        ? { boundary: this.backbone.cut, trainableLayers: [] }
-        : resolveSplit(this.backbone.model, this.backbone.cut, this.unfreezeTarget(true));
+      phase === 'head' ? { boundary: this.backbone.cut, trainableLayers: [] } : resolveSplit(this.backbone.model, this.backbone.cut, this.unfreezeTarget(true));
     if (split.warning) this.warn(split.warning);
     let pm = this.phases.get(split.boundary);
     if (!pm) {
@@ -210,7 +208,10 @@ export class ModelReplica implements Replica, DeviceStepReplica {
         }
         if (next && next.boundary !== split.boundary) {
           const outs = [split.boundary, next.boundary].map((n) => originalOutput(getLayer(this.backbone.model, n)));
-          pm.secondary = { boundary: next.boundary, frozen: tf.model({ inputs: this.backbone.model.inputs, outputs: outs, name: `frozen_${split.boundary}_${next.boundary}` }) };
+          pm.secondary = {
+            boundary: next.boundary,
+            frozen: tf.model({ inputs: this.backbone.model.inputs, outputs: outs, name: `frozen_${split.boundary}_${next.boundary}` }),
+          };
         }
       }
       this.phases.set(split.boundary, pm);
@@ -305,7 +306,8 @@ export class ModelReplica implements Replica, DeviceStepReplica {
       pm.vars.forEach((v, i) => {
         const g = grads[v.name];
         const size = pm.spec[i]!.size;
-        if (g) readTensorInto(g, gradients, off); // not dataSync: keeps the native backend's arrays recyclable
+        if (g)
+          readTensorInto(g, gradients, off); // not dataSync: keeps the native backend's arrays recyclable
         else gradients.fill(0, off, off + size);
         if (g) this.transfers.down(size * 4);
         off += size;
@@ -322,7 +324,12 @@ export class ModelReplica implements Replica, DeviceStepReplica {
    * Loss and trainable gradients of the current phase for features `x` (call inside tf.tidy). `logits` is kept out
    * of the tidy: the caller disposes it.
    */
-  private lossAndGradients(x: tf.Tensor, labels: number[], samples: Sample[], ctx: StepContext): { value: tf.Scalar; grads: tf.NamedTensorMap; logits: tf.Tensor2D } {
+  private lossAndGradients(
+    x: tf.Tensor,
+    labels: number[],
+    samples: Sample[],
+    ctx: StepContext,
+  ): { value: tf.Scalar; grads: tf.NamedTensorMap; logits: tf.Tensor2D } {
     const pm = this.models();
     const n = samples.length;
     const rate = this.head.spec.dropout;
@@ -517,7 +524,9 @@ export class ModelReplica implements Replica, DeviceStepReplica {
     const view = `${augment ? `v${augEpoch}` : mode.flip ? 'flip' : 'plain'}.g${this.generation}`;
     const keys = samples.map((s) => featureKey(pm.split.boundary, s, view));
     const secondary = useCache ? pm.secondary : undefined;
-    const secondSize = secondary ? (originalOutput(getLayer(this.backbone.model, secondary.boundary)).shape.slice(1) as number[]).reduce((a, b) => a * b, 1) : 0;
+    const secondSize = secondary
+      ? (originalOutput(getLayer(this.backbone.model, secondary.boundary)).shape.slice(1) as number[]).reduce((a, b) => a * b, 1)
+      : 0;
     if (useCache) {
       keys.forEach((k, i) => {
         const v = this.cache!.get(k);
@@ -529,7 +538,10 @@ export class ModelReplica implements Replica, DeviceStepReplica {
     }
     // Decode chunk k+1 (sharp, off the main thread) while the frozen part runs on chunk k.
     const load = (c: number) => {
-      const p = this.images.loadBatch(missing.slice(c, c + this.chunk).map((i) => this.local(samples[i]!)), { augment, epoch: augEpoch });
+      const p = this.images.loadBatch(
+        missing.slice(c, c + this.chunk).map((i) => this.local(samples[i]!)),
+        { augment, epoch: augEpoch },
+      );
       p.catch(() => undefined);
       return p;
     };
@@ -605,7 +617,12 @@ export class ModelReplica implements Replica, DeviceStepReplica {
       temporary.push(rows[i]!);
     });
     const load = (c: number) => {
-      const p = this.pixelsOnDevice(missing.slice(c, c + this.chunk).map((i) => this.local(samples[i]!)), augment, augEpoch, mode.flip === true);
+      const p = this.pixelsOnDevice(
+        missing.slice(c, c + this.chunk).map((i) => this.local(samples[i]!)),
+        augment,
+        augEpoch,
+        mode.flip === true,
+      );
       p.catch(() => undefined);
       return p;
     };
@@ -642,7 +659,9 @@ export class ModelReplica implements Replica, DeviceStepReplica {
     if (raw) {
       const packed = packBytes(raw.data);
       this.transfers.up(packed.byteLength);
-      x = tf.tidy(() => preprocessOnDevice(unpackBytes(tf.tensor1d(packed, 'int32'), raw.data.length).reshape(raw.shape as number[]) as tf.Tensor4D, this.preprocess));
+      x = tf.tidy(() =>
+        preprocessOnDevice(unpackBytes(tf.tensor1d(packed, 'int32'), raw.data.length).reshape(raw.shape as number[]) as tf.Tensor4D, this.preprocess),
+      );
     } else {
       const batch = await this.images.loadBatch(samples, { augment, epoch });
       this.transfers.up(batch.data.byteLength);
@@ -693,7 +712,10 @@ export async function createReplica(config: RunConfig, options: ReplicaOptions =
   const images =
     options.images ??
     new ImageBatchLoader({
-      inputSize: backbone.inputSize, preprocess: config.preprocess, augmentation: config.augmentation, seed: config.seed,
+      inputSize: backbone.inputSize,
+      preprocess: config.preprocess,
+      augmentation: config.augmentation,
+      seed: config.seed,
       ...(options.dataset?.imagesRoot !== undefined ? { imagesRoot: options.dataset.imagesRoot } : {}),
       maxImageBytes: config.maxImageBytes,
     });

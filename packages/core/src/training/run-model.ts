@@ -106,6 +106,7 @@ export async function loadRunModel(location: string): Promise<{ meta: RunModelMe
   const weights = new Float32Array(buf.byteLength / 4);
   new Uint8Array(weights.buffer).set(buf);
   const expected = meta.spec.reduce((s, w) => s + w.size, 0);
-  if (weights.length !== expected) throw new DptrainError('E_WEIGHTS', `${path.join(dir, meta.weightsFile)}: ${weights.length} weights, spec needs ${expected}`);
+  if (weights.length !== expected)
+    throw new DptrainError('E_WEIGHTS', `${path.join(dir, meta.weightsFile)}: ${weights.length} weights, spec needs ${expected}`);
   return { meta, weights, dir };
 }

@@ -30,11 +30,22 @@ describe('state codec and checkpoints', () => {
     const w = new Float32Array([1, 2, 3]);
     opt.step(w, new Float32Array([0.1, 0.2, 0.3]));
     const ckpt: TrainingCheckpoint = {
-      version: 1, phase: 'head', phaseDone: false, epoch: 2, stepInEpoch: 5, step: 17,
-      spec: [{ name: 'dense/kernel', shape: [3], size: 3 }], weights: w, optimizer: opt.exportState(),
+      version: 1,
+      phase: 'head',
+      phaseDone: false,
+      epoch: 2,
+      stepInEpoch: 5,
+      step: 17,
+      spec: [{ name: 'dense/kernel', shape: [3], size: 3 }],
+      weights: w,
+      optimizer: opt.exportState(),
       callbacks: { earlyStopping: { best: 0.5, wait: 1, stoppedEpoch: -1, bestWeights: new Float32Array([9, 9, 9]) } },
-      stopTraining: false, rng: { seed: 42, epoch: 2 }, progress: { lossSum: 3, correct: 4, count: 5, elapsedMs: 6 }, history: [],
-      timings: { head: 100 }, datasetHash: 'abc',
+      stopTraining: false,
+      rng: { seed: 42, epoch: 2 },
+      progress: { lossSum: 3, correct: 4, count: 5, elapsedMs: 6 },
+      history: [],
+      timings: { head: 100 },
+      datasetHash: 'abc',
     };
     await writeCheckpoint(dir, ckpt);
     await writeCheckpoint(dir, { ...ckpt, step: 18 });
@@ -43,6 +54,6 @@ describe('state codec and checkpoints', () => {
     expect(back?.step).toBe(18);
     expect(Array.from(back?.weights ?? [])).toEqual(Array.from(w));
     expect(Array.from(back?.optimizer.slots.v ?? [])).toEqual(Array.from(opt.exportState().slots.v ?? []));
-    expect(((back?.callbacks.earlyStopping as { bestWeights: Float32Array }).bestWeights)[0]).toBe(9);
+    expect((back?.callbacks.earlyStopping as { bestWeights: Float32Array }).bestWeights[0]).toBe(9);
   });
 });

@@ -74,7 +74,8 @@ export function decodeState<T = unknown>(buf: Buffer, what = 'state'): T {
     offset += 4 * len;
   }
   if (offset > buf.length) throw new DptrainError('E_CHECKPOINT', `${what}: truncated data (${buf.length} of ${offset} bytes)`);
-  if (offset < buf.length) throw new DptrainError('E_CHECKPOINT', `${what}: ${buf.length - offset} unexpected trailing bytes after the data (${offset} bytes expected)`);
+  if (offset < buf.length)
+    throw new DptrainError('E_CHECKPOINT', `${what}: ${buf.length - offset} unexpected trailing bytes after the data (${offset} bytes expected)`);
   const revive = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(revive);
     if (v && typeof v === 'object') {

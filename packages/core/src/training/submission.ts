@@ -9,7 +9,13 @@ function csvField(s: string): string {
  * Writes `image_name,label` for each sample in order. Competition layout: the label is the class index
  * (as in train.csv); folder layout: the class name.
  */
-export async function writeSubmission(file: string, samples: Sample[], predictions: number[], classNames: string[], layout: 'competition' | 'folders'): Promise<void> {
+export async function writeSubmission(
+  file: string,
+  samples: Sample[],
+  predictions: number[],
+  classNames: string[],
+  layout: 'competition' | 'folders',
+): Promise<void> {
   const lines = ['image_name,label'];
   samples.forEach((s, i) => {
     const p = predictions[i] as number;

@@ -48,7 +48,10 @@ describe('feature cache stored as bf16', () => {
       expect(Array.from(stored)).toEqual(Array.from(bfloat16ToFloat32(float32ToBfloat16(values))));
       expect(Array.from(stored)).not.toEqual(Array.from(values));
       expect(Array.from(cache.roundTrip(values))).toEqual(Array.from(stored));
-      cache.put('k2', values.map((v) => -v)); // evicts k1 from memory (150 bytes hold one entry)
+      cache.put(
+        'k2',
+        values.map((v) => -v),
+      ); // evicts k1 from memory (150 bytes hold one entry)
       const files = fs.readdirSync(cache.folder!).filter((f) => f.endsWith('.bf16'));
       expect(files.length).toBe(2);
       expect(fs.statSync(path.join(cache.folder!, files[0]!)).size).toBe(200);

@@ -12,8 +12,12 @@ describe('error context', () => {
     }).catch((x: unknown) => x);
     expect(caught).toBe(e);
     expect(errorContext(e)).toEqual({ kernels: ['Identity', 'AvgPool'], layer: 'mixed0_pool (AveragePooling2D)', phase: 'fine_tune', step: 7, epoch: 2 });
-    expect(describeErrorContext(errorContext(e))).toBe('phase fine_tune, epoch 2, step 7, layer mixed0_pool (AveragePooling2D), kernel Identity (inside AvgPool)');
-    expect(describeUnexpectedError(e)).toBe('TypeError: boom (phase fine_tune, epoch 2, step 7, layer mixed0_pool (AveragePooling2D), kernel Identity (inside AvgPool))');
+    expect(describeErrorContext(errorContext(e))).toBe(
+      'phase fine_tune, epoch 2, step 7, layer mixed0_pool (AveragePooling2D), kernel Identity (inside AvgPool)',
+    );
+    expect(describeUnexpectedError(e)).toBe(
+      'TypeError: boom (phase fine_tune, epoch 2, step 7, layer mixed0_pool (AveragePooling2D), kernel Identity (inside AvgPool))',
+    );
     const s = addErrorContext('plain string', { task: 'test prediction' });
     expect(s).toBeInstanceOf(Error);
     expect(describeUnexpectedError(s)).toBe('Error: plain string (test prediction)');

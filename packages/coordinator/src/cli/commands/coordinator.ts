@@ -19,9 +19,7 @@ interface CoordinatorFlags extends TrainingFlagValues, ProtocolFlagValues, ViewF
 }
 
 export function register(program: Command): void {
-  const cmd = program
-    .command('coordinator')
-    .description('run the coordinator of a cluster: workers connect with `dptrain worker --connect ws://HOST:PORT`');
+  const cmd = program.command('coordinator').description('run the coordinator of a cluster: workers connect with `dptrain worker --connect ws://HOST:PORT`');
   addTrainingFlags(cmd);
   addStepGuardFlags(cmd);
   addViewFlags(addProtocolFlags(cmd))
@@ -41,7 +39,12 @@ export function register(program: Command): void {
       const runDir = flags.resume ?? flags.out ?? path.join('runs', new Date().toISOString().replace(/[:.]/g, '-'));
       const bus = new EventBus();
       const views = await attachRunViews(bus, {
-        runDir, plain: flags.plain, logEvery: Number(flags.logEvery), minWorkers: Number(flags.minWorkers), charts: flags.charts, title: flags.listen,
+        runDir,
+        plain: flags.plain,
+        logEvery: Number(flags.logEvery),
+        minWorkers: Number(flags.minWorkers),
+        charts: flags.charts,
+        title: flags.listen,
         ...(flags.metricsPort !== undefined ? { metricsPort: Number(flags.metricsPort), metricsHost: flags.metricsHost ?? host } : {}),
       });
       let ok = false;
@@ -71,7 +74,9 @@ export function register(program: Command): void {
           reportStop(stop, { steps: result.steps, resumeHint, say: (l) => views.say(l) });
           return;
         }
-        views.say(`cluster: ${summary.workersJoined} worker joins, ${summary.workersLost.length} lost, ${Object.values(summary.framesRejected).reduce((a, b) => a + b, 0)} frames rejected`);
+        views.say(
+          `cluster: ${summary.workersJoined} worker joins, ${summary.workersLost.length} lost, ${Object.values(summary.framesRejected).reduce((a, b) => a + b, 0)} frames rejected`,
+        );
         ok = true;
       } catch (err) {
         if (!reportStop(stop, { err, resumeHint, say: (l) => views.say(l) })) throw err;

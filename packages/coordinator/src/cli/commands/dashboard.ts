@@ -71,31 +71,33 @@ export function register(program: Command): void {
       };
       let observer: Awaited<ReturnType<typeof connectObserver>>;
       try {
-        observer = await retry(Number(flags.waitFor) * 1000, () => connectObserver({
-          url: flags.connect,
-          token,
-          ...(flags.ca ? { ca: flags.ca } : {}),
-          onEvent: (e: RunEvent) => {
-            if (!replay.accept(e)) return;
-            if (e.type === 'run_completed') completed = true;
-            bus.emit(e);
-          },
-          onStatus: (status, detail) => {
-            if (status === 'connected') {
-              if (connections++ > 0) {
-                replay.reconnected();
-                note(`reconnected to ${flags.connect}`);
+        observer = await retry(Number(flags.waitFor) * 1000, () =>
+          connectObserver({
+            url: flags.connect,
+            token,
+            ...(flags.ca ? { ca: flags.ca } : {}),
+            onEvent: (e: RunEvent) => {
+              if (!replay.accept(e)) return;
+              if (e.type === 'run_completed') completed = true;
+              bus.emit(e);
+            },
+            onStatus: (status, detail) => {
+              if (status === 'connected') {
+                if (connections++ > 0) {
+                  replay.reconnected();
+                  note(`reconnected to ${flags.connect}`);
+                }
+              } else if (stopping) {
+                // closing on our own
+              } else if (completed) {
+                // the run is over and the coordinator has gone: nothing more will come
+                finish();
+              } else {
+                note(`connection to ${flags.connect} lost${detail ? ` (${detail})` : ''}; reconnecting`);
               }
-            } else if (stopping) {
-              // closing on our own
-            } else if (completed) {
-              // the run is over and the coordinator has gone: nothing more will come
-              finish();
-            } else {
-              note(`connection to ${flags.connect} lost${detail ? ` (${detail})` : ''}; reconnecting`);
-            }
-          },
-        }));
+            },
+          }),
+        );
       } catch (err) {
         closeOutput();
         throw err;

@@ -30,7 +30,13 @@ export interface DemoCommandValues {
 }
 
 /** How the demo trains once its data exists: in process by default; the cluster's single-node mode can take over. */
-export type DemoTrainer = (args: { config: RunConfig; runDir: string; bus: EventBus; backend: BackendInfo; workerOutput?: WorkerOutputMode }) => Promise<TrainResult>;
+export type DemoTrainer = (args: {
+  config: RunConfig;
+  runDir: string;
+  bus: EventBus;
+  backend: BackendInfo;
+  workerOutput?: WorkerOutputMode;
+}) => Promise<TrainResult>;
 
 /**
  * The demo's run configuration: a small VGG-shaped net (tiny-vgg, random init: there are no pretrained weights
@@ -59,7 +65,12 @@ export function demoConfig(dataDir: string, values: Partial<DemoCommandValues> =
 export function singleNodeDemoTrainer(workers: number, backendName?: string): DemoTrainer {
   return ({ config, runDir, bus, workerOutput }) =>
     runSingleNode({
-      config, runDir, bus, workers, ...(backendName ? { backend: backendName } : {}), ...(workerOutput ? { workerOutput } : {}),
+      config,
+      runDir,
+      bus,
+      workers,
+      ...(backendName ? { backend: backendName } : {}),
+      ...(workerOutput ? { workerOutput } : {}),
       say: (l) => bus.emit({ type: 'log', time: Date.now(), level: 'info', message: l }),
     });
 }
@@ -75,7 +86,12 @@ export async function demoCommand(values: DemoCommandValues, trainer?: DemoTrain
   write(`dptrain demo: backend ${backend.name} (${backend.device})`);
   if (!existsSync(path.join(dataDir, 'train.csv'))) {
     write(`generating synthetic scenes in ${dataDir} ...`);
-    const gen = await generateSyntheticScenes(dataDir, { seed: Number(values.seed), perClass: Number(values.perClass), testPerClass: 15, size: Math.max(64, Number(values.size)) });
+    const gen = await generateSyntheticScenes(dataDir, {
+      seed: Number(values.seed),
+      perClass: Number(values.perClass),
+      testPerClass: 15,
+      size: Math.max(64, Number(values.size)),
+    });
     write(`  ${gen.train} labelled + ${gen.test} test images, classes ${gen.classNames.join(', ')}`);
   }
   const config = demoConfig(dataDir, values);

@@ -17,7 +17,14 @@ import {
 /** `dptrain doctor --json`: what will happen on this machine. */
 export interface DoctorReport {
   backends: { name: BackendName; available: boolean; reason: string | null }[];
-  gpus: { index: number; name: string; computeCapability: string | null; driver: string | null; memoryMiB: number | null; tfjsNodeGpu: TfjsNodeGpuVerdict | null }[];
+  gpus: {
+    index: number;
+    name: string;
+    computeCapability: string | null;
+    driver: string | null;
+    memoryMiB: number | null;
+    tfjsNodeGpu: TfjsNodeGpuVerdict | null;
+  }[];
   cuda: { runtime: string | null; cudnn: string | null };
   /** Lines the backends showed while loading (PTX-JIT warnings, memory growth). */
   notes: string[];
@@ -88,7 +95,9 @@ export function formatDoctorReport(r: DoctorReport): string {
     lines.push(`  ${g.index}  ${g.name}, compute capability ${g.computeCapability ?? 'unknown'}, driver ${g.driver ?? 'unknown'}, ${mem}`);
     lines.push(`     tfjs-node-gpu 4.22: ${g.tfjsNodeGpu ?? 'unknown'} (${explainVerdict(g.tfjsNodeGpu, g.computeCapability)})`);
   }
-  lines.push(`CUDA runtime: ${r.cuda.runtime ?? 'not found'} (tfjs-node-gpu needs ${EXPECTED_CUDA_MAJOR}.x); cuDNN: ${r.cuda.cudnn ?? 'not found'} (needs ${EXPECTED_CUDNN_MAJOR}.x)`);
+  lines.push(
+    `CUDA runtime: ${r.cuda.runtime ?? 'not found'} (tfjs-node-gpu needs ${EXPECTED_CUDA_MAJOR}.x); cuDNN: ${r.cuda.cudnn ?? 'not found'} (needs ${EXPECTED_CUDNN_MAJOR}.x)`,
+  );
   for (const n of r.notes) lines.push(`note: ${n}`);
   return lines.join('\n');
 }

@@ -95,8 +95,13 @@ export async function predictionSet(dir: string, skipBad: boolean, warn: (l: str
   return dataset;
 }
 
-export async function predictCommand(images: string[], values: PredictCommandValues, write: (l: string) => void = (l) => void process.stdout.write(l + '\n')): Promise<void> {
-  if (!values.data && images.length === 0) throw new DptrainError('E_CONFIG', 'predict: give --data DIR (a test.csv with SceneImages/, or a folder of images) or image files');
+export async function predictCommand(
+  images: string[],
+  values: PredictCommandValues,
+  write: (l: string) => void = (l) => void process.stdout.write(l + '\n'),
+): Promise<void> {
+  if (!values.data && images.length === 0)
+    throw new DptrainError('E_CONFIG', 'predict: give --data DIR (a test.csv with SceneImages/, or a folder of images) or image files');
   if (values.data && images.length > 0) throw new DptrainError('E_CONFIG', 'predict: give either --data DIR or image files, not both');
   // the data first: a folder with nothing to predict fails before the model loads
   const dataset = values.data ? await predictionSet(values.data, values.skipBad ?? false) : undefined;

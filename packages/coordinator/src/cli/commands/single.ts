@@ -3,13 +3,7 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { DptrainError, EventBus } from '@dptrain/core';
 import { addTrainingFlags, printConfigIfAsked, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
-import {
-  addProtocolFlags,
-  resolveSharedToken,
-  runSingleNode,
-  toProtocolOptions,
-  type ProtocolFlagValues,
-} from '../../cluster/index.js';
+import { addProtocolFlags, resolveSharedToken, runSingleNode, toProtocolOptions, type ProtocolFlagValues } from '../../cluster/index.js';
 import { addViewFlags, attachRunViews, type ViewFlagValues } from '../../observability/run-views.js';
 import { WORKER_SUPERVISOR_DEFAULTS } from '../../cluster/worker-supervisor.js';
 import { reportStop, stopOnSignals } from '../stop-signals.js';
@@ -25,9 +19,7 @@ interface SingleFlags extends TrainingFlagValues, ProtocolFlagValues, ViewFlagVa
 }
 
 export function register(program: Command): void {
-  const cmd = program
-    .command('single')
-    .description('single-node cluster: a coordinator and N local worker processes over loopback WebSockets');
+  const cmd = program.command('single').description('single-node cluster: a coordinator and N local worker processes over loopback WebSockets');
   addTrainingFlags(cmd);
   addStepGuardFlags(cmd);
   addViewFlags(addProtocolFlags(cmd))
@@ -36,7 +28,11 @@ export function register(program: Command): void {
     .option('--resume <dir>', 'continue the run in this directory from its last checkpoint')
     .option('--backend <name>', 'backend of the workers (default: the best that loads)')
     .option('--token-file <file>', 'shared secret of the local cluster, so that `dptrain dashboard --token-file` can watch it (default: a random one per run)')
-    .option('--max-restarts <n>', 'restarts of lost local workers for the whole run; then it goes on with the survivors', String(WORKER_SUPERVISOR_DEFAULTS.maxRestarts))
+    .option(
+      '--max-restarts <n>',
+      'restarts of lost local workers for the whole run; then it goes on with the survivors',
+      String(WORKER_SUPERVISOR_DEFAULTS.maxRestarts),
+    )
     .action(async (flags: SingleFlags) => {
       const maxRestarts = Number(flags.maxRestarts);
       if (!Number.isInteger(maxRestarts) || maxRestarts < 0) throw new DptrainError('E_CONFIG', `--max-restarts: '${flags.maxRestarts}' is not a count`);
@@ -47,7 +43,11 @@ export function register(program: Command): void {
       const runDir = flags.resume ?? flags.out ?? path.join('runs', new Date().toISOString().replace(/[:.]/g, '-'));
       const bus = new EventBus();
       const views = await attachRunViews(bus, {
-        runDir, plain: flags.plain, logEvery: Number(flags.logEvery), minWorkers: Math.max(1, n), charts: flags.charts,
+        runDir,
+        plain: flags.plain,
+        logEvery: Number(flags.logEvery),
+        minWorkers: Math.max(1, n),
+        charts: flags.charts,
         ...(flags.metricsPort !== undefined ? { metricsPort: Number(flags.metricsPort) } : {}),
         ...(flags.metricsHost !== undefined ? { metricsHost: flags.metricsHost } : {}),
       });

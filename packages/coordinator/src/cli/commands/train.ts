@@ -37,7 +37,9 @@ export function printSummary(result: TrainResult, write: (l: string) => void = (
   const v = r.validation;
   write('');
   write(`backend:     ${r.backend} (${r.device}), precision ${r.precision}`);
-  write(`samples:     ${r.samples.train} train, ${r.samples.validation} validation, ${r.samples.test} test${r.samples.dropped ? `, ${r.samples.dropped} dropped` : ''}`);
+  write(
+    `samples:     ${r.samples.train} train, ${r.samples.validation} validation, ${r.samples.test} test${r.samples.dropped ? `, ${r.samples.dropped} dropped` : ''}`,
+  );
   if (v) {
     write(`validation:  accuracy ${(100 * v.accuracy).toFixed(2)}%, loss ${v.loss.toFixed(4)}, macro F1 ${v.macro.f1.toFixed(3)}`);
     write(`per class:   ${v.perClass.map((c) => `${c.name} ${(100 * c.recall).toFixed(0)}%`).join(', ')} (recall)`);
@@ -75,7 +77,11 @@ export async function trainCommand(values: TrainCommandValues, factory?: Executo
     stop.dispose();
   }
   if (result.stopped) {
-    reportStop(stop, { steps: result.steps, resumeHint: `dptrain train --resume --out ${runDir} and the same flags`, say: (l) => process.stderr.write(`dptrain: ${l}\n`) });
+    reportStop(stop, {
+      steps: result.steps,
+      resumeHint: `dptrain train --resume --out ${runDir} and the same flags`,
+      say: (l) => process.stderr.write(`dptrain: ${l}\n`),
+    });
     return result;
   }
   printSummary(result, write);

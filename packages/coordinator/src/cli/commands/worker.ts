@@ -41,14 +41,21 @@ export function register(program: Command): void {
     .option('--name <name>', 'name reported to the coordinator (default: the host name)')
     .option('--cache-dir <dir>', 'frozen-feature cache folder shared with the other workers of this machine (default: memory only)')
     .option('--stall-limit-ms <ms>', 'heartbeats stop once the main thread made no progress this long (default 600000; 3600000 on a PTX-JIT GPU)')
-    .option('--give-up-after <s>', 'exit (status 2) after this many seconds without reaching the coordinator; the cluster launchers set more, to outlive a coordinator restart', String(DEFAULT_GIVE_UP_AFTER_S))
+    .option(
+      '--give-up-after <s>',
+      'exit (status 2) after this many seconds without reaching the coordinator; the cluster launchers set more, to outlive a coordinator restart',
+      String(DEFAULT_GIVE_UP_AFTER_S),
+    )
     .option('--exit-with-parent', 'exit when stdin closes: the parent that started this worker (dptrain single) is gone')
     .action(async (flags: WorkerFlags) => {
       const giveUpAfter = Number(flags.giveUpAfter);
-      if (!Number.isFinite(giveUpAfter) || giveUpAfter <= 0) throw new DptrainError('E_CONFIG', `--give-up-after: '${flags.giveUpAfter}' is not a positive number of seconds`);
+      if (!Number.isFinite(giveUpAfter) || giveUpAfter <= 0)
+        throw new DptrainError('E_CONFIG', `--give-up-after: '${flags.giveUpAfter}' is not a positive number of seconds`);
       const token = resolveSharedToken(flags);
       const backend = await selectBackend(flags.backend);
-      process.stderr.write(`dptrain worker: backend ${backend.name} (${backend.device})${backend.gpu ? `, tfjs-node-gpu: ${backend.gpu.tfjsNodeGpu ?? 'unknown'}` : ''}\n`);
+      process.stderr.write(
+        `dptrain worker: backend ${backend.name} (${backend.device})${backend.gpu ? `, tfjs-node-gpu: ${backend.gpu.tfjsNodeGpu ?? 'unknown'}` : ''}\n`,
+      );
       const p = toProtocolOptions(flags);
       const handle = startWorker({
         url: flags.connect,

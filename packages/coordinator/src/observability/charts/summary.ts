@@ -26,7 +26,10 @@ export function formatRunSummary(r: SummaryInput, charts: string[] = []): string
   if (r.steps !== undefined) head.push(`${r.steps} steps`);
   if (r.timingsMs?.total !== undefined) head.push(`in ${formatDuration(r.timingsMs.total)}`);
   lines.push(head.join(', '));
-  if (r.samples) lines.push(`samples: ${r.samples.train} train, ${r.samples.validation} validation, ${r.samples.test} test${r.samples.dropped ? `, ${r.samples.dropped} dropped` : ''}`);
+  if (r.samples)
+    lines.push(
+      `samples: ${r.samples.train} train, ${r.samples.validation} validation, ${r.samples.test} test${r.samples.dropped ? `, ${r.samples.dropped} dropped` : ''}`,
+    );
   const v = r.validation;
   if (v) {
     lines.push(`validation: accuracy ${pct(v.accuracy)}, loss ${Number.isFinite(v.loss) ? v.loss.toFixed(4) : 'n/a'}`);
@@ -37,7 +40,9 @@ export function formatRunSummary(r: SummaryInput, charts: string[] = []): string
   const h = r.history ?? [];
   if (h.length > 0) {
     const best = h.reduce((a, b) => (b.valAccuracy > a.valAccuracy ? b : a));
-    lines.push(`best epoch: ${best.phase === 'head' ? 'head' : 'fine-tune'} ${best.epoch + 1}, val accuracy ${pct(best.valAccuracy)} (${h.length} epoch(s) in all)`);
+    lines.push(
+      `best epoch: ${best.phase === 'head' ? 'head' : 'fine-tune'} ${best.epoch + 1}, val accuracy ${pct(best.valAccuracy)} (${h.length} epoch(s) in all)`,
+    );
   }
   if (r.timingsMs) {
     const parts = Object.entries(r.timingsMs)

@@ -50,7 +50,13 @@ async function main(): Promise<void> {
   const model = block5();
   model.compile({ optimizer: tf.train.adam(1e-5), loss: 'categoricalCrossentropy' });
   const x = tf.randomNormal([batch, 9, 9, 512]);
-  const y = tf.oneHot(tf.tensor1d(Array.from({ length: batch }, (_, i) => i % 6), 'int32'), 6);
+  const y = tf.oneHot(
+    tf.tensor1d(
+      Array.from({ length: batch }, (_, i) => i % 6),
+      'int32',
+    ),
+    6,
+  );
   const variants = wasmOwnBackpropInput ? (['dptrain', 'wasm'] as const) : (['dptrain'] as const);
   const times: Record<string, number[]> = {};
   for (const v of variants) {

@@ -48,7 +48,5 @@ export function conv2dBackpropFilterOps({ x: xInfo, dy: dyInfo, attrs }: Conv2DB
 /** The tfjs kernel function (registered for 'wasm' by `registerWasmTrainingKernels`). */
 export const conv2dBackpropFilterKernel: tf.KernelFunc = ({ inputs, attrs }) => {
   const { x, dy } = inputs as unknown as { x: KernelInput; dy: KernelInput };
-  return tf.tidy(() =>
-    conv2dBackpropFilterOps({ x, dy, attrs: attrs as unknown as tf.Conv2DBackpropFilterAttrs }),
-  );
+  return tf.tidy(() => conv2dBackpropFilterOps({ x, dy, attrs: attrs as unknown as tf.Conv2DBackpropFilterAttrs }));
 };

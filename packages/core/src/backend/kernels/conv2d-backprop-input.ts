@@ -48,7 +48,5 @@ export function conv2dBackpropInputOps({ dy: dyInfo, filter: wInfo, attrs }: Con
 /** The tfjs kernel function (registered for 'wasm' by `registerWasmTrainingKernels`). */
 export const conv2dBackpropInputKernel: tf.KernelFunc = ({ inputs, attrs }) => {
   const { dy, filter } = inputs as unknown as { dy: KernelInput; filter: KernelInput };
-  return tf.tidy(() =>
-    conv2dBackpropInputOps({ dy, filter, attrs: attrs as unknown as tf.Conv2DBackpropInputAttrs }),
-  );
+  return tf.tidy(() => conv2dBackpropInputOps({ dy, filter, attrs: attrs as unknown as tf.Conv2DBackpropInputAttrs }));
 };

@@ -96,15 +96,11 @@ export function depthwiseBackpropFilterOps({ x: xInfo, dy: dyInfo, attrs }: Dept
 /** The tfjs kernel function for DepthwiseConv2dNativeBackpropInput on wasm. */
 export const depthwiseBackpropInputKernel: tf.KernelFunc = ({ inputs, attrs }) => {
   const { dy, filter } = inputs as unknown as { dy: KernelInput; filter: KernelInput };
-  return tf.tidy(() =>
-    depthwiseBackpropInputOps({ dy, filter, attrs: attrs as unknown as tf.DepthwiseConv2dNativeBackpropInputAttrs }),
-  );
+  return tf.tidy(() => depthwiseBackpropInputOps({ dy, filter, attrs: attrs as unknown as tf.DepthwiseConv2dNativeBackpropInputAttrs }));
 };
 
 /** The tfjs kernel function for DepthwiseConv2dNativeBackpropFilter on wasm. */
 export const depthwiseBackpropFilterKernel: tf.KernelFunc = ({ inputs, attrs }) => {
   const { x, dy } = inputs as unknown as { x: KernelInput; dy: KernelInput };
-  return tf.tidy(() =>
-    depthwiseBackpropFilterOps({ x, dy, attrs: attrs as unknown as tf.DepthwiseConv2dNativeBackpropFilterAttrs }),
-  );
+  return tf.tidy(() => depthwiseBackpropFilterOps({ x, dy, attrs: attrs as unknown as tf.DepthwiseConv2dNativeBackpropFilterAttrs }));
 };
