@@ -3,30 +3,19 @@
 // with the same trainable weights, byte for byte (the optimizer and schedule run on the coordinator; smoothing and
 // class weights are per-sample changes merged along the same micro-batch tree).
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { generateSyntheticScenes } from '@dptrain/core';
+import { TINY_MODEL_FLAGS } from '../helpers/cli.js';
+import { processesMentioning } from '../helpers/processes.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');
 const bin = path.join(root, 'packages/coordinator/bin/dptrain.js');
-
-function processesMentioning(text: string): number[] {
-  return readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid)
-    .filter((p) => {
-      try {
-        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(text) || readlinkSync(`/proc/${p}/cwd`).includes(text);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
 
 describe.skipIf(process.platform !== 'linux')('recipe options across worker counts', () => {
   it('1 and 2 workers train the same bytes with adamw, warmup + cosine, label smoothing and class weights', async () => {
@@ -37,12 +26,7 @@ describe.skipIf(process.platform !== 'linux')('recipe options across worker coun
       'single',
       '--data',
       dataDir,
-      '--backbone',
-      'tiny-vgg',
-      '--input-size',
-      '32x32',
-      '--preprocess',
-      'tf',
+      ...TINY_MODEL_FLAGS,
       '--epochs',
       '2',
       '--fine-tune-epochs',

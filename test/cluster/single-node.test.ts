@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readCheckpoint } from '@dptrain/core';
 import { JsonlTail } from '../deploy/jsonl-tail.js';
 import { dptrain, makeSceneDir, tinyFlags, waitFor, type Proc } from './fixtures.js';
-import { killProcessesWith, processesWith, waitNoProcessWith } from './processes.js';
+import { killProcessesWith, processesWith, waitNoProcessWith } from '../helpers/processes.js';
 
 /**
  * `dptrain single` as a user runs it, with real local worker processes on loopback: a worker killed with

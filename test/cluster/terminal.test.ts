@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BIN, REPO, makeSceneDir, tinyFlags } from './fixtures.js';
-import { waitNoProcessWith } from './processes.js';
+import { waitNoProcessWith } from '../helpers/processes.js';
 
 /**
  * The dashboard owns the terminal: under a real pseudo-terminal (util-linux `script`), `dptrain demo` and

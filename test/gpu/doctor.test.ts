@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { fakeNvidiaSmiDir, THREE_GPUS } from './fake-nvidia-smi.js';
-import { processesMentioning } from './processes.js';
+import { processesMentioning } from '../helpers/processes.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');

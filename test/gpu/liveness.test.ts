@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { EventBus, parseRunConfig, type RunEvent } from '@dptrain/core';
 import { runCoordinator } from '../../packages/coordinator/src/cluster/index.js';
 import { dptrain, makeSceneDir, type Proc } from '../cluster/fixtures.js';
-import { processesMentioning } from './processes.js';
+import { processesMentioning } from '../helpers/processes.js';
 
 /**
  * A real coordinator (in this process, on loopback) and one real worker process whose main thread blocks

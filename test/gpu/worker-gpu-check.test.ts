@@ -9,7 +9,7 @@ import { preflightTfjsNodeGpu, visibleGpus } from '../../packages/core/src/backe
 import { parseNvidiaSmi, NVIDIA_SMI_FIELDS } from '../../packages/core/src/backend/nvidia-smi.js';
 import { isDptrainError, parseRunConfig } from '@dptrain/core';
 import { fakeNvidiaSmiDir, THREE_GPUS } from './fake-nvidia-smi.js';
-import { processesMentioning } from './processes.js';
+import { processesMentioning } from '../helpers/processes.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');

@@ -3,11 +3,12 @@
 // Both must exit 0, the native build must say it was skipped and how to get it, and the demo must run on wasm.
 // It tests what is committed (CI tests a clean clone of main, so there HEAD is the tree under test).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { processesMentioning } from '../helpers/processes.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const isCheckout = spawnSync('git', ['-C', root, 'rev-parse', 'HEAD'], { encoding: 'utf8' }).status === 0;
@@ -15,22 +16,6 @@ const dir = mkdtempSync(path.join(tmpdir(), 'dptrain-fresh-clone-'));
 const clone = path.join(dir, 'dptrain');
 const env = { ...process.env, DNNL_ROOT: '/nonexistent-onednn', CI: 'true', FORCE_COLOR: '0' };
 delete env.DPTRAIN_NATIVE_ADDON;
-
-/** Pids of live processes whose command line or working directory lies inside `folder`. */
-function processesUnder(folder: string): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      const cwd = readlinkSync(`/proc/${entry}/cwd`);
-      if (cmdline.includes(folder) || cwd.startsWith(folder)) found.push(Number(entry));
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  return found;
-}
 
 function run(cmd: string, args: string[]) {
   const r = spawnSync(cmd, args, { cwd: clone, env, encoding: 'utf8', timeout: 240_000 });
@@ -55,6 +40,6 @@ describe.skipIf(!isCheckout || process.platform !== 'linux')('a fresh clone with
     expect(start.output).toMatch(/submission: .*submission\.csv/);
 
     // the demo's local workers are gone with it
-    expect(processesUnder(clone)).toEqual([]);
+    expect(processesMentioning(clone)).toEqual([]);
   }, 600_000);
 });

@@ -4,7 +4,7 @@
  * EfficientNetB0 shape (squeeze-and-excitation, swish; --no-cache) train through both phases and predict.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSyntheticScenes, scoreSubmission } from '@dptrain/core';
 import { fileSystemHandler } from '../../packages/core/src/models/fs-io.js';
 import { buildKerasShape, type KerasShape } from '../../packages/core/src/models/keras-shapes.testutil.js';
+import { processesMentioning } from '../helpers/processes.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');
@@ -20,20 +21,6 @@ const bin = path.join(root, 'packages/coordinator/bin/dptrain.js');
 
 async function dptrain(args: string[]): Promise<{ stdout: string; stderr: string }> {
   return run(process.execPath, [bin, ...args], { cwd: root, timeout: 240_000, maxBuffer: 16 * 1024 * 1024 });
-}
-
-/** Processes whose command line mentions `marker` (none must outlive a test). */
-function processesWith(marker: string): number[] {
-  const pids: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
-    try {
-      if (readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(marker)) pids.push(Number(d));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
 }
 
 let base = '';
@@ -91,7 +78,7 @@ describe('dptrain train --backbone PATH with Keras-shaped models (real CLI proce
       await dptrain(['predict', '--model', runDir, '--data', dataDir, '--out', pred, '--backend', 'wasm']);
       expect(existsSync(pred)).toBe(true);
       expect(readFileSync(pred, 'utf8')).toBe(readFileSync(path.join(runDir, 'submission.csv'), 'utf8'));
-      expect(processesWith(runDir)).toEqual([]);
+      expect(processesMentioning(runDir)).toEqual([]);
     });
   }
 });

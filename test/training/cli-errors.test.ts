@@ -1,10 +1,12 @@
 import { afterAll, describe, expect, it, beforeAll } from 'vitest';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { generateSyntheticScenes } from '@dptrain/core';
+import { TINY_MODEL_FLAGS } from '../helpers/cli.js';
+import { processesMentioning } from '../helpers/processes.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');
@@ -32,20 +34,6 @@ function lastLine(text: string): string {
   return text.trim().split('\n').at(-1) ?? '';
 }
 
-/** Pids of live processes whose command line mentions `needle` (this test's unique temp folder). */
-function processesMentioning(needle: string): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(needle)) out.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-
 const FAULT = { DPTRAIN_TEST_KERNEL_FAULT: 'Conv2D' };
 const INTERNAL =
   /^dptrain: \[E_INTERNAL\] internal error in phase fine_tune, epoch 1, step (\d+), layer block5_conv1 \(Conv2D\), kernel Conv2D: TypeError: injected fault in kernel Conv2D/;
@@ -56,12 +44,7 @@ describe('dptrain errors a user can act on (real CLI processes)', () => {
   const training = (out: string): string[] => [
     '--data',
     dataDir,
-    '--backbone',
-    'tiny-vgg',
-    '--input-size',
-    '32x32',
-    '--preprocess',
-    'tf',
+    ...TINY_MODEL_FLAGS,
     '--pooling',
     'flatten',
     '--epochs',

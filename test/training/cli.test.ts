@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { generateSyntheticScenes, scoreSubmission } from '@dptrain/core';
 import { buildProgram } from '../../packages/coordinator/src/cli/main.js';
 import { samplesForImages } from '../../packages/coordinator/src/cli/commands/predict.js';
+import { TINY_MODEL_FLAGS } from '../helpers/cli.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');
@@ -31,12 +32,7 @@ describe('dptrain train / predict (real CLI processes, tiny synthetic data)', ()
       'train',
       '--data',
       dataDir,
-      '--backbone',
-      'tiny-vgg',
-      '--input-size',
-      '32x32',
-      '--preprocess',
-      'tf',
+      ...TINY_MODEL_FLAGS,
       '--pooling',
       'flatten',
       '--epochs',

@@ -10,6 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { generateSyntheticScenes, isDptrainError } from '@dptrain/core';
 import { addTrainingFlags, toRunConfig, type TrainingFlagValues } from '../../packages/coordinator/src/cli/training-flags.js';
+import { TINY_MODEL_FLAGS } from '../helpers/cli.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');
@@ -99,12 +100,7 @@ describe('RUN/config.yaml through the real CLI', () => {
       'train',
       '--data',
       dataDir,
-      '--backbone',
-      'tiny-vgg',
-      '--input-size',
-      '32x32',
-      '--preprocess',
-      'tf',
+      ...TINY_MODEL_FLAGS,
       '--epochs',
       '2',
       '--fine-tune-epochs',

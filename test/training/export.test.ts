@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generateSyntheticScenes, loadTrainedModel, readKerasH5 } from '@dptrain/core';
+import { TINY_MODEL_FLAGS } from '../helpers/cli.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');
@@ -49,12 +50,7 @@ describe('dptrain export --format keras-h5', () => {
       'train',
       '--data',
       dataDir,
-      '--backbone',
-      'tiny-vgg',
-      '--input-size',
-      '32x32',
-      '--preprocess',
-      'tf',
+      ...TINY_MODEL_FLAGS,
       '--epochs',
       '1',
       '--fine-tune-epochs',

@@ -4,6 +4,7 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { TINY_MODEL_FLAGS } from '../helpers/cli.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');
@@ -86,12 +87,7 @@ describe.skipIf(!existsSync(SCENES))('dptrain predict on Kaggle-style folders (r
       'train',
       '--data',
       trainDir,
-      '--backbone',
-      'tiny-vgg',
-      '--input-size',
-      '32x32',
-      '--preprocess',
-      'tf',
+      ...TINY_MODEL_FLAGS,
       '--pooling',
       'flatten',
       '--epochs',

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 /** Processes (pid and command line) whose command line contains `marker`, read from /proc (Linux). */
 export function processesWith(marker: string): { pid: number; cmdline: string }[] {
@@ -35,4 +35,22 @@ export function killProcessesWith(marker: string): void {
       /* gone */
     }
   }
+}
+
+/**
+ * Pids of live processes whose command line, environment or working directory mentions `marker` (a test's own
+ * temp folder): what must be empty once a test that started processes is done.
+ */
+export function processesMentioning(marker: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const text = ['cmdline', 'environ'].map((f) => readFileSync(`/proc/${entry}/${f}`).toString('latin1')).join('\0');
+      if (text.includes(marker) || readlinkSync(`/proc/${entry}/cwd`).startsWith(marker)) found.push(Number(entry));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return found;
 }
