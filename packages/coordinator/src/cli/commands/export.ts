@@ -2,7 +2,8 @@ import { Option, type Command } from 'commander';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
-import { DptrainError, createReplica, exportKerasH5, loadRunModel, loadTrainedModel, RUN_MODEL_DIR, type KerasExportSummary } from '@dptrain/core';
+import { DptrainError, exportKerasH5, loadTrainedModel, type KerasExportSummary } from '@dptrain/core';
+import { rebuildRunReplica, runModelDir } from '../run-model-files.js';
 import { BACKEND_CHOICES, startBackend } from '../backend-flag.js';
 
 export interface ExportCommandValues {
@@ -20,15 +21,12 @@ export const EXPORT_FORMATS = ['keras-h5'] as const;
  * frozen base rebuilt from the run config with the saved trainable weights set on top (as `predict` does).
  */
 async function openRunLayersModel(runDir: string): Promise<{ model: tf.LayersModel; dispose(): void }> {
-  const modelDir = existsSync(path.join(runDir, RUN_MODEL_DIR)) ? path.join(runDir, RUN_MODEL_DIR) : runDir;
+  const modelDir = runModelDir(runDir);
   if (existsSync(path.join(modelDir, 'model.json'))) {
     const m = await loadTrainedModel(modelDir);
     return { model: m.model, dispose: () => m.dispose() };
   }
-  const { meta, weights } = await loadRunModel(modelDir);
-  const replica = await createReplica({ ...meta.config, classNames: meta.classNames }, { cache: false });
-  await replica.setPhase(meta.phase);
-  replica.setWeights(weights);
+  const { replica } = await rebuildRunReplica(modelDir);
   return { model: replica.model, dispose: () => replica.dispose() };
 }
 

@@ -5,13 +5,10 @@ import {
   DptrainError,
   ImageBatchLoader,
   argmaxRows,
-  createReplica,
   formatCulprits,
   loadPredictionSet,
-  loadRunModel,
   loadTrainedModel,
   writeSubmission,
-  RUN_MODEL_DIR,
   validateDataset,
   type Dataset,
   RUN_CONFIG_DEFAULTS,
@@ -20,6 +17,7 @@ import {
 } from '@dptrain/core';
 import { BACKEND_CHOICES, startBackend } from '../backend-flag.js';
 import { precisionOption } from '../training-flags.js';
+import { rebuildRunReplica, runModelDir } from '../run-model-files.js';
 
 export interface PredictCommandValues {
   model: string;
@@ -45,7 +43,7 @@ export interface LoadedPredictor {
  * rebuilt from the run config plus the saved trainable weights (`model/dptrain-model.json` + `trainable.bin`).
  */
 export async function openPredictor(runDir: string, batchSize = 16): Promise<LoadedPredictor> {
-  const modelDir = existsSync(path.join(runDir, RUN_MODEL_DIR)) ? path.join(runDir, RUN_MODEL_DIR) : runDir;
+  const modelDir = runModelDir(runDir);
   if (existsSync(path.join(modelDir, 'model.json'))) {
     const m = await loadTrainedModel(modelDir);
     const loader = new ImageBatchLoader({ inputSize: m.metadata.inputSize, preprocess: m.metadata.preprocess });
@@ -64,12 +62,7 @@ export async function openPredictor(runDir: string, batchSize = 16): Promise<Loa
       dispose: () => m.dispose(),
     };
   }
-  const { meta, weights } = await loadRunModel(modelDir);
-  // the class names come from the model: the training data (its labels) is never read
-  const noData: Dataset = { layout: 'folders', root: modelDir, classNames: meta.classNames, labelled: [], test: [], hash: '' };
-  const replica = await createReplica({ ...meta.config, classNames: meta.classNames }, { cache: false, dataset: noData });
-  await replica.setPhase(meta.phase);
-  replica.setWeights(weights);
+  const { meta, replica } = await rebuildRunReplica(modelDir);
   return { classNames: meta.classNames, predict: (s) => replica.predict(s), dispose: () => replica.dispose() };
 }
 
