@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
@@ -90,4 +91,13 @@ export async function waitFor(proc: Proc, pred: (out: string) => boolean, timeou
     if (Date.now() - t0 > timeoutMs) throw new Error(`${what}: timed out:\n${proc.output().slice(-3000)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** A TCP port that was free on 127.0.0.1 a moment ago (for a process that must listen on a known port). */
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
 }

@@ -1,11 +1,10 @@
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { RunEvent } from '@dptrain/core';
 import { connectObserver, type ObserverConnection } from '@dptrain/worker';
-import { dptrain, makeSceneDir, tinyFlags, waitFor, type Proc } from './fixtures.js';
+import { dptrain, makeSceneDir, tinyFlags, waitFor, type Proc, freePort } from './fixtures.js';
 
 /**
  * `kill -9` of the coordinator process mid-run, then `dptrain coordinator --resume RUN_DIR` on the same
@@ -21,14 +20,6 @@ afterAll(() => {
   observer?.close();
   for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
 });
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 describe('coordinator crash and --resume', () => {
   it('continues from the checkpoint after kill -9', { timeout: 300_000 }, async () => {

@@ -1,5 +1,4 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pack } from 'msgpackr';
@@ -7,7 +6,7 @@ import WebSocket from 'ws';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION, type RunEvent } from '@dptrain/core';
 import { connectObserver, type ObserverConnection } from '@dptrain/worker';
-import { dptrain, makeSceneDir, tinyFlags, waitFor, type Proc } from './fixtures.js';
+import { dptrain, makeSceneDir, tinyFlags, waitFor, type Proc, freePort } from './fixtures.js';
 
 /**
  * A peer chooses strings that reach the coordinator's stdout, its run log and every observer (the dashboard).
@@ -21,14 +20,6 @@ afterAll(() => {
   observer?.close();
   for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
 });
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 // clear screen, a window-title OSC, red text, a bell, a C1 CSI, a bidi override, a forged line
 const EVIL = '\u001b[2J\u001b]0;pwned\u0007\u001b[31mEVIL\u0007\u009b6n\u202eX\nforged line';
