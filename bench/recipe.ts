@@ -127,8 +127,8 @@ export async function benchRecipe(options: RecipeBenchOptions): Promise<RecipeBe
   const sourceDir = options.dataDir ?? process.env.DPTRAIN_SCENES ?? '/work/shared/data/scenes';
   if (!existsSync(path.join(sourceDir, 'train.csv'))) throw new Error(`no data at ${sourceDir} (set DPTRAIN_SCENES)`);
   let dataDir = sourceDir; // a subset folder when options.subset is set; test_labels.csv stays in sourceDir
-  const cli = path.join(root, 'packages', 'coordinator', 'bin', 'dptrain.js');
-  if (!existsSync(cli)) throw new Error('packages/coordinator/bin/dptrain.js not found');
+  const cli = path.join(root, 'packages', 'cli', 'bin', 'dptrain.js');
+  if (!existsSync(cli)) throw new Error('packages/cli/bin/dptrain.js not found');
   const epochs = options.epochs ?? (options.quick ? [2, 1] : [10, 5]);
   const uncachedEpochs = options.uncachedEpochs ?? (options.quick ? epochs : [1, 1]);
   const subset = options.subset ?? (options.quick ? 24 : undefined);

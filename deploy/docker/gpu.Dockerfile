@@ -41,8 +41,11 @@ WORKDIR /opt/dptrain
 COPY package.json package-lock.json ./
 COPY packages/core/package.json packages/core/
 COPY packages/backend-native/package.json packages/backend-native/
+COPY packages/client/package.json packages/client/
 COPY packages/worker/package.json packages/worker/
 COPY packages/coordinator/package.json packages/coordinator/
+COPY packages/dashboard/package.json packages/dashboard/
+COPY packages/cli/package.json packages/cli/
 # `npm ci` installs the optional @tensorflow/tfjs-node-gpu (and tfjs-node); --foreground-scripts shows their downloads.
 # An optional dependency that fails to install is skipped silently by npm, so check that the GPU binding is there.
 RUN npm ci --omit=dev --include=optional --foreground-scripts --no-audit --no-fund \
@@ -70,5 +73,5 @@ USER dptrain
 VOLUME ["/data", "/runs"]
 # 7420: coordinator WebSocket (workers, dashboard); 9464: coordinator HTTP (/metrics, /healthz, /readyz).
 EXPOSE 7420 9464
-ENTRYPOINT ["tini", "--", "node", "/opt/dptrain/packages/coordinator/bin/dptrain.js"]
+ENTRYPOINT ["tini", "--", "node", "/opt/dptrain/packages/cli/bin/dptrain.js"]
 CMD ["--help"]

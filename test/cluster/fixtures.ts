@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 
 export const REPO = resolve(import.meta.dirname, '../..');
-export const BIN = join(REPO, 'packages/coordinator/bin/dptrain.js');
+export const BIN = join(REPO, 'packages/cli/bin/dptrain.js');
 
 /** Tiny competition-layout data set: `classes` colours, with noise, `perClass` train images each and `test` test images. */
 export async function makeSceneDir(opts: { classes?: number; perClass?: number; test?: number; size?: number } = {}): Promise<string> {

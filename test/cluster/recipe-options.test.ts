@@ -15,7 +15,7 @@ import { processesMentioning } from '../helpers/processes.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');
-const bin = path.join(root, 'packages/coordinator/bin/dptrain.js');
+const bin = path.join(root, 'packages/cli/bin/dptrain.js');
 
 describe.skipIf(process.platform !== 'linux')('recipe options across worker counts', () => {
   it('1 and 2 workers train the same bytes with adamw, warmup + cosine, label smoothing and class weights', async () => {

@@ -12,7 +12,7 @@ import {
   writeRunChartsFromDir,
   type EpochPoint,
   type ReportInput,
-} from '../../packages/coordinator/src/observability/index.js';
+} from '../../packages/dashboard/src/observability/index.js';
 
 const dirs: string[] = [];
 const tmp = (): string => {

@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EventBus } from '@dptrain/core';
-import { createRunMetrics, observabilityHandler, startMetricsServer, type MetricsServer } from '../../packages/coordinator/src/observability/index.js';
+import { createRunMetrics, observabilityHandler, startMetricsServer, type MetricsServer } from '../../packages/dashboard/src/observability/index.js';
 import { T0, joined, runEvents, runStarted } from './fixtures.js';
 
 /** Value of one sample line (`name{labels} value`) of a Prometheus text exposition. */

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EventBus, type Clock } from '@dptrain/core';
-import { attachJsonLog, attachPlainLogger, RUN_LOG_FILE, TaskProgressReporter } from '../../packages/coordinator/src/observability/index.js';
+import { attachJsonLog, attachPlainLogger, RUN_LOG_FILE, TaskProgressReporter } from '../../packages/dashboard/src/observability/index.js';
 import { T0, runEvents } from './fixtures.js';
 
 function capture(isTTY = false) {

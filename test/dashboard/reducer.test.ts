@@ -12,7 +12,7 @@ import {
   stepTimeP50,
   stepTimeP99,
   type DashboardState,
-} from '../../packages/coordinator/src/dashboard/index.js';
+} from '../../packages/dashboard/src/index.js';
 import { T0, joined, phaseStarted, runEvents, runStarted, step } from './fixtures.js';
 
 const reduce = (events: RunEvent[], init: DashboardState = initialDashboardState()): DashboardState => events.reduce(dashboardReducer, init);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EventBus, parseRunConfig } from '@dptrain/core';
 import { ClusterServer } from '../../packages/coordinator/src/cluster/index.js';
-import { createRunMetrics, observabilityHandler } from '../../packages/coordinator/src/observability/index.js';
+import { createRunMetrics, observabilityHandler } from '../../packages/dashboard/src/observability/index.js';
 import { dptrain, waitFor } from '../cluster/fixtures.js';
 import { joined, phaseStarted, runStarted, step } from './fixtures.js';
 

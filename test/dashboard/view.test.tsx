@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { render, cleanup } from 'ink-testing-library';
 import { EventBus, type Clock } from '@dptrain/core';
-import { DashboardApp, DashboardStore, fitRows } from '../../packages/coordinator/src/dashboard/index.js';
+import { DashboardApp, DashboardStore, fitRows } from '../../packages/dashboard/src/index.js';
 import { T0, joined, runEvents, step } from './fixtures.js';
 
 const tick = (ms = 20) => new Promise((r) => setTimeout(r, ms));

@@ -6,8 +6,8 @@
  * make a valid RunConfig.
  */
 import { CommanderError, type Command, type Option } from 'commander';
-import { buildProgram } from '../../packages/coordinator/src/cli/main.js';
-import { toRunConfig, type TrainingFlagValues } from '../../packages/coordinator/src/cli/training-flags.js';
+import { buildProgram } from '../../packages/cli/src/main.js';
+import { toRunConfig, type TrainingFlagValues } from '../../packages/cli/src/training-flags.js';
 
 /** Options of {@link checkDptrainArgs}. */
 export interface CliCheckOptions {

@@ -21,7 +21,7 @@ const probe = NetnsLab.probe();
 if (!probe.ok) console.warn(`[netns-restart] skipped: ${probe.reason}`);
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const DPTRAIN = join(ROOT, 'packages', 'coordinator', 'bin', 'dptrain.js');
+const DPTRAIN = join(ROOT, 'packages', 'cli', 'bin', 'dptrain.js');
 const TOKEN = 'netns-restart-token-0123456789abcdef';
 const WAIT_MS = 150_000;
 

@@ -25,7 +25,7 @@ const probe = NetnsLab.probe();
 if (!probe.ok) console.warn(`[netns] multi-host test skipped: ${probe.reason}`);
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const DPTRAIN = join(ROOT, 'packages', 'coordinator', 'bin', 'dptrain.js');
+const DPTRAIN = join(ROOT, 'packages', 'cli', 'bin', 'dptrain.js');
 const TOKEN = 'netns-test-token-0123456789abcdef';
 /** Coordinator port of run 1 (run 2 uses the next one, so a lingering socket cannot get in the way). */
 const PORT = 7420;

@@ -9,7 +9,7 @@ import { processesMentioning } from '../helpers/processes.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');
-const bin = path.join(root, 'packages/coordinator/bin/dptrain.js');
+const bin = path.join(root, 'packages/cli/bin/dptrain.js');
 
 /** `dptrain doctor ARGS` as a real process whose PATH is only `pathDir` (no real nvidia-smi in reach). */
 async function doctor(args: string[], pathDir: string): Promise<{ stdout: string; stderr: string; code: number }> {

@@ -112,7 +112,7 @@ describe('heartbeats off the main thread (real processes, loopback)', () => {
 describe('liveness connections are tied to their worker', () => {
   it('an attach with another key is refused (E_AUTH) and keeps nobody alive', async () => {
     const { ClusterServer } = await import('../../packages/coordinator/src/cluster/server.js');
-    const { connectAndAuth } = await import('../../packages/worker/src/connect.js');
+    const { connectAndAuth } = await import('../../packages/client/src/connect.js');
     const server = new ClusterServer({ token: 't', config: parseRunConfig({ dataDir: '/nonexistent' }) });
     const url = await server.listen();
     try {

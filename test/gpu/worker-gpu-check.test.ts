@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ClusterServer } from '../../packages/coordinator/src/cluster/server.js';
-import { connectAndAuth } from '../../packages/worker/src/connect.js';
+import { connectAndAuth } from '../../packages/client/src/connect.js';
 import { applyMemoryGrowth } from '../../packages/core/src/backend/memory-growth.js';
 import { preflightTfjsNodeGpu, visibleGpus } from '../../packages/core/src/backend/gpu-preflight.js';
 import { parseNvidiaSmi, NVIDIA_SMI_FIELDS } from '../../packages/core/src/backend/nvidia-smi.js';
@@ -13,7 +13,7 @@ import { processesMentioning } from '../helpers/processes.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');
-const bin = path.join(root, 'packages/coordinator/bin/dptrain.js');
+const bin = path.join(root, 'packages/cli/bin/dptrain.js');
 const gpus = parseNvidiaSmi(THREE_GPUS.join('\n'), NVIDIA_SMI_FIELDS);
 
 /** `dptrain worker --backend tensorflow-gpu` against a closed port, PATH = only the stand-in nvidia-smi. */

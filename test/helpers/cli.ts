@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 
 /** The repository root and the `dptrain` bin, for tests that run the real CLI. */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const DPTRAIN_BIN = path.join(REPO_ROOT, 'packages/coordinator/bin/dptrain.js');
+export const DPTRAIN_BIN = path.join(REPO_ROOT, 'packages/cli/bin/dptrain.js');
 
 /** The small VGG-shaped model the CLI tests train: tiny-vgg at 32x32 with tf preprocessing. */
 export const TINY_MODEL_FLAGS: readonly string[] = ['--backbone', 'tiny-vgg', '--input-size', '32x32', '--preprocess', 'tf'];

@@ -17,7 +17,7 @@ import { processesMentioning } from '../helpers/processes.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');
-const bin = path.join(root, 'packages/coordinator/bin/dptrain.js');
+const bin = path.join(root, 'packages/cli/bin/dptrain.js');
 
 async function dptrain(args: string[]): Promise<{ stdout: string; stderr: string }> {
   return run(process.execPath, [bin, ...args], { cwd: root, timeout: 240_000, maxBuffer: 16 * 1024 * 1024 });

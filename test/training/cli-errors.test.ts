@@ -10,7 +10,7 @@ import { processesMentioning } from '../helpers/processes.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');
-const bin = path.join(root, 'packages/coordinator/bin/dptrain.js');
+const bin = path.join(root, 'packages/cli/bin/dptrain.js');
 
 interface Ran {
   code: number;

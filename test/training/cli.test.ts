@@ -5,13 +5,13 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { generateSyntheticScenes, scoreSubmission } from '@dptrain/core';
-import { buildProgram } from '../../packages/coordinator/src/cli/main.js';
-import { samplesForImages } from '../../packages/coordinator/src/cli/commands/predict.js';
+import { buildProgram } from '../../packages/cli/src/main.js';
+import { samplesForImages } from '../../packages/cli/src/commands/predict.js';
 import { TINY_MODEL_FLAGS } from '../helpers/cli.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');
-const bin = path.join(root, 'packages/coordinator/bin/dptrain.js');
+const bin = path.join(root, 'packages/cli/bin/dptrain.js');
 
 async function dptrain(args: string[]): Promise<{ stdout: string; stderr: string }> {
   return run(process.execPath, [bin, ...args], { cwd: root, timeout: 240_000, maxBuffer: 16 * 1024 * 1024 });

@@ -9,12 +9,12 @@ import { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { generateSyntheticScenes, isDptrainError } from '@dptrain/core';
-import { addTrainingFlags, toRunConfig, type TrainingFlagValues } from '../../packages/coordinator/src/cli/training-flags.js';
+import { addTrainingFlags, toRunConfig, type TrainingFlagValues } from '../../packages/cli/src/training-flags.js';
 import { TINY_MODEL_FLAGS } from '../helpers/cli.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');
-const bin = path.join(root, 'packages/coordinator/bin/dptrain.js');
+const bin = path.join(root, 'packages/cli/bin/dptrain.js');
 const dptrain = (args: string[]) => run(process.execPath, [bin, ...args], { cwd: root, timeout: 240_000, maxBuffer: 16 * 1024 * 1024 });
 
 function configOf(args: string[]) {

@@ -13,7 +13,7 @@ import { TINY_MODEL_FLAGS } from '../helpers/cli.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');
-const bin = path.join(root, 'packages/coordinator/bin/dptrain.js');
+const bin = path.join(root, 'packages/cli/bin/dptrain.js');
 // h5py: Debian's python3-h5py (which .ci/run installs) lives under /usr/bin/python3, which another python3 on PATH may hide
 const python = ['python3', '/usr/bin/python3'].find((p) => spawnSync(p, ['-c', 'import h5py']).status === 0);
 

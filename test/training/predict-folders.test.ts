@@ -8,7 +8,7 @@ import { TINY_MODEL_FLAGS } from '../helpers/cli.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');
-const bin = path.join(root, 'packages/coordinator/bin/dptrain.js');
+const bin = path.join(root, 'packages/cli/bin/dptrain.js');
 /** The real Intel scene photos (../shared/data/scenes from the repo root; DPTRAIN_SCENES overrides). */
 const SCENES = path.resolve(process.env.DPTRAIN_SCENES ?? path.resolve(root, '../shared/data/scenes'));
 

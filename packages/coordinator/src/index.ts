@@ -1,3 +1,2 @@
-// @dptrain/coordinator — explicit barrel. Each area keeps its own index.ts.
-export * from './dashboard/index.js';
-export * from './observability/index.js';
+// @dptrain/coordinator: the cluster only.
+export * from './cluster/index.js';

@@ -3,7 +3,7 @@
  * `DptrainError` whose `code` never changes between releases, so callers and tests can match on it.
  */
 export type DptrainErrorCode =
-  // CLI (packages/coordinator/src/cli/report-error.ts)
+  // CLI (packages/cli/src/report-error.ts)
   | 'E_USAGE' // the command line itself: unknown command or option, missing or bad argument
   | 'E_IO' // an operating-system call failed (file, folder, socket): the message names the path or address
   | 'E_INTERNAL' // an unexpected error (a bug): reported with where it happened and how to see its stack

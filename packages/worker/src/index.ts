@@ -1,8 +1,4 @@
-export * from './backoff.js';
-export * from './connect.js';
 export * from './worker.js';
-export * from './observer.js';
 export * from './backend.js';
 export { startLiveness, LIVENESS_DEFAULTS, type LivenessOptions, type LivenessHandle } from './liveness.js';
-export { maxPayloadOf, setMaxPayload } from './payload-limit.js';
 export { onParentGone } from './parent-watch.js';

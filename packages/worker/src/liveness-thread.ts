@@ -1,6 +1,6 @@
 /** The body of the liveness thread (see liveness.ts): heartbeats while the main thread makes progress. */
 import { parentPort, workerData } from 'node:worker_threads';
-import { connectAndAuth } from './connect.js';
+import { connectAndAuth } from '@dptrain/client';
 import type { LivenessThreadData } from './liveness.js';
 
 const data = workerData as LivenessThreadData;

@@ -19,8 +19,7 @@ import {
   type Sample,
   workerPrecision,
 } from '@dptrain/core';
-import { Backoff, type BackoffOptions } from './backoff.js';
-import { connectAndAuth, type AuthedConnection } from './connect.js';
+import { Backoff, connectAndAuth, type AuthedConnection, type BackoffOptions } from '@dptrain/client';
 import { LIVENESS_DEFAULTS, startLiveness } from './liveness.js';
 import { blockStepForTest } from './test-hooks.js';
 

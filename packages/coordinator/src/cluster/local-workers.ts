@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { allowedCpus, cpuSets, hasTaskset, pinnedArgv } from './cpu-affinity.js';
 
 /** The CLI entry that local worker processes run. */
-export const DPTRAIN_BIN = fileURLToPath(new URL('../../bin/dptrain.js', import.meta.url));
+export const DPTRAIN_BIN = fileURLToPath(new URL('../../../cli/bin/dptrain.js', import.meta.url));
 
 export interface LocalWorkersOptions {
   /** Coordinator URL. */

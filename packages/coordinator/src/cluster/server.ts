@@ -30,7 +30,7 @@ import { LivenessLinks } from './liveness.js';
 import { AdmissionGuard, addressOf, type AdmissionOptions, type AdmissionRefusal } from './admission.js';
 import { EventHistory } from './event-history.js';
 import { plainTextExposureWarning } from './exposure.js';
-import { maxPayloadOf, setMaxPayload } from '@dptrain/worker';
+import { maxPayloadOf, setMaxPayload } from '@dptrain/client';
 import { RejectionLog, type RejectionLogOptions } from './rejections.js';
 import { checkJoinPrecision } from './join-precision.js';
 

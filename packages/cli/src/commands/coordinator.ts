@@ -2,10 +2,10 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { EventBus } from '@dptrain/core';
 import { addTrainingFlags, printConfigIfAsked, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
-import { addProtocolFlags, parseListen, resolveSharedToken, runCoordinator, toProtocolOptions, type ProtocolFlagValues } from '../../cluster/index.js';
-import { addViewFlags, attachRunViews, type ViewFlagValues } from '../../observability/run-views.js';
+import { addProtocolFlags, parseListen, resolveSharedToken, runCoordinator, toProtocolOptions, type ProtocolFlagValues } from '@dptrain/coordinator';
+import { addViewFlags, attachRunViews, type ViewFlagValues } from '../run-views.js';
 import { reportStop, stopOnSignals } from '../stop-signals.js';
-import { addStepGuardFlags, toStepGuardOptions, type StepGuardFlagValues } from '../../cluster/step-guard-flags.js';
+import { addStepGuardFlags, toStepGuardOptions, type StepGuardFlagValues } from '@dptrain/coordinator';
 
 interface CoordinatorFlags extends TrainingFlagValues, ProtocolFlagValues, ViewFlagValues, StepGuardFlagValues {
   listen: string;

@@ -3,11 +3,11 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { DptrainError, EventBus } from '@dptrain/core';
 import { addTrainingFlags, printConfigIfAsked, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
-import { addProtocolFlags, resolveSharedToken, runSingleNode, toProtocolOptions, type ProtocolFlagValues } from '../../cluster/index.js';
-import { addViewFlags, attachRunViews, type ViewFlagValues } from '../../observability/run-views.js';
-import { WORKER_SUPERVISOR_DEFAULTS } from '../../cluster/worker-supervisor.js';
+import { addProtocolFlags, resolveSharedToken, runSingleNode, toProtocolOptions, type ProtocolFlagValues } from '@dptrain/coordinator';
+import { addViewFlags, attachRunViews, type ViewFlagValues } from '../run-views.js';
+import { WORKER_SUPERVISOR_DEFAULTS } from '@dptrain/coordinator';
 import { reportStop, stopOnSignals } from '../stop-signals.js';
-import { addStepGuardFlags, toStepGuardOptions, type StepGuardFlagValues } from '../../cluster/step-guard-flags.js';
+import { addStepGuardFlags, toStepGuardOptions, type StepGuardFlagValues } from '@dptrain/coordinator';
 
 interface SingleFlags extends TrainingFlagValues, ProtocolFlagValues, ViewFlagValues, StepGuardFlagValues {
   workers?: string;

@@ -2,14 +2,25 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Option, type Command } from 'commander';
 import type { EventBus } from '@dptrain/core';
-import { startDashboard, type DashboardHandle } from '../dashboard/start.js';
-import type { DashboardState } from '../dashboard/state.js';
-import { attachPlainLogger, type PlainLoggerHandle } from './plain-logger.js';
-import { attachJsonLog, RUN_LOG_FILE, type JsonLogHandle } from './json-log.js';
-import { createRunMetrics, type RunMetrics } from './metrics.js';
-import { observabilityHandler, startMetricsServer, type MetricsServer, type ObservabilityHandler } from './http.js';
-import { writeRunChartsFromDir } from './charts/run-charts.js';
-import { formatRunSummary, type SummaryInput } from './charts/summary.js';
+import {
+  attachJsonLog,
+  attachPlainLogger,
+  createRunMetrics,
+  formatRunSummary,
+  observabilityHandler,
+  RUN_LOG_FILE,
+  startDashboard,
+  startMetricsServer,
+  writeRunChartsFromDir,
+  type DashboardHandle,
+  type DashboardState,
+  type JsonLogHandle,
+  type MetricsServer,
+  type ObservabilityHandler,
+  type PlainLoggerHandle,
+  type RunMetrics,
+  type SummaryInput,
+} from '@dptrain/dashboard';
 
 /** Values of the flags added by `addViewFlags`. */
 export interface ViewFlagValues {

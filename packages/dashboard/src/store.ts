@@ -1,5 +1,5 @@
 import type { EventBus, RunEvent } from '@dptrain/core';
-import { dashboardReducer, initialDashboardState, type DashboardLimits, type DashboardState } from './state.js';
+import { dashboardReducer, initialDashboardState, type DashboardLimits, type DashboardState } from './run-state.js';
 
 export interface DashboardStoreOptions {
   /** Bounds of windows and series. Default: see `initialDashboardState`. */

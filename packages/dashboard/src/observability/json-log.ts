@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import pino, { type Logger, type Level } from 'pino';
 import type { EventBus, RunEvent } from '@dptrain/core';
-import { formatRate } from '../dashboard/format.js';
+import { formatRate } from '../format.js';
 
 /** Default JSON log file name inside a run directory. */
 export const RUN_LOG_FILE = 'run.log.jsonl';

@@ -1,4 +1,4 @@
-import { formatDuration } from '../../dashboard/format.js';
+import { formatDuration } from '../../format.js';
 import type { EpochPoint, ReportInput } from './run-charts.js';
 
 /** The parts of report.json the terminal summary shows (all but classNames/validation optional). */

@@ -1,7 +1,7 @@
 import { systemClock, type Clock, type EventBus, type RunEvent } from '@dptrain/core';
-import { dashboardReducer, initialDashboardState, type DashboardState } from '../dashboard/state.js';
-import { clusterThroughput, phaseEtaMs, phaseProgress, stepTimeP50, stepTimeP99 } from '../dashboard/selectors.js';
-import { formatClock, formatDuration, formatNumber, formatPercent, formatRate } from '../dashboard/format.js';
+import { dashboardReducer, initialDashboardState, type DashboardState } from '../run-state.js';
+import { clusterThroughput, phaseEtaMs, phaseProgress, stepTimeP50, stepTimeP99 } from '../selectors.js';
+import { formatClock, formatDuration, formatNumber, formatPercent, formatRate } from '../format.js';
 import { TaskProgressReporter } from './task-progress.js';
 
 export interface PlainLoggerOptions {

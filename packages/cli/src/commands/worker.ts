@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { DptrainError } from '@dptrain/core';
 import { onParentGone, startWorker, selectBackend } from '@dptrain/worker';
-import { addProtocolFlags, resolveSharedToken, toProtocolOptions, type ProtocolFlagValues } from '../../cluster/index.js';
+import { addProtocolFlags, resolveSharedToken, toProtocolOptions, type ProtocolFlagValues } from '@dptrain/coordinator';
 import { workerFailureLine } from '../report-error.js';
 
 interface WorkerFlags extends ProtocolFlagValues {

@@ -5,7 +5,7 @@ import { render } from 'ink';
 import type { Clock, EventBus, RunEvent } from '@dptrain/core';
 import { DashboardApp } from './view.js';
 import { DashboardStore } from './store.js';
-import type { DashboardLimits } from './state.js';
+import type { DashboardLimits } from './run-state.js';
 
 export interface StartDashboardOptions {
   /** Where to draw. Default: process.stdout. */

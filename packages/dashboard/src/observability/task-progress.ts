@@ -1,5 +1,5 @@
 import { systemClock, type Clock, type ProgressTask, type RunEvent } from '@dptrain/core';
-import { formatClock, formatDuration, progressBar } from '../dashboard/format.js';
+import { formatClock, formatDuration, progressBar } from '../format.js';
 
 type ProgressEvent = Extract<RunEvent, { type: 'progress' }>;
 

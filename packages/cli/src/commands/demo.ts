@@ -12,8 +12,8 @@ import {
   type TrainResult,
 } from '@dptrain/core';
 import { startBackend } from '../backend-flag.js';
-import { runSingleNode, type WorkerOutputMode } from '../../cluster/index.js';
-import { attachRunViews } from '../../observability/run-views.js';
+import { runSingleNode, type WorkerOutputMode } from '@dptrain/coordinator';
+import { attachRunViews } from '../run-views.js';
 import { defaultRunDir, printSummary } from './train.js';
 
 export interface DemoCommandValues {

@@ -5,4 +5,3 @@ export * from './json-log.js';
 export * from './metrics.js';
 export * from './http.js';
 export * from './charts/index.js';
-export * from './run-views.js';

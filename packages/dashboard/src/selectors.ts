@@ -1,4 +1,4 @@
-import type { DashboardState, TaskProgress } from './state.js';
+import type { DashboardState, TaskProgress } from './run-state.js';
 
 /** Nearest-rank percentile (p in [0, 100]) of a list; undefined for an empty list. */
 export function percentile(values: readonly number[], p: number): number | undefined {

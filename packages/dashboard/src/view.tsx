@@ -4,7 +4,7 @@
 import { useEffect, useState, useSyncExternalStore } from 'react';
 import { Box, Text, useApp, useInput, useStdout } from 'ink';
 import { systemClock, type Clock } from '@dptrain/core';
-import type { DashboardState, RecentEvent, WorkerRow } from './state.js';
+import type { DashboardState, RecentEvent, WorkerRow } from './run-state.js';
 import type { DashboardStore } from './store.js';
 import { activeTasks, clusterThroughput, connectedWorkers, phaseEtaMs, phaseProgress, stepTimeP50, stepTimeP99, taskEtaMs } from './selectors.js';
 import { fit, formatBytes, formatClock, formatDuration, formatNumber, formatPercent, formatRate, progressBar, sparkline } from './format.js';

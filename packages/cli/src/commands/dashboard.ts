@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { EventBus, isDptrainError, type RunEvent } from '@dptrain/core';
-import { connectObserver } from '@dptrain/worker';
-import { resolveSharedToken } from '../../cluster/index.js';
-import { startDashboard } from '../../dashboard/start.js';
-import { ReplayFilter } from '../../dashboard/replay-filter.js';
-import { attachPlainLogger } from '../../observability/plain-logger.js';
+import { connectObserver } from '@dptrain/client';
+import { resolveSharedToken } from '@dptrain/coordinator';
+import { startDashboard } from '@dptrain/dashboard';
+import { ReplayFilter } from '@dptrain/dashboard';
+import { attachPlainLogger } from '@dptrain/dashboard';
 
 interface DashboardFlags {
   connect: string;
