@@ -39,7 +39,7 @@ function workerLinesInLog(runDir: string): { level: string; msg: string }[] {
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l) as { level: string; msg: string; event: string })
-    .filter((e) => e.event === 'log' && e.msg.startsWith('local worker '));
+    .filter((e) => e.event === 'log' && e.msg.startsWith('local agent: ')); // the agent's lines and its workers'
 }
 
 describe.skipIf(!hasScript)('the terminal in dashboard mode (a pseudo-terminal)', () => {
@@ -64,7 +64,7 @@ describe.skipIf(!hasScript)('the terminal in dashboard mode (a pseudo-terminal)'
     expect(tty).toContain('\u001b['); // ink drew frames
     expect(tty).not.toContain('dptrain worker:');
     const lines = workerLinesInLog(runDir);
-    expect(lines.some((l) => /^local worker [12]: backend cpu/.test(l.msg))).toBe(true);
+    expect(lines.some((l) => /^local agent: backend cpu/.test(l.msg))).toBe(true);
     expect(lines.some((l) => /joined as w\d+/.test(l.msg))).toBe(true);
     expect(await waitNoProcessWith(runDir, 10_000)).toEqual([]);
   });
@@ -75,7 +75,7 @@ describe.skipIf(!hasScript)('the terminal in dashboard mode (a pseudo-terminal)'
     const { code, tty } = await underPty(['single', ...tinyFlags(dir, { epochs: 2 }), '--backend', 'cpu', '--workers', '2', '--no-charts', '--out', runDir]);
     expect(code, tty.slice(-3000)).toBe(0);
     expect(tty).not.toContain('dptrain worker:');
-    expect(workerLinesInLog(runDir).some((l) => /^local worker [12]: backend cpu/.test(l.msg))).toBe(true);
+    expect(workerLinesInLog(runDir).some((l) => /^local agent: backend cpu/.test(l.msg))).toBe(true);
     expect(await waitNoProcessWith(dir, 10_000)).toEqual([]);
   });
 });
