@@ -4,14 +4,14 @@
 // (median of rounds) and reads the bytes from the veth counters. Run: `npm run bench -- --exchange-lab [--json F]`
 // or `npx tsx bench/exchange-lab.bench.ts [flags]` (flags in EXCHANGE_LAB_FLAGS). Needs root and ip/tc; skips
 // (exit 0) saying why otherwise.
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { NetnsLab, type LinkBytes } from '../test/deploy/netns-lab.js';
 import { fitExchange, lowerBoundMs, projectExchange, ringBoundMs, type ExchangeFit, type ProjectionRow } from './exchange-lab/bounds.js';
-import { LabRun, topologyAvailable, type LabTopology } from './exchange-lab/lab-run.js';
+import { createLabData, LabRun, topologyAvailable, type LabTopology } from './exchange-lab/lab-run.js';
 
 /** Options of {@link benchExchangeLab}. */
 export interface ExchangeLabOptions {
@@ -120,6 +120,35 @@ export async function benchExchangeLab(options: ExchangeLabOptions = {}): Promis
     }
   }
   NetnsLab.sweepStale();
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'dptrain-exchange-lab-'));
+  try {
+    await createLabData(dataDir);
+    await sweep(o, topologies, dataDir, result, log);
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+  printRatios(result.exchangeLab, log);
+  for (const t of topologies) {
+    const fit = fitExchange(
+      t,
+      result.exchangeLab.filter((e) => e.topology === t).map((e) => ({ boundMs: e.lowerBoundMs, ms: e.exchangeMs })),
+    );
+    if (fit) result.fits.push(fit);
+  }
+  result.projection.rows = projectExchange(result.fits, { modelBytes, computeMs: o.computeMs, workersPerHost: o.projectWorkersPerHost });
+  printProjection(result, log);
+  return result;
+}
+
+/** Every configuration of the sweep, one lab per host count; appends to `result.exchangeLab`. */
+async function sweep(
+  o: typeof EXCHANGE_LAB_DEFAULTS,
+  topologies: LabTopology[],
+  dataDir: string,
+  result: ExchangeLabResult,
+  log: (l: string) => void,
+): Promise<void> {
+  const modelBytes = o.floats * 4;
   let port = 7420;
   for (const h of o.hosts) {
     const hosts = Array.from({ length: h }, (_, i) => `h${i + 1}`);
@@ -131,6 +160,7 @@ export async function benchExchangeLab(options: ExchangeLabOptions = {}): Promis
         for (const topology of topologies) {
           const run = LabRun.start({
             lab,
+            dataDir,
             coordinatorHost: 'c',
             hosts,
             workersPerHost: g,
@@ -181,17 +211,6 @@ export async function benchExchangeLab(options: ExchangeLabOptions = {}): Promis
       await lab.down();
     }
   }
-  printRatios(result.exchangeLab, log);
-  for (const t of topologies) {
-    const fit = fitExchange(
-      t,
-      result.exchangeLab.filter((e) => e.topology === t).map((e) => ({ boundMs: e.lowerBoundMs, ms: e.exchangeMs })),
-    );
-    if (fit) result.fits.push(fit);
-  }
-  result.projection.rows = projectExchange(result.fits, { modelBytes, computeMs: o.computeMs, workersPerHost: o.projectWorkersPerHost });
-  printProjection(result, log);
-  return result;
 }
 
 function printRatios(entries: ExchangeLabEntry[], log: (l: string) => void): void {

@@ -1,6 +1,6 @@
 /**
  * The exchange lab's coordinator process (runs inside the coordinator's network namespace): the real
- * ClusterServer + ClusterExecutor, waiting for `peers` joins (plain or synthetic workers, or agents), then
+ * ClusterServer + ClusterExecutor (the base hash computed from the config, the data set's taken from the first join), waiting for `peers` joins (plain or synthetic workers, or agents), then
  * timing steps: gradients from every peer merged along the tree, Adam applied once, the new weights broadcast
  * and acknowledged. It talks to the bench over stdio, one JSON object a line:
  *
@@ -14,10 +14,11 @@
 import { createInterface } from 'node:readline';
 import { AdamOptimizer, parseRunConfig, useNativeOptimizer, type Sample } from '@dptrain/core';
 import { ClusterExecutor, ClusterServer } from '../../packages/coordinator/src/cluster/index.js';
-import { SYNTHETIC_BASE_HASH, SYNTHETIC_CLASSES } from './synthetic-replica.js';
 
 /** What the bench asks of one lab coordinator. */
 export interface LabCoordinatorOptions {
+  /** The run's data directory (a tiny synthetic scene set: the workers check its identity at join). */
+  dataDir: string;
   /** Address to listen on (the coordinator's lab address). */
   host: string;
   port: number;
@@ -48,20 +49,26 @@ const lines = createInterface({ input: process.stdin });
 const nextLine = (): Promise<string> => new Promise((resolve) => lines.once('line', resolve));
 
 await useNativeOptimizer(); // as the real coordinator: compiled Adam when the addon is present
-const config = parseRunConfig({ dataDir: '/bench', classNames: SYNTHETIC_CLASSES, microBatch: opts.microBatch, batchSize: opts.batch, contentHash: 'none' });
+// tiny-vgg: the frozen base every process hashes at join costs next to nothing to build
+const config = parseRunConfig({
+  dataDir: opts.dataDir,
+  backbone: { kind: 'tiny-vgg', inputSize: [32, 32] },
+  microBatch: opts.microBatch,
+  batchSize: opts.batch,
+  contentHash: 'none',
+});
 const server = new ClusterServer({
   host: opts.host,
   port: opts.port,
   token: opts.token,
   config,
-  baseHash: SYNTHETIC_BASE_HASH,
   protocol: { lostAfterMs: opts.lostAfterMs, heartbeatIntervalMs: opts.heartbeatMs },
 });
 server.bus.on((e) => {
   if (e.type === 'worker_lost') say({ event: 'lost', id: e.id, time: e.time, reason: e.reason });
   if (process.env.DPTRAIN_LAB_DEBUG) process.stderr.write(`${JSON.stringify(e).slice(0, 400)}\n`);
 });
-const executor = new ClusterExecutor({ server, ackWeights: true, microBatch: opts.microBatch });
+const executor = new ClusterExecutor({ server, ackWeights: true }); // the micro-batch is the config's
 try {
   say({ event: 'listening', url: await server.listen() });
   while (server.workers.length < opts.peers) await server.waitForJoin(1000);

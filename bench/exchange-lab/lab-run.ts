@@ -3,7 +3,7 @@
  * host's namespace, either G synthetic workers (`star`) or one agent with G local synthetic workers
  * (`hierarchical`). Every process is the real protocol code; every byte between hosts crosses their veth links.
  */
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NetnsLab } from '../../test/deploy/netns-lab.js';
@@ -13,7 +13,7 @@ import type { LabCoordinatorOptions } from './lab-coordinator.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The repository root (processes start there, so `--import tsx` resolves). */
 export const LAB_ROOT = path.resolve(here, '..', '..');
-const DPTRAIN = path.join(LAB_ROOT, 'packages', 'coordinator', 'bin', 'dptrain.js');
+const DPTRAIN = path.join(LAB_ROOT, 'packages', 'cli', 'bin', 'dptrain.js');
 const SYNTHETIC_WORKER = path.join(here, 'synthetic-worker.ts');
 const COORDINATOR = path.join(here, 'lab-coordinator.ts');
 
@@ -24,6 +24,8 @@ export type LabTopology = 'star' | 'hierarchical' | 'sharded';
 export interface LabRunOptions {
   /** The lab, already up (and shaped). Required. */
   lab: NetnsLab;
+  /** The run's data directory, made by {@link createLabData}. Required. */
+  dataDir: string;
   /** Host of the coordinator (a lab host of its own). Required. */
   coordinatorHost: string;
   /** Hosts that run workers. Required. */
@@ -36,7 +38,7 @@ export interface LabRunOptions {
   floats: number;
   /** Timed steps (after one warm-up step). Required. */
   steps: number;
-  /** Steps per epoch. Default: steps. */
+  /** Steps per epoch (batch x stepsPerEpoch at most LAB_SAMPLES). Default: as many as LAB_SAMPLES hold. */
   stepsPerEpoch?: number;
   /** Samples per step. Default: hosts x workersPerHost (one micro-batch each). */
   batch?: number;
@@ -61,11 +63,39 @@ export type LabEvent = { event: string; [k: string]: unknown };
 
 const DEFAULT_TOKEN = 'exchange-lab-token-0123456789abcdef';
 
+/** Labelled samples in the lab's data set (what one epoch's batches can cover). */
+export const LAB_SAMPLES = 96;
+
+/**
+ * Writes the lab's data set: tiny synthetic scenes (6 classes x 16 labelled, 32 px). No image is ever read for
+ * training (the replicas are synthetic); the workers only prove at join that they see the same data.
+ */
+export async function createLabData(dir: string): Promise<void> {
+  const { generateSyntheticScenes } = await import('@dptrain/core');
+  await generateSyntheticScenes(dir, { perClass: LAB_SAMPLES / 6, testPerClass: 1, size: 32, seed: 1 });
+}
+
+/** Whether `dptrain worker` in this tree is an agent when asked (`--nproc-per-node`, branch agent). */
+function hasAgent(): boolean {
+  try {
+    return execFileSync(process.execPath, [DPTRAIN, 'worker', '--help'], { encoding: 'utf8', timeout: 60_000 }).includes('--nproc-per-node');
+  } catch {
+    return false;
+  }
+}
+
 /** Whether a topology can run with the code in this tree, and why not. */
 export function topologyAvailable(topology: LabTopology): { ok: true } | { ok: false; reason: string } {
   if (topology === 'star') return { ok: true };
-  if (topology === 'hierarchical') return { ok: false, reason: 'needs the per-node agent (`dptrain worker --nproc-per-node`, branch agent), not in this tree' };
-  return { ok: false, reason: 'needs the sharded summation service (`--shards`, `dptrain shard`, branch shards), not in this tree' };
+  if (topology === 'hierarchical') {
+    return hasAgent() ? { ok: true } : { ok: false, reason: '`dptrain worker` has no --nproc-per-node here (the per-node agent, branch agent, is not merged)' };
+  }
+  return {
+    ok: false,
+    reason:
+      'the sharded summation service (branch shards) is not merged with the agents here: both rewrote the step message and the worker, ' +
+      'and no agent sends its merged gradient to shards yet; the lab coordinator has no ShardedClusterExecutor to drive',
+  };
 }
 
 export class LabRun {
@@ -85,15 +115,17 @@ export class LabRun {
     const lostAfterMs = o.lostAfterMs ?? 5000;
     const heartbeatMs = o.heartbeatMs ?? 1000;
     const env = { ...process.env, ...o.env, DPTRAIN_TOKEN: token, FORCE_COLOR: '0' };
+    const batch = o.batch ?? o.hosts.length * o.workersPerHost;
     const spec: LabCoordinatorOptions = {
+      dataDir: o.dataDir,
       host: lab.address(o.coordinatorHost),
       port,
       token,
       peers: o.topology === 'star' ? o.hosts.length * o.workersPerHost : o.hosts.length,
-      batch: o.batch ?? o.hosts.length * o.workersPerHost,
+      batch,
       microBatch: o.microBatch ?? 1,
       steps: o.steps,
-      stepsPerEpoch: o.stepsPerEpoch ?? o.steps,
+      stepsPerEpoch: o.stepsPerEpoch ?? Math.max(1, Math.floor(LAB_SAMPLES / batch)),
       waitForGo: o.waitForGo ?? false,
       lostAfterMs,
       heartbeatMs,
@@ -114,6 +146,8 @@ export class LabRun {
       url,
       '--floats',
       String(o.floats),
+      '--data',
+      o.dataDir,
       '--name',
       name,
       '--lost-after-ms',
@@ -128,7 +162,20 @@ export class LabRun {
         }
       } else if (o.topology === 'hierarchical') {
         const command = [process.execPath, '--import', 'tsx', SYNTHETIC_WORKER, '--floats', String(o.floats)].join(' ');
-        const args = [DPTRAIN, 'worker', '--connect', url, '--nproc-per-node', String(o.workersPerHost), '--worker-command', command, '--name', host];
+        const args = [
+          DPTRAIN,
+          'worker',
+          '--connect',
+          url,
+          '--nproc-per-node',
+          String(o.workersPerHost),
+          '--data',
+          o.dataDir,
+          '--worker-command',
+          command,
+          '--name',
+          host,
+        ];
         this.spawnPeer(host, process.execPath, args, env);
       } else throw new Error(`exchange lab: topology ${o.topology} is not available here`);
     }

@@ -6,12 +6,9 @@
  */
 import type { Dataset, Replica, Sample } from '@dptrain/core';
 
-/** Hash the synthetic replica reports as its frozen base (the lab's coordinator expects it). */
+/** Hash the synthetic replica reports as its frozen base by default (the loopback exchange bench's). */
 export const SYNTHETIC_BASE_HASH = 'exchange-bench';
-/** Hash of the synthetic data set (every synthetic worker reports the same). */
-export const SYNTHETIC_DATASET_HASH = 'exchange-bench';
-/** Class names of the synthetic data set. */
-export const SYNTHETIC_CLASSES = ['a', 'b'];
+const SYNTHETIC_CLASSES = ['a', 'b'];
 
 /** Options of {@link syntheticReplica}. */
 export interface SyntheticReplicaOptions {
@@ -19,6 +16,8 @@ export interface SyntheticReplicaOptions {
   floats: number;
   /** Value of every gradient element. Default 1e-3. */
   gradientValue?: number;
+  /** Frozen-base hash it reports at join (the lab's: the run config's backbone, hashed). Default SYNTHETIC_BASE_HASH. */
+  baseHash?: string;
 }
 
 /** A replica whose gradient is `floats` copies of one value and whose forward pass is free. */
@@ -28,7 +27,7 @@ export function syntheticReplica(options: SyntheticReplicaOptions): Replica {
   let weights: Float32Array = new Float32Array(floats);
   return {
     spec: [{ name: 'exchange/flat', shape: [floats], size: floats }],
-    baseHash: SYNTHETIC_BASE_HASH,
+    baseHash: options.baseHash ?? SYNTHETIC_BASE_HASH,
     setPhase: async () => undefined,
     getWeights: () => weights,
     setWeights: (w) => {
@@ -50,5 +49,5 @@ export interface SyntheticDatasetOptions {
 export function syntheticDataset(options: SyntheticDatasetOptions = {}): Dataset {
   const n = options.labelled ?? 1024;
   const labelled: Sample[] = Array.from({ length: n }, (_, i) => ({ split: 'labelled', index: i, name: `${i}`, path: `/${i}`, label: i % 2 }));
-  return { layout: 'competition', root: '/bench', classNames: SYNTHETIC_CLASSES, labelled, test: [], hash: SYNTHETIC_DATASET_HASH };
+  return { layout: 'competition', root: '/bench', classNames: SYNTHETIC_CLASSES, labelled, test: [], hash: 'exchange-bench' };
 }

@@ -1,19 +1,21 @@
 /**
  * The exchange lab's synthetic worker: the real dptrain worker (startWorker: handshake, join, phase, step,
- * gradients, weights) over a model-free replica whose gradient has the real size (`--floats`). It takes the
- * connection flags of `dptrain worker`, so an agent can start it in place of one (`--worker-command`), and
- * ignores the flags it has no use for (data, backend, cache).
+ * gradients, weights) over a model-free replica whose gradient has the real size (`--floats`). It reads the run's
+ * (tiny) data set and hashes the run's (tiny) backbone as a real worker does, so it passes the same join checks,
+ * at a coordinator or at an agent. It takes the flags of `dptrain worker` that it needs, so an agent can start it
+ * in place of one (`--worker-command`), and ignores the others (backend, cache).
  *
  *   tsx bench/exchange-lab/synthetic-worker.ts --connect ws://HOST:PORT [--token T | --token-file F] [--floats N]
- *     [--name NAME] [--batch-capacity N] [--lost-after-ms MS] [--give-up-after S]
+ *     [--data DIR]
+ *     [--name NAME] [--batch-capacity N] [--lost-after-ms MS] [--give-up-after S] [--exit-with-parent]
  *
  * The token defaults to $DPTRAIN_TOKEN, the size to $DPTRAIN_LAB_FLOATS, then 9.2 M floats.
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { useNativeOptimizer } from '@dptrain/core';
-import { startWorker, type WorkerOptions } from '@dptrain/worker';
-import { syntheticDataset, syntheticReplica } from './synthetic-replica.js';
+import { computeBaseHash, useNativeOptimizer } from '@dptrain/core';
+import { onParentGone, startWorker, type WorkerOptions } from '@dptrain/worker';
+import { syntheticReplica } from './synthetic-replica.js';
 
 /** Floats of the flatten head's trainable set (VGG16 block5 + head), the lab's default size. */
 export const LAB_DEFAULT_FLOATS = 9_200_000;
@@ -24,11 +26,13 @@ const { values: a } = parseArgs({
     token: { type: 'string' },
     'token-file': { type: 'string' },
     floats: { type: 'string' },
+    data: { type: 'string' },
     name: { type: 'string' },
     'batch-capacity': { type: 'string' },
     'lost-after-ms': { type: 'string' },
     'heartbeat-ms': { type: 'string' },
     'give-up-after': { type: 'string' },
+    'exit-with-parent': { type: 'boolean' },
   },
   strict: false,
   allowPositionals: true,
@@ -50,16 +54,15 @@ if (!Number.isInteger(floats) || floats < 1) {
 
 // A real worker loads its compute backend (the native addon when present, with its allocator options).
 await useNativeOptimizer();
-const replica = syntheticReplica({ floats });
-const dataset = syntheticDataset();
 const options: WorkerOptions = {
   url,
   token,
-  createReplica: async () => replica,
-  loadDataset: () => dataset,
+  createReplica: async (config) => syntheticReplica({ floats, baseHash: (await computeBaseHash(config)).hash }),
   log: (m) => process.stderr.write(`synthetic worker: ${m}\n`),
   giveUpAfterMs: Number(str(a['give-up-after']) ?? 30) * 1000,
 };
+const data = str(a.data);
+if (data) options.dataDir = data;
 const name = str(a.name);
 if (name) options.host = name;
 const capacity = str(a['batch-capacity']);
@@ -69,5 +72,7 @@ if (lostAfter) options.lostAfterMs = Number(lostAfter);
 const heartbeat = str(a['heartbeat-ms']);
 if (heartbeat) options.heartbeatIntervalMs = Number(heartbeat);
 const handle = startWorker(options);
+// as `dptrain worker --exit-with-parent`: an agent's local workers go when it goes, even on its kill -9
+if (a['exit-with-parent']) onParentGone(() => process.exit(0));
 const exit = await handle.done;
 process.exit(exit.reason === 'run_complete' || exit.reason === 'stopped' ? 0 : 2);

@@ -9,9 +9,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { NetnsLab } from './netns-lab.js';
 import { processesMentioning } from '../helpers/processes.js';
-import { LabRun, type LabEvent } from '../../bench/exchange-lab/lab-run.js';
+import { createLabData, LabRun, type LabEvent } from '../../bench/exchange-lab/lab-run.js';
 
 const probe = NetnsLab.probeShaping();
 if (!probe.ok) console.warn(`[exchange-lab] skipped: ${probe.reason}`);
@@ -36,8 +39,11 @@ describe.skipIf(!probe.ok)('exchange lab: a cut link (root + ip/tc)', () => {
   const lab = new NetnsLab({ hosts: ['c', 'h1', 'h2', 'h3'] });
   const marker = `dptrain-exchange-lab-test-${randomBytes(4).toString('hex')}`;
   let run: LabRun | undefined;
+  let dataDir = '';
 
-  beforeAll(() => {
+  beforeAll(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), `${marker}-`));
+    await createLabData(dataDir);
     NetnsLab.sweepStale();
     lab.up();
     for (const host of lab.hosts) lab.shape(host, { rateMbit: 1000 });
@@ -47,12 +53,14 @@ describe.skipIf(!probe.ok)('exchange lab: a cut link (root + ip/tc)', () => {
     run?.stop();
     await lab.down();
     expect(lab.existing(), 'namespaces left behind').toEqual([]);
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
   it('detects the cut within 5 s, re-cuts the lost share, and completes with every sample once', async () => {
     // 0.5 M floats (2 MB) per gradient: a step takes a while on a 1 Gbit/s link, so the cut lands mid-run.
     run = LabRun.start({
       lab,
+      dataDir,
       coordinatorHost: 'c',
       hosts: ['h1', 'h2', 'h3'],
       workersPerHost: 1,
