@@ -46,13 +46,14 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 
 async function clusterRounds(n: number, floats: number, rounds: number): Promise<number[]> {
   const token = 'exchange-bench';
+  // one sample (one micro-batch) per worker
   const config = parseRunConfig({ dataDir: '/bench', classNames: ['a', 'b'], microBatch: 1 });
   const server = new ClusterServer({ token, config, protocol: { lostAfterMs: 60_000 } });
   const url = await server.listen();
   const kids = Array.from({ length: n }, () => spawnChild(['cluster', url, token, String(floats)]));
   try {
     while (server.workers.length < n) await server.waitForJoin(1000);
-    const executor = new ClusterExecutor({ server, ackWeights: true }); // micro-batch 1 (config): one sample per worker
+    const executor = new ClusterExecutor({ server, ackWeights: true });
     const { weights } = await executor.beginPhase('head');
     await executor.setWeights(weights); // every worker synced before timing
     const samples: Sample[] = Array.from({ length: n }, (_, i) => ({ split: 'labelled', index: i, name: `${i}`, path: `/${i}`, label: 0 }));
