@@ -60,6 +60,8 @@ export interface ExchangeLabEntry {
   lowerBoundMs: number;
   /** Ring all-reduce over the same machines and links, ms. */
   ringBoundMs: number;
+  /** Peers the coordinator lost during the configuration (a starved or cut peer; 0 in a clean measurement). */
+  lostPeers: number;
 }
 
 export interface ExchangeLabResult {
@@ -192,6 +194,7 @@ async function sweep(
               maxLinkOneWayBytesPerStep: Math.round(Math.max(...links.map((l) => Math.max(l.sent, l.received))) / o.rounds),
               lowerBoundMs: round1(lowerBoundMs(topology, h, g, modelBytes, o.linkMbit)),
               ringBoundMs: round1(ringBoundMs(h, modelBytes, o.linkMbit)),
+              lostPeers: run.events.filter((e) => e.event === 'lost').length,
             };
             result.exchangeLab.push(entry);
             log(
@@ -199,7 +202,8 @@ async function sweep(
                 `  (bound ${entry.lowerBoundMs.toFixed(0)} ms = ${(entry.exchangeMs / entry.lowerBoundMs).toFixed(2)}x;` +
                 ` ring all-reduce ${entry.ringBoundMs.toFixed(0)} ms = ${(entry.exchangeMs / entry.ringBoundMs).toFixed(2)}x)` +
                 `  coordinator ${(entry.coordinatorBytesPerStep / 1e6).toFixed(1)} MB/step, busiest link ${(entry.maxLinkBytesPerStep / 1e6).toFixed(1)} MB/step` +
-                `  rounds ${entry.roundsMs.map((t) => t.toFixed(0)).join(', ')}`,
+                `  rounds ${entry.roundsMs.map((t) => t.toFixed(0)).join(', ')}` +
+                (entry.lostPeers > 0 ? `  (${entry.lostPeers} peer(s) lost: not a clean figure)` : ''),
             );
             await run.finish(30_000);
           } finally {
