@@ -1,9 +1,10 @@
 // Child process of bench/exchange.bench.ts: a worker on loopback, either a real dptrain worker (startWorker)
-// with a stand-in replica that returns a fixed gradient of `floats` values, or a raw TCP peer that moves the
-// same bytes (the baseline). argv: mode url token floats
+// with a stand-in replica that returns a fixed gradient of `floats` values (exchange-lab/synthetic-replica.ts),
+// or a raw TCP peer that moves the same bytes (the baseline). argv: mode url token floats
 import { connect } from 'node:net';
 import { startWorker } from '@dptrain/worker';
-import { useNativeOptimizer, type Dataset, type Replica, type Sample } from '@dptrain/core';
+import { useNativeOptimizer } from '@dptrain/core';
+import { syntheticDataset, syntheticReplica } from './exchange-lab/synthetic-replica.js';
 
 const [mode, url, token, floatsArg] = process.argv.slice(2);
 const floats = Number(floatsArg);
@@ -11,20 +12,8 @@ const floats = Number(floatsArg);
 if (mode === 'cluster') {
   // A real worker loads its compute backend (the native addon when present, with its allocator options).
   await useNativeOptimizer();
-  const grad = new Float32Array(floats).fill(1e-3);
-  let weights: Float32Array = new Float32Array(floats);
-  const replica: Replica = {
-    spec: [{ name: 'exchange/flat', shape: [floats], size: floats }],
-    baseHash: 'exchange-bench',
-    setPhase: async () => undefined,
-    getWeights: () => weights,
-    setWeights: (w) => (weights = w),
-    computeGradients: async (samples) => ({ gradients: grad, loss: 1, count: samples.length, correct: 0 }),
-    predict: async (samples) => new Float32Array(samples.length * 2),
-    dispose: () => undefined,
-  };
-  const labelled: Sample[] = Array.from({ length: 64 }, (_, i) => ({ split: 'labelled', index: i, name: `${i}`, path: `/${i}`, label: i % 2 }));
-  const dataset: Dataset = { layout: 'competition', root: '/bench', classNames: ['a', 'b'], labelled, test: [], hash: 'exchange-bench' };
+  const replica = syntheticReplica({ floats });
+  const dataset = syntheticDataset({ labelled: 64 });
   const h = startWorker({
     url: url!,
     token: token!,

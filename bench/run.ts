@@ -1,6 +1,8 @@
 // `npm run bench [-- --json FILE] [--backends native,wasm] [--modes images,features] [--workers 1,2] [--steps N]
 //   [--precisions fp32,bf16] [--rounds R] [--quick] [--no-torch] [--no-gflops] [--no-recipe] [--recipe-subset N]
 //   [--recipe-epochs 10,5] [--recipe-uncached-epochs 1,1] [--no-exchange] [--no-steps] [--no-device-step]`
+// `npm run bench -- --exchange-lab [--json FILE] [--lab-hosts 2,4] [--lab-workers-per-host 1,2,4] [--lab-rounds R] ...`
+//   runs only the multi-host exchange lab (bench/exchange-lab.bench.ts; root + ip/tc, skipped otherwise).
 // Times the VGG16 fine-tune step (block5 + head, 150 px, batch 8 per worker) from images and from cached block4
 // features, with 1 and 2 worker processes, on each available backend, in fp32 and bf16 (native where the CPU has
 // AVX512-BF16/AMX; PyTorch's bf16 autocast); PyTorch on the same shapes when it imports; the block5 convolutions'
@@ -20,6 +22,7 @@ import { benchRecipe, type RecipeBenchResult } from './recipe.js';
 import type { StepResult } from './step-worker.js';
 import { benchConvGflops, type ConvGflopsResult } from './conv-gflops.js';
 import type { Precision } from '@dptrain/core';
+import { benchExchangeLab, EXCHANGE_LAB_FLAGS, exchangeLabJson, exchangeLabOptionsFromFlags } from './exchange-lab.bench.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
@@ -47,9 +50,26 @@ const { values: a } = parseArgs({
     'no-exchange': { type: 'boolean', default: false },
     'no-device-step': { type: 'boolean', default: false },
     'no-steps': { type: 'boolean', default: false },
+    'exchange-lab': { type: 'boolean', default: false },
+    ...EXCHANGE_LAB_FLAGS,
   },
   allowPositionals: false,
 });
+
+if (a['exchange-lab']) {
+  console.log(
+    `dptrain bench --exchange-lab: load ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
+  const lab = await benchExchangeLab(exchangeLabOptionsFromFlags(a));
+  if (a.json) {
+    writeFileSync(a.json, `${JSON.stringify(exchangeLabJson(lab), null, 2)}\n`);
+    console.log(`wrote ${a.json}`);
+  }
+  process.exit(0);
+}
 
 /** One measurement of the step: the JSON's `results` entries. */
 export interface BenchResult {

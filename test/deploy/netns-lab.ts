@@ -4,7 +4,7 @@
  * packet can leave the lab; addresses are 10.250.<subnet>.<n>/24 and exist only inside the lab's namespaces.
  *
  * Needs root (CAP_SYS_ADMIN + CAP_NET_ADMIN) and iproute2's `ip`. `NetnsLab.probe()` says whether the lab can
- * run here and, when not, why.
+ * run here and, when not, why; `NetnsLab.probeShaping()` whether links can also be limited with `tc` (`shape`).
  */
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -31,15 +31,37 @@ export interface LabSpawnOptions {
   stdin?: boolean;
 }
 
+/** A host's link: a token-bucket rate limit on both ends of its veth (upload and download), optionally a delay. */
+export interface LinkShape {
+  /** Rate of each direction, Mbit/s. Required. */
+  rateMbit: number;
+  /** One-way delay added on each end (netem), ms. Default 0 (no netem). */
+  delayMs?: number;
+  /** Token-bucket burst, KiB (at least one 64 KiB GSO packet). Default 256. */
+  burstKiB?: number;
+  /** Most time a packet may wait in the token bucket's queue, ms (sets its length). Default 50. */
+  queueMs?: number;
+}
+
+/** Bytes through a host's link so far, from its switch port's counters (/sys/class/net/PORT/statistics). */
+export interface LinkBytes {
+  /** Bytes the host sent (its upload). */
+  sent: number;
+  /** Bytes the host received (its download). */
+  received: number;
+}
+
 /** Result of {@link NetnsLab.probe}. */
 export type LabProbe = { ok: true } | { ok: false; reason: string };
 
 const NAME = /^[a-z0-9]{1,8}$/;
 const PREFIX_ROOT = 'dpt-';
 
-function ip(args: string[]): string {
-  return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
+function run(command: 'ip' | 'tc', args: string[]): string {
+  return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
 }
+const ip = (args: string[]): string => run('ip', args);
+const tc = (args: string[]): string => run('tc', args);
 
 function hasCommand(cmd: string, args: string[]): boolean {
   try {
@@ -82,6 +104,29 @@ export class NetnsLab {
     } catch (err) {
       const msg = (err as { stderr?: string }).stderr?.trim() || (err as Error).message;
       return { ok: false, reason: `the kernel refused a network namespace with a bridge (${msg}); a container without CAP_SYS_ADMIN/CAP_NET_ADMIN?` };
+    } finally {
+      try {
+        ip(['netns', 'del', probe]);
+      } catch {
+        /* never created */
+      }
+    }
+    return { ok: true };
+  }
+
+  /** Whether links can be shaped here: `probe()` passes, `tc` is installed and the kernel has the token-bucket qdisc. */
+  static probeShaping(): LabProbe {
+    const base = NetnsLab.probe();
+    if (!base.ok) return base;
+    if (!hasCommand('tc', ['-V'])) return { ok: false, reason: "iproute2's `tc` command is not installed (apt-get install iproute2)" };
+    const probe = `${PREFIX_ROOT}${process.pid}-probe${randomBytes(2).toString('hex')}`;
+    try {
+      ip(['netns', 'add', probe]);
+      ip(['-n', probe, 'link', 'add', 'va', 'type', 'veth', 'peer', 'name', 'vb']);
+      tc(['-n', probe, 'qdisc', 'add', 'dev', 'va', 'root', 'tbf', 'rate', '1000mbit', 'burst', '256kb', 'latency', '50ms']);
+    } catch (err) {
+      const msg = (err as { stderr?: string }).stderr?.trim() || (err as Error).message;
+      return { ok: false, reason: `the kernel refused a token-bucket qdisc (${msg}); sch_tbf missing?` };
     } finally {
       try {
         ip(['netns', 'del', probe]);
@@ -176,6 +221,39 @@ export class NetnsLab {
     this.children.add(child);
     child.once('exit', () => this.children.delete(child));
     return child;
+  }
+
+  /**
+   * Limits a host's link: a token bucket (and a netem delay when asked) on the host's end (its upload) and on its
+   * switch port (its download). Call after `up()`; calling again replaces the limits.
+   */
+  shape(host: string, shape: LinkShape): void {
+    if (!(shape.rateMbit > 0)) throw new Error(`netns lab: link rate must be positive (got ${shape.rateMbit} Mbit/s)`);
+    const burst = `${shape.burstKiB ?? 256}kb`;
+    const queue = `${shape.queueMs ?? 50}ms`;
+    for (const [ns, dev] of [
+      [this.ns(host), 'eth0'],
+      [this.ns('hub'), this.port(host)],
+    ] as const) {
+      tc(['-n', ns, 'qdisc', 'replace', 'dev', dev, 'root', 'handle', '1:', 'tbf', 'rate', `${shape.rateMbit}mbit`, 'burst', burst, 'latency', queue]);
+      if (shape.delayMs) {
+        try {
+          tc(['-n', ns, 'qdisc', 'replace', 'dev', dev, 'parent', '1:1', 'handle', '10:', 'netem', 'delay', `${shape.delayMs}ms`]);
+        } catch (err) {
+          const msg = (err as { stderr?: string }).stderr?.trim() || (err as Error).message;
+          throw new Error(`netns lab: a link delay needs the netem qdisc, which this kernel refused (${msg}); run without a delay`);
+        }
+      }
+    }
+  }
+
+  /** Bytes through each host's link so far, read from the switch ports' counters in one go. */
+  linkBytes(): Map<string, LinkBytes> {
+    const files = this.hosts.flatMap((h) => ['rx_bytes', 'tx_bytes'].map((f) => `/sys/class/net/${this.port(h)}/statistics/${f}`));
+    const out = execFileSync('ip', ['netns', 'exec', this.ns('hub'), 'cat', ...files], { encoding: 'utf8', timeout: 10_000 });
+    const values = out.trim().split('\n').map(Number);
+    // the switch port receives what the host sends, and transmits what the host receives
+    return new Map(this.hosts.map((h, i) => [h, { sent: values[2 * i]!, received: values[2 * i + 1]! }]));
   }
 
   /** Unplugs a host's cable: its switch port goes down, so packets to and from it vanish silently (no RST, no FIN). */
