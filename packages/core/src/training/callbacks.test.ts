@@ -61,20 +61,25 @@ describe('callbacks', () => {
     expect(ctl.events.filter((e) => e.type === 'lr_changed')).toHaveLength(2);
   });
 
-  it('BestCheckpoint keeps a copy of the best weights and reports them', async () => {
+  it('BestCheckpoint tracks the best epoch and hands a copy of its weights to onBest, keeping none itself', async () => {
     const ctl = makeControl();
-    const seen: number[] = [];
-    const b = new BestCheckpoint({ onBest: (_w, epoch) => void seen.push(epoch) });
+    const seen: { epoch: number; weights: Float32Array }[] = [];
+    const b = new BestCheckpoint({ onBest: (weights, epoch) => void seen.push({ epoch, weights }) });
     b.setControl(ctl);
     b.onTrainBegin();
     for (const [e, acc] of [0.2, 0.6, 0.4, 0.8].entries()) {
       ctl.weights = new Float32Array([10 + e]);
       await b.onEpochEnd(e, logs(acc, 1));
     }
-    expect(seen).toEqual([0, 1, 3]);
-    expect(Array.from(b.bestWeights ?? [])).toEqual([13]);
-    ctl.weights[0] = 99; // the stored copy is not aliased
-    expect(Array.from(b.bestWeights ?? [])).toEqual([13]);
+    expect(seen.map((s) => s.epoch)).toEqual([0, 1, 3]);
+    expect(Array.from(seen.at(-1)?.weights ?? [])).toEqual([13]);
+    ctl.weights[0] = 99; // the copy handed out is not aliased
+    expect(Array.from(seen.at(-1)?.weights ?? [])).toEqual([13]);
+    expect(b.bestEpoch).toBe(3);
+    expect(b.exportState()).toEqual({ best: 0.8, bestEpoch: 3 });
+    // the state of a checkpoint written while it still kept the weights
+    b.importState({ best: 0.5, bestEpoch: 1, bestWeights: new Float32Array([7]) });
+    expect(b.exportState()).toEqual({ best: 0.5, bestEpoch: 1 });
   });
 
   it('exports and imports state so a restored list behaves the same', async () => {

@@ -98,36 +98,36 @@ export interface BestCheckpointOptions {
   onBest?: (weights: Float32Array, epoch: number, valAccuracy: number) => Promise<void> | void;
 }
 
-/** Keeps the weights of the epoch with the best validation accuracy (Keras ModelCheckpoint, save_best_only, monitor val_accuracy). */
+/**
+ * Tracks the epoch with the best validation accuracy (Keras ModelCheckpoint, save_best_only, monitor val_accuracy)
+ * and hands its weights to `onBest`. It keeps no copy of them: EarlyStopping holds the weights it restores.
+ */
 export class BestCheckpoint extends ControlledCallback {
   readonly name = 'bestCheckpoint';
   best = -Infinity;
   bestEpoch = -1;
-  bestWeights: Float32Array | undefined;
   constructor(private readonly options: BestCheckpointOptions = {}) {
     super();
   }
   onTrainBegin(): void {
     this.best = -Infinity;
     this.bestEpoch = -1;
-    this.bestWeights = undefined;
   }
   async onEpochEnd(epoch: number, logs: EpochLogs): Promise<void> {
     if (logs.valAccuracy > this.best + (this.options.minDelta ?? 0)) {
       this.best = logs.valAccuracy;
       this.bestEpoch = epoch;
-      this.bestWeights = this.ctl().getWeights().slice();
-      await this.options.onBest?.(this.bestWeights, epoch, logs.valAccuracy);
+      await this.options.onBest?.(this.ctl().getWeights().slice(), epoch, logs.valAccuracy);
     }
   }
   exportState(): unknown {
-    return { best: Number.isFinite(this.best) ? this.best : null, bestEpoch: this.bestEpoch, bestWeights: this.bestWeights };
+    return { best: Number.isFinite(this.best) ? this.best : null, bestEpoch: this.bestEpoch };
   }
+  /** Also reads the state of checkpoints written before the weights copy went (their `bestWeights` is ignored). */
   importState(state: unknown): void {
-    const s = state as { best: number | null; bestEpoch: number; bestWeights?: Float32Array };
+    const s = state as { best: number | null; bestEpoch: number };
     this.best = s.best ?? -Infinity;
     this.bestEpoch = s.bestEpoch;
-    this.bestWeights = s.bestWeights;
   }
 }
 

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Sample } from '../data/types.js';
+import type { Dataset, Sample } from '../data/types.js';
 import type { PhaseName } from '../events/types.js';
+import type { TrainData } from './run-outputs.js';
 import type { GradientResult, Replica, StepContext, WeightSpec } from './types.js';
 
 // Test helper (not exported by the barrel): a small but real Replica for recipe and executor tests.
@@ -90,4 +91,29 @@ export class LinearReplica implements Replica {
     );
   }
   dispose(): void {}
+}
+
+/**
+ * A data set for LinearReplica: `nTrain` training and `nVal` validation samples (labels cycle over the C classes)
+ * and `nTest` unlabelled test samples whose indices (1000+) give them features unlike the training ones.
+ */
+export function linearTrainData(nTrain: number, nVal: number, nTest = 0): TrainData {
+  const mk = (split: 'labelled' | 'test', i: number, label: number): Sample => ({
+    split,
+    index: i,
+    name: `${split}${i}.jpg`,
+    path: `/nowhere/${split}${i}.jpg`,
+    label,
+  });
+  const labelled = Array.from({ length: nTrain + nVal }, (_, i) => mk('labelled', i, i % C));
+  const test = Array.from({ length: nTest }, (_, i) => ({ ...mk('test', i, -1), index: 1000 + i }));
+  const dataset: Dataset = {
+    layout: 'competition',
+    root: '/nowhere',
+    classNames: ['a', 'b', 'c'],
+    labelled,
+    test: test.map((t, i) => ({ ...t, index: i })),
+    hash: 'h1',
+  };
+  return { dataset, train: labelled.slice(0, nTrain), val: labelled.slice(nTrain), test };
 }

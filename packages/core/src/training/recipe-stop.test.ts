@@ -4,24 +4,16 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { parseRunConfig } from '../config.js';
-import type { Dataset, Sample } from '../data/types.js';
 import { EventBus } from '../events/bus.js';
 import { InProcessExecutor } from './in-process-executor.js';
-import { runTraining, type TrainData } from './recipe.js';
+import { runTraining } from './recipe.js';
 import { readCheckpoint } from './checkpoint.js';
 import { loadRunModel } from './run-model.js';
-import { C, LinearReplica } from './linear-replica.testutil.js';
+import { LinearReplica, linearTrainData as makeData } from './linear-replica.testutil.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
 });
-
-function makeData(nTrain: number, nVal: number): TrainData {
-  const mk = (i: number): Sample => ({ split: 'labelled', index: i, name: `l${i}.jpg`, path: `/nowhere/l${i}.jpg`, label: i % C });
-  const labelled = Array.from({ length: nTrain + nVal }, (_, i) => mk(i));
-  const dataset: Dataset = { layout: 'competition', root: '/nowhere', classNames: ['a', 'b', 'c'], labelled, test: [], hash: 'h1' };
-  return { dataset, train: labelled.slice(0, nTrain), val: labelled.slice(nTrain), test: [] };
-}
 
 const cfg = parseRunConfig({
   dataDir: '/nowhere',

@@ -4,41 +4,18 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { parseRunConfig, type RunConfig } from '../config.js';
-import type { Dataset, Sample } from '../data/types.js';
 import { EventBus } from '../events/bus.js';
 import type { RunEvent } from '../events/types.js';
 import { InProcessExecutor } from './in-process-executor.js';
-import { runTraining, type TrainData } from './recipe.js';
+import { runTraining } from './recipe.js';
 import { readCheckpoint } from './checkpoint.js';
 import { isDptrainError } from '../errors.js';
 import { loadRunModel } from './run-model.js';
-import { C, D, LinearReplica } from './linear-replica.testutil.js';
+import { C, D, LinearReplica, linearTrainData as makeData } from './linear-replica.testutil.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
 });
-
-function makeData(nTrain: number, nVal: number, nTest: number): TrainData {
-  const mk = (split: 'labelled' | 'test', i: number, label: number): Sample => ({
-    split,
-    index: i,
-    name: `${split}${i}.jpg`,
-    path: `/nowhere/${split}${i}.jpg`,
-    label,
-  });
-  const labelled = Array.from({ length: nTrain + nVal }, (_, i) => mk('labelled', i, i % C));
-  const test = Array.from({ length: nTest }, (_, i) => ({ ...mk('test', i, -1), index: 1000 + i }));
-  const dataset: Dataset = {
-    layout: 'competition',
-    root: '/nowhere',
-    classNames: ['a', 'b', 'c'],
-    labelled,
-    test: test.map((t, i) => ({ ...t, index: i })),
-    hash: 'h1',
-  };
-  // test features use index 1000+ so they differ from training ones; labels for the predict path are unused
-  return { dataset, train: labelled.slice(0, nTrain), val: labelled.slice(nTrain), test };
-}
 
 function config(over: Partial<RunConfig> = {}): RunConfig {
   return parseRunConfig({

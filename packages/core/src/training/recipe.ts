@@ -1,28 +1,23 @@
-import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { RunConfig } from '../config.js';
-import type { Dataset, Sample } from '../data/types.js';
+import type { Sample } from '../data/types.js';
 import { DptrainError } from '../errors.js';
 import { EventBus } from '../events/bus.js';
 import type { PhaseName, RunEvent, WorkerInfo } from '../events/types.js';
 import { systemClock, type Clock } from '../util/clock.js';
-import { TensorBoardLogger } from './tensorboard/tensorboard-logger.js';
-import { runConfigToYaml } from '../config-resolve.js';
 import { resolveClassWeights } from './class-weights.js';
 import { addErrorContext, type ErrorContext } from '../util/error-context.js';
-import { BestCheckpoint, CallbackList, EarlyStopping, ReduceLrOnPlateau, type EpochLogs, type TrainingCallback, type TrainingControl } from './callbacks.js';
-import { readCheckpoint, writeCheckpoint, type EpochProgress, type EpochRecord, type TrainingCheckpoint } from './checkpoint.js';
+import type { TrainingCallback } from './callbacks.js';
+import { readCheckpoint } from './checkpoint.js';
 import { argmaxRows, computeMetrics, type EvaluationMetrics } from './metrics.js';
 import { useNativeOptimizer } from '../backend/loaders.js';
-import { createOptimizer } from './optimizers.js';
-import { LearningRateScheduler, phaseBaseLearningRate, phaseSchedule } from './lr-schedule.js';
-import { clipByGlobalNorm } from './gradient-norm.js';
-import { saveRun } from './run-model.js';
-import { epochPermutation, globalBatch, stepsPerEpoch } from './sharding.js';
 import type { TrainingExecutor, WeightSpec } from './types.js';
-import { writeFileAtomic } from './atomic-write.js';
-import { writeSubmission } from './submission.js';
 import { resumeMismatches, runFingerprint, type ResumePosition, type RunFingerprint } from './run-fingerprint.js';
+import { type FitPhaseContext, globalEpoch, runPhase } from './fit-phase.js';
+import { RunOutputs, type RunReport, type TrainData } from './run-outputs.js';
+
+export { globalEpoch } from './fit-phase.js';
+export type { RunReport, TrainData } from './run-outputs.js';
 
 /** Refuses to resume a run whose settings changed (E_CHECKPOINT listing each difference). */
 function assertSameRun(runDir: string, stored: RunFingerprint, current: RunFingerprint, at: ResumePosition): void {
@@ -45,16 +40,6 @@ export interface ModelExportingExecutor extends TrainingExecutor {
 
 function canExport(e: TrainingExecutor): e is ModelExportingExecutor {
   return typeof (e as Partial<ModelExportingExecutor>).exportModel === 'function';
-}
-
-/** The data a run trains on, after validation and the stratified split. */
-export interface TrainData {
-  dataset: Dataset;
-  train: Sample[];
-  val: Sample[];
-  test: Sample[];
-  /** Culprits dropped by --skip-bad (reported in report.json). */
-  dropped?: { file: string; line?: number; reason: string; message: string }[];
 }
 
 /** Builds the executor once the data is known (in process: a replica; cluster: the coordinator). */
@@ -99,28 +84,6 @@ export interface TrainOptions {
   tensorboard?: boolean;
 }
 
-/** report.json */
-export interface RunReport {
-  runId: string;
-  runDir: string;
-  backend: string;
-  device: string;
-  /** Precision of the run's convolutions and matmuls ('fp32' or 'bf16'; resolved from 'auto' where the run started). */
-  precision: string;
-  workers: number;
-  /** Each worker that joined the run: id, host, backend and device it really used (cluster runs). */
-  workerDetails: WorkerInfo[];
-  classNames: string[];
-  samples: { train: number; validation: number; test: number; dropped: number };
-  steps: number;
-  validation: EvaluationMetrics | null;
-  history: EpochRecord[];
-  timingsMs: Record<string, number>;
-  submission: string | null;
-  config: RunConfig;
-  dropped: TrainData['dropped'];
-}
-
 export interface TrainResult {
   /** True when `haltAfterSteps` or `stopSignal` stopped the run before its end. */
   halted: boolean;
@@ -132,15 +95,6 @@ export interface TrainResult {
 }
 
 const PHASES: PhaseName[] = ['head', 'fine_tune'];
-
-/** Epoch number fed to the sharding/augmentation seed: phases use disjoint ranges. */
-export function globalEpoch(config: RunConfig, phase: PhaseName, epoch: number): number {
-  return phase === 'head' ? epoch : config.headPhase.epochs + epoch;
-}
-
-function phaseSpec(config: RunConfig, phase: PhaseName): { epochs: number; learningRate: number } {
-  return phase === 'head' ? config.headPhase : config.fineTunePhase;
-}
 
 /**
  * The whole recipe: data → phase 1 (head on a frozen base) → phase 2 (fine-tune, fresh Adam at the lower
@@ -162,12 +116,13 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
   await useNativeOptimizer();
   const runDir = path.resolve(options.runDir);
   const runId = options.runId ?? path.basename(runDir);
-  await fs.mkdir(runDir, { recursive: true });
-  const tensorboard =
-    options.tensorboard === false
-      ? undefined
-      : new TensorBoardLogger(path.join(runDir, 'tensorboard'), { now: () => clock.now(), globalEpoch: (p, e) => globalEpoch(config, p, e) });
-  const stopTensorboard = tensorboard ? bus.on(tensorboard.onEvent) : () => {};
+  const outputs = await RunOutputs.open({
+    runDir,
+    bus,
+    clock,
+    globalEpoch: (p, e) => globalEpoch(config, p, e),
+    ...(options.tensorboard === false ? { tensorboard: false } : {}),
+  });
   const t0 = clock.now();
   const timings: Record<string, number> = {};
 
@@ -180,8 +135,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
   }
   const classNames = data.dataset.classNames;
   config = resolveClassWeights(config, data.train, classNames.length);
-  // every setting of the run, defaults resolved: `dptrain train --config RUN/config.yaml` runs it again
-  await writeFileAtomic(path.join(runDir, 'config.yaml'), runConfigToYaml(config));
+  await outputs.writeConfig(config);
   if (data.train.length === 0) throw new DptrainError('E_DATA_INVALID', `no training samples in ${data.dataset.root}`);
 
   const ckptWarnings: string[] = [];
@@ -218,15 +172,15 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
       message: `resuming from step ${ckpt.step} (${ckpt.phase}, epoch ${ckpt.epoch + 1}, step ${ckpt.stepInEpoch} of the epoch)`,
     });
 
-  const history: EpochRecord[] = ckpt ? [...ckpt.history] : [];
-  const metricsFile = path.join(runDir, 'metrics.jsonl');
-  await writeFileAtomic(metricsFile, history.map((h) => JSON.stringify(h) + '\n').join(''));
-
-  const labelsOf = (s: Sample[]): number[] => s.map((x) => x.label);
+  await outputs.startHistory(ckpt?.history ?? []);
   const evaluate = async (samples: Sample[]): Promise<EvaluationMetrics | null> => {
     if (samples.length === 0) return null;
     const probs = await executor.predict(samples, 'evaluate');
-    return computeMetrics(probs, labelsOf(samples), classNames);
+    return computeMetrics(
+      probs,
+      samples.map((x) => x.label),
+      classNames,
+    );
   };
 
   let step = ckpt?.step ?? 0;
@@ -236,11 +190,27 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
   const ckptPhaseIdx = ckpt ? PHASES.indexOf(ckpt.phase) : -1;
   // where the run is, added to an error that escapes (the CLI reports an unexpected one with it)
   let where: ErrorContext = {};
+  const fit = (phase: PhaseName): FitPhaseContext => ({
+    config,
+    data: data as TrainData,
+    executor,
+    outputs,
+    clock,
+    emit,
+    timings,
+    fingerprint,
+    evaluate,
+    setWhere: (w) => {
+      where = w;
+    },
+    ...(options.haltAfterSteps !== undefined ? { haltAfterSteps: options.haltAfterSteps } : {}),
+    ...(options.stopSignal ? { stopSignal: options.stopSignal } : {}),
+    extraCallbacks: options.extraCallbacks?.(phase) ?? [],
+  });
 
   try {
     for (let p = 0; p < PHASES.length; p++) {
       const phase = PHASES[p] as PhaseName;
-      const spec0 = phaseSpec(config, phase);
       if (ckpt && p < ckptPhaseIdx) continue;
       if (ckpt && p === ckptPhaseIdx && ckpt.phaseDone) {
         // load the finished phase's weights so the next phase starts from them
@@ -250,179 +220,14 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
         lastWeights = begun.weights;
         continue;
       }
-      if (spec0.epochs === 0) continue;
-      const resumeHere = ckpt && p === ckptPhaseIdx ? ckpt : undefined;
-      const tPhase = clock.now();
-      where = { phase, task: 'starting the phase' };
-      const begun = await executor.beginPhase(phase, resumeHere?.weights);
-      let weights: Float32Array = begun.weights.slice();
-      const spec = begun.spec;
-      const optimizer = createOptimizer(config, phaseBaseLearningRate(config, phase));
-      if (resumeHere) optimizer.importState(resumeHere.optimizer);
-
-      const control: TrainingControl = {
-        getWeights: () => weights,
-        setWeights: async (w) => {
-          weights = w.slice();
-          await executor.setWeights(weights);
-        },
-        getLearningRate: () => optimizer.learningRate,
-        setLearningRate: (lr) => {
-          optimizer.learningRate = lr;
-        },
-        stopTraining: false,
-        emit,
-        now: () => clock.now(),
-      };
-      const n = data.train.length;
-      const steps = stepsPerEpoch(n, config.batchSize);
-      const schedule = phaseSchedule(config, phase, steps);
-      const callbacks = new CallbackList([
-        new LearningRateScheduler(schedule),
-        new BestCheckpoint(),
-        new EarlyStopping({ patience: config.patience, restoreBestWeights: true }),
-        ...(schedule.kind === 'plateau'
-          ? [new ReduceLrOnPlateau({ factor: config.reduceLrFactor, patience: config.reduceLrPatience, minLr: config.minLr })]
-          : []),
-        ...(options.extraCallbacks?.(phase) ?? []),
-      ]);
-      callbacks.setControl(control);
-      await callbacks.onTrainBegin();
-      if (resumeHere) {
-        callbacks.importState(resumeHere.callbacks);
-        control.stopTraining = resumeHere.stopTraining;
-      }
-
-      emit({
-        type: 'phase_started',
-        time: clock.now(),
-        phase,
-        epochs: spec0.epochs,
-        stepsPerEpoch: steps,
-        learningRate: optimizer.learningRate,
-        trainableParams: weights.length,
-      });
-
-      let epoch = resumeHere?.epoch ?? 0;
-      let startStep = resumeHere?.stepInEpoch ?? 0;
-      let progress: EpochProgress = resumeHere?.progress ?? { lossSum: 0, correct: 0, count: 0, elapsedMs: 0 };
-
-      const checkpoint = async (pos: { epoch: number; stepInEpoch: number; phaseDone: boolean; progress: EpochProgress }): Promise<void> => {
-        const file = await writeCheckpoint(runDir, {
-          version: 2,
-          phase,
-          phaseDone: pos.phaseDone,
-          epoch: pos.epoch,
-          stepInEpoch: pos.stepInEpoch,
-          step,
-          spec,
-          weights,
-          optimizer: optimizer.exportState(),
-          callbacks: callbacks.exportState(),
-          stopTraining: control.stopTraining,
-          rng: { seed: config.seed, epoch: globalEpoch(config, phase, pos.epoch) },
-          progress: pos.progress,
-          history,
-          timings: { ...timings, [phase]: (timings[phase] ?? 0) + (clock.now() - tPhase) },
-          datasetHash: data.dataset.hash,
-          fingerprint,
-        } satisfies TrainingCheckpoint);
-        emit({ type: 'checkpoint_written', time: clock.now(), path: file, step });
-      };
-
-      for (; epoch < spec0.epochs && !control.stopTraining; epoch++) {
-        const gEpoch = globalEpoch(config, phase, epoch);
-        const tEpoch = clock.now() - progress.elapsedMs;
-        if (startStep === 0) {
-          await callbacks.onEpochBegin(epoch);
-          emit({ type: 'epoch_started', time: clock.now(), phase, epoch });
-        }
-        const order = epochPermutation(n, config.seed, gEpoch);
-        for (let s = startStep; s < steps; s++) {
-          const tStep = clock.now();
-          where = { phase, epoch: epoch + 1, step: step + 1 };
-          await callbacks.onBatchBegin(s, { epoch });
-          const batch = globalBatch(n, config.batchSize, config.seed, gEpoch, s, order).map((i) => data.train[i] as Sample);
-          let res: Awaited<ReturnType<TrainingExecutor['computeGradients']>>;
-          try {
-            res = await executor.computeGradients(batch, { phase, epoch: gEpoch, step });
-          } catch (err) {
-            // stopped while the step could not run (a cluster waiting for workers): keep the steps done so far
-            if (!options.stopSignal?.aborted) throw err;
-            await checkpoint({ epoch, stepInEpoch: s, phaseDone: false, progress: { ...progress, elapsedMs: clock.now() - tEpoch } });
-            return { halted: true, stopped: true, steps: step };
-          }
-          if (res.gradients.length !== weights.length) {
-            throw new DptrainError('E_GRADIENT_SHAPE', `step ${step}: ${res.gradients.length} gradient values for ${weights.length} weights`);
-          }
-          if (!Number.isFinite(res.loss)) throw new DptrainError('E_GRADIENT_NONFINITE', `step ${step}: loss is ${res.loss}`);
-          if (config.clipNorm > 0) clipByGlobalNorm(res.gradients, config.clipNorm);
-          optimizer.step(weights, res.gradients);
-          await executor.setWeights(weights);
-          step++;
-          progress = {
-            lossSum: progress.lossSum + res.loss * res.count,
-            correct: progress.correct + res.correct,
-            count: progress.count + res.count,
-            elapsedMs: 0,
-            learningRates: [...(progress.learningRates ?? []), optimizer.learningRate],
-          };
-          emit({
-            type: 'step_completed',
-            time: clock.now(),
-            phase,
-            epoch,
-            step,
-            stepInEpoch: s + 1,
-            stepsPerEpoch: steps,
-            loss: res.loss,
-            samples: res.count,
-            stepMs: clock.now() - tStep,
-            learningRate: optimizer.learningRate,
-            workers: res.workers,
-            ...(res.straggler ? { straggler: res.straggler } : {}),
-          });
-          await callbacks.onBatchEnd(s, { loss: res.loss, samples: res.count, step });
-          if (config.checkpointEvery > 0 && step % config.checkpointEvery === 0) {
-            await checkpoint({ epoch, stepInEpoch: s + 1, phaseDone: false, progress: { ...progress, elapsedMs: clock.now() - tEpoch } });
-          }
-          if (options.haltAfterSteps !== undefined && step >= options.haltAfterSteps) {
-            return { halted: true, steps: step };
-          }
-          if (options.stopSignal?.aborted) {
-            if (!(config.checkpointEvery > 0 && step % config.checkpointEvery === 0)) {
-              await checkpoint({ epoch, stepInEpoch: s + 1, phaseDone: false, progress: { ...progress, elapsedMs: clock.now() - tEpoch } });
-            }
-            return { halted: true, stopped: true, steps: step };
-          }
-        }
-        startStep = 0;
-        where = { phase, epoch: epoch + 1, task: 'validation' };
-        const val = await evaluate(data.val);
-        const trainLoss = progress.count > 0 ? progress.lossSum / progress.count : 0;
-        const trainAccuracy = progress.count > 0 ? progress.correct / progress.count : 0;
-        const logs: EpochLogs = {
-          trainLoss,
-          trainAccuracy,
-          // without a validation split, monitor the training figures
-          valLoss: val ? val.loss : trainLoss,
-          valAccuracy: val ? val.accuracy : trainAccuracy,
-          learningRate: optimizer.learningRate,
-        };
-        const epochMs = clock.now() - tEpoch;
-        const record: EpochRecord = { phase, epoch, step, ...logs, stepLearningRates: progress.learningRates ?? [], epochMs };
-        history.push(record);
-        await fs.appendFile(metricsFile, JSON.stringify(record) + '\n');
-        emit({ type: 'epoch_completed', time: clock.now(), phase, epoch, ...logs, epochMs });
-        await callbacks.onEpochEnd(epoch, logs);
-        progress = { lossSum: 0, correct: 0, count: 0, elapsedMs: 0 };
-      }
-      await callbacks.onTrainEnd();
-      timings[phase] = (timings[phase] ?? 0) + (clock.now() - tPhase);
-      await checkpoint({ epoch, stepInEpoch: 0, phaseDone: true, progress });
+      if ((phase === 'head' ? config.headPhase : config.fineTunePhase).epochs === 0) continue;
+      const ran = await runPhase(fit(phase), phase, step, ckpt && p === ckptPhaseIdx ? ckpt : undefined);
+      step = ran.step;
+      if (ran.outcome === 'halted') return { halted: true, steps: step };
+      if (ran.outcome === 'stopped') return { halted: true, stopped: true, steps: step };
       lastPhase = phase;
-      lastSpec = spec;
-      lastWeights = weights;
+      lastSpec = ran.spec;
+      lastWeights = ran.weights;
       if (options.stopSignal?.aborted) return { halted: true, stopped: true, steps: step };
     }
 
@@ -446,8 +251,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
       t = clock.now();
       where = { task: 'test prediction' };
       const probs = await executor.predict(data.test, 'predict');
-      submissionPath = path.join(runDir, 'submission.csv');
-      await writeSubmission(submissionPath, data.test, argmaxRows(probs, classNames.length), classNames, data.dataset.layout);
+      submissionPath = await outputs.writeSubmission(data, argmaxRows(probs, classNames.length));
       timings.predict = clock.now() - t;
     }
 
@@ -459,7 +263,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
       : canExport(executor)
         ? (dir: string) => executor.exportModel(dir)
         : undefined;
-    await saveRun({ runDir, config, classNames, phase: lastPhase, spec: lastSpec, weights: finalWeights, ...(exportLayers ? { exportLayers } : {}) });
+    await outputs.saveModel({ config, classNames, phase: lastPhase, spec: lastSpec, weights: finalWeights, ...(exportLayers ? { exportLayers } : {}) });
     timings.save = clock.now() - t;
     const wallMs = clock.now() - t0;
     timings.total = wallMs;
@@ -476,13 +280,13 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
       samples: { train: data.train.length, validation: data.val.length, test: data.test.length, dropped: data.dropped?.length ?? 0 },
       steps: step,
       validation,
-      history,
+      history: outputs.history,
       timingsMs: timings,
       submission: submissionPath ?? null,
       config,
       dropped: data.dropped ?? [],
     };
-    await writeFileAtomic(path.join(runDir, 'report.json'), JSON.stringify(report, null, 2));
+    await outputs.writeReport(report);
     emit({
       type: 'run_completed',
       time: clock.now(),
@@ -497,8 +301,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
     throw addErrorContext(err, where);
   } finally {
     stopWatchingWorkers();
-    stopTensorboard();
-    tensorboard?.close();
+    outputs.close();
     if (typeof options.executor === 'function') await executor.close();
   }
 }
