@@ -139,3 +139,32 @@ export function guessUnfreezeBlock(backbone: tf.LayersModel, cut: string, blocks
 export function hasPrefix(backbone: tf.LayersModel, cut: string, prefix: string): boolean {
   return ancestorsInOrder(backbone, cut).some((l) => l.name.startsWith(prefix));
 }
+
+/** What phase 2 unfreezes in a run, and why when it is not what the config asked for. */
+export interface UnfreezeChoice {
+  /** The unfreeze setting to resolve (see resolveSplit). */
+  unfreeze: string;
+  /** Set when a default was guessed for a generic backbone: the sentence that says what trains instead. */
+  guessed?: string;
+}
+
+/**
+ * What phase 2 unfreezes: `wanted` (config.fineTunePhase.unfreeze). A generic backbone (kind 'layers') with none
+ * set, or with the VGG default 'block5' that it lacks, gets guessUnfreezeBlock's default instead (the last 3 numbered
+ * blocks, else the top half of its weights cut at a merge point), with a sentence that says what trains. The one
+ * home of this fallback (resolveRunConfig leaves `unfreeze` unset for non-VGG backbones).
+ */
+export function chooseUnfreeze(backbone: tf.LayersModel, cut: string, kind: string, wanted: string | undefined): UnfreezeChoice {
+  const generic = kind === 'layers';
+  if (!generic || (wanted !== undefined && (wanted !== 'block5' || hasPrefix(backbone, cut, wanted)))) return { unfreeze: wanted ?? 'block5' };
+  const guess = guessUnfreezeBlock(backbone, cut);
+  const split = resolveSplit(backbone, cut, guess);
+  const { trainable, total } = splitWeights(backbone, cut, split);
+  const why = wanted === undefined ? 'no --unfreeze given' : "the backbone has no 'block5' layers";
+  return {
+    unfreeze: guess,
+    guessed:
+      `${why}; phase 2 unfreezes '${guess}' instead: the layers after ${split.boundary} up to ${cut}, ` +
+      `${trainable} of ${total} backbone weights (set fineTunePhase.unfreeze / --unfreeze to choose)`,
+  };
+}

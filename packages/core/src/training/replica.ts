@@ -2,32 +2,28 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendInfo } from '../backend/types.js';
-import { readTensorInto } from '../backend/read-into.js';
 import type { PreprocessMode, RunConfig } from '../config.js';
 import { isAugmenting, normalizeAugmentation } from '../data/augment.js';
 import { loadDataset, type LoadDatasetOptions } from '../data/load.js';
-import { ImageBatchLoader, type LoadBatchOptions } from '../data/loader.js';
+import { ImageBatchLoader } from '../data/loader.js';
 import type { Dataset, Sample } from '../data/types.js';
 import { DptrainError } from '../errors.js';
 import type { PhaseName } from '../events/types.js';
 import { createBackbone, type Backbone } from '../models/backbone.js';
-import { ancestorsInOrder, buildHeadless, buildTail, getLayer, originalOutput } from '../models/graph.js';
-import { HEAD_LAYERS, applyHead, createHead, dropoutMask, type Head } from '../models/head.js';
-import { guessUnfreezeBlock, hasPrefix, resolveSplit, splitWeights, type PhaseSplit } from '../models/split.js';
+import { ancestorsInOrder, getLayer, originalOutput } from '../models/graph.js';
+import { applyHead, createHead, type Head } from '../models/head.js';
+import type { PhaseSplit } from '../models/split.js';
 import { saveTrainedModel } from '../models/trained-model.js';
-import { FeatureCache, featureKey, type FeatureCacheStats } from './feature-cache.js';
+import { FeatureCache, type FeatureCacheStats } from './feature-cache.js';
 import { DeviceFeatureCache } from './device-feature-cache.js';
-import { packBytes, preprocessOnDevice, unpackBytes } from './device-preprocess.js';
 import { DEVICE_STEP_DEFAULTS, deviceStepDefault, type DeviceGradients, type DeviceStepReplica } from './device-step.js';
+import { type BatchSource, FrozenFeatures, yieldToEventLoop } from './frozen-features.js';
+import { checkedLabels, deviceGradients, GradientBuffers, type GradientStepContext, hostGradients } from './gradient-step.js';
+import { buildPhaseModels, fineTuneSplit, type PhaseModels, selectTrainable } from './phase-graph.js';
 import { TransferCounter } from './transfer-counter.js';
 import type { GradientResult, Replica, StepContext, WeightSpec } from './types.js';
 
-/** Where a replica gets preprocessed pixels from (the data pipeline's ImageBatchLoader fits). */
-export interface BatchSource {
-  loadBatch(samples: readonly Sample[], options?: LoadBatchOptions): Promise<{ data: Float32Array; shape: readonly number[] }>;
-  /** RGB bytes, not augmented or preprocessed (the device step preprocesses on the device). Default: absent (floats are uploaded). */
-  loadRawBatch?(samples: readonly Sample[]): Promise<{ data: Uint8Array; shape: readonly number[] }>;
-}
+export type { BatchSource } from './frozen-features.js';
 
 export interface ReplicaOptions {
   /**
@@ -74,19 +70,6 @@ export interface ReplicaOptions {
   deviceCacheBytes?: number;
 }
 
-interface PhaseModels {
-  split: PhaseSplit;
-  frozen: tf.LayersModel;
-  /**
-   * Head phase with caching: the phase-2 boundary, whose output the frozen pass also stores so that phase 2 never
-   * runs the frozen part again (VGG16: block4_pool, taken on the way to block5_pool).
-   */
-  secondary?: { boundary: string; frozen: tf.LayersModel };
-  tail: tf.LayersModel;
-  vars: tf.Variable[];
-  spec: WeightSpec[];
-}
-
 /** The trainable model of a run: backbone (frozen part + unfrozen block) + head, on one backend. */
 export class ModelReplica implements Replica, DeviceStepReplica {
   spec: WeightSpec[] = [];
@@ -109,18 +92,17 @@ export class ModelReplica implements Replica, DeviceStepReplica {
   private readonly cache: FeatureCache | undefined;
   private readonly chunk: number;
   private readonly trainedLayers = new Set<string>();
-  private generation = 0;
-  private readonly gradRing: Float32Array[] = [];
-  private gradTurn = 0;
+  private readonly gradients: GradientBuffers;
   private disposed = false;
   private guessWarned = false;
   private readonly deviceCache: DeviceFeatureCache | undefined;
+  private readonly frozen: FrozenFeatures;
 
   constructor(
     readonly config: RunConfig,
     readonly backbone: Backbone,
     readonly head: Head,
-    private readonly images: BatchSource,
+    images: BatchSource,
     private readonly options: ReplicaOptions,
     classNames: string[],
     baseHash: string,
@@ -158,6 +140,18 @@ export class ModelReplica implements Replica, DeviceStepReplica {
     }
     this.deviceStep = options.deviceStep ?? deviceStepDefault(options.backend);
     if (this.deviceStep && this.cacheEnabled) this.deviceCache = new DeviceFeatureCache(options.deviceCacheBytes ?? DEVICE_STEP_DEFAULTS.deviceCacheBytes);
+    this.gradients = new GradientBuffers(options.gradientBuffers ?? 0);
+    this.frozen = new FrozenFeatures({
+      config,
+      backbone,
+      images,
+      augmenting: this.augmenting,
+      chunk: this.chunk,
+      transfers: this.transfers,
+      cache: this.cache,
+      deviceCache: this.deviceCache,
+      local: (sample) => this.local(sample),
+    });
   }
 
   /** The device feature cache's use: entries, bytes, entries refused by the bound (undefined when off). */
@@ -191,73 +185,37 @@ export class ModelReplica implements Replica, DeviceStepReplica {
 
   async setPhase(phase: PhaseName): Promise<void> {
     this.assertLive();
-    const split =
-      phase === 'head' ? { boundary: this.backbone.cut, trainableLayers: [] } : resolveSplit(this.backbone.model, this.backbone.cut, this.unfreezeTarget(true));
+    const split: PhaseSplit =
+      phase === 'head' ? { boundary: this.backbone.cut, trainableLayers: [] } : fineTuneSplit(this.config, this.backbone, (m) => this.warnGuessOnce(m));
     if (split.warning) this.warn(split.warning);
     let pm = this.phases.get(split.boundary);
     if (!pm) {
-      const frozen = buildHeadless(this.backbone.model, split.boundary, `frozen_${split.boundary}`);
-      const tail = buildTail(this.model, split.boundary, HEAD_LAYERS.dense, `trainable_${split.boundary}`);
-      pm = { split, frozen, tail, vars: [], spec: [] };
+      let next: PhaseSplit | undefined;
       if (phase === 'head' && this.cacheEnabled && this.config.fineTunePhase.epochs > 0) {
-        let next: PhaseSplit | undefined;
         try {
-          next = resolveSplit(this.backbone.model, this.backbone.cut, this.unfreezeTarget(false));
+          next = fineTuneSplit(this.config, this.backbone);
         } catch {
           next = undefined; // reported when phase 2 starts
         }
-        if (next && next.boundary !== split.boundary) {
-          const outs = [split.boundary, next.boundary].map((n) => originalOutput(getLayer(this.backbone.model, n)));
-          pm.secondary = {
-            boundary: next.boundary,
-            frozen: tf.model({ inputs: this.backbone.model.inputs, outputs: outs, name: `frozen_${split.boundary}_${next.boundary}` }),
-          };
-        }
       }
+      pm = buildPhaseModels(this.model, this.backbone, split, next);
       this.phases.set(split.boundary, pm);
     }
     // Trainable flags: the tail layers train, everything else is frozen.
-    const trainable = new Set([...pm.tail.layers.map((l) => l.name), HEAD_LAYERS.logits]);
-    for (const l of this.model.layers) l.trainable = trainable.has(l.name);
-    const lvars = [...pm.tail.trainableWeights, ...this.head.logits.trainableWeights];
-    pm.vars = lvars.map((v) => v.read() as tf.Variable);
-    pm.spec = lvars.map((v) => {
-      const shape = v.shape as number[];
-      return { name: v.originalName ?? v.name, shape: [...shape], size: shape.reduce((a, b) => a * b, 1) };
-    });
+    selectTrainable(this.model, this.head, pm);
     // Features at this boundary are stale when layers below it were trained in an earlier phase.
     const below = new Set(ancestorsInOrder(this.backbone.model, split.boundary).map((l) => l.name));
-    if ([...this.trainedLayers].some((n) => below.has(n))) {
-      this.generation++;
-      this.deviceCache?.clear(); // stale rows: features below trained layers change
-    }
+    if ([...this.trainedLayers].some((n) => below.has(n))) this.frozen.invalidate();
     for (const n of split.trainableLayers) this.trainedLayers.add(n);
     this.current = pm;
     this.phaseName = phase;
     this.spec = pm.spec;
   }
 
-  /**
-   * What phase 2 unfreezes: config.fineTunePhase.unfreeze. A generic backbone (kind 'layers') with none set, or
-   * with the VGG default 'block5' that it lacks, gets guessUnfreezeBlock's default instead (the last 3 numbered
-   * blocks, else the top half of its weights cut at a merge point), with a warning that says what trains.
-   */
-  private unfreezeTarget(warn: boolean): string {
-    const wanted = this.config.fineTunePhase.unfreeze;
-    const generic = this.config.backbone.kind === 'layers';
-    if (!generic || (wanted !== undefined && (wanted !== 'block5' || hasPrefix(this.backbone.model, this.backbone.cut, wanted)))) return wanted ?? 'block5';
-    const guess = guessUnfreezeBlock(this.backbone.model, this.backbone.cut);
-    if (warn && !this.guessWarned) {
-      const split = resolveSplit(this.backbone.model, this.backbone.cut, guess);
-      const { trainable, total } = splitWeights(this.backbone.model, this.backbone.cut, split);
-      const why = wanted === undefined ? 'no --unfreeze given' : "the backbone has no 'block5' layers";
-      this.warn(
-        `${why}; phase 2 unfreezes '${guess}' instead: the layers after ${split.boundary} up to ${this.backbone.cut}, ` +
-          `${trainable} of ${total} backbone weights (set fineTunePhase.unfreeze / --unfreeze to choose)`,
-      );
-    }
-    if (warn) this.guessWarned = true;
-    return guess;
+  /** Warns once per replica that phase 2 unfreezes a guessed default (see chooseUnfreeze). */
+  private warnGuessOnce(message: string): void {
+    if (!this.guessWarned) this.warn(message);
+    this.guessWarned = true;
   }
 
   getWeights(): Float32Array {
@@ -285,83 +243,22 @@ export class ModelReplica implements Replica, DeviceStepReplica {
     });
   }
 
+  /** The current phase's gradient-step context (gradient-step.ts). */
+  private stepContext(): GradientStepContext {
+    return { pm: this.models(), head: this.head, config: this.config, numClasses: this.numClasses, transfers: this.transfers };
+  }
+
   async computeGradients(samples: Sample[], ctx: StepContext): Promise<GradientResult> {
     this.assertLive();
     const pm = this.models();
     const total = pm.spec.reduce((a, s) => a + s.size, 0);
     const n = samples.length;
     if (n === 0) return { gradients: new Float32Array(total), loss: 0, count: 0, correct: 0 };
-    const labels = this.checkedLabels(samples);
-    const feats = await this.features(samples, { train: true, epoch: ctx.epoch });
-    const gradients = this.gradientBuffer(total);
-    let loss = 0;
-    let correct = 0;
-    tf.tidy(() => {
-      const x = tf.tensor(feats.data, feats.shape);
-      this.transfers.up(feats.data.byteLength);
-      const { value, grads, logits } = this.lossAndGradients(x, labels, samples, ctx);
-      loss = value.dataSync()[0]!;
-      this.transfers.down(4);
-      let off = 0;
-      pm.vars.forEach((v, i) => {
-        const g = grads[v.name];
-        const size = pm.spec[i]!.size;
-        if (g)
-          readTensorInto(g, gradients, off); // not dataSync: keeps the native backend's arrays recyclable
-        else gradients.fill(0, off, off + size);
-        if (g) this.transfers.down(size * 4);
-        off += size;
-      });
-      const pred = logits.argMax(1).dataSync();
-      this.transfers.down(n * 4);
-      for (let i = 0; i < n; i++) if (pred[i] === labels[i]) correct++;
-      logits.dispose();
-    });
+    const labels = checkedLabels(samples, this.numClasses);
+    const feats = await this.frozen.host(pm, samples, { train: true, epoch: ctx.epoch });
+    const gradients = this.gradients.next(total);
+    const { loss, correct } = hostGradients(this.stepContext(), feats, labels, samples, ctx, gradients);
     return { gradients, loss, count: n, correct };
-  }
-
-  /**
-   * Loss and trainable gradients of the current phase for features `x` (call inside tf.tidy). `logits` is kept out
-   * of the tidy: the caller disposes it.
-   */
-  private lossAndGradients(
-    x: tf.Tensor,
-    labels: number[],
-    samples: Sample[],
-    ctx: StepContext,
-  ): { value: tf.Scalar; grads: tf.NamedTensorMap; logits: tf.Tensor2D } {
-    const pm = this.models();
-    const n = samples.length;
-    const rate = this.head.spec.dropout;
-    const units = this.head.spec.units;
-    const smoothing = this.config.labelSmoothing;
-    const hard = tf.oneHot(tf.tensor1d(labels, 'int32'), this.numClasses).toFloat();
-    // Keras label smoothing: y·(1-ε) + ε/C
-    const onehot = smoothing > 0 ? hard.mul(1 - smoothing).add(smoothing / this.numClasses) : hard;
-    const cw = this.config.classWeight;
-    const sampleWeights = Array.isArray(cw) ? tf.tensor1d(labels.map((y) => cw[y] ?? 1)) : undefined;
-    const mask = rate > 0 ? tf.tensor2d(dropoutMask(rate, units, this.config.seed, ctx.step, samples), [n, units]) : undefined;
-    this.transfers.up(n * 4 + (mask ? n * units * 4 : 0) + (sampleWeights ? n * 4 : 0));
-    let logitsKept: tf.Tensor2D | undefined;
-    const { value, grads } = tf.variableGrads(() => {
-      const h = pm.tail.apply(x, { training: false }) as tf.Tensor;
-      const logits = this.head.logits.apply(mask ? h.mul(mask) : h) as tf.Tensor2D;
-      logitsKept = tf.keep(logits);
-      if (!sampleWeights) return tf.neg(tf.sum(tf.mul(onehot, tf.logSoftmax(logits)))).div(n) as tf.Scalar;
-      // Keras class_weight: each sample's loss times its class's weight, still divided by the sample count
-      const perSample = tf.sum(tf.mul(onehot, tf.logSoftmax(logits)), 1);
-      return tf.neg(tf.sum(tf.mul(perSample, sampleWeights))).div(n) as tf.Scalar;
-    }, pm.vars);
-    return { value, grads, logits: logitsKept! };
-  }
-
-  private checkedLabels(samples: Sample[]): number[] {
-    return samples.map((s) => {
-      if (!Number.isInteger(s.label) || s.label < 0 || s.label >= this.numClasses) {
-        throw new DptrainError('E_DATA_INVALID', `sample ${s.name} (${s.path}) has label ${s.label}, expected 0..${this.numClasses - 1}`);
-      }
-      return s.label;
-    });
   }
 
   /** computeGradients with everything left on the device (the device step); the caller disposes the tensors. */
@@ -371,16 +268,9 @@ export class ModelReplica implements Replica, DeviceStepReplica {
     const total = pm.spec.reduce((a, s) => a + s.size, 0);
     const n = samples.length;
     if (n === 0) return { gradients: tf.zeros([total]), loss: tf.scalar(0), correct: tf.scalar(0), count: 0 };
-    const labels = this.checkedLabels(samples);
-    const x = await this.featuresTensor(samples, { train: true, epoch: ctx.epoch });
-    const out = tf.tidy(() => {
-      const { value, grads, logits } = this.lossAndGradients(x, labels, samples, ctx);
-      const flat = tf.concat(pm.vars.map((v, i) => grads[v.name]?.reshape([-1]) ?? tf.zeros([pm.spec[i]!.size])));
-      const correct = tf.sum(tf.equal(tf.argMax(logits, 1), tf.tensor1d(labels, 'int32')).toFloat());
-      this.transfers.up(n * 4);
-      logits.dispose();
-      return { gradients: flat as tf.Tensor1D, loss: value, correct: correct as tf.Scalar };
-    });
+    const labels = checkedLabels(samples, this.numClasses);
+    const x = await this.frozen.device(pm, samples, { train: true, epoch: ctx.epoch });
+    const out = deviceGradients(this.stepContext(), x, labels, samples, ctx);
     x.dispose();
     return { ...out, count: n };
   }
@@ -408,7 +298,7 @@ export class ModelReplica implements Replica, DeviceStepReplica {
         await this.predictOnDevice(part, flip, out, g);
         continue;
       }
-      const feats = await this.features(part, { train: false, epoch: 0, flip });
+      const feats = await this.frozen.host(pm, part, { train: false, epoch: 0, flip });
       const per = feats.data.length / part.length;
       for (let i = 0; i < part.length; i += this.chunk) {
         const n = Math.min(this.chunk, part.length - i);
@@ -429,7 +319,7 @@ export class ModelReplica implements Replica, DeviceStepReplica {
   /** Probabilities of `part` into `out` at row `at`, features and head on the device, one async read per chunk. */
   private async predictOnDevice(part: Sample[], flip: boolean, out: Float32Array, at: number): Promise<void> {
     const pm = this.models();
-    const feats = await this.featuresTensor(part, { train: false, epoch: 0, flip });
+    const feats = await this.frozen.device(pm, part, { train: false, epoch: 0, flip });
     try {
       for (let i = 0; i < part.length; i += this.chunk) {
         const n = Math.min(this.chunk, part.length - i);
@@ -445,19 +335,6 @@ export class ModelReplica implements Replica, DeviceStepReplica {
     } finally {
       feats.dispose();
     }
-  }
-
-  /** A flat gradient array: the next of `gradientBuffers` reused buffers (not cleared), or a new one. */
-  private gradientBuffer(total: number): Float32Array {
-    const ring = this.options.gradientBuffers ?? 0;
-    if (ring <= 0) return new Float32Array(total);
-    const i = this.gradTurn++ % ring;
-    let buf = this.gradRing[i];
-    if (!buf || buf.length !== total) {
-      buf = new Float32Array(total);
-      this.gradRing[i] = buf;
-    }
-    return buf; // computeGradients writes every segment (zeros for variables without a gradient)
   }
 
   /** Save backbone + head as one tfjs layers model with class names, preprocessing and input size in the metadata. */
@@ -504,179 +381,6 @@ export class ModelReplica implements Replica, DeviceStepReplica {
     const mine = (s.split === 'test' ? ds.test : ds.labelled)[s.index];
     return mine && mine.name === s.name ? mine : s;
   }
-
-  /**
-   * Output of the frozen part for these samples, [n, ...boundary shape], from the cache when possible.
-   * Training with augmentation reads view epoch mod K (cached) or the epoch's own augmentation (uncached).
-   * `flip`: of the mirror images (test-time augmentation; cached as their own view).
-   */
-  private async features(samples: Sample[], mode: { train: boolean; epoch: number; flip?: boolean }): Promise<{ data: Float32Array; shape: number[] }> {
-    const pm = this.models();
-    const fshape = originalOutput(getLayer(this.backbone.model, pm.split.boundary)).shape.slice(1) as number[];
-    const size = fshape.reduce((a, b) => a * b, 1);
-    const shape = [samples.length, ...fshape];
-    const augment = mode.train && this.augmenting;
-    const views = this.config.cachedViews;
-    const augEpoch = augment && views > 0 ? mode.epoch % views : mode.epoch;
-    const useCache = this.cache !== undefined && (!augment || views > 0);
-    const data = new Float32Array(samples.length * size);
-    const missing: number[] = [];
-    const view = `${augment ? `v${augEpoch}` : mode.flip ? 'flip' : 'plain'}.g${this.generation}`;
-    const keys = samples.map((s) => featureKey(pm.split.boundary, s, view));
-    const secondary = useCache ? pm.secondary : undefined;
-    const secondSize = secondary
-      ? (originalOutput(getLayer(this.backbone.model, secondary.boundary)).shape.slice(1) as number[]).reduce((a, b) => a * b, 1)
-      : 0;
-    if (useCache) {
-      keys.forEach((k, i) => {
-        const v = this.cache!.get(k);
-        if (v) data.set(v, i * size);
-        else missing.push(i);
-      });
-    } else {
-      for (let i = 0; i < samples.length; i++) missing.push(i);
-    }
-    // Decode chunk k+1 (sharp, off the main thread) while the frozen part runs on chunk k.
-    const load = (c: number) => {
-      const p = this.images.loadBatch(
-        missing.slice(c, c + this.chunk).map((i) => this.local(samples[i]!)),
-        { augment, epoch: augEpoch },
-      );
-      p.catch(() => undefined);
-      return p;
-    };
-    let next = missing.length > 0 ? load(0) : undefined;
-    for (let c = 0; c < missing.length; c += this.chunk) {
-      // Let the event loop turn between chunks: an already-settled decode only yields to microtasks, and a
-      // worker's heartbeat timer must fire during long frozen passes or the coordinator declares it lost.
-      await yieldToEventLoop();
-      const idx = missing.slice(c, c + this.chunk);
-      const batch = await next!;
-      next = c + this.chunk < missing.length ? load(c + this.chunk) : undefined;
-      // tidy returns the tensors, not their arrays: tidy walks what it returns, and walking a Float32Array visits
-      // every element (~100 ms per VGG16 batch of 8).
-      const outs = tf.tidy(() => {
-        const pixels = tf.tensor(batch.data, [idx.length, ...batch.shape.slice(1)]);
-        this.transfers.up(batch.data.byteLength);
-        const x = mode.flip ? tf.reverse(pixels, 2) : pixels; // NHWC: axis 2 is the width
-        return secondary ? (secondary.frozen.predict(x) as tf.Tensor[]) : [pm.frozen.predict(x) as tf.Tensor];
-      });
-      const [out, second] = outs.map((t) => {
-        const a = new Float32Array(t.size);
-        readTensorInto(t, a);
-        this.transfers.down(a.byteLength);
-        t.dispose();
-        return a;
-      });
-      if (!out) throw new DptrainError('E_CONFIG', `the frozen part gave no output for ${pm.split.boundary}`);
-      idx.forEach((i, j) => {
-        const row = out.subarray(j * size, (j + 1) * size);
-        data.set(useCache ? this.cache!.put(keys[i]!, row) : row, i * size);
-        if (secondary && second) this.cache!.put(featureKey(secondary.boundary, samples[i]!, view), second.subarray(j * secondSize, (j + 1) * secondSize));
-      });
-    }
-    return { data, shape };
-  }
-
-  /**
-   * features() for the device step: the same values as a tensor [n, ...boundary shape] left on the device. Rows
-   * come from the device cache, else the host cache (uploaded), else a frozen pass on the device from pixels
-   * uploaded as bytes (floats when augmenting); new rows are kept on the device while the bound allows, else
-   * read back into the host cache.
-   */
-  private async featuresTensor(samples: Sample[], mode: { train: boolean; epoch: number; flip?: boolean }): Promise<tf.Tensor> {
-    const pm = this.models();
-    const fshape = originalOutput(getLayer(this.backbone.model, pm.split.boundary)).shape.slice(1) as number[];
-    const augment = mode.train && this.augmenting;
-    const views = this.config.cachedViews;
-    const augEpoch = augment && views > 0 ? mode.epoch % views : mode.epoch;
-    const useCache = this.cache !== undefined && (!augment || views > 0);
-    const view = `${augment ? `v${augEpoch}` : mode.flip ? 'flip' : 'plain'}.g${this.generation}`;
-    const keys = samples.map((s) => featureKey(pm.split.boundary, s, view));
-    const secondary = useCache ? pm.secondary : undefined;
-    const rows: tf.Tensor[] = new Array(samples.length);
-    const temporary: tf.Tensor[] = [];
-    const keep = (key: string, row: tf.Tensor, cache: boolean): void => {
-      if (cache && this.deviceCache?.put(key, row)) return;
-      if (cache) {
-        const a = new Float32Array(row.size);
-        readTensorInto(row, a);
-        this.transfers.down(a.byteLength);
-        this.cache!.put(key, a);
-      }
-      temporary.push(row);
-    };
-    const missing: number[] = [];
-    samples.forEach((_, i) => {
-      const onDevice = useCache ? this.deviceCache?.get(keys[i]!) : undefined;
-      if (onDevice) return void (rows[i] = onDevice);
-      const onHost = useCache ? this.cache!.get(keys[i]!) : undefined;
-      if (!onHost) return void missing.push(i);
-      rows[i] = tf.tensor(onHost, fshape);
-      this.transfers.up(onHost.byteLength);
-      temporary.push(rows[i]!);
-    });
-    const load = (c: number) => {
-      const p = this.pixelsOnDevice(
-        missing.slice(c, c + this.chunk).map((i) => this.local(samples[i]!)),
-        augment,
-        augEpoch,
-        mode.flip === true,
-      );
-      p.catch(() => undefined);
-      return p;
-    };
-    let next = missing.length > 0 ? load(0) : undefined;
-    for (let c = 0; c < missing.length; c += this.chunk) {
-      await yieldToEventLoop();
-      const idx = missing.slice(c, c + this.chunk);
-      const x = await next!;
-      next = c + this.chunk < missing.length ? load(c + this.chunk) : undefined;
-      const outs = tf.tidy(() => (secondary ? (secondary.frozen.predict(x) as tf.Tensor[]) : [pm.frozen.predict(x) as tf.Tensor]));
-      x.dispose();
-      const [out, second] = outs;
-      idx.forEach((i, j) => {
-        const row = tf.tidy(() => out!.slice(j, 1).reshape(fshape));
-        rows[i] = row;
-        keep(keys[i]!, row, useCache);
-        if (secondary && second) {
-          const key2 = featureKey(secondary.boundary, samples[i]!, view);
-          const row2 = tf.tidy(() => second.slice(j, 1).reshape(second.shape.slice(1)));
-          keep(key2, row2, true);
-        }
-      });
-      for (const t of outs) t.dispose();
-    }
-    const stacked = tf.stack(rows);
-    for (const t of temporary) t.dispose();
-    return stacked;
-  }
-
-  /** A batch of pixels as a preprocessed tensor on the device: bytes up and preprocessed there, or floats when augmenting. */
-  private async pixelsOnDevice(samples: Sample[], augment: boolean, epoch: number, flip: boolean): Promise<tf.Tensor4D> {
-    const raw = !augment && this.images.loadRawBatch ? await this.images.loadRawBatch(samples) : undefined;
-    let x: tf.Tensor4D;
-    if (raw) {
-      const packed = packBytes(raw.data);
-      this.transfers.up(packed.byteLength);
-      x = tf.tidy(() =>
-        preprocessOnDevice(unpackBytes(tf.tensor1d(packed, 'int32'), raw.data.length).reshape(raw.shape as number[]) as tf.Tensor4D, this.preprocess),
-      );
-    } else {
-      const batch = await this.images.loadBatch(samples, { augment, epoch });
-      this.transfers.up(batch.data.byteLength);
-      x = tf.tensor4d(batch.data, [samples.length, batch.shape[1]!, batch.shape[2]!, batch.shape[3]!]);
-    }
-    if (!flip) return x;
-    const mirrored = tf.reverse(x, 2) as tf.Tensor4D; // NHWC: axis 2 is the width
-    x.dispose();
-    return mirrored;
-  }
-}
-
-/** Resolves on the next turn of the event loop (after timers and I/O that are due). */
-function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Hash of the backbone's weights up to the cut (trainable and not), in layer order. */

@@ -1,0 +1,229 @@
+import * as tf from '@tensorflow/tfjs';
+import { readTensorInto } from '../backend/read-into.js';
+import type { RunConfig } from '../config.js';
+import type { LoadBatchOptions } from '../data/loader.js';
+import type { Sample } from '../data/types.js';
+import { DptrainError } from '../errors.js';
+import type { Backbone } from '../models/backbone.js';
+import type { DeviceFeatureCache } from './device-feature-cache.js';
+import { packBytes, preprocessOnDevice, unpackBytes } from './device-preprocess.js';
+import { type FeatureCache, featureKey } from './feature-cache.js';
+import { boundaryShape, type PhaseModels } from './phase-graph.js';
+import type { TransferCounter } from './transfer-counter.js';
+
+/** Where a replica gets preprocessed pixels from (the data pipeline's ImageBatchLoader fits). */
+export interface BatchSource {
+  loadBatch(samples: readonly Sample[], options?: LoadBatchOptions): Promise<{ data: Float32Array; shape: readonly number[] }>;
+  /** RGB bytes, not augmented or preprocessed (the device step preprocesses on the device). Default: absent (floats are uploaded). */
+  loadRawBatch?(samples: readonly Sample[]): Promise<{ data: Uint8Array; shape: readonly number[] }>;
+}
+
+/** Which features: of a training step (augmented view of `epoch` when augmenting) or plain/mirrored for evaluation. */
+export interface FeatureMode {
+  train: boolean;
+  epoch: number;
+  flip?: boolean;
+}
+
+/** What the frozen pass works with (all owned by the replica). */
+export interface FrozenFeaturesOptions {
+  config: RunConfig;
+  backbone: Backbone;
+  images: BatchSource;
+  /** Whether the run's augmentation changes pixels. */
+  augmenting: boolean;
+  /** Images per forward pass of the frozen part. */
+  chunk: number;
+  transfers: TransferCounter;
+  /** The host feature cache, when on. */
+  cache: FeatureCache | undefined;
+  /** The device feature cache (device step with caching), when on. */
+  deviceCache: DeviceFeatureCache | undefined;
+  /** This process's copy of a sample. */
+  local: (sample: Sample) => Sample;
+}
+
+/**
+ * The frozen part's outputs (features at a phase's boundary) for a batch of samples: from the feature caches when
+ * they hold them, else from decoded pixels through the frozen model, chunk by chunk, decoding the next chunk while
+ * the current one runs. `generation` goes up when layers below a boundary were trained (cached rows are stale).
+ */
+export class FrozenFeatures {
+  generation = 0;
+  constructor(private readonly o: FrozenFeaturesOptions) {}
+
+  /** Marks every cached feature stale (layers below a boundary changed). */
+  invalidate(): void {
+    this.generation++;
+    this.o.deviceCache?.clear();
+  }
+
+  /**
+   * Output of the frozen part for these samples, [n, ...boundary shape], from the cache when possible.
+   * Training with augmentation reads view epoch mod K (cached) or the epoch's own augmentation (uncached).
+   * `flip`: of the mirror images (test-time augmentation; cached as their own view).
+   */
+  async host(pm: PhaseModels, samples: Sample[], mode: FeatureMode): Promise<{ data: Float32Array; shape: number[] }> {
+    const fshape = boundaryShape(this.o.backbone, pm.split.boundary);
+    const size = fshape.reduce((a, b) => a * b, 1);
+    const shape = [samples.length, ...fshape];
+    const augment = mode.train && this.o.augmenting;
+    const views = this.o.config.cachedViews;
+    const augEpoch = augment && views > 0 ? mode.epoch % views : mode.epoch;
+    const useCache = this.o.cache !== undefined && (!augment || views > 0);
+    const data = new Float32Array(samples.length * size);
+    const missing: number[] = [];
+    const view = `${augment ? `v${augEpoch}` : mode.flip ? 'flip' : 'plain'}.g${this.generation}`;
+    const keys = samples.map((s) => featureKey(pm.split.boundary, s, view));
+    const secondary = useCache ? pm.secondary : undefined;
+    const secondSize = secondary ? boundaryShape(this.o.backbone, secondary.boundary).reduce((a, b) => a * b, 1) : 0;
+    if (useCache) {
+      keys.forEach((k, i) => {
+        const v = this.o.cache!.get(k);
+        if (v) data.set(v, i * size);
+        else missing.push(i);
+      });
+    } else {
+      for (let i = 0; i < samples.length; i++) missing.push(i);
+    }
+    // Decode chunk k+1 (sharp, off the main thread) while the frozen part runs on chunk k.
+    const load = (c: number) => {
+      const p = this.o.images.loadBatch(
+        missing.slice(c, c + this.o.chunk).map((i) => this.o.local(samples[i]!)),
+        { augment, epoch: augEpoch },
+      );
+      p.catch(() => undefined);
+      return p;
+    };
+    let next = missing.length > 0 ? load(0) : undefined;
+    for (let c = 0; c < missing.length; c += this.o.chunk) {
+      // Let the event loop turn between chunks: an already-settled decode only yields to microtasks, and a
+      // worker's heartbeat timer must fire during long frozen passes or the coordinator declares it lost.
+      await yieldToEventLoop();
+      const idx = missing.slice(c, c + this.o.chunk);
+      const batch = await next!;
+      next = c + this.o.chunk < missing.length ? load(c + this.o.chunk) : undefined;
+      // tidy returns the tensors, not their arrays: tidy walks what it returns, and walking a Float32Array visits
+      // every element (~100 ms per VGG16 batch of 8).
+      const outs = tf.tidy(() => {
+        const pixels = tf.tensor(batch.data, [idx.length, ...batch.shape.slice(1)]);
+        this.o.transfers.up(batch.data.byteLength);
+        const x = mode.flip ? tf.reverse(pixels, 2) : pixels; // NHWC: axis 2 is the width
+        return secondary ? (secondary.frozen.predict(x) as tf.Tensor[]) : [pm.frozen.predict(x) as tf.Tensor];
+      });
+      const [out, second] = outs.map((t) => {
+        const a = new Float32Array(t.size);
+        readTensorInto(t, a);
+        this.o.transfers.down(a.byteLength);
+        t.dispose();
+        return a;
+      });
+      if (!out) throw new DptrainError('E_CONFIG', `the frozen part gave no output for ${pm.split.boundary}`);
+      idx.forEach((i, j) => {
+        const row = out.subarray(j * size, (j + 1) * size);
+        data.set(useCache ? this.o.cache!.put(keys[i]!, row) : row, i * size);
+        if (secondary && second) this.o.cache!.put(featureKey(secondary.boundary, samples[i]!, view), second.subarray(j * secondSize, (j + 1) * secondSize));
+      });
+    }
+    return { data, shape };
+  }
+
+  /**
+   * features() for the device step: the same values as a tensor [n, ...boundary shape] left on the device. Rows
+   * come from the device cache, else the host cache (uploaded), else a frozen pass on the device from pixels
+   * uploaded as bytes (floats when augmenting); new rows are kept on the device while the bound allows, else
+   * read back into the host cache.
+   */
+  async device(pm: PhaseModels, samples: Sample[], mode: FeatureMode): Promise<tf.Tensor> {
+    const fshape = boundaryShape(this.o.backbone, pm.split.boundary);
+    const augment = mode.train && this.o.augmenting;
+    const views = this.o.config.cachedViews;
+    const augEpoch = augment && views > 0 ? mode.epoch % views : mode.epoch;
+    const useCache = this.o.cache !== undefined && (!augment || views > 0);
+    const view = `${augment ? `v${augEpoch}` : mode.flip ? 'flip' : 'plain'}.g${this.generation}`;
+    const keys = samples.map((s) => featureKey(pm.split.boundary, s, view));
+    const secondary = useCache ? pm.secondary : undefined;
+    const rows: tf.Tensor[] = new Array(samples.length);
+    const temporary: tf.Tensor[] = [];
+    const keep = (key: string, row: tf.Tensor, cache: boolean): void => {
+      if (cache && this.o.deviceCache?.put(key, row)) return;
+      if (cache) {
+        const a = new Float32Array(row.size);
+        readTensorInto(row, a);
+        this.o.transfers.down(a.byteLength);
+        this.o.cache!.put(key, a);
+      }
+      temporary.push(row);
+    };
+    const missing: number[] = [];
+    samples.forEach((_, i) => {
+      const onDevice = useCache ? this.o.deviceCache?.get(keys[i]!) : undefined;
+      if (onDevice) return void (rows[i] = onDevice);
+      const onHost = useCache ? this.o.cache!.get(keys[i]!) : undefined;
+      if (!onHost) return void missing.push(i);
+      rows[i] = tf.tensor(onHost, fshape);
+      this.o.transfers.up(onHost.byteLength);
+      temporary.push(rows[i]!);
+    });
+    const load = (c: number) => {
+      const p = this.pixelsOnDevice(
+        missing.slice(c, c + this.o.chunk).map((i) => this.o.local(samples[i]!)),
+        augment,
+        augEpoch,
+        mode.flip === true,
+      );
+      p.catch(() => undefined);
+      return p;
+    };
+    let next = missing.length > 0 ? load(0) : undefined;
+    for (let c = 0; c < missing.length; c += this.o.chunk) {
+      await yieldToEventLoop();
+      const idx = missing.slice(c, c + this.o.chunk);
+      const x = await next!;
+      next = c + this.o.chunk < missing.length ? load(c + this.o.chunk) : undefined;
+      const outs = tf.tidy(() => (secondary ? (secondary.frozen.predict(x) as tf.Tensor[]) : [pm.frozen.predict(x) as tf.Tensor]));
+      x.dispose();
+      const [out, second] = outs;
+      idx.forEach((i, j) => {
+        const row = tf.tidy(() => out!.slice(j, 1).reshape(fshape));
+        rows[i] = row;
+        keep(keys[i]!, row, useCache);
+        if (secondary && second) {
+          const key2 = featureKey(secondary.boundary, samples[i]!, view);
+          const row2 = tf.tidy(() => second.slice(j, 1).reshape(second.shape.slice(1)));
+          keep(key2, row2, true);
+        }
+      });
+      for (const t of outs) t.dispose();
+    }
+    const stacked = tf.stack(rows);
+    for (const t of temporary) t.dispose();
+    return stacked;
+  }
+
+  /** A batch of pixels as a preprocessed tensor on the device: bytes up and preprocessed there, or floats when augmenting. */
+  private async pixelsOnDevice(samples: Sample[], augment: boolean, epoch: number, flip: boolean): Promise<tf.Tensor4D> {
+    const raw = !augment && this.o.images.loadRawBatch ? await this.o.images.loadRawBatch(samples) : undefined;
+    let x: tf.Tensor4D;
+    if (raw) {
+      const packed = packBytes(raw.data);
+      this.o.transfers.up(packed.byteLength);
+      x = tf.tidy(() =>
+        preprocessOnDevice(unpackBytes(tf.tensor1d(packed, 'int32'), raw.data.length).reshape(raw.shape as number[]) as tf.Tensor4D, this.o.config.preprocess),
+      );
+    } else {
+      const batch = await this.o.images.loadBatch(samples, { augment, epoch });
+      this.o.transfers.up(batch.data.byteLength);
+      x = tf.tensor4d(batch.data, [samples.length, batch.shape[1]!, batch.shape[2]!, batch.shape[3]!]);
+    }
+    if (!flip) return x;
+    const mirrored = tf.reverse(x, 2) as tf.Tensor4D; // NHWC: axis 2 is the width
+    x.dispose();
+    return mirrored;
+  }
+}
+
+/** Resolves on the next turn of the event loop (after timers and I/O that are due). */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
