@@ -2,7 +2,16 @@
   "targets": [
     {
       "target_name": "dptrain_native",
-      "sources": ["native/addon.cc"],
+      "sources": [
+        "native/addon.cc",
+        "native/common.cc",
+        "native/conv.cc",
+        "native/matmul.cc",
+        "native/pool.cc",
+        "native/elementwise.cc",
+        "native/norm-pad.cc",
+        "native/adam.cc"
+      ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<!(node scripts/find-dnnl.cjs include)"

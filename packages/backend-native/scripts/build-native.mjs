@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 const require = createRequire(import.meta.url);
 const pkgDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const addon = path.join(pkgDir, 'build', 'Release', 'dptrain_native.node');
-const sources = ['native/addon.cc', 'binding.gyp'].map((f) => path.join(pkgDir, f));
+// every native source and header (a file added under native/ rebuilds too), and the build file
+const sources = [...fs.readdirSync(path.join(pkgDir, 'native')).map((f) => path.join('native', f)), 'binding.gyp'].map((f) => path.join(pkgDir, f));
 const args = new Set(process.argv.slice(2));
 const strict = args.has('--strict');
 const quiet = args.has('--quiet');

@@ -4,7 +4,6 @@ export {
   DEFAULT_LOADERS,
   BACKEND_PACKAGES,
   importPackage,
-  useNativeOptimizer,
   type BackendLoader,
   type BackendLoaders,
   type LoadedBackend,

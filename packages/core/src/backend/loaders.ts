@@ -7,7 +7,6 @@ import * as tf from '@tensorflow/tfjs';
 import { DptrainError } from '../errors.js';
 import { assessGpu, gatherGpuFacts } from './gpu.js';
 import { preflightTfjsNodeGpu, type GpuSupport } from './gpu-preflight.js';
-import { setAdamKernel, type AdamKernel } from '../training/optimizers.js';
 import type { BackendName } from './types.js';
 import { activateWasm } from './wasm.js';
 
@@ -113,26 +112,6 @@ async function loadTensorflow(): Promise<LoadedBackend> {
 
 interface NativeModule {
   registerNativeBackend: () => Promise<{ tfBackend: string; device: string }>;
-  loadAddon: (options?: { build?: boolean }) => { adamUpdate?: AdamKernel };
-}
-
-/**
- * Runs the optimizer's Adam steps through the native addon's compiled loop when the addon loads in this process
- * (same results bit for bit, several times faster than the JS loop on ~9 M weights); any backend may be active.
- * Called where the optimizer runs (runTraining: the coordinator or the single process), not by workers.
- * Returns false, changing nothing, when the addon is absent or DPTRAIN_NATIVE_OPTIMIZER=0.
- */
-export async function useNativeOptimizer(): Promise<boolean> {
-  if (process.env.DPTRAIN_NATIVE_OPTIMIZER === '0') return false;
-  try {
-    const mod = (await import(/* @vite-ignore */ BACKEND_PACKAGES.native)) as Partial<NativeModule>;
-    const addon = mod.loadAddon?.({ build: false });
-    if (!addon || typeof addon.adamUpdate !== 'function') return false;
-    setAdamKernel(addon.adamUpdate.bind(addon));
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function loadNative(): Promise<LoadedBackend> {

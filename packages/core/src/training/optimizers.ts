@@ -1,4 +1,7 @@
 import { DptrainError } from '../errors.js';
+import { adamKernel } from './native-adam.js';
+
+export { type AdamKernel, hasAdamKernel, setAdamKernel, useNativeOptimizer } from './native-adam.js';
 
 /** Serialisable optimizer state (Float32Arrays are stored as binary blobs in checkpoints). */
 export interface OptimizerState {
@@ -40,35 +43,6 @@ export function applyWeightDecay(weights: Float32Array, learningRate: number, we
   if (weightDecay === 0) return;
   const f = learningRate * weightDecay;
   for (let i = 0; i < weights.length; i++) weights[i] = (weights[i] as number) - f * (weights[i] as number);
-}
-
-/**
- * A compiled Adam update over flat arrays, in place (the native backend's `adamUpdate`): must compute, in double,
- * m = b1 m + (1-b1) g; v = b2 v + (1-b2) g g; w -= (lrT m) / (sqrt(v) + eps), in that order, so that its results
- * are bit-identical to the JS loop of AdamOptimizer.step. When any new m, v or weight would not be finite in
- * float32, it writes nothing and returns the first such index (else -1).
- */
-export type AdamKernel = (
-  weights: Float32Array,
-  gradients: Float32Array,
-  m: Float32Array,
-  v: Float32Array,
-  lrT: number,
-  beta1: number,
-  beta2: number,
-  epsilon: number,
-) => number;
-
-let adamKernel: AdamKernel | undefined;
-
-/** Runs every AdamOptimizer step through `kernel` (undefined: back to the JS loop). */
-export function setAdamKernel(kernel: AdamKernel | undefined): void {
-  adamKernel = kernel;
-}
-
-/** True when Adam steps run through a kernel set with setAdamKernel. */
-export function hasAdamKernel(): boolean {
-  return adamKernel !== undefined;
 }
 
 /** True when `x` rounds to a finite float32. */
@@ -133,9 +107,10 @@ export class AdamOptimizer implements FlatOptimizer {
     const lrT = (this.learningRate * Math.sqrt(1 - Math.pow(b2, t))) / (1 - Math.pow(b1, t));
     const eps = this.epsilon;
     const decay = this.learningRate * this.weightDecay;
+    const kernel = adamKernel();
     // Refuse an update that would make any state non-finite before writing anything (such a weight would never
     // move again). The compiled kernel checks by itself; with weight decay (applied first) the check runs here.
-    if (!adamKernel || decay !== 0) {
+    if (!kernel || decay !== 0) {
       for (let i = 0; i < weights.length; i++) {
         const g = gradients[i] as number;
         const mi = b1 * (m[i] as number) + (1 - b1) * g;
@@ -145,8 +120,8 @@ export class AdamOptimizer implements FlatOptimizer {
       }
     }
     applyWeightDecay(weights, this.learningRate, this.weightDecay);
-    if (adamKernel) {
-      const bad = adamKernel(weights, gradients, m, v, lrT, b1, b2, eps);
+    if (kernel) {
+      const bad = kernel(weights, gradients, m, v, lrT, b1, b2, eps);
       if (bad >= 0) throw nonFiniteState(bad, gradients[bad] as number);
       this.t = t;
       return;

@@ -10,7 +10,7 @@ import { addErrorContext, type ErrorContext } from '../util/error-context.js';
 import type { TrainingCallback } from './callbacks.js';
 import { readCheckpoint } from './checkpoint.js';
 import { argmaxRows, computeMetrics, type EvaluationMetrics } from './metrics.js';
-import { useNativeOptimizer } from '../backend/loaders.js';
+import { useNativeOptimizer } from './native-adam.js';
 import type { TrainingExecutor, WeightSpec } from './types.js';
 import { resumeMismatches, runFingerprint, type ResumePosition, type RunFingerprint } from './run-fingerprint.js';
 import { type FitPhaseContext, globalEpoch, runPhase } from './fit-phase.js';

@@ -1,0 +1,56 @@
+import { BACKEND_PACKAGES } from '../backend/loaders.js';
+
+// The TypeScript side of the native Adam update (packages/backend-native/native/adam.cc), next to the optimizers.
+
+/**
+ * A compiled Adam update over flat arrays, in place (the native backend's `adamUpdate`): must compute, in double,
+ * m = b1 m + (1-b1) g; v = b2 v + (1-b2) g g; w -= (lrT m) / (sqrt(v) + eps), in that order, so that its results
+ * are bit-identical to the JS loop of AdamOptimizer.step. When any new m, v or weight would not be finite in
+ * float32, it writes nothing and returns the first such index (else -1).
+ */
+export type AdamKernel = (
+  weights: Float32Array,
+  gradients: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  lrT: number,
+  beta1: number,
+  beta2: number,
+  epsilon: number,
+) => number;
+
+let kernel: AdamKernel | undefined;
+
+/** Runs every AdamOptimizer step through `kernel` (undefined: back to the JS loop). */
+export function setAdamKernel(next: AdamKernel | undefined): void {
+  kernel = next;
+}
+
+/** True when Adam steps run through a kernel set with setAdamKernel. */
+export function hasAdamKernel(): boolean {
+  return kernel !== undefined;
+}
+
+/** The kernel AdamOptimizer.step runs through, if any (see setAdamKernel). */
+export function adamKernel(): AdamKernel | undefined {
+  return kernel;
+}
+
+/**
+ * Runs the optimizer's Adam steps through the native addon's compiled loop when the addon loads in this process
+ * (same results bit for bit, several times faster than the JS loop on ~9 M weights); any backend may be active.
+ * Called where the optimizer runs (runTraining: the coordinator or the single process), not by workers.
+ * Returns false, changing nothing, when the addon is absent or DPTRAIN_NATIVE_OPTIMIZER=0.
+ */
+export async function useNativeOptimizer(): Promise<boolean> {
+  if (process.env.DPTRAIN_NATIVE_OPTIMIZER === '0') return false;
+  try {
+    const mod = (await import(/* @vite-ignore */ BACKEND_PACKAGES.native)) as { loadAddon?: (options?: { build?: boolean }) => { adamUpdate?: AdamKernel } };
+    const addon = mod.loadAddon?.({ build: false });
+    if (!addon || typeof addon.adamUpdate !== 'function') return false;
+    setAdamKernel(addon.adamUpdate.bind(addon));
+    return true;
+  } catch {
+    return false;
+  }
+}
