@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { generateSyntheticScenes, isDptrainError } from '@dptrain/core';
+import { generateSyntheticScenes, isDptrainError, parseRunConfig } from '@dptrain/core';
 import { addTrainingFlags, toRunConfig, type TrainingFlagValues } from '../../packages/cli/src/training-flags.js';
 import { TINY_MODEL_FLAGS } from '../helpers/cli.js';
 
@@ -50,6 +50,26 @@ describe('run config resolution', () => {
     expect(mnv2.fineTunePhase.learningRate).toBe(1e-4);
     expect(mnv2.fineTunePhase.unfreeze).toBeUndefined();
     expect(configOf(['--data', '/d', '--no-cache', '--augment']).augmentation).toMatchObject({ rotationRange: 20, zoomRange: 0.1, horizontalFlip: true });
+  });
+
+  it('a library caller of parseRunConfig gets the same backbone-dependent defaults as the CLI', () => {
+    const mnv2 = parseRunConfig({ dataDir: '/d', backbone: { kind: 'layers', path: '/models/mnv2' } });
+    expect(mnv2).toMatchObject({ preprocess: 'unit', headPhase: { epochs: 10, learningRate: 1e-3 }, fineTunePhase: { epochs: 5, learningRate: 1e-4 } });
+    expect(mnv2.fineTunePhase.unfreeze).toBeUndefined();
+    expect(parseRunConfig({ dataDir: '/d' })).toMatchObject({ preprocess: 'caffe', fineTunePhase: { epochs: 5, learningRate: 1e-5, unfreeze: 'block5' } });
+    // a phase given in part gets the other fields' defaults; given values stay
+    expect(parseRunConfig({ dataDir: '/d', headPhase: { epochs: 3 } as { epochs: number; learningRate: number } }).headPhase).toEqual({
+      epochs: 3,
+      learningRate: 1e-3,
+    });
+    expect(configOf(['--data', '/d', '--backbone', '/models/mnv2'])).toEqual(mnv2);
+  });
+
+  it('the help names the resolved defaults', () => {
+    const help = addTrainingFlags(new Command('train')).helpInformation().replace(/\s+/g, ' ');
+    expect(help).toContain('--fine-tune-lr <rate> phase 2 learning rate (default: 0.00001 for VGG16, 0.0001 for other backbones)');
+    expect(help).toContain('or plateau (halve on a validation-loss plateau) (default: plateau)');
+    expect(help).toMatch(/--preprocess <mode> [^(]*\(\[-1,1\]\) or unit \(\[0,1\]\) \(default: caffe for VGG16, unit otherwise\)/);
   });
 
   it('a YAML or JSON file sets values, flags override them, and backbone defaults follow the file', () => {

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The compiled oneDNN addon (native/addon.cc). Every call is synchronous and writes into the output array it is given. */
+/** The compiled oneDNN addon (native/*.cc: addon.cc registers one entry point per kernel, one file per kernel family). Every call is synchronous and writes into the output array it is given. */
 /** How the native backend runs 3x3 stride-1 convolutions (see NativeAddon.setConvAlgorithm). */
 export type ConvAlgorithm = 'winograd' | 'direct';
 /** Precision of the native convolutions and matmuls (see NativeAddon.setPrecision). */

@@ -1,5 +1,10 @@
 import { Option, type Command } from 'commander';
 import {
+  ADAMW_DEFAULT_WEIGHT_DECAY,
+  backboneDefaults,
+  DEFAULT_UNFREEZE_BLOCKS,
+  DEFAULT_UNFREEZE_TOP,
+  VGG16_DEFAULTS,
   DptrainError,
   RUN_CONFIG_DEFAULTS as D,
   mergeConfigOverrides,
@@ -70,6 +75,9 @@ export interface TrainingFlagValues {
 }
 
 const LR_SCHEDULES = ['constant', 'cosine', 'step', 'plateau'];
+// the backbone-dependent defaults, as resolveRunConfig applies them
+const VGG = backboneDefaults('vgg16');
+const OTHER = backboneDefaults('layers');
 
 /** Schedule, optimizer and loss flags (their defaults live in core's RunConfigSchema and are named in the help). */
 function addRecipeFlags(cmd: Command): Command {
@@ -77,25 +85,30 @@ function addRecipeFlags(cmd: Command): Command {
     .addOption(
       new Option(
         '--lr-schedule <kind>',
-        'learning-rate schedule of both phases: constant, cosine (to --min-lr), step (x --lr-decay every --lr-step-epochs) or plateau (halve on a validation-loss plateau) (default: plateau)',
+        `learning-rate schedule of both phases: constant, cosine (to --min-lr), step (x --lr-decay every --lr-step-epochs) or plateau (halve on a validation-loss plateau) (default: ${D.lrSchedule})`,
       ).choices(LR_SCHEDULES),
     )
-    .option('--warmup-epochs <n>', 'linear learning-rate warmup at the start of each phase, in epochs, counted per step (default: 0)')
-    .option('--min-lr <rate>', 'cosine: the rate a phase ends at; plateau: the lowest rate (default: 0)')
+    .option('--warmup-epochs <n>', `linear learning-rate warmup at the start of each phase, in epochs, counted per step (default: ${D.warmupEpochs})`)
+    .option('--min-lr <rate>', `cosine: the rate a phase ends at; plateau: the lowest rate (default: ${D.minLr})`)
     .option('--lr-step-epochs <n>', 'step schedule: epochs between decays (default: a third of the phase)')
-    .option('--lr-decay <f>', 'step schedule: factor of each decay (default: 0.1)')
+    .option('--lr-decay <f>', `step schedule: factor of each decay (default: ${D.lrDecay})`)
     .addOption(new Option('--fine-tune-lr-schedule <kind>', 'phase 2 schedule, when it differs from --lr-schedule').choices(LR_SCHEDULES))
     .option('--fine-tune-warmup-epochs <n>', 'phase 2 warmup epochs, when they differ from --warmup-epochs')
     .option('--scale-lr', 'scale both learning rates by global batch / --reference-batch (linear scaling rule)')
-    .option('--reference-batch <n>', 'with --scale-lr: the batch size the learning rates are meant for (default: 32)')
-    .option('--plateau-factor <f>', 'plateau schedule: factor of each reduction (default: 0.5)')
-    .option('--plateau-patience <n>', 'plateau schedule: epochs without validation-loss improvement before a reduction (default: 2)')
-    .addOption(new Option('--optimizer <name>', 'adam, adamw (Adam + decoupled weight decay) or sgd (default: adam)').choices(['adam', 'adamw', 'sgd']))
-    .option('--weight-decay <wd>', 'decoupled weight decay, w -= lr*wd*w before each update (default: 0.004 for adamw, else 0)')
-    .option('--momentum <m>', 'sgd momentum (default: 0)')
+    .option('--reference-batch <n>', `with --scale-lr: the batch size the learning rates are meant for (default: ${D.referenceBatch})`)
+    .option('--plateau-factor <f>', `plateau schedule: factor of each reduction (default: ${D.reduceLrFactor})`)
+    .option('--plateau-patience <n>', `plateau schedule: epochs without validation-loss improvement before a reduction (default: ${D.reduceLrPatience})`)
+    .addOption(
+      new Option('--optimizer <name>', `adam, adamw (Adam + decoupled weight decay) or sgd (default: ${D.optimizer})`).choices(['adam', 'adamw', 'sgd']),
+    )
+    .option('--weight-decay <wd>', `decoupled weight decay, w -= lr*wd*w before each update (default: ${ADAMW_DEFAULT_WEIGHT_DECAY} for adamw, else 0)`)
+    .option('--momentum <m>', `sgd momentum (default: ${D.momentum})`)
     .option('--nesterov', 'sgd: Nesterov momentum')
-    .option('--label-smoothing <eps>', 'cross-entropy label smoothing: targets y*(1-eps) + eps/C (default: 0)')
-    .option('--class-weight <auto|none|w0,w1,...>', "per-class loss weights: 'auto' balances the training split's class counts (n / (C n_c)) (default: none)");
+    .option('--label-smoothing <eps>', `cross-entropy label smoothing: targets y*(1-eps) + eps/C (default: ${D.labelSmoothing})`)
+    .option(
+      '--class-weight <auto|none|w0,w1,...>',
+      `per-class loss weights: 'auto' balances the training split's class counts (n / (C n_c)) (default: ${D.classWeight})`,
+    );
 }
 
 /**
@@ -112,23 +125,25 @@ export function addTrainingFlags(cmd: Command): Command {
     )
     .option('--class-names <list>', 'comma-separated class names (default: from the data)')
     .option('--backbone <name|path>', `'vgg16', 'tiny-vgg', or a tfjs layers model directory (default: ${D.backbone.kind})`)
-    .option('--cut <layer>', 'layer whose output feeds the head (default: block5_pool for VGG16)')
+    .option('--cut <layer>', `layer whose output feeds the head (default: ${VGG16_DEFAULTS.cut} for VGG16)`)
     .addOption(
-      new Option('--preprocess <mode>', 'pixel scaling: caffe, tf ([-1,1]) or unit ([0,1]) (default: caffe for VGG16, unit otherwise)').choices([
-        'caffe',
-        'tf',
-        'unit',
-      ]),
+      new Option(
+        '--preprocess <mode>',
+        `pixel scaling: caffe, tf ([-1,1]) or unit ([0,1]) (default: ${VGG.preprocess} for VGG16, ${OTHER.preprocess} otherwise)`,
+      ).choices(['caffe', 'tf', 'unit']),
     )
     .option('--weights <file>', 'VGG16 weights (.h5 or tfjs dir); default ~/.keras/models/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5')
-    .option('--input-size <HxW>', 'input size, e.g. 150x150 (default: 150x150 for VGG16, read from the model otherwise)')
+    .option('--input-size <HxW>', `input size, e.g. 150x150 (default: ${VGG16_DEFAULTS.inputSize.join('x')} for VGG16, read from the model otherwise)`)
     .option('--epochs <n>', `phase 1 (head) epochs (default: ${D.headPhase.epochs})`)
     .option('--fine-tune-epochs <n>', `phase 2 (fine-tune) epochs (default: ${D.fineTunePhase.epochs})`)
     .option('--lr <rate>', `phase 1 learning rate (default: ${D.headPhase.learningRate})`)
-    .option('--fine-tune-lr <rate>', 'phase 2 learning rate (default: 1e-5 for VGG16, 1e-4 for other backbones)')
+    .option(
+      '--fine-tune-lr <rate>',
+      `phase 2 learning rate (default: ${VGG.fineTuneLearningRate} for VGG16, ${OTHER.fineTuneLearningRate} for other backbones)`,
+    )
     .option(
       '--unfreeze <what>',
-      "phase 2: layer-name prefix, 'last:K' or 'top:P%' (default: 'block5' for VGG16, else the last 3 numbered blocks, else top:50%)",
+      `phase 2: layer-name prefix, 'last:K' or 'top:P%' (default: '${VGG.unfreeze}' for VGG16, else the last ${DEFAULT_UNFREEZE_BLOCKS} numbered blocks, else ${DEFAULT_UNFREEZE_TOP})`,
     )
     .option('--batch-size <n>', `global batch size, split across workers (default: ${D.batchSize})`)
     .option(

@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { z } from 'zod';
-import { RunConfigSchema, type RunConfig } from './config.js';
+import { RunConfigSchema, type RunConfig, withBackboneDefaults } from './config.js';
+
+export { backboneDefaults } from './config.js';
 import { DptrainError } from './errors.js';
 
 /**
@@ -12,13 +14,6 @@ import { DptrainError } from './errors.js';
 
 /** A run config as a file or a caller gives it: any subset of RunConfig, nested the same way. */
 export type RunConfigOverrides = { [key: string]: unknown };
-
-/** The backbone-dependent defaults: VGG16-shaped backbones follow the Keras VGG16 recipe, others MobileNet-style. */
-export function backboneDefaults(kind: string): { preprocess: RunConfig['preprocess']; fineTuneLearningRate: number; unfreeze: string | undefined } {
-  const isVgg = kind === 'vgg16' || kind === 'tiny-vgg';
-  // measured on MobileNetV2 (scenes): 1e-4 beats 1e-5 by ~1.5 test points in the same 5 epochs
-  return { preprocess: isVgg ? 'caffe' : 'unit', fineTuneLearningRate: isVgg ? 1e-5 : 1e-4, unfreeze: isVgg ? 'block5' : undefined };
-}
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -54,17 +49,7 @@ export function resolveRunConfig(overrides: RunConfigOverrides, source = 'run co
   const unknown = unknownConfigKeys(overrides);
   if (unknown.length > 0) throw new DptrainError('E_CONFIG', `${source}: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}`);
   if (overrides.dataDir === undefined) throw new DptrainError('E_CONFIG', `${source}: no data directory (--data DIR, or dataDir in the config file)`);
-  const backbone = isPlainObject(overrides.backbone) ? overrides.backbone : {};
-  const d = backboneDefaults(typeof backbone.kind === 'string' ? backbone.kind : 'vgg16');
-  const head = isPlainObject(overrides.headPhase) ? overrides.headPhase : {};
-  const fine = isPlainObject(overrides.fineTunePhase) ? overrides.fineTunePhase : {};
-  const input = {
-    ...overrides,
-    preprocess: overrides.preprocess ?? d.preprocess,
-    headPhase: { epochs: 10, learningRate: 1e-3, ...head },
-    fineTunePhase: { epochs: 5, learningRate: d.fineTuneLearningRate, ...(d.unfreeze ? { unfreeze: d.unfreeze } : {}), ...fine },
-  };
-  const r = RunConfigSchema.safeParse(input);
+  const r = RunConfigSchema.safeParse(withBackboneDefaults(overrides));
   if (!r.success) {
     const issues = r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
     throw new DptrainError('E_CONFIG', `${source}: ${issues.join('; ')}`);

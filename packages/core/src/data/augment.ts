@@ -1,5 +1,5 @@
 import { AugmentationSchema, type Augmentation } from '../config.js';
-import { rngFor, type Rng } from './prng.js';
+import { rngFor, type Rng } from '../util/rng.js';
 
 /** Augmentation options as accepted from callers (defaults filled by AugmentationSchema). */
 export type AugmentationInput = Partial<Augmentation>;

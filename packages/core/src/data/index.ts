@@ -1,5 +1,5 @@
 export * from './types.js';
-export * from './prng.js';
+
 export * from './pool.js';
 export * from './csv.js';
 export * from './hash.js';

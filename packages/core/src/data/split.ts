@@ -1,4 +1,4 @@
-import { rngFor, shuffleInPlace } from './prng.js';
+import { rngFor, shuffleInPlace } from '../util/rng.js';
 import type { Sample } from './types.js';
 
 export interface StratifiedSplitOptions {

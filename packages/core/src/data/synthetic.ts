@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { mapLimit } from './pool.js';
-import { randInt, rngFor, shuffleInPlace, uniform, type Rng } from './prng.js';
+import { randInt, rngFor, shuffleInPlace, uniform, type Rng } from '../util/rng.js';
 
 /** Class names of the synthetic scenes, index = label (same order as the Kaggle/Intel scene task). */
 export const SYNTHETIC_CLASS_NAMES: readonly string[] = ['buildings', 'forest', 'glacier', 'mountain', 'sea', 'street'];

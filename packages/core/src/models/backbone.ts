@@ -27,6 +27,9 @@ export interface CreateBackboneOptions {
   onWarning?: (message: string) => void;
 }
 
+/** What a VGG16 (or tiny-vgg) backbone uses when the spec leaves it out: the Keras recipe's input size and cut. */
+export const VGG16_DEFAULTS: { inputSize: [number, number]; cut: string } = { inputSize: [150, 150], cut: 'block5_pool' };
+
 /**
  * Build or load the backbone described by `spec`:
  * - 'vgg16': Keras VGG16 without top; weights from spec.weights (.h5 or tfjs dir), else the Keras default file if it
@@ -63,9 +66,9 @@ export async function createBackbone(spec: BackboneSpec, options: CreateBackbone
     return { model, cut, inputSize: [h, w], weightsSource: json };
   }
   const tiny = spec.kind === 'tiny-vgg';
-  const inputSize = spec.inputSize ?? [150, 150];
+  const inputSize = spec.inputSize ?? VGG16_DEFAULTS.inputSize;
   const model = buildVgg({ inputSize, widths: tiny ? (spec.tinyWidths ?? TINY_VGG_WIDTHS) : undefined, seed, name: tiny ? 'tiny_vgg' : 'vgg16' });
-  const cut = spec.cut ?? 'block5_pool';
+  const cut = spec.cut ?? VGG16_DEFAULTS.cut;
   getLayer(model, cut);
   let weightsSource = 'random';
   const file = spec.weights ?? (tiny ? undefined : defaultVggWeightsPath());

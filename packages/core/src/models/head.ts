@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { HeadSpec } from '../config.js';
-import { rngFor } from '../data/prng.js';
+import { rngFor } from '../util/rng.js';
 
 /** Layer names of the classification head (stable: saved models and weight specs use them). */
 export const HEAD_LAYERS = {

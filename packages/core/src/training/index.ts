@@ -1,5 +1,4 @@
 export * from './types.js';
-export * from './rng.js';
 export * from './optimizers.js';
 export * from './metrics.js';
 export * from './callbacks.js';

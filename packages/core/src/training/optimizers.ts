@@ -1,3 +1,4 @@
+import { PHASE_DEFAULTS } from '../config.js';
 import { DptrainError } from '../errors.js';
 import { adamKernel } from './native-adam.js';
 
@@ -26,7 +27,7 @@ export interface FlatOptimizer {
 }
 
 export interface AdamOptions {
-  /** Learning rate. Default 1e-3. */
+  /** Learning rate. Default: the head phase's (PHASE_DEFAULTS, 1e-3 as Keras's Adam). */
   learningRate?: number;
   /** Decay of the first moment. Default 0.9. */
   beta1?: number;
@@ -79,7 +80,7 @@ export class AdamOptimizer implements FlatOptimizer {
   private v: Float32Array | undefined;
 
   constructor(options: AdamOptions = {}) {
-    this.learningRate = options.learningRate ?? 1e-3;
+    this.learningRate = options.learningRate ?? PHASE_DEFAULTS.headPhase.learningRate;
     this.beta1 = options.beta1 ?? 0.9;
     this.beta2 = options.beta2 ?? 0.999;
     this.epsilon = options.epsilon ?? 1e-7;

@@ -1,5 +1,5 @@
 import { DptrainError } from '../errors.js';
-import { SeededRandom, mixSeed } from './rng.js';
+import { mixSeed, mulberry32, shuffleInPlace } from '../util/rng.js';
 
 /** Number of global steps in an epoch of `n` samples (the uneven last batch counts as a step). */
 export function stepsPerEpoch(n: number, batchSize: number): number {
@@ -11,14 +11,7 @@ export function stepsPerEpoch(n: number, batchSize: number): number {
 export function epochPermutation(n: number, seed: number, epoch: number): Int32Array {
   const order = new Int32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
-  const rng = new SeededRandom(mixSeed(seed, epoch, 0x5eed));
-  for (let i = n - 1; i > 0; i--) {
-    const j = rng.nextInt(i + 1);
-    const t = order[i] as number;
-    order[i] = order[j] as number;
-    order[j] = t;
-  }
-  return order;
+  return shuffleInPlace(order, mulberry32(mixSeed(seed, epoch, 0x5eed)));
 }
 
 /**

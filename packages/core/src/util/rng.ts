@@ -1,6 +1,10 @@
 /**
- * Small seeded PRNGs for deterministic data handling (split, shuffle, augmentation, synthetic data).
- * mulberry32 for the stream; a splitmix32-style mixer to derive independent seeds from several integers.
+ * The one seeded-RNG module: every random choice of a run (split, epoch permutations, augmentation, dropout masks,
+ * head initialisation, synthetic data) draws from mulberry32 streams seeded by mixing integers, so that they are
+ * derived from (seed, epoch, step, index) rather than carried as state (a checkpoint records only the seed and epoch).
+ * `seedFrom` (splitmix32-style) and `mixSeed` (FNV-1a + murmur finaliser) are two seed mixers kept apart because each
+ * is bit-compatible with the runs and checkpoints written before they lived here: data/augmentation seeds and the
+ * epoch permutation respectively.
  */
 
 /** A function returning uniform floats in [0, 1). */
@@ -62,8 +66,8 @@ export function randInt(rng: Rng, lo: number, hi: number): number {
   return lo + Math.floor(rng() * (hi - lo + 1));
 }
 
-/** In-place Fisher–Yates shuffle. */
-export function shuffleInPlace<T>(items: T[], rng: Rng): T[] {
+/** In-place Fisher–Yates shuffle (from the last item down, j = floor(rng() * (i + 1))). */
+export function shuffleInPlace<T, A extends { length: number; [i: number]: T }>(items: A, rng: Rng): A {
   for (let i = items.length - 1; i > 0; i--) {
     const j = Math.floor(rng() * (i + 1));
     const tmp = items[i] as T;
@@ -71,4 +75,23 @@ export function shuffleInPlace<T>(items: T[], rng: Rng): T[] {
     items[j] = tmp;
   }
   return items;
+}
+
+/** Mixes several integers into one 32-bit seed (FNV-1a over their bytes, then a murmur finaliser); the epoch permutation's seed. */
+export function mixSeed(...parts: number[]): number {
+  let h = 0x811c9dc5;
+  for (const p of parts) {
+    let v = Math.trunc(p);
+    for (let i = 0; i < 8; i++) {
+      h ^= v & 0xff;
+      h = Math.imul(h, 0x01000193) >>> 0;
+      v = Math.floor(v / 256);
+    }
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b) >>> 0;
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35) >>> 0;
+  h ^= h >>> 16;
+  return h >>> 0;
 }
