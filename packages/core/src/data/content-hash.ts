@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { RunConfig } from '../config.js';
 import { imageFileRefusal, readImageFile, type ReadImageFileOptions } from './image-file.js';
-import { mapLimit } from './pool.js';
+import pMap from 'p-map';
 import type { Dataset, Sample } from './types.js';
 
 /**
@@ -64,19 +64,23 @@ export async function datasetContentHash(dataset: Pick<Dataset, 'labelled' | 'te
   const samples = contentHashSamples(dataset, mode, options.sampleSize);
   const digests = new Map<Sample, string>();
   const root = options.root ?? dataset.imagesRoot;
-  await mapLimit(samples, options.concurrency ?? 4, async (s) => {
-    try {
-      const bytes = await readImageFile(s.path, {
-        ...(root !== undefined ? { root } : {}),
-        ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}),
-      });
-      digests.set(s, fileDigest(bytes));
-    } catch (e) {
-      const refusal = imageFileRefusal(e);
-      if (!refusal) throw e;
-      digests.set(s, fileDigest({ refused: refusal.reason }));
-    }
-  });
+  await pMap(
+    samples,
+    async (s) => {
+      try {
+        const bytes = await readImageFile(s.path, {
+          ...(root !== undefined ? { root } : {}),
+          ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}),
+        });
+        digests.set(s, fileDigest(bytes));
+      } catch (e) {
+        const refusal = imageFileRefusal(e);
+        if (!refusal) throw e;
+        digests.set(s, fileDigest({ refused: refusal.reason }));
+      }
+    },
+    { concurrency: options.concurrency ?? 4 },
+  );
   return combineContentHash(mode, samples, digests);
 }
 

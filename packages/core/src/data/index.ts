@@ -1,6 +1,5 @@
 export * from './types.js';
 
-export * from './pool.js';
 export * from './csv.js';
 export * from './hash.js';
 export * from './sniff.js';

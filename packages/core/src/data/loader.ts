@@ -3,7 +3,7 @@ import type { Sample } from './types.js';
 import { decodeImage, type ResizeKernel } from './decode.js';
 import { preprocessInPlace } from './preprocess.js';
 import { affineParamsFor, applyAffine, isAugmenting, normalizeAugmentation, type AugmentationInput } from './augment.js';
-import { mapLimit } from './pool.js';
+import pMap from 'p-map';
 import { DEFAULT_MAX_IMAGE_BYTES } from './image-file.js';
 
 export interface ImageBatchLoaderOptions {
@@ -64,7 +64,7 @@ export class ImageBatchLoader {
     this.preprocess = options.preprocess;
     this.augmentation = normalizeAugmentation(options.augmentation);
     this.seed = options.seed ?? 0;
-    this.concurrency = Math.max(1, options.concurrency ?? 4);
+    this.concurrency = Math.max(1, Math.floor(options.concurrency ?? 4));
     this.prefetch = Math.max(0, options.prefetch ?? 2);
     this.kernel = options.kernel ?? 'linear';
     this.imagesRoot = options.imagesRoot;
@@ -105,10 +105,14 @@ export class ImageBatchLoader {
     const size = this.imageSize;
     const data = new Float32Array(samples.length * size);
     const labels = new Int32Array(samples.length);
-    await mapLimit(samples, this.concurrency, async (s, i) => {
-      labels[i] = s.label;
-      await this.loadImage(s, options, data, i * size);
-    });
+    await pMap(
+      samples,
+      async (s, i) => {
+        labels[i] = s.label;
+        await this.loadImage(s, options, data, i * size);
+      },
+      { concurrency: this.concurrency },
+    );
     return { data, shape: [samples.length, h, w, 3], labels, samples };
   }
 
@@ -120,10 +124,14 @@ export class ImageBatchLoader {
     const [h, w] = this.inputSize;
     const size = this.imageSize;
     const data = new Uint8Array(samples.length * size);
-    await mapLimit(samples, this.concurrency, async (s, i) => {
-      const img = await decodeImage(s.path, this.inputSize, { kernel: this.kernel });
-      data.set(img.data, i * size);
-    });
+    await pMap(
+      samples,
+      async (s, i) => {
+        const img = await decodeImage(s.path, this.inputSize, { kernel: this.kernel });
+        data.set(img.data, i * size);
+      },
+      { concurrency: this.concurrency },
+    );
     return { data, shape: [samples.length, h, w, 3] };
   }
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { mapLimit } from './pool.js';
+import pMap from 'p-map';
 import { randInt, rngFor, shuffleInPlace, uniform, type Rng } from '../util/rng.js';
 
 /** Class names of the synthetic scenes, index = label (same order as the Kaggle/Intel scene task). */
@@ -315,13 +315,17 @@ export async function generateSyntheticScenes(dir: string, options: SyntheticSce
   mkdirSync(imagesDir, { recursive: true });
   const files = new Map<string, Buffer>();
   let done = 0;
-  await mapLimit([...train, ...test], options.concurrency ?? 4, async (it) => {
-    const bytes = await renderSyntheticScene(it.label, seed, it.k, size, quality);
-    files.set(`SceneImages/${it.id}.jpg`, bytes);
-    writeFileSync(join(imagesDir, `${it.id}.jpg`), bytes);
-    done++;
-    options.onProgress?.(done, items.length);
-  });
+  await pMap(
+    [...train, ...test],
+    async (it) => {
+      const bytes = await renderSyntheticScene(it.label, seed, it.k, size, quality);
+      files.set(`SceneImages/${it.id}.jpg`, bytes);
+      writeFileSync(join(imagesDir, `${it.id}.jpg`), bytes);
+      done++;
+      options.onProgress?.(done, items.length);
+    },
+    { concurrency: options.concurrency ?? 4 },
+  );
   const trainCsv = 'image_name,label\n' + train.map((i) => `${i.id}.jpg,${i.label}\n`).join('');
   const testCsv = 'image_name\n' + test.map((i) => `${i.id}.jpg\n`).join('');
   const testLabels = 'image_name,label\n' + test.map((i) => `${i.id}.jpg,${i.label}\n`).join('');

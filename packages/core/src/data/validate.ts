@@ -5,7 +5,7 @@ import { clipForMessage } from './clip.js';
 import { combineContentHash, contentHashSamples, fileDigest, type ContentHashMode } from './content-hash.js';
 import { datasetHash } from './hash.js';
 import { imageFileRefusal, readImageFile } from './image-file.js';
-import { mapLimit } from './pool.js';
+import pMap from 'p-map';
 import { sniffImageFormat } from './sniff.js';
 import type { Culprit, Dataset, Sample } from './types.js';
 
@@ -120,18 +120,22 @@ export async function validateDataset(dataset: Dataset, options: ValidateDataset
   const toHash = new Set(hashed);
   const digests = new Map<Sample, string>();
   const root = dataset.imagesRoot;
-  const found = await mapLimit(all, options.concurrency ?? 4, async (s) => {
-    const c = await checkImageFile(s, {
-      decode: options.decode ?? true,
-      ...(root !== undefined ? { root } : {}),
-      ...(options.maxImageBytes !== undefined ? { maxBytes: options.maxImageBytes } : {}),
-      ...(toHash.has(s) ? { onBytes: (b: Buffer) => digests.set(s, fileDigest(b)) } : {}),
-    });
-    if (toHash.has(s) && !digests.has(s) && c) digests.set(s, fileDigest({ refused: c.reason }));
-    done++;
-    options.onProgress?.(done, total);
-    return c;
-  });
+  const found = await pMap(
+    all,
+    async (s) => {
+      const c = await checkImageFile(s, {
+        decode: options.decode ?? true,
+        ...(root !== undefined ? { root } : {}),
+        ...(options.maxImageBytes !== undefined ? { maxBytes: options.maxImageBytes } : {}),
+        ...(toHash.has(s) ? { onBytes: (b: Buffer) => digests.set(s, fileDigest(b)) } : {}),
+      });
+      if (toHash.has(s) && !digests.has(s) && c) digests.set(s, fileDigest({ refused: c.reason }));
+      done++;
+      options.onProgress?.(done, total);
+      return c;
+    },
+    { concurrency: options.concurrency ?? 4 },
+  );
   const contentHash = mode === 'none' ? undefined : combineContentHash(mode, hashed, digests);
   const withHash = contentHash !== undefined ? { contentHash } : {};
   const imageCulprits = found.filter((c): c is Culprit => c !== undefined);
