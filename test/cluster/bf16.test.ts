@@ -5,7 +5,6 @@ import {
   createReplica,
   globalBatch,
   loadDataset,
-  parseRunConfig,
   stepsPerEpoch,
   type Dataset,
   type PhaseName,
@@ -14,7 +13,7 @@ import {
 } from '@dptrain/core';
 import * as tf from '@tensorflow/tfjs';
 import { ClusterExecutor, ClusterServer, spawnLocalWorkers, stopLocalWorkers } from '../../packages/coordinator/src/cluster/index.js';
-import { dptrain, makeSceneDir, type Proc } from './fixtures.js';
+import { dptrain, makeSceneDir, tinyClusterConfig, type Proc, waitForWorkers } from './fixtures.js';
 
 /**
  * bf16 on the native backend keeps the worker-count and thread-count invariance of fp32: the same steps with 1 and 2
@@ -105,23 +104,15 @@ describe.skipIf(skipReason !== null)('bf16 cluster training (real native worker 
   beforeAll(async () => {
     dir = await makeSceneDir({ perClass: 12, test: 6 });
     dataset = loadDataset(dir);
-    config = parseRunConfig({
-      dataDir: dir,
-      backbone: { kind: 'tiny-vgg', inputSize: [32, 32], tinyWidths: [16, 16, 32, 32, 32] },
-      preprocess: 'unit',
-      head: { units: 8, dropout: 0 },
-      batchSize: B,
-      microBatch: 2,
-      precision: 'bf16',
-    });
+    config = tinyClusterConfig(dir, [16, 16, 32, 32, 32], { batchSize: B, microBatch: 2, precision: 'bf16' });
     server = new ClusterServer({ token: TOKEN, config });
     const url = await server.listen();
     children = spawnLocalWorkers({ url, token: TOKEN, count: 2, dataDir: dir, args: ['--backend', 'native'], stdio: 'ignore' });
-    const t0 = Date.now();
-    while (server.workers.length < 2) {
-      if (Date.now() - t0 > 200_000) throw new Error(`only ${server.workers.length} of 2 workers joined`);
-      await server.waitForJoin(1000);
-    }
+    await waitForWorkers(
+      server,
+      () => server.workers.length >= 2,
+      () => 'the 2 workers did not join',
+    );
   }, 240_000);
 
   afterAll(async () => {

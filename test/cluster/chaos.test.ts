@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { globalBatch, loadDataset, mulberry32, parseRunConfig, type Dataset, type RunConfig, type RunEvent } from '@dptrain/core';
+import { globalBatch, loadDataset, mulberry32, type Dataset, type RunConfig, type RunEvent } from '@dptrain/core';
 import { ClusterExecutor, ClusterServer } from '../../packages/coordinator/src/cluster/index.js';
-import { dptrain, makeSceneDir, type Proc } from './fixtures.js';
+import { dptrain, makeSceneDir, tinyClusterConfig, type Proc, waitForWorkers } from './fixtures.js';
 import { startFakeWorker, type FakeBehaviour, type FakeWorker } from './fake-worker.js';
 import { inProcessWeights, sha256, trainSteps } from './step-loop.js';
 
@@ -42,21 +42,22 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const running = (p: Proc): boolean => p.child.exitCode === null && p.child.signalCode === null;
 
 async function realWorkersJoined(n: number, timeoutMs = 200_000): Promise<void> {
-  const t0 = Date.now();
-  while (server.workers.filter((w) => w.info?.backend !== 'fake').length < n) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`only ${server.workers.length} workers joined:\n${procs.map((p) => p.output().slice(-1500)).join('\n')}`);
-    await server.waitForJoin(500);
-  }
+  await waitForWorkers(
+    server,
+    () => server.workers.filter((w) => w.info?.backend !== 'fake').length >= n,
+    () => `only ${server.workers.length} workers joined`,
+    {
+      timeoutMs,
+      pollMs: 500,
+      output: () => procs.map((p) => p.output().slice(-1500)).join('\n'),
+    },
+  );
 }
 
 beforeAll(async () => {
   dir = await makeSceneDir({ perClass: 12, test: 3 });
   dataset = loadDataset(dir);
-  config = parseRunConfig({
-    dataDir: dir,
-    backbone: { kind: 'tiny-vgg', inputSize: [32, 32], tinyWidths: [4, 4, 8, 8, 8] },
-    preprocess: 'unit',
-    head: { units: 8, dropout: 0 },
+  config = tinyClusterConfig(dir, [4, 4, 8, 8, 8], {
     // 8 micro-batches a step, two per worker: a lost worker's share is re-cut among 3 survivors, and the
     // survivors' own slices are cut for 3 (off the tree, either would change the bits)
     batchSize: 16,

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EventBus, parseRunConfig, type RunEvent } from '@dptrain/core';
 import { runCoordinator, type ClusterServer } from '../../packages/coordinator/src/cluster/index.js';
-import { dptrain, makeSceneDir, type Proc } from './fixtures.js';
+import { dptrain, makeSceneDir, tinyClusterConfig, type Proc, waitForWorkers } from './fixtures.js';
 
 /**
  * Three real worker processes; mid-step, one is killed with SIGKILL and another is frozen with SIGSTOP
@@ -110,11 +110,12 @@ describe('faults (real processes, loopback)', () => {
           procs.push(p);
           byName.set(name, p);
         }
-        const t0 = Date.now();
-        while (s.workers.length < 3) {
-          if (Date.now() - t0 > 200_000) throw new Error(`only ${s.workers.length} workers joined:\n${procs.map((p) => p.output()).join('\n')}`);
-          await s.waitForJoin(1000);
-        }
+        await waitForWorkers(
+          s,
+          () => s.workers.length >= 3,
+          () => `only ${s.workers.length} workers joined`,
+          { output: () => procs.map((p) => p.output()).join('\n') },
+        );
       },
     });
     await Promise.all(faults);

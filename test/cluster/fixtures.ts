@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
-import { parseRunConfig, type RunConfig } from '@dptrain/core';
+import { parseRunConfig, type RunConfig, type RunConfigInput } from '@dptrain/core';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 export const BIN = join(REPO, 'packages/cli/bin/dptrain.js');
@@ -44,15 +44,8 @@ export async function makeSceneDir(opts: { classes?: number; perClass?: number; 
 
 /** The run config of the in-test step loops: tiny-vgg at 32x32 on `makeSceneDir` data, batch 8 in micro-batches of 2. */
 export function tinyLoopConfig(dataDir: string, extra: Record<string, unknown> = {}): RunConfig {
-  return parseRunConfig({
-    dataDir,
-    backbone: { kind: 'tiny-vgg', inputSize: [32, 32], tinyWidths: [8, 16, 32, 32, 32] },
-    preprocess: 'unit',
-    head: { units: 8, dropout: 0 },
-    batchSize: 8,
-    microBatch: 2, // 4 micro-batches a step: up to 4 workers take part
-    ...extra,
-  });
+  // 4 micro-batches a step: up to 4 workers take part
+  return tinyClusterConfig(dataDir, [8, 16, 32, 32, 32], { batchSize: 8, microBatch: 2, ...(extra as Omit<RunConfigInput, 'dataDir'>) });
 }
 
 /** Training flags for a tiny-vgg run on `makeSceneDir` data. */
@@ -114,4 +107,38 @@ export async function freePort(): Promise<number> {
   const port = (s.address() as { port: number }).port;
   await new Promise((r) => s.close(r));
   return port;
+}
+
+/** The run config of the cluster tests: tiny-VGG of `tinyWidths` at 32 px on `dataDir`, unit preprocessing, an 8-unit head without dropout; `over` on top. */
+export function tinyClusterConfig(dataDir: string, tinyWidths: number[], over: Omit<RunConfigInput, 'dataDir'> = {}): RunConfig {
+  return parseRunConfig({
+    dataDir,
+    backbone: { kind: 'tiny-vgg', inputSize: [32, 32], tinyWidths },
+    preprocess: 'unit',
+    head: { units: 8, dropout: 0 },
+    ...over,
+  });
+}
+
+export interface WaitForWorkersOptions {
+  /** Give up after this long. Default 200 s (worker processes start slowly on a loaded machine). */
+  timeoutMs?: number;
+  /** Longest wait for one join before checking again. Default 1000 ms. */
+  pollMs?: number;
+  /** What to add to the error when it gives up (the workers' output). Default: nothing. */
+  output?: () => string;
+}
+
+/** Waits until `joined()` holds, woken by each join of `server`; throws `what()` (and `output()`) after `timeoutMs`. */
+export async function waitForWorkers(
+  server: { waitForJoin(timeoutMs: number): Promise<unknown> },
+  joined: () => boolean,
+  what: () => string,
+  options: WaitForWorkersOptions = {},
+): Promise<void> {
+  const t0 = Date.now();
+  while (!joined()) {
+    if (Date.now() - t0 > (options.timeoutMs ?? 200_000)) throw new Error(options.output ? `${what()}:\n${options.output()}` : what());
+    await server.waitForJoin(options.pollMs ?? 1000);
+  }
 }

@@ -3,9 +3,9 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { globalBatch, loadDataset, parseRunConfig, type Dataset, type RunConfig, type RunEvent } from '@dptrain/core';
+import { globalBatch, loadDataset, type Dataset, type RunConfig, type RunEvent } from '@dptrain/core';
 import { ClusterExecutor, ClusterServer, type ClusterExecutorOptions } from '../../packages/coordinator/src/cluster/index.js';
-import { dptrain, makeSceneDir, type Proc } from './fixtures.js';
+import { dptrain, makeSceneDir, tinyClusterConfig, type Proc, waitForWorkers } from './fixtures.js';
 import { startFakeWorker, type FakeWorker } from './fake-worker.js';
 import { inProcessWeights, trainSteps } from './step-loop.js';
 
@@ -40,11 +40,16 @@ function worker(name: string, data = dir): Proc {
 }
 
 async function joined(host: string, timeoutMs = 200_000): Promise<void> {
-  const t0 = Date.now();
-  while (!server.workers.some((w) => w.info?.host === host)) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`${host} never joined:\n${procs.map((p) => p.output().slice(-2000)).join('\n')}`);
-    await server.waitForJoin(500);
-  }
+  await waitForWorkers(
+    server,
+    () => server.workers.some((w) => w.info?.host === host),
+    () => `${host} never joined`,
+    {
+      timeoutMs,
+      pollMs: 500,
+      output: () => procs.map((p) => p.output().slice(-2000)).join('\n'),
+    },
+  );
 }
 
 function executor(extra: Partial<ClusterExecutorOptions> = {}): ClusterExecutor {
@@ -71,11 +76,7 @@ const hostOf = new Map<string, string>();
 beforeAll(async () => {
   dir = await makeSceneDir({ perClass: 12, test: 3 });
   dataset = loadDataset(dir);
-  config = parseRunConfig({
-    dataDir: dir,
-    backbone: { kind: 'tiny-vgg', inputSize: [32, 32], tinyWidths: [4, 4, 8, 8, 8] },
-    preprocess: 'unit',
-    head: { units: 8, dropout: 0 },
+  config = tinyClusterConfig(dir, [4, 4, 8, 8, 8], {
     batchSize: 8,
     microBatch: 2,
     cacheFeatures: false,

@@ -10,7 +10,6 @@ import {
   isDptrainError,
   joinDatasetIdentity,
   loadDataset,
-  parseRunConfig,
   stepsPerEpoch,
   type Dataset,
   type RunConfig,
@@ -18,7 +17,7 @@ import {
 } from '@dptrain/core';
 import { connectObserver } from '@dptrain/client';
 import { ClusterExecutor, ClusterServer } from '../../packages/coordinator/src/cluster/index.js';
-import { dptrain, makeSceneDir, type Proc } from './fixtures.js';
+import { dptrain, makeSceneDir, tinyClusterConfig, type Proc, waitForWorkers } from './fixtures.js';
 import { fuzzCoordinator } from './fuzz.js';
 
 const TOKEN = 'security-token';
@@ -32,11 +31,7 @@ const events: RunEvent[] = [];
 beforeAll(async () => {
   dir = await makeSceneDir({ perClass: 8, test: 3 });
   dataset = loadDataset(dir);
-  config = parseRunConfig({
-    dataDir: dir,
-    backbone: { kind: 'tiny-vgg', inputSize: [32, 32], tinyWidths: [4, 4, 8, 8, 8] },
-    preprocess: 'unit',
-    head: { units: 8, dropout: 0 },
+  config = tinyClusterConfig(dir, [4, 4, 8, 8, 8], {
     batchSize: 8,
     microBatch: 2, // 4 micro-batches a step: the fake workers get slices too
   });
@@ -52,11 +47,12 @@ beforeAll(async () => {
   const url = await server.listen();
   const real = dptrain(['worker', '--connect', url, '--data', dir, '--backend', 'cpu', '--name', 'real'], { DPTRAIN_TOKEN: TOKEN });
   procs.push(real);
-  const t0 = Date.now();
-  while (server.workers.length < 1) {
-    if (Date.now() - t0 > 200_000) throw new Error(`worker did not join:\n${real.output()}`);
-    await server.waitForJoin(1000);
-  }
+  await waitForWorkers(
+    server,
+    () => server.workers.length >= 1,
+    () => 'worker did not join',
+    { output: () => real.output() },
+  );
 }, 240_000);
 
 afterAll(async () => {

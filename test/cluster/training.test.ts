@@ -12,7 +12,7 @@ import {
 } from '@dptrain/core';
 import * as tf from '@tensorflow/tfjs';
 import { ClusterExecutor, ClusterServer, spawnLocalWorkers, stopLocalWorkers } from '../../packages/coordinator/src/cluster/index.js';
-import { makeSceneDir, tinyLoopConfig } from './fixtures.js';
+import { makeSceneDir, tinyLoopConfig, waitForWorkers } from './fixtures.js';
 
 /**
  * Real worker processes on loopback, driven by an in-test coordinator: the same 20 Adam steps with 1, 2, 3 and 4
@@ -100,11 +100,11 @@ beforeAll(async () => {
   server = new ClusterServer({ token: TOKEN, config });
   const url = await server.listen();
   children = spawnLocalWorkers({ url, token: TOKEN, count: 4, dataDir: dir, args: ['--backend', 'cpu'], stdio: 'ignore' });
-  const t0 = Date.now();
-  while (server.workers.length < 4) {
-    if (Date.now() - t0 > 200_000) throw new Error(`only ${server.workers.length} of 4 workers joined`);
-    await server.waitForJoin(1000);
-  }
+  await waitForWorkers(
+    server,
+    () => server.workers.length >= 4,
+    () => 'the 4 workers did not join',
+  );
 }, 240_000);
 
 afterAll(async () => {

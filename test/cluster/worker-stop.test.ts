@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EventBus, parseRunConfig, type RunEvent } from '@dptrain/core';
 import { runCoordinator, type ClusterServer } from '../../packages/coordinator/src/cluster/index.js';
-import { dptrain, makeSceneDir, type Proc } from './fixtures.js';
+import { dptrain, makeSceneDir, tinyClusterConfig, type Proc, waitForWorkers } from './fixtures.js';
 
 /**
  * Ctrl-C (SIGINT) of a worker while it computes a step: it says goodbye to the coordinator (which redoes
@@ -79,11 +79,12 @@ describe('stopping a worker', () => {
           procs.push(p);
           byName.set(name, p);
         }
-        const t0 = Date.now();
-        while (s.workers.length < 2) {
-          if (Date.now() - t0 > 200_000) throw new Error(`only ${s.workers.length} workers joined:\n${procs.map((p) => p.output()).join('\n')}`);
-          await s.waitForJoin(1000);
-        }
+        await waitForWorkers(
+          s,
+          () => s.workers.length >= 2,
+          () => `only ${s.workers.length} workers joined`,
+          { output: () => procs.map((p) => p.output()).join('\n') },
+        );
       },
     });
     await stopped;

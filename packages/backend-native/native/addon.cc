@@ -23,12 +23,14 @@ Napi::Value SetActivationLayout(const Napi::CallbackInfo& info) {
   }
   return Napi::String::New(info.Env(), g_anyAct ? "any" : "nhwc");
 }
-Napi::Value SetConvAlgorithm(const Napi::CallbackInfo& info) {
+// A setting's string argument: true for `a`, false for `b`; a RangeError naming `fn` for anything else.
+bool IsFirstOf(const Napi::CallbackInfo& info, const char* fn, const std::string& a, const std::string& b) {
   auto want = info[0].As<Napi::String>().Utf8Value();
-  if (want != "winograd" && want != "direct") {
-    throw Napi::RangeError::New(info.Env(), "setConvAlgorithm: '" + want + "' is not 'winograd' or 'direct'");
-  }
-  bool wino = want == "winograd";
+  if (want != a && want != b) throw Napi::RangeError::New(info.Env(), std::string(fn) + ": '" + want + "' is not '" + a + "' or '" + b + "'");
+  return want == a;
+}
+Napi::Value SetConvAlgorithm(const Napi::CallbackInfo& info) {
+  bool wino = IsFirstOf(info, "setConvAlgorithm", "winograd", "direct");
   if (wino != g_winograd) {
     g_winograd = wino;
     ClearConvCaches();
@@ -36,11 +38,7 @@ Napi::Value SetConvAlgorithm(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), g_winograd ? "winograd" : "direct");
 }
 Napi::Value SetPrecision(const Napi::CallbackInfo& info) {
-  auto want = info[0].As<Napi::String>().Utf8Value();
-  if (want != "fp32" && want != "bf16") {
-    throw Napi::RangeError::New(info.Env(), "setPrecision: '" + want + "' is not 'fp32' or 'bf16'");
-  }
-  bool bf16 = want == "bf16";
+  bool bf16 = !IsFirstOf(info, "setPrecision", "fp32", "bf16");
   if (bf16 && Bf16Isa().empty()) {
     throw Napi::Error::New(info.Env(), "setPrecision: this CPU has neither AVX512-BF16 nor AMX (oneDNN ISA " +
                                            std::to_string(static_cast<int>(get_effective_cpu_isa())) + ")");

@@ -3,13 +3,24 @@
 
 namespace dptrain_native {
 
+// The operands every binary kernel starts with: (op, a, b, out, ...), op 0 add, 1 sub, 2 mul, 3 div.
+struct BinaryOperands {
+  int op;
+  const float* a;
+  const float* b;
+  float* out;
+};
+BinaryOperands BinaryArgs(const Napi::CallbackInfo& info) {
+  return {info[0].As<Napi::Number>().Int32Value(), F32(info[1], "a"), F32(info[2], "b"), F32(info[3], "out")};
+}
+
 // binary(op, a, b, out, mode, inner): op 0 add, 1 sub, 2 mul, 3 div.
 // mode 0: same size; 1: b repeats every `inner` (b is [inner]); 2: a repeats; 3: b scalar; 4: a scalar.
 Napi::Value Binary(const Napi::CallbackInfo& info) {
-  int op = info[0].As<Napi::Number>().Int32Value();
-  const float* a = F32(info[1], "a");
-  const float* b = F32(info[2], "b");
-  float* out = F32(info[3], "out");
+  const BinaryOperands operands = BinaryArgs(info);
+  const int op = operands.op;
+  const float *a = operands.a, *b = operands.b;
+  float* out = operands.out;
   int mode = info[4].As<Napi::Number>().Int32Value();
   int64_t inner = info[5].As<Napi::Number>().Int64Value();
   const int64_t n = static_cast<int64_t>(Len(info[3]));
@@ -52,10 +63,10 @@ Napi::Value Binary(const Napi::CallbackInfo& info) {
 
 // binaryStrided(op, a, b, out, outShape, aStrides, bStrides): general broadcast (stride 0 on broadcast dims).
 Napi::Value BinaryStrided(const Napi::CallbackInfo& info) {
-  int op = info[0].As<Napi::Number>().Int32Value();
-  const float* a = F32(info[1], "a");
-  const float* b = F32(info[2], "b");
-  float* out = F32(info[3], "out");
+  const BinaryOperands operands = BinaryArgs(info);
+  const int op = operands.op;
+  const float *a = operands.a, *b = operands.b;
+  float* out = operands.out;
   size_t rank = info[4].As<Napi::Array>().Length();
   if (rank == 0 || rank > 8 || op < 0 || op > 3) throw Napi::RangeError::New(info.Env(), "binaryStrided: bad rank or op");
   auto shape = Dims(info[4], rank, "outShape");

@@ -29,15 +29,24 @@ Napi::Value BatchNorm(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// Shapes of a rank-1..8 shape op whose args start (x, xShape, out, outShape, ...).
-struct ShapeOpDims {
+// The arguments every rank-1..8 shape op starts with: (x, xShape, out, outShape, ...).
+struct ShapeOp {
+  const float* x;
+  float* out;
   size_t rank;
   std::vector<int64_t> xs, os;
+  // RangeError when x or out holds fewer values than its shape (checked after the op's own shape checks).
+  void CheckLengths(const Napi::CallbackInfo& info) const {
+    CheckLen(info[0], Prod(xs), "x");
+    CheckLen(info[2], Prod(os), "out");
+  }
 };
-ShapeOpDims ShapeOpArgs(const Napi::CallbackInfo& info, const char* op) {
+ShapeOp ShapeOpArgs(const Napi::CallbackInfo& info, const char* op) {
+  const float* x = F32(info[0], "x");
+  float* out = F32(info[2], "out");
   const size_t rank = info[1].As<Napi::Array>().Length();
   if (rank == 0 || rank > 8) throw Napi::RangeError::New(info.Env(), std::string(op) + ": rank must be 1..8");
-  return {rank, Dims(info[1], rank, "xShape"), Dims(info[3], rank, "outShape")};
+  return {x, out, rank, Dims(info[1], rank, "xShape"), Dims(info[3], rank, "outShape")};
 }
 
 // Row-major strides of a shape.
@@ -62,19 +71,17 @@ int64_t RowOffset(int64_t r, const std::vector<int64_t>& box, const std::vector<
 
 // pad(x, xShape, out, outShape, before, value): constant padding of any rank (1..8); out is overwritten.
 Napi::Value Pad(const Napi::CallbackInfo& info) {
-  const float* x = F32(info[0], "x");
-  float* out = F32(info[2], "out");
-  const ShapeOpDims dims = ShapeOpArgs(info, "pad");
-  const size_t rank = dims.rank;
-  const std::vector<int64_t>& xs = dims.xs;
-  const std::vector<int64_t>& os = dims.os;
+  const ShapeOp a = ShapeOpArgs(info, "pad");
+  const float* x = a.x;
+  float* out = a.out;
+  const size_t rank = a.rank;
+  const auto &xs = a.xs, &os = a.os;
   auto before = Dims(info[4], rank, "before");
   const float value = static_cast<float>(info[5].As<Napi::Number>().DoubleValue());
   for (size_t d = 0; d < rank; ++d) {
     if (before[d] < 0 || before[d] + xs[d] > os[d]) throw Napi::RangeError::New(info.Env(), "pad: bad paddings");
   }
-  CheckLen(info[0], Prod(xs), "x");
-  CheckLen(info[2], Prod(os), "out");
+  a.CheckLengths(info);
   const int64_t total = Prod(os);
 #pragma omp parallel for simd schedule(static) if (total > 65536)
   for (int64_t i = 0; i < total; ++i) out[i] = value;
@@ -91,18 +98,16 @@ Napi::Value Pad(const Napi::CallbackInfo& info) {
 
 // slice(x, xShape, out, outShape, begin): out = x[begin : begin + outShape] (rank 1..8).
 Napi::Value Slice(const Napi::CallbackInfo& info) {
-  const float* x = F32(info[0], "x");
-  float* out = F32(info[2], "out");
-  const ShapeOpDims dims = ShapeOpArgs(info, "slice");
-  const size_t rank = dims.rank;
-  const std::vector<int64_t>& xs = dims.xs;
-  const std::vector<int64_t>& os = dims.os;
+  const ShapeOp a = ShapeOpArgs(info, "slice");
+  const float* x = a.x;
+  float* out = a.out;
+  const size_t rank = a.rank;
+  const auto &xs = a.xs, &os = a.os;
   auto begin = Dims(info[4], rank, "begin");
   for (size_t d = 0; d < rank; ++d) {
     if (begin[d] < 0 || os[d] < 0 || begin[d] + os[d] > xs[d]) throw Napi::RangeError::New(info.Env(), "slice: out of range");
   }
-  CheckLen(info[0], Prod(xs), "x");
-  CheckLen(info[2], Prod(os), "out");
+  a.CheckLengths(info);
   const int64_t total = Prod(os);
   const int64_t inner = os[rank - 1];
   const int64_t rows = inner > 0 ? total / inner : 0;
@@ -117,17 +122,15 @@ Napi::Value Slice(const Napi::CallbackInfo& info) {
 
 // tile(x, xShape, out, outShape): out[i0..] = x[i0 % xShape[0], ...] (rank 1..8; outShape[d] a multiple of xShape[d]).
 Napi::Value Tile(const Napi::CallbackInfo& info) {
-  const float* x = F32(info[0], "x");
-  float* out = F32(info[2], "out");
-  const ShapeOpDims dims = ShapeOpArgs(info, "tile");
-  const size_t rank = dims.rank;
-  const std::vector<int64_t>& xs = dims.xs;
-  const std::vector<int64_t>& os = dims.os;
+  const ShapeOp a = ShapeOpArgs(info, "tile");
+  const float* x = a.x;
+  float* out = a.out;
+  const size_t rank = a.rank;
+  const auto &xs = a.xs, &os = a.os;
   for (size_t d = 0; d < rank; ++d) {
     if (xs[d] <= 0 || os[d] < 0 || os[d] % xs[d] != 0) throw Napi::RangeError::New(info.Env(), "tile: bad shapes");
   }
-  CheckLen(info[0], Prod(xs), "x");
-  CheckLen(info[2], Prod(os), "out");
+  a.CheckLengths(info);
   const int64_t total = Prod(os);
   const int64_t inner = os[rank - 1], xin = xs[rank - 1];
   const int64_t rows = inner > 0 ? total / inner : 0;

@@ -14,6 +14,21 @@ PoolGeom PGeom(const Napi::CallbackInfo& info, int xi, int yi, int pi) {
   return {xs[0], xs[1], xs[2], xs[3], ys[1], ys[2], p[0], p[1], p[2], p[3], p[4], p[5]};
 }
 
+// Calls cell(base) for each input cell of output (n, oh, ow)'s window, row-major, padded cells left out; `base` is
+// the cell's offset in the NHWC input (channel 0).
+template <class Cell>
+inline void ForEachWindowCell(const PoolGeom& g, int64_t n, int64_t oh, int64_t ow, Cell cell) {
+  for (int64_t i = 0; i < g.kh; ++i) {
+    const int64_t h = oh * g.sh - g.pt + i;
+    if (h < 0 || h >= g.H) continue;
+    for (int64_t j = 0; j < g.kw; ++j) {
+      const int64_t w = ow * g.sw - g.pl + j;
+      if (w < 0 || w >= g.W) continue;
+      cell(((n * g.H + h) * g.W + w) * g.C);
+    }
+  }
+}
+
 // maxPool(x, xShape, y, yShape, pool[6]); padded cells never win (as tfjs).
 Napi::Value MaxPool(const Napi::CallbackInfo& info) {
   const float* x = F32(info[0], "x");
@@ -28,17 +43,11 @@ Napi::Value MaxPool(const Napi::CallbackInfo& info) {
         float* out = y + ((n * g.OH + oh) * g.OW + ow) * g.C;
         for (int64_t c = 0; c < g.C; ++c) out[c] = -FLT_MAX;
         bool any = false;
-        for (int64_t i = 0; i < g.kh; ++i) {
-          int64_t h = oh * g.sh - g.pt + i;
-          if (h < 0 || h >= g.H) continue;
-          for (int64_t j = 0; j < g.kw; ++j) {
-            int64_t w = ow * g.sw - g.pl + j;
-            if (w < 0 || w >= g.W) continue;
-            any = true;
-            const float* in = x + ((n * g.H + h) * g.W + w) * g.C;
-            for (int64_t c = 0; c < g.C; ++c) out[c] = in[c] > out[c] ? in[c] : out[c];
-          }
-        }
+        ForEachWindowCell(g, n, oh, ow, [&](int64_t base) {
+          any = true;
+          const float* in = x + base;
+          for (int64_t c = 0; c < g.C; ++c) out[c] = in[c] > out[c] ? in[c] : out[c];
+        });
         if (!any) std::memset(out, 0, sizeof(float) * g.C);
       }
     }
@@ -74,22 +83,15 @@ Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info) {
               best[c - c0] = -FLT_MAX;
               arg[c - c0] = -1;
             }
-            for (int64_t i = 0; i < g.kh; ++i) {
-              int64_t h = oh * g.sh - g.pt + i;
-              if (h < 0 || h >= g.H) continue;
-              for (int64_t j = 0; j < g.kw; ++j) {
-                int64_t w = ow * g.sw - g.pl + j;
-                if (w < 0 || w >= g.W) continue;
-                int64_t base = ((n * g.H + h) * g.W + w) * g.C;
-                for (int64_t c = c0; c < c1; ++c) {
-                  float v = x[base + c];
-                  if (v > best[c - c0] || arg[c - c0] < 0) {
-                    best[c - c0] = v;
-                    arg[c - c0] = base + c;
-                  }
+            ForEachWindowCell(g, n, oh, ow, [&](int64_t base) {
+              for (int64_t c = c0; c < c1; ++c) {
+                float v = x[base + c];
+                if (v > best[c - c0] || arg[c - c0] < 0) {
+                  best[c - c0] = v;
+                  arg[c - c0] = base + c;
                 }
               }
-            }
+            });
             const float* g_dy = dy + ((n * g.OH + oh) * g.OW + ow) * g.C;
             for (int64_t c = c0; c < c1; ++c) {
               if (arg[c - c0] >= 0) dx[arg[c - c0]] += g_dy[c];

@@ -4,12 +4,11 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { parseRunConfig } from '../config.js';
 import { InProcessExecutor } from './in-process-executor.js';
 import { runTraining } from './recipe.js';
 import { CHECKPOINT_FILE, readCheckpoint } from './checkpoint.js';
 import { loadRunModel } from './run-model.js';
-import { LinearReplica, linearTrainData } from './linear-replica.testutil.js';
+import { LinearReplica, linearConfig, linearTrainData } from './linear-replica.testutil.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -18,15 +17,7 @@ beforeAll(async () => {
 // Written by the recipe as it was when BestCheckpoint still kept a copy of the best weights in its state: the run
 // below, halted after step 15 (head phase, epoch 3, step 3 of 6). The file is never regenerated.
 const FIXTURE = fileURLToPath(new URL('./fixtures/checkpoint-v2-best-weights.bin', import.meta.url));
-const cfg = parseRunConfig({
-  dataDir: '/nowhere',
-  batchSize: 8,
-  headPhase: { epochs: 4, learningRate: 1.0 },
-  fineTunePhase: { epochs: 2, learningRate: 0.01, unfreeze: 'x' },
-  checkpointEvery: 1,
-  patience: 10,
-  reduceLrPatience: 1,
-});
+const cfg = linearConfig({ epochs: 4, learningRate: 1.0 }, { epochs: 2, learningRate: 0.01 }, { checkpointEvery: 1, reduceLrPatience: 1 });
 
 describe('checkpoints written before the fit-loop callbacks changed', () => {
   it('still load, and resuming one gives the weights of a straight run, bit for bit', async () => {

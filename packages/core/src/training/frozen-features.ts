@@ -59,23 +59,32 @@ export class FrozenFeatures {
   }
 
   /**
+   * Where the features of a batch come from: the boundary's shape, the augmentation view (epoch mod K when cached),
+   * whether the caches are used, the cache key of each sample, and the phase-2 boundary filled on the way.
+   */
+  private lookup(pm: PhaseModels, samples: Sample[], mode: FeatureMode) {
+    const fshape = boundaryShape(this.o.backbone, pm.split.boundary);
+    const augment = mode.train && this.o.augmenting;
+    const views = this.o.config.cachedViews;
+    const augEpoch = augment && views > 0 ? mode.epoch % views : mode.epoch;
+    const useCache = this.o.cache !== undefined && (!augment || views > 0);
+    const view = `${augment ? `v${augEpoch}` : mode.flip ? 'flip' : 'plain'}.g${this.generation}`;
+    const keys = samples.map((s) => featureKey(pm.split.boundary, s, view));
+    const secondary = useCache ? pm.secondary : undefined;
+    return { fshape, augment, augEpoch, useCache, view, keys, secondary };
+  }
+
+  /**
    * Output of the frozen part for these samples, [n, ...boundary shape], from the cache when possible.
    * Training with augmentation reads view epoch mod K (cached) or the epoch's own augmentation (uncached).
    * `flip`: of the mirror images (test-time augmentation; cached as their own view).
    */
   async host(pm: PhaseModels, samples: Sample[], mode: FeatureMode): Promise<{ data: Float32Array; shape: number[] }> {
-    const fshape = boundaryShape(this.o.backbone, pm.split.boundary);
+    const { fshape, augment, augEpoch, useCache, view, keys, secondary } = this.lookup(pm, samples, mode);
     const size = fshape.reduce((a, b) => a * b, 1);
     const shape = [samples.length, ...fshape];
-    const augment = mode.train && this.o.augmenting;
-    const views = this.o.config.cachedViews;
-    const augEpoch = augment && views > 0 ? mode.epoch % views : mode.epoch;
-    const useCache = this.o.cache !== undefined && (!augment || views > 0);
     const data = new Float32Array(samples.length * size);
     const missing: number[] = [];
-    const view = `${augment ? `v${augEpoch}` : mode.flip ? 'flip' : 'plain'}.g${this.generation}`;
-    const keys = samples.map((s) => featureKey(pm.split.boundary, s, view));
-    const secondary = useCache ? pm.secondary : undefined;
     const secondSize = secondary ? boundaryShape(this.o.backbone, secondary.boundary).reduce((a, b) => a * b, 1) : 0;
     if (useCache) {
       keys.forEach((k, i) => {
@@ -87,22 +96,12 @@ export class FrozenFeatures {
       for (let i = 0; i < samples.length; i++) missing.push(i);
     }
     // Decode chunk k+1 (sharp, off the main thread) while the frozen part runs on chunk k.
-    const load = (c: number) => {
-      const p = this.o.images.loadBatch(
-        missing.slice(c, c + this.o.chunk).map((i) => this.o.local(samples[i]!)),
+    const load = (idx: number[]) =>
+      this.o.images.loadBatch(
+        idx.map((i) => this.o.local(samples[i]!)),
         { augment, epoch: augEpoch },
       );
-      p.catch(() => undefined);
-      return p;
-    };
-    let next = missing.length > 0 ? load(0) : undefined;
-    for (let c = 0; c < missing.length; c += this.o.chunk) {
-      // Let the event loop turn between chunks: an already-settled decode only yields to microtasks, and a
-      // worker's heartbeat timer must fire during long frozen passes or the coordinator declares it lost.
-      await yieldToEventLoop();
-      const idx = missing.slice(c, c + this.o.chunk);
-      const batch = await next!;
-      next = c + this.o.chunk < missing.length ? load(c + this.o.chunk) : undefined;
+    for await (const { idx, loaded: batch } of prefetchChunks(missing, this.o.chunk, load)) {
       // tidy returns the tensors, not their arrays: tidy walks what it returns, and walking a Float32Array visits
       // every element (~100 ms per VGG16 batch of 8).
       const outs = tf.tidy(() => {
@@ -135,14 +134,7 @@ export class FrozenFeatures {
    * read back into the host cache.
    */
   async device(pm: PhaseModels, samples: Sample[], mode: FeatureMode): Promise<tf.Tensor> {
-    const fshape = boundaryShape(this.o.backbone, pm.split.boundary);
-    const augment = mode.train && this.o.augmenting;
-    const views = this.o.config.cachedViews;
-    const augEpoch = augment && views > 0 ? mode.epoch % views : mode.epoch;
-    const useCache = this.o.cache !== undefined && (!augment || views > 0);
-    const view = `${augment ? `v${augEpoch}` : mode.flip ? 'flip' : 'plain'}.g${this.generation}`;
-    const keys = samples.map((s) => featureKey(pm.split.boundary, s, view));
-    const secondary = useCache ? pm.secondary : undefined;
+    const { fshape, augment, augEpoch, useCache, view, keys, secondary } = this.lookup(pm, samples, mode);
     const rows: tf.Tensor[] = new Array(samples.length);
     const temporary: tf.Tensor[] = [];
     const keep = (key: string, row: tf.Tensor, cache: boolean): void => {
@@ -165,22 +157,14 @@ export class FrozenFeatures {
       this.o.transfers.up(onHost.byteLength);
       temporary.push(rows[i]!);
     });
-    const load = (c: number) => {
-      const p = this.pixelsOnDevice(
-        missing.slice(c, c + this.o.chunk).map((i) => this.o.local(samples[i]!)),
+    const load = (idx: number[]) =>
+      this.pixelsOnDevice(
+        idx.map((i) => this.o.local(samples[i]!)),
         augment,
         augEpoch,
         mode.flip === true,
       );
-      p.catch(() => undefined);
-      return p;
-    };
-    let next = missing.length > 0 ? load(0) : undefined;
-    for (let c = 0; c < missing.length; c += this.o.chunk) {
-      await yieldToEventLoop();
-      const idx = missing.slice(c, c + this.o.chunk);
-      const x = await next!;
-      next = c + this.o.chunk < missing.length ? load(c + this.o.chunk) : undefined;
+    for await (const { idx, loaded: x } of prefetchChunks(missing, this.o.chunk, load)) {
       const outs = tf.tidy(() => (secondary ? (secondary.frozen.predict(x) as tf.Tensor[]) : [pm.frozen.predict(x) as tf.Tensor]));
       x.dispose();
       const [out, second] = outs;
@@ -220,6 +204,28 @@ export class FrozenFeatures {
     const mirrored = tf.reverse(x, 2) as tf.Tensor4D; // NHWC: axis 2 is the width
     x.dispose();
     return mirrored;
+  }
+}
+
+/**
+ * The chunks of `missing` (indices into a batch), each with what `load` made of it, in order; the next chunk's load
+ * starts before the current one is handed out, so decoding overlaps the frozen pass. The event loop turns between
+ * chunks: an already-settled load only yields to microtasks, and a worker's heartbeat timer must fire during long
+ * frozen passes or the coordinator declares it lost.
+ */
+async function* prefetchChunks<T>(missing: number[], chunk: number, load: (idx: number[]) => Promise<T>): AsyncGenerator<{ idx: number[]; loaded: T }> {
+  const start = (c: number): Promise<T> => {
+    const p = load(missing.slice(c, c + chunk));
+    p.catch(() => undefined);
+    return p;
+  };
+  let next = missing.length > 0 ? start(0) : undefined;
+  for (let c = 0; c < missing.length; c += chunk) {
+    await yieldToEventLoop();
+    const idx = missing.slice(c, c + chunk);
+    const loaded = await (next as Promise<T>);
+    next = c + chunk < missing.length ? start(c + chunk) : undefined;
+    yield { idx, loaded };
   }
 }
 

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { parseRunConfig, type RunConfig, type RunConfigInput } from '../config.js';
 import type { Dataset, Sample } from '../data/types.js';
 import type { PhaseName } from '../events/types.js';
 import type { TrainData } from './run-outputs.js';
@@ -116,4 +117,13 @@ export function linearTrainData(nTrain: number, nVal: number, nTest = 0): TrainD
     hash: 'h1',
   };
   return { dataset, train: labelled.slice(0, nTrain), val: labelled.slice(nTrain), test };
+}
+
+/** A run config for LinearReplica runs: batch 8, early stopping out of reach (patience 10), the given phases, then `over`. */
+export function linearConfig(
+  headPhase: { epochs: number; learningRate: number },
+  fineTunePhase: { epochs: number; learningRate: number },
+  over: Partial<RunConfigInput> = {},
+): RunConfig {
+  return parseRunConfig({ dataDir: '/nowhere', batchSize: 8, headPhase, fineTunePhase: { ...fineTunePhase, unfreeze: 'x' }, patience: 10, ...over });
 }

@@ -3,27 +3,20 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { parseRunConfig } from '../config.js';
+
 import { EventBus } from '../events/bus.js';
 import { InProcessExecutor } from './in-process-executor.js';
 import { runTraining } from './recipe.js';
 import { readCheckpoint } from './checkpoint.js';
 import { loadRunModel } from './run-model.js';
-import { LinearReplica, linearTrainData as makeData } from './linear-replica.testutil.js';
+import { LinearReplica, linearConfig, linearTrainData as makeData } from './linear-replica.testutil.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
 });
 
-const cfg = parseRunConfig({
-  dataDir: '/nowhere',
-  batchSize: 8,
-  headPhase: { epochs: 4, learningRate: 0.5 },
-  fineTunePhase: { epochs: 2, learningRate: 0.05, unfreeze: 'x' },
-  // far apart: without the stop's own checkpoint, a stop would lose up to 49 steps
-  checkpointEvery: 50,
-  patience: 10,
-});
+// checkpoints far apart: without the stop's own checkpoint, a stop would lose up to 49 steps
+const cfg = linearConfig({ epochs: 4, learningRate: 0.5 }, { epochs: 2, learningRate: 0.05 }, { checkpointEvery: 50 });
 
 describe('runTraining stopSignal (Ctrl-C, SIGTERM)', () => {
   it('finishes the step in flight, checkpoints exactly there, and a resume reproduces the straight run', async () => {

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { parseRunConfig, type RunConfig } from '../config.js';
+import type { RunConfig } from '../config.js';
 import { EventBus } from '../events/bus.js';
 import type { RunEvent } from '../events/types.js';
 import { InProcessExecutor } from './in-process-executor.js';
@@ -11,22 +11,14 @@ import { runTraining } from './recipe.js';
 import { readCheckpoint } from './checkpoint.js';
 import { isDptrainError } from '../errors.js';
 import { loadRunModel } from './run-model.js';
-import { C, D, LinearReplica, linearTrainData as makeData } from './linear-replica.testutil.js';
+import { C, D, LinearReplica, linearConfig, linearTrainData as makeData } from './linear-replica.testutil.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
 });
 
 function config(over: Partial<RunConfig> = {}): RunConfig {
-  return parseRunConfig({
-    dataDir: '/nowhere',
-    batchSize: 8,
-    headPhase: { epochs: 3, learningRate: 0.05 },
-    fineTunePhase: { epochs: 2, learningRate: 0.01, unfreeze: 'x' },
-    checkpointEvery: 4,
-    patience: 10,
-    ...over,
-  });
+  return linearConfig({ epochs: 3, learningRate: 0.05 }, { epochs: 2, learningRate: 0.01 }, { checkpointEvery: 4, ...over });
 }
 
 describe('runTraining (recipe driver)', () => {
