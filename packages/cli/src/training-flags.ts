@@ -1,6 +1,7 @@
 import { Option, type Command } from 'commander';
 import {
   ADAMW_DEFAULT_WEIGHT_DECAY,
+  AUGMENT_PRESET,
   backboneDefaults,
   DEFAULT_UNFREEZE_BLOCKS,
   DEFAULT_UNFREEZE_TOP,
@@ -77,6 +78,7 @@ export interface TrainingFlagValues {
 const LR_SCHEDULES = ['constant', 'cosine', 'step', 'plateau'];
 // the backbone-dependent defaults, as resolveRunConfig applies them
 const VGG = backboneDefaults('vgg16');
+const A = AUGMENT_PRESET;
 const OTHER = backboneDefaults('layers');
 
 /** Schedule, optimizer and loss flags (their defaults live in core's RunConfigSchema and are named in the help). */
@@ -152,7 +154,10 @@ export function addTrainingFlags(cmd: Command): Command {
     )
     .option('--seed <n>', `random seed (default: ${D.seed})`)
     .option('--validation-split <f>', `stratified validation fraction (default: ${D.validationSplit})`)
-    .option('--augment', 'Keras-style augmentation (rotation 20, shifts 0.1, shear 10, zoom 0.1, horizontal flip)')
+    .option(
+      '--augment',
+      `Keras-style augmentation (rotation ${A.rotationRange}, shifts ${A.widthShiftRange}, shear ${A.shearRange}, zoom ${A.zoomRange}, horizontal flip)`,
+    )
     .option('--rotation-range <deg>', 'augmentation rotation range in degrees')
     .option('--zoom-range <f>', 'augmentation zoom range')
     .option('--shift-range <f>', 'augmentation width and height shift range')
@@ -220,7 +225,8 @@ function classWeight(value: string | undefined): 'auto' | 'none' | number[] | un
 /** The run settings that the given flags set (nothing for a flag left out), nested as RunConfig. */
 export function flagOverrides(flags: TrainingFlagValues): RunConfigOverrides {
   const augment = flags.augment === true;
-  const shift = num(flags.shiftRange, '--shift-range') ?? (augment ? 0.1 : undefined);
+  const preset = augment ? AUGMENT_PRESET : undefined;
+  const shift = num(flags.shiftRange, '--shift-range') ?? preset?.widthShiftRange;
   const backbone = flags.backbone;
   return {
     dataDir: flags.data,
@@ -241,12 +247,12 @@ export function flagOverrides(flags: TrainingFlagValues): RunConfigOverrides {
     seed: num(flags.seed, '--seed'),
     validationSplit: num(flags.validationSplit, '--validation-split'),
     augmentation: {
-      rotationRange: num(flags.rotationRange, '--rotation-range') ?? (augment ? 20 : undefined),
+      rotationRange: num(flags.rotationRange, '--rotation-range') ?? preset?.rotationRange,
       widthShiftRange: shift,
       heightShiftRange: shift,
-      shearRange: num(flags.shearRange, '--shear-range') ?? (augment ? 10 : undefined),
-      zoomRange: num(flags.zoomRange, '--zoom-range') ?? (augment ? 0.1 : undefined),
-      horizontalFlip: flags.horizontalFlip ?? (augment ? true : undefined),
+      shearRange: num(flags.shearRange, '--shear-range') ?? preset?.shearRange,
+      zoomRange: num(flags.zoomRange, '--zoom-range') ?? preset?.zoomRange,
+      horizontalFlip: flags.horizontalFlip ?? preset?.horizontalFlip,
     },
     patience: num(flags.patience, '--patience'),
     // commander sets `cache` to true unless --no-cache was given

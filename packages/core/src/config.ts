@@ -67,6 +67,9 @@ export const PhaseSpecSchema = z.object({
 });
 export type PhaseSpec = z.infer<typeof PhaseSpecSchema>;
 
+/** The augmentation that `--augment` turns on (the Keras ImageDataGenerator settings of the transfer-learning recipe). */
+export const AUGMENT_PRESET = { rotationRange: 20, widthShiftRange: 0.1, heightShiftRange: 0.1, shearRange: 10, zoomRange: 0.1, horizontalFlip: true } as const;
+
 /** The backbone-dependent defaults: VGG16-shaped backbones follow the Keras VGG16 recipe, others MobileNet-style. */
 export function backboneDefaults(kind: string): { preprocess: PreprocessMode; fineTuneLearningRate: number; unfreeze: string | undefined } {
   const isVgg = kind === 'vgg16' || kind === 'tiny-vgg';
