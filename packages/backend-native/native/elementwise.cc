@@ -18,9 +18,7 @@ BinaryOperands BinaryArgs(const Napi::CallbackInfo& info) {
 // mode 0: same size; 1: b repeats every `inner` (b is [inner]); 2: a repeats; 3: b scalar; 4: a scalar.
 Napi::Value Binary(const Napi::CallbackInfo& info) {
   const BinaryOperands operands = BinaryArgs(info);
-  const int op = operands.op;
   const float *a = operands.a, *b = operands.b;
-  float* out = operands.out;
   int mode = info[4].As<Napi::Number>().Int32Value();
   int64_t inner = info[5].As<Napi::Number>().Int64Value();
   const int64_t n = static_cast<int64_t>(Len(info[3]));
@@ -29,7 +27,7 @@ Napi::Value Binary(const Napi::CallbackInfo& info) {
   bool ok = (mode == 0 && la >= n && lb >= n) || (mode == 1 && la >= n && lb >= inner && n % inner == 0) ||
             (mode == 2 && lb >= n && la >= inner && n % inner == 0) || (mode == 3 && la >= n && lb >= 1) ||
             (mode == 4 && lb >= n && la >= 1);
-  if (!ok || op < 0 || op > 3) throw Napi::RangeError::New(info.Env(), "binary: bad mode or lengths");
+  if (!ok || operands.op < 0 || operands.op > 3) throw Napi::RangeError::New(info.Env(), "binary: bad mode or lengths");
   auto ia = [&](int64_t i) { return mode == 2 ? i % inner : mode == 4 ? 0 : i; };
   auto ib = [&](int64_t i) { return mode == 1 ? i % inner : mode == 3 ? 0 : i; };
 #define DPT_LOOP(EXPR)                                                            \
@@ -50,7 +48,8 @@ Napi::Value Binary(const Napi::CallbackInfo& info) {
     _Pragma("omp parallel for simd schedule(static) if (n > 65536)")              \
     for (int64_t i = 0; i < n; ++i) { const float x = a[ia(i)], y = b[ib(i)]; out[i] = (EXPR); } \
   }
-  switch (op) {
+  float* out = operands.out;
+  switch (operands.op) {
     case 0: DPT_LOOP(x + y) break;
     case 1: DPT_LOOP(x - y) break;
     case 2: DPT_LOOP(x * y) break;
@@ -64,11 +63,9 @@ Napi::Value Binary(const Napi::CallbackInfo& info) {
 // binaryStrided(op, a, b, out, outShape, aStrides, bStrides): general broadcast (stride 0 on broadcast dims).
 Napi::Value BinaryStrided(const Napi::CallbackInfo& info) {
   const BinaryOperands operands = BinaryArgs(info);
-  const int op = operands.op;
   const float *a = operands.a, *b = operands.b;
-  float* out = operands.out;
   size_t rank = info[4].As<Napi::Array>().Length();
-  if (rank == 0 || rank > 8 || op < 0 || op > 3) throw Napi::RangeError::New(info.Env(), "binaryStrided: bad rank or op");
+  if (rank == 0 || rank > 8 || operands.op < 0 || operands.op > 3) throw Napi::RangeError::New(info.Env(), "binaryStrided: bad rank or op");
   auto shape = Dims(info[4], rank, "outShape");
   auto sa = Dims(info[5], rank, "aStrides");
   auto sb = Dims(info[6], rank, "bStrides");
@@ -92,10 +89,10 @@ Napi::Value BinaryStrided(const Napi::CallbackInfo& info) {
       offA += i * sa[d];
       offB += i * sb[d];
     }
-    float* o = out + r * inner;
+    float* o = operands.out + r * inner;
     const float* pa = a + offA;
     const float* pb = b + offB;
-    switch (op) {
+    switch (operands.op) {
       case 0: for (int64_t j = 0; j < inner; ++j) o[j] = pa[j * ia] + pb[j * ib]; break;
       case 1: for (int64_t j = 0; j < inner; ++j) o[j] = pa[j * ia] - pb[j * ib]; break;
       case 2: for (int64_t j = 0; j < inner; ++j) o[j] = pa[j * ia] * pb[j * ib]; break;

@@ -72,8 +72,6 @@ int64_t RowOffset(int64_t r, const std::vector<int64_t>& box, const std::vector<
 // pad(x, xShape, out, outShape, before, value): constant padding of any rank (1..8); out is overwritten.
 Napi::Value Pad(const Napi::CallbackInfo& info) {
   const ShapeOp a = ShapeOpArgs(info, "pad");
-  const float* x = a.x;
-  float* out = a.out;
   const size_t rank = a.rank;
   const auto &xs = a.xs, &os = a.os;
   auto before = Dims(info[4], rank, "before");
@@ -84,14 +82,14 @@ Napi::Value Pad(const Napi::CallbackInfo& info) {
   a.CheckLengths(info);
   const int64_t total = Prod(os);
 #pragma omp parallel for simd schedule(static) if (total > 65536)
-  for (int64_t i = 0; i < total; ++i) out[i] = value;
+  for (int64_t i = 0; i < total; ++i) a.out[i] = value;
   const int64_t inner = xs[rank - 1];
   const int64_t rows = inner > 0 ? Prod(xs) / inner : 0;
   const auto ostr = RowMajorStrides(os);
 #pragma omp parallel for schedule(static) if (total > 65536)
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t off = before[rank - 1] + RowOffset(r, xs, ostr, [&](int64_t d, int64_t i) { return i + before[d]; });
-    std::memcpy(out + off, x + r * inner, sizeof(float) * inner);
+    std::memcpy(a.out + off, a.x + r * inner, sizeof(float) * inner);
   }
   return info.Env().Undefined();
 }
@@ -99,8 +97,6 @@ Napi::Value Pad(const Napi::CallbackInfo& info) {
 // slice(x, xShape, out, outShape, begin): out = x[begin : begin + outShape] (rank 1..8).
 Napi::Value Slice(const Napi::CallbackInfo& info) {
   const ShapeOp a = ShapeOpArgs(info, "slice");
-  const float* x = a.x;
-  float* out = a.out;
   const size_t rank = a.rank;
   const auto &xs = a.xs, &os = a.os;
   auto begin = Dims(info[4], rank, "begin");
@@ -115,7 +111,7 @@ Napi::Value Slice(const Napi::CallbackInfo& info) {
 #pragma omp parallel for schedule(static) if (total > 65536)
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t off = begin[rank - 1] + RowOffset(r, os, xstr, [&](int64_t d, int64_t i) { return i + begin[d]; });
-    std::memcpy(out + r * inner, x + off, sizeof(float) * inner);
+    std::memcpy(a.out + r * inner, a.x + off, sizeof(float) * inner);
   }
   return info.Env().Undefined();
 }
@@ -123,8 +119,6 @@ Napi::Value Slice(const Napi::CallbackInfo& info) {
 // tile(x, xShape, out, outShape): out[i0..] = x[i0 % xShape[0], ...] (rank 1..8; outShape[d] a multiple of xShape[d]).
 Napi::Value Tile(const Napi::CallbackInfo& info) {
   const ShapeOp a = ShapeOpArgs(info, "tile");
-  const float* x = a.x;
-  float* out = a.out;
   const size_t rank = a.rank;
   const auto &xs = a.xs, &os = a.os;
   for (size_t d = 0; d < rank; ++d) {
@@ -137,8 +131,8 @@ Napi::Value Tile(const Napi::CallbackInfo& info) {
   const auto xstr = RowMajorStrides(xs);
 #pragma omp parallel for schedule(static) if (total > 65536)
   for (int64_t r = 0; r < rows; ++r) {
-    float* o = out + r * inner;
-    const float* p = x + RowOffset(r, os, xstr, [&](int64_t d, int64_t i) { return i % xs[d]; });
+    float* o = a.out + r * inner;
+    const float* p = a.x + RowOffset(r, os, xstr, [&](int64_t d, int64_t i) { return i % xs[d]; });
     for (int64_t j0 = 0; j0 < inner; j0 += xin) std::memcpy(o + j0, p, sizeof(float) * xin);
   }
   return info.Env().Undefined();
