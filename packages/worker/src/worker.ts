@@ -6,6 +6,7 @@ import {
   describeUnexpectedError,
   isDptrainError,
   joinDatasetIdentity,
+  l2Norm,
   loadDataset,
   packGradients,
   stripControl,
@@ -23,6 +24,7 @@ import { Backoff, type BackoffOptions } from './backoff.js';
 import { connectAndAuth, type AuthedConnection } from './connect.js';
 import { LIVENESS_DEFAULTS, startLiveness } from './liveness.js';
 import { blockStepForTest } from './test-hooks.js';
+import { ShardLinks } from './shard-links.js';
 
 /** Refusals that end the worker instead of a retry. */
 const FATAL_CODES: string[] = ['E_AUTH', 'E_BASE_HASH', 'E_DATASET_HASH', 'E_PROTOCOL_VERSION', 'E_AUTH_COORDINATOR', 'E_PRECISION'];
@@ -152,6 +154,8 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
     if (!accepted.config || !accepted.workerId) throw new DptrainError('E_PROTOCOL_SCHEMA', 'coordinator accepted without a run config');
     log(`authenticated as ${accepted.workerId}; preparing the replica`);
     const config = accepted.config;
+    // links to the shards of a sharded run (see shard-links.ts), opened when the coordinator names them
+    const shards = new ShardLinks({ token: opts.token, workerId: accepted.workerId, log, ...(opts.ca ? { ca: opts.ca } : {}) });
     const queue: Message[] = [];
     let wakeQueue: () => void = () => undefined;
     let lastSeen = Date.now();
@@ -249,7 +253,7 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
           break;
         }
         if (stopped) break;
-        const handling = handle(r, msg, send, accepted.workerId, config);
+        const handling = handle(r, msg, send, accepted.workerId, config, shards);
         inFlight = handling.then(
           () => undefined,
           () => undefined,
@@ -274,13 +278,17 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
       return byeSeen ? 'bye' : 'closed';
     } finally {
       sayBye = undefined;
+      shards.close();
       clearInterval(beat);
       void liveness?.stop();
       if (!closed) conn.ws.terminate();
     }
   }
 
-  async function handle(r: Replica, msg: Message, send: (m: Outgoing) => void, workerId: string, config: RunConfig): Promise<void> {
+  // version of the weights the replica holds, when the coordinator or the shards said (-1: not said)
+  let weightsVersion = -1;
+
+  async function handle(r: Replica, msg: Message, send: (m: Outgoing) => void, workerId: string, config: RunConfig, shards: ShardLinks): Promise<void> {
     switch (msg.type) {
       case 'welcome':
         if (msg.phase) {
@@ -302,10 +310,21 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
       }
       case 'weights':
         r.setWeights(msg.weights);
+        weightsVersion = msg.step;
         if (msg.ack) send({ type: 'weights_ack', step: msg.step });
+        return;
+      case 'shard_map':
+        shards.configure(msg);
+        log(`shards of this run: ${msg.shards.map((x) => `${x.id} ${x.url} [${x.start}, ${x.end})`).join(', ')}`);
         return;
       case 'step': {
         const t0 = performance.now();
+        if (msg.weightsVersion !== undefined && weightsVersion < msg.weightsVersion) {
+          // the weights of this step come from the shards, over other connections: wait for all their ranges
+          const got = await shards.weightsOf(msg.weightsVersion);
+          r.setWeights(got.weights);
+          weightsVersion = got.version;
+        }
         blockStepForTest(msg.step);
         // the mean over this slice along the micro-batch tree (the coordinator merges the slices along the same tree)
         const res = await computeTreeGradients(
@@ -314,10 +333,27 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
           { phase: msg.phase, epoch: msg.epoch, step: msg.step },
           config.microBatch,
         );
+        const fp16 = msg.fp16 ?? config.fp16Gradients;
+        if (msg.sharded) {
+          // each shard gets its range; the coordinator only the figures (and the norm, for its sanity bound)
+          await shards.sendRanges(msg.id, res.gradients, fp16);
+          send({
+            type: 'gradients',
+            id: msg.id,
+            dtype: 'fp32',
+            gradients: new Float32Array(0),
+            norm: l2Norm(res.gradients),
+            loss: res.loss,
+            count: res.count,
+            correct: res.correct,
+            computeMs: performance.now() - t0,
+          });
+          return;
+        }
         send({
           type: 'gradients',
           id: msg.id,
-          ...packGradients(res.gradients, msg.fp16 ?? config.fp16Gradients),
+          ...packGradients(res.gradients, fp16),
           loss: res.loss,
           count: res.count,
           correct: res.correct,

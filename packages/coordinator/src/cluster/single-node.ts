@@ -19,6 +19,9 @@ import { spawnLocalWorker, workerCpuSets } from './local-workers.js';
 import type { HttpHandler } from './server.js';
 import { routeWorkerOutput, type WorkerOutputMode } from './worker-output.js';
 import { WorkerSupervisor, WORKER_SUPERVISOR_DEFAULTS } from './worker-supervisor.js';
+import { spawnLocalShard } from './local-shards.js';
+import { stopLocalWorkers } from './local-workers.js';
+import type { ChildProcess } from 'node:child_process';
 
 export interface SingleNodeOptions {
   config: RunConfig;
@@ -50,6 +53,11 @@ export interface SingleNodeOptions {
   stopSignal?: AbortSignal;
   /** Executor options (gradient-norm bound, request deadlines). Default: the executor's defaults. */
   executor?: CoordinatorOptions['executor'];
+  /**
+   * The sharded summation service (`--shards S`): S local `dptrain shard` processes are started (auto: one). A
+   * lost one is not restarted: the run rolls back to its checkpoint and goes on with the others. Default: none.
+   */
+  shards?: CoordinatorOptions['shards'];
 }
 
 /**
@@ -59,6 +67,8 @@ export interface SingleNodeOptions {
 export async function runSingleNode(opts: SingleNodeOptions): Promise<TrainResult> {
   const { runDir, workers: n } = opts;
   const bus = opts.bus ?? new EventBus();
+  if (n === 0 && opts.shards)
+    throw new DptrainError('E_CONFIG', '--shards needs worker processes (--workers 1 or more): in process, there is nothing to shard');
   if (n === 0) {
     const backend = await resolveBackend(opts.backend ? { backend: opts.backend as BackendName } : {});
     const config = await withRunPrecision(opts.config, backend.name);
@@ -77,6 +87,7 @@ export async function runSingleNode(opts: SingleNodeOptions): Promise<TrainResul
   const config = await withRunPrecision(opts.config, opts.backend && isBackendName(opts.backend) ? opts.backend : 'cluster');
   const token = opts.token ?? randomBytes(24).toString('hex');
   let supervisor: WorkerSupervisor | undefined;
+  const shardProcesses: ChildProcess[] = [];
   const log = (level: 'debug' | 'info' | 'warn' | 'error', message: string): void => bus.emit({ type: 'log', time: Date.now(), level, message });
   try {
     const { result } = await runCoordinator({
@@ -92,7 +103,14 @@ export async function runSingleNode(opts: SingleNodeOptions): Promise<TrainResul
       ...(opts.httpHandlers ? { httpHandlers: opts.httpHandlers } : {}),
       ...(opts.stopSignal ? { stopSignal: opts.stopSignal } : {}),
       ...(opts.executor ? { executor: opts.executor } : {}),
+      ...(opts.shards ? { shards: opts.shards } : {}),
       onListening: (url, _server, executor) => {
+        const shards = opts.shards ? (opts.shards.shards === 'auto' ? 1 : opts.shards.shards) : 0;
+        for (let k = 0; k < shards; k++) {
+          const child = spawnLocalShard({ url, token, stdio: opts.workerOutput === 'ignore' ? 'ignore' : 'pipe' });
+          routeWorkerOutput(child, { mode: opts.workerOutput ?? 'inherit', name: `local shard ${k + 1}`, emit: (e) => bus.emit(e) });
+          shardProcesses.push(child);
+        }
         const pin = workerCpuSets({ count: n });
         const where = pin.sets ? `pinned to CPUs ${pin.sets.map((s) => s.join(',')).join(' | ')}` : `not pinned: ${pin.reason}`;
         const maxRestarts = opts.maxRestarts ?? WORKER_SUPERVISOR_DEFAULTS.maxRestarts;
@@ -129,5 +147,6 @@ export async function runSingleNode(opts: SingleNodeOptions): Promise<TrainResul
     return result;
   } finally {
     await supervisor?.stop();
+    await stopLocalWorkers(shardProcesses);
   }
 }

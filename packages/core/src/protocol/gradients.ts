@@ -11,7 +11,7 @@ export function packGradients(g: Float32Array, fp16: boolean): { dtype: 'fp32' |
  * Unpacks and checks a gradients message: the expected length (E_GRADIENT_SHAPE) and finite values
  * (E_GRADIENT_NONFINITE). `who` names the culprit (worker id) in the message.
  */
-export function unpackGradients(msg: MessageOf<'gradients'>, expectedSize: number, who: string): Float32Array {
+export function unpackGradients(msg: Pick<MessageOf<'gradients'>, 'dtype' | 'gradients'>, expectedSize: number, who: string): Float32Array {
   const isF32 = msg.gradients instanceof Float32Array;
   if ((msg.dtype === 'fp32') !== isF32) {
     throw new DptrainError('E_GRADIENT_SHAPE', `worker ${who}: gradients dtype '${msg.dtype}' does not match the payload type`);

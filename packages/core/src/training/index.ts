@@ -44,3 +44,12 @@ export { DeviceFeatureCache } from './device-feature-cache.js';
 export { TransferCounter } from './transfer-counter.js';
 export { packBytes, unpackBytes, preprocessOnDevice } from './device-preprocess.js';
 export { l2Norm, clipByGlobalNorm, GradientNormGuard, type GradientNormGuardOptions } from './gradient-norm.js';
+export {
+  DEFAULT_BUCKET_FLOATS,
+  bucketRanges,
+  bucketSumOfSquares,
+  joinOptimizerStates,
+  shardRanges,
+  sliceOptimizerState,
+  type FloatRange,
+} from './shard-ranges.js';

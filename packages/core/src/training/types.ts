@@ -1,5 +1,6 @@
 import type { Sample } from '../data/types.js';
 import type { PhaseName, ProgressTask, StepWorkerStat } from '../events/types.js';
+import type { FlatOptimizer } from './optimizers.js';
 
 /** Name and shape of one trainable variable; the flat weight/gradient vector is their concatenation in order. */
 export interface WeightSpec {
@@ -55,6 +56,16 @@ export interface AggregatedGradients extends GradientResult {
   straggler?: string;
 }
 
+/** The update a step ends with, for an executor that applies it itself (see TrainingExecutor.trainStep). */
+export interface StepUpdate {
+  /** The trainable weights: updated in place by trainStep. */
+  weights: Float32Array;
+  /** The run's optimizer (its learning rate and step count; its state may live elsewhere, see syncOptimizerState). */
+  optimizer: FlatOptimizer;
+  /** Global-norm clipping of the averaged gradient (0: none). */
+  clipNorm: number;
+}
+
 /**
  * Where gradients come from: one in-process replica, or a cluster of workers behind a coordinator.
  * The training recipe (core/training/recipe.ts) drives either through this interface.
@@ -66,6 +77,14 @@ export interface TrainingExecutor {
   computeGradients(samples: Sample[], ctx: StepContext): Promise<AggregatedGradients>;
   /** Make every replica hold these trainable weights (after an optimizer step). */
   setWeights(weights: Float32Array): Promise<void>;
+  /**
+   * One whole step, update included, where the executor applies the update itself (the sharded summation
+   * service: each shard updates its range); `update.weights` holds the new weights when it resolves. Same result
+   * as computeGradients + clip + optimizer.step + setWeights, minus the gradient. Optional.
+   */
+  trainStep?(samples: Sample[], ctx: StepContext, update: StepUpdate): Promise<Omit<AggregatedGradients, 'gradients'>>;
+  /** Brings `optimizer`'s state up to date from wherever trainStep keeps it (before a checkpoint). Optional. */
+  syncOptimizerState?(optimizer: FlatOptimizer): Promise<void>;
   /** Probabilities for each sample, sharded across replicas, gathered in input order (samples.length x C). */
   predict(samples: Sample[], task: ProgressTask): Promise<Float32Array>;
   close(): Promise<void>;
