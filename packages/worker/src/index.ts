@@ -6,3 +6,4 @@ export * from './backend.js';
 export { startLiveness, LIVENESS_DEFAULTS, type LivenessOptions, type LivenessHandle } from './liveness.js';
 export { maxPayloadOf, setMaxPayload } from './payload-limit.js';
 export { onParentGone } from './parent-watch.js';
+export { ShardLinks, type ShardLinksOptions } from './shard-links.js';

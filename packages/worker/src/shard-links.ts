@@ -9,8 +9,10 @@ export interface ShardLinksOptions {
   ca?: string;
   /** This worker's id at the coordinator (the shards key its gradient ranges by it). */
   workerId: string;
-  /** How long a step waits for the links, or for weights of the version it needs, in ms. Default 120000. */
+  /** How long a step waits for weights of the version it needs, in ms. Default 120000. */
   waitMs?: number;
+  /** How long opening and authenticating a link may take, in ms. Default 30000. */
+  connectTimeoutMs?: number;
   /** Progress lines. */
   log: (message: string) => void;
 }
@@ -55,10 +57,19 @@ export class ShardLinks {
     for (const l of this.links) void this.connect(l).catch((err: Error) => this.opts.log(`shard ${l.id} at ${l.url}: ${err.message}`));
   }
 
-  /** Sends range k of gradient `g` (of step request `request`) to shard k, as fp16 when asked. */
+  /**
+   * Sends range k of gradient `g` (of step request `request`) to shard k, as fp16 when asked. A shard that cannot
+   * be reached fails it with E_SHARD_LOST (the coordinator rolls the step back; this worker did nothing wrong).
+   */
   async sendRanges(request: number, g: Float32Array, fp16: boolean): Promise<void> {
     if (g.length !== this.size) throw new DptrainError('E_GRADIENT_SHAPE', `gradient of ${g.length} values, the shard map covers ${this.size}`);
-    const conns = await Promise.all(this.links.map((l) => this.connect(l)));
+    const conns = await Promise.all(
+      this.links.map((l) =>
+        this.connect(l).catch((err: Error) => {
+          throw new DptrainError('E_SHARD_LOST', `shard ${l.id} at ${l.url} cannot be reached: ${err.message}`);
+        }),
+      ),
+    );
     conns.forEach((c, k) => {
       const l = this.links[k]!;
       c.send({ type: 'grad_range', request, offset: l.start, ...packGradients(g.subarray(l.start, l.end), fp16) });
@@ -70,7 +81,7 @@ export class ShardLinks {
     const deadline = Date.now() + (this.opts.waitMs ?? 120_000);
     while (this.latest < version) {
       if (Date.now() > deadline)
-        throw new DptrainError('E_TIMEOUT', `no weights of version ${version} from the shards within ${this.opts.waitMs ?? 120_000} ms`);
+        throw new DptrainError('E_SHARD_LOST', `no weights of version ${version} from the shards within ${this.opts.waitMs ?? 120_000} ms`);
       await new Promise<void>((resolve) => {
         const t = setTimeout(done, 1000);
         function done(): void {
@@ -105,7 +116,7 @@ export class ShardLinks {
       token: this.opts.token,
       role: 'sender',
       name: this.opts.workerId,
-      timeoutMs: this.opts.waitMs ?? 120_000,
+      timeoutMs: this.opts.connectTimeoutMs ?? 30_000,
       ...(this.opts.ca ? { ca: this.opts.ca } : {}),
     }).then(
       (c) => {

@@ -219,6 +219,11 @@ export class ClusterExecutor implements TrainingExecutor {
     return undefined;
   }
 
+  /** True for a request failure that ends the whole step at once (none here; a lost shard in a sharded step). */
+  protected abortsStep(_err: unknown): boolean {
+    return false;
+  }
+
   /**
    * Runs one step's requests and returns the accepted parts (checked, refused ones redone), not yet counted in the
    * ledger nor merged.
@@ -566,6 +571,12 @@ export class ClusterExecutor implements TrainingExecutor {
             },
             (err: unknown) => {
               inflight.delete(peer);
+              if (this.abortsStep(err)) {
+                // the step cannot complete as laid out (a lost shard): stop it, the worker did nothing wrong
+                fatal = err as Error;
+                wake();
+                return;
+              }
               if (err instanceof DeadlineError)
                 this.server.drop(peer, `deadline: ${err.message}`); // late: redone by the others
               else if (isDptrainError(err))

@@ -10,6 +10,8 @@ export interface LocalShardOptions {
   stdio?: 'inherit' | 'ignore' | 'pipe';
   /** Extra `dptrain shard` arguments. Default: none. */
   args?: string[];
+  /** Extra environment (e.g. DPTRAIN_NATIVE_OPTIMIZER=0). Default: none. */
+  env?: Record<string, string>;
 }
 
 /**
@@ -19,7 +21,7 @@ export interface LocalShardOptions {
 export function spawnLocalShard(opts: LocalShardOptions): ChildProcess {
   const out = opts.stdio ?? 'inherit';
   return spawn(process.execPath, [DPTRAIN_BIN, 'shard', '--connect', opts.url, '--listen', '127.0.0.1:0', '--exit-with-parent', ...(opts.args ?? [])], {
-    env: { ...process.env, DPTRAIN_TOKEN: opts.token },
+    env: { ...process.env, ...opts.env, DPTRAIN_TOKEN: opts.token },
     stdio: ['pipe', out, out],
     detached: true,
   });

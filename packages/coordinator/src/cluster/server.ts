@@ -516,6 +516,8 @@ export class ClusterServer {
         // a worker could not do what it was asked (e.g. an unreadable image): the task counts a failure
         // (a task failing on several workers fails the step), the worker is dropped and may reconnect
         peer.failPending(new WorkerTaskError(peer.id, msg.code, msg.message));
+        // ... unless a shard it had to send to is gone: not the worker's fault (the sharded step rolls back)
+        if (msg.code === 'E_SHARD_LOST') return;
         this.drop(peer, `worker error ${msg.code}: ${msg.message}`);
         return;
       default:

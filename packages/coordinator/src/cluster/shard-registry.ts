@@ -16,6 +16,12 @@ export class ShardRegistry {
   private readonly all = new Map<Peer, string | undefined>();
   private readonly readyWaiters = new Set<() => void>();
   private readonly lostListeners = new Set<(shard: Peer, reason: string) => void>();
+  private generation = 0;
+
+  /** A new layout generation, unique on this server (workers follow a shard map only when its generation is new). */
+  nextGeneration(): number {
+    return ++this.generation;
+  }
 
   /** Ready shards (they said where senders reach them), in join order. */
   get ready(): ShardPeer[] {

@@ -17,7 +17,7 @@ import {
   type WeightSpec,
 } from '@dptrain/core';
 import { ClusterExecutor, type ClusterExecutorOptions, type StepPart } from './executor.js';
-import { WorkerTaskError, type Peer } from './peer.js';
+import { WorkerLostError, WorkerTaskError, type Peer } from './peer.js';
 
 export interface ShardedExecutorOptions extends ClusterExecutorOptions {
   /** Shards the trainable vector is cut into (`--shards S`), or 'auto': every shard that joined (at least one). */
@@ -50,7 +50,9 @@ interface Layout {
  */
 export class ShardedClusterExecutor extends ClusterExecutor {
   private layout: Layout | undefined;
-  private generation = 0;
+  /** The optimizer of a layout that lost a shard: its state is gone with it, only a rollback can go on. */
+  private broken: FlatOptimizer | undefined;
+  private laidOut = false;
   private inShardedStep = false;
   /** Workers whose current weights came from the shards (the step then names the version to wait for). */
   private readonly fedByShards = new Set<Peer>();
@@ -60,7 +62,7 @@ export class ShardedClusterExecutor extends ClusterExecutor {
   constructor(private readonly shardOpts: ShardedExecutorOptions) {
     super(shardOpts);
     this.offShardLost = this.server.shards.onLost((peer) => {
-      if (this.layout?.shards.some((s) => s.peer === peer)) this.layout = undefined;
+      if (this.layout?.shards.some((s) => s.peer === peer)) this.invalidate();
     });
   }
 
@@ -71,6 +73,7 @@ export class ShardedClusterExecutor extends ClusterExecutor {
 
   override async beginPhase(phase: PhaseName, weights?: Float32Array): Promise<{ spec: WeightSpec[]; weights: Float32Array }> {
     this.layout = undefined;
+    this.broken = undefined;
     this.fedByShards.clear();
     return super.beginPhase(phase, weights);
   }
@@ -89,6 +92,9 @@ export class ShardedClusterExecutor extends ClusterExecutor {
     this.inShardedStep = true;
     try {
       step = await this.collectParts(samples, ctx);
+    } catch (err) {
+      if (layout !== this.layout || this.abortsStep(err)) throw this.lost(ctx, (err as Error).message);
+      throw err;
     } finally {
       this.inShardedStep = false;
     }
@@ -144,6 +150,8 @@ export class ShardedClusterExecutor extends ClusterExecutor {
   }
 
   async syncOptimizerState(optimizer: FlatOptimizer): Promise<void> {
+    // a checkpoint must not store the state the shards were seeded with when a lost one took the newer state along
+    if (this.broken === optimizer) throw this.lost(undefined, 'before it');
     const layout = this.layout;
     if (!layout || layout.optimizer !== optimizer) return;
     const states = await this.onShards(layout, undefined, (peer) =>
@@ -162,6 +170,10 @@ export class ShardedClusterExecutor extends ClusterExecutor {
   override async close(opts: { bye?: boolean } = {}): Promise<void> {
     this.offShardLost();
     await super.close(opts);
+  }
+
+  protected override abortsStep(err: unknown): boolean {
+    return err instanceof WorkerTaskError && err.code === 'E_SHARD_LOST';
   }
 
   protected override stepRequestExtras(peer: Peer): { sharded?: boolean; weightsVersion?: number } | undefined {
@@ -197,11 +209,12 @@ export class ShardedClusterExecutor extends ClusterExecutor {
   private async ensureLayout(update: StepUpdate): Promise<Layout> {
     const current = this.layout;
     if (current && current.optimizer === update.optimizer && current.size === update.weights.length) return current;
-    if (current) await this.syncOptimizerState(current.optimizer).catch(() => undefined);
+    if (this.broken === update.optimizer) throw this.lost(undefined, 'since the last step');
+    if (current) await this.syncOptimizerState(current.optimizer);
     const ready = await this.readyShards();
     const ranges = shardRanges(update.weights.length, ready.length, this.shardOpts.bucketFloats ?? DEFAULT_BUCKET_FLOATS);
     const layout: Layout = {
-      generation: ++this.generation,
+      generation: this.server.shards.nextGeneration(),
       size: update.weights.length,
       shards: ranges.map((range, k) => ({ peer: ready[k]!.peer, url: ready[k]!.url, range })),
       optimizer: update.optimizer,
@@ -227,6 +240,7 @@ export class ShardedClusterExecutor extends ClusterExecutor {
       );
     });
     this.layout = layout;
+    this.laidOut = true;
     this.fedByShards.clear();
     // every worker learns the shards before its next step (sync sends the map to those that join later)
     const frame = encodeMessage(this.shardMap(layout));
@@ -246,7 +260,7 @@ export class ShardedClusterExecutor extends ClusterExecutor {
   /** The shards to lay the vector out on: `--shards S` of them the first time (waiting), then those still there. */
   private async readyShards(): Promise<{ peer: Peer; url: string }[]> {
     const want = this.shardOpts.shards;
-    const first = this.generation === 0;
+    const first = !this.laidOut;
     const need = want === 'auto' || !first ? 1 : want;
     const waitMs = this.shardOpts.shardWaitMs ?? 300_000;
     const t0 = this.clock.now();
@@ -277,14 +291,19 @@ export class ShardedClusterExecutor extends ClusterExecutor {
         // the shard refused the update (E_OPTIMIZER_NONFINITE, a bad shape): the run's error, not a lost shard
         throw new DptrainError(err.code as 'E_OPTIMIZER_NONFINITE', err.message);
       }
-      if (this.layout === layout) this.layout = undefined;
-      throw this.lost(ctx, (err as Error).message);
+      throw this.lost(ctx, err instanceof WorkerLostError ? `shard ${err.workerId}: ${err.reason}` : (err as Error).message);
     }
   }
 
-  private lost(ctx: StepContext | undefined, why: string): DptrainError {
+  /** The layout lost a shard: nothing goes on with its optimizer (rollback). */
+  private invalidate(): void {
+    if (this.layout) this.broken = this.layout.optimizer;
     this.layout = undefined;
-    const where = ctx ? `step ${ctx.step + 1}` : 'a checkpoint';
+  }
+
+  private lost(ctx: StepContext | undefined, why: string): DptrainError {
+    this.invalidate();
+    const where = ctx ? `step ${ctx.step + 1}` : 'between steps';
     return new DptrainError('E_SHARD_LOST', `a shard was lost at ${where} (${why}); the run rolls back to its last checkpoint`);
   }
 }

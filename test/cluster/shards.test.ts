@@ -1,0 +1,221 @@
+import { createHash } from 'node:crypto';
+import { readFileSync, rmSync } from 'node:fs';
+import * as path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  AdamOptimizer,
+  globalBatch,
+  hasAdamKernel,
+  loadDataset,
+  parseRunConfig,
+  readCheckpoint,
+  setAdamKernel,
+  stepsPerEpoch,
+  useNativeOptimizer,
+  type Dataset,
+  type RunConfig,
+} from '@dptrain/core';
+import {
+  ClusterExecutor,
+  ClusterServer,
+  ShardedClusterExecutor,
+  spawnLocalShard,
+  spawnLocalWorkers,
+  stopLocalWorkers,
+} from '../../packages/coordinator/src/cluster/index.js';
+import { dptrain, makeSceneDir, tinyFlags, waitFor } from './fixtures.js';
+import { processesMentioning, processesWith } from '../helpers/processes.js';
+
+/**
+ * The sharded summation service on real processes (loopback): 2 worker processes and 3 shard processes, one of
+ * them forced onto the JS Adam loop (DPTRAIN_NATIVE_OPTIMIZER=0) while the coordinator's star reference and the
+ * other shards run the native addon's compiled Adam. The same 20 Adam steps in star and with S = 2 and 3 shards
+ * must give the same weights and optimizer state, bit for bit. Then `dptrain single --shards 2` with a shard
+ * killed (-9) mid-run: the run rolls back to its checkpoint, finishes, counts every sample once, and ends with the
+ * weights of the same run without the fault.
+ */
+const STEPS = 20;
+const B = 8;
+const TOKEN = 'shards-equivalence-token';
+
+function sha(a: Float32Array): string {
+  return createHash('sha256')
+    .update(Buffer.from(a.buffer, a.byteOffset, a.byteLength))
+    .digest('hex');
+}
+
+describe('sharded summation: star and S = 2, 3 shards give the same bits', () => {
+  let dir: string;
+  let dataset: Dataset;
+  let config: RunConfig;
+  let server: ClusterServer;
+  let workers: ChildProcess[] = [];
+  const shards: ChildProcess[] = [];
+  let jsShardLog = '';
+
+  beforeAll(async () => {
+    dir = await makeSceneDir({ perClass: 12, test: 6 });
+    dataset = loadDataset(dir);
+    config = parseRunConfig({
+      dataDir: dir,
+      backbone: { kind: 'tiny-vgg', inputSize: [32, 32], tinyWidths: [8, 16, 32, 32, 32] },
+      preprocess: 'unit',
+      head: { units: 8, dropout: 0 },
+      batchSize: B,
+      microBatch: 2,
+    });
+    server = new ClusterServer({ token: TOKEN, config });
+    const url = await server.listen();
+    workers = spawnLocalWorkers({ url, token: TOKEN, count: 2, dataDir: dir, args: ['--backend', 'cpu'], stdio: 'ignore' });
+    // the first shard to join (range 0 in every layout) computes Adam with the JS loop
+    const js = spawnLocalShard({ url, token: TOKEN, stdio: 'pipe', env: { DPTRAIN_NATIVE_OPTIMIZER: '0' } });
+    js.stderr!.on('data', (d) => (jsShardLog += d));
+    js.stdout!.resume();
+    shards.push(js);
+    const t0 = Date.now();
+    while (server.shards.ready.length < 1) {
+      if (Date.now() - t0 > 120_000) throw new Error('the first shard did not join');
+      await server.shards.waitForReady(1000);
+    }
+    for (let k = 0; k < 2; k++) shards.push(spawnLocalShard({ url, token: TOKEN, stdio: 'ignore' }));
+    while (server.workers.length < 2 || server.shards.ready.length < 3) {
+      if (Date.now() - t0 > 240_000) throw new Error(`${server.workers.length} workers and ${server.shards.ready.length} shards joined`);
+      await Promise.race([server.waitForJoin(1000), server.shards.waitForReady(1000)]);
+    }
+  }, 300_000);
+
+  afterAll(async () => {
+    await server?.close();
+    await stopLocalWorkers([...workers, ...shards]);
+    setAdamKernel(undefined);
+    expect(processesMentioning(dir)).toEqual([]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** 20 Adam steps from `w0`: the star updates here, a sharded executor on its shards (trainStep). */
+  async function train(executor: ClusterExecutor, w0: Float32Array): Promise<{ weights: Float32Array; optimizer: AdamOptimizer }> {
+    const begun = await executor.beginPhase('head', w0.slice());
+    const weights = begun.weights.slice();
+    const optimizer = new AdamOptimizer({ learningRate: 3e-2 });
+    const samples = dataset.labelled;
+    const spe = stepsPerEpoch(samples.length, B);
+    for (let s = 0; s < STEPS; s++) {
+      const epoch = Math.floor(s / spe);
+      const batch = globalBatch(samples.length, B, config.seed, epoch, s % spe).map((i) => samples[i]!);
+      const ctx = { phase: 'head' as const, epoch, step: s };
+      if (executor instanceof ShardedClusterExecutor) {
+        const res = await executor.trainStep(batch, ctx, { weights, optimizer, clipNorm: 0 });
+        expect(res.count).toBe(batch.length);
+      } else {
+        const res = await executor.computeGradients(batch, ctx);
+        optimizer.step(weights, res.gradients);
+        await executor.setWeights(weights);
+      }
+    }
+    if (executor instanceof ShardedClusterExecutor) await executor.syncOptimizerState(optimizer);
+    for (const e of executor.ledger.summary()) expect(e.duplicates).toBe(0);
+    return { weights, optimizer };
+  }
+
+  it('the same final weights and Adam state, bit for bit, with one shard on the JS Adam loop', async () => {
+    expect(await useNativeOptimizer()).toBe(true); // the star reference runs the addon's compiled Adam
+    expect(hasAdamKernel()).toBe(true);
+    // (a phase's first weights come from the leader's replica: take them once, before it trains)
+    const w0 = (await new ClusterExecutor({ server }).beginPhase('head')).weights.slice();
+    const star = await train(new ClusterExecutor({ server }), w0);
+    const starState = star.optimizer.exportState();
+    expect(star.optimizer.iterations).toBe(STEPS);
+    for (const s of [2, 3]) {
+      // buckets of 64 floats: the head's few hundred weights make several buckets, so every shard owns a range
+      const executor = new ShardedClusterExecutor({ server, shards: s, bucketFloats: 64 });
+      const run = await train(executor, w0);
+      expect(executor.shardLayout.length).toBe(s);
+      expect(sha(run.weights), `${s} shards`).toBe(sha(star.weights));
+      const state = run.optimizer.exportState();
+      expect(state.iterations).toBe(STEPS);
+      expect(sha(state.slots.m!), `${s} shards: m`).toBe(sha(starState.slots.m!));
+      expect(sha(state.slots.v!), `${s} shards: v`).toBe(sha(starState.slots.v!));
+    }
+    expect(jsShardLog).toContain('optimizer the JS loop');
+  }, 600_000);
+});
+
+describe('dptrain single --shards 2: kill -9 of a shard mid-run', () => {
+  let dir: string;
+  let out: string;
+
+  beforeAll(async () => {
+    dir = await makeSceneDir({ perClass: 12, test: 6 });
+    out = path.join(dir, 'runs');
+  }, 120_000);
+
+  afterAll(() => {
+    expect(processesMentioning(dir)).toEqual([]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  // 27 training samples, batches of 8: 4 steps an epoch; 5 epochs = 20 steps, a checkpoint every 4
+  const flags = (runDir: string): string[] => [
+    'single',
+    '--workers',
+    '2',
+    '--shards',
+    '2',
+    '--shard-bucket-floats',
+    '64',
+    '--backend',
+    'cpu',
+    '--plain',
+    '--checkpoint-every',
+    '4',
+    '--out',
+    runDir,
+    ...tinyFlags(dir, { epochs: 5 }),
+  ];
+
+  it('rolls back to the checkpoint, finishes, counts every sample once, and ends with the fault-free weights', async () => {
+    const ref = dptrain(flags(path.join(out, 'ref')));
+    expect(await ref.exited, ref.output()).toBe(0);
+    const faulty = path.join(out, 'faulty');
+    const run = dptrain(flags(faulty));
+    // once the checkpoint at step 8 is written, kill one of the run's shards while a step is under way
+    await waitFor(run, (o) => /checkpoint at step 8/.test(o), 300_000, 'the checkpoint at step 8');
+    const shard = processesWith(' shard --connect ').find((p) => isChildOf(p.pid, run.child.pid!));
+    expect(shard, 'a shard process of the run').toBeDefined();
+    process.kill(shard!.pid, 'SIGKILL');
+    expect(await run.exited, run.output()).toBe(0);
+    expect(run.output()).toMatch(/rollback: a shard was lost at step \d+/);
+    console.log(
+      run
+        .output()
+        .split('\n')
+        .filter((l) => /rollback|lost|resuming/.test(l))
+        .join('\n'),
+    );
+    const [a, b] = [await readCheckpoint(path.join(out, 'ref')), await readCheckpoint(faulty)];
+    expect(b!.step).toBe(a!.step);
+    expect(b!.step).toBeGreaterThan(8);
+    expect(sha(b!.weights)).toBe(sha(a!.weights));
+    expect(sha(b!.optimizer.slots.m!)).toBe(sha(a!.optimizer.slots.m!));
+    // every epoch's samples counted once, the replayed steps included
+    const summary = JSON.parse(readFileSync(path.join(faulty, 'cluster.json'), 'utf8')) as {
+      epochs: { counted: number; distinct: number; duplicates: number }[];
+    };
+    const refSummary = JSON.parse(readFileSync(path.join(out, 'ref', 'cluster.json'), 'utf8')) as typeof summary;
+    expect(summary.epochs).toEqual(refSummary.epochs);
+    expect(summary.epochs.length).toBeGreaterThan(2);
+    for (const e of summary.epochs) expect(e).toEqual({ ...e, counted: 27, distinct: 27, duplicates: 0 });
+    expect(readFileSync(path.join(faulty, 'submission.csv'), 'utf8')).toBe(readFileSync(path.join(out, 'ref', 'submission.csv'), 'utf8'));
+  }, 900_000);
+});
+
+/** True when `pid`'s parent is `parent` (from /proc/PID/stat). */
+function isChildOf(pid: number, parent: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === parent;
+  } catch {
+    return false;
+  }
+}
