@@ -8,6 +8,7 @@ import {
   joinDatasetIdentity,
   loadDataset,
   packGradients,
+  wireGradientPrecision,
   stripControl,
   type BackendInfo,
   type Dataset,
@@ -302,7 +303,7 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
       }
       case 'weights':
         r.setWeights(msg.weights);
-        if (msg.ack) send({ type: 'weights_ack', step: msg.step });
+        if (msg.ack) send({ type: 'weights_ack', version: msg.version });
         return;
       case 'step': {
         const t0 = performance.now();
@@ -317,7 +318,7 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
         send({
           type: 'gradients',
           id: msg.id,
-          ...packGradients(res.gradients, msg.fp16 ?? config.fp16Gradients),
+          ...packGradients(res.gradients, msg.precision ?? wireGradientPrecision(config)),
           loss: res.loss,
           count: res.count,
           correct: res.correct,

@@ -1,8 +1,12 @@
 import { z } from 'zod';
-import { RunConfigSchema } from '../config.js';
+import { GradientPrecisionSchema, RunConfigSchema } from '../config.js';
 
-/** Version of the wire protocol; a peer speaking another version is refused with E_PROTOCOL_VERSION. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Version of the wire protocol; a peer speaking another version is refused with E_PROTOCOL_VERSION.
+ * 2: `weights` and `weights_ack` carry `version` (was `step`), gradients may be bf16, the step message's
+ * `precision` replaces `fp16`, and gradients and weights may travel as bucket frames.
+ */
+export const PROTOCOL_VERSION = 2;
 
 const v = z.literal(PROTOCOL_VERSION);
 // typed arrays of any buffer kind (TS 6 types z.instanceof as backed by ArrayBuffer only)
@@ -82,15 +86,17 @@ export const PhaseReadySchema = z
   .object({ v, type: z.literal('phase_ready'), id, spec: z.array(WeightSpecWireSchema).max(10_000), weights: f32.nullable() })
   .strict();
 /** coordinator -> worker: compute gradients on these samples of the labelled split. */
-/** `fp16` overrides the run config's fp16Gradients for this reply. */
-export const StepSchema = z.object({ v, type: z.literal('step'), id, phase, epoch: count, step: count, indices: u32, fp16: z.boolean().optional() }).strict();
-/** worker -> coordinator: mean gradient over the slice (fp32, or fp16 bit patterns). */
+/** `precision` overrides the run config's gradient precision on the wire for this reply. */
+export const StepSchema = z
+  .object({ v, type: z.literal('step'), id, phase, epoch: count, step: count, indices: u32, precision: GradientPrecisionSchema.optional() })
+  .strict();
+/** worker -> coordinator: mean gradient over the slice (fp32, or fp16 / bf16 bit patterns). */
 export const GradientsSchema = z
   .object({
     v,
     type: z.literal('gradients'),
     id,
-    dtype: z.enum(['fp32', 'fp16']),
+    dtype: GradientPrecisionSchema,
     gradients: z.union([f32, u16]),
     loss: finite,
     count,
@@ -98,9 +104,12 @@ export const GradientsSchema = z
     computeMs: z.number().nonnegative().finite(),
   })
   .strict();
-/** coordinator -> worker: hold these trainable weights. `ack` asks for a weights_ack. */
-export const WeightsSchema = z.object({ v, type: z.literal('weights'), step: count, weights: f32, ack: z.boolean() }).strict();
-export const WeightsAckSchema = z.object({ v, type: z.literal('weights_ack'), step: count }).strict();
+/**
+ * coordinator -> worker: hold these trainable weights, the coordinator's weights `version` (it goes up with each
+ * update and phase, not with the training step). `ack` asks for a weights_ack.
+ */
+export const WeightsSchema = z.object({ v, type: z.literal('weights'), version: count, weights: f32, ack: z.boolean() }).strict();
+export const WeightsAckSchema = z.object({ v, type: z.literal('weights_ack'), version: count }).strict();
 /** coordinator -> worker: class probabilities for these samples. */
 export const PredictSchema = z.object({ v, type: z.literal('predict'), id, split, indices: u32 }).strict();
 /** worker -> coordinator: probabilities, count x classes, row-major. */
