@@ -58,10 +58,10 @@ export class ShardLinks {
   }
 
   /**
-   * Sends range k of gradient `g` (of step request `request`) to shard k, as fp16 when asked. A shard that cannot
+   * Sends range k of gradient `g` (of step request `request`) to shard k, in the wire precision asked (fp32, fp16, bf16). A shard that cannot
    * be reached fails it with E_SHARD_LOST (the coordinator rolls the step back; this worker did nothing wrong).
    */
-  async sendRanges(request: number, g: Float32Array, fp16: boolean): Promise<void> {
+  async sendRanges(request: number, g: Float32Array, precision: MessageOf<'grad_range'>['dtype']): Promise<void> {
     if (g.length !== this.size) throw new DptrainError('E_GRADIENT_SHAPE', `gradient of ${g.length} values, the shard map covers ${this.size}`);
     const conns = await Promise.all(
       this.links.map((l) =>
@@ -72,7 +72,7 @@ export class ShardLinks {
     );
     conns.forEach((c, k) => {
       const l = this.links[k]!;
-      c.send({ type: 'grad_range', request, offset: l.start, ...packGradients(g.subarray(l.start, l.end), fp16) });
+      c.send({ type: 'grad_range', request, offset: l.start, ...packGradients(g.subarray(l.start, l.end), precision) });
     });
   }
 

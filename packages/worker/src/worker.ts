@@ -9,6 +9,7 @@ import {
   l2Norm,
   loadDataset,
   packGradients,
+  wireGradientPrecision,
   stripControl,
   type BackendInfo,
   type Dataset,
@@ -310,8 +311,8 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
       }
       case 'weights':
         r.setWeights(msg.weights);
-        weightsVersion = msg.step;
-        if (msg.ack) send({ type: 'weights_ack', step: msg.step });
+        weightsVersion = msg.version;
+        if (msg.ack) send({ type: 'weights_ack', version: msg.version });
         return;
       case 'shard_map':
         shards.configure(msg);
@@ -333,10 +334,10 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
           { phase: msg.phase, epoch: msg.epoch, step: msg.step },
           config.microBatch,
         );
-        const fp16 = msg.fp16 ?? config.fp16Gradients;
+        const precision = msg.precision ?? wireGradientPrecision(config);
         if (msg.sharded) {
           // each shard gets its range; the coordinator only the figures (and the norm, for its sanity bound)
-          await shards.sendRanges(msg.id, res.gradients, fp16);
+          await shards.sendRanges(msg.id, res.gradients, precision);
           send({
             type: 'gradients',
             id: msg.id,
@@ -353,7 +354,7 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
         send({
           type: 'gradients',
           id: msg.id,
-          ...packGradients(res.gradients, fp16),
+          ...packGradients(res.gradients, precision),
           loss: res.loss,
           count: res.count,
           correct: res.correct,

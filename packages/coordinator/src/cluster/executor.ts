@@ -9,6 +9,7 @@ import {
   l2Norm,
   GradientNormGuard,
   type GradientNormGuardOptions,
+  type GradientPrecision,
   type RangedGradient,
   type AggregatedGradients,
   type Clock,
@@ -39,8 +40,8 @@ export interface ClusterExecutorOptions {
   ackWeights?: boolean;
   /** A slice that fails on this many workers (worker errors, not losses) fails the step. Default 3. */
   maxSliceFailures?: number;
-  /** Ask workers for fp16 gradients (overrides the run config's fp16Gradients). Default: the run config's. */
-  fp16?: boolean;
+  /** Precision workers send gradients in (overrides the run config's gradientPrecision / fp16Gradients). Default: the run config's. */
+  gradientPrecision?: GradientPrecision;
   /**
    * Micro-batch of the averaging tree (see core's gradient-tree): slices are cut on micro-batch boundaries and
    * the workers' means merged along the tree, so 1, 2 or 4 workers give the same bits. Default: the run
@@ -280,7 +281,7 @@ export class ClusterExecutor implements TrainingExecutor {
                 epoch: ctx.epoch,
                 step: ctx.step,
                 indices: Uint32Array.from(part, (x) => x.index),
-                ...(this.opts.fp16 !== undefined ? { fp16: this.opts.fp16 } : {}),
+                ...(this.opts.gradientPrecision !== undefined ? { precision: this.opts.gradientPrecision } : {}),
                 ...extras,
               };
             },
@@ -387,7 +388,7 @@ export class ClusterExecutor implements TrainingExecutor {
     s.weights = weights;
     s.version++;
     const ack = this.opts.ackWeights ?? false;
-    const frame = encodeMessage({ type: 'weights', step: s.version, weights, ack });
+    const frame = encodeMessage({ type: 'weights', version: s.version, weights, ack });
     const waits: Promise<unknown>[] = [];
     for (const p of this.server.workers) {
       if (p.phase !== s.phase) continue; // synced before its next task
@@ -507,7 +508,7 @@ export class ClusterExecutor implements TrainingExecutor {
       peer.phase = s.phase;
       peer.version = s.version;
     } else if (peer.version !== s.version) {
-      peer.send({ type: 'weights', step: s.version, weights: s.weights, ack: false });
+      peer.send({ type: 'weights', version: s.version, weights: s.weights, ack: false });
       peer.version = s.version;
     }
   }

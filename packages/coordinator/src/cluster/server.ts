@@ -510,7 +510,7 @@ export class ClusterServer {
         ok = peer.settle(msg.type, String(msg.id), msg);
         break;
       case 'weights_ack':
-        ok = peer.settle('weights_ack', String(msg.step), msg);
+        ok = peer.settle('weights_ack', String(msg.version), msg);
         break;
       case 'error':
         // a worker could not do what it was asked (e.g. an unreadable image): the task counts a failure

@@ -1,19 +1,21 @@
 import {
   DptrainError,
+  clipScale,
   encodeMessage,
+  normFromBucketSums,
   joinOptimizerStates,
   mergeGradientTree,
   shardRanges,
   sliceOptimizerState,
   DEFAULT_BUCKET_FLOATS,
-  type AggregatedGradients,
   type FlatOptimizer,
   type FloatRange,
   type Outgoing,
   type PhaseName,
   type Sample,
   type StepContext,
-  type StepUpdate,
+  type TrainingUpdate,
+  type TrainStepResult,
   type WeightSpec,
 } from '@dptrain/core';
 import { ClusterExecutor, type ClusterExecutorOptions, type StepPart } from './executor.js';
@@ -86,7 +88,7 @@ export class ShardedClusterExecutor extends ClusterExecutor {
     await super.setWeights(weights);
   }
 
-  async trainStep(samples: Sample[], ctx: StepContext, update: StepUpdate): Promise<Omit<AggregatedGradients, 'gradients'>> {
+  async trainStep(samples: Sample[], ctx: StepContext, update: TrainingUpdate): Promise<TrainStepResult> {
     const layout = await this.ensureLayout(update);
     let step;
     this.inShardedStep = true;
@@ -108,11 +110,8 @@ export class ShardedClusterExecutor extends ClusterExecutor {
     );
     const refused = reduced.flatMap((r) => r.refused);
     if (refused.length > 0) throw this.lost(ctx, `its gradient ranges of ${refused.slice(0, 8).join(', ')} never arrived or were refused`);
-    let sumSq = 0;
-    for (const r of reduced) for (const x of r.sums) sumSq += x;
-    const norm = Math.sqrt(sumSq);
-    const clip = update.clipNorm;
-    const scale = clip > 0 && Number.isFinite(clip) && norm > clip ? clip / norm : 1;
+    // the clipping buckets' sums in bucket order: the norm clipByGlobalNorm computes over the whole gradient
+    const scale = clipScale(normFromBucketSums(reduced.flatMap((r) => r.sums)), update.clipNorm);
     // 2. every shard updates its range and sends it to every worker (and here)
     const s = this.server.state;
     const version = s.version + 1;
@@ -206,7 +205,7 @@ export class ShardedClusterExecutor extends ClusterExecutor {
   }
 
   /** The layout for this step: the current one, or a new one seeded from `update` (first step, new phase, resume). */
-  private async ensureLayout(update: StepUpdate): Promise<Layout> {
+  private async ensureLayout(update: TrainingUpdate): Promise<Layout> {
     const current = this.layout;
     if (current && current.optimizer === update.optimizer && current.size === update.weights.length) return current;
     if (this.broken === update.optimizer) throw this.lost(undefined, 'since the last step');
@@ -220,6 +219,13 @@ export class ShardedClusterExecutor extends ClusterExecutor {
       optimizer: update.optimizer,
       iterations: update.optimizer.iterations,
     };
+    if (update.clipNorm > 0 && layout.shards.some((x) => x.range.start % DEFAULT_BUCKET_FLOATS !== 0)) {
+      // the norm is summed per clipping bucket; a shard boundary inside one would sum it in another order
+      throw new DptrainError(
+        'E_CONFIG',
+        `--clip-norm with --shards needs shard ranges on the clipping buckets' boundaries (${DEFAULT_BUCKET_FLOATS} floats): use a --shard-bucket-floats that is a multiple of it`,
+      );
+    }
     const state = update.optimizer.exportState();
     await this.onShards(layout, undefined, (peer, k) => {
       const range = layout.shards[k]!.range;
@@ -231,7 +237,6 @@ export class ShardedClusterExecutor extends ClusterExecutor {
           generation: layout.generation,
           range,
           size: layout.size,
-          bucketFloats: this.shardOpts.bucketFloats ?? DEFAULT_BUCKET_FLOATS,
           weights: update.weights.subarray(range.start, range.end),
           optimizer: sliceOptimizerState(state, range),
         }),

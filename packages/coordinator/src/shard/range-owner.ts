@@ -1,6 +1,8 @@
 import {
   DptrainError,
+  DEFAULT_BUCKET_FLOATS,
   bucketSumOfSquares,
+  scaleRange,
   createOptimizer,
   mergeGradientTree,
   unpackGradients,
@@ -17,7 +19,6 @@ export interface RangeSeed {
   generation: number;
   range: FloatRange;
   size: number;
-  bucketFloats: number;
   weights: Float32Array;
   optimizer: OptimizerState;
 }
@@ -39,7 +40,6 @@ export interface ReducePart {
 export class RangeOwner {
   readonly range: FloatRange;
   readonly generation: number;
-  readonly bucketFloats: number;
   readonly weights: Float32Array;
   private readonly optimizer: FlatOptimizer;
   private readonly received = new Map<string, Float32Array>();
@@ -51,7 +51,6 @@ export class RangeOwner {
     }
     this.range = seed.range;
     this.generation = seed.generation;
-    this.bucketFloats = seed.bucketFloats;
     this.weights = seed.weights.slice();
     this.optimizer = createOptimizer(choice, seed.optimizer.learningRate);
     this.optimizer.importState(seed.optimizer);
@@ -81,7 +80,9 @@ export class RangeOwner {
 
   /**
    * Merges the listed parts (a batch of `n`, micro-batch `microBatch`) along the tree; the other received ranges
-   * are dropped. Returns the merged range's per-bucket sums of squares (for global-norm clipping).
+   * are dropped. Returns the merged range's per-bucket sums of squares over the clipping buckets (fixed buckets of
+   * DEFAULT_BUCKET_FLOATS from element 0, as clipByGlobalNorm sums them; a range that starts on one of their
+   * boundaries gives exactly those buckets' sums, see ShardedClusterExecutor).
    */
   reduce(parts: readonly ReducePart[], n: number, microBatch: number): number[] {
     const owned = new Set<Float32Array>();
@@ -93,7 +94,7 @@ export class RangeOwner {
     });
     this.merged = mergeGradientTree(ranged, n, microBatch, owned).gradients;
     this.received.clear();
-    return bucketSumOfSquares(this.merged, this.range.start, this.bucketFloats);
+    return Array.from(bucketSumOfSquares(this.merged, DEFAULT_BUCKET_FLOATS));
   }
 
   /**
@@ -106,7 +107,7 @@ export class RangeOwner {
     if (this.optimizer.iterations + 1 !== iterations) {
       throw new DptrainError('E_INTERNAL', `shard update ${iterations}: the range's optimizer is at update ${this.optimizer.iterations}`);
     }
-    if (scale !== 1) for (let i = 0; i < g.length; i++) g[i] = g[i]! * scale;
+    scaleRange(g, scale);
     this.optimizer.learningRate = learningRate;
     this.optimizer.step(this.weights, g);
     this.merged = undefined;

@@ -132,10 +132,7 @@ export async function startShard(opts: ShardOptions): Promise<ShardHandle> {
   function handle(msg: Message): void | Promise<void> {
     switch (msg.type) {
       case 'shard_seed':
-        owner = new RangeOwner(
-          { generation: msg.generation, range: msg.range, size: msg.size, bucketFloats: msg.bucketFloats, weights: msg.weights, optimizer: msg.optimizer },
-          config!,
-        );
+        owner = new RangeOwner({ generation: msg.generation, range: msg.range, size: msg.size, weights: msg.weights, optimizer: msg.optimizer }, config!);
         log(`${id}: owns ${msg.range.start}..${msg.range.end} of ${msg.size} (generation ${msg.generation}, update ${msg.optimizer.iterations})`);
         reply({ type: 'shard_seeded', id: msg.id });
         return;

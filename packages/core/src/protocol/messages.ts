@@ -1,8 +1,12 @@
 import { z } from 'zod';
-import { RunConfigSchema } from '../config.js';
+import { GradientPrecisionSchema, RunConfigSchema } from '../config.js';
 
-/** Version of the wire protocol; a peer speaking another version is refused with E_PROTOCOL_VERSION. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Version of the wire protocol; a peer speaking another version is refused with E_PROTOCOL_VERSION.
+ * 2: `weights` and `weights_ack` carry `version` (was `step`), gradients may be bf16, the step message's
+ * `precision` replaces `fp16`, and gradients and weights may travel as bucket frames.
+ */
+export const PROTOCOL_VERSION = 2;
 
 const v = z.literal(PROTOCOL_VERSION);
 // typed arrays of any buffer kind (TS 6 types z.instanceof as backed by ArrayBuffer only)
@@ -83,7 +87,7 @@ export const PhaseReadySchema = z
   .object({ v, type: z.literal('phase_ready'), id, spec: z.array(WeightSpecWireSchema).max(10_000), weights: f32.nullable() })
   .strict();
 /** coordinator -> worker: compute gradients on these samples of the labelled split. */
-/** `fp16` overrides the run config's fp16Gradients for this reply. */
+/** `precision` overrides the run config's gradient precision on the wire for this reply. */
 /** `sharded`: send the gradient's ranges to the shards of the last `shard_map`, and only the figures here. */
 /** `weightsVersion`: compute with the weights of this version, which the shards are sending (wait for them). */
 export const StepSchema = z
@@ -95,18 +99,18 @@ export const StepSchema = z
     epoch: count,
     step: count,
     indices: u32,
-    fp16: z.boolean().optional(),
+    precision: GradientPrecisionSchema.optional(),
     sharded: z.boolean().optional(),
     weightsVersion: count.optional(),
   })
   .strict();
-/** worker -> coordinator: mean gradient over the slice (fp32, or fp16 bit patterns). */
+/** worker -> coordinator: mean gradient over the slice (fp32, or fp16 / bf16 bit patterns). */
 export const GradientsSchema = z
   .object({
     v,
     type: z.literal('gradients'),
     id,
-    dtype: z.enum(['fp32', 'fp16']),
+    dtype: GradientPrecisionSchema,
     gradients: z.union([f32, u16]),
     loss: finite,
     count,
@@ -116,9 +120,12 @@ export const GradientsSchema = z
     norm: z.number().nonnegative().optional(),
   })
   .strict();
-/** coordinator -> worker: hold these trainable weights. `ack` asks for a weights_ack. */
-export const WeightsSchema = z.object({ v, type: z.literal('weights'), step: count, weights: f32, ack: z.boolean() }).strict();
-export const WeightsAckSchema = z.object({ v, type: z.literal('weights_ack'), step: count }).strict();
+/**
+ * coordinator -> worker: hold these trainable weights, the coordinator's weights `version` (it goes up with each
+ * update and phase, not with the training step). `ack` asks for a weights_ack.
+ */
+export const WeightsSchema = z.object({ v, type: z.literal('weights'), version: count, weights: f32, ack: z.boolean() }).strict();
+export const WeightsAckSchema = z.object({ v, type: z.literal('weights_ack'), version: count }).strict();
 /** coordinator -> worker: class probabilities for these samples. */
 export const PredictSchema = z.object({ v, type: z.literal('predict'), id, split, indices: u32 }).strict();
 /** worker -> coordinator: probabilities, count x classes, row-major. */
@@ -157,7 +164,6 @@ export const ShardSeedSchema = z
     generation: count,
     range,
     size: count,
-    bucketFloats: z.number().int().positive(),
     weights: f32,
     optimizer: z.object({ kind: z.enum(['adam', 'sgd']), learningRate: finite, iterations: count, slots }).strict(),
   })
@@ -191,7 +197,7 @@ export const ShardStateReplySchema = z
   .strict();
 /** sender -> shard: the shard's range of the gradient of the sender's step request `request`. */
 export const GradRangeSchema = z
-  .object({ v, type: z.literal('grad_range'), request: id, offset: count, dtype: z.enum(['fp32', 'fp16']), gradients: z.union([f32, u16]) })
+  .object({ v, type: z.literal('grad_range'), request: id, offset: count, dtype: GradientPrecisionSchema, gradients: z.union([f32, u16]) })
   .strict();
 /** shard -> sender: the shard's range of the trainable weights of `version`. */
 export const WeightsRangeSchema = z.object({ v, type: z.literal('weights_range'), version: count, offset: count, weights: f32 }).strict();

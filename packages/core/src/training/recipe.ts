@@ -16,10 +16,10 @@ import { argmaxRows, computeMetrics, type EvaluationMetrics } from './metrics.js
 import { useNativeOptimizer } from '../backend/loaders.js';
 import { createOptimizer } from './optimizers.js';
 import { LearningRateScheduler, phaseBaseLearningRate, phaseSchedule } from './lr-schedule.js';
-import { clipByGlobalNorm } from './gradient-norm.js';
+import { runTrainingStep } from './training-step.js';
 import { saveRun } from './run-model.js';
 import { epochPermutation, globalBatch, stepsPerEpoch } from './sharding.js';
-import type { StepContext, StepUpdate, TrainingExecutor, WeightSpec } from './types.js';
+import type { TrainingExecutor, TrainStepResult, WeightSpec } from './types.js';
 import { writeFileAtomic } from './atomic-write.js';
 import { writeSubmission } from './submission.js';
 import { resumeMismatches, runFingerprint, type ResumePosition, type RunFingerprint } from './run-fingerprint.js';
@@ -132,27 +132,6 @@ export interface TrainResult {
 }
 
 const PHASES: PhaseName[] = ['head', 'fine_tune'];
-
-/**
- * One step where the optimizer runs in this process: the executor's averaged gradient, clipped, applied to
- * `update.weights`, and the new weights handed back to the executor.
- */
-async function stepHere(
-  executor: TrainingExecutor,
-  batch: Sample[],
-  ctx: StepContext,
-  update: StepUpdate,
-): Promise<Omit<Awaited<ReturnType<TrainingExecutor['computeGradients']>>, 'gradients'>> {
-  const { gradients, ...res } = await executor.computeGradients(batch, ctx);
-  if (gradients.length !== update.weights.length) {
-    throw new DptrainError('E_GRADIENT_SHAPE', `step ${ctx.step}: ${gradients.length} gradient values for ${update.weights.length} weights`);
-  }
-  if (!Number.isFinite(res.loss)) throw new DptrainError('E_GRADIENT_NONFINITE', `step ${ctx.step}: loss is ${res.loss}`);
-  if (update.clipNorm > 0) clipByGlobalNorm(gradients, update.clipNorm);
-  update.optimizer.step(update.weights, gradients);
-  await executor.setWeights(update.weights);
-  return res;
-}
 
 /** Epoch number fed to the sharding/augmentation seed: phases use disjoint ranges. */
 export function globalEpoch(config: RunConfig, phase: PhaseName, epoch: number): number {
@@ -365,11 +344,9 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
           where = { phase, epoch: epoch + 1, step: step + 1 };
           await callbacks.onBatchBegin(s, { epoch });
           const batch = globalBatch(n, config.batchSize, config.seed, gEpoch, s, order).map((i) => data.train[i] as Sample);
-          let res: Omit<Awaited<ReturnType<TrainingExecutor['computeGradients']>>, 'gradients'>;
+          let res: TrainStepResult;
           try {
-            res = executor.trainStep
-              ? await executor.trainStep(batch, { phase, epoch: gEpoch, step }, { weights, optimizer, clipNorm: config.clipNorm })
-              : await stepHere(executor, batch, { phase, epoch: gEpoch, step }, { weights, optimizer, clipNorm: config.clipNorm });
+            res = await runTrainingStep(executor, batch, { phase, epoch: gEpoch, step }, { weights, optimizer, clipNorm: config.clipNorm });
           } catch (err) {
             // stopped while the step could not run (a cluster waiting for workers): keep the steps done so far
             if (!options.stopSignal?.aborted) throw err;

@@ -1,18 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { AdamOptimizer } from './optimizers.js';
-import { bucketRanges, bucketSumOfSquares, joinOptimizerStates, shardRanges, sliceOptimizerState } from './shard-ranges.js';
+import { joinOptimizerStates, shardRanges, sliceOptimizerState } from './shard-ranges.js';
 
 describe('shard ranges', () => {
-  it('cuts fixed buckets from element 0, the last one shorter', () => {
-    expect(bucketRanges(10, 4)).toEqual([
-      { start: 0, end: 4 },
-      { start: 4, end: 8 },
-      { start: 8, end: 10 },
-    ]);
-    expect(bucketRanges(0, 4)).toEqual([]);
-    expect(() => bucketRanges(10, 0)).toThrow(/positive integer/);
-  });
-
   it('groups buckets into S contiguous ranges balanced by size, on bucket boundaries', () => {
     // 10 buckets of 100: 3 shards get 300 / 400 / 300 (boundaries nearest to 333 and 667)
     expect(shardRanges(1000, 3, 100)).toEqual([
@@ -45,14 +35,6 @@ describe('shard ranges', () => {
       { start: 64, end: 100 },
     ]);
     expect(() => shardRanges(100, 0, 64)).toThrow(/positive integer/);
-  });
-
-  it('sums squares per bucket, the same way whichever range computes them', () => {
-    const v = Float32Array.from({ length: 10 }, (_, i) => i + 0.5);
-    const whole = bucketSumOfSquares(v, 0, 4);
-    expect(whole).toHaveLength(3);
-    expect([...bucketSumOfSquares(v.subarray(0, 4), 0, 4), ...bucketSumOfSquares(v.subarray(4), 4, 4)]).toEqual(whole);
-    expect(whole[0]).toBe(0.25 + 2.25 + 6.25 + 12.25);
   });
 
   it('slices and joins optimizer state: ranges updated alone give the whole update, bit for bit', () => {

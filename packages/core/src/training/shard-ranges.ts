@@ -1,5 +1,6 @@
 import { DptrainError } from '../errors.js';
 import type { OptimizerState } from './optimizers.js';
+import { bucketRanges, DEFAULT_BUCKET_FLOATS, type BucketRange } from './buckets.js';
 
 /**
  * How the flat trainable vector is cut for the sharded summation service: fixed buckets from element 0 (their
@@ -10,21 +11,7 @@ import type { OptimizerState } from './optimizers.js';
  */
 
 /** A half-open range [start, end) of the flat trainable vector. */
-export interface FloatRange {
-  start: number;
-  end: number;
-}
-
-/** Floats per bucket when nothing else is said: 1 Mi floats (4 MiB). */
-export const DEFAULT_BUCKET_FLOATS = 1 << 20;
-
-/** Fixed buckets of `bucketFloats` elements over a vector of `size` (the last one shorter). */
-export function bucketRanges(size: number, bucketFloats: number = DEFAULT_BUCKET_FLOATS): FloatRange[] {
-  if (!Number.isInteger(bucketFloats) || bucketFloats <= 0) throw new DptrainError('E_CONFIG', `bucket size must be a positive integer, got ${bucketFloats}`);
-  const out: FloatRange[] = [];
-  for (let start = 0; start < size; start += bucketFloats) out.push({ start, end: Math.min(size, start + bucketFloats) });
-  return out;
-}
+export type FloatRange = BucketRange;
 
 /**
  * Cuts a vector of `size` floats into at most `shards` contiguous ranges on bucket boundaries, balanced by size:
@@ -50,26 +37,6 @@ export function shardRanges(size: number, shards: number, bucketFloats: number =
     while (last + 1 < buckets.length - (left - 1) && Math.abs(buckets[last + 1]!.end - target) <= Math.abs(buckets[last]!.end - target)) last++;
     out.push({ start: buckets[first]!.start, end: buckets[last]!.end });
     first = last + 1;
-  }
-  return out;
-}
-
-/**
- * Per-bucket sums of squares (float64, each summed in index order) of `values`, which hold the elements starting
- * at `offset` of the flat vector; `offset` and the array's end must be bucket boundaries. Summing these in bucket
- * order gives the global squared norm the same way whichever shards computed them.
- */
-export function bucketSumOfSquares(values: Float32Array, offset: number, bucketFloats: number = DEFAULT_BUCKET_FLOATS): number[] {
-  const out: number[] = [];
-  for (let at = 0; at < values.length; ) {
-    const end = Math.min(values.length, at + bucketFloats - ((offset + at) % bucketFloats));
-    let s = 0;
-    for (let i = at; i < end; i++) {
-      const x = values[i]!;
-      s += x * x;
-    }
-    out.push(s);
-    at = end;
   }
   return out;
 }
