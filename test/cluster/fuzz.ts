@@ -1,6 +1,6 @@
 import { pack } from 'msgpackr';
 import WebSocket from 'ws';
-import { authResponse, createNonce, decodeMessage, encodeMessage, mulberry32, packGradients, type Outgoing } from '@dptrain/core';
+import { PROTOCOL_VERSION, authResponse, createNonce, decodeMessage, encodeMessage, mulberry32, packGradients, type Outgoing } from '@dptrain/core';
 
 /** Seeded PRNG so a failing fuzz run can be replayed (core's mulberry32). */
 export const prng = mulberry32;
@@ -64,7 +64,7 @@ const TEMPLATES: Outgoing[] = [
   { type: 'phase_ready', id: 1, spec: [{ name: 'w', shape: [2], size: 2 }], weights: null },
   { type: 'weights_ack', step: 3 },
   { type: 'heartbeat', time: 1 },
-  { type: 'step', id: 1, phase: 'head', epoch: 0, step: 0, indices: new Uint32Array([1, 2]) },
+  { type: 'step', id: 1, phase: 'head', epoch: 0, step: 0, indices: new Uint32Array([1, 2]), microBatch: 2 },
 ];
 
 /** A frame that is wrong somehow: random bytes, a mutated or bit-flipped message, a bad version, oversize, text. */
@@ -74,7 +74,7 @@ function badFrame(r: R): Buffer | string {
     case 0:
       return Buffer.from(Array.from({ length: Math.floor(r() * 512) }, () => Math.floor(r() * 256)));
     case 1: {
-      const m: Record<string, unknown> = { v: 1, ...pick(r, TEMPLATES) };
+      const m: Record<string, unknown> = { v: PROTOCOL_VERSION, ...pick(r, TEMPLATES) };
       const keys = Object.keys(m);
       const key = r() < 0.8 ? pick(r, keys) : `extra${Math.floor(r() * 9)}`;
       if (r() < 0.3 && key !== 'type') delete m[key];
@@ -88,13 +88,13 @@ function badFrame(r: R): Buffer | string {
       return buf;
     }
     case 3:
-      return pack({ ...pick(r, TEMPLATES), v: pick(r, [0, 2, 99, '1', null, -1]) });
+      return pack({ ...pick(r, TEMPLATES), v: pick(r, [0, 1, 99, '2', null, -1]) });
     case 4:
       return pack(randomValue(r));
     case 5:
       return r() < 0.2
         ? Buffer.alloc(70 * 1024 + Math.floor(r() * 1024), 0x91)
-        : pack({ v: 1, type: pick(r, ['nope', '', 'welcome', 'challenge', 'events', 'bye2']) });
+        : pack({ v: PROTOCOL_VERSION, type: pick(r, ['nope', '', 'welcome', 'challenge', 'events', 'bye2']) });
     case 6:
       return JSON.stringify(pick(r, TEMPLATES));
     default:

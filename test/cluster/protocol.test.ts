@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { pack } from 'msgpackr';
 import {
+  PROTOCOL_VERSION,
   authResponse,
   coordinatorProof,
   verifyCoordinatorProof,
@@ -39,7 +40,7 @@ describe('protocol codec', () => {
     expect(msg.type).toBe('weights');
     if (msg.type !== 'weights') return;
     expect(Array.from(msg.weights)).toEqual(Array.from(g));
-    const idx = decodeMessage(encodeMessage({ type: 'step', id: 1, phase: 'head', epoch: 0, step: 3, indices: new Uint32Array([5, 6, 7]) }));
+    const idx = decodeMessage(encodeMessage({ type: 'step', id: 1, phase: 'head', epoch: 0, step: 3, indices: new Uint32Array([5, 6, 7]), microBatch: 8 }));
     expect(idx.type === 'step' && Array.from(idx.indices)).toEqual([5, 6, 7]);
   });
 
@@ -47,8 +48,8 @@ describe('protocol codec', () => {
     expect(codeOf(() => decodeMessage(Buffer.from([0xc1, 0x00])))).toBe('E_PROTOCOL_DECODE');
     expect(codeOf(() => decodeMessage(pack([1, 2, 3])))).toBe('E_PROTOCOL_DECODE');
     expect(codeOf(() => decodeMessage(pack({ v: 99, type: 'heartbeat', time: 1 })))).toBe('E_PROTOCOL_VERSION');
-    expect(codeOf(() => decodeMessage(pack({ v: 1, type: 'heartbeat', time: 'x' })))).toBe('E_PROTOCOL_SCHEMA');
-    expect(codeOf(() => decodeMessage(pack({ v: 1, type: 'nope' })))).toBe('E_PROTOCOL_SCHEMA');
+    expect(codeOf(() => decodeMessage(pack({ v: PROTOCOL_VERSION, type: 'heartbeat', time: 'x' })))).toBe('E_PROTOCOL_SCHEMA');
+    expect(codeOf(() => decodeMessage(pack({ v: PROTOCOL_VERSION, type: 'nope' })))).toBe('E_PROTOCOL_SCHEMA');
     expect(codeOf(() => decodeMessage(encodeMessage({ type: 'heartbeat', time: 1 }), 4))).toBe('E_PROTOCOL_OVERSIZE');
   });
 
@@ -153,7 +154,7 @@ describe('large arrays', () => {
       expect(m.type === 'gradients' && m.gradients).toEqual(g);
     }
     // a two-blob message (step indices + fp16 gradients) as fragments
-    const two = encodeMessageParts({ type: 'step', id: 1, phase: 'head', epoch: 0, step: 0, indices: idx });
+    const two = encodeMessageParts({ type: 'step', id: 1, phase: 'head', epoch: 0, step: 0, indices: idx, microBatch: 8 });
     const m3 = decodeMessage(two.map((p) => Buffer.from(p)));
     expect(m3.type === 'step' && Array.from(m3.indices)).toEqual(Array.from(idx));
     // truncated fragments are a decode error, not a crash

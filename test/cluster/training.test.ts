@@ -48,8 +48,19 @@ function maxRelDiff(a: Float32Array, b: Float32Array): number {
 }
 
 async function train(n: number, fp16: boolean, microBatch?: number): Promise<{ weights: Float32Array; workersPerStep: number[]; executor: ClusterExecutor }> {
-  const executor = new ClusterExecutor({ server, maxWorkers: n, fp16, ...(microBatch !== undefined ? { microBatch } : {}) });
-  return { ...(await trainWith(executor)), executor };
+  const executor = new ClusterExecutor({ server, maxWorkers: n, fp16 });
+  // another micro-batch than the run config's travels in the step messages (as an agent passes its coordinator's)
+  const stepping: TrainingExecutor =
+    microBatch === undefined
+      ? executor
+      : {
+          beginPhase: (p, w) => executor.beginPhase(p, w),
+          computeGradients: (batch, ctx) => executor.computeGradients(batch, ctx, microBatch),
+          setWeights: (w) => executor.setWeights(w),
+          predict: (batch, task) => executor.predict(batch, task),
+          close: () => executor.close(),
+        };
+  return { ...(await trainWith(stepping)), executor };
 }
 
 async function trainWith(executor: TrainingExecutor): Promise<{ weights: Float32Array; workersPerStep: number[] }> {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { RunConfigSchema } from '../config.js';
 
 /** Version of the wire protocol; a peer speaking another version is refused with E_PROTOCOL_VERSION. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 const v = z.literal(PROTOCOL_VERSION);
 // typed arrays of any buffer kind (TS 6 types z.instanceof as backed by ArrayBuffer only)
@@ -55,6 +55,8 @@ export const JoinSchema = z
     backend: str(64),
     device: str(256),
     batchCapacity: z.number().int().positive(),
+    /** An agent (`dptrain worker --nproc-per-node`): how many local workers stand behind it (a plain worker: absent, i.e. 1). */
+    localWorkers: z.number().int().positive().max(4096).optional(),
     host: str(256),
     baseHash: str(256),
     datasetHash: str(256),
@@ -82,8 +84,14 @@ export const PhaseReadySchema = z
   .object({ v, type: z.literal('phase_ready'), id, spec: z.array(WeightSpecWireSchema).max(10_000), weights: f32.nullable() })
   .strict();
 /** coordinator -> worker: compute gradients on these samples of the labelled split. */
-/** `fp16` overrides the run config's fp16Gradients for this reply. */
-export const StepSchema = z.object({ v, type: z.literal('step'), id, phase, epoch: count, step: count, indices: u32, fp16: z.boolean().optional() }).strict();
+/**
+ * `microBatch`: the micro-batch of the averaging tree the coordinator cut the step with (the slice starts on one of
+ * its boundaries); the worker computes its slice's mean along the same tree. `fp16` overrides the run config's
+ * fp16Gradients for this reply.
+ */
+export const StepSchema = z
+  .object({ v, type: z.literal('step'), id, phase, epoch: count, step: count, indices: u32, microBatch: count, fp16: z.boolean().optional() })
+  .strict();
 /** worker -> coordinator: mean gradient over the slice (fp32, or fp16 bit patterns). */
 export const GradientsSchema = z
   .object({
