@@ -62,10 +62,10 @@ async function waitForPeers(server: ClusterServer, n: number, what: () => string
 /** `count` agents of `perAgent` cpu workers each, joined to `url`. */
 function startAgents(url: string, count: number, perAgent: number, extra: string[] = [], env: Record<string, string>[] = []): Proc[] {
   const agents = Array.from({ length: count }, (_, i) =>
-    dptrain(
-      ['worker', '--connect', url, '--data', dir, '--backend', 'cpu', '--nproc-per-node', String(perAgent), '--name', `agent-${i}`, ...extra],
-      { DPTRAIN_TOKEN: TOKEN, ...env[i] },
-    ),
+    dptrain(['worker', '--connect', url, '--data', dir, '--backend', 'cpu', '--nproc-per-node', String(perAgent), '--name', `agent-${i}`, ...extra], {
+      DPTRAIN_TOKEN: TOKEN,
+      ...env[i],
+    }),
   );
   procs.push(...agents);
   return agents;
@@ -156,9 +156,13 @@ describe('agents: one connection per machine, the same bits (real processes)', (
   it('kill -9 of a local worker mid-step: its agent restarts it (logged) and the run has the same bits; every sample once', { timeout: 600_000 }, async () => {
     const { server, url } = await coordinator();
     // the agent's workers block 4 s in step 5 (test hook): the kill lands while the step is in flight
-    const [agent] = startAgents(url, 1, 2, ['--max-restarts', '1', '--restart-delay-ms', '200'], [
-      { DPTRAIN_TEST_BLOCK_STEP: '5', DPTRAIN_TEST_BLOCK_STEP_MS: '4000' },
-    ]);
+    const [agent] = startAgents(
+      url,
+      1,
+      2,
+      ['--max-restarts', '1', '--restart-delay-ms', '200'],
+      [{ DPTRAIN_TEST_BLOCK_STEP: '5', DPTRAIN_TEST_BLOCK_STEP_MS: '4000' }],
+    );
     try {
       await waitForPeers(server, 1, () => agent!.output());
       const executor = new ClusterExecutor({ server });

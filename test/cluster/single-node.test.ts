@@ -23,7 +23,8 @@ afterAll(() => {
 });
 
 /** The local worker processes of a run (not its agent), found by its (unique) data directory. */
-const workersOf = (dataDir: string) => processesWith(dataDir).filter((p) => p.cmdline.includes(' worker --connect ') && !p.cmdline.includes('--nproc-per-node'));
+const workersOf = (dataDir: string) =>
+  processesWith(dataDir).filter((p) => p.cmdline.includes(' worker --connect ') && !p.cmdline.includes('--nproc-per-node'));
 /** The run's one local agent. */
 const agentsOf = (dataDir: string) => processesWith(dataDir).filter((p) => p.cmdline.includes('--nproc-per-node'));
 
