@@ -1,8 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadDataset, parseRunConfig, type Dataset, type RunConfig } from '@dptrain/core';
+import { loadDataset, type Dataset, type RunConfig } from '@dptrain/core';
 import { ClusterExecutor, ClusterServer, spawnLocalWorkers, stopLocalWorkers } from '../../packages/coordinator/src/cluster/index.js';
-import { dptrain, makeSceneDir, waitFor, type Proc } from './fixtures.js';
+import { dptrain, makeSceneDir, tinyLoopConfig, waitFor, type Proc } from './fixtures.js';
 import { trainSteps } from './step-loop.js';
 import { killProcessesWith } from '../helpers/processes.js';
 
@@ -92,15 +92,7 @@ function expectEachSampleOnce(executor: ClusterExecutor): void {
 beforeAll(async () => {
   dir = await makeSceneDir({ perClass: 12, test: 6 });
   dataset = loadDataset(dir);
-  config = parseRunConfig({
-    dataDir: dir,
-    backbone: { kind: 'tiny-vgg', inputSize: [32, 32], tinyWidths: [8, 16, 32, 32, 32] },
-    preprocess: 'unit',
-    head: { units: 8, dropout: 0 },
-    batchSize: 8,
-    microBatch: 2, // 4 micro-batches a step: every worker of every topology takes part
-    precision: 'fp32',
-  });
+  config = tinyLoopConfig(dir, { precision: 'fp32' }); // every worker of every topology takes part in a step
   // the reference: 4 plain workers, one connection each (star)
   const { server, url } = await coordinator();
   const children = spawnLocalWorkers({ url, token: TOKEN, count: 4, dataDir: dir, args: ['--backend', 'cpu'], stdio: 'ignore' });

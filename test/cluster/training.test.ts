@@ -5,7 +5,6 @@ import {
   createReplica,
   globalBatch,
   loadDataset,
-  parseRunConfig,
   stepsPerEpoch,
   type Dataset,
   type RunConfig,
@@ -13,18 +12,17 @@ import {
 } from '@dptrain/core';
 import * as tf from '@tensorflow/tfjs';
 import { ClusterExecutor, ClusterServer, spawnLocalWorkers, stopLocalWorkers } from '../../packages/coordinator/src/cluster/index.js';
-import { makeSceneDir } from './fixtures.js';
+import { makeSceneDir, tinyLoopConfig } from './fixtures.js';
 
 /**
  * Real worker processes on loopback, driven by an in-test coordinator: the same 20 Adam steps with 1, 2, 3 and 4
  * workers (global batch B split among them) must give the same weights, bit for bit, as one process does: the
- * gradients are averaged over micro-batches of MICRO along a fixed tree, whatever the worker count. When the
+ * gradients are averaged over micro-batches of 2 (tinyLoopConfig) along a fixed tree, whatever the worker count. When the
  * workers' slices cut micro-batches (micro-batch 0: each slice at once), the results agree within REL_TOL.
  * fp16 gradients must reach the same accuracy.
  */
 const STEPS = 20;
 const B = 8;
-const MICRO = 2;
 const TOKEN = 'equivalence-token';
 // Tolerance without the tree: summation order of the weighted mean differs between N (fp32 rounding, amplified
 // by Adam's division by sqrt(v)); observed differences are ~1e-6 relative.
@@ -98,14 +96,7 @@ async function accuracy(executor: ClusterExecutor): Promise<number> {
 beforeAll(async () => {
   dir = await makeSceneDir({ perClass: 12, test: 6 });
   dataset = loadDataset(dir);
-  config = parseRunConfig({
-    dataDir: dir,
-    backbone: { kind: 'tiny-vgg', inputSize: [32, 32], tinyWidths: [8, 16, 32, 32, 32] },
-    preprocess: 'unit',
-    head: { units: 8, dropout: 0 },
-    batchSize: B,
-    microBatch: MICRO,
-  });
+  config = tinyLoopConfig(dir);
   server = new ClusterServer({ token: TOKEN, config });
   const url = await server.listen();
   children = spawnLocalWorkers({ url, token: TOKEN, count: 4, dataDir: dir, args: ['--backend', 'cpu'], stdio: 'ignore' });

@@ -7,6 +7,7 @@ import {
   packGradients,
   type BackendInfo,
   type Dataset,
+  type GradientResult,
   type MessageOf,
   type Outgoing,
   type Replica,
@@ -57,6 +58,19 @@ export class SampleIndex {
       return s;
     });
   }
+}
+
+/** The `gradients` reply to step `msg`: `res` packed as the step (or else the run config) asks, timed from `t0` (performance.now()). */
+export function gradientsReply(msg: MessageOf<'step'>, res: GradientResult, config: RunConfig, t0: number): Outgoing<'gradients'> {
+  return {
+    type: 'gradients',
+    id: msg.id,
+    ...packGradients(res.gradients, msg.fp16 ?? config.fp16Gradients),
+    loss: res.loss,
+    count: res.count,
+    correct: res.correct,
+    computeMs: performance.now() - t0,
+  };
 }
 
 /** Reads the data set a run config names (or `dataDir`, this machine's copy), with the run's class names. */
@@ -138,15 +152,7 @@ export class ReplicaWorker implements MessageHandlers {
       { phase: msg.phase, epoch: msg.epoch, step: msg.step },
       msg.microBatch,
     );
-    return {
-      type: 'gradients',
-      id: msg.id,
-      ...packGradients(res.gradients, msg.fp16 ?? this.config!.fp16Gradients),
-      loss: res.loss,
-      count: res.count,
-      correct: res.correct,
-      computeMs: performance.now() - t0,
-    };
+    return gradientsReply(msg, res, this.config!, t0);
   }
 
   async predict(msg: MessageOf<'predict'>): Promise<Outgoing<'predictions'>> {

@@ -3,7 +3,6 @@ import {
   DptrainError,
   EventBus,
   joinDatasetIdentity,
-  packGradients,
   type MessageOf,
   type Outgoing,
   type ProtocolOptions,
@@ -12,6 +11,7 @@ import {
 } from '@dptrain/core';
 import {
   SampleIndex,
+  gradientsReply,
   loadRunDataset,
   runUpstream,
   workerLog,
@@ -115,15 +115,7 @@ export class AgentHandlers implements MessageHandlers {
     const { executor, index, config } = this.ready;
     const samples = index.samples('labelled', msg.indices);
     const res = await executor.computeGradients(samples, { phase: msg.phase, epoch: msg.epoch, step: msg.step }, msg.microBatch);
-    return {
-      type: 'gradients',
-      id: msg.id,
-      ...packGradients(res.gradients, msg.fp16 ?? config.fp16Gradients),
-      loss: res.loss,
-      count: res.count,
-      correct: res.correct,
-      computeMs: performance.now() - t0,
-    };
+    return gradientsReply(msg, res, config, t0);
   }
 
   async predict(msg: MessageOf<'predict'>): Promise<Outgoing<'predictions'>> {
