@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
+import { parseRunConfig, type RunConfig } from '@dptrain/core';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 export const BIN = join(REPO, 'packages/coordinator/bin/dptrain.js');
@@ -39,6 +40,19 @@ export async function makeSceneDir(opts: { classes?: number; perClass?: number; 
   writeFileSync(join(dir, 'train.csv'), `${train.join('\n')}\n`);
   writeFileSync(join(dir, 'test.csv'), `${testRows.join('\n')}\n`);
   return dir;
+}
+
+/** The run config of the in-test step loops: tiny-vgg at 32x32 on `makeSceneDir` data, batch 8 in micro-batches of 2. */
+export function tinyLoopConfig(dataDir: string, extra: Record<string, unknown> = {}): RunConfig {
+  return parseRunConfig({
+    dataDir,
+    backbone: { kind: 'tiny-vgg', inputSize: [32, 32], tinyWidths: [8, 16, 32, 32, 32] },
+    preprocess: 'unit',
+    head: { units: 8, dropout: 0 },
+    batchSize: 8,
+    microBatch: 2, // 4 micro-batches a step: up to 4 workers take part
+    ...extra,
+  });
 }
 
 /** Training flags for a tiny-vgg run on `makeSceneDir` data. */

@@ -64,7 +64,7 @@ const TEMPLATES: Outgoing[] = [
   { type: 'phase_ready', id: 1, spec: [{ name: 'w', shape: [2], size: 2 }], weights: null },
   { type: 'weights_ack', version: 3 },
   { type: 'heartbeat', time: 1 },
-  { type: 'step', id: 1, phase: 'head', epoch: 0, step: 0, indices: new Uint32Array([1, 2]) },
+  { type: 'step', id: 1, phase: 'head', epoch: 0, step: 0, indices: new Uint32Array([1, 2]), microBatch: 2 },
 ];
 
 /** A frame that is wrong somehow: random bytes, a mutated or bit-flipped message, a bad version, oversize, text. */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { pack } from 'msgpackr';
 import {
+  PROTOCOL_VERSION,
   authResponse,
   coordinatorProof,
   verifyCoordinatorProof,
@@ -42,7 +43,7 @@ describe('protocol codec', () => {
     expect(msg.type).toBe('weights');
     if (msg.type !== 'weights') return;
     expect(Array.from(msg.weights)).toEqual(Array.from(g));
-    const idx = decodeMessage(encodeMessage({ type: 'step', id: 1, phase: 'head', epoch: 0, step: 3, indices: new Uint32Array([5, 6, 7]) }));
+    const idx = decodeMessage(encodeMessage({ type: 'step', id: 1, phase: 'head', epoch: 0, step: 3, indices: new Uint32Array([5, 6, 7]), microBatch: 8 }));
     expect(idx.type === 'step' && Array.from(idx.indices)).toEqual([5, 6, 7]);
   });
 
@@ -185,7 +186,7 @@ describe('large arrays', () => {
       expect(m.type === 'gradients' && m.gradients).toEqual(g);
     }
     // a two-blob message (step indices + fp16 gradients) as fragments
-    const two = encodeMessageParts({ type: 'step', id: 1, phase: 'head', epoch: 0, step: 0, indices: idx });
+    const two = encodeMessageParts({ type: 'step', id: 1, phase: 'head', epoch: 0, step: 0, indices: idx, microBatch: 8 });
     const m3 = decodeMessage(two.map((p) => Buffer.from(p)));
     expect(m3.type === 'step' && Array.from(m3.indices)).toEqual(Array.from(idx));
     // truncated fragments are a decode error, not a crash

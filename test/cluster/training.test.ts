@@ -5,7 +5,6 @@ import {
   createReplica,
   globalBatch,
   loadDataset,
-  parseRunConfig,
   stepsPerEpoch,
   type Dataset,
   type RunConfig,
@@ -14,18 +13,17 @@ import {
 } from '@dptrain/core';
 import * as tf from '@tensorflow/tfjs';
 import { ClusterExecutor, ClusterServer, spawnLocalWorkers, stopLocalWorkers } from '../../packages/coordinator/src/cluster/index.js';
-import { makeSceneDir } from './fixtures.js';
+import { makeSceneDir, tinyLoopConfig } from './fixtures.js';
 
 /**
  * Real worker processes on loopback, driven by an in-test coordinator: the same 20 Adam steps with 1, 2, 3 and 4
  * workers (global batch B split among them) must give the same weights, bit for bit, as one process does: the
- * gradients are averaged over micro-batches of MICRO along a fixed tree, whatever the worker count. When the
+ * gradients are averaged over micro-batches of 2 (tinyLoopConfig) along a fixed tree, whatever the worker count. When the
  * workers' slices cut micro-batches (micro-batch 0: each slice at once), the results agree within REL_TOL.
  * fp16 gradients must reach the same accuracy.
  */
 const STEPS = 20;
 const B = 8;
-const MICRO = 2;
 const TOKEN = 'equivalence-token';
 // Tolerance without the tree: summation order of the weighted mean differs between N (fp32 rounding, amplified
 // by Adam's division by sqrt(v)); observed differences are ~1e-6 relative.
@@ -53,8 +51,19 @@ async function train(
   precision: GradientPrecision,
   microBatch?: number,
 ): Promise<{ weights: Float32Array; workersPerStep: number[]; executor: ClusterExecutor }> {
-  const executor = new ClusterExecutor({ server, maxWorkers: n, gradientPrecision: precision, ...(microBatch !== undefined ? { microBatch } : {}) });
-  return { ...(await trainWith(executor)), executor };
+  const executor = new ClusterExecutor({ server, maxWorkers: n, gradientPrecision: precision });
+  // another micro-batch than the run config's travels in the step messages (as an agent passes its coordinator's)
+  const stepping: TrainingExecutor =
+    microBatch === undefined
+      ? executor
+      : {
+          beginPhase: (p, w) => executor.beginPhase(p, w),
+          computeGradients: (batch, ctx) => executor.computeGradients(batch, ctx, microBatch),
+          setWeights: (w) => executor.setWeights(w),
+          predict: (batch, task) => executor.predict(batch, task),
+          close: () => executor.close(),
+        };
+  return { ...(await trainWith(stepping)), executor };
 }
 
 async function trainWith(executor: TrainingExecutor): Promise<{ weights: Float32Array; workersPerStep: number[] }> {
@@ -92,14 +101,7 @@ async function accuracy(executor: ClusterExecutor): Promise<number> {
 beforeAll(async () => {
   dir = await makeSceneDir({ perClass: 12, test: 6 });
   dataset = loadDataset(dir);
-  config = parseRunConfig({
-    dataDir: dir,
-    backbone: { kind: 'tiny-vgg', inputSize: [32, 32], tinyWidths: [8, 16, 32, 32, 32] },
-    preprocess: 'unit',
-    head: { units: 8, dropout: 0 },
-    batchSize: B,
-    microBatch: MICRO,
-  });
+  config = tinyLoopConfig(dir);
   server = new ClusterServer({ token: TOKEN, config });
   const url = await server.listen();
   children = spawnLocalWorkers({ url, token: TOKEN, count: 4, dataDir: dir, args: ['--backend', 'cpu'], stdio: 'ignore' });
@@ -126,7 +128,7 @@ describe('cluster training (4 real worker processes)', () => {
     expect(one.workersPerStep.every((n) => n === 1)).toBe(true);
     expect(maxRelDiff(w0, ref)).toBeGreaterThan(1e-3); // it did train
     for (const n of [2, 3, 4]) {
-      const run = await train(n, false);
+      const run = await train(n, 'fp32');
       expect(Math.max(...run.workersPerStep)).toBe(n); // (the short last batch of an epoch may need fewer)
       expect(Array.from(run.weights), `${n} workers`).toEqual(Array.from(ref));
       // every sample of each epoch counted once

@@ -246,10 +246,10 @@ function flagValue(args: string[], flag: string): string | undefined {
   return i < 0 ? undefined : args[i + 1];
 }
 
-describe('compose.yaml (one host, several GPUs)', () => {
+describe('compose.yaml (one host, several GPUs, one agent)', () => {
   const compose = loadCompose();
   const services = Object.entries(compose.services);
-  const workers = services.filter(([n]) => n.startsWith('worker'));
+  const agents = services.filter(([n]) => n.startsWith('agent'));
   const coordinator = compose.services.coordinator!;
 
   it('has the compose structure: known top-level and service keys, images with build sections that exist', () => {
@@ -270,23 +270,23 @@ describe('compose.yaml (one host, several GPUs)', () => {
     }
   });
 
-  it('gives every worker exactly one GPU of its own (device_ids) and CUDA_VISIBLE_DEVICES=0 inside', () => {
-    expect(workers.length).toBeGreaterThanOrEqual(2);
-    const ids: string[] = [];
-    for (const [name, svc] of workers) {
+  it('gives the agent the GPUs of the host (device_ids) and lets it hand one to each of its workers (--nproc-per-node gpu)', () => {
+    expect(agents).toHaveLength(1);
+    for (const [name, svc] of agents) {
       const devices = svc.deploy?.resources?.reservations?.devices ?? [];
       expect(devices, name).toHaveLength(1);
       expect(devices[0]!.driver).toBe('nvidia');
       expect(devices[0]!.capabilities).toContain('gpu');
-      expect(devices[0]!.device_ids, name).toHaveLength(1);
+      const ids = devices[0]!.device_ids ?? [];
+      expect(ids.length, name).toBeGreaterThanOrEqual(2);
+      expect(new Set(ids).size, 'distinct GPUs').toBe(ids.length);
       expect(devices[0]!.count, 'count and device_ids are exclusive').toBeUndefined();
-      ids.push(devices[0]!.device_ids![0]!);
-      expect(svc.environment?.CUDA_VISIBLE_DEVICES, name).toBe('0');
+      // the agent sets each worker's CUDA_VISIBLE_DEVICES itself: the container must not narrow it to one
+      expect(svc.environment?.CUDA_VISIBLE_DEVICES, name).toBeUndefined();
+      expect(flagValue(interpolate(svc.command!), '--nproc-per-node')).toBe('gpu');
       expect(svc.image).toBe('dptrain:gpu');
+      expect(svc.hostname, name).toBeDefined();
     }
-    expect(new Set(ids).size, 'distinct GPUs').toBe(ids.length);
-    const names = workers.map(([, svc]) => svc.hostname);
-    expect(new Set(names).size, 'distinct worker host names').toBe(workers.length);
     expect(coordinator.deploy, 'the coordinator needs no GPU').toBeUndefined();
   });
 
@@ -297,15 +297,15 @@ describe('compose.yaml (one host, several GPUs)', () => {
     expect(c.errors, `coordinator: ${coordArgs.join(' ')}`).toEqual([]);
     expect(c.command).toBe('coordinator');
     const listenPort = flagValue(coordArgs, '--listen')!.split(':').pop();
-    expect(Number(flagValue(coordArgs, '--min-workers')), 'min-workers = number of worker services').toBe(workers.length);
+    expect(Number(flagValue(coordArgs, '--min-workers')), 'min-workers = number of agents (one per host)').toBe(agents.length);
     expect(coordinator.ports).toContain(`${listenPort}:${listenPort}`);
-    for (const [name, svc] of workers) {
+    for (const [name, svc] of agents) {
       const args = interpolate(svc.command!);
       const w = await checkDptrainArgs(args, { env: token });
       expect(w.errors, `${name}: ${args.join(' ')}`).toEqual([]);
       expect(w.command).toBe('worker');
       expect(flagValue(args, '--connect')).toBe(`ws://coordinator:${listenPort}`);
-      // workers outlive a coordinator restart (the CLI's default gives up after 2 min)
+      // agents outlive a coordinator restart (the CLI's default gives up after 2 min)
       expect(Number(flagValue(args, '--give-up-after'))).toBeGreaterThan(120);
     }
     // a restarted coordinator continues the run from its checkpoint on the runs volume
@@ -313,13 +313,13 @@ describe('compose.yaml (one host, several GPUs)', () => {
     expect(coordArgs).not.toContain('--out');
   });
 
-  it('health-checks the coordinator on /healthz at its metrics address, and workers wait for it', () => {
+  it('health-checks the coordinator on /healthz at its metrics address, and the agent waits for it', () => {
     const coordArgs = interpolate(coordinator.command!);
     const metricsPort = flagValue(coordArgs, '--metrics-port');
     expect(metricsPort).toBeDefined();
     expect(coordinator.healthcheck!.test.join(' ')).toContain(`http://127.0.0.1:${metricsPort}/healthz`);
     expect(coordinator.ports).toContain(`${metricsPort}:${metricsPort}`);
-    for (const [, svc] of workers) expect(svc.depends_on?.coordinator?.condition).toBe('service_healthy');
+    for (const [, svc] of agents) expect(svc.depends_on?.coordinator?.condition).toBe('service_healthy');
   });
 
   it('keeps the token out of the file: env file (template in git, real one ignored)', () => {

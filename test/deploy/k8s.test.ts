@@ -175,25 +175,38 @@ describe('deploy/k8s kustomization', () => {
     expect(getField(svc, 'spec.publishNotReadyAddresses')).toBe(true);
   });
 
-  it('runs the workers as an Indexed Job, N pods with one GPU each, N set once in the kustomization', () => {
+  it('runs one agent per node as an Indexed Job: N pods, never two on a node, each with the G GPUs of its node; N and G set once', () => {
     const job = find(objs, 'Job', 'dptrain-worker');
     expect(getField(job, 'spec.completionMode')).toBe('Indexed');
     const n = getField(job, 'spec.completions') as number;
     expect(getField(job, 'spec.parallelism')).toBe(n);
     const [c] = podSpec(job).containers;
-    expect(Number(c!.resources?.limits?.['nvidia.com/gpu'])).toBe(1);
+    const g = Number(c!.resources?.limits?.['nvidia.com/gpu']);
+    expect(g).toBeGreaterThanOrEqual(2);
+    expect(Number(c!.resources?.requests?.['nvidia.com/gpu'])).toBe(g);
     expect(podSpec(job).restartPolicy).toBe('OnFailure');
-    // Changing N in the kustomization's patch changes completions and parallelism together.
+    // one agent per node: anti-affinity on the host name against the Job's own pods
+    const anti = podSpec(job).affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? [];
+    expect(anti).toHaveLength(1);
+    expect(anti[0]!.topologyKey).toBe('kubernetes.io/hostname');
+    const podLabels = (getField(job, 'spec.template.metadata.labels') ?? {}) as Record<string, string>;
+    for (const [k, v] of Object.entries(anti[0]!.labelSelector?.matchLabels ?? {})) expect(podLabels[k], k).toBe(v);
+    // the agent hands one GPU to each worker: the pod must not narrow the GPUs to one
+    expect(c!.env?.find((e) => e.name === 'CUDA_VISIBLE_DEVICES')).toBeUndefined();
+    // Changing N and G in the kustomization's patch changes completions and parallelism together, and both GPU fields.
     const seven = renderKustomization(K8S, {
       readEnvFile,
       edit: (k) => {
         const patches = k.patches as { target: { kind: string }; patch?: string }[];
         const p = patches.find((x) => x.target.kind === 'Job' && x.patch)!;
-        p.patch = p.patch!.replace(/value:\s*\d+/, 'value: 7');
+        p.patch = p.patch!.replace(/(completions\s+value:\s*)\d+/, '$17').replace(/(gpu\s+value:\s*)\d+/g, '$18');
       },
     });
-    expect(getField(find(seven, 'Job', 'dptrain-worker'), 'spec.completions')).toBe(7);
-    expect(getField(find(seven, 'Job', 'dptrain-worker'), 'spec.parallelism')).toBe(7);
+    const job7 = find(seven, 'Job', 'dptrain-worker');
+    expect(getField(job7, 'spec.completions')).toBe(7);
+    expect(getField(job7, 'spec.parallelism')).toBe(7);
+    expect(Number(podSpec(job7).containers[0]!.resources?.limits?.['nvidia.com/gpu'])).toBe(8);
+    expect(Number(podSpec(job7).containers[0]!.resources?.requests?.['nvidia.com/gpu'])).toBe(8);
     const minWorkers = Number((find(objs, 'ConfigMap', 'dptrain-cluster').data as Record<string, string>)['min-workers']);
     expect(minWorkers).toBeGreaterThanOrEqual(1);
     expect(minWorkers).toBeLessThanOrEqual(n);
@@ -241,7 +254,8 @@ describe('deploy/k8s kustomization', () => {
     expect(flag(coordArgs, '--data')).toBe('/data');
     expect(flag(workerArgs, '--data')).toBe('/data');
     // Each index has a stable name of its own.
-    expect(flag(workerArgs, '--name')).toBe('gpu-worker-0');
+    expect(flag(workerArgs, '--name')).toBe('gpu-node-0');
+    expect(flag(workerArgs, '--nproc-per-node')).toBe('gpu');
     // A restarted coordinator pod resumes the run on the claim; its workers wait for it longer than the default 2 min.
     expect(flag(coordArgs, '--resume')).toBe('/runs/scenes');
     expect(coordArgs).not.toContain('--out');

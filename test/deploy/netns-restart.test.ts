@@ -67,7 +67,7 @@ describe.skipIf(!probe.ok)('coordinator restart with --resume over network names
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
-  it('kill -9 of the coordinator, then the same command line: it resumes from the checkpoint and its workers reconnect', async () => {
+  it('kill -9 of the coordinator, then the same command line: it resumes from the checkpoint and its agents reconnect', async () => {
     const data = join(work, 'data');
     const runDir = join(work, 'run');
     // the command lines of deploy/k8s (its paths mapped into the lab), plus a tiny model
@@ -102,9 +102,12 @@ describe.skipIf(!probe.ok)('coordinator restart with --resume over network names
     const log = new JsonlTail<Ev>(join(runDir, 'run.log.jsonl'));
     let coordinator = start('c', coordinatorArgs);
     const abort = () => (coordinator.exitCode !== null ? `coordinator exited (${coordinator.exitCode})\n${output.slice(-30).join('\n')}` : undefined);
-    // the Job's worker line, on the lab's CPU backend, named after its host
-    const workerArgs = k8s('workers.yaml').filter((a, i, all) => a !== '--backend' && all[i - 1] !== '--backend' && a !== '--name' && all[i - 1] !== '--name');
+    // the Job's agent line, on the lab's CPU backend (one worker per lab host: it has no GPU), named after its host
+    const workerArgs = k8s('workers.yaml')
+      .filter((a, i, all) => a !== '--backend' && all[i - 1] !== '--backend' && a !== '--name' && all[i - 1] !== '--name')
+      .map((a, i, all) => (all[i - 1] === '--nproc-per-node' ? '1' : a));
     expect(workerArgs).toContain('--give-up-after');
+    expect(workerArgs).toContain('--nproc-per-node');
     const workers = ['w1', 'w2'].map((h) => start(h, [...workerArgs, '--backend', 'cpu', '--name', h]));
 
     // a checkpoint, and a step or two past it

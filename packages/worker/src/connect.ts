@@ -38,8 +38,11 @@ export interface AuthedConnection {
   ws: WebSocket;
   accepted: MessageOf<'accepted'>;
   send(message: Outgoing): void;
-  /** Receives every later message (decoded and checked), starting with any that arrived before the call. */
-  onMessage(handler: (msg: Message) => void, onBadFrame: (err: Error) => void): void;
+  /**
+   * Receives every later message (decoded and checked) with the fragments it arrived in, starting with any that
+   * arrived before the call.
+   */
+  onMessage(handler: (msg: Message, frame: Buffer[]) => void, onBadFrame: (err: Error) => void): void;
 }
 
 /**
@@ -87,8 +90,8 @@ export function connectAndAuth(opts: ConnectOptions): Promise<AuthedConnection> 
     const clientNonce = createNonce();
     let serverNonce: Uint8Array | undefined;
     ws.on('open', () => send({ type: 'hello', role: opts.role, nonce: clientNonce, ...(opts.name ? { name: opts.name } : {}) }));
-    const backlog: Message[] = [];
-    let handler: ((msg: Message) => void) | undefined;
+    const backlog: [Message, Buffer[]][] = [];
+    let handler: ((msg: Message, frame: Buffer[]) => void) | undefined;
     let onBad: ((err: Error) => void) | undefined;
     ws.on('message', (data) => {
       let msg: Message;
@@ -100,8 +103,9 @@ export function connectAndAuth(opts: ConnectOptions): Promise<AuthedConnection> 
         return;
       }
       if (settled) {
-        if (handler) handler(msg);
-        else backlog.push(msg);
+        const frame = data as Buffer[];
+        if (handler) handler(msg, frame);
+        else backlog.push([msg, frame]);
         return;
       }
       if (msg.type === 'challenge' && !serverNonce) {
@@ -130,7 +134,7 @@ export function connectAndAuth(opts: ConnectOptions): Promise<AuthedConnection> 
           onMessage: (h, bad) => {
             handler = h;
             onBad = bad;
-            for (const m of backlog.splice(0)) h(m);
+            for (const [m, f] of backlog.splice(0)) h(m, f);
           },
         });
       } else if (msg.type === 'error') {

@@ -1,6 +1,16 @@
 export * from './backoff.js';
 export * from './connect.js';
 export * from './worker.js';
+export {
+  runUpstream,
+  workerLog,
+  UPSTREAM_DEFAULTS,
+  type JoinFields,
+  type MessageHandlers,
+  type UpstreamOptions,
+  type WorkerExit,
+  type WorkerHandle,
+} from './upstream.js';
 export * from './observer.js';
 export * from './backend.js';
 export { startLiveness, LIVENESS_DEFAULTS, type LivenessOptions, type LivenessHandle } from './liveness.js';

@@ -1,58 +1,32 @@
-import { hostname } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import {
   computeTreeGradients,
   DptrainError,
-  describeUnexpectedError,
-  isDptrainError,
   joinDatasetIdentity,
-  l2Norm,
   loadDataset,
   packGradients,
-  wireGradientPrecision,
-  stripControl,
   type BackendInfo,
   type Dataset,
-  type Message,
+  type GradientResult,
   type MessageOf,
   type Outgoing,
   type Replica,
   type RunConfig,
   type Sample,
+  wireGradientPrecision,
   workerPrecision,
 } from '@dptrain/core';
-import { Backoff, type BackoffOptions } from './backoff.js';
-import { connectAndAuth, type AuthedConnection } from './connect.js';
-import { LIVENESS_DEFAULTS, startLiveness } from './liveness.js';
+import { runUpstream, workerLog, type JoinFields, type MessageHandlers, type UpstreamOptions, type WorkerHandle } from './upstream.js';
 import { blockStepForTest } from './test-hooks.js';
-import { ShardLinks } from './shard-links.js';
 
-/** Refusals that end the worker instead of a retry. */
-const FATAL_CODES: string[] = ['E_AUTH', 'E_BASE_HASH', 'E_DATASET_HASH', 'E_PROTOCOL_VERSION', 'E_AUTH_COORDINATOR', 'E_PRECISION'];
+/** Defaults of {@link WorkerOptions} that are the worker's own (the link's are UPSTREAM_DEFAULTS). */
+export const WORKER_DEFAULTS = { batchCapacity: 64 } as const;
 
-export interface WorkerOptions {
-  /** ws:// or wss:// URL of the coordinator. */
-  url: string;
-  /** Shared secret (--token or DPTRAIN_TOKEN). */
-  token: string;
+export interface WorkerOptions extends UpstreamOptions {
   /** This worker's copy of the data (same files as the coordinator's). Default: the run config's dataDir. */
   dataDir?: string;
-  /** PEM CA file trusted for wss://. Default: system CAs. */
-  ca?: string;
   /** Largest per-step slice this worker accepts (reported at join). Default 64. */
   batchCapacity?: number;
-  /** Heartbeat interval in ms. Default 1000. */
-  heartbeatIntervalMs?: number;
-  /** The coordinator is considered gone after this much silence, in ms. Default 5000. */
-  lostAfterMs?: number;
-  /** Reconnect delays. Default: 250 ms doubling up to 5 s. */
-  backoff?: BackoffOptions;
-  /** Stop retrying after this long without a connection, in ms (`--give-up-after`, in seconds). Default 120000 (2 min). */
-  giveUpAfterMs?: number;
-  /** After stop(): longest wait for the request in flight to settle before the replica is disposed, in ms. Default 10000. */
-  stopGraceMs?: number;
-  /** Host name reported at join. Default os.hostname(). */
-  host?: string;
   /** The backend in use (reported at join). Default: tf.getBackend(). */
   backend?: BackendInfo;
   /**
@@ -64,24 +38,165 @@ export interface WorkerOptions {
   createReplica?: (config: RunConfig, dataset: Dataset) => Promise<Replica>;
   /** Reads the data set. Default: core's loadDataset(dataDir). */
   loadDataset?: (dir: string, config: RunConfig) => Dataset | Promise<Dataset>;
-  /** Progress lines. Default: stderr. */
-  log?: (message: string) => void;
-  /** Send heartbeats from a worker_thread over a second connection (liveness.ts). Default: true unless $DPTRAIN_LIVENESS_THREAD is 0. */
-  livenessThread?: boolean;
-  /** The liveness thread stops beating after the main thread made no progress for this long, in ms. Default 600000, 3600000 under a PTX JIT. */
-  stallLimitMs?: number;
 }
 
-/** Why the worker stopped. */
-export interface WorkerExit {
-  reason: 'run_complete' | 'gave_up' | 'refused' | 'stopped';
-  detail: string;
+/** A data set's samples by index, per split: what step and predict messages name. */
+export class SampleIndex {
+  private readonly labelled: Map<number, Sample>;
+  private readonly test: Map<number, Sample>;
+
+  constructor(readonly dataset: Dataset) {
+    this.labelled = new Map(dataset.labelled.map((s) => [s.index, s]));
+    this.test = new Map(dataset.test.map((s) => [s.index, s]));
+  }
+
+  /** The samples of `split` with these indices, in order; E_DATA_INVALID names one that is not there. */
+  samples(split: 'labelled' | 'test', indices: Uint32Array): Sample[] {
+    const map = split === 'labelled' ? this.labelled : this.test;
+    return Array.from(indices, (i) => {
+      const s = map.get(i);
+      if (!s) throw new DptrainError('E_DATA_INVALID', `no ${split} sample with index ${i} in ${this.dataset.root}`);
+      return s;
+    });
+  }
 }
 
-export interface WorkerHandle {
-  /** Resolves when the worker stops for good. */
-  done: Promise<WorkerExit>;
-  stop(): void;
+/** The `gradients` reply to step `msg`: `res` packed as the step (or else the run config) asks, timed from `t0` (performance.now()). */
+export function gradientsReply(msg: MessageOf<'step'>, res: GradientResult, config: RunConfig, t0: number): Outgoing<'gradients'> {
+  return {
+    type: 'gradients',
+    id: msg.id,
+    ...packGradients(res.gradients, msg.precision ?? wireGradientPrecision(config)),
+    loss: res.loss,
+    count: res.count,
+    correct: res.correct,
+    computeMs: performance.now() - t0,
+  };
+}
+
+/** Reads the data set a run config names (or `dataDir`, this machine's copy), with the run's class names. */
+export async function loadRunDataset(
+  config: RunConfig,
+  dataDir: string | undefined,
+  load?: (dir: string, config: RunConfig) => Dataset | Promise<Dataset>,
+): Promise<Dataset> {
+  const dir = dataDir ?? config.dataDir;
+  return (load ?? ((d: string, c: RunConfig) => loadDataset(d, c.classNames ? { classNames: c.classNames } : {})))(dir, config);
+}
+
+/**
+ * A plain worker's handlers: one model replica, built from its own data copy for the run config it is sent, that
+ * answers each message type (welcome, phase, weights, step, predict) in a method of its own.
+ */
+export class ReplicaWorker implements MessageHandlers {
+  private replica: Replica | undefined;
+  private replicaKey = '';
+  private index: SampleIndex | undefined;
+  private config: RunConfig | undefined;
+  private workerId = '';
+
+  constructor(
+    private readonly opts: WorkerOptions,
+    private readonly log: (message: string) => void,
+  ) {}
+
+  async prepare(config: RunConfig, workerId: string): Promise<JoinFields> {
+    this.config = config;
+    this.workerId = workerId;
+    // the run's precision, set before the replica computes anything (refused at join if this worker cannot)
+    const precision = await workerPrecision(config.precision, this.opts.backend?.name, tf.getBackend());
+    this.log('precision' in precision ? `precision ${precision.precision}` : `cannot run precision ${config.precision}: ${precision.precisionError}`);
+    const r = await this.build(config);
+    const b = this.opts.backend;
+    return {
+      backend: b?.name ?? tf.getBackend() ?? 'unknown',
+      device: b?.device ?? 'cpu',
+      batchCapacity: this.opts.batchCapacity ?? WORKER_DEFAULTS.batchCapacity,
+      baseHash: r.baseHash,
+      datasetHash: await joinDatasetIdentity(this.index!.dataset, config),
+      ...(b?.gpu ? { gpu: b.gpu } : {}),
+      ...precision,
+    };
+  }
+
+  async welcome(msg: MessageOf<'welcome'>): Promise<void> {
+    if (msg.phase) {
+      await this.ready.setPhase(msg.phase);
+      if (msg.weights) this.ready.setWeights(msg.weights);
+    }
+    this.log(`joined as ${this.workerId} at step ${msg.step}`);
+  }
+
+  async phase(msg: MessageOf<'phase'>): Promise<Outgoing<'phase_ready'>> {
+    const r = this.ready;
+    await r.setPhase(msg.phase);
+    if (msg.weights) r.setWeights(msg.weights);
+    return {
+      type: 'phase_ready',
+      id: msg.id,
+      spec: r.spec.map((s) => ({ name: s.name, shape: s.shape, size: s.size })),
+      weights: msg.wantWeights ? r.getWeights() : null,
+    };
+  }
+
+  async weights(msg: MessageOf<'weights'>): Promise<void> {
+    this.ready.setWeights(msg.weights);
+  }
+
+  async step(msg: MessageOf<'step'>): Promise<Outgoing<'gradients'>> {
+    const t0 = performance.now();
+    blockStepForTest(msg.step);
+    // the mean over this slice along the micro-batch tree of the step (the coordinator merges the slices along the same tree)
+    const res = await computeTreeGradients(
+      this.ready,
+      this.index!.samples('labelled', msg.indices),
+      { phase: msg.phase, epoch: msg.epoch, step: msg.step },
+      msg.microBatch,
+    );
+    return gradientsReply(msg, res, this.config!, t0);
+  }
+
+  async predict(msg: MessageOf<'predict'>): Promise<Outgoing<'predictions'>> {
+    const t0 = performance.now();
+    const samples = this.index!.samples(msg.split, msg.indices);
+    const probs = await this.ready.predict(samples);
+    return { type: 'predictions', id: msg.id, count: samples.length, probs, computeMs: performance.now() - t0 };
+  }
+
+  dispose(): void {
+    this.replica?.dispose();
+    this.replica = undefined;
+  }
+
+  private get ready(): Replica {
+    if (!this.replica) throw new DptrainError('E_PROTOCOL_SCHEMA', 'a request before the replica was built');
+    return this.replica;
+  }
+
+  /** The replica for `config`: kept across reconnects while the config is the same. */
+  private async build(config: RunConfig): Promise<Replica> {
+    const key = JSON.stringify(config);
+    if (this.replica && key === this.replicaKey) return this.replica;
+    this.replica?.dispose();
+    this.replica = undefined;
+    const dataset = await loadRunDataset(config, this.opts.dataDir, this.opts.loadDataset);
+    this.index = new SampleIndex(dataset);
+    if (this.opts.createReplica) this.replica = await this.opts.createReplica(config, dataset);
+    else {
+      const core = await import('@dptrain/core');
+      this.replica = await core.createReplica(config, {
+        dataset,
+        dataDir: this.opts.dataDir ?? config.dataDir,
+        // a step's micro-batch results are merged (into new arrays) or sent before the next-but-one replica call,
+        // and the coordinator asks for the next step only after it received this one: two buffers in turn are safe
+        gradientBuffers: 2,
+        ...(this.opts.backend ? { backend: this.opts.backend } : {}),
+        ...(this.opts.cacheDir ? { cacheDir: this.opts.cacheDir, cacheShared: true } : {}),
+      });
+    }
+    this.replicaKey = key;
+    return this.replica;
+  }
 }
 
 /**
@@ -90,337 +205,8 @@ export interface WorkerHandle {
  * It reconnects with exponential backoff when the coordinator goes away, keeping its replica.
  */
 export function startWorker(opts: WorkerOptions): WorkerHandle {
-  // what the coordinator sends (refusals, bye reasons) is logged without control characters
-  const log = opts.log ?? ((m: string) => process.stderr.write(`dptrain worker: ${stripControl(m, { keepNewlines: true })}\n`));
-  const backoff = new Backoff(opts.backoff);
-  let stopped = false;
-  let currentWs: AuthedConnection['ws'] | undefined;
-  let replica: Replica | undefined;
-  let replicaKey = '';
-  let dataset: Dataset | undefined;
-  let byIndex: { labelled: Map<number, Sample>; test: Map<number, Sample> } | undefined;
-  let exit: (e: WorkerExit) => void = () => undefined;
-  const done = new Promise<WorkerExit>((r) => (exit = r));
-
-  // a request being served, and how to say goodbye on the open connection (see stop)
-  let inFlight: Promise<void> | undefined;
-  let sayBye: ((reason: string) => void) | undefined;
-  let finished = false;
-  const finish = (e: WorkerExit): void => {
-    if (finished) return;
-    finished = true;
-    stopped = true;
-    replica?.dispose();
-    replica = undefined;
-    exit(e);
-  };
-
-  async function prepare(config: RunConfig): Promise<Replica> {
-    const key = JSON.stringify(config);
-    if (replica && key === replicaKey) return replica;
-    replica?.dispose();
-    const dir = opts.dataDir ?? config.dataDir;
-    dataset = await (opts.loadDataset ?? ((d: string, c: RunConfig) => loadDataset(d, c.classNames ? { classNames: c.classNames } : {})))(dir, config);
-    byIndex = { labelled: new Map(dataset.labelled.map((s) => [s.index, s])), test: new Map(dataset.test.map((s) => [s.index, s])) };
-    if (opts.createReplica) replica = await opts.createReplica(config, dataset);
-    else {
-      const core = await import('@dptrain/core');
-      replica = await core.createReplica(config, {
-        dataset,
-        dataDir: dir,
-        // a step's micro-batch results are merged (into new arrays) or sent before the next-but-one replica call,
-        // and the coordinator asks for the next step only after it received this one: two buffers in turn are safe
-        gradientBuffers: 2,
-        ...(opts.backend ? { backend: opts.backend } : {}),
-        ...(opts.cacheDir ? { cacheDir: opts.cacheDir, cacheShared: true } : {}),
-      });
-    }
-    replicaKey = key;
-    return replica!;
-  }
-
-  function samplesOf(split: 'labelled' | 'test', indices: Uint32Array): Sample[] {
-    const map = byIndex![split];
-    return Array.from(indices, (i) => {
-      const s = map.get(i);
-      if (!s) throw new DptrainError('E_DATA_INVALID', `no ${split} sample with index ${i} in ${dataset!.root}`);
-      return s;
-    });
-  }
-
-  async function session(): Promise<'closed' | 'bye'> {
-    const conn = await connectAndAuth({ url: opts.url, token: opts.token, role: 'worker', ...(opts.ca ? { ca: opts.ca } : {}) });
-    currentWs = conn.ws;
-    const { accepted } = conn;
-    if (!accepted.config || !accepted.workerId) throw new DptrainError('E_PROTOCOL_SCHEMA', 'coordinator accepted without a run config');
-    log(`authenticated as ${accepted.workerId}; preparing the replica`);
-    const config = accepted.config;
-    // links to the shards of a sharded run (see shard-links.ts), opened when the coordinator names them
-    const shards = new ShardLinks({ token: opts.token, workerId: accepted.workerId, log, ...(opts.ca ? { ca: opts.ca } : {}) });
-    const queue: Message[] = [];
-    let wakeQueue: () => void = () => undefined;
-    let lastSeen = Date.now();
-    let closed = false;
-    let byeSeen = false;
-    conn.onMessage(
-      (msg) => {
-        lastSeen = Date.now();
-        if (msg.type === 'heartbeat') return;
-        queue.push(msg);
-        wakeQueue();
-      },
-      (err) => {
-        log(`bad frame from the coordinator: ${err.message}`);
-        conn.ws.terminate();
-      },
-    );
-    const closedP = new Promise<void>((resolve) =>
-      conn.ws.on('close', () => {
-        closed = true;
-        resolve();
-        wakeQueue();
-      }),
-    );
-    const interval = opts.heartbeatIntervalMs ?? 1000;
-    const liveness =
-      accepted.livenessKey && (opts.livenessThread ?? process.env.DPTRAIN_LIVENESS_THREAD !== '0')
-        ? startLiveness({
-            url: opts.url,
-            token: opts.token,
-            workerId: accepted.workerId,
-            key: accepted.livenessKey,
-            heartbeatIntervalMs: interval,
-            log,
-            stallLimitMs:
-              opts.stallLimitMs ?? (opts.backend?.gpu?.tfjsNodeGpu === 'ptx-jit' ? LIVENESS_DEFAULTS.ptxJitStallLimitMs : LIVENESS_DEFAULTS.stallLimitMs),
-            ...(opts.ca ? { ca: opts.ca } : {}),
-          })
-        : undefined;
-    let lastTick = Date.now();
-    const beat = setInterval(() => {
-      const now = Date.now();
-      liveness?.tick();
-      // a late tick means our own event loop was busy: the silence is ours, not the coordinator's
-      if (now - lastTick > 2 * interval) lastSeen = Math.max(lastSeen, now - interval);
-      lastTick = now;
-      if (now - lastSeen > (opts.lostAfterMs ?? 5000)) {
-        log(`coordinator silent for ${now - lastSeen} ms; reconnecting`);
-        conn.ws.terminate();
-        return;
-      }
-      if (conn.ws.readyState === conn.ws.OPEN) conn.send({ type: 'heartbeat', time: now });
-    }, interval);
-    beat.unref?.();
-    const send = (m: Outgoing): void => {
-      if (conn.ws.readyState === conn.ws.OPEN) conn.send(m);
-    };
-    sayBye = (reason: string): void => {
-      send({ type: 'bye', reason });
-      conn.ws.close(1000, 'worker stopping');
-    };
-    try {
-      // the run's precision, set before the replica computes anything (refused at join if this worker cannot)
-      const precision = await workerPrecision(config.precision, opts.backend?.name, tf.getBackend());
-      log('precision' in precision ? `precision ${precision.precision}` : `cannot run precision ${config.precision}: ${precision.precisionError}`);
-      const r = await prepare(config);
-      await liveness?.ready; // heartbeats off the main thread before any step can block it
-      backoff.reset();
-      const b = opts.backend;
-      send({
-        type: 'join',
-        backend: b?.name ?? tf.getBackend() ?? 'unknown',
-        device: b?.device ?? 'cpu',
-        batchCapacity: opts.batchCapacity ?? 64,
-        host: opts.host ?? hostname(),
-        baseHash: r.baseHash,
-        datasetHash: await joinDatasetIdentity(dataset!, config),
-        ...(b?.gpu ? { gpu: b.gpu } : {}),
-        ...precision,
-      });
-      while (!closed) {
-        const msg = queue.shift();
-        if (!msg) {
-          await new Promise<void>((res) => (wakeQueue = res));
-          continue;
-        }
-        if (msg.type === 'error' && FATAL_CODES.includes(msg.code)) {
-          // refused at join (hashes, version): retrying the same replica cannot help
-          throw new DptrainError(msg.code as 'E_AUTH', `coordinator refused this worker: ${msg.message}`);
-        }
-        if (msg.type === 'bye') {
-          byeSeen = true;
-          log(`coordinator said bye: ${msg.reason}`);
-          conn.ws.close(1000, 'bye');
-          break;
-        }
-        if (stopped) break;
-        const handling = handle(r, msg, send, accepted.workerId, config, shards);
-        inFlight = handling.then(
-          () => undefined,
-          () => undefined,
-        );
-        try {
-          await handling;
-        } catch (err) {
-          // stopped mid-request: the replica is going away and the coordinator was told goodbye, not a failure
-          if (stopped) break;
-          const code = isDptrainError(err) ? err.code : 'E_WORKER';
-          // an unexpected error says where it happened (phase, step, layer, kernel); its stack with DPTRAIN_DEBUG=1
-          const message = isDptrainError(err) ? err.message : describeUnexpectedError(err);
-          log(`${code}: ${message}`);
-          if (process.env.DPTRAIN_DEBUG && process.env.DPTRAIN_DEBUG !== '0' && err instanceof Error && err.stack) log(err.stack);
-          send({ type: 'error', code, message: message.slice(0, 4000) });
-        } finally {
-          inFlight = undefined;
-        }
-        await new Promise<void>((res) => setImmediate(res)); // let heartbeats out between requests
-      }
-      await Promise.race([closedP, new Promise((res) => setTimeout(res, 200))]);
-      return byeSeen ? 'bye' : 'closed';
-    } finally {
-      sayBye = undefined;
-      shards.close();
-      clearInterval(beat);
-      void liveness?.stop();
-      if (!closed) conn.ws.terminate();
-    }
-  }
-
-  // version of the weights the replica holds, when the coordinator or the shards said (-1: not said)
-  let weightsVersion = -1;
-
-  async function handle(r: Replica, msg: Message, send: (m: Outgoing) => void, workerId: string, config: RunConfig, shards: ShardLinks): Promise<void> {
-    switch (msg.type) {
-      case 'welcome':
-        if (msg.phase) {
-          await r.setPhase(msg.phase);
-          if (msg.weights) r.setWeights(msg.weights);
-        }
-        log(`joined as ${workerId} at step ${msg.step}`);
-        return;
-      case 'phase': {
-        await r.setPhase(msg.phase);
-        if (msg.weights) r.setWeights(msg.weights);
-        send({
-          type: 'phase_ready',
-          id: msg.id,
-          spec: r.spec.map((s) => ({ name: s.name, shape: s.shape, size: s.size })),
-          weights: msg.wantWeights ? r.getWeights() : null,
-        });
-        return;
-      }
-      case 'weights':
-        r.setWeights(msg.weights);
-        weightsVersion = msg.version;
-        if (msg.ack) send({ type: 'weights_ack', version: msg.version });
-        return;
-      case 'shard_map':
-        shards.configure(msg);
-        log(`shards of this run: ${msg.shards.map((x) => `${x.id} ${x.url} [${x.start}, ${x.end})`).join(', ')}`);
-        return;
-      case 'step': {
-        const t0 = performance.now();
-        if (msg.weightsVersion !== undefined && weightsVersion < msg.weightsVersion) {
-          // the weights of this step come from the shards, over other connections: wait for all their ranges
-          const got = await shards.weightsOf(msg.weightsVersion);
-          r.setWeights(got.weights);
-          weightsVersion = got.version;
-        }
-        blockStepForTest(msg.step);
-        // the mean over this slice along the micro-batch tree (the coordinator merges the slices along the same tree)
-        const res = await computeTreeGradients(
-          r,
-          samplesOf('labelled', msg.indices),
-          { phase: msg.phase, epoch: msg.epoch, step: msg.step },
-          config.microBatch,
-        );
-        const precision = msg.precision ?? wireGradientPrecision(config);
-        if (msg.sharded) {
-          // each shard gets its range; the coordinator only the figures (and the norm, for its sanity bound)
-          await shards.sendRanges(msg.id, res.gradients, precision);
-          send({
-            type: 'gradients',
-            id: msg.id,
-            dtype: 'fp32',
-            gradients: new Float32Array(0),
-            norm: l2Norm(res.gradients),
-            loss: res.loss,
-            count: res.count,
-            correct: res.correct,
-            computeMs: performance.now() - t0,
-          });
-          return;
-        }
-        send({
-          type: 'gradients',
-          id: msg.id,
-          ...packGradients(res.gradients, precision),
-          loss: res.loss,
-          count: res.count,
-          correct: res.correct,
-          computeMs: performance.now() - t0,
-        });
-        return;
-      }
-      case 'predict': {
-        const t0 = performance.now();
-        const samples = samplesOf(msg.split, msg.indices);
-        const probs = await r.predict(samples);
-        send({ type: 'predictions', id: msg.id, count: samples.length, probs, computeMs: performance.now() - t0 });
-        return;
-      }
-      case 'error':
-        log(`coordinator error ${msg.code}: ${msg.message}`);
-        return;
-      default:
-        throw new DptrainError('E_PROTOCOL_SCHEMA', `unexpected '${msg.type}' from the coordinator`);
-    }
-  }
-
-  void (async () => {
-    let since = Date.now();
-    while (!stopped) {
-      try {
-        const how = await session();
-        if (stopped) break;
-        if (how === 'bye') return finish({ reason: 'run_complete', detail: 'the coordinator finished the run' });
-        log('connection lost; reconnecting');
-        since = Date.now();
-      } catch (err) {
-        if (stopped) break;
-        if (isDptrainError(err) && FATAL_CODES.includes(err.code)) {
-          return finish({ reason: 'refused', detail: `${err.code}: ${err.message}` });
-        }
-        if (isDptrainError(err) && !err.code.startsWith('E_PROTOCOL') && err.code !== 'E_TIMEOUT') {
-          // the replica could not be built (bad data, weights...): retrying will not help
-          return finish({ reason: 'refused', detail: `${err.code}: ${err.message}` });
-        }
-        log(`cannot reach ${opts.url}: ${(err as Error).message}`);
-      }
-      const giveUpAfterMs = opts.giveUpAfterMs ?? 120_000;
-      if (Date.now() - since > giveUpAfterMs) {
-        return finish({ reason: 'gave_up', detail: `no coordinator at ${opts.url} for ${Math.round(giveUpAfterMs / 1000)} s (--give-up-after); exiting` });
-      }
-      await new Promise((res) => setTimeout(res, backoff.next()));
-    }
-    finish({ reason: 'stopped', detail: 'stopped' });
-  })();
-
-  return {
-    done,
-    stop: () => {
-      if (stopped) return;
-      stopped = true;
-      if (sayBye) {
-        // the coordinator drops us at once and redoes our share; the request in flight is abandoned
-        sayBye('worker stopping');
-        log('stopping: said goodbye to the coordinator');
-      } else currentWs?.close(1000, 'worker stopping');
-      // the replica is disposed once the request in flight has settled (or after the grace period)
-      const grace = new Promise<void>((res) => setTimeout(res, opts.stopGraceMs ?? 10_000).unref());
-      void Promise.race([inFlight ?? Promise.resolve(), grace]).then(() => finish({ reason: 'stopped', detail: 'stopped' }));
-    },
-  };
+  const log = opts.log ?? workerLog;
+  return runUpstream({ ...opts, log }, new ReplicaWorker(opts, log));
 }
 
 export type { MessageOf };

@@ -42,12 +42,6 @@ export interface ClusterExecutorOptions {
   maxSliceFailures?: number;
   /** Precision workers send gradients in (overrides the run config's gradientPrecision / fp16Gradients). Default: the run config's. */
   gradientPrecision?: GradientPrecision;
-  /**
-   * Micro-batch of the averaging tree (see core's gradient-tree): slices are cut on micro-batch boundaries and
-   * the workers' means merged along the tree, so 1, 2 or 4 workers give the same bits. Default: the run
-   * config's microBatch.
-   */
-  microBatch?: number;
   /** Clock for timings and events. Default: systemClock. */
   clock?: Clock;
   /**
@@ -141,6 +135,11 @@ export class ClusterExecutor implements TrainingExecutor {
     this.failure = err;
   }
 
+  /** Joined, live workers now. */
+  get workerCount(): number {
+    return this.server.workers.length;
+  }
+
   /** Current trainable spec (empty before the first phase). */
   get weightSpec(): WeightSpec[] {
     return this.spec;
@@ -193,8 +192,13 @@ export class ClusterExecutor implements TrainingExecutor {
     }
   }
 
-  async computeGradients(samples: Sample[], ctx: StepContext): Promise<AggregatedGradients> {
-    const step = await this.collectParts(samples, ctx);
+  /**
+   * The mean gradient of `samples` over the workers. The batch is cut, and the workers' means merged, along the
+   * averaging tree of `microBatch` (default: the run config's; an agent passes the one its coordinator's step
+   * message carries, for a slice it treats as a whole batch), which travels in every step message.
+   */
+  async computeGradients(samples: Sample[], ctx: StepContext, microBatch = this.server.config.microBatch): Promise<AggregatedGradients> {
+    const step = await this.collectParts(samples, ctx, microBatch);
     for (const p of step.accepted) this.ledger.add(ctx.phase, ctx.epoch, p.indices, ctx.step);
     // every slice (and every share of a lost worker's slice) came back and was accepted: each sample exactly once
     const merged =
@@ -229,7 +233,7 @@ export class ClusterExecutor implements TrainingExecutor {
    * Runs one step's requests and returns the accepted parts (checked, refused ones redone), not yet counted in the
    * ledger nor merged.
    */
-  protected async collectParts(samples: Sample[], ctx: StepContext): Promise<CollectedStep> {
+  protected async collectParts(samples: Sample[], ctx: StepContext, microBatch = this.server.config.microBatch): Promise<CollectedStep> {
     if (this.size === 0) throw new DptrainError('E_CONFIG', 'computeGradients before beginPhase');
     await this.waitForWorkers(this.minWorkers);
     // Slices, and the re-cut shares of lost, late or refused workers, are nodes of the micro-batch tree, so the
@@ -237,7 +241,7 @@ export class ClusterExecutor implements TrainingExecutor {
     // count, finite values: a bad one is rejected and never counts), then against the norm bound once the step's
     // parts are in; refused parts are redone. Only accepted parts are merged and counted in the ledger.
     const total = samples.length;
-    const micro = this.opts.microBatch ?? this.server.config.microBatch;
+    const micro = microBatch;
     const position = new Map<Sample, number>(samples.map((x, i) => [x, i]));
     const owned = new Set<Float32Array>();
     const participants = this.participants();
@@ -281,6 +285,7 @@ export class ClusterExecutor implements TrainingExecutor {
                 epoch: ctx.epoch,
                 step: ctx.step,
                 indices: Uint32Array.from(part, (x) => x.index),
+                microBatch: micro,
                 ...(this.opts.gradientPrecision !== undefined ? { precision: this.opts.gradientPrecision } : {}),
                 ...extras,
               };
@@ -385,26 +390,37 @@ export class ClusterExecutor implements TrainingExecutor {
   async setWeights(weights: Float32Array): Promise<void> {
     if (weights.length !== this.size) throw new DptrainError('E_GRADIENT_SHAPE', `setWeights: ${weights.length} values, the phase has ${this.size}`);
     const s = this.server.state;
-    s.weights = weights;
-    s.version++;
     const ack = this.opts.ackWeights ?? false;
-    const frame = encodeMessage({ type: 'weights', version: s.version, weights, ack });
+    await this.broadcastWeights(weights, s.version + 1, encodeMessage({ type: 'weights', version: s.version + 1, weights, ack }), ack);
+  }
+
+  /**
+   * Makes `weights` (version `version`) the current weights and sends `frame`, a `weights` message of them, as it
+   * is to every worker of the phase (an agent forwards the frame it received this way, not re-encoded); with `ack`
+   * (the frame asks for one), resolves once each has acknowledged. Workers of another phase are synced later.
+   */
+  async broadcastWeights(weights: Float32Array, version: number, frame: Buffer | Buffer[], ack: boolean): Promise<void> {
+    if (weights.length !== this.size) throw new DptrainError('E_GRADIENT_SHAPE', `weights: ${weights.length} values, the phase has ${this.size}`);
+    const s = this.server.state;
+    s.weights = weights;
+    s.version = version;
     const waits: Promise<unknown>[] = [];
     for (const p of this.server.workers) {
       if (p.phase !== s.phase) continue; // synced before its next task
       if (ack) {
         waits.push(
-          p.request('weights_ack', frame, String(s.version), this.deadlines.options.firstStepTimeoutMs).catch((err: unknown) => {
+          p.request('weights_ack', frame, String(version), this.deadlines.options.firstStepTimeoutMs).catch((err: unknown) => {
             if (err instanceof DeadlineError) this.server.drop(p, `deadline: ${err.message}`);
           }),
         );
       } else p.send(frame);
-      p.version = s.version;
+      p.version = version;
     }
     await Promise.all(waits);
   }
 
-  async predict(samples: Sample[], task: ProgressTask): Promise<Float32Array> {
+  /** Probabilities of `samples`, in chunks of `chunk` (default `predictChunk`) spread over the workers. */
+  async predict(samples: Sample[], task: ProgressTask, chunk = this.opts.predictChunk ?? 32): Promise<Float32Array> {
     if (samples.length === 0) return new Float32Array(0);
     await this.waitForWorkers(this.minWorkers);
     // contiguous chunks of one split each
@@ -414,8 +430,7 @@ export class ClusterExecutor implements TrainingExecutor {
       if (last && last[0]!.split === s.split) last.push(s);
       else groups.push([s]);
     }
-    const size = this.opts.predictChunk ?? 32;
-    const parts = groups.flatMap((g) => chunks(g, size));
+    const parts = groups.flatMap((g) => chunks(g, Math.max(1, chunk)));
     const offsets = new Map<Sample[], number>();
     let at = 0;
     for (const p of parts) {

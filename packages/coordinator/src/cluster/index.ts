@@ -20,3 +20,5 @@ export { ShardedClusterExecutor, type ShardedExecutorOptions } from './sharded-e
 export { ShardRegistry, type ShardPeer } from './shard-registry.js';
 export { addShardFlags, toShardOptions, type ShardFlagValues } from './shard-flags.js';
 export { spawnLocalShard, type LocalShardOptions } from './local-shards.js';
+export { AgentHandlers, AGENT_DEFAULTS, startAgent, type AgentHandle, type AgentOptions } from './agent.js';
+export { parseNproc, resolveNproc, type NodeLayout, type NprocSpec, type ResolveNprocOptions } from './nproc.js';

@@ -33,6 +33,10 @@ export interface LocalWorkersOptions {
    * Default: true unless $DPTRAIN_PIN_WORKERS is 0.
    */
   pinCpus?: boolean;
+  /** The program the workers run, argv without the worker's flags (an agent's `--worker-command`). Default: this node and `dptrain worker`. */
+  command?: string[];
+  /** Extra environment of worker `slot` (e.g. its CUDA_VISIBLE_DEVICES). Default: none. */
+  slotEnv?: (slot: number) => Record<string, string>;
 }
 
 /** The CPU sets the workers get pinned to, or null when they are not pinned (and why not). */
@@ -64,9 +68,7 @@ export function spawnLocalWorker(opts: LocalWorkersOptions, slot: number, sets: 
   };
   const withParent = opts.exitWithParent ?? true;
   const argv = [
-    process.execPath,
-    DPTRAIN_BIN,
-    'worker',
+    ...(opts.command ?? [process.execPath, DPTRAIN_BIN, 'worker']),
     '--connect',
     opts.url,
     '--data',
@@ -78,10 +80,51 @@ export function spawnLocalWorker(opts: LocalWorkersOptions, slot: number, sets: 
   const out = opts.stdio ?? 'inherit';
   return spawn(cmd!, args, {
     // DPTRAIN_LOCAL_WORKERS: the workers share this machine's GPUs (a tensorflow-gpu worker then sets memory growth)
-    env: { ...process.env, ...threadEnv, DPTRAIN_TOKEN: opts.token, DPTRAIN_LOCAL_WORKERS: String(opts.count) },
+    env: { ...process.env, ...threadEnv, DPTRAIN_TOKEN: opts.token, DPTRAIN_LOCAL_WORKERS: String(opts.count), ...opts.slotEnv?.(slot) },
     stdio: [withParent ? 'pipe' : 'ignore', out, out],
     detached: withParent,
   });
+}
+
+export interface LocalAgentOptions {
+  /** Coordinator URL. */
+  url: string;
+  /** Shared secret, passed in the environment (DPTRAIN_TOKEN), never on the command line. */
+  token: string;
+  /** Data directory of the agent and its workers. */
+  dataDir: string;
+  /** Its local workers (`--nproc-per-node`). */
+  workers: number;
+  /** Restarts of lost local workers for the whole run (`--max-restarts`). */
+  maxRestarts: number;
+  /** Extra `dptrain worker` arguments, which the agent hands on to its workers (e.g. --backend wasm). Default: none. */
+  args?: string[];
+  /** Where its stdout and stderr (and its workers') go. Default 'inherit'. */
+  stdio?: 'inherit' | 'ignore' | 'pipe';
+}
+
+/**
+ * Starts one local agent, `dptrain worker --nproc-per-node N`, which starts (and pins, and restarts) the workers
+ * itself. Like a local worker it exits with this process (a stdin pipe and `--exit-with-parent`, its workers with
+ * it) and has its own process group. It is not pinned and sets no thread counts: its workers get their share.
+ */
+export function spawnLocalAgent(opts: LocalAgentOptions): ChildProcess {
+  const args = [
+    DPTRAIN_BIN,
+    'worker',
+    '--connect',
+    opts.url,
+    '--data',
+    opts.dataDir,
+    '--exit-with-parent',
+    '--nproc-per-node',
+    String(opts.workers),
+    '--max-restarts',
+    String(opts.maxRestarts),
+    ...(opts.args ?? []),
+  ];
+  const out = opts.stdio ?? 'inherit';
+  return spawn(process.execPath, args, { env: { ...process.env, DPTRAIN_TOKEN: opts.token }, stdio: ['pipe', out, out], detached: true });
 }
 
 /** Stops children still running (SIGTERM, then SIGKILL after `graceMs`). */

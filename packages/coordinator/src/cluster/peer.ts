@@ -76,8 +76,16 @@ export class Peer {
     return this.state === 'closed';
   }
 
-  send(message: Outgoing | Buffer): void {
+  /** Sends a message, an encoded frame, or a frame's fragments (as received: one WebSocket message, not copied). */
+  send(message: Outgoing | Buffer | Buffer[]): void {
     if (this.closed) return;
+    if (Array.isArray(message)) {
+      message.forEach((f, i) => {
+        this.bytesOut += f.length;
+        this.ws.send(f, { binary: true, fin: i === message.length - 1 });
+      });
+      return;
+    }
     const frame = Buffer.isBuffer(message) ? message : encodeMessage(message);
     this.bytesOut += frame.length;
     this.ws.send(frame);
@@ -88,7 +96,12 @@ export class Peer {
    * rejects with a DeadlineError when no reply came in time (a reply after that is not waited for: it never
    * settles anything).
    */
-  request<T extends ReplyType>(type: T, message: Outgoing | Buffer | ((id: number) => Outgoing), key?: string, deadlineMs?: number): Promise<MessageOf<T>> {
+  request<T extends ReplyType>(
+    type: T,
+    message: Outgoing | Buffer | Buffer[] | ((id: number) => Outgoing),
+    key?: string,
+    deadlineMs?: number,
+  ): Promise<MessageOf<T>> {
     if (this.closed) return Promise.reject(new WorkerLostError(this.id, this.closedReason ?? 'closed'));
     const id = this.nextRequestId++;
     const msg = typeof message === 'function' ? message(id) : message;

@@ -466,6 +466,7 @@ export class ClusterServer {
           backend: msg.backend,
           device: msg.device,
           batchCapacity: msg.batchCapacity,
+          ...(msg.localWorkers !== undefined ? { localWorkers: msg.localWorkers } : {}),
           ...(msg.gpu ? { gpu: msg.gpu } : {}),
           ...(msg.precision ? { precision: msg.precision } : {}),
         };

@@ -15,13 +15,12 @@ import {
   type TrainResult,
 } from '@dptrain/core';
 import { runCoordinator, type CoordinatorOptions } from './run-coordinator.js';
-import { spawnLocalWorker, workerCpuSets } from './local-workers.js';
+import type { ChildProcess } from 'node:child_process';
+import { spawnLocalAgent, stopLocalWorkers, workerCpuSets } from './local-workers.js';
 import type { HttpHandler } from './server.js';
 import { routeWorkerOutput, type WorkerOutputMode } from './worker-output.js';
-import { WorkerSupervisor, WORKER_SUPERVISOR_DEFAULTS } from './worker-supervisor.js';
+import { WORKER_SUPERVISOR_DEFAULTS } from './worker-supervisor.js';
 import { spawnLocalShard } from './local-shards.js';
-import { stopLocalWorkers } from './local-workers.js';
-import type { ChildProcess } from 'node:child_process';
 
 export interface SingleNodeOptions {
   config: RunConfig;
@@ -61,8 +60,9 @@ export interface SingleNodeOptions {
 }
 
 /**
- * Single-node mode: a coordinator and N local `dptrain worker` processes over loopback WebSockets, the same
- * code path as a real cluster (a fresh random token per run). With 0 workers, the recipe runs in process.
+ * Single-node mode: a coordinator and one local agent (`dptrain worker --nproc-per-node N`) with N worker processes,
+ * over loopback WebSockets: the same code path as a cluster of agents (a fresh random token per run). The agent
+ * restarts lost workers (`maxRestarts`). With 0 workers, the recipe runs in process.
  */
 export async function runSingleNode(opts: SingleNodeOptions): Promise<TrainResult> {
   const { runDir, workers: n } = opts;
@@ -86,9 +86,9 @@ export async function runSingleNode(opts: SingleNodeOptions): Promise<TrainResul
   // the local workers run opts.backend (or the best that loads) on this machine's CPU: auto resolves for them here
   const config = await withRunPrecision(opts.config, opts.backend && isBackendName(opts.backend) ? opts.backend : 'cluster');
   const token = opts.token ?? randomBytes(24).toString('hex');
-  let supervisor: WorkerSupervisor | undefined;
+  let agent: ChildProcess | undefined;
+  let finished = false;
   const shardProcesses: ChildProcess[] = [];
-  const log = (level: 'debug' | 'info' | 'warn' | 'error', message: string): void => bus.emit({ type: 'log', time: Date.now(), level, message });
   try {
     const { result } = await runCoordinator({
       config,
@@ -97,7 +97,7 @@ export async function runSingleNode(opts: SingleNodeOptions): Promise<TrainResul
       host: '127.0.0.1',
       port: 0,
       bus,
-      minWorkers: n,
+      minWorkers: 1,
       resume: opts.resume ?? false,
       ...(opts.protocol ? { protocol: opts.protocol } : {}),
       ...(opts.httpHandlers ? { httpHandlers: opts.httpHandlers } : {}),
@@ -114,39 +114,37 @@ export async function runSingleNode(opts: SingleNodeOptions): Promise<TrainResul
         const pin = workerCpuSets({ count: n });
         const where = pin.sets ? `pinned to CPUs ${pin.sets.map((s) => s.join(',')).join(' | ')}` : `not pinned: ${pin.reason}`;
         const maxRestarts = opts.maxRestarts ?? WORKER_SUPERVISOR_DEFAULTS.maxRestarts;
-        opts.say?.(`coordinator on ${url}; starting ${n} local worker(s), ${where}; up to ${maxRestarts} restart(s) of lost ones`);
-        const workerOpts = {
+        opts.say?.(`coordinator on ${url}; starting a local agent with ${n} worker(s), ${where}; up to ${maxRestarts} restart(s) of lost ones`);
+        // one agent, as on every machine of a cluster: it starts the workers, restarts lost ones, merges their gradients
+        agent = spawnLocalAgent({
           url,
           token,
-          count: n,
           dataDir: config.dataDir,
-          // one feature cache for all local workers: each sample's frozen pass runs once, whoever meets it
-          args: [...(opts.backend ? ['--backend', opts.backend] : []), '--cache-dir', path.join(path.resolve(runDir), 'feature-cache')],
-          stdio: opts.workerOutput === 'ignore' ? ('ignore' as const) : ('pipe' as const),
-        };
-        supervisor = new WorkerSupervisor({
-          count: n,
+          workers: n,
           maxRestarts,
-          ...(opts.restartDelayMs !== undefined ? { restartDelayMs: opts.restartDelayMs } : {}),
-          start: (slot) => {
-            const child = spawnLocalWorker(workerOpts, slot, pin.sets);
-            routeWorkerOutput(child, { mode: opts.workerOutput ?? 'inherit', name: `local worker ${slot + 1}`, emit: (e) => bus.emit(e) });
-            return child;
-          },
-          log,
-          onCapacity: (left) => {
-            // the budget is used up: train with the survivors (or fail when none is left)
-            if (left > 0) executor.setMinWorkers(left);
-            else
-              executor.fail(new DptrainError('E_NO_WORKERS', `all ${n} local workers died and the restart budget (--max-restarts ${maxRestarts}) is used up`));
-          },
+          args: [
+            ...(opts.backend ? ['--backend', opts.backend] : []),
+            // one feature cache for all local workers: each sample's frozen pass runs once, whoever meets it
+            '--cache-dir',
+            path.join(path.resolve(runDir), 'feature-cache'),
+            ...(opts.restartDelayMs !== undefined ? ['--restart-delay-ms', String(opts.restartDelayMs)] : []),
+          ],
+          stdio: opts.workerOutput === 'ignore' ? 'ignore' : 'pipe',
         });
-        supervisor.start();
+        routeWorkerOutput(agent, { mode: opts.workerOutput ?? 'inherit', name: 'local agent', emit: (e) => bus.emit(e) });
+        agent.once('exit', (code, signal) => {
+          if (finished) return;
+          // the agent restarts its workers; without it no worker is left (its last words say why)
+          const how = signal ? `was killed by ${signal}` : `exited with status ${code}`;
+          executor.fail(new DptrainError('E_NO_WORKERS', `the local agent ${how}: no local worker is left`));
+        });
       },
     });
+    finished = true;
     return result;
   } finally {
-    await supervisor?.stop();
+    finished = true;
+    if (agent) await stopLocalWorkers([agent], WORKER_SUPERVISOR_DEFAULTS.stopGraceMs * 2);
     await stopLocalWorkers(shardProcesses);
   }
 }

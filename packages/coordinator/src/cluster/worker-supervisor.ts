@@ -115,7 +115,7 @@ export class WorkerSupervisor {
     log(
       left > 0 ? 'warn' : 'error',
       `${name} ${howItEnded(code, signal)}; the restart budget is used up (${this.maxRestarts} restarts, --max-restarts): ` +
-        (left > 0 ? `the run goes on with ${left} of ${this.opts.count} workers (min-workers now ${left})` : 'no local worker is left'),
+        (left > 0 ? `the run goes on with ${left} of ${this.opts.count} workers` : 'no local worker is left'),
     );
     this.opts.onCapacity?.(left);
   }

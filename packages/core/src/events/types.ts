@@ -22,6 +22,8 @@ export interface WorkerInfo {
   gpu?: { name: string; computeCapability: string | null; tfjsNodeGpu: 'native' | 'ptx-jit' | 'unsupported' | null };
   /** Precision the worker computes in ('fp32', 'bf16'); absent from workers that do not say. */
   precision?: string;
+  /** An agent (`dptrain worker --nproc-per-node`): how many local workers stand behind this one peer. Default: absent (one). */
+  localWorkers?: number;
 }
 
 export interface StepWorkerStat {

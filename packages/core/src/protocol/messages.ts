@@ -4,7 +4,7 @@ import { GradientPrecisionSchema, RunConfigSchema } from '../config.js';
 /**
  * Version of the wire protocol; a peer speaking another version is refused with E_PROTOCOL_VERSION.
  * 2: `weights` and `weights_ack` carry `version` (was `step`), gradients may be bf16, the step message's
- * `precision` replaces `fp16`, and gradients and weights may travel as bucket frames.
+ * `precision` replaces `fp16`, the step message carries `microBatch`, `join` an agent's `localWorkers`, and gradients and weights may travel as bucket frames.
  */
 export const PROTOCOL_VERSION = 2;
 
@@ -60,6 +60,8 @@ export const JoinSchema = z
     backend: str(64),
     device: str(256),
     batchCapacity: z.number().int().positive(),
+    /** An agent (`dptrain worker --nproc-per-node`): how many local workers stand behind it (a plain worker: absent, i.e. 1). */
+    localWorkers: z.number().int().positive().max(4096).optional(),
     host: str(256),
     baseHash: str(256),
     datasetHash: str(256),
@@ -87,9 +89,13 @@ export const PhaseReadySchema = z
   .object({ v, type: z.literal('phase_ready'), id, spec: z.array(WeightSpecWireSchema).max(10_000), weights: f32.nullable() })
   .strict();
 /** coordinator -> worker: compute gradients on these samples of the labelled split. */
-/** `precision` overrides the run config's gradient precision on the wire for this reply. */
-/** `sharded`: send the gradient's ranges to the shards of the last `shard_map`, and only the figures here. */
-/** `weightsVersion`: compute with the weights of this version, which the shards are sending (wait for them). */
+/**
+ * `microBatch`: the micro-batch of the averaging tree the coordinator cut the step with (the slice starts on one of
+ * its boundaries); the worker computes its slice's mean along the same tree. `precision` overrides the run config's
+ * gradient precision on the wire for this reply. `sharded`: send the gradient's ranges to the shards of the last
+ * `shard_map`, and only the figures here. `weightsVersion`: compute with the weights of this version, which the
+ * shards are sending (wait for them).
+ */
 export const StepSchema = z
   .object({
     v,
@@ -99,6 +105,7 @@ export const StepSchema = z
     epoch: count,
     step: count,
     indices: u32,
+    microBatch: count,
     precision: GradientPrecisionSchema.optional(),
     sharded: z.boolean().optional(),
     weightsVersion: count.optional(),

@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
 import { DptrainError } from '@dptrain/core';
-import { onParentGone, startWorker, selectBackend } from '@dptrain/worker';
+import { onParentGone, startWorker, selectBackend, type WorkerHandle } from '@dptrain/worker';
 import { addProtocolFlags, resolveSharedToken, toProtocolOptions, type ProtocolFlagValues } from '../../cluster/index.js';
+import { agentFromFlags, addAgentFlags, type AgentFlagValues } from '../agent-flags.js';
 import { workerFailureLine } from '../report-error.js';
 
-interface WorkerFlags extends ProtocolFlagValues {
+interface WorkerFlags extends ProtocolFlagValues, AgentFlagValues {
   connect: string;
   data?: string;
   token?: string;
@@ -29,15 +30,17 @@ function positiveMs(v: string, flag: string): number {
 export const DEFAULT_GIVE_UP_AFTER_S = 120;
 
 export function register(program: Command): void {
-  const cmd = program.command('worker').description('join a coordinator and compute gradients on this machine');
-  addProtocolFlags(cmd)
+  const cmd = program
+    .command('worker')
+    .description('join a coordinator and compute gradients on this machine; with --nproc-per-node, one agent for the whole machine');
+  addAgentFlags(addProtocolFlags(cmd))
     .requiredOption('--connect <url>', 'coordinator URL, ws://HOST:PORT or wss://HOST:PORT')
     .option('--data <dir>', "this machine's copy of the data (default: the coordinator's path)")
     .option('--token <secret>', 'shared secret (default: $DPTRAIN_TOKEN); shows in ps, prefer --token-file')
     .option('--token-file <file>', 'read the shared secret from this file')
     .option('--backend <name>', 'force a backend: tensorflow-gpu, tensorflow, native, wasm, cpu')
     .option('--ca <file>', 'PEM CA certificate to trust for wss://')
-    .option('--batch-capacity <n>', 'largest slice of a step this worker takes', '64')
+    .option('--batch-capacity <n>', 'largest slice of a step this worker takes (an agent: each of its workers)', '64')
     .option('--name <name>', 'name reported to the coordinator (default: the host name)')
     .option('--cache-dir <dir>', 'frozen-feature cache folder shared with the other workers of this machine (default: memory only)')
     .option('--stall-limit-ms <ms>', 'heartbeats stop once the main thread made no progress this long (default 600000; 3600000 on a PTX-JIT GPU)')
@@ -52,25 +55,34 @@ export function register(program: Command): void {
       if (!Number.isFinite(giveUpAfter) || giveUpAfter <= 0)
         throw new DptrainError('E_CONFIG', `--give-up-after: '${flags.giveUpAfter}' is not a positive number of seconds`);
       const token = resolveSharedToken(flags);
-      const backend = await selectBackend(flags.backend);
-      process.stderr.write(
-        `dptrain worker: backend ${backend.name} (${backend.device})${backend.gpu ? `, tfjs-node-gpu: ${backend.gpu.tfjsNodeGpu ?? 'unknown'}` : ''}\n`,
-      );
       const p = toProtocolOptions(flags);
-      const handle = startWorker({
+      const link = {
         url: flags.connect,
         token,
-        backend,
-        batchCapacity: Number(flags.batchCapacity),
-        ...(flags.data ? { dataDir: flags.data } : {}),
         ...(flags.name ? { host: flags.name } : {}),
-        ...(flags.cacheDir ? { cacheDir: flags.cacheDir } : {}),
         ...(flags.ca ? { ca: flags.ca } : {}),
         ...(flags.stallLimitMs ? { stallLimitMs: positiveMs(flags.stallLimitMs, '--stall-limit-ms') } : {}),
         ...(p.heartbeatIntervalMs ? { heartbeatIntervalMs: p.heartbeatIntervalMs } : {}),
         ...(p.lostAfterMs ? { lostAfterMs: p.lostAfterMs } : {}),
         giveUpAfterMs: giveUpAfter * 1000,
-      });
+      };
+      let handle: WorkerHandle;
+      if (flags.nprocPerNode !== undefined) {
+        // an agent: no backend of its own; its local workers pick theirs
+        handle = await agentFromFlags(flags, link);
+      } else {
+        const backend = await selectBackend(flags.backend);
+        process.stderr.write(
+          `dptrain worker: backend ${backend.name} (${backend.device})${backend.gpu ? `, tfjs-node-gpu: ${backend.gpu.tfjsNodeGpu ?? 'unknown'}` : ''}\n`,
+        );
+        handle = startWorker({
+          ...link,
+          backend,
+          batchCapacity: Number(flags.batchCapacity),
+          ...(flags.data ? { dataDir: flags.data } : {}),
+          ...(flags.cacheDir ? { cacheDir: flags.cacheDir } : {}),
+        });
+      }
       const stop = (): void => handle.stop();
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);

@@ -1,0 +1,58 @@
+import { Option, type Command } from 'commander';
+import { DptrainError } from '@dptrain/core';
+import { AGENT_DEFAULTS, parseNproc, resolveNproc, startAgent, type AgentHandle, type AgentOptions } from '../cluster/index.js';
+
+/** `dptrain worker` flags that make it an agent (one per machine) and what its local workers get. */
+export interface AgentFlagValues {
+  nprocPerNode?: string;
+  maxRestarts: string;
+  workerCommand?: string;
+  restartDelayMs?: string;
+  data?: string;
+  backend?: string;
+  cacheDir?: string;
+  batchCapacity: string;
+  stallLimitMs?: string;
+}
+
+export function addAgentFlags(cmd: Command): Command {
+  return cmd
+    .option(
+      '--nproc-per-node <n|gpu|cpu>',
+      'run as the agent of this machine: one connection to the coordinator, and N local workers (gpu: one per visible GPU, cpu: one per CPU, pinned)',
+    )
+    .option(
+      '--max-restarts <n>',
+      'an agent: restarts of lost local workers for the whole run; then it goes on with the survivors',
+      String(AGENT_DEFAULTS.maxRestarts),
+    )
+    .addOption(new Option('--worker-command <cmd>', 'an agent: run this command line instead of `dptrain worker` as each local worker').hideHelp())
+    .addOption(new Option('--restart-delay-ms <ms>', 'an agent: pause before a local worker restart').hideHelp());
+}
+
+function count(v: string, flag: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new DptrainError('E_CONFIG', `${flag}: '${v}' is not a count`);
+  return n;
+}
+
+/** Starts the agent the flags describe; its local workers get the worker flags that concern them. */
+export async function agentFromFlags(flags: AgentFlagValues, link: Omit<AgentOptions, 'layout'>): Promise<AgentHandle> {
+  const layout = await resolveNproc(parseNproc(flags.nprocPerNode!));
+  const workerArgs = [
+    ...(flags.backend ? ['--backend', flags.backend] : []),
+    ...(flags.cacheDir ? ['--cache-dir', flags.cacheDir] : []),
+    ...(flags.stallLimitMs ? ['--stall-limit-ms', flags.stallLimitMs] : []),
+    '--batch-capacity',
+    flags.batchCapacity,
+  ];
+  return startAgent({
+    ...link,
+    layout,
+    workerArgs,
+    maxRestarts: count(flags.maxRestarts, '--max-restarts'),
+    ...(flags.restartDelayMs !== undefined ? { restartDelayMs: count(flags.restartDelayMs, '--restart-delay-ms') } : {}),
+    ...(flags.data ? { dataDir: flags.data } : {}),
+    ...(flags.workerCommand ? { workerCommand: flags.workerCommand.split(/\s+/).filter(Boolean) } : {}),
+  });
+}
