@@ -30,8 +30,9 @@ import { processesMentioning, processesWith } from '../helpers/processes.js';
 /**
  * The sharded summation service on real processes (loopback): 2 worker processes and 3 shard processes, one of
  * them forced onto the JS Adam loop (DPTRAIN_NATIVE_OPTIMIZER=0) while the coordinator's star reference and the
- * other shards run the native addon's compiled Adam. The same 20 Adam steps in star and with S = 2 and 3 shards
- * must give the same weights and optimizer state, bit for bit. Then `dptrain single --shards 2` with a shard
+ * other shards run the native addon's compiled Adam. The same 20 Adam steps in star and with S = 2 and 3 shards,
+ * and through an agent (1 x 2 workers, the hierarchical topology) with and without 2 shards, must give the same
+ * weights and optimizer state, bit for bit. Then `dptrain single --shards 2` with a shard
  * killed (-9) mid-run: the run rolls back to its checkpoint, finishes, counts every sample once, and ends with the
  * weights of the same run without the fault.
  */
@@ -45,7 +46,7 @@ function sha(a: Float32Array): string {
     .digest('hex');
 }
 
-describe('sharded summation: star and S = 2, 3 shards give the same bits', () => {
+describe('sharded summation: star, S = 2 and 3 shards, hierarchical (an agent) with and without shards give the same bits', () => {
   let dir: string;
   let dataset: Dataset;
   let config: RunConfig;
@@ -138,6 +139,30 @@ describe('sharded summation: star and S = 2, 3 shards give the same bits', () =>
       expect(sha(state.slots.v!), `${s} shards: v`).toBe(sha(starState.slots.v!));
     }
     expect(jsShardLog).toContain('optimizer the JS loop');
+
+    // hierarchical: one agent with the 2 workers behind it is the only sender, star and with 2 shards
+    const b = new ClusterServer({ token: TOKEN, config });
+    const bUrl = await b.listen();
+    const agent = dptrain(['worker', '--connect', bUrl, '--data', dir, '--backend', 'cpu', '--nproc-per-node', '2'], { DPTRAIN_TOKEN: TOKEN });
+    const bShards = [0, 1].map(() => spawnLocalShard({ url: bUrl, token: TOKEN, stdio: 'ignore' }));
+    try {
+      const t0 = Date.now();
+      while (b.workers.length < 1 || b.shards.ready.length < 2) {
+        if (Date.now() - t0 > 300_000) throw new Error(`agent and shards did not join:\n${agent.output()}`);
+        await Promise.race([b.waitForJoin(1000), b.shards.waitForReady(1000)]);
+      }
+      expect(b.workers[0]!.info?.batchCapacity).toBeGreaterThan(0);
+      const hierarchical = await train(new ClusterExecutor({ server: b }), w0);
+      expect(sha(hierarchical.weights), 'hierarchical').toBe(sha(star.weights));
+      const hs = await train(new ShardedClusterExecutor({ server: b, shards: 2, bucketFloats: 64 }), w0);
+      expect(sha(hs.weights), 'hierarchical, 2 shards').toBe(sha(star.weights));
+      expect(sha(hs.optimizer.exportState().slots.m!), 'hierarchical, 2 shards: m').toBe(sha(starState.slots.m!));
+    } finally {
+      await b.close();
+      agent.child.kill('SIGTERM');
+      await agent.exited;
+      await stopLocalWorkers(bShards);
+    }
   }, 600_000);
 });
 
