@@ -1,21 +1,8 @@
-import { createHash } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  AdamOptimizer,
-  globalBatch,
-  hasAdamKernel,
-  loadDataset,
-  parseRunConfig,
-  readCheckpoint,
-  setAdamKernel,
-  stepsPerEpoch,
-  useNativeOptimizer,
-  type Dataset,
-  type RunConfig,
-} from '@dptrain/core';
+import { hasAdamKernel, loadDataset, readCheckpoint, setAdamKernel, useNativeOptimizer, type AdamOptimizer, type Dataset, type RunConfig } from '@dptrain/core';
 import {
   ClusterExecutor,
   ClusterServer,
@@ -24,7 +11,8 @@ import {
   spawnLocalWorkers,
   stopLocalWorkers,
 } from '../../packages/coordinator/src/cluster/index.js';
-import { dptrain, makeSceneDir, tinyFlags, waitFor } from './fixtures.js';
+import { dptrain, makeSceneDir, tinyFlags, tinyLoopConfig, waitFor } from './fixtures.js';
+import { sha256 as sha, trainSteps } from './step-loop.js';
 import { processesMentioning, processesWith } from '../helpers/processes.js';
 
 /**
@@ -37,14 +25,7 @@ import { processesMentioning, processesWith } from '../helpers/processes.js';
  * weights of the same run without the fault.
  */
 const STEPS = 20;
-const B = 8;
 const TOKEN = 'shards-equivalence-token';
-
-function sha(a: Float32Array): string {
-  return createHash('sha256')
-    .update(Buffer.from(a.buffer, a.byteOffset, a.byteLength))
-    .digest('hex');
-}
 
 describe('sharded summation: star, S = 2 and 3 shards, hierarchical (an agent) with and without shards give the same bits', () => {
   let dir: string;
@@ -58,14 +39,7 @@ describe('sharded summation: star, S = 2 and 3 shards, hierarchical (an agent) w
   beforeAll(async () => {
     dir = await makeSceneDir({ perClass: 12, test: 6 });
     dataset = loadDataset(dir);
-    config = parseRunConfig({
-      dataDir: dir,
-      backbone: { kind: 'tiny-vgg', inputSize: [32, 32], tinyWidths: [8, 16, 32, 32, 32] },
-      preprocess: 'unit',
-      head: { units: 8, dropout: 0 },
-      batchSize: B,
-      microBatch: 2,
-    });
+    config = tinyLoopConfig(dir);
     server = new ClusterServer({ token: TOKEN, config });
     const url = await server.listen();
     workers = spawnLocalWorkers({ url, token: TOKEN, count: 2, dataDir: dir, args: ['--backend', 'cpu'], stdio: 'ignore' });
@@ -94,29 +68,11 @@ describe('sharded summation: star, S = 2 and 3 shards, hierarchical (an agent) w
     rmSync(dir, { recursive: true, force: true });
   });
 
-  /** 20 Adam steps from `w0`: the star updates here, a sharded executor on its shards (trainStep). */
+  /** 20 Adam steps from `w0`: the star updates here, a sharded executor on its shards (its trainStep). */
   async function train(executor: ClusterExecutor, w0: Float32Array): Promise<{ weights: Float32Array; optimizer: AdamOptimizer }> {
-    const begun = await executor.beginPhase('head', w0.slice());
-    const weights = begun.weights.slice();
-    const optimizer = new AdamOptimizer({ learningRate: 3e-2 });
-    const samples = dataset.labelled;
-    const spe = stepsPerEpoch(samples.length, B);
-    for (let s = 0; s < STEPS; s++) {
-      const epoch = Math.floor(s / spe);
-      const batch = globalBatch(samples.length, B, config.seed, epoch, s % spe).map((i) => samples[i]!);
-      const ctx = { phase: 'head' as const, epoch, step: s };
-      if (executor instanceof ShardedClusterExecutor) {
-        const res = await executor.trainStep(batch, ctx, { weights, optimizer, clipNorm: 0 });
-        expect(res.count).toBe(batch.length);
-      } else {
-        const res = await executor.computeGradients(batch, ctx);
-        optimizer.step(weights, res.gradients);
-        await executor.setWeights(weights);
-      }
-    }
-    if (executor instanceof ShardedClusterExecutor) await executor.syncOptimizerState(optimizer);
+    const run = await trainSteps(executor, dataset, config, STEPS, w0);
     for (const e of executor.ledger.summary()) expect(e.duplicates).toBe(0);
-    return { weights, optimizer };
+    return run;
   }
 
   it('the same final weights and Adam state, bit for bit, with one shard on the JS Adam loop', async () => {
