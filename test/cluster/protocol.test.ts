@@ -18,7 +18,6 @@ import {
   packGradients,
   unpackGradients,
   verifyAuthResponse,
-  PROTOCOL_VERSION,
   type DptrainErrorCode,
 } from '@dptrain/core';
 
