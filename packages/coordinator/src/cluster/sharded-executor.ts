@@ -12,6 +12,7 @@ import {
   type FloatRange,
   type Outgoing,
   type PhaseName,
+  type ProgressTask,
   type Sample,
   type StepContext,
   type TrainingUpdate,
@@ -74,10 +75,30 @@ export class ShardedClusterExecutor extends ClusterExecutor {
   }
 
   override async beginPhase(phase: PhaseName, weights?: Float32Array): Promise<{ spec: WeightSpec[]; weights: Float32Array }> {
+    // the leader hands its replica's weights on when none are given: it must hold the last step's first
+    this.flushShardWeights();
     this.layout = undefined;
     this.broken = undefined;
-    this.fedByShards.clear();
     return super.beginPhase(phase, weights);
+  }
+
+  override async predict(samples: Sample[], task: ProgressTask, chunk?: number): Promise<Float32Array> {
+    this.flushShardWeights();
+    return super.predict(samples, task, chunk);
+  }
+
+  /**
+   * Workers take the shards' weights only when a step names their version; before anything else (evaluation,
+   * prediction, a phase switch) those fed by the shards get the last step's whole weights from here, on the same
+   * socket as the request that follows (P per worker, once per evaluation).
+   */
+  private flushShardWeights(): void {
+    const s = this.server.state;
+    if (s.weights && this.fedByShards.size > 0) {
+      const frame = encodeMessage({ type: 'weights', version: s.version, weights: s.weights, ack: false });
+      for (const p of this.fedByShards) if (!p.closed && p.phase === s.phase) p.send(frame);
+    }
+    this.fedByShards.clear();
   }
 
   override async setWeights(weights: Float32Array): Promise<void> {
