@@ -10,6 +10,7 @@ import { register as registerWorker } from './commands/worker.js';
 import { register as registerDashboard } from './commands/dashboard.js';
 import { register as registerExport } from './commands/export.js';
 import { register as registerDoctor } from './commands/doctor.js';
+import { register as registerShard } from './commands/shard.js';
 
 /** Builds the `dptrain` program (exported for tests that check deploy command lines against it). */
 export function buildProgram(): Command {
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerSingle(program);
   registerCoordinator(program);
   registerWorker(program);
+  registerShard(program);
   registerDashboard(program);
   registerExport(program);
   registerDoctor(program);

@@ -12,3 +12,4 @@ export {
 export * from './backend.js';
 export { startLiveness, LIVENESS_DEFAULTS, type LivenessOptions, type LivenessHandle } from './liveness.js';
 export { onParentGone } from './parent-watch.js';
+export { ShardLinks, type ShardLinksOptions } from './shard-links.js';

@@ -12,6 +12,7 @@ import {
 } from '@dptrain/core';
 import { Backoff, connectAndAuth, type AuthedConnection, type BackoffOptions } from '@dptrain/client';
 import { LIVENESS_DEFAULTS, startLiveness } from './liveness.js';
+import { ShardedSender } from './sharded-sender.js';
 
 /** Refusals that end the worker instead of a retry. */
 const FATAL_CODES: string[] = ['E_AUTH', 'E_BASE_HASH', 'E_DATASET_HASH', 'E_PROTOCOL_VERSION', 'E_AUTH_COORDINATOR', 'E_PRECISION'];
@@ -92,8 +93,10 @@ export function workerLog(m: string): void {
  * of their own). It reconnects with exponential backoff when the coordinator goes away, keeping what was prepared,
  * and ends on the coordinator's `bye` (run complete), a fatal refusal, `--give-up-after`, or stop().
  */
-export function runUpstream(opts: UpstreamOptions, handlers: MessageHandlers): WorkerHandle {
+export function runUpstream(opts: UpstreamOptions, compute: MessageHandlers): WorkerHandle {
   const log = opts.log ?? workerLog;
+  // a sharded run's steps send their gradient's ranges to the shards (worker or agent alike)
+  const handlers = new ShardedSender(compute, { token: opts.token, ca: opts.ca, log });
   const backoff = new Backoff(opts.backoff);
   let stopped = false;
   let currentWs: AuthedConnection['ws'] | undefined;
@@ -120,10 +123,12 @@ export function runUpstream(opts: UpstreamOptions, handlers: MessageHandlers): W
         return send(await handlers.phase(msg));
       case 'weights':
         await handlers.weights(msg, frame);
-        if (msg.ack) send({ type: 'weights_ack', step: msg.step });
+        if (msg.ack) send({ type: 'weights_ack', version: msg.version });
         return;
       case 'step':
         return send(await handlers.step(msg));
+      case 'shard_map':
+        return handlers.shardMap(msg);
       case 'predict':
         return send(await handlers.predict(msg));
       case 'error':

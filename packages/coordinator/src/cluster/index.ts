@@ -16,5 +16,9 @@ export { WorkerSupervisor, WORKER_SUPERVISOR_DEFAULTS, type WorkerSupervisorOpti
 export { routeWorkerOutput, workerLineLevel, type WorkerOutputMode, type WorkerOutputOptions } from './worker-output.js';
 export { addStepGuardFlags, toStepGuardOptions, type StepGuardFlagValues } from './step-guard-flags.js';
 export { RequestDeadlines, DEFAULT_REQUEST_DEADLINES, type RequestDeadlineOptions, type RequestKind } from './deadlines.js';
+export { ShardedClusterExecutor, type ShardedExecutorOptions } from './sharded-executor.js';
+export { ShardRegistry, type ShardPeer } from './shard-registry.js';
+export { addShardFlags, toShardOptions, type ShardFlagValues } from './shard-flags.js';
+export { spawnLocalShard, type LocalShardOptions } from './local-shards.js';
 export { AgentHandlers, AGENT_DEFAULTS, startAgent, type AgentHandle, type AgentOptions } from './agent.js';
 export { parseNproc, resolveNproc, type NodeLayout, type NprocSpec, type ResolveNprocOptions } from './nproc.js';

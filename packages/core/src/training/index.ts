@@ -44,3 +44,7 @@ export { DeviceFeatureCache } from './device-feature-cache.js';
 export { TransferCounter } from './transfer-counter.js';
 export { packBytes, unpackBytes, preprocessOnDevice } from './device-preprocess.js';
 export { l2Norm, clipByGlobalNorm, GradientNormGuard, type GradientNormGuardOptions } from './gradient-norm.js';
+export { bucketRanges, bucketSumOfSquares, normFromBucketSums, rangeSumOfSquares, DEFAULT_BUCKET_FLOATS, type BucketRange } from './buckets.js';
+export { clipScale, scaleRange } from './gradient-norm.js';
+export { applyTrainingUpdate, checkStepResult, runTrainingStep } from './training-step.js';
+export { joinOptimizerStates, shardRanges, sliceOptimizerState, type FloatRange } from './shard-ranges.js';

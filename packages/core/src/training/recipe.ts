@@ -16,10 +16,10 @@ import { argmaxRows, computeMetrics, type EvaluationMetrics } from './metrics.js
 import { useNativeOptimizer } from '../backend/loaders.js';
 import { createOptimizer } from './optimizers.js';
 import { LearningRateScheduler, phaseBaseLearningRate, phaseSchedule } from './lr-schedule.js';
-import { clipByGlobalNorm } from './gradient-norm.js';
+import { runTrainingStep } from './training-step.js';
 import { saveRun } from './run-model.js';
 import { epochPermutation, globalBatch, stepsPerEpoch } from './sharding.js';
-import type { TrainingExecutor, WeightSpec } from './types.js';
+import type { TrainingExecutor, TrainStepResult, WeightSpec } from './types.js';
 import { writeFileAtomic } from './atomic-write.js';
 import { writeSubmission } from './submission.js';
 import { resumeMismatches, runFingerprint, type ResumePosition, type RunFingerprint } from './run-fingerprint.js';
@@ -308,6 +308,7 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
       let progress: EpochProgress = resumeHere?.progress ?? { lossSum: 0, correct: 0, count: 0, elapsedMs: 0 };
 
       const checkpoint = async (pos: { epoch: number; stepInEpoch: number; phaseDone: boolean; progress: EpochProgress }): Promise<void> => {
+        await executor.syncOptimizerState?.(optimizer);
         const file = await writeCheckpoint(runDir, {
           version: 2,
           phase,
@@ -343,22 +344,15 @@ export async function runTraining(options: TrainOptions): Promise<TrainResult> {
           where = { phase, epoch: epoch + 1, step: step + 1 };
           await callbacks.onBatchBegin(s, { epoch });
           const batch = globalBatch(n, config.batchSize, config.seed, gEpoch, s, order).map((i) => data.train[i] as Sample);
-          let res: Awaited<ReturnType<TrainingExecutor['computeGradients']>>;
+          let res: TrainStepResult;
           try {
-            res = await executor.computeGradients(batch, { phase, epoch: gEpoch, step });
+            res = await runTrainingStep(executor, batch, { phase, epoch: gEpoch, step }, { weights, optimizer, clipNorm: config.clipNorm });
           } catch (err) {
             // stopped while the step could not run (a cluster waiting for workers): keep the steps done so far
             if (!options.stopSignal?.aborted) throw err;
             await checkpoint({ epoch, stepInEpoch: s, phaseDone: false, progress: { ...progress, elapsedMs: clock.now() - tEpoch } });
             return { halted: true, stopped: true, steps: step };
           }
-          if (res.gradients.length !== weights.length) {
-            throw new DptrainError('E_GRADIENT_SHAPE', `step ${step}: ${res.gradients.length} gradient values for ${weights.length} weights`);
-          }
-          if (!Number.isFinite(res.loss)) throw new DptrainError('E_GRADIENT_NONFINITE', `step ${step}: loss is ${res.loss}`);
-          if (config.clipNorm > 0) clipByGlobalNorm(res.gradients, config.clipNorm);
-          optimizer.step(weights, res.gradients);
-          await executor.setWeights(weights);
           step++;
           progress = {
             lossSum: progress.lossSum + res.loss * res.count,
