@@ -91,7 +91,6 @@ export class ClusterExecutor implements TrainingExecutor {
   private readonly clock: Clock;
   private minWorkers: number;
   private failure: Error | undefined;
-  private spec: WeightSpec[] = [];
   private size = 0;
   private closed = false;
   private warnedIdle = false;
@@ -127,11 +126,6 @@ export class ClusterExecutor implements TrainingExecutor {
     this.failure = err;
   }
 
-  /** Current trainable spec (empty before the first phase). */
-  get weightSpec(): WeightSpec[] {
-    return this.spec;
-  }
-
   async beginPhase(phase: PhaseName, weights?: Float32Array): Promise<{ spec: WeightSpec[]; weights: Float32Array }> {
     const s = this.server.state;
     s.phase = phase;
@@ -160,7 +154,6 @@ export class ClusterExecutor implements TrainingExecutor {
           );
           continue;
         }
-        this.spec = spec;
         this.size = size;
         s.weights = w;
         leader.phase = phase;

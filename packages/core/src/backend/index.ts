@@ -1,4 +1,4 @@
-export * from './types.js';
+export { type BackendInfo, type BackendName } from './types.js';
 export { resolveBackend, describeBackend, shortReason, isBackendName, BACKEND_ORDER, type ResolveBackendOptions } from './resolve.js';
 export {
   DEFAULT_LOADERS,
@@ -46,16 +46,16 @@ export { activateWasm, wasmBinaryDir } from './wasm.js';
 export {
   applyPrecision,
   bf16Unsupported,
-  cpuinfoBf16Isa,
   detectBf16Isa,
   resolvePrecision,
   workerPrecision,
   withRunPrecision,
-  PRECISION_CHOICES,
   type Bf16Isa,
   type Precision,
   type PrecisionSetting,
   type ResolvePrecisionOptions,
 } from './precision.js';
 export { readTensorInto } from './read-into.js';
-export * from './kernels/index.js';
+export { type Conv2DBackpropFilterArgs, conv2dBackpropFilterOps, type Conv2DBackpropInputArgs, conv2dBackpropInputOps } from './kernels/index.js';
+export { type DepthwiseBackpropFilterArgs, depthwiseBackpropFilterOps, type DepthwiseBackpropInputArgs, depthwiseBackpropInputOps } from './kernels/index.js';
+export { registerWasmTrainingKernels, WASM_TRAINING_KERNELS, type WasmTrainingKernel } from './kernels/index.js';

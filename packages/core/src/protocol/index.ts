@@ -1,7 +1,10 @@
-export * from './options.js';
-export * from './messages.js';
-export * from './codec.js';
-export * from './auth.js';
-export * from './fp16.js';
-export * from './gradients.js';
+export { DEFAULT_PROTOCOL_OPTIONS, type ProtocolOptions, type ResolvedProtocolOptions, resolveProtocolOptions } from './options.js';
+export { AcceptedSchema, AttachSchema, AuthSchema, ByeSchema, ChallengeSchema, type ClientRole, ClientRoleSchema, ErrorSchema } from './messages.js';
+export { EventsSchema, GradientsSchema, HeartbeatSchema, HelloSchema, JoinSchema, type Message, type MessageOf, MessageSchema } from './messages.js';
+export { type MessageType, type Outgoing, PhaseReadySchema, PhaseSchema, PredictionsSchema, PredictSchema, PROTOCOL_VERSION } from './messages.js';
+export { RunEventWireSchema, StepSchema, WeightsAckSchema, WeightSpecWireSchema, WeightsSchema, WelcomeSchema } from './messages.js';
+export { BLOB_MIN_BYTES, decodeMessage, encodeMessage, encodeMessageParts, type FragmentSink, sendMessage } from './codec.js';
+export { authResponse, coordinatorProof, createNonce, NONCE_BYTES, verifyAuthResponse, verifyCoordinatorProof } from './auth.js';
+export { float16ToFloat32, float32ToFloat16 } from './fp16.js';
+export { firstNonFinite, packGradients, unpackGradients } from './gradients.js';
 export { tokenEntropyBits, tokenWeakness, type TokenStrengthOptions } from './token-strength.js';

@@ -1,4 +1,4 @@
-export * from './clock.js';
+export { type Clock, systemClock } from './clock.js';
 export {
   addErrorContext,
   addKernelToError,
