@@ -5,9 +5,9 @@ import { OutputPool } from './output-pool.js';
 describe('readNativeEnv', () => {
   it('reads each DPTRAIN_NATIVE_* setting once, and leaves out what is unset or unusable', () => {
     expect(readNativeEnv({})).toEqual({});
-    expect(
-      readNativeEnv({ DPTRAIN_NATIVE_THREADS: '3', DPTRAIN_NATIVE_LAYOUT: 'any', DPTRAIN_NATIVE_CONV: 'direct', DPTRAIN_NATIVE_POOL_MB: ' 64 ' }),
-    ).toEqual({ threads: 3, layout: 'any', convAlgorithm: 'direct', poolMaxBytes: 64 * 2 ** 20 });
+    expect(readNativeEnv({ DPTRAIN_NATIVE_THREADS: '3', DPTRAIN_NATIVE_LAYOUT: 'any', DPTRAIN_NATIVE_CONV: 'direct', DPTRAIN_NATIVE_POOL_MB: ' 64 ' })).toEqual(
+      { threads: 3, layout: 'any', convAlgorithm: 'direct', poolMaxBytes: 64 * 2 ** 20 },
+    );
     expect(readNativeEnv({ DPTRAIN_NATIVE_THREADS: '1.5', DPTRAIN_NATIVE_LAYOUT: 'nchw', DPTRAIN_NATIVE_POOL_MB: '' })).toEqual({});
     expect(readNativeEnv({ DPTRAIN_NATIVE_POOL_MB: '0' }).poolMaxBytes).toBe(0);
   });

@@ -1,5 +1,6 @@
 // @dptrain/core — explicit barrel. Each area keeps its own index.ts.
 export { DptrainError, type DptrainErrorCode, isDptrainError } from './errors.js';
+export { debugFromEnv, deviceStepFromEnv, LOCAL_WORKERS_VAR, localWorkerCount, nativeOptimizerAllowed } from './env.js';
 export { type Augmentation, AugmentationSchema, type BackboneSpec, BackboneSpecSchema, type HeadSpec, HeadSpecSchema, parseRunConfig } from './config.js';
 export { type PhaseSpec, PhaseSpecSchema, type PreprocessMode, PreprocessModeSchema, type RunConfig, type RunConfigInput } from './config.js';
 export { RunConfigSchema } from './config.js';
@@ -15,7 +16,7 @@ export { DEFAULT_LOADERS, type DepthwiseBackpropFilterArgs, depthwiseBackpropFil
 export { depthwiseBackpropInputOps, describeBackend, detectBf16Isa, EXPECTED_CUDA_MAJOR, EXPECTED_CUDNN_MAJOR, explainVerdict } from './backend/index.js';
 export { findCudaLibraries, gatherGpuFacts, type GatherGpuFactsOptions, type GpuDescription, type GpuFacts } from './backend/index.js';
 export { type GpuPreflightOptions, type GpuPreflightResult, type GpuSupport, type GpuVerdict, importPackage, isBackendName } from './backend/index.js';
-export { type LoadedBackend, type LoaderContext, LOCAL_WORKERS_VAR, type MemoryGrowthDecision, type MemoryGrowthFacts } from './backend/index.js';
+export { type LoadedBackend, type LoaderContext, type MemoryGrowthDecision, type MemoryGrowthFacts } from './backend/index.js';
 export { NVIDIA_SMI_FIELDS, parseComputeCapability, parseNvidiaSmi, pickVersion, type Precision } from './backend/index.js';
 export { type PrecisionSetting, preflightTfjsNodeGpu, queryGpus, type QueryGpusOptions, readTensorInto } from './backend/index.js';
 export { registerWasmTrainingKernels, resolveBackend, type ResolveBackendOptions, resolvePrecision, type ResolvePrecisionOptions } from './backend/index.js';

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import {
   computeTreeGradients,
+  debugFromEnv,
   DptrainError,
   describeUnexpectedError,
   isDptrainError,
@@ -21,6 +22,7 @@ import {
 } from '@dptrain/core';
 import { Backoff, connectAndAuth, type AuthedConnection, type BackoffOptions } from '@dptrain/client';
 import { LIVENESS_DEFAULTS, startLiveness } from './liveness.js';
+import { livenessThreadAllowed } from './env.js';
 import { blockStepForTest } from './test-hooks.js';
 
 /** Refusals that end the worker instead of a retry. */
@@ -177,7 +179,7 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
     );
     const interval = opts.heartbeatIntervalMs ?? 1000;
     const liveness =
-      accepted.livenessKey && (opts.livenessThread ?? process.env.DPTRAIN_LIVENESS_THREAD !== '0')
+      accepted.livenessKey && (opts.livenessThread ?? livenessThreadAllowed())
         ? startLiveness({
             url: opts.url,
             token: opts.token,
@@ -262,7 +264,7 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
           // an unexpected error says where it happened (phase, step, layer, kernel); its stack with DPTRAIN_DEBUG=1
           const message = isDptrainError(err) ? err.message : describeUnexpectedError(err);
           log(`${code}: ${message}`);
-          if (process.env.DPTRAIN_DEBUG && process.env.DPTRAIN_DEBUG !== '0' && err instanceof Error && err.stack) log(err.stack);
+          if (debugFromEnv() && err instanceof Error && err.stack) log(err.stack);
           send({ type: 'error', code, message: message.slice(0, 4000) });
         } finally {
           inFlight = undefined;

@@ -38,7 +38,6 @@ export {
   applyMemoryGrowth,
   countOtherGpuProcesses,
   ALLOW_GROWTH_VAR,
-  LOCAL_WORKERS_VAR,
   type MemoryGrowthDecision,
   type MemoryGrowthFacts,
 } from './memory-growth.js';
