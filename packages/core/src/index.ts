@@ -19,7 +19,14 @@ export { type GpuPreflightOptions, type GpuPreflightResult, type GpuSupport, typ
 export { type LoadedBackend, type LoaderContext, type MemoryGrowthDecision, type MemoryGrowthFacts } from './backend/index.js';
 export { NVIDIA_SMI_FIELDS, parseComputeCapability, parseNvidiaSmi, pickVersion, type Precision } from './backend/index.js';
 export { type PrecisionSetting, preflightTfjsNodeGpu, queryGpus, type QueryGpusOptions, readTensorInto } from './backend/index.js';
-export { registerWasmTrainingKernels, resolveBackend, type ResolveBackendOptions, resolvePrecision, type ResolvePrecisionOptions } from './backend/index.js';
+export {
+  registerWasmTrainingKernels,
+  resolveBackend,
+  type ResolveBackendOptions,
+  startBackend,
+  resolvePrecision,
+  type ResolvePrecisionOptions,
+} from './backend/index.js';
 export { shortReason, TFJS_NODE_GPU_PTX, TFJS_NODE_GPU_SASS, type TfjsNodeGpuVerdict, tfjsNodeGpuVerdict, useNativeOptimizer } from './backend/index.js';
 export { visibleGpus, WASM_TRAINING_KERNELS, wasmBinaryDir, type WasmTrainingKernel, withRunPrecision, workerPrecision } from './backend/index.js';
 export { affineMatrix, type AffineParams, affineParamsFor, applyAffine, type AugmentationInput, augmentImage, type BatchesOptions } from './data/index.js';

@@ -1,4 +1,3 @@
 export { type MessageOf, startWorker, type WorkerExit, type WorkerHandle, type WorkerOptions } from './worker.js';
-export { selectBackend } from './backend.js';
 export { startLiveness, LIVENESS_DEFAULTS, type LivenessOptions, type LivenessHandle } from './liveness.js';
 export { onParentGone } from './parent-watch.js';

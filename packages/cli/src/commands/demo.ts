@@ -10,8 +10,8 @@ import {
   type BackendInfo,
   type RunConfig,
   type TrainResult,
+  startBackend,
 } from '@dptrain/core';
-import { startBackend } from '../backend-flag.js';
 import { runSingleNode, type WorkerOutputMode } from '@dptrain/coordinator';
 import { attachRunViews } from '../run-views.js';
 import { defaultRunDir, printSummary } from './train.js';

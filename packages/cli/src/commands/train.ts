@@ -10,9 +10,10 @@ import {
   type ExecutorFactory,
   type TrainResult,
   withRunPrecision,
+  startBackend,
 } from '@dptrain/core';
 import { addTrainingFlags, printConfigIfAsked, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
-import { startBackend, BACKEND_CHOICES } from '../backend-flag.js';
+import { BACKEND_CHOICES } from '../backend-flag.js';
 import { reportStop, stopOnSignals } from '../stop-signals.js';
 
 export interface TrainCommandValues extends TrainingFlagValues {

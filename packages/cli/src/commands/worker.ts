@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { DptrainError } from '@dptrain/core';
-import { onParentGone, startWorker, selectBackend } from '@dptrain/worker';
+import { DptrainError, startBackend } from '@dptrain/core';
+import { onParentGone, startWorker } from '@dptrain/worker';
 import { addProtocolFlags, resolveSharedToken, toProtocolOptions, type ProtocolFlagValues } from '@dptrain/coordinator';
 import { workerFailureLine } from '../report-error.js';
 
@@ -52,7 +52,7 @@ export function register(program: Command): void {
       if (!Number.isFinite(giveUpAfter) || giveUpAfter <= 0)
         throw new DptrainError('E_CONFIG', `--give-up-after: '${flags.giveUpAfter}' is not a positive number of seconds`);
       const token = resolveSharedToken(flags);
-      const backend = await selectBackend(flags.backend);
+      const backend = await startBackend(flags.backend, (line) => process.stderr.write(`dptrain worker: ${line}\n`));
       process.stderr.write(
         `dptrain worker: backend ${backend.name} (${backend.device})${backend.gpu ? `, tfjs-node-gpu: ${backend.gpu.tfjsNodeGpu ?? 'unknown'}` : ''}\n`,
       );

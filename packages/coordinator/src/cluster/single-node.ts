@@ -6,13 +6,12 @@ import {
   localExecutorFactory,
   prepareTrainData,
   isBackendName,
-  resolveBackend,
   runTraining,
   withRunPrecision,
-  type BackendName,
   type ProtocolOptions,
   type RunConfig,
   type TrainResult,
+  startBackend,
 } from '@dptrain/core';
 import { runCoordinator, type CoordinatorOptions } from './run-coordinator.js';
 import { spawnLocalWorker, workerCpuSets } from './local-workers.js';
@@ -60,7 +59,7 @@ export async function runSingleNode(opts: SingleNodeOptions): Promise<TrainResul
   const { runDir, workers: n } = opts;
   const bus = opts.bus ?? new EventBus();
   if (n === 0) {
-    const backend = await resolveBackend(opts.backend ? { backend: opts.backend as BackendName } : {});
+    const backend = await startBackend(opts.backend);
     const config = await withRunPrecision(opts.config, backend.name);
     return runTraining({
       config,

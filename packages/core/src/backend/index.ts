@@ -1,5 +1,5 @@
 export { type BackendInfo, type BackendName } from './types.js';
-export { resolveBackend, describeBackend, shortReason, isBackendName, BACKEND_ORDER, type ResolveBackendOptions } from './resolve.js';
+export { resolveBackend, startBackend, describeBackend, shortReason, isBackendName, BACKEND_ORDER, type ResolveBackendOptions } from './resolve.js';
 export {
   DEFAULT_LOADERS,
   BACKEND_PACKAGES,
