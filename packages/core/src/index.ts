@@ -59,7 +59,7 @@ export { type AdamKernel, AdamOptimizer, type AdamOptions, ADAMW_DEFAULT_WEIGHT_
 export { applyWeightDecay, argmaxRows, balancedClassWeights, type BatchLogs, type BatchSource, BestCheckpoint } from './training/index.js';
 export { type BestCheckpointOptions, CallbackList, CHECKPOINT_FILE, checkpointPath, type ClassMetrics, clipByGlobalNorm } from './training/index.js';
 export { computeBaseHash, computeMetrics, computeTreeGradients, computeTreeGradientsOnDevice, createOptimizer } from './training/index.js';
-export { createProgressLogger, createReplica, decodeState, DEVICE_STEP_DEFAULTS, DeviceFeatureCache, type DeviceGradients } from './training/index.js';
+export { createReplica, decodeState, DEVICE_STEP_DEFAULTS, DeviceFeatureCache, type DeviceGradients } from './training/index.js';
 export { deviceStepDefault, type DeviceStepReplica, EarlyStopping, type EarlyStoppingOptions, encodeEvent, encodeState } from './training/index.js';
 export { ENVELOPE_HEADER_BYTES, ENVELOPE_MAGIC, epochBatches, type EpochLogs, epochPermutation, type EpochProgress } from './training/index.js';
 export { type EpochRecord, type EvaluationMetrics, EventFileWriter, type EventFileWriterOptions, type ExecutorFactory } from './training/index.js';
@@ -70,7 +70,7 @@ export { LearningRateScheduler, type LearningRateSchedulerOptions, loadRunModel,
 export { type LocalExecutorFactoryOptions, maskedCrc32c, meanOfTwo, mergeGradientTree, microBatchCount, microBatchSlices } from './training/index.js';
 export { mixSeed, type ModelExportingExecutor, ModelReplica, openCheckpoint, type OpenedCheckpoint, type OptimizerChoice } from './training/index.js';
 export { optimizerFromState, type OptimizerState, packBytes, phaseBaseLearningRate, phaseSchedule, type PrepareDataOptions } from './training/index.js';
-export { prepareTrainData, preprocessOnDevice, type ProgressLoggerOptions, type RangedGradient, readCheckpoint } from './training/index.js';
+export { prepareTrainData, preprocessOnDevice, type RangedGradient, readCheckpoint } from './training/index.js';
 export { type ReadCheckpointOptions, ReduceLrOnPlateau, type ReduceLrOnPlateauOptions, type Replica, type ReplicaOptions } from './training/index.js';
 export { resolveClassWeights, resolveClassWeightsFromLabelled, RESUME_SAFE_SETTINGS, resumeMismatches, type ResumePosition } from './training/index.js';
 export { RUN_MODEL_DIR, type RunFingerprint, runFingerprint, type RunModelMeta, type RunReport, runTraining, saveRun } from './training/index.js';

@@ -21,7 +21,6 @@ export { computeTreeGradients, meanOfTwo, mergeGradientTree, microBatchCount, mi
 export { treeNodeSlices } from './gradient-tree.js';
 export { InProcessExecutor, type InProcessExecutorOptions } from './in-process-executor.js';
 export { localExecutorFactory, type LocalExecutorFactoryOptions } from './local-executor.js';
-export { createProgressLogger, type ProgressLoggerOptions } from './progress-log.js';
 export { type BatchSource, createReplica, hashBackboneWeights, ModelReplica, type ReplicaOptions } from './replica.js';
 export { computeBaseHash } from './base-hash.js';
 export { FeatureCache, type FeatureCacheOptions, type FeatureCacheStats, featureKey } from './feature-cache.js';
