@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import {
+  debugFromEnv,
   DptrainError,
   describeUnexpectedError,
   isDptrainError,
@@ -12,6 +13,7 @@ import {
 } from '@dptrain/core';
 import { Backoff, connectAndAuth, type AuthedConnection, type BackoffOptions } from '@dptrain/client';
 import { LIVENESS_DEFAULTS, startLiveness } from './liveness.js';
+import { livenessThreadAllowed } from './env.js';
 import { ShardedSender } from './sharded-sender.js';
 
 /** Refusals that end the worker instead of a retry. */
@@ -172,7 +174,7 @@ export function runUpstream(opts: UpstreamOptions, compute: MessageHandlers): Wo
     );
     const interval = opts.heartbeatIntervalMs ?? UPSTREAM_DEFAULTS.heartbeatIntervalMs;
     const liveness =
-      accepted.livenessKey && (opts.livenessThread ?? process.env.DPTRAIN_LIVENESS_THREAD !== '0')
+      accepted.livenessKey && (opts.livenessThread ?? livenessThreadAllowed())
         ? startLiveness({
             url: opts.url,
             token: opts.token,
@@ -244,7 +246,7 @@ export function runUpstream(opts: UpstreamOptions, compute: MessageHandlers): Wo
           // an unexpected error says where it happened (phase, step, layer, kernel); its stack with DPTRAIN_DEBUG=1
           const message = isDptrainError(err) ? err.message : describeUnexpectedError(err);
           log(`${code}: ${message}`);
-          if (process.env.DPTRAIN_DEBUG && process.env.DPTRAIN_DEBUG !== '0' && err instanceof Error && err.stack) log(err.stack);
+          if (debugFromEnv() && err instanceof Error && err.stack) log(err.stack);
           send({ type: 'error', code, message: message.slice(0, 4000) });
         } finally {
           inFlight = undefined;

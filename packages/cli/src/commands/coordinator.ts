@@ -41,6 +41,7 @@ export function register(program: Command): void {
       const runDir = flags.resume ?? flags.out ?? path.join('runs', new Date().toISOString().replace(/[:.]/g, '-'));
       const bus = new EventBus();
       const views = await attachRunViews(bus, {
+        command: 'coordinator',
         runDir,
         plain: flags.plain,
         logEvery: Number(flags.logEvery),

@@ -99,7 +99,6 @@ export class ClusterExecutor implements TrainingExecutor {
   protected readonly clock: Clock;
   private minWorkers: number;
   private failure: Error | undefined;
-  private spec: WeightSpec[] = [];
   protected size = 0;
   private closed = false;
   private warnedIdle = false;
@@ -140,11 +139,6 @@ export class ClusterExecutor implements TrainingExecutor {
     return this.server.workers.length;
   }
 
-  /** Current trainable spec (empty before the first phase). */
-  get weightSpec(): WeightSpec[] {
-    return this.spec;
-  }
-
   async beginPhase(phase: PhaseName, weights?: Float32Array): Promise<{ spec: WeightSpec[]; weights: Float32Array }> {
     const s = this.server.state;
     s.phase = phase;
@@ -173,7 +167,6 @@ export class ClusterExecutor implements TrainingExecutor {
           );
           continue;
         }
-        this.spec = spec;
         this.size = size;
         s.weights = w;
         leader.phase = phase;

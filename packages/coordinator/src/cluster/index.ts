@@ -1,12 +1,12 @@
-export * from './peer.js';
-export * from './server.js';
-export * from './executor.js';
-export * from './ledger.js';
-export * from './split.js';
-export * from './run-coordinator.js';
-export * from './cluster-flags.js';
-export * from './local-workers.js';
-export * from './single-node.js';
+export { DeadlineError, Peer, type PeerState, WorkerLostError, WorkerTaskError } from './peer.js';
+export { ClusterServer, type ClusterServerOptions, type HttpHandler, type RunState } from './server.js';
+export { ClusterExecutor, type ClusterExecutorOptions } from './executor.js';
+export { type EpochSampleCount, SampleLedger } from './ledger.js';
+export { chunks, contiguousSlices } from './split.js';
+export { type ClusterSummary, type CoordinatorOptions, runCoordinator } from './run-coordinator.js';
+export { addProtocolFlags, parseListen, type ProtocolFlagValues, toProtocolOptions } from './cluster-flags.js';
+export { DPTRAIN_BIN, type LocalWorkersOptions, spawnLocalWorker, spawnLocalWorkers, stopLocalWorkers, workerCpuSets } from './local-workers.js';
+export { runSingleNode, type SingleNodeOptions } from './single-node.js';
 export { resolveSharedToken, type ResolveSharedTokenOptions, type TokenSource } from './token-source.js';
 export { AdmissionGuard, DEFAULT_ADMISSION_OPTIONS, resolveAdmissionOptions, type AdmissionOptions, type ResolvedAdmissionOptions } from './admission.js';
 export { RejectionLog, DEFAULT_REJECTION_LOG_OPTIONS, type RejectionLogOptions } from './rejections.js';
@@ -22,3 +22,4 @@ export { addShardFlags, toShardOptions, type ShardFlagValues } from './shard-fla
 export { spawnLocalShard, type LocalShardOptions } from './local-shards.js';
 export { AgentHandlers, AGENT_DEFAULTS, startAgent, type AgentHandle, type AgentOptions } from './agent.js';
 export { parseNproc, resolveNproc, type NodeLayout, type NprocSpec, type ResolveNprocOptions } from './nproc.js';
+export { startShard, type ShardOptions, type ShardHandle } from '../shard/shard-service.js';

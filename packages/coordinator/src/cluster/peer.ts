@@ -1,5 +1,5 @@
 import type { WebSocket } from 'ws';
-import { DptrainError, encodeMessage, type ClientRole, type MessageOf, type Outgoing, type WorkerInfo } from '@dptrain/core';
+import { encodeMessage, type ClientRole, type MessageOf, type Outgoing, type WorkerInfo } from '@dptrain/core';
 
 /** Connection states of a peer, in order ('liveness': a worker's heartbeat thread, see liveness.ts). */
 export type PeerState = 'hello' | 'auth' | 'join' | 'joined' | 'observing' | 'liveness' | 'shard' | 'closed';
@@ -177,8 +177,4 @@ export class WorkerTaskError extends Error {
     super(`worker ${workerId} failed a task [${code}]: ${message}`);
     this.name = 'WorkerTaskError';
   }
-}
-
-export function protocolError(code: ConstructorParameters<typeof DptrainError>[0], message: string): DptrainError {
-  return new DptrainError(code, message);
 }

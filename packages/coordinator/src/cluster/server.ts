@@ -205,16 +205,6 @@ export class ClusterServer {
     return { baseHash: this.baseHash, datasetHash: this.datasetHash };
   }
 
-  /** What an observer receives on connect: the run's events and the rejections, each history bounded on its own. */
-  get eventHistory(): readonly RunEvent[] {
-    return this.history.snapshot();
-  }
-
-  /** Unauthenticated connections held now. */
-  get unauthenticatedConnections(): number {
-    return this.admission.unauthenticated;
-  }
-
   emit(event: RunEvent): void {
     this.bus.emit(event);
   }

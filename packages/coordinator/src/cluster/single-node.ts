@@ -6,13 +6,12 @@ import {
   localExecutorFactory,
   prepareTrainData,
   isBackendName,
-  resolveBackend,
   runTraining,
   withRunPrecision,
-  type BackendName,
   type ProtocolOptions,
   type RunConfig,
   type TrainResult,
+  startBackend,
 } from '@dptrain/core';
 import { runCoordinator, type CoordinatorOptions } from './run-coordinator.js';
 import type { ChildProcess } from 'node:child_process';
@@ -70,7 +69,7 @@ export async function runSingleNode(opts: SingleNodeOptions): Promise<TrainResul
   if (n === 0 && opts.shards)
     throw new DptrainError('E_CONFIG', '--shards needs worker processes (--workers 1 or more): in process, there is nothing to shard');
   if (n === 0) {
-    const backend = await resolveBackend(opts.backend ? { backend: opts.backend as BackendName } : {});
+    const backend = await startBackend(opts.backend);
     const config = await withRunPrecision(opts.config, backend.name);
     return runTraining({
       config,

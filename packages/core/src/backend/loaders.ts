@@ -5,6 +5,7 @@
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { DptrainError } from '../errors.js';
+import { nativeOptimizerAllowed } from '../env.js';
 import { assessGpu, gatherGpuFacts } from './gpu.js';
 import { preflightTfjsNodeGpu, type GpuSupport } from './gpu-preflight.js';
 import { setAdamKernel, type AdamKernel } from '../training/optimizers.js';
@@ -123,7 +124,7 @@ interface NativeModule {
  * Returns false, changing nothing, when the addon is absent or DPTRAIN_NATIVE_OPTIMIZER=0.
  */
 export async function useNativeOptimizer(): Promise<boolean> {
-  if (process.env.DPTRAIN_NATIVE_OPTIMIZER === '0') return false;
+  if (!nativeOptimizerAllowed()) return false;
   try {
     const mod = (await import(/* @vite-ignore */ BACKEND_PACKAGES.native)) as Partial<NativeModule>;
     const addon = mod.loadAddon?.({ build: false });

@@ -1,12 +1,4 @@
-export * from './clock.js';
-export {
-  addErrorContext,
-  addKernelToError,
-  asError,
-  describeErrorContext,
-  describeUnexpectedError,
-  errorContext,
-  withErrorContext,
-  type ErrorContext,
-} from './error-context.js';
+export { type Clock, systemClock } from './clock.js';
+export { addErrorContext, addKernelToError, asError, describeErrorContext, describeUnexpectedError, type ErrorContext } from './error-context.js';
+export { errorContext, withErrorContext } from './error-context.js';
 export { bfloat16ToFloat32, float32ToBfloat16 } from './bf16.js';
