@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1.7
-# dptrain GPU image: coordinator and workers on NVIDIA GPUs.
+# dptrain GPU image: workers on NVIDIA GPUs (the coordinator, which needs no GPU, runs from the CPU image).
 #
 # @tensorflow/tfjs-node-gpu 4.22 links libtensorflow 2.9.1, which needs exactly CUDA 11.2 and cuDNN 8.1 at run time,
 # hence the CUDA 11.2 + cuDNN 8 runtime base (its cuDNN is 8.1.x). The host needs only the NVIDIA driver (>= 460.32)
@@ -48,14 +48,18 @@ COPY packages/dashboard/package.json packages/dashboard/
 COPY packages/cli/package.json packages/cli/
 # `npm ci` installs the optional @tensorflow/tfjs-node-gpu (and tfjs-node); --foreground-scripts shows their downloads.
 # An optional dependency that fails to install is skipped silently by npm, so check that the GPU binding is there.
+# Only what `dptrain worker` runs: the workspaces below and their dependencies. The CLI's sources come with
+# `COPY packages` and find these through node_modules; @dptrain/cli and @dptrain/dashboard (ink, react, prom-client,
+# the charts) are not installed, so `dptrain single`/`coordinator`/`dashboard` refuse to start here (E_CONFIG).
 RUN npm ci --omit=dev --include=optional --foreground-scripts --no-audit --no-fund \
+      -w @dptrain/core -w @dptrain/backend-native -w @dptrain/client -w @dptrain/worker -w @dptrain/coordinator \
  && ls node_modules/@tensorflow/tfjs-node-gpu/lib/napi-v*/tfjs_binding.node \
  && npm cache clean --force
 COPY packages ./packages
 
 FROM cuda-node AS runtime
 LABEL org.opencontainers.image.title="dptrain (GPU)" \
-      org.opencontainers.image.description="dptrain coordinator/worker on CUDA 11.2 + cuDNN 8.1 (tfjs-node-gpu 4.22), Node 20"
+      org.opencontainers.image.description="dptrain worker on CUDA 11.2 + cuDNN 8.1 (tfjs-node-gpu 4.22), Node 20"
 WORKDIR /opt/dptrain
 COPY --from=build /opt/dptrain /opt/dptrain
 # One process per GPU: each worker container gets one GPU (visible as device 0). TF takes GPU memory as needed.

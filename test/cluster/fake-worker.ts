@@ -56,7 +56,7 @@ export async function startFakeWorker(opts: FakeWorkerOptions): Promise<FakeWork
   const answer = (msg: Extract<Message, { type: 'step' }>, value: number): void => {
     if (conn.ws.readyState !== conn.ws.OPEN && conn.ws.readyState !== conn.ws.CLOSING) return;
     const g = new Float32Array(size).fill(value);
-    conn.send({ type: 'gradients', id: msg.id, ...packGradients(g, false), loss: 1, count: msg.indices.length, correct: 0, computeMs: 1 });
+    conn.send({ type: 'gradients', id: msg.id, ...packGradients(g, 'fp32'), loss: 1, count: msg.indices.length, correct: 0, computeMs: 1 });
   };
   conn.onMessage(
     (msg) => {

@@ -62,7 +62,7 @@ const TEMPLATES: Outgoing[] = [
   { type: 'gradients', id: 1, dtype: 'fp32', gradients: new Float32Array(10), loss: 1, count: 2, correct: 1, computeMs: 1 },
   { type: 'predictions', id: 1, count: 1, probs: new Float32Array(3), computeMs: 1 },
   { type: 'phase_ready', id: 1, spec: [{ name: 'w', shape: [2], size: 2 }], weights: null },
-  { type: 'weights_ack', step: 3 },
+  { type: 'weights_ack', version: 3 },
   { type: 'heartbeat', time: 1 },
   { type: 'step', id: 1, phase: 'head', epoch: 0, step: 0, indices: new Uint32Array([1, 2]), microBatch: 2 },
 ];
@@ -88,7 +88,7 @@ function badFrame(r: R): Buffer | string {
       return buf;
     }
     case 3:
-      return pack({ ...pick(r, TEMPLATES), v: pick(r, [0, 1, 99, '2', null, -1]) });
+      return pack({ ...pick(r, TEMPLATES), v: pick(r, [0, 1, PROTOCOL_VERSION + 1, 99, '1', null, -1]) });
     case 4:
       return pack(randomValue(r));
     case 5:
@@ -118,7 +118,7 @@ function badGradients(r: R, id: number, size: number, count: number): Buffer {
       return encodeMessage({ ...base, dtype: 'fp16', gradients: g });
     case 4:
       g[0] = 1e9;
-      return encodeMessage({ ...base, ...packGradients(g, true) }); // overflows fp16 -> Inf
+      return encodeMessage({ ...base, ...packGradients(g, 'fp16') }); // overflows fp16 -> Inf
     default:
       return encodeMessage({ ...base, id: id + 1000, ...packGradients(g, false) });
   }

@@ -10,7 +10,9 @@ import {
   encodeMessage,
   encodeMessageParts,
   sendMessage,
+  bfloat16ToFloat32,
   float16ToFloat32,
+  float32ToBfloat16,
   float32ToFloat16,
   isDptrainError,
   packGradients,
@@ -32,7 +34,7 @@ function codeOf(fn: () => unknown): DptrainErrorCode | undefined {
 describe('protocol codec', () => {
   it('round-trips typed arrays as raw little-endian bytes', () => {
     const g = new Float32Array([1.5, -2.25, 3e-8, 1e20]);
-    const frame = encodeMessage({ type: 'weights', step: 7, weights: g, ack: false });
+    const frame = encodeMessage({ type: 'weights', version: 7, weights: g, ack: false });
     // the 16 bytes of the array appear verbatim in the frame
     expect(frame.includes(Buffer.from(g.buffer))).toBe(true);
     expect(frame.length).toBeLessThan(16 + 64);
@@ -55,14 +57,14 @@ describe('protocol codec', () => {
 
   it('checks gradient shape and finiteness', () => {
     const base = { type: 'gradients' as const, id: 1, loss: 1, count: 2, correct: 1, computeMs: 3 };
-    const ok = decodeMessage(encodeMessage({ ...base, ...packGradients(new Float32Array([1, 2, 3]), false) }));
+    const ok = decodeMessage(encodeMessage({ ...base, ...packGradients(new Float32Array([1, 2, 3]), 'fp32') }));
     if (ok.type !== 'gradients') throw new Error('type');
     expect(Array.from(unpackGradients(ok, 3, 'w1'))).toEqual([1, 2, 3]);
     expect(codeOf(() => unpackGradients(ok, 4, 'w1'))).toBe('E_GRADIENT_SHAPE');
-    const nan = decodeMessage(encodeMessage({ ...base, ...packGradients(new Float32Array([1, NaN, 3]), false) }));
+    const nan = decodeMessage(encodeMessage({ ...base, ...packGradients(new Float32Array([1, NaN, 3]), 'fp32') }));
     if (nan.type !== 'gradients') throw new Error('type');
     expect(codeOf(() => unpackGradients(nan, 3, 'w1'))).toBe('E_GRADIENT_NONFINITE');
-    const inf16 = decodeMessage(encodeMessage({ ...base, ...packGradients(new Float32Array([1, 1e6, 3]), true) }));
+    const inf16 = decodeMessage(encodeMessage({ ...base, ...packGradients(new Float32Array([1, 1e6, 3]), 'fp16') }));
     if (inf16.type !== 'gradients') throw new Error('type');
     expect(codeOf(() => unpackGradients(inf16, 3, 'w1'))).toBe('E_GRADIENT_NONFINITE');
   });
@@ -75,6 +77,35 @@ describe('protocol codec', () => {
       expect(Math.abs(back[i]! - src[i]!)).toBeLessThanOrEqual(tol);
     }
     expect(float16ToFloat32(float32ToFloat16(new Float32Array([1e6])))[0]).toBe(Infinity);
+  });
+
+  it('converts bf16 to nearest even, keeps fp32 range, Infinity and NaN; bf16 gradients travel and are checked', () => {
+    const bits = (x: number) => new Uint32Array(new Float32Array([x]).buffer)[0]!;
+    const fromBits = (u: number) => new Float32Array(new Uint32Array([u]).buffer)[0]!;
+    // exactly halfway between two bf16 values: to the even one (both directions)
+    const down = fromBits(0x3f808000); // 1 + 2^-8: halfway between 1 (even) and 1 + 2^-7
+    const up = fromBits(0x3f818000); // halfway between 1 + 2^-7 (odd) and 1 + 2^-6 (even)
+    const above = fromBits(0x3f808001);
+    const src = new Float32Array([0, -0, 1, down, up, above, 1e30, -3e38, 1e-30, Infinity, -Infinity, NaN, 0.1]);
+    const enc = float32ToBfloat16(src);
+    const back = bfloat16ToFloat32(enc);
+    expect(bits(back[3]!)).toBe(0x3f800000);
+    expect(bits(back[4]!)).toBe(0x3f820000);
+    expect(bits(back[5]!)).toBe(0x3f810000);
+    expect(back[6]! / 1e30).toBeCloseTo(1, 2); // no overflow where fp16 would give Infinity
+    expect(back[7]! / -3e38).toBeCloseTo(1, 2);
+    expect(back[9]).toBe(Infinity);
+    expect(back[10]).toBe(-Infinity);
+    expect(Number.isNaN(back[11]!)).toBe(true);
+    for (const i of [0, 1, 2, 8, 12]) expect(Math.abs(back[i]! - src[i]!)).toBeLessThanOrEqual(Math.abs(src[i]!) * 2 ** -8);
+    const base = { type: 'gradients' as const, id: 1, loss: 1, count: 2, correct: 1, computeMs: 3 };
+    const ok = decodeMessage(encodeMessage({ ...base, ...packGradients(new Float32Array([1, 1e30, 3]), 'bf16') }));
+    if (ok.type !== 'gradients') throw new Error('type');
+    expect(ok.dtype).toBe('bf16');
+    expect(unpackGradients(ok, 3, 'w1')[1]! / 1e30).toBeCloseTo(1, 2);
+    const nan = decodeMessage(encodeMessage({ ...base, ...packGradients(new Float32Array([1, NaN, 3]), 'bf16') }));
+    if (nan.type !== 'gradients') throw new Error('type');
+    expect(codeOf(() => unpackGradients(nan, 3, 'w1'))).toBe('E_GRADIENT_NONFINITE');
   });
 
   it('HMAC challenge-response never needs the secret on the wire, and binds both nonces', () => {

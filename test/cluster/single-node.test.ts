@@ -186,7 +186,7 @@ describe('dptrain train and dptrain coordinator on a signal', () => {
       ...tinyFlags(dir, { patience: 100, epochs: 30, 'no-cache': true, 'checkpoint-every': 1000 }),
       '--backend',
       'cpu',
-      '--log-steps',
+      '--log-every',
       '1',
       '--out',
       runDir,

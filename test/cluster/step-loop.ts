@@ -5,6 +5,7 @@ import {
   InProcessExecutor,
   createReplica,
   globalBatch,
+  runTrainingStep,
   stepsPerEpoch,
   type Dataset,
   type RunConfig,
@@ -16,7 +17,8 @@ export const LOOP_LR = 3e-2;
 
 /**
  * `steps` Adam steps of the head phase over the labelled samples in the recipe's batch order, through
- * `executor`, from `w0` (or the executor's initial weights). `onStep` runs after each step.
+ * `executor` (its own trainStep when it has one, as runTraining does), from `w0` (or the executor's initial
+ * weights). `onStep` runs after each step. `optimizer`: its state at the end (gathered from the shards, if any).
  */
 export async function trainSteps(
   executor: TrainingExecutor,
@@ -25,7 +27,7 @@ export async function trainSteps(
   steps: number | (() => boolean),
   w0?: Float32Array,
   onStep?: (step: number) => void,
-): Promise<{ weights: Float32Array; w0: Float32Array; steps: number }> {
+): Promise<{ weights: Float32Array; w0: Float32Array; steps: number; optimizer: AdamOptimizer }> {
   const begun = await executor.beginPhase('head', w0?.slice());
   const start = begun.weights.slice();
   const weights = begun.weights.slice();
@@ -36,13 +38,12 @@ export async function trainSteps(
   for (; typeof steps === 'number' ? s < steps : steps(); s++) {
     const epoch = Math.floor(s / spe);
     const batch = globalBatch(samples.length, config.batchSize, config.seed, epoch, s % spe).map((i) => samples[i]!);
-    const res = await executor.computeGradients(batch, { phase: 'head', epoch, step: s });
+    const res = await runTrainingStep(executor, batch, { phase: 'head', epoch, step: s }, { weights, optimizer: opt, clipNorm: 0 });
     if (res.count !== batch.length) throw new Error(`step ${s}: ${res.count} of ${batch.length} samples counted`);
-    opt.step(weights, res.gradients);
-    await executor.setWeights(weights);
     onStep?.(s);
   }
-  return { weights, w0: start, steps: s };
+  await executor.syncOptimizerState?.(opt);
+  return { weights, w0: start, steps: s, optimizer: opt };
 }
 
 /** The same steps in this process on the cpu backend (what `dptrain train` computes). */

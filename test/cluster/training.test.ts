@@ -9,6 +9,7 @@ import {
   type Dataset,
   type RunConfig,
   type TrainingExecutor,
+  type GradientPrecision,
 } from '@dptrain/core';
 import * as tf from '@tensorflow/tfjs';
 import { ClusterExecutor, ClusterServer, spawnLocalWorkers, stopLocalWorkers } from '../../packages/coordinator/src/cluster/index.js';
@@ -45,8 +46,12 @@ function maxRelDiff(a: Float32Array, b: Float32Array): number {
   return diff / scale;
 }
 
-async function train(n: number, fp16: boolean, microBatch?: number): Promise<{ weights: Float32Array; workersPerStep: number[]; executor: ClusterExecutor }> {
-  const executor = new ClusterExecutor({ server, maxWorkers: n, fp16 });
+async function train(
+  n: number,
+  precision: GradientPrecision,
+  microBatch?: number,
+): Promise<{ weights: Float32Array; workersPerStep: number[]; executor: ClusterExecutor }> {
+  const executor = new ClusterExecutor({ server, maxWorkers: n, gradientPrecision: precision });
   // another micro-batch than the run config's travels in the step messages (as an agent passes its coordinator's)
   const stepping: TrainingExecutor =
     microBatch === undefined
@@ -117,13 +122,13 @@ describe('cluster training (4 real worker processes)', () => {
   let refAcc: number;
 
   it('1, 2, 3 and 4 workers reach the same weights after 20 steps as one process, bit for bit', async () => {
-    const one = await train(1, false);
+    const one = await train(1, 'fp32');
     ref = one.weights;
     refAcc = await accuracy(one.executor);
     expect(one.workersPerStep.every((n) => n === 1)).toBe(true);
     expect(maxRelDiff(w0, ref)).toBeGreaterThan(1e-3); // it did train
     for (const n of [2, 3, 4]) {
-      const run = await train(n, false);
+      const run = await train(n, 'fp32');
       expect(Math.max(...run.workersPerStep)).toBe(n); // (the short last batch of an epoch may need fewer)
       expect(Array.from(run.weights), `${n} workers`).toEqual(Array.from(ref));
       // every sample of each epoch counted once
@@ -140,8 +145,8 @@ describe('cluster training (4 real worker processes)', () => {
   });
 
   it('without the micro-batch tree (each slice at once), 2 and 4 workers agree within a tolerance', async () => {
-    const two = await train(2, false, 0);
-    const four = await train(4, false, 0);
+    const two = await train(2, 'fp32', 0);
+    const four = await train(4, 'fp32', 0);
     expect(maxRelDiff(ref, two.weights)).toBeLessThan(REL_TOL);
     expect(maxRelDiff(ref, four.weights)).toBeLessThan(REL_TOL);
     expect(maxRelDiff(two.weights, four.weights)).toBeGreaterThan(0); // it is a tolerance, not identity
@@ -153,7 +158,7 @@ describe('cluster training (4 real worker processes)', () => {
       if (e.type === 'log' && e.level === 'warn') logs.push(e.message);
     });
     try {
-      const run = await train(4, false, 4); // a batch of 8: 2 micro-batches of 4
+      const run = await train(4, 'fp32', 4); // a batch of 8: 2 micro-batches of 4
       expect(Math.max(...run.workersPerStep)).toBe(2);
       expect(logs.filter((m) => m.includes('workers take part'))).toEqual([expect.stringMatching(/only 2 of 4 workers .* --micro-batch 2/)]);
     } finally {
@@ -161,11 +166,12 @@ describe('cluster training (4 real worker processes)', () => {
     }
   });
 
-  it('fp16 gradients reach the accuracy of fp32', async () => {
-    const half = await train(2, true);
+  it.each(['fp16', 'bf16'] as const)('%s gradients reach the accuracy of fp32', async (precision) => {
+    const half = await train(2, precision);
     const acc16 = await accuracy(half.executor);
     expect(refAcc).toBeGreaterThan(0.5); // well above chance (1/3): the comparison means something
     expect(Math.abs(acc16 - refAcc)).toBeLessThanOrEqual(0.1);
     expect(maxRelDiff(ref, half.weights)).toBeLessThan(0.05);
+    expect(maxRelDiff(ref, half.weights)).toBeGreaterThan(0); // the gradients did travel rounded
   });
 });

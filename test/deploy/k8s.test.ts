@@ -37,6 +37,11 @@ type PodSpec = {
   containers: Container[];
   volumes?: { name: string; persistentVolumeClaim?: { claimName: string }; hostPath?: { path: string } }[];
   restartPolicy?: string;
+  affinity?: {
+    podAntiAffinity?: {
+      requiredDuringSchedulingIgnoredDuringExecution?: { topologyKey: string; labelSelector?: { matchLabels?: Record<string, string> } }[];
+    };
+  };
 };
 
 const find = (objs: KObject[], kind: string, name: string): KObject => {

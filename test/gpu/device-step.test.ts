@@ -12,7 +12,7 @@ import {
   type PreprocessMode,
   type Sample,
 } from '@dptrain/core';
-import { samplesOf, tinyConfig, S } from '../../packages/core/src/training/replica-testing.js';
+import { samplesOf, tinyConfig, S } from '../../packages/core/src/training/replica.testutil.js';
 import { packBytes, preprocessOnDevice, unpackBytes } from '../../packages/core/src/training/device-preprocess.js';
 
 /**

@@ -68,8 +68,8 @@ describe('dptrain train --backbone PATH with Keras-shaped models (real CLI proce
         ...extra,
       ]);
       const out = stdout + stderr;
-      expect(out).toMatch(/head epoch 1:/);
-      expect(out).toMatch(/fine_tune epoch 1:/);
+      expect(out).toMatch(/head epoch 1\/\d+ done/);
+      expect(out).toMatch(/fine-tune epoch 1\/\d+ done/);
       expect(out).toMatch(/no --unfreeze given; phase 2 unfreezes 'top:50%' instead: the layers after \S+ up to \S+, \d+ of \d+ backbone weights/);
       const score = scoreSubmission(path.join(runDir, 'submission.csv'), path.join(dataDir, 'test_labels.csv'));
       expect(score.missing).toEqual([]);

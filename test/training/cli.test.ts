@@ -49,8 +49,8 @@ describe('dptrain train / predict (real CLI processes, tiny synthetic data)', ()
       runDir,
     ]);
     expect(stdout).toMatch(/backend wasm/);
-    expect(stdout).toMatch(/head epoch 2:/);
-    expect(stdout).toMatch(/fine_tune epoch 1:/);
+    expect(stdout).toMatch(/head epoch 2\/\d+ done/);
+    expect(stdout).toMatch(/fine-tune epoch 1\/\d+ done/);
     expect(stdout).toMatch(/validation: +accuracy/);
     for (const f of ['model/model.json', 'model/weights.bin', 'model/dptrain-model.json', 'model/trainable.bin', 'checkpoint.bin']) {
       expect(existsSync(path.join(runDir, f)), f).toBe(true);

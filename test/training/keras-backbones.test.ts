@@ -17,7 +17,7 @@ import { fileSystemHandler } from '../../packages/core/src/models/fs-io.js';
 import { KERAS_SHAPES, buildKerasShape, type KerasShape } from '../../packages/core/src/models/keras-shapes.testutil.js';
 import { loadTrainedModel } from '../../packages/core/src/models/trained-model.js';
 import { createReplica, type BatchSource } from '../../packages/core/src/training/replica.js';
-import { samplesOf } from '../../packages/core/src/training/replica-testing.js';
+import { samplesOf } from '../../packages/core/src/training/replica.testutil.js';
 import { expectClose } from '../backend/helpers.js';
 
 const S = 32;

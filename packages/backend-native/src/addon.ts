@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { addonPathFromEnv, lazyBuildAllowed } from './env.js';
 
 /** The compiled oneDNN addon (native/*.cc: addon.cc registers one entry point per kernel, one file per kernel family). Every call is synchronous and writes into the output array it is given. */
 /** How the native backend runs 3x3 stride-1 convolutions (see NativeAddon.setConvAlgorithm). */
@@ -107,7 +108,7 @@ export interface NativeAddon {
 
 const pkgDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** Where node-gyp puts the addon ($DPTRAIN_NATIVE_ADDON overrides, e.g. for tests of the missing-addon path). */
-export const ADDON_PATH = process.env.DPTRAIN_NATIVE_ADDON ?? path.join(pkgDir, 'build', 'Release', 'dptrain_native.node');
+export const ADDON_PATH = addonPathFromEnv() ?? path.join(pkgDir, 'build', 'Release', 'dptrain_native.node');
 const BUILD_SCRIPT = path.join(pkgDir, 'scripts', 'build-native.mjs');
 
 export interface LoadAddonOptions {
@@ -129,7 +130,7 @@ function dnnlLocation(): { include: string; lib: string } | null {
  */
 export function loadAddon(options: LoadAddonOptions = {}): NativeAddon {
   if (cached) return cached;
-  const build = options.build ?? process.env.DPTRAIN_NATIVE_BUILD !== '0';
+  const build = options.build ?? lazyBuildAllowed();
   if (!fs.existsSync(ADDON_PATH)) {
     if (!dnnlLocation()) {
       throw new Error('native backend unavailable: oneDNN is not installed (no dnnl.hpp / libdnnl.so; `apt-get install libdnnl-dev` or set DNNL_ROOT)');

@@ -9,6 +9,7 @@ import { batchMatMulBody, fusedMatMulBody } from './kernels/matmul.js';
 import { maxPoolBody, maxPoolGradBody } from './kernels/pool.js';
 import type { CpuBackendLike, NativeKernelBody } from './kernels/util.js';
 import { outputPool, type PooledBackend } from './output-pool.js';
+import { kernelProfilingOn } from './env.js';
 
 /** tfjs name of the backend: a MathBackendCPU whose heavy kernels run on oneDNN. */
 export const NATIVE_BACKEND_NAME = 'dptrain-native';
@@ -53,7 +54,7 @@ export const NATIVE_KERNELS = [
 /** Per kernel: calls served natively, and calls that fell back to the cpu kernel (unsupported attrs/dtypes). */
 const stats = new Map<string, { native: number; fallback: number; cpuMs?: number }>();
 /** With DPTRAIN_NATIVE_PROFILE=1, each native kernel also sums the process CPU time it used (robust to other load). */
-const profiling = process.env.DPTRAIN_NATIVE_PROFILE === '1';
+const profiling = kernelProfilingOn();
 const cpuNow = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAddon } from './addon.js';
 import { nativeKernelStats, resetNativeKernelStats } from './backend.js';
 import { setNativePrecision } from './index.js';
-import { int, nativeOrSkipReason, onBoth, prng, randomData, relErr } from './test-util.js';
+import { int, nativeOrSkipReason, onBoth, prng, randomData, relErr } from './native-backend.testutil.js';
 
 /**
  * Every kernel the native backend runs in bf16 (convolution forward and both gradients, depthwise too, matmul and its

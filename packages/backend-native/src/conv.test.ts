@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadAddon } from './addon.js';
 import { nativeKernelStats, resetNativeKernelStats } from './backend.js';
-import { int, nativeOrSkipReason, onBoth, prng, randomData, relErr } from './test-util.js';
+import { int, nativeOrSkipReason, onBoth, prng, randomData, relErr } from './native-backend.testutil.js';
 
 const skipReason = await nativeOrSkipReason();
 

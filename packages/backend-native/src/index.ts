@@ -2,6 +2,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { loadAddon, type ConvAlgorithm, type LoadAddonOptions, type NativePrecision } from './addon.js';
 import { NATIVE_BACKEND_NAME, registerNativeKernels } from './backend.js';
+import { readNativeEnv } from './env.js';
+import { outputPool } from './output-pool.js';
 
 export { ADDON_PATH, loadAddon, type ConvAlgorithm, type LoadAddonOptions, type NativeAddon, type NativePrecision } from './addon.js';
 export { OutputPool, outputPool, outputPoolStats, type OutputPoolOptions, type OutputPoolStats, type PooledBackend } from './output-pool.js';
@@ -26,22 +28,18 @@ export interface RegisterNativeBackendOptions extends LoadAddonOptions {
  */
 export async function registerNativeBackend(options: RegisterNativeBackendOptions = {}): Promise<{ tfBackend: string; device: string }> {
   const addon = loadAddon(options);
-  const envThreads = Number(process.env.DPTRAIN_NATIVE_THREADS ?? '');
-  const threads = options.threads ?? (Number.isInteger(envThreads) && envThreads > 0 ? envThreads : undefined);
+  const env = readNativeEnv();
+  const threads = options.threads ?? env.threads;
   if (threads !== undefined) addon.setNumThreads(threads);
   // Activation layout of the oneDNN calls: 'nhwc' (default, no reorders) or 'any' (blocked layouts, reordered per call).
-  const layout = process.env.DPTRAIN_NATIVE_LAYOUT;
-  if (layout === 'any' || layout === 'nhwc') addon.setActivationLayout(layout);
-  const conv = options.convAlgorithm ?? process.env.DPTRAIN_NATIVE_CONV ?? 'winograd';
+  if (env.layout) addon.setActivationLayout(env.layout);
+  const conv = options.convAlgorithm ?? env.convAlgorithm ?? 'winograd';
   if (conv !== 'winograd' && conv !== 'direct') {
     throw new Error(`native backend: convolution algorithm '${conv}' (DPTRAIN_NATIVE_CONV) is not 'winograd' or 'direct'`);
   }
   addon.setConvAlgorithm(conv);
   addon.setPrecision(options.precision ?? 'fp32');
-  const poolMb = process.env.DPTRAIN_NATIVE_POOL_MB;
-  if (poolMb !== undefined && poolMb.trim() !== '' && !(Number(poolMb) >= 0)) {
-    throw new Error(`native backend: DPTRAIN_NATIVE_POOL_MB='${poolMb}' is not a number of MiB (0 turns recycling off)`);
-  }
+  if (env.poolMaxBytes !== undefined) outputPool.setMaxBytes(env.poolMaxBytes);
   registerNativeKernels(addon);
   // Instantiate now so a broken registration fails here, not in the first kernel.
   if (!tf.findBackend(NATIVE_BACKEND_NAME)) throw new Error(`native backend: tfjs could not create '${NATIVE_BACKEND_NAME}'`);

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { nativeKernelStats, resetNativeKernelStats } from './backend.js';
-import { nativeOrSkipReason, onBoth, prng, randomData, relErr } from './test-util.js';
+import { nativeOrSkipReason, onBoth, prng, randomData, relErr } from './native-backend.testutil.js';
 
 const skipReason = await nativeOrSkipReason();
 

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { NATIVE_BACKEND_NAME } from './backend.js';
 import { OutputPool, outputPool, type PooledBackend } from './output-pool.js';
 import { registerNativeBackend } from './index.js';
-import { nativeOrSkipReason, prng, randomData } from './test-util.js';
+import { nativeOrSkipReason, prng, randomData } from './native-backend.testutil.js';
 
 const skipReason = await nativeOrSkipReason();
 

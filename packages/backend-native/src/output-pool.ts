@@ -7,7 +7,7 @@ import type { DataType } from '@tensorflow/tfjs';
 
 /** Options of the native backend's output array pool. */
 export interface OutputPoolOptions {
-  /** Most bytes of free arrays kept for reuse; 0 turns recycling off. Default: $DPTRAIN_NATIVE_POOL_MB MiB, else 512 MiB. */
+  /** Most bytes of free arrays kept for reuse; 0 turns recycling off. Default 512 MiB (registerNativeBackend applies $DPTRAIN_NATIVE_POOL_MB). */
   maxBytes?: number;
   /** Arrays shorter than this (floats) are neither pooled nor tracked: V8 allocates them cheaply. Default: 4096. */
   minLength?: number;
@@ -47,15 +47,10 @@ interface Owned {
   exposed: boolean;
 }
 
-/** $DPTRAIN_NATIVE_POOL_MB in bytes, else 512 MiB (registerNativeBackend rejects a value that is not a number). */
-function envMaxBytes(): number {
-  const raw = process.env.DPTRAIN_NATIVE_POOL_MB?.trim();
-  const mb = raw ? Number(raw) : NaN;
-  return Number.isFinite(mb) && mb >= 0 ? mb * 2 ** 20 : 512 * 2 ** 20;
-}
+const DEFAULT_MAX_BYTES = 512 * 2 ** 20;
 
 export class OutputPool {
-  readonly maxBytes: number;
+  private maxFreeBytes: number;
   readonly minLength: number;
   private readonly free = new Map<number, Float32Array[]>();
   /** Arrays handed out by take() and not yet stored in a tensor. */
@@ -65,8 +60,22 @@ export class OutputPool {
   private stats: OutputPoolStats = { allocated: 0, reused: 0, recycled: 0, exposed: 0, freeBytes: 0 };
 
   constructor(options: OutputPoolOptions = {}) {
-    this.maxBytes = options.maxBytes ?? envMaxBytes();
+    this.maxFreeBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
     this.minLength = options.minLength ?? 4096;
+  }
+
+  /** Most bytes of free arrays kept for reuse (0: recycling off). */
+  get maxBytes(): number {
+    return this.maxFreeBytes;
+  }
+
+  /** Changes maxBytes; a lower bound drops the free arrays now (they go to the garbage collector). */
+  setMaxBytes(bytes: number): void {
+    if (bytes < this.stats.freeBytes) {
+      this.free.clear();
+      this.stats.freeBytes = 0;
+    }
+    this.maxFreeBytes = bytes;
   }
 
   /** An array of n floats, NOT zero-filled (a recycled one holds old values): the kernel writes every element. */

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadAddon } from './addon.js';
 import { NATIVE_BACKEND_NAME } from './backend.js';
 import { setNativePrecision, setNativeThreads } from './index.js';
-import { nativeOrSkipReason, prng, randomData } from './test-util.js';
+import { nativeOrSkipReason, prng, randomData } from './native-backend.testutil.js';
 
 /**
  * The cluster's averaging tree needs a micro-batch's gradient to have the same bits in a worker with 1 oneDNN

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
-import { labelTfErrors } from '@dptrain/core';
-import { debugFromEnv, formatCliError } from './report-error.js';
+import { debugFromEnv, labelTfErrors } from '@dptrain/core';
+import { kernelFaultFromEnv, setDebugForChildren } from './env.js';
+import { formatCliError } from './report-error.js';
 import { register as registerTrain } from './commands/train.js';
 import { register as registerPredict } from './commands/predict.js';
 import { register as registerDemo } from './commands/demo.js';
@@ -10,6 +11,7 @@ import { register as registerWorker } from './commands/worker.js';
 import { register as registerDashboard } from './commands/dashboard.js';
 import { register as registerExport } from './commands/export.js';
 import { register as registerDoctor } from './commands/doctor.js';
+import { register as registerShard } from './commands/shard.js';
 
 /** Builds the `dptrain` program (exported for tests that check deploy command lines against it). */
 export function buildProgram(): Command {
@@ -23,6 +25,7 @@ export function buildProgram(): Command {
   registerSingle(program);
   registerCoordinator(program);
   registerWorker(program);
+  registerShard(program);
   registerDashboard(program);
   registerExport(program);
   registerDoctor(program);
@@ -33,7 +36,7 @@ export function buildProgram(): Command {
 function addVerboseOption(program: Command): Command {
   for (const cmd of program.commands) cmd.option('--verbose', 'on an unexpected (internal) error, print its stack; same as DPTRAIN_DEBUG=1');
   program.hook('preAction', (_program, action) => {
-    if (action.opts().verbose) process.env.DPTRAIN_DEBUG = '1'; // local workers inherit it
+    if (action.opts().verbose) setDebugForChildren();
   });
   return program;
 }
@@ -51,7 +54,8 @@ function report(err: unknown, verbose: boolean): void {
  */
 export async function main(argv: string[]): Promise<void> {
   const verbose = (): boolean => debugFromEnv() || argv.slice(2).includes('--verbose');
-  labelTfErrors(process.env.DPTRAIN_TEST_KERNEL_FAULT ? { faultKernel: process.env.DPTRAIN_TEST_KERNEL_FAULT } : {});
+  const faultKernel = kernelFaultFromEnv();
+  labelTfErrors(faultKernel ? { faultKernel } : {});
   const crash = (err: unknown): void => {
     report(err, verbose());
     process.exit(1);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DptrainError, addErrorContext } from '@dptrain/core';
-import { debugFromEnv, formatCliError, workerFailureLine } from './report-error.js';
+import { formatCliError, workerFailureLine } from './report-error.js';
 
 describe('formatCliError', () => {
   it('a DptrainError keeps its code and message', () => {
@@ -33,12 +33,6 @@ describe('formatCliError', () => {
     expect(formatCliError(relayed)[0]).toBe('dptrain: [E_DATA_IMAGE] worker w1 failed a task [E_DATA_IMAGE]: cannot decode a.jpg');
     const worker = Object.assign(new Error('worker w1 failed a task [E_WORKER]: TypeError: x'), { code: 'E_WORKER' });
     expect(formatCliError(worker)[0]).toMatch(/^dptrain: \[E_INTERNAL\] internal error: Error: worker w1 failed a task \[E_WORKER\]/);
-  });
-
-  it('DPTRAIN_DEBUG: any value but empty, 0 or false', () => {
-    expect(debugFromEnv({ DPTRAIN_DEBUG: '1' })).toBe(true);
-    expect(debugFromEnv({ DPTRAIN_DEBUG: 'yes' })).toBe(true);
-    for (const v of [undefined, '', '0', 'false']) expect(debugFromEnv(v === undefined ? {} : { DPTRAIN_DEBUG: v })).toBe(false);
   });
 });
 

@@ -10,12 +10,6 @@ export interface CliErrorReportOptions {
 const RELAYED_CODE = /^E_[A-Z0-9_]+$/;
 const NOT_RELAYED = new Set(['E_WORKER', 'E_INTERNAL']);
 
-/** True when DPTRAIN_DEBUG asks for stacks (any value but '', '0', 'false'). */
-export function debugFromEnv(env: NodeJS.ProcessEnv = process.env): boolean {
-  const v = env.DPTRAIN_DEBUG;
-  return v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false';
-}
-
 /** The code and message the CLI reports for `err` (without the `dptrain: ` prefix). */
 export function classifyCliError(err: unknown): { code: string; message: string; internal: boolean } {
   if (isDptrainError(err)) return { code: err.code, message: err.message, internal: false };

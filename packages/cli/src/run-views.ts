@@ -2,25 +2,17 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Option, type Command } from 'commander';
 import type { EventBus } from '@dptrain/core';
-import {
-  attachJsonLog,
-  attachPlainLogger,
-  createRunMetrics,
-  formatRunSummary,
-  observabilityHandler,
-  RUN_LOG_FILE,
-  startDashboard,
-  startMetricsServer,
-  writeRunChartsFromDir,
-  type DashboardHandle,
-  type DashboardState,
-  type JsonLogHandle,
-  type MetricsServer,
-  type ObservabilityHandler,
-  type PlainLoggerHandle,
-  type RunMetrics,
-  type SummaryInput,
+import type {
+  DashboardHandle,
+  DashboardState,
+  JsonLogHandle,
+  MetricsServer,
+  ObservabilityHandler,
+  PlainLoggerHandle,
+  RunMetrics,
+  SummaryInput,
 } from '@dptrain/dashboard';
+import { loadDashboard } from './load-dashboard.js';
 
 /** Values of the flags added by `addViewFlags`. */
 export interface ViewFlagValues {
@@ -42,6 +34,8 @@ export function addViewFlags(cmd: Command): Command {
 }
 
 export interface RunViewsOptions {
+  /** The command showing the run, named if @dptrain/dashboard is missing. Default 'run'. */
+  command?: string;
   /** Run directory: the JSON log goes to `<runDir>/run.log.jsonl`, the charts next to report.json. */
   runDir: string;
   /** Log lines instead of the dashboard. Default: false (the dashboard when stdout is a TTY). */
@@ -82,6 +76,9 @@ export interface RunViews {
  * the pino JSON log in the run directory, Prometheus metrics, and at the end the charts and a summary.
  */
 export async function attachRunViews(bus: EventBus, options: RunViewsOptions): Promise<RunViews> {
+  const views = await loadDashboard(options.command ?? 'run');
+  const { attachJsonLog, attachPlainLogger, createRunMetrics, formatRunSummary, observabilityHandler, RUN_LOG_FILE } = views;
+  const { startDashboard, startMetricsServer, writeRunChartsFromDir } = views;
   const stdout = options.stdout ?? process.stdout;
   const dashboardWanted = !options.plain && Boolean(stdout.isTTY);
   const every = options.logEvery ?? 10;

@@ -48,6 +48,7 @@ export interface TrainingFlagValues {
   cachedViews?: string;
   skipBad?: boolean;
   fp16?: boolean;
+  gradientPrecision?: 'fp32' | 'fp16' | 'bf16';
   checkpointEvery?: string;
   tta?: 'none' | 'flip';
   precision?: 'fp32' | 'bf16' | 'auto';
@@ -170,7 +171,14 @@ export function addTrainingFlags(cmd: Command): Command {
     .option('--no-cache', 'do not cache frozen features')
     .option('--cached-views <k>', `with augmentation: cache K augmented views per image (default: ${D.cachedViews})`)
     .option('--skip-bad', 'drop bad images/rows and report them instead of failing')
-    .option('--fp16', 'send gradients as fp16 on the wire')
+    .addOption(
+      new Option('--gradient-precision <p>', 'precision of the gradients on the wire; weights always travel as fp32 (default: fp32)').choices([
+        'fp32',
+        'fp16',
+        'bf16',
+      ]),
+    )
+    .option('--fp16', 'same as --gradient-precision fp16')
     .option('--checkpoint-every <steps>', `checkpoint every K steps (0: phase ends only) (default: ${D.checkpointEvery})`)
     .addOption(
       new Option('--tta <mode>', `test-time augmentation of evaluation and prediction: flip (mean with the mirror image) or none (default: ${D.tta})`).choices([
@@ -260,6 +268,7 @@ export function flagOverrides(flags: TrainingFlagValues): RunConfigOverrides {
     cachedViews: num(flags.cachedViews, '--cached-views'),
     skipBad: flags.skipBad,
     fp16Gradients: flags.fp16,
+    gradientPrecision: gradientPrecisionFlag(flags),
     checkpointEvery: num(flags.checkpointEvery, '--checkpoint-every'),
     tta: flags.tta,
     precision: flags.precision,
@@ -311,4 +320,12 @@ export function printConfigIfAsked(flags: TrainingFlagValues, config: RunConfig)
   if (!flags.printConfig) return false;
   process.stdout.write(runConfigToYaml(config));
   return true;
+}
+
+/** `--gradient-precision`, with the older `--fp16` as its fp16 spelling (both given and different: E_CONFIG). */
+function gradientPrecisionFlag(flags: TrainingFlagValues): TrainingFlagValues['gradientPrecision'] {
+  if (flags.fp16 && flags.gradientPrecision !== undefined && flags.gradientPrecision !== 'fp16') {
+    throw new DptrainError('E_CONFIG', `--fp16 and --gradient-precision ${flags.gradientPrecision} disagree: give one of them`);
+  }
+  return flags.gradientPrecision ?? (flags.fp16 ? 'fp16' : undefined);
 }

@@ -21,6 +21,8 @@ export interface ConnectOptions {
   /** Shared secret (never sent; used to answer the challenge). */
   token: string;
   role: ClientRole;
+  /** Name sent in the hello (a sender's worker id, for the shard). Default: none. */
+  name?: string;
   /** PEM CA file trusted for wss:// (self-signed coordinator certificates). Default: the system CAs. */
   ca?: string;
   /** Largest frame accepted from the coordinator once it has proved it knows the token, in bytes. Default 512 MiB. */
@@ -87,7 +89,7 @@ export function connectAndAuth(opts: ConnectOptions): Promise<AuthedConnection> 
     });
     const clientNonce = createNonce();
     let serverNonce: Uint8Array | undefined;
-    ws.on('open', () => send({ type: 'hello', role: opts.role, nonce: clientNonce }));
+    ws.on('open', () => send({ type: 'hello', role: opts.role, nonce: clientNonce, ...(opts.name ? { name: opts.name } : {}) }));
     const backlog: [Message, Buffer[]][] = [];
     let handler: ((msg: Message, frame: Buffer[]) => void) | undefined;
     let onBad: ((err: Error) => void) | undefined;

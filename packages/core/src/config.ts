@@ -82,6 +82,15 @@ export const PHASE_DEFAULTS = { headPhase: { epochs: 10, learningRate: 1e-3 }, f
 
 const VGG_DEFAULTS = backboneDefaults('vgg16');
 
+/** Precision of gradients on the wire: fp32, fp16 (IEEE half) or bf16 (bfloat16, fp32's range with 8 bits of mantissa). */
+export const GradientPrecisionSchema = z.enum(['fp32', 'fp16', 'bf16']);
+export type GradientPrecision = z.infer<typeof GradientPrecisionSchema>;
+
+/** The gradient precision a run puts on the wire: gradientPrecision, else fp16 when the older fp16Gradients is set. */
+export function wireGradientPrecision(config: { gradientPrecision?: GradientPrecision | undefined; fp16Gradients: boolean }): GradientPrecision {
+  return config.gradientPrecision ?? (config.fp16Gradients ? 'fp16' : 'fp32');
+}
+
 export const RunConfigSchema = z.object({
   /** Data directory (competition layout or folder-per-class). Workers may override with their own copy. */
   dataDir: z.string(),
@@ -125,8 +134,10 @@ export const RunConfigSchema = z.object({
   cachedViews: z.number().int().min(0).default(0),
   /** Drop bad samples instead of failing. Default false. */
   skipBad: z.boolean().default(false),
-  /** Send gradients as fp16 on the wire. Default false. */
+  /** Send gradients as fp16 on the wire (the older spelling of gradientPrecision 'fp16'). Default false. */
   fp16Gradients: z.boolean().default(false),
+  /** Precision of the gradients on the wire (weights always travel as fp32). Default: 'fp16' when fp16Gradients, else 'fp32'. */
+  gradientPrecision: GradientPrecisionSchema.optional(),
   /** Checkpoint every K steps (0: only at phase ends). Default 50. */
   checkpointEvery: z.number().int().min(0).default(50),
   /**

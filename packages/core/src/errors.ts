@@ -37,6 +37,8 @@ export type DptrainErrorCode =
   | 'E_TIMEOUT'
   | 'E_STOPPED' // the run was stopped (SIGINT, SIGTERM, SIGHUP) while it waited for workers
   | 'E_NO_WORKERS' // every local worker died and the restart budget is used up
+  | 'E_SHARD_LOST' // a shard of the sharded summation service was lost mid-step (the run rolls back to its last checkpoint)
+  | 'E_NO_SHARDS' // --shards asked for shards and none is connected (or the rollback budget is used up)
   | 'E_CHECKPOINT'
   | 'E_CONFIG'
   | 'E_GRADIENT_NORM' // a gradient's norm is beyond the sanity bound (--max-grad-norm, --max-grad-norm-ratio)

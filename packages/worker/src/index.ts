@@ -1,4 +1,13 @@
-export * from './worker.js';
+export {
+  gradientsReply,
+  loadRunDataset,
+  ReplicaWorker,
+  SampleIndex,
+  startWorker,
+  WORKER_DEFAULTS,
+  type MessageOf,
+  type WorkerOptions,
+} from './worker.js';
 export {
   runUpstream,
   workerLog,
@@ -9,6 +18,7 @@ export {
   type WorkerExit,
   type WorkerHandle,
 } from './upstream.js';
-export * from './backend.js';
+export { ShardedSender, type ShardedSenderOptions } from './sharded-sender.js';
 export { startLiveness, LIVENESS_DEFAULTS, type LivenessOptions, type LivenessHandle } from './liveness.js';
 export { onParentGone } from './parent-watch.js';
+export { ShardLinks, type ShardLinksOptions } from './shard-links.js';

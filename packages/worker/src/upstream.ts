@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import {
+  debugFromEnv,
   DptrainError,
   describeUnexpectedError,
   isDptrainError,
@@ -12,6 +13,8 @@ import {
 } from '@dptrain/core';
 import { Backoff, connectAndAuth, type AuthedConnection, type BackoffOptions } from '@dptrain/client';
 import { LIVENESS_DEFAULTS, startLiveness } from './liveness.js';
+import { livenessThreadAllowed } from './env.js';
+import { ShardedSender } from './sharded-sender.js';
 
 /** Refusals that end the worker instead of a retry. */
 const FATAL_CODES: string[] = ['E_AUTH', 'E_BASE_HASH', 'E_DATASET_HASH', 'E_PROTOCOL_VERSION', 'E_AUTH_COORDINATOR', 'E_PRECISION'];
@@ -92,8 +95,10 @@ export function workerLog(m: string): void {
  * of their own). It reconnects with exponential backoff when the coordinator goes away, keeping what was prepared,
  * and ends on the coordinator's `bye` (run complete), a fatal refusal, `--give-up-after`, or stop().
  */
-export function runUpstream(opts: UpstreamOptions, handlers: MessageHandlers): WorkerHandle {
+export function runUpstream(opts: UpstreamOptions, compute: MessageHandlers): WorkerHandle {
   const log = opts.log ?? workerLog;
+  // a sharded run's steps send their gradient's ranges to the shards (worker or agent alike)
+  const handlers = new ShardedSender(compute, { token: opts.token, ca: opts.ca, log });
   const backoff = new Backoff(opts.backoff);
   let stopped = false;
   let currentWs: AuthedConnection['ws'] | undefined;
@@ -120,10 +125,12 @@ export function runUpstream(opts: UpstreamOptions, handlers: MessageHandlers): W
         return send(await handlers.phase(msg));
       case 'weights':
         await handlers.weights(msg, frame);
-        if (msg.ack) send({ type: 'weights_ack', step: msg.step });
+        if (msg.ack) send({ type: 'weights_ack', version: msg.version });
         return;
       case 'step':
         return send(await handlers.step(msg));
+      case 'shard_map':
+        return handlers.shardMap(msg);
       case 'predict':
         return send(await handlers.predict(msg));
       case 'error':
@@ -167,7 +174,7 @@ export function runUpstream(opts: UpstreamOptions, handlers: MessageHandlers): W
     );
     const interval = opts.heartbeatIntervalMs ?? UPSTREAM_DEFAULTS.heartbeatIntervalMs;
     const liveness =
-      accepted.livenessKey && (opts.livenessThread ?? process.env.DPTRAIN_LIVENESS_THREAD !== '0')
+      accepted.livenessKey && (opts.livenessThread ?? livenessThreadAllowed())
         ? startLiveness({
             url: opts.url,
             token: opts.token,
@@ -239,7 +246,7 @@ export function runUpstream(opts: UpstreamOptions, handlers: MessageHandlers): W
           // an unexpected error says where it happened (phase, step, layer, kernel); its stack with DPTRAIN_DEBUG=1
           const message = isDptrainError(err) ? err.message : describeUnexpectedError(err);
           log(`${code}: ${message}`);
-          if (process.env.DPTRAIN_DEBUG && process.env.DPTRAIN_DEBUG !== '0' && err instanceof Error && err.stack) log(err.stack);
+          if (debugFromEnv() && err instanceof Error && err.stack) log(err.stack);
           send({ type: 'error', code, message: message.slice(0, 4000) });
         } finally {
           inFlight = undefined;

@@ -13,6 +13,7 @@ import {
   type Replica,
   type RunConfig,
   type Sample,
+  wireGradientPrecision,
   workerPrecision,
 } from '@dptrain/core';
 import { runUpstream, workerLog, type JoinFields, type MessageHandlers, type UpstreamOptions, type WorkerHandle } from './upstream.js';
@@ -65,7 +66,7 @@ export function gradientsReply(msg: MessageOf<'step'>, res: GradientResult, conf
   return {
     type: 'gradients',
     id: msg.id,
-    ...packGradients(res.gradients, msg.fp16 ?? config.fp16Gradients),
+    ...packGradients(res.gradients, msg.precision ?? wireGradientPrecision(config)),
     loss: res.loss,
     count: res.count,
     correct: res.correct,

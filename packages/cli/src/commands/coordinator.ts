@@ -6,8 +6,9 @@ import { addProtocolFlags, parseListen, resolveSharedToken, runCoordinator, toPr
 import { addViewFlags, attachRunViews, type ViewFlagValues } from '../run-views.js';
 import { reportStop, stopOnSignals } from '../stop-signals.js';
 import { addStepGuardFlags, toStepGuardOptions, type StepGuardFlagValues } from '@dptrain/coordinator';
+import { addShardFlags, toShardOptions, type ShardFlagValues } from '@dptrain/coordinator';
 
-interface CoordinatorFlags extends TrainingFlagValues, ProtocolFlagValues, ViewFlagValues, StepGuardFlagValues {
+interface CoordinatorFlags extends TrainingFlagValues, ProtocolFlagValues, ViewFlagValues, StepGuardFlagValues, ShardFlagValues {
   listen: string;
   minWorkers: string;
   token?: string;
@@ -22,6 +23,7 @@ export function register(program: Command): void {
   const cmd = program.command('coordinator').description('run the coordinator of a cluster: workers connect with `dptrain worker --connect ws://HOST:PORT`');
   addTrainingFlags(cmd);
   addStepGuardFlags(cmd);
+  addShardFlags(cmd);
   addViewFlags(addProtocolFlags(cmd))
     .option('--listen <host:port>', 'address to listen on', '0.0.0.0:7420')
     .option('--min-workers <k>', 'training waits while fewer workers are connected', '1')
@@ -39,6 +41,7 @@ export function register(program: Command): void {
       const runDir = flags.resume ?? flags.out ?? path.join('runs', new Date().toISOString().replace(/[:.]/g, '-'));
       const bus = new EventBus();
       const views = await attachRunViews(bus, {
+        command: 'coordinator',
         runDir,
         plain: flags.plain,
         logEvery: Number(flags.logEvery),
@@ -62,6 +65,7 @@ export function register(program: Command): void {
           resume: flags.resume !== undefined,
           protocol: toProtocolOptions(flags),
           executor: toStepGuardOptions(flags),
+          ...(toShardOptions(flags) ? { shards: toShardOptions(flags) } : {}),
           httpHandlers: [views.httpHandler],
           ...(flags.tlsCert && flags.tlsKey ? { tls: { cert: flags.tlsCert, key: flags.tlsKey } } : {}),
           onListening: (url) => {

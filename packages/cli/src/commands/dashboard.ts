@@ -2,9 +2,7 @@ import type { Command } from 'commander';
 import { EventBus, isDptrainError, type RunEvent } from '@dptrain/core';
 import { connectObserver } from '@dptrain/client';
 import { resolveSharedToken } from '@dptrain/coordinator';
-import { startDashboard } from '@dptrain/dashboard';
-import { ReplayFilter } from '@dptrain/dashboard';
-import { attachPlainLogger } from '@dptrain/dashboard';
+import { loadDashboard } from '../load-dashboard.js';
 
 interface DashboardFlags {
   connect: string;
@@ -45,6 +43,7 @@ export function register(program: Command): void {
     .option('--wait-for <seconds>', 'keep trying to reach a coordinator that is not up yet for this long', '30')
     .action(async (flags: DashboardFlags) => {
       const token = resolveSharedToken(flags);
+      const { attachPlainLogger, ReplayFilter, startDashboard } = await loadDashboard('dashboard');
       const bus = new EventBus();
       const replay = new ReplayFilter();
       let completed = false;

@@ -10,8 +10,8 @@ import {
   type BackendInfo,
   type RunConfig,
   type TrainResult,
+  startBackend,
 } from '@dptrain/core';
-import { startBackend } from '../backend-flag.js';
 import { runSingleNode, type WorkerOutputMode } from '@dptrain/coordinator';
 import { attachRunViews } from '../run-views.js';
 import { defaultRunDir, printSummary } from './train.js';
@@ -97,7 +97,9 @@ export async function demoCommand(values: DemoCommandValues, trainer?: DemoTrain
   const config = demoConfig(dataDir, values);
   const bus = new EventBus();
   // the dashboard on a terminal (plain lines otherwise, or with --plain); JSON log and charts in the run dir
-  const views = values.quiet ? undefined : await attachRunViews(bus, { runDir, plain: values.plain, logEvery: 20, minWorkers: Math.max(1, workers) });
+  const views = values.quiet
+    ? undefined
+    : await attachRunViews(bus, { command: 'demo', runDir, plain: values.plain, logEvery: 20, minWorkers: Math.max(1, workers) });
   let result: TrainResult;
   try {
     // the dashboard owns the terminal: workers' lines go to the run log, their warnings to the events pane

@@ -2,9 +2,9 @@ import { Option, type Command } from 'commander';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
-import { DptrainError, exportKerasH5, loadTrainedModel, type KerasExportSummary } from '@dptrain/core';
+import { DptrainError, exportKerasH5, loadTrainedModel, startBackend, type KerasExportSummary } from '@dptrain/core';
 import { rebuildRunReplica, runModelDir } from '../run-model-files.js';
-import { BACKEND_CHOICES, startBackend } from '../backend-flag.js';
+import { BACKEND_CHOICES } from '../backend-flag.js';
 
 export interface ExportCommandValues {
   model: string;

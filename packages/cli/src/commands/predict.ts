@@ -14,8 +14,9 @@ import {
   RUN_CONFIG_DEFAULTS,
   withRunPrecision,
   type Sample,
+  startBackend,
 } from '@dptrain/core';
-import { BACKEND_CHOICES, startBackend } from '../backend-flag.js';
+import { BACKEND_CHOICES } from '../backend-flag.js';
 import { precisionOption } from '../training-flags.js';
 import { rebuildRunReplica, runModelDir } from '../run-model-files.js';
 

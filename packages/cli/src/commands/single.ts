@@ -8,8 +8,9 @@ import { addViewFlags, attachRunViews, type ViewFlagValues } from '../run-views.
 import { WORKER_SUPERVISOR_DEFAULTS } from '@dptrain/coordinator';
 import { reportStop, stopOnSignals } from '../stop-signals.js';
 import { addStepGuardFlags, toStepGuardOptions, type StepGuardFlagValues } from '@dptrain/coordinator';
+import { addShardFlags, toShardOptions, type ShardFlagValues } from '@dptrain/coordinator';
 
-interface SingleFlags extends TrainingFlagValues, ProtocolFlagValues, ViewFlagValues, StepGuardFlagValues {
+interface SingleFlags extends TrainingFlagValues, ProtocolFlagValues, ViewFlagValues, StepGuardFlagValues, ShardFlagValues {
   workers?: string;
   out?: string;
   resume?: string;
@@ -22,6 +23,7 @@ export function register(program: Command): void {
   const cmd = program.command('single').description('single-node cluster: a coordinator and N local worker processes over loopback WebSockets');
   addTrainingFlags(cmd);
   addStepGuardFlags(cmd);
+  addShardFlags(cmd);
   addViewFlags(addProtocolFlags(cmd))
     .option('--workers <n>', 'local worker processes (0: everything in this process)', String(availableParallelism()))
     .option('--out <dir>', 'run directory (default: runs/<timestamp>)')
@@ -43,6 +45,7 @@ export function register(program: Command): void {
       const runDir = flags.resume ?? flags.out ?? path.join('runs', new Date().toISOString().replace(/[:.]/g, '-'));
       const bus = new EventBus();
       const views = await attachRunViews(bus, {
+        command: 'single',
         runDir,
         plain: flags.plain,
         logEvery: Number(flags.logEvery),
@@ -65,6 +68,7 @@ export function register(program: Command): void {
           ...(flags.tokenFile !== undefined ? { token: resolveSharedToken({ tokenFile: flags.tokenFile }) } : {}),
           protocol: toProtocolOptions(flags),
           executor: toStepGuardOptions(flags),
+          ...(toShardOptions(flags) ? { shards: toShardOptions(flags) } : {}),
           httpHandlers: [views.httpHandler],
           // the workers' own messages would tear the dashboard; their joins and losses show in it
           // in the dashboard, the workers' lines go to the run log and their warnings to the events pane

@@ -2,7 +2,6 @@ import { Option, type Command } from 'commander';
 import * as path from 'node:path';
 import {
   EventBus,
-  createProgressLogger,
   localExecutorFactory,
   prepareTrainData,
   runTraining,
@@ -10,18 +9,19 @@ import {
   type ExecutorFactory,
   type TrainResult,
   withRunPrecision,
+  startBackend,
 } from '@dptrain/core';
 import { addTrainingFlags, printConfigIfAsked, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
-import { startBackend, BACKEND_CHOICES } from '../backend-flag.js';
+import { BACKEND_CHOICES } from '../backend-flag.js';
 import { reportStop, stopOnSignals } from '../stop-signals.js';
+import { addViewFlags, attachRunViews, type RunViews, type ViewFlagValues } from '../run-views.js';
 
-export interface TrainCommandValues extends TrainingFlagValues {
+export interface TrainCommandValues extends TrainingFlagValues, ViewFlagValues {
   backend?: string;
   computeBackend?: string;
   out?: string;
   resume: boolean;
   quiet: boolean;
-  logSteps: string;
 }
 
 /** Default run directory: runs/<UTC timestamp> under the current directory. */
@@ -57,9 +57,22 @@ export async function trainCommand(values: TrainCommandValues, factory?: Executo
   write(`dptrain: backend ${backend.name} (${backend.device}), precision ${config.precision}`);
   const runDir = path.resolve(values.out ?? defaultRunDir());
   const bus = new EventBus();
-  if (!values.quiet) bus.on(createProgressLogger({ write, everySteps: Number(values.logSteps) || 0 }));
+  // the same views as `single` and `coordinator`: the dashboard on a terminal (lines otherwise, or with --plain),
+  // run.log.jsonl, metrics, and the charts and summary at the end; -q: none of them, the summary lines only
+  const views: RunViews | undefined = values.quiet
+    ? undefined
+    : await attachRunViews(bus, {
+        command: 'train',
+        runDir,
+        plain: values.plain,
+        logEvery: Number(values.logEvery),
+        charts: values.charts,
+        ...(values.metricsPort !== undefined ? { metricsPort: Number(values.metricsPort) } : {}),
+        ...(values.metricsHost !== undefined ? { metricsHost: values.metricsHost } : {}),
+      });
+  const say = (l: string): void => (views ? views.say(l) : void process.stderr.write(`dptrain: ${l}\n`));
   // Ctrl-C, SIGTERM, SIGHUP: finish the step, write a checkpoint, stop
-  const stop = stopOnSignals({ say: (l) => process.stderr.write(`dptrain: ${l}\n`) });
+  const stop = stopOnSignals({ say });
   let result: TrainResult;
   try {
     result = await runTraining({
@@ -73,18 +86,20 @@ export async function trainCommand(values: TrainCommandValues, factory?: Executo
       resume: values.resume,
       stopSignal: stop.signal,
     });
+  } catch (err) {
+    await views?.close();
+    throw err;
   } finally {
     stop.dispose();
   }
   if (result.stopped) {
-    reportStop(stop, {
-      steps: result.steps,
-      resumeHint: `dptrain train --resume --out ${runDir} and the same flags`,
-      say: (l) => process.stderr.write(`dptrain: ${l}\n`),
-    });
+    await views?.close();
+    reportStop(stop, { steps: result.steps, resumeHint: `dptrain train --resume --out ${runDir} and the same flags`, say });
     return result;
   }
-  printSummary(result, write);
+  if (views)
+    await views.finish(); // charts + the summary, as `single` prints them
+  else printSummary(result, write);
   return result;
 }
 
@@ -92,12 +107,11 @@ export function register(program: Command): void {
   const cmd = program
     .command('train')
     .description('train in this process: validate the data, train the head, fine-tune, evaluate, write model + report + submission.csv');
-  addTrainingFlags(cmd)
+  addViewFlags(addTrainingFlags(cmd))
     .addOption(new Option('--backend <name>', 'compute backend (default: first that loads)').choices(BACKEND_CHOICES))
     .option('--out <dir>', 'run directory (default: runs/run-<timestamp>)')
     .option('--resume', 'continue from <out>/checkpoint.bin', false)
-    .option('--log-steps <n>', 'also print a line every N steps (0: one line per epoch)', '0')
-    .option('-q, --quiet', 'no progress lines', false)
+    .option('-q, --quiet', 'no dashboard, progress lines, run log or charts: the summary only', false)
     .action(async (opts: TrainCommandValues) => {
       if (printConfigIfAsked(opts, toRunConfig(opts))) return;
       await trainCommand(opts);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { DptrainError } from '@dptrain/core';
-import { onParentGone, startWorker, selectBackend, type WorkerHandle } from '@dptrain/worker';
+import { DptrainError, startBackend } from '@dptrain/core';
+import { onParentGone, startWorker, type WorkerHandle } from '@dptrain/worker';
 import { addProtocolFlags, resolveSharedToken, toProtocolOptions, type ProtocolFlagValues } from '@dptrain/coordinator';
 import { agentFromFlags, addAgentFlags, type AgentFlagValues } from '../agent-flags.js';
 import { workerFailureLine } from '../report-error.js';
@@ -71,7 +71,7 @@ export function register(program: Command): void {
         // an agent: no backend of its own; its local workers pick theirs
         handle = await agentFromFlags(flags, link);
       } else {
-        const backend = await selectBackend(flags.backend);
+        const backend = await startBackend(flags.backend, (line) => process.stderr.write(`dptrain worker: ${line}\n`));
         process.stderr.write(
           `dptrain worker: backend ${backend.name} (${backend.device})${backend.gpu ? `, tfjs-node-gpu: ${backend.gpu.tfjsNodeGpu ?? 'unknown'}` : ''}\n`,
         );

@@ -107,7 +107,7 @@ export class AgentHandlers implements MessageHandlers {
 
   async weights(msg: MessageOf<'weights'>, frame: Buffer[]): Promise<void> {
     // the frame as it came (same version, same ack flag): the local workers' acks are awaited when it asks for them
-    await this.ready.executor.broadcastWeights(msg.weights, msg.step, frame, msg.ack);
+    await this.ready.executor.broadcastWeights(msg.weights, msg.version, frame, msg.ack);
   }
 
   async step(msg: MessageOf<'step'>): Promise<Outgoing<'gradients'>> {
@@ -168,7 +168,7 @@ export class AgentHandlers implements MessageHandlers {
     });
     const url = await server.listen();
     // exact fp32 among the local workers: the agent rounds once, when it sends the merged gradient upstream
-    const executor = new ClusterExecutor({ server, minWorkers: 1, fp16: false });
+    const executor = new ClusterExecutor({ server, minWorkers: 1, gradientPrecision: 'fp32' });
     const { layout } = this.opts;
     const n = layout.count;
     const pin = workerCpuSets({ count: n, pinCpus: layout.pinCpus && process.env.DPTRAIN_PIN_WORKERS !== '0' });

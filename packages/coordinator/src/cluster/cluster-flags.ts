@@ -41,10 +41,3 @@ export function parseListen(value: string): { host: string; port: number } {
   if (port > 65535) throw new DptrainError('E_CONFIG', `--listen: port ${port} is out of range`);
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
-
-/** --token, else DPTRAIN_TOKEN, else an E_AUTH error. */
-export function resolveToken(flag: string | undefined): string {
-  const t = flag ?? process.env.DPTRAIN_TOKEN;
-  if (!t) throw new DptrainError('E_AUTH', 'no shared secret: pass --token or set DPTRAIN_TOKEN');
-  return t;
-}

@@ -9,6 +9,7 @@ import {
   l2Norm,
   GradientNormGuard,
   type GradientNormGuardOptions,
+  type GradientPrecision,
   type RangedGradient,
   type AggregatedGradients,
   type Clock,
@@ -39,8 +40,8 @@ export interface ClusterExecutorOptions {
   ackWeights?: boolean;
   /** A slice that fails on this many workers (worker errors, not losses) fails the step. Default 3. */
   maxSliceFailures?: number;
-  /** Ask workers for fp16 gradients (overrides the run config's fp16Gradients). Default: the run config's. */
-  fp16?: boolean;
+  /** Precision workers send gradients in (overrides the run config's gradientPrecision / fp16Gradients). Default: the run config's. */
+  gradientPrecision?: GradientPrecision;
   /** Clock for timings and events. Default: systemClock. */
   clock?: Clock;
   /**
@@ -56,14 +57,27 @@ export interface ClusterExecutorOptions {
   deadlines?: RequestDeadlineOptions;
 }
 
+/** The accepted parts of a step, and what they cost each worker. */
+export interface CollectedStep {
+  accepted: StepPart[];
+  workers: StepWorkerStat[];
+  straggler: string | undefined;
+  /** Gradients decoded for this step only (the merge may write into them). */
+  owned: Set<Float32Array>;
+  total: number;
+  micro: number;
+}
+
 interface Task {
   indices: Sample[];
   failures: number;
 }
 
-/** A worker's accepted answer for the samples [start, end) of a step. */
-interface StepPart extends RangedGradient {
+/** A worker's accepted answer for the samples [start, end) of a step (sharded steps: an empty gradient). */
+export interface StepPart extends RangedGradient {
   peer: Peer;
+  /** Id of the step request this part answered (a sharded step's ranges are keyed by it at the shards). */
+  request: number;
   indices: number[];
   computeMs: number;
   wallMs: number;
@@ -81,12 +95,11 @@ interface StepPart extends RangedGradient {
  */
 export class ClusterExecutor implements TrainingExecutor {
   readonly ledger = new SampleLedger();
-  private readonly server: ClusterServer;
-  private readonly clock: Clock;
+  protected readonly server: ClusterServer;
+  protected readonly clock: Clock;
   private minWorkers: number;
   private failure: Error | undefined;
-  private spec: WeightSpec[] = [];
-  private size = 0;
+  protected size = 0;
   private closed = false;
   private warnedIdle = false;
   private readonly normGuard: GradientNormGuard;
@@ -126,11 +139,6 @@ export class ClusterExecutor implements TrainingExecutor {
     return this.server.workers.length;
   }
 
-  /** Current trainable spec (empty before the first phase). */
-  get weightSpec(): WeightSpec[] {
-    return this.spec;
-  }
-
   async beginPhase(phase: PhaseName, weights?: Float32Array): Promise<{ spec: WeightSpec[]; weights: Float32Array }> {
     const s = this.server.state;
     s.phase = phase;
@@ -159,7 +167,6 @@ export class ClusterExecutor implements TrainingExecutor {
           );
           continue;
         }
-        this.spec = spec;
         this.size = size;
         s.weights = w;
         leader.phase = phase;
@@ -184,6 +191,42 @@ export class ClusterExecutor implements TrainingExecutor {
    * message carries, for a slice it treats as a whole batch), which travels in every step message.
    */
   async computeGradients(samples: Sample[], ctx: StepContext, microBatch = this.server.config.microBatch): Promise<AggregatedGradients> {
+    const step = await this.collectParts(samples, ctx, microBatch);
+    for (const p of step.accepted) this.ledger.add(ctx.phase, ctx.epoch, p.indices, ctx.step);
+    // every slice (and every share of a lost worker's slice) came back and was accepted: each sample exactly once
+    const merged =
+      step.accepted.length > 0
+        ? mergeGradientTree(step.accepted, step.total, step.micro, step.owned)
+        : { gradients: new Float32Array(this.size), loss: 0, count: 0, correct: 0 };
+    this.server.state.step = ctx.step + 1;
+    return {
+      gradients: merged.gradients,
+      loss: merged.loss,
+      count: merged.count,
+      correct: merged.correct,
+      workers: step.workers,
+      straggler: step.straggler,
+    };
+  }
+
+  /**
+   * What a sharded step adds to each step request (`sharded`, and the weights version the shards sent that
+   * worker); the plain executor adds nothing and gets whole gradients back.
+   */
+  protected stepRequestExtras(_peer: Peer): { sharded?: boolean; weightsVersion?: number } | undefined {
+    return undefined;
+  }
+
+  /** True for a request failure that ends the whole step at once (none here; a lost shard in a sharded step). */
+  protected abortsStep(_err: unknown): boolean {
+    return false;
+  }
+
+  /**
+   * Runs one step's requests and returns the accepted parts (checked, refused ones redone), not yet counted in the
+   * ledger nor merged.
+   */
+  protected async collectParts(samples: Sample[], ctx: StepContext, microBatch = this.server.config.microBatch): Promise<CollectedStep> {
     if (this.size === 0) throw new DptrainError('E_CONFIG', 'computeGradients before beginPhase');
     await this.waitForWorkers(this.minWorkers);
     // Slices, and the re-cut shares of lost, late or refused workers, are nodes of the micro-batch tree, so the
@@ -222,18 +265,24 @@ export class ClusterExecutor implements TrainingExecutor {
           const outBefore = peer.bytesOut;
           const t0 = this.clock.now();
           const deadline = this.deadlineFor(peer, 'step', ctx.phase, part.length);
+          const extras = this.stepRequestExtras(peer);
+          let request = 0;
           const r = await peer.request(
             'gradients',
-            (id) => ({
-              type: 'step',
-              id,
-              phase: ctx.phase,
-              epoch: ctx.epoch,
-              step: ctx.step,
-              indices: Uint32Array.from(part, (x) => x.index),
-              microBatch: micro,
-              ...(this.opts.fp16 !== undefined ? { fp16: this.opts.fp16 } : {}),
-            }),
+            (id) => {
+              request = id;
+              return {
+                type: 'step',
+                id,
+                phase: ctx.phase,
+                epoch: ctx.epoch,
+                step: ctx.step,
+                indices: Uint32Array.from(part, (x) => x.index),
+                microBatch: micro,
+                ...(this.opts.gradientPrecision !== undefined ? { precision: this.opts.gradientPrecision } : {}),
+                ...extras,
+              };
+            },
             undefined,
             deadline,
           );
@@ -241,12 +290,23 @@ export class ClusterExecutor implements TrainingExecutor {
           if (r.count !== part.length)
             throw new DptrainError('E_GRADIENT_SHAPE', `worker ${peer.id}: gradients over ${r.count} samples, asked for ${part.length}`);
           if (r.correct > r.count) throw new DptrainError('E_PROTOCOL_SCHEMA', `worker ${peer.id}: ${r.correct} correct of ${r.count}`);
-          const g = unpackGradients(r, this.size, peer.id);
-          owned.add(g); // decoded from the frame (or from fp16) for this step only: the merge may write into it
+          let g: Float32Array;
+          let norm: number;
+          if (extras?.sharded) {
+            // the ranges went to the shards (which check them); here only the figures and the norm
+            if (r.gradients.length !== 0 || r.norm === undefined || !Number.isFinite(r.norm))
+              throw new DptrainError('E_GRADIENT_SHAPE', `worker ${peer.id}: a sharded step's reply needs an empty gradient and its norm`);
+            g = new Float32Array(0);
+            norm = r.norm;
+          } else {
+            g = unpackGradients(r, this.size, peer.id);
+            owned.add(g); // decoded from the frame (or from fp16) for this step only: the merge may write into it
+            norm = l2Norm(g);
+          }
           this.deadlines.record(peer.id, 'step', ctx.phase, part.length, wallMs);
-          return { r, g, wallMs, bytesIn: peer.bytesIn - inBefore, bytesOut: peer.bytesOut - outBefore };
+          return { r, g, norm, request, wallMs, bytesIn: peer.bytesIn - inBefore, bytesOut: peer.bytesOut - outBefore };
         },
-        (peer, part, { r, g, wallMs, bytesIn, bytesOut }) => {
+        (peer, part, { r, g, norm, request, wallMs, bytesIn, bytesOut }) => {
           const start = position.get(part[0]!)!;
           fresh.push({
             gradients: g,
@@ -256,12 +316,13 @@ export class ClusterExecutor implements TrainingExecutor {
             start,
             end: start + part.length,
             peer,
+            request,
             indices: part.map((x) => x.index),
             computeMs: r.computeMs,
             wallMs,
             bytesIn,
             bytesOut,
-            norm: l2Norm(g),
+            norm,
           });
         },
         participants,
@@ -297,7 +358,6 @@ export class ClusterExecutor implements TrainingExecutor {
     this.normGuard.accept(accepted.map((p) => p.norm));
     const stats = new Map<string, StepWorkerStat & { wallMs: number }>();
     for (const p of accepted) {
-      this.ledger.add(ctx.phase, ctx.epoch, p.indices);
       const st = stats.get(p.peer.id) ?? { id: p.peer.id, samples: 0, computeMs: 0, bytesIn: 0, bytesOut: 0, wallMs: 0 };
       st.samples += p.count;
       st.computeMs += p.computeMs;
@@ -306,21 +366,17 @@ export class ClusterExecutor implements TrainingExecutor {
       st.wallMs += p.wallMs;
       stats.set(p.peer.id, st);
     }
-    // every slice (and every share of a lost worker's slice) came back and was accepted: each sample exactly once
-    const merged =
-      accepted.length > 0 ? mergeGradientTree(accepted, total, micro, owned) : { gradients: new Float32Array(this.size), loss: 0, count: 0, correct: 0 };
     const workers = [...stats.values()];
     let straggler: string | undefined;
     let slowest = -1;
     for (const w of workers) if (w.wallMs > slowest) [slowest, straggler] = [w.wallMs, w.id];
-    this.server.state.step = ctx.step + 1;
     return {
-      gradients: merged.gradients,
-      loss: merged.loss,
-      count: merged.count,
-      correct: merged.correct,
+      accepted,
       workers: workers.map(({ wallMs: _w, ...rest }) => rest),
       straggler: workers.length > 1 ? straggler : undefined,
+      owned,
+      total,
+      micro,
     };
   }
 
@@ -328,7 +384,7 @@ export class ClusterExecutor implements TrainingExecutor {
     if (weights.length !== this.size) throw new DptrainError('E_GRADIENT_SHAPE', `setWeights: ${weights.length} values, the phase has ${this.size}`);
     const s = this.server.state;
     const ack = this.opts.ackWeights ?? false;
-    await this.broadcastWeights(weights, s.version + 1, encodeMessage({ type: 'weights', step: s.version + 1, weights, ack }), ack);
+    await this.broadcastWeights(weights, s.version + 1, encodeMessage({ type: 'weights', version: s.version + 1, weights, ack }), ack);
   }
 
   /**
@@ -442,7 +498,7 @@ export class ClusterExecutor implements TrainingExecutor {
   }
 
   /** Brings a worker to the current phase and weights (joiners, or workers that missed a broadcast). */
-  private async sync(peer: Peer): Promise<void> {
+  protected async sync(peer: Peer): Promise<void> {
     const s = this.server.state;
     if (!s.phase || !s.weights) return;
     if (peer.phase !== s.phase) {
@@ -460,7 +516,7 @@ export class ClusterExecutor implements TrainingExecutor {
       peer.phase = s.phase;
       peer.version = s.version;
     } else if (peer.version !== s.version) {
-      peer.send({ type: 'weights', step: s.version, weights: s.weights, ack: false });
+      peer.send({ type: 'weights', version: s.version, weights: s.weights, ack: false });
       peer.version = s.version;
     }
   }
@@ -524,6 +580,12 @@ export class ClusterExecutor implements TrainingExecutor {
             },
             (err: unknown) => {
               inflight.delete(peer);
+              if (this.abortsStep(err)) {
+                // the step cannot complete as laid out (a lost shard): stop it, the worker did nothing wrong
+                fatal = err as Error;
+                wake();
+                return;
+              }
               if (err instanceof DeadlineError)
                 this.server.drop(peer, `deadline: ${err.message}`); // late: redone by the others
               else if (isDptrainError(err))

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { localWorkerEnv, pinWorkersFromEnv } from '../env.js';
 import { allowedCpus, cpuSets, hasTaskset, pinnedArgv } from './cpu-affinity.js';
 
 /** The CLI entry that local worker processes run. */
@@ -41,7 +42,7 @@ export interface LocalWorkersOptions {
 
 /** The CPU sets the workers get pinned to, or null when they are not pinned (and why not). */
 export function workerCpuSets(opts: Pick<LocalWorkersOptions, 'count' | 'pinCpus'>): { sets: number[][] | null; reason?: string } {
-  const pin = opts.pinCpus ?? process.env.DPTRAIN_PIN_WORKERS !== '0';
+  const pin = opts.pinCpus ?? pinWorkersFromEnv();
   if (!pin) return { sets: null, reason: 'pinning is off' };
   const cpus = allowedCpus();
   if (!cpus) return { sets: null, reason: 'no /proc/self/status (not Linux)' };
@@ -61,11 +62,7 @@ export function spawnLocalWorkers(opts: LocalWorkersOptions): ChildProcess[] {
 export function spawnLocalWorker(opts: LocalWorkersOptions, slot: number, sets: number[][] | null = workerCpuSets(opts).sets): ChildProcess {
   // One process per core measured faster than threads inside one process (docs/speed.md): give each local
   // worker its share of the cores for the native backend's oneDNN/OpenMP threads, unless the user set them.
-  const threads = String(Math.max(1, Math.floor(availableParallelism() / Math.max(1, opts.count))));
-  const threadEnv = {
-    DPTRAIN_NATIVE_THREADS: process.env.DPTRAIN_NATIVE_THREADS ?? threads,
-    OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? threads,
-  };
+  const threads = Math.max(1, Math.floor(availableParallelism() / Math.max(1, opts.count)));
   const withParent = opts.exitWithParent ?? true;
   const argv = [
     ...(opts.command ?? [process.execPath, DPTRAIN_BIN, 'worker']),
@@ -79,8 +76,7 @@ export function spawnLocalWorker(opts: LocalWorkersOptions, slot: number, sets: 
   const [cmd, ...args] = pinnedArgv(argv, sets?.[slot]);
   const out = opts.stdio ?? 'inherit';
   return spawn(cmd!, args, {
-    // DPTRAIN_LOCAL_WORKERS: the workers share this machine's GPUs (a tensorflow-gpu worker then sets memory growth)
-    env: { ...process.env, ...threadEnv, DPTRAIN_TOKEN: opts.token, DPTRAIN_LOCAL_WORKERS: String(opts.count), ...opts.slotEnv?.(slot) },
+    env: { ...localWorkerEnv({ token: opts.token, count: opts.count, threads }), ...opts.slotEnv?.(slot) },
     stdio: [withParent ? 'pipe' : 'ignore', out, out],
     detached: withParent,
   });

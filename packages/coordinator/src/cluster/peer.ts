@@ -1,8 +1,8 @@
 import type { WebSocket } from 'ws';
-import { DptrainError, encodeMessage, type ClientRole, type MessageOf, type Outgoing, type WorkerInfo } from '@dptrain/core';
+import { encodeMessage, type ClientRole, type MessageOf, type Outgoing, type WorkerInfo } from '@dptrain/core';
 
 /** Connection states of a peer, in order ('liveness': a worker's heartbeat thread, see liveness.ts). */
-export type PeerState = 'hello' | 'auth' | 'join' | 'joined' | 'observing' | 'liveness' | 'closed';
+export type PeerState = 'hello' | 'auth' | 'join' | 'joined' | 'observing' | 'liveness' | 'shard' | 'closed';
 
 /** Raised on requests outstanding to a worker that is lost. */
 export class WorkerLostError extends Error {
@@ -27,7 +27,7 @@ export class DeadlineError extends Error {
   }
 }
 
-type ReplyType = 'phase_ready' | 'gradients' | 'predictions' | 'weights_ack';
+type ReplyType = 'phase_ready' | 'gradients' | 'predictions' | 'weights_ack' | 'shard_seeded' | 'shard_reduced' | 'shard_updated' | 'shard_state_reply';
 
 interface Pending {
   type: ReplyType;
@@ -177,8 +177,4 @@ export class WorkerTaskError extends Error {
     super(`worker ${workerId} failed a task [${code}]: ${message}`);
     this.name = 'WorkerTaskError';
   }
-}
-
-export function protocolError(code: ConstructorParameters<typeof DptrainError>[0], message: string): DptrainError {
-  return new DptrainError(code, message);
 }

@@ -2,6 +2,8 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import {
   DptrainError,
+  isDptrainError,
+  readCheckpoint,
   resolveClassWeightsFromLabelled,
   EventBus,
   joinDatasetIdentity,
@@ -20,6 +22,7 @@ import {
 import { ClusterExecutor, type ClusterExecutorOptions } from './executor.js';
 import type { EpochSampleCount } from './ledger.js';
 import { ClusterServer, type HttpHandler } from './server.js';
+import { ShardedClusterExecutor, type ShardedExecutorOptions } from './sharded-executor.js';
 
 export interface CoordinatorOptions {
   config: RunConfig;
@@ -49,6 +52,14 @@ export interface CoordinatorOptions {
   onListening?: (url: string, server: ClusterServer, executor: ClusterExecutor) => void | Promise<void>;
   /** Executor tuning (maxWorkers, predictChunk, ackWeights). Default: none. */
   executor?: Omit<ClusterExecutorOptions, 'server' | 'minWorkers' | 'clock'>;
+  /**
+   * The sharded summation service (`--shards S|auto`, bucket size, wait): shards join as `dptrain shard` and own
+   * ranges of the trainable vector. Default: none (the coordinator merges and updates; the star).
+   */
+  shards?: Pick<ShardedExecutorOptions, 'shards' | 'bucketFloats' | 'shardWaitMs'> & {
+    /** Rollbacks to the last checkpoint after lost shards, for the whole run; then the run fails. Default 3. */
+    maxRollbacks?: number;
+  };
   /** Stop (as if killed) after this many global steps (tests). Default: never. */
   haltAfterSteps?: number;
   /** Validate by decoding every image (false: existence + magic bytes). Default true. */
@@ -68,6 +79,27 @@ export interface ClusterSummary {
   workersJoined: number;
   workersLost: { id: string; reason: string }[];
   framesRejected: Record<string, number>;
+}
+
+/**
+ * Runs `train`, and after an E_SHARD_LOST runs it again from the checkpoint (`resume`), at most `maxRollbacks`
+ * times; `before` is told each time (the ledger forgets the replayed steps, an event says so).
+ */
+async function rollingBack(
+  train: (resume: boolean) => Promise<TrainResult>,
+  resume: boolean,
+  maxRollbacks: number,
+  before: (err: DptrainError, left: number) => Promise<void>,
+): Promise<TrainResult> {
+  for (let rollbacks = 0; ; rollbacks++) {
+    try {
+      return await train(resume || rollbacks > 0);
+    } catch (err) {
+      if (!isDptrainError(err) || err.code !== 'E_SHARD_LOST') throw err;
+      if (rollbacks >= maxRollbacks) throw new DptrainError('E_NO_SHARDS', `${err.message}: but the rollback budget (${maxRollbacks}) is used up`);
+      await before(err, maxRollbacks - rollbacks - 1);
+    }
+  }
 }
 
 /**
@@ -107,7 +139,8 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<{ result
   });
   const url = await server.listen();
   bus.emit({ type: 'log', time: clock.now(), level: 'info', message: `coordinator listening on ${url}` });
-  const executor = new ClusterExecutor({ ...opts.executor, server, minWorkers: opts.minWorkers ?? 1, clock });
+  const executorOptions = { ...opts.executor, server, minWorkers: opts.minWorkers ?? 1, clock };
+  const executor = opts.shards ? new ShardedClusterExecutor({ ...executorOptions, ...opts.shards }) : new ClusterExecutor(executorOptions);
   const runDir = path.resolve(opts.runDir);
   const summary = (): ClusterSummary => ({
     url,
@@ -121,19 +154,31 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<{ result
   stop?.addEventListener('abort', onStop, { once: true });
   try {
     await opts.onListening?.(url, server, executor);
-    const result = await runTraining({
-      config,
-      runDir,
-      executor,
-      bus,
-      clock,
-      prepareData: (c, b, k) => prepareTrainData(c, b, k, opts.decodeOnValidate === false ? { decode: false } : {}),
-      backend: { name: 'cluster', device: 'workers' },
-      workers: Math.max(opts.minWorkers ?? 1, server.workers.length),
-      workersJoinedBefore: [...joinedWorkers.values()],
-      resume: opts.resume ?? false,
-      ...(opts.haltAfterSteps !== undefined ? { haltAfterSteps: opts.haltAfterSteps } : {}),
-      ...(stop ? { stopSignal: stop } : {}),
+    const train = (resume: boolean): Promise<TrainResult> =>
+      runTraining({
+        config,
+        runDir,
+        executor,
+        bus,
+        clock,
+        prepareData: (c, b, k) => prepareTrainData(c, b, k, opts.decodeOnValidate === false ? { decode: false } : {}),
+        backend: { name: 'cluster', device: 'workers' },
+        workers: Math.max(opts.minWorkers ?? 1, server.workers.length),
+        workersJoinedBefore: [...joinedWorkers.values()],
+        resume,
+        ...(opts.haltAfterSteps !== undefined ? { haltAfterSteps: opts.haltAfterSteps } : {}),
+        ...(stop ? { stopSignal: stop } : {}),
+      });
+    const result = await rollingBack(train, opts.resume ?? false, opts.shards?.maxRollbacks ?? 3, async (err, left) => {
+      // a lost shard: back to the last checkpoint (every shard's range is in it), its later steps uncounted
+      const at = (await readCheckpoint(runDir).catch(() => undefined))?.step ?? 0;
+      executor.ledger.rollBackTo(at);
+      bus.emit({
+        type: 'log',
+        time: clock.now(),
+        level: 'warn',
+        message: `rollback: ${err.message.replace(/; the run rolls back.*$/, '')}; the run goes back to its checkpoint at step ${at} (${left} rollback(s) left)`,
+      });
     });
     await fs.mkdir(runDir, { recursive: true });
     await writeFileAtomic(path.join(runDir, 'cluster.json'), JSON.stringify(summary(), null, 2));

@@ -33,6 +33,7 @@ import { plainTextExposureWarning } from './exposure.js';
 import { maxPayloadOf, setMaxPayload } from '@dptrain/client';
 import { RejectionLog, type RejectionLogOptions } from './rejections.js';
 import { checkJoinPrecision } from './join-precision.js';
+import { ShardRegistry } from './shard-registry.js';
 
 /** An extra HTTP route on the coordinator's server (e.g. /metrics). Return true when the request was handled. */
 export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
@@ -116,6 +117,9 @@ export class ClusterServer {
   state: RunState = { step: 0, phase: null, weights: null, version: -1 };
   /** Counts by reason code of the frames rejected so far. */
   readonly rejected = new Map<string, number>();
+  /** Shards of the sharded summation service that joined (role `shard`). */
+  readonly shards = new ShardRegistry();
+  private shardSeq = 0;
 
   /** The run configuration sent to every worker on join. */
   get config(): RunConfig {
@@ -201,16 +205,6 @@ export class ClusterServer {
     return { baseHash: this.baseHash, datasetHash: this.datasetHash };
   }
 
-  /** What an observer receives on connect: the run's events and the rejections, each history bounded on its own. */
-  get eventHistory(): readonly RunEvent[] {
-    return this.history.snapshot();
-  }
-
-  /** Unauthenticated connections held now. */
-  get unauthenticatedConnections(): number {
-    return this.admission.unauthenticated;
-  }
-
   emit(event: RunEvent): void {
     this.bus.emit(event);
   }
@@ -257,7 +251,12 @@ export class ClusterServer {
   drop(peer: Peer, reason: string, code = 1000): void {
     if (peer.closed) return;
     const wasWorker = peer.state === 'joined' && !this.closing;
+    const wasShard = peer.state === 'shard';
     peer.close(reason, code);
+    if (wasShard) {
+      if (!this.closing) this.emit({ type: 'log', time: this.clock.now(), level: 'warn', message: `shard ${peer.id} lost: ${reason.slice(0, 500)}` });
+      this.shards.lost(peer, reason);
+    }
     this.peers.delete(peer);
     this.observers.delete(peer);
     const link = this.liveness.forget(peer);
@@ -420,6 +419,14 @@ export class ClusterServer {
           peer.send({ type: 'accepted', role: 'observer', proof });
           peer.send({ type: 'events', events: this.history.snapshot() as unknown as MessageOf<'events'>['events'] });
           this.observers.add(peer);
+        } else if (peer.role === 'shard') {
+          peer.state = 'shard';
+          peer.id = `s${++this.shardSeq}`;
+          peer.send({ type: 'accepted', role: 'shard', workerId: peer.id, config: this.opts.config, proof });
+          this.shards.add(peer);
+          this.emit({ type: 'log', time: this.clock.now(), level: 'info', message: `shard ${peer.id} joined from ${peer.address}` });
+        } else if (peer.role === 'sender') {
+          throw new DptrainError('E_AUTH', `connection ${peer.id}: senders connect to shards, not to the coordinator`);
         } else {
           peer.state = 'join';
           peer.id = `w${++this.workerSeq}`;
@@ -469,6 +476,9 @@ export class ClusterServer {
         this.onWorkerReply(peer, msg);
         return;
       }
+      case 'shard':
+        this.shards.onMessage(peer, msg);
+        return;
       case 'observing':
         throw new DptrainError('E_PROTOCOL_SCHEMA', `observer ${peer.id}: observers are read-only, got '${msg.type}'`);
       case 'liveness': {
@@ -491,12 +501,14 @@ export class ClusterServer {
         ok = peer.settle(msg.type, String(msg.id), msg);
         break;
       case 'weights_ack':
-        ok = peer.settle('weights_ack', String(msg.step), msg);
+        ok = peer.settle('weights_ack', String(msg.version), msg);
         break;
       case 'error':
         // a worker could not do what it was asked (e.g. an unreadable image): the task counts a failure
         // (a task failing on several workers fails the step), the worker is dropped and may reconnect
         peer.failPending(new WorkerTaskError(peer.id, msg.code, msg.message));
+        // ... unless a shard it had to send to is gone: not the worker's fault (the sharded step rolls back)
+        if (msg.code === 'E_SHARD_LOST') return;
         this.drop(peer, `worker error ${msg.code}: ${msg.message}`);
         return;
       default:
@@ -522,7 +534,7 @@ export class ClusterServer {
     for (const p of [...this.peers]) {
       if (p.closed) continue;
       // ('join': authenticated and building its replica, which may block its event loop; joinTimeoutMs covers it)
-      if ((p.state === 'joined' || p.state === 'observing') && now - p.lastSeen > limit) {
+      if ((p.state === 'joined' || p.state === 'observing' || p.state === 'shard') && now - p.lastSeen > limit) {
         this.drop(p, `silent for ${now - p.lastSeen} ms (limit ${this.options.lostAfterMs} ms)`, 4000);
       }
     }
@@ -533,7 +545,7 @@ export class ClusterServer {
     const beat = encodeMessage({ type: 'heartbeat', time: now });
     for (const p of [...this.peers]) {
       if (p.closed) continue;
-      if (p.state === 'joined' || p.state === 'observing' || p.state === 'join') p.send(beat);
+      if (p.state === 'joined' || p.state === 'observing' || p.state === 'join' || p.state === 'shard') p.send(beat);
     }
   }
 }

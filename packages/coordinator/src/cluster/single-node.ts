@@ -6,13 +6,12 @@ import {
   localExecutorFactory,
   prepareTrainData,
   isBackendName,
-  resolveBackend,
   runTraining,
   withRunPrecision,
-  type BackendName,
   type ProtocolOptions,
   type RunConfig,
   type TrainResult,
+  startBackend,
 } from '@dptrain/core';
 import { runCoordinator, type CoordinatorOptions } from './run-coordinator.js';
 import type { ChildProcess } from 'node:child_process';
@@ -20,6 +19,7 @@ import { spawnLocalAgent, stopLocalWorkers, workerCpuSets } from './local-worker
 import type { HttpHandler } from './server.js';
 import { routeWorkerOutput, type WorkerOutputMode } from './worker-output.js';
 import { WORKER_SUPERVISOR_DEFAULTS } from './worker-supervisor.js';
+import { spawnLocalShard } from './local-shards.js';
 
 export interface SingleNodeOptions {
   config: RunConfig;
@@ -51,6 +51,11 @@ export interface SingleNodeOptions {
   stopSignal?: AbortSignal;
   /** Executor options (gradient-norm bound, request deadlines). Default: the executor's defaults. */
   executor?: CoordinatorOptions['executor'];
+  /**
+   * The sharded summation service (`--shards S`): S local `dptrain shard` processes are started (auto: one). A
+   * lost one is not restarted: the run rolls back to its checkpoint and goes on with the others. Default: none.
+   */
+  shards?: CoordinatorOptions['shards'];
 }
 
 /**
@@ -61,8 +66,10 @@ export interface SingleNodeOptions {
 export async function runSingleNode(opts: SingleNodeOptions): Promise<TrainResult> {
   const { runDir, workers: n } = opts;
   const bus = opts.bus ?? new EventBus();
+  if (n === 0 && opts.shards)
+    throw new DptrainError('E_CONFIG', '--shards needs worker processes (--workers 1 or more): in process, there is nothing to shard');
   if (n === 0) {
-    const backend = await resolveBackend(opts.backend ? { backend: opts.backend as BackendName } : {});
+    const backend = await startBackend(opts.backend);
     const config = await withRunPrecision(opts.config, backend.name);
     return runTraining({
       config,
@@ -80,6 +87,7 @@ export async function runSingleNode(opts: SingleNodeOptions): Promise<TrainResul
   const token = opts.token ?? randomBytes(24).toString('hex');
   let agent: ChildProcess | undefined;
   let finished = false;
+  const shardProcesses: ChildProcess[] = [];
   try {
     const { result } = await runCoordinator({
       config,
@@ -94,7 +102,14 @@ export async function runSingleNode(opts: SingleNodeOptions): Promise<TrainResul
       ...(opts.httpHandlers ? { httpHandlers: opts.httpHandlers } : {}),
       ...(opts.stopSignal ? { stopSignal: opts.stopSignal } : {}),
       ...(opts.executor ? { executor: opts.executor } : {}),
+      ...(opts.shards ? { shards: opts.shards } : {}),
       onListening: (url, _server, executor) => {
+        const shards = opts.shards ? (opts.shards.shards === 'auto' ? 1 : opts.shards.shards) : 0;
+        for (let k = 0; k < shards; k++) {
+          const child = spawnLocalShard({ url, token, stdio: opts.workerOutput === 'ignore' ? 'ignore' : 'pipe' });
+          routeWorkerOutput(child, { mode: opts.workerOutput ?? 'inherit', name: `local shard ${k + 1}`, emit: (e) => bus.emit(e) });
+          shardProcesses.push(child);
+        }
         const pin = workerCpuSets({ count: n });
         const where = pin.sets ? `pinned to CPUs ${pin.sets.map((s) => s.join(',')).join(' | ')}` : `not pinned: ${pin.reason}`;
         const maxRestarts = opts.maxRestarts ?? WORKER_SUPERVISOR_DEFAULTS.maxRestarts;
@@ -129,5 +144,6 @@ export async function runSingleNode(opts: SingleNodeOptions): Promise<TrainResul
   } finally {
     finished = true;
     if (agent) await stopLocalWorkers([agent], WORKER_SUPERVISOR_DEFAULTS.stopGraceMs * 2);
+    await stopLocalWorkers(shardProcesses);
   }
 }

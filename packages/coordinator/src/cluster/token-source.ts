@@ -1,5 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { DptrainError, tokenWeakness } from '@dptrain/core';
+import { tokenFromEnv } from '../env.js';
 
 /** Where a command may take the shared secret from. */
 export interface TokenSource {
@@ -40,7 +41,7 @@ export function resolveSharedToken(source: TokenSource, options: ResolveSharedTo
     }
     if (token === '') throw new DptrainError('E_CONFIG', `--token-file ${file} is empty`);
   } else {
-    token = source.token ?? (options.env ?? process.env).DPTRAIN_TOKEN;
+    token = source.token ?? tokenFromEnv(options.env);
   }
   if (!token) throw new DptrainError('E_AUTH', 'no shared secret: pass --token-file, set DPTRAIN_TOKEN, or pass --token');
   const weak = tokenWeakness(token);

@@ -1,60 +1,18 @@
-export * from './types.js';
-export { resolveBackend, describeBackend, shortReason, isBackendName, BACKEND_ORDER, type ResolveBackendOptions } from './resolve.js';
-export {
-  DEFAULT_LOADERS,
-  BACKEND_PACKAGES,
-  importPackage,
-  type BackendLoader,
-  type BackendLoaders,
-  type LoadedBackend,
-  type LoaderContext,
-} from './loaders.js';
-export {
-  assessGpu,
-  gatherGpuFacts,
-  findCudaLibraries,
-  pickVersion,
-  EXPECTED_CUDA_MAJOR,
-  EXPECTED_CUDNN_MAJOR,
-  type GpuFacts,
-  type GpuVerdict,
-  type GatherGpuFactsOptions,
-  type CudaVersions,
-} from './gpu.js';
-export {
-  tfjsNodeGpuVerdict,
-  explainVerdict,
-  computeCapabilityByName,
-  parseComputeCapability,
-  COMPUTE_CAPABILITY_BY_NAME,
-  TFJS_NODE_GPU_SASS,
-  TFJS_NODE_GPU_PTX,
-  type TfjsNodeGpuVerdict,
-} from './gpu-support.js';
-export { queryGpus, parseNvidiaSmi, NVIDIA_SMI_FIELDS, type GpuDescription, type QueryGpusOptions } from './nvidia-smi.js';
-export { preflightTfjsNodeGpu, visibleGpus, type GpuSupport, type GpuPreflightResult, type GpuPreflightOptions } from './gpu-preflight.js';
-export {
-  applyMemoryGrowth,
-  countOtherGpuProcesses,
-  ALLOW_GROWTH_VAR,
-  LOCAL_WORKERS_VAR,
-  type MemoryGrowthDecision,
-  type MemoryGrowthFacts,
-} from './memory-growth.js';
+export { type BackendInfo, type BackendName } from './types.js';
+export { BACKEND_ORDER, describeBackend, isBackendName, resolveBackend, type ResolveBackendOptions, shortReason, startBackend } from './resolve.js';
+export { BACKEND_PACKAGES, type BackendLoader, type BackendLoaders, DEFAULT_LOADERS, importPackage, type LoadedBackend } from './loaders.js';
+export { type LoaderContext } from './loaders.js';
+export { assessGpu, type CudaVersions, EXPECTED_CUDA_MAJOR, EXPECTED_CUDNN_MAJOR, findCudaLibraries, gatherGpuFacts } from './gpu.js';
+export { type GatherGpuFactsOptions, type GpuFacts, type GpuVerdict, majorsOf, pickVersion, versionsOf } from './gpu.js';
+export { COMPUTE_CAPABILITY_BY_NAME, computeCapabilityByName, explainVerdict, FIRST_UNSUPPORTED_MAJOR, parseComputeCapability } from './gpu-support.js';
+export { TFJS_NODE_GPU_PTX, TFJS_NODE_GPU_SASS, type TfjsNodeGpuVerdict, tfjsNodeGpuVerdict } from './gpu-support.js';
+export { type GpuDescription, NVIDIA_SMI_FIELDS, parseNvidiaSmi, queryGpus, type QueryGpusOptions } from './nvidia-smi.js';
+export { type GpuPreflightOptions, type GpuPreflightResult, type GpuSupport, preflightTfjsNodeGpu, visibleGpus } from './gpu-preflight.js';
+export { ALLOW_GROWTH_VAR, applyMemoryGrowth, countOtherGpuProcesses, type MemoryGrowthDecision, type MemoryGrowthFacts } from './memory-growth.js';
 export { activateWasm, wasmBinaryDir } from './wasm.js';
-export {
-  applyPrecision,
-  bf16Unsupported,
-  cpuinfoBf16Isa,
-  detectBf16Isa,
-  resolvePrecision,
-  workerPrecision,
-  withRunPrecision,
-  PRECISION_CHOICES,
-  type Bf16Isa,
-  type Precision,
-  type PrecisionSetting,
-  type ResolvePrecisionOptions,
-} from './precision.js';
+export { applyPrecision, type Bf16Isa, bf16Unsupported, detectBf16Isa, type Precision, type PrecisionSetting, resolvePrecision } from './precision.js';
+export { type ResolvePrecisionOptions, withRunPrecision, workerPrecision } from './precision.js';
 export { readTensorInto } from './read-into.js';
-export * from './kernels/index.js';
+export { type Conv2DBackpropFilterArgs, conv2dBackpropFilterOps, type Conv2DBackpropInputArgs, conv2dBackpropInputOps } from './kernels/index.js';
+export { type DepthwiseBackpropFilterArgs, depthwiseBackpropFilterOps, type DepthwiseBackpropInputArgs, depthwiseBackpropInputOps } from './kernels/index.js';
+export { registerWasmTrainingKernels, WASM_TRAINING_KERNELS, type WasmTrainingKernel } from './kernels/index.js';

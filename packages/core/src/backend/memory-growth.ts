@@ -4,10 +4,9 @@
  * a worker started elsewhere sets it itself when it is unset and the GPU is shared, before TensorFlow loads.
  */
 import { execFile } from 'node:child_process';
+import { localWorkerCount } from '../env.js';
 
 export const ALLOW_GROWTH_VAR = 'TF_FORCE_GPU_ALLOW_GROWTH';
-/** Set by `dptrain single`/`demo` in the environment of the local workers it starts: how many share this machine. */
-export const LOCAL_WORKERS_VAR = 'DPTRAIN_LOCAL_WORKERS';
 
 export interface MemoryGrowthFacts {
   /** The environment TensorFlow will read (changed in place when growth is switched on). */
@@ -27,7 +26,7 @@ export interface MemoryGrowthDecision {
 export function applyMemoryGrowth(facts: MemoryGrowthFacts): MemoryGrowthDecision {
   const { env } = facts;
   if (env[ALLOW_GROWTH_VAR] !== undefined) return { set: false, message: null };
-  const localWorkers = Number(env[LOCAL_WORKERS_VAR] ?? '1');
+  const localWorkers = localWorkerCount(env);
   const why: string[] = [];
   if (Number.isFinite(localWorkers) && localWorkers > 1) why.push(`${localWorkers} local workers share this machine's GPUs`);
   if (facts.otherGpuProcesses > 0) why.push(`${facts.otherGpuProcesses} other process(es) already compute on the GPU`);

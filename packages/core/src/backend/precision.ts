@@ -4,7 +4,6 @@
  * weights, averaged gradients, Adam, the loss and softmax stay fp32. `auto` is resolved once where the run starts
  * (the coordinator, or `train`) and the resolved value travels in the run's config, so every worker runs the same.
  */
-import { readFileSync } from 'node:fs';
 import { DptrainError } from '../errors.js';
 import { BACKEND_PACKAGES, importPackage } from './loaders.js';
 import type { BackendName } from './types.js';
@@ -13,26 +12,9 @@ import type { BackendName } from './types.js';
 export type Precision = 'fp32' | 'bf16';
 /** What `--precision` accepts. */
 export type PrecisionSetting = Precision | 'auto';
-export const PRECISION_CHOICES: readonly PrecisionSetting[] = ['fp32', 'bf16', 'auto'];
 
 /** bf16 instructions of a CPU: AMX tiles, AVX512-BF16 dot products, or none. */
 export type Bf16Isa = 'amx' | 'avx512_bf16' | null;
-
-/** bf16 instructions listed in /proc/cpuinfo's flags (amx_bf16, avx512_bf16); null when none (or no cpuinfo). */
-export function cpuinfoBf16Isa(cpuinfo?: string): Bf16Isa {
-  let text = cpuinfo;
-  if (text === undefined) {
-    try {
-      text = readFileSync('/proc/cpuinfo', 'utf8');
-    } catch {
-      return null;
-    }
-  }
-  const flags = new Set((/^flags\s*:(.*)$/m.exec(text)?.[1] ?? '').trim().split(/\s+/));
-  if (flags.has('amx_bf16')) return 'amx';
-  if (flags.has('avx512_bf16')) return 'avx512_bf16';
-  return null;
-}
 
 interface NativePrecisionModule {
   setNativePrecision(p: Precision): Precision;

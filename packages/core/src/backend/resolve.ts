@@ -69,6 +69,14 @@ export async function resolveBackend(options: ResolveBackendOptions = {}): Promi
   throw new DptrainError('E_NO_BACKEND', `no compute backend could load:\n${tried.map((t) => `  ${t.name}: ${t.error}`).join('\n')}`, { tried });
 }
 
+/**
+ * The one entry every command and process starts its backend with: `--backend NAME` (or 'auto' / none: the first
+ * of BACKEND_ORDER that loads), activated in tfjs. An unknown name is E_CONFIG; `log` gets the loaders' lines.
+ */
+export async function startBackend(name?: string, log?: (line: string) => void): Promise<BackendInfo> {
+  return resolveBackend({ ...(name ? { backend: name as BackendName } : {}), ...(log ? { log } : {}) });
+}
+
 /** Short form of a failure reason for one-line logs ("not installed", "no usable GPU", ...). */
 export function shortReason(error: string): string {
   if (/ is not installed/.test(error)) return 'not installed';

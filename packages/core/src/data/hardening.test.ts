@@ -9,7 +9,7 @@ import { validateDataset } from './validate.js';
 import { ImageBatchLoader } from './loader.js';
 import { datasetContentHash, joinDatasetIdentity } from './content-hash.js';
 import { readImageFile } from './image-file.js';
-import { makeCompetitionDir, writeJpeg } from './testing.js';
+import { makeCompetitionDir, writeJpeg } from './image-files.testutil.js';
 import type { Culprit } from './types.js';
 
 const TRAIN = 'image_name,label\na.jpg,0\nb.jpg,1\nc.jpg,0\nd.jpg,1\n';

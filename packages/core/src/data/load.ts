@@ -1,9 +1,9 @@
 import { existsSync, statSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { DptrainError } from '../errors.js';
 import { readCompetition, type CompetitionReadOptions } from './competition.js';
 import { readFolders } from './folders.js';
-import type { Dataset, Sample } from './types.js';
+import type { Dataset } from './types.js';
 
 export interface LoadDatasetOptions extends CompetitionReadOptions {
   /** 'competition', 'folders' or 'auto' (competition if train.csv exists, else folders). Default 'auto'. */
@@ -24,9 +24,4 @@ export function loadDataset(dir: string, options: LoadDatasetOptions = {}): Data
     return readCompetition(root, options);
   }
   return readFolders(root, options.classNames ? { classNames: options.classNames } : {});
-}
-
-/** Samples for loose image files (e.g. `dptrain predict IMAGE...`): split 'test', label -1, index = position. */
-export function samplesFromPaths(paths: readonly string[]): Sample[] {
-  return paths.map((p, index) => ({ split: 'test', index, name: basename(p), path: resolve(p), label: -1 }));
 }

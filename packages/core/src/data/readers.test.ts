@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadDataset } from './load.js';
-import { makeCompetitionDir, writeJpeg } from './testing.js';
+import { makeCompetitionDir, writeJpeg } from './image-files.testutil.js';
 import { isDptrainError } from '../errors.js';
 
 describe('competition layout reader', () => {

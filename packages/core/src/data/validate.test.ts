@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadDataset } from './load.js';
 import { validateDataset } from './validate.js';
-import { makeCompetitionDir, writeJpeg } from './testing.js';
+import { makeCompetitionDir, writeJpeg } from './image-files.testutil.js';
 import { DptrainError, isDptrainError } from '../errors.js';
 import type { Culprit } from './types.js';
 

@@ -182,7 +182,10 @@ export function decodeMessage(data: Buffer | ArrayBuffer | Buffer[] | Uint8Array
   }
   const version = (raw as { v?: unknown }).v;
   if (version !== PROTOCOL_VERSION) {
-    throw new DptrainError('E_PROTOCOL_VERSION', `protocol version ${JSON.stringify(version) ?? 'missing'} is not supported (expected ${PROTOCOL_VERSION})`);
+    throw new DptrainError(
+      'E_PROTOCOL_VERSION',
+      `the peer speaks protocol version ${JSON.stringify(version) ?? '(none)'}, this side speaks version ${PROTOCOL_VERSION}: run the same dptrain release on both`,
+    );
   }
   const parsed = MessageSchema.safeParse(raw);
   if (!parsed.success) {

@@ -1,7 +1,11 @@
 import { z } from 'zod';
-import { RunConfigSchema } from '../config.js';
+import { GradientPrecisionSchema, RunConfigSchema } from '../config.js';
 
-/** Version of the wire protocol; a peer speaking another version is refused with E_PROTOCOL_VERSION. */
+/**
+ * Version of the wire protocol; a peer speaking another version is refused with E_PROTOCOL_VERSION.
+ * 2: `weights` and `weights_ack` carry `version` (was `step`), gradients may be bf16, the step message's
+ * `precision` replaces `fp16`, the step message carries `microBatch`, `join` an agent's `localWorkers`, and gradients and weights may travel as bucket frames.
+ */
 export const PROTOCOL_VERSION = 2;
 
 const v = z.literal(PROTOCOL_VERSION);
@@ -19,7 +23,8 @@ const finite = z.number().finite();
 const str = (max = 1024) => z.string().max(max);
 
 /** 'liveness': a worker's heartbeat thread, attached to its worker (see AttachSchema). */
-export const ClientRoleSchema = z.enum(['worker', 'observer', 'liveness']);
+/** 'shard': a shard of the sharded summation service (coordinator side); 'sender': a worker at a shard. */
+export const ClientRoleSchema = z.enum(['worker', 'observer', 'liveness', 'shard', 'sender']);
 export type ClientRole = z.infer<typeof ClientRoleSchema>;
 
 // ---- handshake -------------------------------------------------------------------------------
@@ -86,29 +91,48 @@ export const PhaseReadySchema = z
 /** coordinator -> worker: compute gradients on these samples of the labelled split. */
 /**
  * `microBatch`: the micro-batch of the averaging tree the coordinator cut the step with (the slice starts on one of
- * its boundaries); the worker computes its slice's mean along the same tree. `fp16` overrides the run config's
- * fp16Gradients for this reply.
+ * its boundaries); the worker computes its slice's mean along the same tree. `precision` overrides the run config's
+ * gradient precision on the wire for this reply. `sharded`: send the gradient's ranges to the shards of the last
+ * `shard_map`, and only the figures here. `weightsVersion`: compute with the weights of this version, which the
+ * shards are sending (wait for them).
  */
 export const StepSchema = z
-  .object({ v, type: z.literal('step'), id, phase, epoch: count, step: count, indices: u32, microBatch: count, fp16: z.boolean().optional() })
+  .object({
+    v,
+    type: z.literal('step'),
+    id,
+    phase,
+    epoch: count,
+    step: count,
+    indices: u32,
+    microBatch: count,
+    precision: GradientPrecisionSchema.optional(),
+    sharded: z.boolean().optional(),
+    weightsVersion: count.optional(),
+  })
   .strict();
-/** worker -> coordinator: mean gradient over the slice (fp32, or fp16 bit patterns). */
+/** worker -> coordinator: mean gradient over the slice (fp32, or fp16 / bf16 bit patterns). */
 export const GradientsSchema = z
   .object({
     v,
     type: z.literal('gradients'),
     id,
-    dtype: z.enum(['fp32', 'fp16']),
+    dtype: GradientPrecisionSchema,
     gradients: z.union([f32, u16]),
     loss: finite,
     count,
     correct: count,
     computeMs: z.number().nonnegative().finite(),
+    /** Sharded steps: the L2 norm of the whole gradient (the ranges went to the shards; `gradients` is empty). */
+    norm: z.number().nonnegative().optional(),
   })
   .strict();
-/** coordinator -> worker: hold these trainable weights. `ack` asks for a weights_ack. */
-export const WeightsSchema = z.object({ v, type: z.literal('weights'), step: count, weights: f32, ack: z.boolean() }).strict();
-export const WeightsAckSchema = z.object({ v, type: z.literal('weights_ack'), step: count }).strict();
+/**
+ * coordinator -> worker: hold these trainable weights, the coordinator's weights `version` (it goes up with each
+ * update and phase, not with the training step). `ack` asks for a weights_ack.
+ */
+export const WeightsSchema = z.object({ v, type: z.literal('weights'), version: count, weights: f32, ack: z.boolean() }).strict();
+export const WeightsAckSchema = z.object({ v, type: z.literal('weights_ack'), version: count }).strict();
 /** coordinator -> worker: class probabilities for these samples. */
 export const PredictSchema = z.object({ v, type: z.literal('predict'), id, split, indices: u32 }).strict();
 /** worker -> coordinator: probabilities, count x classes, row-major. */
@@ -122,6 +146,68 @@ export const RunEventWireSchema = z.object({ type: str(64), time: finite }).pass
 export const EventsSchema = z.object({ v, type: z.literal('events'), events: z.array(RunEventWireSchema) }).strict();
 export const ErrorSchema = z.object({ v, type: z.literal('error'), code: str(64), message: str(4096) }).strict();
 export const ByeSchema = z.object({ v, type: z.literal('bye'), reason: str(1024) }).strict();
+
+// ---- the sharded summation service (see docs/cluster.md, "Shards") -----------------------------
+const range = z.object({ start: count, end: count }).strict();
+const slots = z.record(z.string().max(64), f32);
+/** shard -> coordinator, once accepted: where senders reach it. */
+export const ShardReadySchema = z.object({ v, type: z.literal('shard_ready'), url: str(1024) }).strict();
+/** coordinator -> worker: the shards of this run (the only ones whose weights it accepts), and each one's range. */
+export const ShardMapSchema = z
+  .object({
+    v,
+    type: z.literal('shard_map'),
+    generation: count,
+    size: count,
+    shards: z.array(z.object({ id: str(64), url: str(1024), start: count, end: count }).strict()).max(4096),
+  })
+  .strict();
+/** coordinator -> shard: own this range from now on, with these weights and this optimizer state. */
+export const ShardSeedSchema = z
+  .object({
+    v,
+    type: z.literal('shard_seed'),
+    id,
+    generation: count,
+    range,
+    size: count,
+    weights: f32,
+    optimizer: z.object({ kind: z.enum(['adam', 'sgd']), learningRate: finite, iterations: count, slots }).strict(),
+  })
+  .strict();
+export const ShardSeededSchema = z.object({ v, type: z.literal('shard_seeded'), id }).strict();
+/** coordinator -> shard: merge these parts' ranges (which the senders sent) along the tree of a batch of n. */
+export const ShardReduceSchema = z
+  .object({
+    v,
+    type: z.literal('shard_reduce'),
+    id,
+    n: count,
+    microBatch: count,
+    parts: z.array(z.object({ sender: str(64), request: id, start: count, end: count }).strict()).max(65_536),
+  })
+  .strict();
+/** shard -> coordinator: merged; per-bucket sums of squares of the merged range; parts refused (bad values). */
+export const ShardReducedSchema = z
+  .object({ v, type: z.literal('shard_reduced'), id, sums: z.array(z.number().nonnegative()).max(1 << 20), refused: z.array(str(1024)).max(65_536) })
+  .strict();
+/** coordinator -> shard: scale the merged range by `scale` (global-norm clipping), apply the optimizer step, send the weights. */
+export const ShardUpdateSchema = z
+  .object({ v, type: z.literal('shard_update'), id, version: count, learningRate: finite, iterations: count, scale: finite })
+  .strict();
+/** shard -> coordinator: the range's new weights, and the senders they were sent to. */
+export const ShardUpdatedSchema = z.object({ v, type: z.literal('shard_updated'), id, weights: f32, sentTo: z.array(str(64)).max(65_536) }).strict();
+/** coordinator -> shard: the range's optimizer state (for a checkpoint). */
+export const ShardStateSchema = z.object({ v, type: z.literal('shard_state'), id }).strict();
+export const ShardStateReplySchema = z
+  .object({ v, type: z.literal('shard_state_reply'), id, kind: z.enum(['adam', 'sgd']), learningRate: finite, iterations: count, slots })
+  .strict();
+/** sender -> shard: the shard's range of the gradient of the sender's step request `request`. */
+export const GradRangeSchema = z
+  .object({ v, type: z.literal('grad_range'), request: id, offset: count, dtype: GradientPrecisionSchema, gradients: z.union([f32, u16]) })
+  .strict();
+/** shard -> sender: the shard's range of the trainable weights of `version`. */
+export const WeightsRangeSchema = z.object({ v, type: z.literal('weights_range'), version: count, offset: count, weights: f32 }).strict();
 
 export const MessageSchema = z.discriminatedUnion('type', [
   HelloSchema,
@@ -143,6 +229,18 @@ export const MessageSchema = z.discriminatedUnion('type', [
   EventsSchema,
   ErrorSchema,
   ByeSchema,
+  ShardReadySchema,
+  ShardMapSchema,
+  ShardSeedSchema,
+  ShardSeededSchema,
+  ShardReduceSchema,
+  ShardReducedSchema,
+  ShardUpdateSchema,
+  ShardUpdatedSchema,
+  ShardStateSchema,
+  ShardStateReplySchema,
+  GradRangeSchema,
+  WeightsRangeSchema,
 ]);
 
 export type Message = z.infer<typeof MessageSchema>;

@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendInfo } from '../backend/types.js';
+import { deviceStepFromEnv } from '../env.js';
 import type { Sample } from '../data/types.js';
 import { microBatchCount } from './gradient-tree.js';
 import type { TransferCounter } from './transfer-counter.js';
@@ -42,8 +43,8 @@ export const DEVICE_STEP_DEFAULTS = {
  * tfjs-node-gpu) and off for the CPU ones (native, wasm, cpu), where the host merge is cheap.
  */
 export function deviceStepDefault(backend: BackendInfo | undefined, env: NodeJS.ProcessEnv = process.env): boolean {
-  const v = env.DPTRAIN_DEVICE_STEP;
-  if (v === '1' || v === '0') return v === '1';
+  const forced = deviceStepFromEnv(env);
+  if (forced !== undefined) return forced;
   const name = backend?.name ?? tf.getBackend();
   return name === 'tensorflow' || name === 'tensorflow-gpu';
 }

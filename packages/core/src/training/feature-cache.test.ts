@@ -7,7 +7,7 @@ import type { RunConfig } from '../config.js';
 import type { Sample } from '../data/types.js';
 import { FeatureCache } from './feature-cache.js';
 import { createReplica, type BatchSource, type ReplicaOptions } from './replica.js';
-import { samplesOf, syntheticImages, tinyConfig } from './replica-testing.js';
+import { samplesOf, syntheticImages, tinyConfig } from './replica.testutil.js';
 
 let tmp: string;
 beforeAll(async () => {

@@ -1,19 +1,18 @@
 import type { RunConfig } from '../config.js';
 import type { Sample } from '../data/types.js';
-import { DptrainError } from '../errors.js';
 import type { PhaseName, RunEvent } from '../events/types.js';
 import type { Clock } from '../util/clock.js';
 import type { ErrorContext } from '../util/error-context.js';
 import { BestCheckpoint, CallbackList, EarlyStopping, type EpochLogs, ReduceLrOnPlateau, type TrainingCallback, type TrainingControl } from './callbacks.js';
 import type { EpochProgress, TrainingCheckpoint } from './checkpoint.js';
-import { clipByGlobalNorm } from './gradient-norm.js';
 import { LearningRateScheduler, phaseBaseLearningRate, phaseSchedule } from './lr-schedule.js';
 import type { EvaluationMetrics } from './metrics.js';
 import { createOptimizer, type FlatOptimizer } from './optimizers.js';
 import type { RunFingerprint } from './run-fingerprint.js';
 import type { RunOutputs, TrainData } from './run-outputs.js';
 import { epochPermutation, globalBatch, stepsPerEpoch } from './sharding.js';
-import type { StepContext, TrainingExecutor, WeightSpec } from './types.js';
+import { runTrainingStep } from './training-step.js';
+import type { StepContext, TrainingExecutor, TrainStepResult, WeightSpec } from './types.js';
 
 /** Epoch number fed to the sharding/augmentation seed: phases use disjoint ranges. */
 export function globalEpoch(config: RunConfig, phase: PhaseName, epoch: number): number {
@@ -65,25 +64,9 @@ function phaseCallbacks(config: RunConfig, schedule: ReturnType<typeof phaseSche
   ]);
 }
 
-/** One optimizer step: gradients of the batch from the executor, checked, clipped, applied, and the new weights sent back. */
-async function trainStep(
-  ctx: FitPhaseContext,
-  optimizer: FlatOptimizer,
-  weights: Float32Array,
-  batch: Sample[],
-  stepContext: StepContext,
-): Promise<Awaited<ReturnType<TrainingExecutor['computeGradients']>>> {
-  const { config, executor } = ctx;
-  const res = await executor.computeGradients(batch, stepContext);
-  const step = stepContext.step;
-  if (res.gradients.length !== weights.length) {
-    throw new DptrainError('E_GRADIENT_SHAPE', `step ${step}: ${res.gradients.length} gradient values for ${weights.length} weights`);
-  }
-  if (!Number.isFinite(res.loss)) throw new DptrainError('E_GRADIENT_NONFINITE', `step ${step}: loss is ${res.loss}`);
-  if (config.clipNorm > 0) clipByGlobalNorm(res.gradients, config.clipNorm);
-  optimizer.step(weights, res.gradients);
-  await executor.setWeights(weights);
-  return res;
+/** One optimizer step through the executor (its own trainStep when it has one): checked, clipped, applied, sent back. */
+function trainStep(ctx: FitPhaseContext, optimizer: FlatOptimizer, weights: Float32Array, batch: Sample[], stepContext: StepContext): Promise<TrainStepResult> {
+  return runTrainingStep(ctx.executor, batch, stepContext, { weights, optimizer, clipNorm: ctx.config.clipNorm });
 }
 
 /**
@@ -141,8 +124,9 @@ export async function runPhase(ctx: FitPhaseContext, phase: PhaseName, startStep
   let firstStep = resume?.stepInEpoch ?? 0;
   let progress: EpochProgress = resume?.progress ?? { lossSum: 0, correct: 0, count: 0, elapsedMs: 0 };
   const result = (outcome: PhaseOutcome): PhaseResult => ({ outcome, step, spec, weights });
-  const checkpoint = (pos: { epoch: number; stepInEpoch: number; phaseDone: boolean; progress: EpochProgress }): Promise<void> =>
-    outputs.checkpoint({
+  const checkpoint = async (pos: { epoch: number; stepInEpoch: number; phaseDone: boolean; progress: EpochProgress }): Promise<void> => {
+    await executor.syncOptimizerState?.(optimizer);
+    await outputs.checkpoint({
       version: 2,
       phase,
       phaseDone: pos.phaseDone,
@@ -161,6 +145,7 @@ export async function runPhase(ctx: FitPhaseContext, phase: PhaseName, startStep
       datasetHash: data.dataset.hash,
       fingerprint: ctx.fingerprint,
     });
+  };
   const checkpointDue = (): boolean => config.checkpointEvery > 0 && step % config.checkpointEvery === 0;
 
   for (; epoch < epochs && !control.stopTraining; epoch++) {

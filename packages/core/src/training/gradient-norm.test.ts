@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { GradientNormGuard, clipByGlobalNorm, l2Norm } from './gradient-norm.js';
+import { bucketRanges, bucketSumOfSquares, normFromBucketSums, rangeSumOfSquares } from './buckets.js';
+import { GradientNormGuard, clipByGlobalNorm, clipScale, l2Norm, scaleRange } from './gradient-norm.js';
 
 describe('l2Norm and clipByGlobalNorm', () => {
   it('computes the L2 norm and clips to the global norm, in place', () => {
@@ -42,5 +43,43 @@ describe('GradientNormGuard', () => {
   it('refuses bad options with E_CONFIG', () => {
     expect(() => new GradientNormGuard({ maxRatio: 1 })).toThrow(expect.objectContaining({ code: 'E_CONFIG' }));
     expect(() => new GradientNormGuard({ maxNorm: 0 })).toThrow(expect.objectContaining({ code: 'E_CONFIG' }));
+  });
+});
+
+describe('bucketed norms', () => {
+  const g = Float32Array.from({ length: 1001 }, (_, i) => Math.sin(i * 0.37) * (1 + (i % 7)));
+  it('bucketRanges cuts fixed contiguous buckets, the last one shorter', () => {
+    expect(bucketRanges(10, 4)).toEqual([
+      { start: 0, end: 4 },
+      { start: 4, end: 8 },
+      { start: 8, end: 10 },
+    ]);
+    expect(bucketRanges(0, 4)).toEqual([]);
+    expect(() => bucketRanges(10, 0)).toThrow(/bucketFloats/);
+  });
+  it('l2Norm is the square root of the per-bucket float64 sums taken in bucket order, whatever arrives first', () => {
+    const sums = bucketSumOfSquares(g, 100);
+    expect(sums.length).toBe(11);
+    expect(l2Norm(g, 100)).toBe(normFromBucketSums(sums));
+    // accumulated one bucket at a time (a pipelined or sharded coordinator): the same value
+    const late = new Float64Array(11);
+    for (const k of [10, 3, 0, 7, 1, 2, 4, 5, 6, 8, 9]) {
+      const r = bucketRanges(g.length, 100)[k]!;
+      late[k] = rangeSumOfSquares(g, r.start, r.end);
+    }
+    expect(normFromBucketSums(late)).toBe(l2Norm(g, 100));
+  });
+  it("clipping bucket by bucket with clipScale + scaleRange gives clipByGlobalNorm's bits", () => {
+    const whole = g.slice();
+    const norm = clipByGlobalNorm(whole, 3, 100);
+    const ranged = g.slice();
+    const scale = clipScale(normFromBucketSums(bucketSumOfSquares(ranged, 100)), 3);
+    expect(scale).toBeLessThan(1);
+    for (const r of bucketRanges(ranged.length, 100)) scaleRange(ranged, scale, r.start, r.end);
+    expect(Array.from(ranged)).toEqual(Array.from(whole));
+    expect(l2Norm(whole, 100)).toBeCloseTo(3, 5);
+    expect(norm).toBeGreaterThan(3);
+    expect(clipScale(2, 3)).toBe(1);
+    expect(clipScale(5, 0)).toBe(1);
   });
 });

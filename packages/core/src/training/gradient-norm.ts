@@ -1,29 +1,39 @@
 import { DptrainError } from '../errors.js';
+import { bucketSumOfSquares, DEFAULT_BUCKET_FLOATS, normFromBucketSums } from './buckets.js';
 
 /**
  * Gradient norms: the L2 norm of a flat gradient, global-norm clipping of the averaged gradient (applied where
  * the optimizer runs, so it is the same on 1 or N workers), and the sanity bound on each worker's gradient.
  */
 
-/** L2 norm of `g`, summed in double in index order (deterministic). */
-export function l2Norm(g: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < g.length; i++) {
-    const x = g[i]!;
-    s += x * x;
-  }
-  return Math.sqrt(s);
+/**
+ * L2 norm of `g`: per-bucket float64 sums of squares (`bucketSumOfSquares`), summed in bucket order
+ * (deterministic, and the same whether the buckets are summed whole, one by one as they arrive, or by shards).
+ */
+export function l2Norm(g: Float32Array, bucketFloats: number = DEFAULT_BUCKET_FLOATS): number {
+  return normFromBucketSums(bucketSumOfSquares(g, bucketFloats));
+}
+
+/** The factor global-norm clipping scales a gradient of this norm by (1: no clipping; `maxNorm` <= 0 or not finite: off). */
+export function clipScale(norm: number, maxNorm: number): number {
+  if (!(maxNorm > 0) || !Number.isFinite(maxNorm) || !(norm > maxNorm)) return 1;
+  return maxNorm / norm;
+}
+
+/** g[start, end) *= scale in place, each element rounded once to float32 (scale 1: untouched). */
+export function scaleRange(g: Float32Array, scale: number, start = 0, end = g.length): void {
+  if (scale === 1) return;
+  for (let i = start; i < end; i++) g[i] = g[i]! * scale;
 }
 
 /**
- * Global-norm clipping, in place: when the L2 norm of `g` exceeds `maxNorm`, `g` is scaled by maxNorm / norm
- * (each element rounded once to float32). Returns the norm before clipping. `maxNorm` <= 0 or not finite: no-op.
+ * Global-norm clipping, in place: when the L2 norm of `g` (see l2Norm) exceeds `maxNorm`, `g` is scaled by
+ * maxNorm / norm (each element rounded once to float32). Returns the norm before clipping. `maxNorm` <= 0 or not
+ * finite: no-op.
  */
-export function clipByGlobalNorm(g: Float32Array, maxNorm: number): number {
-  const norm = l2Norm(g);
-  if (!(maxNorm > 0) || !Number.isFinite(maxNorm) || !(norm > maxNorm)) return norm;
-  const scale = maxNorm / norm;
-  for (let i = 0; i < g.length; i++) g[i] = g[i]! * scale;
+export function clipByGlobalNorm(g: Float32Array, maxNorm: number, bucketFloats: number = DEFAULT_BUCKET_FLOATS): number {
+  const norm = l2Norm(g, bucketFloats);
+  scaleRange(g, clipScale(norm, maxNorm));
   return norm;
 }
 

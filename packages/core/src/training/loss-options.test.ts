@@ -4,7 +4,7 @@ import { parseRunConfig } from '../config.js';
 import { isDptrainError } from '../errors.js';
 import { balancedClassWeights, resolveClassWeights } from './class-weights.js';
 import { createReplica } from './replica.js';
-import { samplesOf, syntheticImages, tinyConfig } from './replica-testing.js';
+import { samplesOf, syntheticImages, tinyConfig } from './replica.testutil.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

@@ -20,8 +20,20 @@ export interface FlatOptimizer {
   learningRate: number;
   /** Updates applied so far. */
   readonly iterations: number;
-  /** Applies one update in place: `weights` is modified. */
+  /** Applies one update in place: `weights` is modified. The same bits as `beginStep(); stepRange(weights, gradients, 0)`. */
   step(weights: Float32Array, gradients: Float32Array): void;
+  /**
+   * Starts one update that `stepRange` then applies range by range (buckets, shards): advances the step counter
+   * and the bias corrections, once per step, whatever the number of ranges.
+   */
+  beginStep(): void;
+  /**
+   * Applies the update begun by `beginStep` to the elements [offset, offset + gradients.length) of the flat
+   * vector, whose views `weights` and `gradients` are (same length). Each element is updated exactly as `step`
+   * would, so updating every range once gives `step`'s bits. A refused range (E_OPTIMIZER_NONFINITE) is left
+   * unchanged, weights and state; ranges updated before it stay updated.
+   */
+  stepRange(weights: Float32Array, gradients: Float32Array, offset: number): void;
   exportState(): OptimizerState;
   importState(state: OptimizerState): void;
 }
@@ -78,6 +90,8 @@ export class AdamOptimizer implements FlatOptimizer {
   private t = 0;
   private m: Float32Array | undefined;
   private v: Float32Array | undefined;
+  /** The bias-corrected learning rate of the step begun by beginStep. */
+  private lrT: number | undefined;
 
   constructor(options: AdamOptions = {}) {
     this.learningRate = options.learningRate ?? PHASE_DEFAULTS.headPhase.learningRate;
@@ -93,19 +107,47 @@ export class AdamOptimizer implements FlatOptimizer {
 
   step(weights: Float32Array, gradients: Float32Array): void {
     checkLengths(weights, gradients);
-    if (!this.m || this.m.length !== weights.length) {
-      if (this.m && this.t > 0) {
-        throw new DptrainError('E_GRADIENT_SHAPE', `adam: state has ${this.m.length} slots, weights have ${weights.length}`);
-      }
-      this.m = new Float32Array(weights.length);
-      this.v = new Float32Array(weights.length);
+    if (this.m && this.m.length !== weights.length && this.t > 0) {
+      throw new DptrainError('E_GRADIENT_SHAPE', `adam: state has ${this.m.length} slots, weights have ${weights.length}`);
     }
-    const m = this.m;
-    const v = this.v as Float32Array;
-    const t = this.t + 1;
+    if (this.m && this.m.length !== weights.length) this.m = undefined;
+    this.beginStep();
+    try {
+      this.stepRange(weights, gradients, 0);
+    } catch (err) {
+      this.t -= 1; // a refused whole step leaves the optimizer as it was
+      this.lrT = undefined;
+      throw err;
+    }
+  }
+
+  beginStep(): void {
+    this.t += 1;
+    this.lrT = (this.learningRate * Math.sqrt(1 - Math.pow(this.beta2, this.t))) / (1 - Math.pow(this.beta1, this.t));
+  }
+
+  /** The moments' views over [offset, end), growing them (zeros) when they are shorter. */
+  private slots(offset: number, end: number): { m: Float32Array; v: Float32Array } {
+    if (!this.m || !this.v || this.m.length < end) {
+      const m = new Float32Array(end);
+      const v = new Float32Array(end);
+      if (this.m && this.v) {
+        m.set(this.m);
+        v.set(this.v);
+      }
+      this.m = m;
+      this.v = v;
+    }
+    return { m: this.m.subarray(offset, end), v: this.v.subarray(offset, end) };
+  }
+
+  stepRange(weights: Float32Array, gradients: Float32Array, offset: number): void {
+    checkLengths(weights, gradients);
+    const lrT = this.lrT;
+    if (lrT === undefined) throw new DptrainError('E_INTERNAL', 'adam: stepRange before beginStep (internal error)');
+    const { m, v } = this.slots(offset, offset + weights.length);
     const b1 = this.beta1;
     const b2 = this.beta2;
-    const lrT = (this.learningRate * Math.sqrt(1 - Math.pow(b2, t))) / (1 - Math.pow(b1, t));
     const eps = this.epsilon;
     const decay = this.learningRate * this.weightDecay;
     const kernel = adamKernel();
@@ -117,17 +159,15 @@ export class AdamOptimizer implements FlatOptimizer {
         const mi = b1 * (m[i] as number) + (1 - b1) * g;
         const vi = b2 * (v[i] as number) + (1 - b2) * g * g;
         const w = Math.fround((weights[i] as number) - decay * (weights[i] as number));
-        if (!finite32(mi) || !finite32(vi) || !finite32(w - (lrT * mi) / (Math.sqrt(vi) + eps))) throw nonFiniteState(i, g);
+        if (!finite32(mi) || !finite32(vi) || !finite32(w - (lrT * mi) / (Math.sqrt(vi) + eps))) throw nonFiniteState(offset + i, g);
       }
     }
     applyWeightDecay(weights, this.learningRate, this.weightDecay);
     if (kernel) {
       const bad = kernel(weights, gradients, m, v, lrT, b1, b2, eps);
-      if (bad >= 0) throw nonFiniteState(bad, gradients[bad] as number);
-      this.t = t;
+      if (bad >= 0) throw nonFiniteState(offset + bad, gradients[bad] as number);
       return;
     }
-    this.t = t;
     for (let i = 0; i < weights.length; i++) {
       const g = gradients[i] as number;
       const mi = b1 * (m[i] as number) + (1 - b1) * g;
@@ -151,6 +191,7 @@ export class AdamOptimizer implements FlatOptimizer {
     if (state.kind !== 'adam') throw new DptrainError('E_CHECKPOINT', `optimizer state is '${state.kind}', expected 'adam'`);
     this.learningRate = state.learningRate;
     this.t = state.iterations;
+    this.lrT = undefined;
     this.m = state.slots.m ? state.slots.m.slice() : undefined;
     this.v = state.slots.v ? state.slots.v.slice() : undefined;
   }
@@ -189,15 +230,30 @@ export class SgdOptimizer implements FlatOptimizer {
 
   step(weights: Float32Array, gradients: Float32Array): void {
     checkLengths(weights, gradients);
-    applyWeightDecay(weights, this.learningRate, this.weightDecay);
+    if (this.velocity && this.velocity.length !== weights.length) this.velocity = undefined;
+    this.beginStep();
+    this.stepRange(weights, gradients, 0);
+  }
+
+  beginStep(): void {
     this.t += 1;
+  }
+
+  stepRange(weights: Float32Array, gradients: Float32Array, offset: number): void {
+    checkLengths(weights, gradients);
+    applyWeightDecay(weights, this.learningRate, this.weightDecay);
     const lr = this.learningRate;
     if (this.momentum === 0) {
       for (let i = 0; i < weights.length; i++) weights[i] = (weights[i] as number) - lr * (gradients[i] as number);
       return;
     }
-    if (!this.velocity || this.velocity.length !== weights.length) this.velocity = new Float32Array(weights.length);
-    const vel = this.velocity;
+    const end = offset + weights.length;
+    if (!this.velocity || this.velocity.length < end) {
+      const grown = new Float32Array(end);
+      if (this.velocity) grown.set(this.velocity);
+      this.velocity = grown;
+    }
+    const vel = this.velocity.subarray(offset, end);
     const mu = this.momentum;
     for (let i = 0; i < weights.length; i++) {
       const g = gradients[i] as number;

@@ -12,6 +12,10 @@ import { readCheckpoint } from './checkpoint.js';
 import { isDptrainError } from '../errors.js';
 import { loadRunModel } from './run-model.js';
 import { C, D, LinearReplica, linearConfig, linearTrainData as makeData } from './linear-replica.testutil.js';
+import { bucketRanges, bucketSumOfSquares, normFromBucketSums } from './buckets.js';
+import { clipScale, scaleRange } from './gradient-norm.js';
+import { checkStepResult } from './training-step.js';
+import type { TrainingExecutor } from './types.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -259,5 +263,34 @@ describe('runTraining --clip-norm', () => {
     const spikedClipped = await finalWeights(1e4, 1e-3);
     expect(maxDiff(plainClipped, spikedClipped)).toBeLessThan(1e-5);
     expect(maxDiff(plain, plainClipped)).toBeGreaterThan(0); // the clip did act
+  });
+
+  it("uses the executor's own trainStep when it has one (bucket by bucket here), with the same final weights", async () => {
+    const cfg = config({ clipNorm: 0.05, headPhase: { epochs: 2, learningRate: 0.05 }, fineTunePhase: { epochs: 1, learningRate: 0.01, unfreeze: 'x' } });
+    const run = async (executor: InProcessExecutor) => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'dpt-trainstep-'));
+      await runTraining({ config: cfg, runDir: dir, data: makeData(45, 15, 3), executor, bus: new EventBus(), backend: { name: 'cpu', device: 'test' } });
+      return (await loadRunModel(dir)).weights;
+    };
+    const plain = await run(new InProcessExecutor(new LinearReplica()));
+    // an executor that updates range by range itself: the clip scale from per-bucket sums, then beginStep + stepRange
+    let calls = 0;
+    const ranged = new InProcessExecutor(new LinearReplica()) as InProcessExecutor & { trainStep: NonNullable<TrainingExecutor['trainStep']> };
+    ranged.trainStep = async (samples, ctx, update) => {
+      calls++;
+      const { gradients, ...rest } = await ranged.computeGradients(samples, ctx);
+      checkStepResult(gradients.length, rest.loss, update.weights.length, ctx.step);
+      const scale = update.clipNorm > 0 ? clipScale(normFromBucketSums(bucketSumOfSquares(gradients)), update.clipNorm) : 1;
+      update.optimizer.beginStep();
+      for (const r of bucketRanges(gradients.length, 5)) {
+        scaleRange(gradients, scale, r.start, r.end);
+        update.optimizer.stepRange(update.weights.subarray(r.start, r.end), gradients.subarray(r.start, r.end), r.start);
+      }
+      await ranged.setWeights(update.weights);
+      return rest;
+    };
+    const viaTrainStep = await run(ranged);
+    expect(calls).toBeGreaterThan(10);
+    expect(Array.from(viaTrainStep)).toEqual(Array.from(plain));
   });
 });

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { isDptrainError } from '../errors.js';
 import { createReplica } from './replica.js';
-import { samplesOf, syntheticImages, tinyConfig } from './replica-testing.js';
+import { samplesOf, syntheticImages, tinyConfig } from './replica.testutil.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

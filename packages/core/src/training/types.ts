@@ -1,5 +1,6 @@
 import type { Sample } from '../data/types.js';
 import type { PhaseName, ProgressTask, StepWorkerStat } from '../events/types.js';
+import type { FlatOptimizer } from './optimizers.js';
 
 /** Name and shape of one trainable variable; the flat weight/gradient vector is their concatenation in order. */
 export interface WeightSpec {
@@ -55,6 +56,19 @@ export interface AggregatedGradients extends GradientResult {
   straggler?: string;
 }
 
+/** What a training step updates when the executor applies the update itself (`TrainingExecutor.trainStep`). */
+export interface TrainingUpdate {
+  /** The trainable weights, updated in place. */
+  weights: Float32Array;
+  /** The run's optimizer (beginStep once, then stepRange over the ranges, or step). */
+  optimizer: FlatOptimizer;
+  /** Global-norm clipping of the mean gradient (`clipScale` of its bucketed norm); 0: off. */
+  clipNorm: number;
+}
+
+/** What a step that the executor updated itself reports: the aggregate without the gradient. */
+export type TrainStepResult = Omit<AggregatedGradients, 'gradients'>;
+
 /**
  * Where gradients come from: one in-process replica, or a cluster of workers behind a coordinator.
  * The training recipe (core/training/recipe.ts) drives either through this interface.
@@ -64,8 +78,17 @@ export interface TrainingExecutor {
   beginPhase(phase: PhaseName, weights?: Float32Array): Promise<{ spec: WeightSpec[]; weights: Float32Array }>;
   /** Mean gradient of the current weights over `samples` (the global batch), sharded across replicas. */
   computeGradients(samples: Sample[], ctx: StepContext): Promise<AggregatedGradients>;
+  /**
+   * Optional: one whole training step — the mean gradient over `samples`, checked (length, finite loss), clipped,
+   * applied by `update.optimizer` to `update.weights` in place, and the new weights held by every replica — with
+   * the same bits as computeGradients + applyTrainingUpdate + setWeights. An executor that can overlap these
+   * (the cluster's pipelined buckets) implements it; runTraining uses it when present.
+   */
+  trainStep?(samples: Sample[], ctx: StepContext, update: TrainingUpdate): Promise<TrainStepResult>;
   /** Make every replica hold these trainable weights (after an optimizer step). */
   setWeights(weights: Float32Array): Promise<void>;
+  /** Brings `optimizer`'s state up to date from wherever trainStep keeps it (before a checkpoint). Optional. */
+  syncOptimizerState?(optimizer: FlatOptimizer): Promise<void>;
   /** Probabilities for each sample, sharded across replicas, gathered in input order (samples.length x C). */
   predict(samples: Sample[], task: ProgressTask): Promise<Float32Array>;
   close(): Promise<void>;

@@ -1,2 +1,0 @@
-// @dptrain/coordinator: the cluster only.
-export * from './cluster/index.js';
