@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveProtocolOptions, type Message } from '@dptrain/core';
-import { ShardLinks, connectAndAuth } from '@dptrain/worker';
+import { connectAndAuth } from '@dptrain/client';
+import { ShardLinks } from '@dptrain/worker';
 import { SenderServer } from '../../packages/coordinator/src/shard/sender-server.js';
 
 /**
