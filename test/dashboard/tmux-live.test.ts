@@ -71,11 +71,7 @@ describe.skipIf(!hasTmux)('dashboard in a pseudo-terminal (tmux) against a live 
 
     // single runs one local agent for its 2 workers: the coordinator's one peer is in the table (id, host,
     // backend/device), and the first steps are done
-    const first = await waitScreen(
-      (s) => /^w1 +\S+ +wasm\//m.test(s) && (stepOf(s) ?? 0) > 0,
-      150_000,
-      'the local agent and a step count',
-    );
+    const first = await waitScreen((s) => /^w1 +\S+ +wasm\//m.test(s) && (stepOf(s) ?? 0) > 0, 150_000, 'the local agent and a step count');
     expect(first).toMatch(/^dptrain .*run run/m);
     expect(first).toMatch(/workers 1 connected/);
     expect(first).not.toMatch(/^w2 /m);
