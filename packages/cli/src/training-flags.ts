@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import { Option, type Command } from 'commander';
 import {
   ADAMW_DEFAULT_WEIGHT_DECAY,
@@ -328,4 +329,9 @@ function gradientPrecisionFlag(flags: TrainingFlagValues): TrainingFlagValues['g
     throw new DptrainError('E_CONFIG', `--fp16 and --gradient-precision ${flags.gradientPrecision} disagree: give one of them`);
   }
   return flags.gradientPrecision ?? (flags.fp16 ? 'fp16' : undefined);
+}
+
+/** The run directory of a cluster command: the one resumed, else --out, else runs/<ISO time>. */
+export function runDirOf(flags: { resume?: string; out?: string }): string {
+  return flags.resume ?? flags.out ?? path.join('runs', new Date().toISOString().replace(/[:.]/g, '-'));
 }

@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { EventBus } from '@dptrain/core';
-import { addTrainingFlags, printConfigIfAsked, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
+import { addTrainingFlags, printConfigIfAsked, runDirOf, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
 import { addProtocolFlags, parseListen, resolveSharedToken, runCoordinator, toProtocolOptions, type ProtocolFlagValues } from '@dptrain/coordinator';
 import { addViewFlags, attachRunViews, type ViewFlagValues } from '../run-views.js';
 import { reportStop, stopOnSignals } from '../stop-signals.js';
@@ -38,7 +38,7 @@ export function register(program: Command): void {
       if (printConfigIfAsked(flags, config)) return;
       const { host, port } = parseListen(flags.listen);
       if (!!flags.tlsCert !== !!flags.tlsKey) throw new Error('--tls-cert and --tls-key go together');
-      const runDir = flags.resume ?? flags.out ?? path.join('runs', new Date().toISOString().replace(/[:.]/g, '-'));
+      const runDir = runDirOf(flags);
       const bus = new EventBus();
       const views = await attachRunViews(bus, {
         command: 'coordinator',

@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { DptrainError, EventBus } from '@dptrain/core';
-import { addTrainingFlags, printConfigIfAsked, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
+import { addTrainingFlags, printConfigIfAsked, runDirOf, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
 import { addProtocolFlags, resolveSharedToken, runSingleNode, toProtocolOptions, type ProtocolFlagValues } from '@dptrain/coordinator';
 import { addViewFlags, attachRunViews, type ViewFlagValues } from '../run-views.js';
 import { WORKER_SUPERVISOR_DEFAULTS } from '@dptrain/coordinator';
@@ -42,7 +42,7 @@ export function register(program: Command): void {
       if (printConfigIfAsked(flags, config)) return;
       const n = Number(flags.workers ?? availableParallelism());
       if (!Number.isInteger(n) || n < 0) throw new Error(`--workers: '${flags.workers}' is not a count`);
-      const runDir = flags.resume ?? flags.out ?? path.join('runs', new Date().toISOString().replace(/[:.]/g, '-'));
+      const runDir = runDirOf(flags);
       const bus = new EventBus();
       const views = await attachRunViews(bus, {
         command: 'single',
