@@ -12,8 +12,8 @@
  * argv[2]: the JSON of {@link LabCoordinatorOptions}.
  */
 import { createInterface } from 'node:readline';
-import { AdamOptimizer, parseRunConfig, useNativeOptimizer, type Sample } from '@dptrain/core';
-import { ClusterExecutor, ClusterServer } from '../../packages/coordinator/src/cluster/index.js';
+import { AdamOptimizer, parseRunConfig, runTrainingStep, useNativeOptimizer, type Sample } from '@dptrain/core';
+import { ClusterExecutor, ClusterServer, ShardedClusterExecutor } from '../../packages/coordinator/src/cluster/index.js';
 
 /** What the bench asks of one lab coordinator. */
 export interface LabCoordinatorOptions {
@@ -25,6 +25,8 @@ export interface LabCoordinatorOptions {
   token: string;
   /** Peers (workers or agents) to wait for before the first step. */
   peers: number;
+  /** Shards of the sharded summation service (`--shards S`); 0: none (the coordinator merges and updates). */
+  shards: number;
   /** Samples per step (the global batch). */
   batch: number;
   /** Micro-batch of the averaging tree. */
@@ -68,7 +70,10 @@ server.bus.on((e) => {
   if (e.type === 'worker_lost') say({ event: 'lost', id: e.id, time: e.time, reason: e.reason });
   if (process.env.DPTRAIN_LAB_DEBUG) process.stderr.write(`${JSON.stringify(e).slice(0, 400)}\n`);
 });
-const executor = new ClusterExecutor({ server, ackWeights: true }); // the micro-batch is the config's
+// the micro-batch is the config's; the weights broadcast is acknowledged (a sharded step ends when every shard has
+// sent its range, and the next step waits for the ranges to arrive)
+const executor =
+  opts.shards > 0 ? new ShardedClusterExecutor({ server, ackWeights: true, shards: opts.shards }) : new ClusterExecutor({ server, ackWeights: true });
 try {
   say({ event: 'listening', url: await server.listen() });
   while (server.workers.length < opts.peers) await server.waitForJoin(1000);
@@ -90,9 +95,8 @@ try {
       return { split: 'labelled', index, name: `${index}`, path: `/${index}`, label: index % 2 };
     });
     const t0 = performance.now();
-    const res = await executor.computeGradients(samples, { phase: 'head', epoch, step });
-    optimizer.step(weights, res.gradients);
-    await executor.setWeights(weights);
+    // as a real run's step: the executor's own trainStep when it has one (sharded), else merge here, Adam, broadcast
+    const res = await runTrainingStep(executor, samples, { phase: 'head', epoch, step }, { weights, optimizer, clipNorm: 0 });
     const ms = performance.now() - t0;
     say({ event: 'step', step, ms, count: res.count, workers: res.workers.map((w) => ({ id: w.id, samples: w.samples })) });
   }

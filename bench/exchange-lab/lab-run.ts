@@ -1,7 +1,8 @@
 /**
  * One exchange-lab cluster: the lab coordinator (lab-coordinator.ts) in the coordinator's namespace and, on each
- * host's namespace, either G synthetic workers (`star`) or one agent with G local synthetic workers
- * (`hierarchical`). Every process is the real protocol code; every byte between hosts crosses their veth links.
+ * host's namespace, either G synthetic workers (`star`), one agent with G local synthetic workers (`hierarchical`),
+ * or that agent plus one `dptrain shard` of the sharded summation service (`sharded`: S = H shards, one per host).
+ * Every process is the real protocol code; every byte between hosts crosses their veth links.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -75,10 +76,10 @@ export async function createLabData(dir: string): Promise<void> {
   await generateSyntheticScenes(dir, { perClass: LAB_SAMPLES / 6, testPerClass: 1, size: 32, seed: 1 });
 }
 
-/** Whether `dptrain worker` in this tree is an agent when asked (`--nproc-per-node`, branch agent). */
-function hasAgent(): boolean {
+/** Whether `dptrain COMMAND --help` in this tree mentions `flag`. */
+function cliHas(command: string, flag: string): boolean {
   try {
-    return execFileSync(process.execPath, [DPTRAIN, 'worker', '--help'], { encoding: 'utf8', timeout: 60_000 }).includes('--nproc-per-node');
+    return execFileSync(process.execPath, [DPTRAIN, command, '--help'], { encoding: 'utf8', timeout: 60_000 }).includes(flag);
   } catch {
     return false;
   }
@@ -87,15 +88,9 @@ function hasAgent(): boolean {
 /** Whether a topology can run with the code in this tree, and why not. */
 export function topologyAvailable(topology: LabTopology): { ok: true } | { ok: false; reason: string } {
   if (topology === 'star') return { ok: true };
-  if (topology === 'hierarchical') {
-    return hasAgent() ? { ok: true } : { ok: false, reason: '`dptrain worker` has no --nproc-per-node here (the per-node agent, branch agent, is not merged)' };
-  }
-  return {
-    ok: false,
-    reason:
-      'the sharded summation service (branch shards) is not merged with the agents here: both rewrote the step message and the worker, ' +
-      'and no agent sends its merged gradient to shards yet; the lab coordinator has no ShardedClusterExecutor to drive',
-  };
+  if (!cliHas('worker', '--nproc-per-node')) return { ok: false, reason: '`dptrain worker` has no --nproc-per-node here (no per-node agent)' };
+  if (topology === 'sharded' && !cliHas('shard', '--connect')) return { ok: false, reason: 'this tree has no `dptrain shard` (no sharded summation service)' };
+  return { ok: true };
 }
 
 export class LabRun {
@@ -106,6 +101,8 @@ export class LabRun {
   /** Last lines of every process's stderr (for failure messages). */
   readonly output: string[] = [];
   private readonly lines: LineReader;
+  /** Starts the hosts' shards (sharded topology; nothing otherwise). */
+  private startShards: () => void = () => undefined;
 
   private constructor(readonly options: LabRunOptions) {
     const o = options;
@@ -122,6 +119,7 @@ export class LabRun {
       port,
       token,
       peers: o.topology === 'star' ? o.hosts.length * o.workersPerHost : o.hosts.length,
+      shards: o.topology === 'sharded' ? o.hosts.length : 0,
       batch,
       microBatch: o.microBatch ?? 1,
       steps: o.steps,
@@ -137,9 +135,13 @@ export class LabRun {
     });
     this.collect(this.coordinator, o.coordinatorHost);
     this.lines = new LineReader(this.coordinator.stdout!, (line) => {
-      if (line.startsWith('{')) this.events.push(JSON.parse(line) as LabEvent);
+      if (!line.startsWith('{')) return;
+      const e = JSON.parse(line) as LabEvent;
+      this.events.push(e);
+      if (e.event === 'listening') this.startShards();
     });
     const url = `ws://${spec.host}:${port}`;
+    const protocolArgs = ['--lost-after-ms', String(lostAfterMs), '--heartbeat-ms', String(heartbeatMs)];
     const workerArgs = (name: string): string[] => [
       SYNTHETIC_WORKER,
       '--connect',
@@ -150,17 +152,14 @@ export class LabRun {
       o.dataDir,
       '--name',
       name,
-      '--lost-after-ms',
-      String(lostAfterMs),
-      '--heartbeat-ms',
-      String(heartbeatMs),
+      ...protocolArgs,
     ];
     for (const host of o.hosts) {
       if (o.topology === 'star') {
         for (let j = 0; j < o.workersPerHost; j++) {
           this.spawnPeer(host, process.execPath, ['--import', 'tsx', ...workerArgs(`${host}-w${j + 1}`)], env);
         }
-      } else if (o.topology === 'hierarchical') {
+      } else {
         const command = [process.execPath, '--import', 'tsx', SYNTHETIC_WORKER, '--floats', String(o.floats)].join(' ');
         const args = [
           DPTRAIN,
@@ -177,8 +176,15 @@ export class LabRun {
           host,
         ];
         this.spawnPeer(host, process.execPath, args, env);
-      } else throw new Error(`exchange lab: topology ${o.topology} is not available here`);
+      }
     }
+    // each host's shard serves the other hosts' agents on its own address; `dptrain shard` does not retry its
+    // connection, so it starts once the coordinator listens
+    this.startShards = () => {
+      for (const host of o.topology === 'sharded' ? o.hosts : []) {
+        this.spawnPeer(host, process.execPath, [DPTRAIN, 'shard', '--connect', url, '--listen', `${lab.address(host)}:0`, ...protocolArgs], env);
+      }
+    };
   }
 
   /** Starts the coordinator and the hosts' processes (they connect by themselves). */

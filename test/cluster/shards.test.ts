@@ -13,7 +13,7 @@ import {
 } from '../../packages/coordinator/src/cluster/index.js';
 import { dptrain, makeSceneDir, tinyFlags, tinyLoopConfig, waitFor } from './fixtures.js';
 import { sha256 as sha, trainSteps } from './step-loop.js';
-import { processesMentioning, processesWith } from '../helpers/processes.js';
+import { isChildOf, processesMentioning, processesWith } from '../helpers/processes.js';
 
 /**
  * The sharded summation service on real processes (loopback): 2 worker processes and 3 shard processes, one of
@@ -203,13 +203,3 @@ describe('dptrain single --shards 2: kill -9 of a shard mid-run', () => {
     expect(figures(faulty)).toEqual(figures(path.join(out, 'ref')));
   }, 900_000);
 });
-
-/** True when `pid`'s parent is `parent` (from /proc/PID/stat). */
-function isChildOf(pid: number, parent: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === parent;
-  } catch {
-    return false;
-  }
-}

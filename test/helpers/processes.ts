@@ -54,3 +54,13 @@ export function processesMentioning(marker: string): number[] {
   }
   return found;
 }
+
+/** True when `pid`'s parent is `parent` (from /proc/PID/stat). */
+export function isChildOf(pid: number, parent: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === parent;
+  } catch {
+    return false;
+  }
+}

@@ -79,6 +79,11 @@ export class ShardedSender implements MessageHandlers {
     return this.inner.predict(msg);
   }
 
+  async hostShard(): Promise<void> {
+    if (this.inner.hostShard) await this.inner.hostShard();
+    else this.opts.log('the coordinator asked for a shard beside this worker: only an agent (--nproc-per-node) starts one; ignored');
+  }
+
   async dispose(): Promise<void> {
     this.links?.close();
     await this.inner.dispose();

@@ -38,6 +38,8 @@ export interface MessageHandlers {
   weights(msg: MessageOf<'weights'>, frame: Buffer[]): Promise<void>;
   step(msg: MessageOf<'step'>): Promise<Outgoing<'gradients'>>;
   predict(msg: MessageOf<'predict'>): Promise<Outgoing<'predictions'>>;
+  /** `--shards auto`: start a shard beside this process (an agent's; a plain worker has none and ignores it). */
+  hostShard?(): void | Promise<void>;
   /** Releases what `prepare` built (the link is done for good). */
   dispose(): void | Promise<void>;
 }
@@ -131,6 +133,8 @@ export function runUpstream(opts: UpstreamOptions, compute: MessageHandlers): Wo
         return send(await handlers.step(msg));
       case 'shard_map':
         return handlers.shardMap(msg);
+      case 'shard_host':
+        return handlers.hostShard();
       case 'predict':
         return send(await handlers.predict(msg));
       case 'error':

@@ -20,6 +20,7 @@ import {
   type UpstreamOptions,
   type WorkerHandle,
 } from '@dptrain/worker';
+import { AgentShard } from './agent-shard.js';
 import { ClusterExecutor } from './executor.js';
 import { spawnLocalWorker, workerCpuSets } from './local-workers.js';
 import type { NodeLayout } from './nproc.js';
@@ -46,6 +47,8 @@ export interface AgentOptions extends UpstreamOptions {
   joinTimeoutMs?: number;
   /** Protocol options of the local (loopback) server. Default: the protocol's defaults. */
   localProtocol?: ProtocolOptions;
+  /** Address the other agents reach this agent's shard on (`--shards auto`). Default: this machine's address on the route to the coordinator. */
+  shardHost?: string;
 }
 
 /** What the agent runs for one run config: a loopback coordinator side (server + executor) and its local workers. */
@@ -70,12 +73,24 @@ export class AgentHandlers implements MessageHandlers {
   private local: LocalCluster | undefined;
   /** Set once no local worker is left (the restart budget used up). */
   noWorkers: string | undefined;
+  /** The shard beside this agent, started when the coordinator asks (`--shards auto`). */
+  private readonly shard: AgentShard;
 
   constructor(
     private readonly opts: AgentOptions,
     private readonly log: (message: string) => void,
     private readonly onNoWorkers: (why: string) => void,
-  ) {}
+  ) {
+    this.shard = new AgentShard({
+      url: opts.url,
+      token: opts.token,
+      log,
+      ...(opts.ca ? { ca: opts.ca } : {}),
+      ...(opts.heartbeatIntervalMs ? { heartbeatIntervalMs: opts.heartbeatIntervalMs } : {}),
+      ...(opts.lostAfterMs ? { lostAfterMs: opts.lostAfterMs } : {}),
+      ...(opts.shardHost ? { advertiseHost: opts.shardHost } : {}),
+    });
+  }
 
   async prepare(config: RunConfig): Promise<JoinFields> {
     const local = await this.cluster(config);
@@ -128,7 +143,12 @@ export class AgentHandlers implements MessageHandlers {
     return { type: 'predictions', id: msg.id, count: samples.length, probs, computeMs: performance.now() - t0 };
   }
 
+  async hostShard(): Promise<void> {
+    await this.shard.start();
+  }
+
   async dispose(): Promise<void> {
+    await this.shard.stop();
     const local = this.local;
     this.local = undefined;
     if (!local) return;

@@ -14,7 +14,7 @@ export function addShardFlags(cmd: Command): Command {
   return cmd
     .option(
       '--shards <S|auto>',
-      'sharded summation: S shards (dptrain shard) each merge and update a range of the weights; auto: every shard that joins (default: none)',
+      'sharded summation: S shards (dptrain shard) each merge and update a range of the weights; auto: one beside each agent, started by the agent (default: none)',
     )
     .option('--shard-bucket-floats <n>', 'floats per bucket; shard ranges start and end on bucket boundaries (default 1048576)')
     .option('--max-rollbacks <n>', 'rollbacks to the last checkpoint after a lost shard, for the whole run (default 3)');

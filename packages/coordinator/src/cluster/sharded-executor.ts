@@ -23,7 +23,11 @@ import { ClusterExecutor, type ClusterExecutorOptions, type StepPart } from './e
 import { WorkerLostError, WorkerTaskError, type Peer } from './peer.js';
 
 export interface ShardedExecutorOptions extends ClusterExecutorOptions {
-  /** Shards the trainable vector is cut into (`--shards S`), or 'auto': every shard that joined (at least one). */
+  /**
+   * Shards the trainable vector is cut into (`--shards S`), or 'auto': one beside each agent (each agent is asked to
+   * start one, `shard_host`), plus any `dptrain shard` that joined; without agents, every shard that joined (at
+   * least one).
+   */
   shards: number | 'auto';
   /** Floats per bucket; shard ranges start and end on bucket boundaries. Default DEFAULT_BUCKET_FLOATS (1 Mi). */
   bucketFloats?: number;
@@ -283,11 +287,15 @@ export class ShardedClusterExecutor extends ClusterExecutor {
     return layout;
   }
 
-  /** The shards to lay the vector out on: `--shards S` of them the first time (waiting), then those still there. */
+  /**
+   * The shards to lay the vector out on: `--shards S` of them the first time (waiting), then those still there;
+   * 'auto': one per agent the first time (every agent is asked for one at each new layout), then those still there.
+   */
   private async readyShards(): Promise<{ peer: Peer; url: string }[]> {
     const want = this.shardOpts.shards;
     const first = !this.laidOut;
-    const need = want === 'auto' || !first ? 1 : want;
+    const agents = want === 'auto' ? this.askAgentsForShards() : 0;
+    const need = !first ? 1 : want === 'auto' ? Math.max(1, agents) : want;
     const waitMs = this.shardOpts.shardWaitMs ?? 300_000;
     const t0 = this.clock.now();
     let said = -1;
@@ -296,7 +304,7 @@ export class ShardedClusterExecutor extends ClusterExecutor {
       if (this.clock.now() - t0 > waitMs)
         throw new DptrainError(
           'E_NO_SHARDS',
-          `${have} of ${need} shard(s) joined within ${Math.round(waitMs / 1000)} s (start them with dptrain shard --connect URL)`,
+          `${have} of ${need} shard(s) joined within ${Math.round(waitMs / 1000)} s (${agents > 0 ? 'the agents start theirs with --shards auto; see their logs' : 'start them with dptrain shard --connect URL'})`,
         );
       if (have !== said) {
         this.server.emit({ type: 'log', time: this.clock.now(), level: 'info', message: `waiting for shards: ${have} of ${need} joined` });
@@ -306,6 +314,13 @@ export class ShardedClusterExecutor extends ClusterExecutor {
     }
     const ready = this.server.shards.ready;
     return want === 'auto' ? ready : ready.slice(0, want);
+  }
+
+  /** `--shards auto`: asks every agent to start its shard (an agent whose shard is up ignores it); returns how many agents. */
+  private askAgentsForShards(): number {
+    const agents = this.server.workers.filter((p) => p.info?.localWorkers !== undefined && !p.closed);
+    for (const p of agents) p.send({ type: 'shard_host' });
+    return agents.length;
   }
 
   /** Runs `request` on every shard of `layout` at once; a lost or failing shard fails the step with E_SHARD_LOST. */

@@ -52,7 +52,7 @@ export interface SingleNodeOptions {
   /** Executor options (gradient-norm bound, request deadlines). Default: the executor's defaults. */
   executor?: CoordinatorOptions['executor'];
   /**
-   * The sharded summation service (`--shards S`): S local `dptrain shard` processes are started (auto: one). A
+   * The sharded summation service (`--shards S`): S local `dptrain shard` processes are started (auto: one, beside the local agent). A
    * lost one is not restarted: the run rolls back to its checkpoint and goes on with the others. Default: none.
    */
   shards?: CoordinatorOptions['shards'];
@@ -104,7 +104,8 @@ export async function runSingleNode(opts: SingleNodeOptions): Promise<TrainResul
       ...(opts.executor ? { executor: opts.executor } : {}),
       ...(opts.shards ? { shards: opts.shards } : {}),
       onListening: (url, _server, executor) => {
-        const shards = opts.shards ? (opts.shards.shards === 'auto' ? 1 : opts.shards.shards) : 0;
+        // auto: the one local agent starts its shard beside it when the executor asks
+        const shards = opts.shards ? (opts.shards.shards === 'auto' ? 0 : opts.shards.shards) : 0;
         for (let k = 0; k < shards; k++) {
           const child = spawnLocalShard({ url, token, stdio: opts.workerOutput === 'ignore' ? 'ignore' : 'pipe' });
           routeWorkerOutput(child, { mode: opts.workerOutput ?? 'inherit', name: `local shard ${k + 1}`, emit: (e) => bus.emit(e) });

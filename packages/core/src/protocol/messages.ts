@@ -162,6 +162,8 @@ export const ShardMapSchema = z
     shards: z.array(z.object({ id: str(64), url: str(1024), start: count, end: count }).strict()).max(4096),
   })
   .strict();
+/** coordinator -> agent (`--shards auto`): start one shard beside you, unless yours is still up; it joins on its own. */
+export const ShardHostSchema = z.object({ v, type: z.literal('shard_host') }).strict();
 /** coordinator -> shard: own this range from now on, with these weights and this optimizer state. */
 export const ShardSeedSchema = z
   .object({
@@ -231,6 +233,7 @@ export const MessageSchema = z.discriminatedUnion('type', [
   ByeSchema,
   ShardReadySchema,
   ShardMapSchema,
+  ShardHostSchema,
   ShardSeedSchema,
   ShardSeededSchema,
   ShardReduceSchema,
