@@ -62,6 +62,10 @@ export interface ExchangeLabEntry {
   ringBoundMs: number;
   /** Peers the coordinator lost during the configuration (a starved or cut peer; 0 in a clean measurement). */
   lostPeers: number;
+  /** Median time until the coordinator held the merged gradient (star, hierarchical; the rest is Adam + broadcast), ms. */
+  gatherMs?: number;
+  /** Median of the slowest peer's time from the step's receipt to its reply (an agent: its local gather and merge), ms. */
+  peerComputeMs: number;
 }
 
 export interface ExchangeLabResult {
@@ -178,7 +182,10 @@ async function sweep(
             run.go();
             await run.next('done', 600_000);
             const after = lab.linkBytes();
-            const times = run.events.filter((e) => e.event === 'step' && (e.step as number) > 0).map((e) => e.ms as number);
+            const timed = run.events.filter((e) => e.event === 'step' && (e.step as number) > 0);
+            const times = timed.map((e) => e.ms as number);
+            const gathers = timed.flatMap((e) => (typeof e.gatherMs === 'number' ? [e.gatherMs] : []));
+            const peerMs = timed.map((e) => Math.max(0, ...(e.workers as { computeMs: number }[]).map((w) => w.computeMs)));
             const links = lab.hosts.map((host) => delta(before, after, host));
             const coord = delta(before, after, 'c');
             const entry: ExchangeLabEntry = {
@@ -195,6 +202,8 @@ async function sweep(
               lowerBoundMs: round1(lowerBoundMs(topology, h, g, modelBytes, o.linkMbit)),
               ringBoundMs: round1(ringBoundMs(h, modelBytes, o.linkMbit)),
               lostPeers: run.events.filter((e) => e.event === 'lost').length,
+              ...(gathers.length > 0 ? { gatherMs: round1(median(gathers)) } : {}),
+              peerComputeMs: round1(median(peerMs)),
             };
             result.exchangeLab.push(entry);
             log(
@@ -203,6 +212,8 @@ async function sweep(
                 ` ring all-reduce ${entry.ringBoundMs.toFixed(0)} ms = ${(entry.exchangeMs / entry.ringBoundMs).toFixed(2)}x)` +
                 `  coordinator ${(entry.coordinatorBytesPerStep / 1e6).toFixed(1)} MB/step, busiest link ${(entry.maxLinkBytesPerStep / 1e6).toFixed(1)} MB/step` +
                 `  rounds ${entry.roundsMs.map((t) => t.toFixed(0)).join(', ')}` +
+                (entry.gatherMs !== undefined ? `  gather ${entry.gatherMs.toFixed(0)} ms` : '') +
+                `  slowest peer's own ${entry.peerComputeMs.toFixed(0)} ms` +
                 (entry.lostPeers > 0 ? `  (${entry.lostPeers} peer(s) lost: not a clean figure)` : ''),
             );
             await run.finish(30_000);

@@ -5,14 +5,14 @@
  * and acknowledged. It talks to the bench over stdio, one JSON object a line:
  *
  *   stdout  {"event":"listening","url":...}   {"event":"joined","peers":[{id,host}]}   {"event":"ready"}
- *           {"event":"step","step":k,"ms":..,"count":..,"workers":[..]}   {"event":"lost","id":..,"time":..,"reason":..}
+ *           {"event":"step","step":k,"ms":..,"gatherMs":..,"count":..,"workers":[{id,samples,computeMs}]}   {"event":"lost","id":..,"time":..,"reason":..}
  *           {"event":"done","ledger":[..]}     {"event":"error","message":..}
  *   stdin   "go" after "ready" (when started with waitForGo), so the bench reads the links' counters first.
  *
  * argv[2]: the JSON of {@link LabCoordinatorOptions}.
  */
 import { createInterface } from 'node:readline';
-import { AdamOptimizer, parseRunConfig, runTrainingStep, useNativeOptimizer, type Sample } from '@dptrain/core';
+import { AdamOptimizer, applyTrainingUpdate, parseRunConfig, runTrainingStep, useNativeOptimizer, type Sample, type TrainStepResult } from '@dptrain/core';
 import { ClusterExecutor, ClusterServer, ShardedClusterExecutor } from '../../packages/coordinator/src/cluster/index.js';
 
 /** What the bench asks of one lab coordinator. */
@@ -95,10 +95,24 @@ try {
       return { split: 'labelled', index, name: `${index}`, path: `/${index}`, label: index % 2 };
     });
     const t0 = performance.now();
-    // as a real run's step: the executor's own trainStep when it has one (sharded), else merge here, Adam, broadcast
-    const res = await runTrainingStep(executor, samples, { phase: 'head', epoch, step }, { weights, optimizer, clipNorm: 0 });
+    const ctx = { phase: 'head' as const, epoch, step };
+    const update = { weights, optimizer, clipNorm: 0 };
+    // a sharded step is the executor's own trainStep (as a real run's); otherwise the same calls as runTrainingStep,
+    // timed apart: gradients gathered and merged, then the weights broadcast and acknowledged
+    let res: TrainStepResult;
+    let gatherMs: number | undefined;
+    if (executor instanceof ShardedClusterExecutor) res = await runTrainingStep(executor, samples, ctx, update);
+    else {
+      const { gradients, ...rest } = await executor.computeGradients(samples, ctx);
+      gatherMs = performance.now() - t0;
+      applyTrainingUpdate(gradients, rest.loss, update, step);
+      await executor.setWeights(weights);
+      res = rest;
+    }
     const ms = performance.now() - t0;
-    say({ event: 'step', step, ms, count: res.count, workers: res.workers.map((w) => ({ id: w.id, samples: w.samples })) });
+    // computeMs: from a peer's receipt of the step to its reply (an agent: its local workers' gradients gathered over loopback and merged)
+    const workers = res.workers.map((w) => ({ id: w.id, samples: w.samples, computeMs: w.computeMs }));
+    say({ event: 'step', step, ms, ...(gatherMs !== undefined ? { gatherMs } : {}), count: res.count, workers });
   }
   say({ event: 'done', ledger: executor.ledger.summary().filter((e) => e.epoch >= 1) });
   await executor.close({ bye: true });
