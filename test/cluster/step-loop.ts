@@ -8,6 +8,7 @@ import {
   stepsPerEpoch,
   type Dataset,
   type RunConfig,
+  type AggregatedGradients,
   type TrainingExecutor,
 } from '@dptrain/core';
 
@@ -16,7 +17,7 @@ export const LOOP_LR = 3e-2;
 
 /**
  * `steps` Adam steps of the head phase over the labelled samples in the recipe's batch order, through
- * `executor`, from `w0` (or the executor's initial weights). `onStep` runs after each step.
+ * `executor`, from `w0` (or the executor's initial weights). `onStep` runs after each step, with its result.
  */
 export async function trainSteps(
   executor: TrainingExecutor,
@@ -24,7 +25,7 @@ export async function trainSteps(
   config: RunConfig,
   steps: number | (() => boolean),
   w0?: Float32Array,
-  onStep?: (step: number) => void,
+  onStep?: (step: number, result: AggregatedGradients) => void,
 ): Promise<{ weights: Float32Array; w0: Float32Array; steps: number }> {
   const begun = await executor.beginPhase('head', w0?.slice());
   const start = begun.weights.slice();
@@ -40,7 +41,7 @@ export async function trainSteps(
     if (res.count !== batch.length) throw new Error(`step ${s}: ${res.count} of ${batch.length} samples counted`);
     opt.step(weights, res.gradients);
     await executor.setWeights(weights);
-    onStep?.(s);
+    onStep?.(s, res);
   }
   return { weights, w0: start, steps: s };
 }

@@ -45,8 +45,9 @@ describe('DashboardApp (ink)', () => {
     await tick();
     const f1 = app.lastFrame()!;
     expect(f1).toContain('run r-test');
-    expect(f1).toMatch(/w1\s+host-w1\s+wasm\/cpu x1\s+computing\s+160\.0\s+100\s+0/);
-    expect(f1).toMatch(/w2\s+host-w2\s+wasm\/cpu x1\s+computing\s+80\.0\s+200\s+5/);
+    // each worker's share of the last step and its batch capacity, then img/s, step ms, stragglers
+    expect(f1).toMatch(/w1\s+host-w1\s+wasm\/cpu x1\s+computing\s+50%\/16\s+160\.0\s+100\s+0/);
+    expect(f1).toMatch(/w2\s+host-w2\s+wasm\/cpu x1\s+computing\s+50%\/16\s+80\.0\s+200\s+5/);
     expect(f1).toContain('workers 2 connected');
     expect(f1).toMatch(/step 5 /);
     expect(f1).toContain('5/20');

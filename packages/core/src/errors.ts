@@ -37,6 +37,7 @@ export type DptrainErrorCode =
   | 'E_TIMEOUT'
   | 'E_STOPPED' // the run was stopped (SIGINT, SIGTERM, SIGHUP) while it waited for workers
   | 'E_NO_WORKERS' // every local worker died and the restart budget is used up
+  | 'E_BATCH_CAPACITY' // no worker's --batch-capacity holds one micro-batch
   | 'E_CHECKPOINT'
   | 'E_CONFIG'
   | 'E_GRADIENT_NORM' // a gradient's norm is beyond the sanity bound (--max-grad-norm, --max-grad-norm-ratio)

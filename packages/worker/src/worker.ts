@@ -21,10 +21,10 @@ import {
 } from '@dptrain/core';
 import { Backoff, connectAndAuth, type AuthedConnection, type BackoffOptions } from '@dptrain/client';
 import { LIVENESS_DEFAULTS, startLiveness } from './liveness.js';
-import { blockStepForTest } from './test-hooks.js';
+import { blockStepForTest, slowStepForTest } from './test-hooks.js';
 
 /** Refusals that end the worker instead of a retry. */
-const FATAL_CODES: string[] = ['E_AUTH', 'E_BASE_HASH', 'E_DATASET_HASH', 'E_PROTOCOL_VERSION', 'E_AUTH_COORDINATOR', 'E_PRECISION'];
+const FATAL_CODES: string[] = ['E_AUTH', 'E_BASE_HASH', 'E_DATASET_HASH', 'E_PROTOCOL_VERSION', 'E_AUTH_COORDINATOR', 'E_PRECISION', 'E_BATCH_CAPACITY'];
 
 export interface WorkerOptions {
   /** ws:// or wss:// URL of the coordinator. */
@@ -89,6 +89,7 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
   // what the coordinator sends (refusals, bye reasons) is logged without control characters
   const log = opts.log ?? ((m: string) => process.stderr.write(`dptrain worker: ${stripControl(m, { keepNewlines: true })}\n`));
   const backoff = new Backoff(opts.backoff);
+  const batchCapacity = opts.batchCapacity ?? 64;
   let stopped = false;
   let currentWs: AuthedConnection['ws'] | undefined;
   let replica: Replica | undefined;
@@ -224,7 +225,7 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
         type: 'join',
         backend: b?.name ?? tf.getBackend() ?? 'unknown',
         device: b?.device ?? 'cpu',
-        batchCapacity: opts.batchCapacity ?? 64,
+        batchCapacity,
         host: opts.host ?? hostname(),
         baseHash: r.baseHash,
         datasetHash: await joinDatasetIdentity(dataset!, config),
@@ -306,6 +307,12 @@ export function startWorker(opts: WorkerOptions): WorkerHandle {
       case 'step': {
         const t0 = performance.now();
         blockStepForTest(msg.step);
+        if (msg.indices.length > batchCapacity)
+          throw new DptrainError(
+            'E_BATCH_CAPACITY',
+            `step ${msg.step}: a slice of ${msg.indices.length} samples, above this worker's --batch-capacity ${batchCapacity}`,
+          );
+        await slowStepForTest(msg.indices.length);
         // the mean over this slice along the micro-batch tree (the coordinator merges the slices along the same tree)
         const res = await computeTreeGradients(
           r,

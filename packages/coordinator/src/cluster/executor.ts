@@ -5,7 +5,8 @@ import {
   systemClock,
   unpackGradients,
   mergeGradientTree,
-  treeNodeSlices,
+  weightedTreeNodeSlices,
+  chunks,
   l2Norm,
   GradientNormGuard,
   type GradientNormGuardOptions,
@@ -18,13 +19,15 @@ import {
   type StepContext,
   type StepWorkerStat,
   type TrainingExecutor,
+  type SlicePeer,
   type WeightSpec,
 } from '@dptrain/core';
 import { DeadlineError, WorkerLostError, type Peer } from './peer.js';
 import { RequestDeadlines, type RequestDeadlineOptions, type RequestKind } from './deadlines.js';
 import type { ClusterServer } from './server.js';
 import { SampleLedger } from './ledger.js';
-import { chunks } from './split.js';
+import { RunSync } from './run-sync.js';
+import { ThroughputMeter, type ThroughputMeterOptions } from './throughput.js';
 
 export interface ClusterExecutorOptions {
   /** The coordinator's server, already listening. */
@@ -60,10 +63,17 @@ export interface ClusterExecutorOptions {
    * its deadline is redone by the others and its worker dropped. Default: DEFAULT_REQUEST_DEADLINES.
    */
   deadlines?: RequestDeadlineOptions;
+  /** How each worker's measured throughput is smoothed (its share of a step follows it). Default: THROUGHPUT_METER_DEFAULTS. */
+  throughput?: ThroughputMeterOptions;
 }
 
-interface Task {
+/** Samples for one request, and the worker it is meant for (none: whichever worker is free first). */
+interface Share {
   indices: Sample[];
+  owner?: Peer;
+}
+
+interface Task extends Share {
   failures: number;
 }
 
@@ -79,11 +89,13 @@ interface StepPart extends RangedGradient {
 }
 
 /**
- * TrainingExecutor over the cluster: each global batch is split into contiguous slices, one per live
- * worker, that are nodes of core's fixed averaging tree; the workers' mean gradients are merged along that
- * tree (weighted by sample count), so the result does not depend on which worker answers first. A lost, late
- * (past its deadline) or refused (gradient norm) worker's slice is re-cut into tree nodes among the survivors
- * and the step completes with the same bits; joiners are synced (phase + weights) before their first task.
+ * TrainingExecutor over the cluster: each global batch is cut into shares, one per live worker, in proportion
+ * to each worker's measured throughput and within its batch capacity, made of nodes of core's fixed averaging
+ * tree (`weightedTreeNodeSlices`, one request per node); the workers' mean gradients are merged along that tree
+ * (weighted by sample count), so the result does not depend on who computed which part. A lost, late (past its
+ * deadline) or refused (gradient norm) worker's part is re-cut the same way among the survivors and the step
+ * completes with the same bits; joiners are synced (phase + weights) before their first task. The executor owns
+ * the run and sync state (`RunSync`): the server reads it for the welcome and `GET /status`.
  */
 export class ClusterExecutor implements TrainingExecutor {
   readonly ledger = new SampleLedger();
@@ -97,7 +109,11 @@ export class ClusterExecutor implements TrainingExecutor {
   private warnedIdle = false;
   private readonly normGuard: GradientNormGuard;
   readonly deadlines: RequestDeadlines;
+  /** Each worker's smoothed samples per second: the weight of its share. */
+  readonly throughput: ThroughputMeter;
+  private readonly run = new RunSync();
   private readonly offLost: () => void;
+  private readonly offJoined: () => void;
 
   constructor(private readonly opts: ClusterExecutorOptions) {
     this.server = opts.server;
@@ -105,7 +121,13 @@ export class ClusterExecutor implements TrainingExecutor {
     this.minWorkers = Math.max(1, opts.minWorkers ?? 1);
     this.normGuard = new GradientNormGuard(opts.gradientNorm);
     this.deadlines = new RequestDeadlines(opts.deadlines);
-    this.offLost = this.server.onWorkerLost((peer) => this.deadlines.forget(peer.id));
+    this.throughput = new ThroughputMeter(opts.throughput);
+    this.server.useRunState(this.run.state);
+    this.offJoined = this.server.onWorkerJoined((peer) => this.run.welcomed(peer));
+    this.offLost = this.server.onWorkerLost((peer) => {
+      this.deadlines.forget(peer.id);
+      this.throughput.forget(peer.id);
+    });
   }
 
   /**
@@ -133,10 +155,7 @@ export class ClusterExecutor implements TrainingExecutor {
   }
 
   async beginPhase(phase: PhaseName, weights?: Float32Array): Promise<{ spec: WeightSpec[]; weights: Float32Array }> {
-    const s = this.server.state;
-    s.phase = phase;
-    s.weights = null;
-    s.version++;
+    this.run.beginPhase(phase);
     for (;;) {
       await this.waitForWorkers(this.minWorkers);
       const leader = this.server.workers[0];
@@ -162,9 +181,8 @@ export class ClusterExecutor implements TrainingExecutor {
         }
         this.spec = spec;
         this.size = size;
-        s.weights = w;
-        leader.phase = phase;
-        leader.version = s.version;
+        this.run.setPhaseWeights(w);
+        this.run.synced(leader);
         // switch the others now, in parallel, so that their first step does not pay for it
         await Promise.all(this.server.workers.filter((p) => p !== leader).map((p) => this.sync(p).catch(() => undefined)));
         return { spec, weights: w };
@@ -191,23 +209,31 @@ export class ClusterExecutor implements TrainingExecutor {
     const position = new Map<Sample, number>(samples.map((x, i) => [x, i]));
     const owned = new Set<Float32Array>();
     const participants = this.participants();
-    const slices = treeNodeSlices(total, micro, participants.length).map(({ start, end }) => samples.slice(start, end));
-    if (slices.length < participants.length && total === this.server.config.batchSize && !this.warnedIdle) {
+    // shares in proportion to the measured throughputs, within each worker's capacity, as whole tree nodes
+    const cut = (peers: Peer[], start: number, end: number): Share[] =>
+      peers.length === 0
+        ? [{ indices: samples.slice(start, end) }]
+        : weightedTreeNodeSlices(total, micro, this.slicePeers(peers), { start, end }).flatMap((ranges, i) =>
+            ranges.map((r) => ({ indices: samples.slice(r.start, r.end), owner: peers[i]! })),
+          );
+    const slices = cut(participants, 0, total);
+    const busy = new Set(slices.map((t) => t.owner)).size;
+    if (busy < participants.length && total === this.server.config.batchSize && !this.warnedIdle) {
       this.warnedIdle = true;
       this.server.emit({
         type: 'log',
         time: this.clock.now(),
         level: 'warn',
-        message: `only ${slices.length} of ${participants.length} workers take part in a step: a batch of ${total} has ${slices.length} micro-batches of ${micro}; use --micro-batch ${Math.max(1, Math.floor(total / participants.length))} (or a larger --batch-size) to keep them all busy`,
+        message: `only ${busy} of ${participants.length} workers take part in a step: a batch of ${total} has ${Math.ceil(total / Math.max(1, micro))} micro-batches of ${micro}; use --micro-batch ${Math.max(1, Math.floor(total / participants.length))} (or a larger --batch-size) to keep them all busy`,
       });
     }
-    const recut = (part: Sample[], survivors: number): Sample[][] => {
+    const recut = (part: Sample[], survivors: Peer[]): Share[] => {
       const start = position.get(part[0]!)!;
-      return treeNodeSlices(total, micro, survivors, start, start + part.length).map((r) => samples.slice(r.start, r.end));
+      return cut(survivors, start, start + part.length);
     };
     const accepted: StepPart[] = [];
     const recomputed = new Set<string>();
-    let pending = slices;
+    let pending: Share[] = slices;
     while (pending.length > 0) {
       const fresh: StepPart[] = [];
       await this.distribute(
@@ -239,6 +265,7 @@ export class ClusterExecutor implements TrainingExecutor {
           const g = unpackGradients(r, this.size, peer.id);
           owned.add(g); // decoded from the frame (or from fp16) for this step only: the merge may write into it
           this.deadlines.record(peer.id, 'step', ctx.phase, part.length, wallMs);
+          this.throughput.record(this.throughputPeer(peer), r.count, r.computeMs > 0 ? r.computeMs : wallMs);
           return { r, g, wallMs, bytesIn: peer.bytesIn - inBefore, bytesOut: peer.bytesOut - outBefore };
         },
         (peer, part, { r, g, wallMs, bytesIn, bytesOut }) => {
@@ -272,15 +299,15 @@ export class ClusterExecutor implements TrainingExecutor {
         }
         const what = `worker ${p.peer.id}, step ${ctx.step}, samples ${p.start}..${p.end - 1}: ${why}`;
         const part = samples.slice(p.start, p.end);
-        const survivors = this.server.workers.filter((w) => w !== p.peer);
+        const survivors = this.survivors(participants, p.peer);
         if (survivors.length > 0) {
           // refused: the worker is dropped (logged as a rejected frame with the reason), its share redone by the others
           this.server.reject(p.peer, new DptrainError('E_GRADIENT_NORM', `${what}; its share is redone by the others`));
-          pending.push(...recut(part, survivors.length));
+          pending.push(...recut(part, survivors));
         } else if (!recomputed.has(`${p.start}:${p.end}`)) {
           recomputed.add(`${p.start}:${p.end}`);
           this.server.emit({ type: 'log', time: this.clock.now(), level: 'warn', message: `gradient refused, recomputing once (no other worker): ${what}` });
-          pending.push(part);
+          pending.push({ indices: part, owner: p.peer });
         } else {
           throw new DptrainError(
             'E_GRADIENT_NORM',
@@ -308,7 +335,7 @@ export class ClusterExecutor implements TrainingExecutor {
     let straggler: string | undefined;
     let slowest = -1;
     for (const w of workers) if (w.wallMs > slowest) [slowest, straggler] = [w.wallMs, w.id];
-    this.server.state.step = ctx.step + 1;
+    this.run.state.step = ctx.step + 1;
     return {
       gradients: merged.gradients,
       loss: merged.loss,
@@ -321,14 +348,13 @@ export class ClusterExecutor implements TrainingExecutor {
 
   async setWeights(weights: Float32Array): Promise<void> {
     if (weights.length !== this.size) throw new DptrainError('E_GRADIENT_SHAPE', `setWeights: ${weights.length} values, the phase has ${this.size}`);
-    const s = this.server.state;
-    s.weights = weights;
-    s.version++;
+    this.run.setWeights(weights);
+    const s = this.run.state;
     const ack = this.opts.ackWeights ?? false;
     const frame = encodeMessage({ type: 'weights', step: s.version, weights, ack });
     const waits: Promise<unknown>[] = [];
     for (const p of this.server.workers) {
-      if (p.phase !== s.phase) continue; // synced before its next task
+      if (!this.run.inPhase(p)) continue; // synced before its next task
       if (ack) {
         waits.push(
           p.request('weights_ack', frame, String(s.version), this.deadlines.options.firstStepTimeoutMs).catch((err: unknown) => {
@@ -336,7 +362,7 @@ export class ClusterExecutor implements TrainingExecutor {
           }),
         );
       } else p.send(frame);
-      p.version = s.version;
+      this.run.synced(p);
     }
     await Promise.all(waits);
   }
@@ -352,12 +378,12 @@ export class ClusterExecutor implements TrainingExecutor {
       else groups.push([s]);
     }
     const size = this.opts.predictChunk ?? 32;
-    const parts = groups.flatMap((g) => chunks(g, size));
+    const parts = groups.flatMap((g) => chunks(g, size)).map((indices): Share => ({ indices }));
     const offsets = new Map<Sample[], number>();
     let at = 0;
     for (const p of parts) {
-      offsets.set(p, at);
-      at += p.length;
+      offsets.set(p.indices, at);
+      at += p.indices.length;
     }
     let classes = 0;
     let out: Float32Array | undefined;
@@ -367,7 +393,7 @@ export class ClusterExecutor implements TrainingExecutor {
       async (peer, part) => {
         await this.sync(peer);
         // measured per split: test images are not in the feature cache that makes validation fast
-        const phase = `${this.server.state.phase ?? ''}/${part[0]!.split}`;
+        const phase = `${this.run.state.phase ?? ''}/${part[0]!.split}`;
         const t0 = this.clock.now();
         const deadline = this.deadlineFor(peer, 'predict', phase, part.length);
         const r = await peer.request(
@@ -395,7 +421,7 @@ export class ClusterExecutor implements TrainingExecutor {
       },
       this.participants(),
       // a lost worker's chunk goes whole to another worker: each image's probabilities come from one call
-      (part) => [part],
+      (part) => [{ indices: part }],
     );
     return out!;
   }
@@ -405,6 +431,7 @@ export class ClusterExecutor implements TrainingExecutor {
     if (this.closed) return;
     this.closed = true;
     this.offLost();
+    this.offJoined();
     await this.server.close(opts);
   }
 
@@ -426,11 +453,29 @@ export class ClusterExecutor implements TrainingExecutor {
     return all.slice(0, this.opts.maxWorkers ?? all.length);
   }
 
+  /** The live participants other than `lost`; all live workers but `lost` when none of them is left. */
+  private survivors(participants: readonly Peer[], lost: Peer): Peer[] {
+    const left = participants.filter((p) => p !== lost && !p.closed);
+    return left.length > 0 ? left : this.server.workers.filter((p) => p !== lost);
+  }
+
+  private throughputPeer(peer: Peer): { id: string; seed: number } {
+    // an agent's join says how many local workers stand behind it (contract item 1); a plain worker is one
+    const info = peer.info as ({ localWorkers?: number } & Peer['info']) | undefined;
+    return { id: peer.id, seed: info?.localWorkers ?? 1 };
+  }
+
+  /** Each worker's weight (smoothed throughput, or seed) and capacity, for weightedTreeNodeSlices. */
+  private slicePeers(peers: readonly Peer[]): SlicePeer[] {
+    const weights = this.throughput.weights(peers.map((p) => this.throughputPeer(p)));
+    return peers.map((p, i) => ({ weight: weights[i]!, ...(p.info ? { capacity: p.info.batchCapacity } : {}) }));
+  }
+
   /** Brings a worker to the current phase and weights (joiners, or workers that missed a broadcast). */
   private async sync(peer: Peer): Promise<void> {
-    const s = this.server.state;
+    const s = this.run.state;
     if (!s.phase || !s.weights) return;
-    if (peer.phase !== s.phase) {
+    if (!this.run.inPhase(peer)) {
       const r = await this.timed(peer, 'phase', 0, () =>
         peer.request(
           'phase_ready',
@@ -442,11 +487,10 @@ export class ClusterExecutor implements TrainingExecutor {
       const size = r.spec.reduce((a, b) => a + b.size, 0);
       if (size !== this.size)
         throw new DptrainError('E_GRADIENT_SHAPE', `worker ${peer.id}: phase '${s.phase}' has ${size} trainable values, expected ${this.size}`);
-      peer.phase = s.phase;
-      peer.version = s.version;
-    } else if (peer.version !== s.version) {
+      this.run.synced(peer);
+    } else if (!this.run.upToDate(peer)) {
       peer.send({ type: 'weights', step: s.version, weights: s.weights, ack: false });
-      peer.version = s.version;
+      this.run.synced(peer);
     }
   }
 
@@ -454,7 +498,7 @@ export class ClusterExecutor implements TrainingExecutor {
   private async timed<T>(peer: Peer, kind: RequestKind, samples: number, request: () => Promise<T>): Promise<T> {
     const t0 = this.clock.now();
     const r = await request();
-    this.deadlines.record(peer.id, kind, this.server.state.phase ?? '', samples, this.clock.now() - t0);
+    this.deadlines.record(peer.id, kind, this.run.state.phase ?? '', samples, this.clock.now() - t0);
     return r;
   }
 
@@ -474,32 +518,43 @@ export class ClusterExecutor implements TrainingExecutor {
   }
 
   /**
-   * Runs `tasks` on the workers: initial task i goes to worker i; a free worker takes the next queued task;
-   * the task of a lost, late (past its deadline) or rejected worker is re-cut with `recut` among the
-   * survivors. Each task is accepted exactly once: a late worker is dropped, so its answer never arrives.
+   * Runs `tasks` on the workers: a free worker takes the next queued task meant for it, else the next one meant
+   * for nobody (a task meant for a worker that is gone is re-cut with `recut` among the survivors first); the
+   * task of a lost, late (past its deadline) or rejected worker is re-cut the same way. Each task is accepted
+   * exactly once: a late worker is dropped, so its answer never arrives.
    */
   private async distribute<R>(
-    tasks: Sample[][],
+    tasks: Share[],
     run: (peer: Peer, part: Sample[]) => Promise<R>,
     accept: (peer: Peer, part: Sample[], result: R) => void,
     preferred: Peer[],
-    recut: (part: Sample[], survivors: number) => Sample[][],
+    recut: (part: Sample[], survivors: Peer[]) => Share[],
   ): Promise<void> {
-    const queue: Task[] = tasks.map((indices) => ({ indices, failures: 0 }));
+    let queue: Task[] = tasks.map((t) => ({ ...t, failures: 0 }));
     const inflight = new Map<Peer, Task>();
     let wake: () => void = () => undefined;
     let fatal: Error | undefined;
     const maxFailures = this.opts.maxSliceFailures ?? 3;
     const offJoin = this.server.onWorkerJoined(() => wake());
+    const requeue = (task: Task, lost: Peer): void => {
+      const share = recut(task.indices, this.survivors(preferred, lost));
+      queue.unshift(...share.map((t) => ({ ...t, failures: task.failures })));
+    };
     try {
       while ((queue.length > 0 || inflight.size > 0) && !fatal) {
         const signal = new Promise<void>((r) => (wake = r));
         const live = this.server.workers;
-        const pool = preferred.filter((p) => !p.closed);
-        const idle = (pool.length > 0 ? pool : live).filter((p) => !inflight.has(p));
+        preferred = preferred.filter((p) => !p.closed);
+        // tasks meant for a worker that is gone (lost between its parts) go to the survivors
+        const orphans = queue.filter((t) => t.owner?.closed);
+        queue = queue.filter((t) => !t.owner?.closed);
+        for (const t of orphans.reverse()) requeue(t, t.owner!);
+        const idle = (preferred.length > 0 ? preferred : live).filter((p) => !inflight.has(p));
         for (const peer of idle) {
-          const task = queue.shift();
-          if (!task) break;
+          let at = queue.findIndex((t) => t.owner === peer);
+          if (at < 0) at = queue.findIndex((t) => !t.owner || !live.includes(t.owner));
+          if (at < 0) continue;
+          const task = queue.splice(at, 1)[0]!;
           inflight.set(peer, task);
           run(peer, task.indices).then(
             (result) => {
@@ -518,10 +573,7 @@ export class ClusterExecutor implements TrainingExecutor {
                 if (task.failures >= maxFailures) fatal = err as Error;
                 this.server.drop(peer, `request failed: ${(err as Error).message}`);
               }
-              if (peer.closed) preferred = preferred.filter((p) => p !== peer);
-              const survivors = this.server.workers.filter((p) => p !== peer);
-              const share = recut(task.indices, Math.max(1, survivors.length));
-              queue.unshift(...share.map((indices) => ({ indices, failures: task.failures })));
+              requeue(task, peer);
               wake();
             },
           );

@@ -49,10 +49,6 @@ export class Peer {
   lastSeen: number;
   bytesIn = 0;
   bytesOut = 0;
-  /** Phase the worker's replica is in (null before any). */
-  phase: string | null = null;
-  /** Version of the trainable weights the worker holds (-1: none). */
-  version = -1;
   /** Dispatch order: when the worker joined. */
   readonly seq: number;
   private nextRequestId = 1;

@@ -19,7 +19,6 @@ import {
   type Clock,
   type Message,
   type MessageOf,
-  type PhaseName,
   type ProtocolOptions,
   type ResolvedProtocolOptions,
   type RunConfig,
@@ -33,6 +32,8 @@ import { plainTextExposureWarning } from './exposure.js';
 import { maxPayloadOf, setMaxPayload } from '@dptrain/client';
 import { RejectionLog, type RejectionLogOptions } from './rejections.js';
 import { checkJoinPrecision } from './join-precision.js';
+import { checkJoinCapacity } from './join-capacity.js';
+import type { RunState } from './run-sync.js';
 
 /** An extra HTTP route on the coordinator's server (e.g. /metrics). Return true when the request was handled. */
 export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
@@ -73,14 +74,6 @@ export interface ClusterServerOptions {
   rejectionLog?: RejectionLogOptions;
 }
 
-/** What a newly joined worker must receive: the state of the run. */
-export interface RunState {
-  step: number;
-  phase: PhaseName | null;
-  weights: Float32Array | null;
-  version: number;
-}
-
 /**
  * The coordinator's WebSocket server: authenticates workers and observers, checks hashes at join,
  * keeps heartbeats, rejects bad frames (with a `frame_rejected` event and a dropped connection), and
@@ -99,7 +92,7 @@ export class ClusterServer {
   private readonly admission: AdmissionGuard;
   private readonly rejections: RejectionLog;
   private readonly sockets = new WeakMap<Peer, Socket>();
-  private readonly joinWaiters = new Set<() => void>();
+  private readonly joinWaiters = new Set<(peer: Peer) => void>();
   private readonly lostListeners = new Set<(peer: Peer, reason: string) => void>();
   private readonly liveness = new LivenessLinks();
   private baseHash: string | undefined;
@@ -112,8 +105,7 @@ export class ClusterServer {
   private livenessTimer: NodeJS.Timeout | undefined;
   private lastLivenessCheck = 0;
   private readonly unsubscribe: () => void;
-  /** Updated by the executor; sent in every welcome. */
-  state: RunState = { step: 0, phase: null, weights: null, version: -1 };
+  private runState: Readonly<RunState> = { step: 0, phase: null, weights: null, version: -1 };
   /** Counts by reason code of the frames rejected so far. */
   readonly rejected = new Map<string, number>();
 
@@ -228,8 +220,18 @@ export class ClusterServer {
     });
   }
 
-  /** Calls `listener` each time a worker completes its join. */
-  onWorkerJoined(listener: () => void): () => void {
+  /** The run's state, owned by the executor (see RunSync): read for every welcome and `GET /status`. */
+  get state(): Readonly<RunState> {
+    return this.runState;
+  }
+
+  /** Reads the run's state from `state` from now on (the executor calls it with the state it owns). */
+  useRunState(state: Readonly<RunState>): void {
+    this.runState = state;
+  }
+
+  /** Calls `listener` each time a worker completes its join (right after its welcome). */
+  onWorkerJoined(listener: (peer: Peer) => void): () => void {
     this.joinWaiters.add(listener);
     return () => this.joinWaiters.delete(listener);
   }
@@ -443,6 +445,7 @@ export class ClusterServer {
           );
         }
         checkJoinPrecision(this.opts.config.precision, peer.id, msg);
+        checkJoinCapacity(this.opts.config.microBatch, `worker ${peer.id} (${msg.host})`, msg.batchCapacity);
         peer.info = {
           id: peer.id,
           host: msg.host,
@@ -455,13 +458,9 @@ export class ClusterServer {
         peer.state = 'joined';
         const s = this.state;
         peer.send({ type: 'welcome', workerId: peer.id, step: s.step, phase: s.phase, weights: s.phase ? s.weights : null });
-        if (s.phase) {
-          peer.phase = s.phase;
-          peer.version = s.weights ? s.version : -1;
-        }
         this.workerList.set(peer.id, peer);
         this.emit({ type: 'worker_joined', time: this.clock.now(), worker: peer.info });
-        for (const w of [...this.joinWaiters]) w();
+        for (const w of [...this.joinWaiters]) w(peer);
         return;
       }
       case 'joined': {

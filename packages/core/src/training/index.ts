@@ -13,6 +13,18 @@ export * from './score.js';
 export * from './recipe.js';
 export * from './data-prep.js';
 export * from './gradient-tree.js';
+export {
+  chunks,
+  microBatchCount,
+  microBatchSlices,
+  sliceSizes,
+  splitBatch,
+  treeMid,
+  treeNodeSlices,
+  weightedTreeNodeSlices,
+  type SampleRange,
+  type SlicePeer,
+} from './batch-slices.js';
 export * from './in-process-executor.js';
 export * from './local-executor.js';
 export * from './progress-log.js';
