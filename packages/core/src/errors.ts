@@ -34,9 +34,11 @@ export type DptrainErrorCode =
   | 'E_GRADIENT_NONFINITE' // NaN/Inf in a gradient
   | 'E_BASE_HASH' // worker's frozen base differs from the coordinator's
   | 'E_DATASET_HASH' // worker's data differs from the coordinator's
-  | 'E_TIMEOUT'
+  | 'E_TIMEOUT' // no answer in time: authentication, join, or a worker's request past its deadline
   | 'E_STOPPED' // the run was stopped (SIGINT, SIGTERM, SIGHUP) while it waited for workers
   | 'E_NO_WORKERS' // every local worker died and the restart budget is used up
+  | 'E_WORKER' // a worker failed a task for an unexpected reason (reported as internal: the worker's message says where)
+  | 'E_WORKER_LOST' // a request went unanswered because its worker was lost (its share is redone by the others)
   | 'E_BATCH_CAPACITY' // no worker's --batch-capacity holds one micro-batch
   | 'E_CHECKPOINT'
   | 'E_CONFIG'

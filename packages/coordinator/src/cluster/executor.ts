@@ -19,15 +19,15 @@ import {
   type StepContext,
   type StepWorkerStat,
   type TrainingExecutor,
-  type SlicePeer,
   type WeightSpec,
 } from '@dptrain/core';
 import { DeadlineError, WorkerLostError, type Peer } from './peer.js';
+import { distribute, survivorsOf, type DistributionContext, type Share } from './distribute.js';
 import { RequestDeadlines, type RequestDeadlineOptions, type RequestKind } from './deadlines.js';
 import type { ClusterServer } from './server.js';
 import { SampleLedger } from './ledger.js';
 import { RunSync } from './run-sync.js';
-import { ThroughputMeter, type ThroughputMeterOptions } from './throughput.js';
+import { ThroughputMeter, slicePeers, throughputPeer, type ThroughputMeterOptions } from './throughput.js';
 
 export interface ClusterExecutorOptions {
   /** The coordinator's server, already listening. */
@@ -65,16 +65,6 @@ export interface ClusterExecutorOptions {
   deadlines?: RequestDeadlineOptions;
   /** How each worker's measured throughput is smoothed (its share of a step follows it). Default: THROUGHPUT_METER_DEFAULTS. */
   throughput?: ThroughputMeterOptions;
-}
-
-/** Samples for one request, and the worker it is meant for (none: whichever worker is free first). */
-interface Share {
-  indices: Sample[];
-  owner?: Peer;
-}
-
-interface Task extends Share {
-  failures: number;
 }
 
 /** A worker's accepted answer for the samples [start, end) of a step. */
@@ -142,6 +132,11 @@ export class ClusterExecutor implements TrainingExecutor {
   private deadlineFor(peer: Peer, kind: RequestKind, phase: string, samples: number): number {
     if (peer.info?.gpu?.tfjsNodeGpu === 'ptx-jit') this.deadlines.markPtxJit(peer.id);
     return this.deadlines.deadlineMs(peer.id, kind, phase, samples);
+  }
+
+  /** What `distribute` needs of this executor. */
+  private get distribution(): DistributionContext {
+    return { server: this.server, maxFailures: this.opts.maxSliceFailures ?? 3, waitForWorkers: (n) => this.waitForWorkers(n) };
   }
 
   /** Makes every wait for workers fail with `err` (no worker can ever come back). */
@@ -213,7 +208,7 @@ export class ClusterExecutor implements TrainingExecutor {
     const cut = (peers: Peer[], start: number, end: number): Share[] =>
       peers.length === 0
         ? [{ indices: samples.slice(start, end) }]
-        : weightedTreeNodeSlices(total, micro, this.slicePeers(peers), { start, end }).flatMap((ranges, i) =>
+        : weightedTreeNodeSlices(total, micro, slicePeers(this.throughput, peers), { start, end }).flatMap((ranges, i) =>
             ranges.map((r) => ({ indices: samples.slice(r.start, r.end), owner: peers[i]! })),
           );
     const slices = cut(participants, 0, total);
@@ -236,7 +231,8 @@ export class ClusterExecutor implements TrainingExecutor {
     let pending: Share[] = slices;
     while (pending.length > 0) {
       const fresh: StepPart[] = [];
-      await this.distribute(
+      await distribute(
+        this.distribution,
         pending,
         async (peer, part) => {
           await this.sync(peer);
@@ -265,7 +261,7 @@ export class ClusterExecutor implements TrainingExecutor {
           const g = unpackGradients(r, this.size, peer.id);
           owned.add(g); // decoded from the frame (or from fp16) for this step only: the merge may write into it
           this.deadlines.record(peer.id, 'step', ctx.phase, part.length, wallMs);
-          this.throughput.record(this.throughputPeer(peer), r.count, r.computeMs > 0 ? r.computeMs : wallMs);
+          this.throughput.record(throughputPeer(peer), r.count, r.computeMs > 0 ? r.computeMs : wallMs);
           return { r, g, wallMs, bytesIn: peer.bytesIn - inBefore, bytesOut: peer.bytesOut - outBefore };
         },
         (peer, part, { r, g, wallMs, bytesIn, bytesOut }) => {
@@ -299,7 +295,7 @@ export class ClusterExecutor implements TrainingExecutor {
         }
         const what = `worker ${p.peer.id}, step ${ctx.step}, samples ${p.start}..${p.end - 1}: ${why}`;
         const part = samples.slice(p.start, p.end);
-        const survivors = this.survivors(participants, p.peer);
+        const survivors = survivorsOf(participants, p.peer, this.server.workers);
         if (survivors.length > 0) {
           // refused: the worker is dropped (logged as a rejected frame with the reason), its share redone by the others
           this.server.reject(p.peer, new DptrainError('E_GRADIENT_NORM', `${what}; its share is redone by the others`));
@@ -388,7 +384,8 @@ export class ClusterExecutor implements TrainingExecutor {
     let classes = 0;
     let out: Float32Array | undefined;
     let done = 0;
-    await this.distribute(
+    await distribute(
+      this.distribution,
       parts,
       async (peer, part) => {
         await this.sync(peer);
@@ -453,24 +450,6 @@ export class ClusterExecutor implements TrainingExecutor {
     return all.slice(0, this.opts.maxWorkers ?? all.length);
   }
 
-  /** The live participants other than `lost`; all live workers but `lost` when none of them is left. */
-  private survivors(participants: readonly Peer[], lost: Peer): Peer[] {
-    const left = participants.filter((p) => p !== lost && !p.closed);
-    return left.length > 0 ? left : this.server.workers.filter((p) => p !== lost);
-  }
-
-  private throughputPeer(peer: Peer): { id: string; seed: number } {
-    // an agent's join says how many local workers stand behind it (contract item 1); a plain worker is one
-    const info = peer.info as ({ localWorkers?: number } & Peer['info']) | undefined;
-    return { id: peer.id, seed: info?.localWorkers ?? 1 };
-  }
-
-  /** Each worker's weight (smoothed throughput, or seed) and capacity, for weightedTreeNodeSlices. */
-  private slicePeers(peers: readonly Peer[]): SlicePeer[] {
-    const weights = this.throughput.weights(peers.map((p) => this.throughputPeer(p)));
-    return peers.map((p, i) => ({ weight: weights[i]!, ...(p.info ? { capacity: p.info.batchCapacity } : {}) }));
-  }
-
   /** Brings a worker to the current phase and weights (joiners, or workers that missed a broadcast). */
   private async sync(peer: Peer): Promise<void> {
     const s = this.run.state;
@@ -515,78 +494,5 @@ export class ClusterExecutor implements TrainingExecutor {
       }
       await this.server.waitForJoin(1000);
     }
-  }
-
-  /**
-   * Runs `tasks` on the workers: a free worker takes the next queued task meant for it, else the next one meant
-   * for nobody (a task meant for a worker that is gone is re-cut with `recut` among the survivors first); the
-   * task of a lost, late (past its deadline) or rejected worker is re-cut the same way. Each task is accepted
-   * exactly once: a late worker is dropped, so its answer never arrives.
-   */
-  private async distribute<R>(
-    tasks: Share[],
-    run: (peer: Peer, part: Sample[]) => Promise<R>,
-    accept: (peer: Peer, part: Sample[], result: R) => void,
-    preferred: Peer[],
-    recut: (part: Sample[], survivors: Peer[]) => Share[],
-  ): Promise<void> {
-    let queue: Task[] = tasks.map((t) => ({ ...t, failures: 0 }));
-    const inflight = new Map<Peer, Task>();
-    let wake: () => void = () => undefined;
-    let fatal: Error | undefined;
-    const maxFailures = this.opts.maxSliceFailures ?? 3;
-    const offJoin = this.server.onWorkerJoined(() => wake());
-    const requeue = (task: Task, lost: Peer): void => {
-      const share = recut(task.indices, this.survivors(preferred, lost));
-      queue.unshift(...share.map((t) => ({ ...t, failures: task.failures })));
-    };
-    try {
-      while ((queue.length > 0 || inflight.size > 0) && !fatal) {
-        const signal = new Promise<void>((r) => (wake = r));
-        const live = this.server.workers;
-        preferred = preferred.filter((p) => !p.closed);
-        // tasks meant for a worker that is gone (lost between its parts) go to the survivors
-        const orphans = queue.filter((t) => t.owner?.closed);
-        queue = queue.filter((t) => !t.owner?.closed);
-        for (const t of orphans.reverse()) requeue(t, t.owner!);
-        const idle = (preferred.length > 0 ? preferred : live).filter((p) => !inflight.has(p));
-        for (const peer of idle) {
-          let at = queue.findIndex((t) => t.owner === peer);
-          if (at < 0) at = queue.findIndex((t) => !t.owner || !live.includes(t.owner));
-          if (at < 0) continue;
-          const task = queue.splice(at, 1)[0]!;
-          inflight.set(peer, task);
-          run(peer, task.indices).then(
-            (result) => {
-              inflight.delete(peer);
-              accept(peer, task.indices, result);
-              wake();
-            },
-            (err: unknown) => {
-              inflight.delete(peer);
-              if (err instanceof DeadlineError)
-                this.server.drop(peer, `deadline: ${err.message}`); // late: redone by the others
-              else if (isDptrainError(err))
-                this.server.reject(peer, err); // bad reply: drop the worker
-              else if (!(err instanceof WorkerLostError)) {
-                task.failures++;
-                if (task.failures >= maxFailures) fatal = err as Error;
-                this.server.drop(peer, `request failed: ${(err as Error).message}`);
-              }
-              requeue(task, peer);
-              wake();
-            },
-          );
-        }
-        if (inflight.size === 0 && queue.length > 0 && this.server.workers.length === 0) {
-          await this.waitForWorkers(1);
-          continue;
-        }
-        await signal;
-      }
-    } finally {
-      offJoin();
-    }
-    if (fatal) throw fatal;
   }
 }

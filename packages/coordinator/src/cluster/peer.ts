@@ -1,28 +1,28 @@
 import type { WebSocket } from 'ws';
-import { DptrainError, encodeMessage, type ClientRole, type MessageOf, type Outgoing, type WorkerInfo } from '@dptrain/core';
+import { DptrainError, encodeMessage, type ClientRole, type DptrainErrorCode, type MessageOf, type Outgoing, type WorkerInfo } from '@dptrain/core';
 
 /** Connection states of a peer, in order ('liveness': a worker's heartbeat thread, see liveness.ts). */
 export type PeerState = 'hello' | 'auth' | 'join' | 'joined' | 'observing' | 'liveness' | 'closed';
 
-/** Raised on requests outstanding to a worker that is lost. */
-export class WorkerLostError extends Error {
+/** Raised on requests outstanding to a worker that is lost (E_WORKER_LOST). */
+export class WorkerLostError extends DptrainError {
   constructor(
     readonly workerId: string,
     readonly reason: string,
   ) {
-    super(`worker ${workerId} lost: ${reason}`);
+    super('E_WORKER_LOST', `worker ${workerId} lost: ${reason}`);
     this.name = 'WorkerLostError';
   }
 }
 
-/** Raised on a request that got no answer within its deadline (the worker is then dropped: see ClusterExecutor). */
-export class DeadlineError extends Error {
+/** Raised on a request that got no answer within its deadline (E_TIMEOUT; the worker is then dropped: see ClusterExecutor). */
+export class DeadlineError extends DptrainError {
   constructor(
     readonly workerId: string,
     readonly what: string,
     readonly deadlineMs: number,
   ) {
-    super(`worker ${workerId}: no answer to ${what} within its deadline of ${Math.round(deadlineMs)} ms`);
+    super('E_TIMEOUT', `worker ${workerId}: no answer to ${what} within its deadline of ${Math.round(deadlineMs)} ms`);
     this.name = 'DeadlineError';
   }
 }
@@ -150,14 +150,18 @@ export class Peer {
   }
 }
 
-/** A worker answered a request with an error (e.g. an unreadable image): counted against the task. */
-export class WorkerTaskError extends Error {
+/**
+ * A worker answered a request with an error (e.g. an unreadable image): counted against the task. Its code is the
+ * one the worker sent: a dptrain code of the worker's (E_DATA_IMAGE, ...), or E_WORKER for an unexpected failure.
+ */
+export class WorkerTaskError extends DptrainError {
   constructor(
     readonly workerId: string,
-    readonly code: string,
+    code: string,
     message: string,
   ) {
-    super(`worker ${workerId} failed a task [${code}]: ${message}`);
+    // the worker sends its DptrainError's code, or E_WORKER (packages/worker: same protocol version as ours)
+    super(code as DptrainErrorCode, `worker ${workerId} failed a task [${code}]: ${message}`);
     this.name = 'WorkerTaskError';
   }
 }

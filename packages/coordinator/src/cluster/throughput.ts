@@ -7,6 +7,9 @@
  * an agent's join, else 1) times the mean rate per seed of the peers measured so far.
  */
 
+import type { SlicePeer } from '@dptrain/core';
+import type { Peer } from './peer.js';
+
 export interface ThroughputMeterOptions {
   /** Weight of the newest reply in the moving average (0 < smoothing <= 1). Default 0.3. */
   smoothing?: number;
@@ -66,4 +69,16 @@ export class ThroughputMeter {
 
 function seedOf(p: ThroughputPeer): number {
   return p.seed > 0 && Number.isFinite(p.seed) ? p.seed : 1;
+}
+
+/** The meter's view of a worker: its id and seed (an agent's join says how many local workers stand behind it). */
+export function throughputPeer(peer: Peer): ThroughputPeer {
+  const info = peer.info as ({ localWorkers?: number } & Peer['info']) | undefined;
+  return { id: peer.id, seed: info?.localWorkers ?? 1 };
+}
+
+/** Each worker's weight (smoothed throughput, or seed) and capacity, for core's weightedTreeNodeSlices. */
+export function slicePeers(meter: ThroughputMeter, peers: readonly Peer[]): SlicePeer[] {
+  const weights = meter.weights(peers.map(throughputPeer));
+  return peers.map((p, i) => ({ weight: weights[i]!, ...(p.info ? { capacity: p.info.batchCapacity } : {}) }));
 }
