@@ -1,11 +1,11 @@
 import {
   DptrainError,
   encodeMessage,
-  isDptrainError,
   systemClock,
   unpackGradients,
   mergeGradientTree,
   weightedTreeNodeSlices,
+  microBatchCount,
   chunks,
   l2Norm,
   GradientNormGuard,
@@ -212,14 +212,15 @@ export class ClusterExecutor implements TrainingExecutor {
             ranges.map((r) => ({ indices: samples.slice(r.start, r.end), owner: peers[i]! })),
           );
     const slices = cut(participants, 0, total);
-    const busy = new Set(slices.map((t) => t.owner)).size;
+    // (a slow worker may get no share of a step: that is the weights at work; too few micro-batches is not)
+    const busy = Math.min(participants.length, microBatchCount(total, micro));
     if (busy < participants.length && total === this.server.config.batchSize && !this.warnedIdle) {
       this.warnedIdle = true;
       this.server.emit({
         type: 'log',
         time: this.clock.now(),
         level: 'warn',
-        message: `only ${busy} of ${participants.length} workers take part in a step: a batch of ${total} has ${Math.ceil(total / Math.max(1, micro))} micro-batches of ${micro}; use --micro-batch ${Math.max(1, Math.floor(total / participants.length))} (or a larger --batch-size) to keep them all busy`,
+        message: `only ${busy} of ${participants.length} workers take part in a step: a batch of ${total} has ${busy} micro-batches of ${micro}; use --micro-batch ${Math.max(1, Math.floor(total / participants.length))} (or a larger --batch-size) to keep them all busy`,
       });
     }
     const recut = (part: Sample[], survivors: Peer[]): Share[] => {
