@@ -1,5 +1,5 @@
 import { packGradients, type Message } from '@dptrain/core';
-import { connectAndAuth, type AuthedConnection } from '@dptrain/worker';
+import { connectAndAuth, type AuthedConnection } from '@dptrain/client';
 
 /**
  * A misbehaving worker for the cluster tests: a real WebSocket client that authenticates, joins with the

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import { EventBus, createNonce, decodeMessage, encodeMessage, isDptrainError, loadDataset, parseRunConfig, type RunEvent } from '@dptrain/core';
 import { ClusterServer } from '../../packages/coordinator/src/cluster/index.js';
-import { connectAndAuth, connectObserver } from '@dptrain/worker';
+import { connectAndAuth, connectObserver } from '@dptrain/client';
 import { dptrain, makeSceneDir, tinyFlags, waitFor, type Proc } from './fixtures.js';
 import { closedWithin, frameHeader, rawConnect, rawUpgrade, streamFrame } from './raw-socket.js';
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { RunEvent } from '@dptrain/core';
-import { connectObserver, type ObserverConnection } from '@dptrain/worker';
+import { connectObserver, type ObserverConnection } from '@dptrain/client';
 import { dptrain, makeSceneDir, tinyFlags, waitFor, type Proc, freePort } from './fixtures.js';
 
 /**

@@ -16,7 +16,7 @@ import {
   type RunConfig,
   type RunEvent,
 } from '@dptrain/core';
-import { connectObserver } from '@dptrain/worker';
+import { connectObserver } from '@dptrain/client';
 import { ClusterExecutor, ClusterServer } from '../../packages/coordinator/src/cluster/index.js';
 import { dptrain, makeSceneDir, type Proc } from './fixtures.js';
 import { fuzzCoordinator } from './fuzz.js';

@@ -5,7 +5,7 @@ import { pack } from 'msgpackr';
 import WebSocket from 'ws';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION, type RunEvent } from '@dptrain/core';
-import { connectObserver, type ObserverConnection } from '@dptrain/worker';
+import { connectObserver, type ObserverConnection } from '@dptrain/client';
 import { dptrain, makeSceneDir, tinyFlags, waitFor, type Proc, freePort } from './fixtures.js';
 
 /**
