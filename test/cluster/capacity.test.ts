@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadDataset, parseRunConfig, type Dataset, type RunConfig, type RunEvent, type StepWorkerStat } from '@dptrain/core';
+import { loadDataset, type Dataset, type RunConfig, type RunEvent, type StepWorkerStat } from '@dptrain/core';
 import { ClusterExecutor, ClusterServer } from '../../packages/coordinator/src/cluster/index.js';
-import { dptrain, makeSceneDir, type Proc } from './fixtures.js';
+import { dptrain, makeSceneDir, tinyClusterConfig, waitForWorkerNamed, type Proc } from './fixtures.js';
 import { inProcessWeights, trainSteps } from './step-loop.js';
 import { processesMentioning } from '../helpers/processes.js';
 
@@ -18,11 +18,11 @@ const STEPS = 20;
 const B = 16;
 const MICRO = 2;
 const procs: Proc[] = [];
+const events: RunEvent[] = [];
+let server: ClusterServer;
 let dir: string;
 let dataset: Dataset;
 let config: RunConfig;
-let server: ClusterServer;
-const events: RunEvent[] = [];
 
 function worker(name: string, capacity: number, env: Record<string, string> = {}): Proc {
   const p = dptrain(['worker', '--connect', server.url, '--data', dir, '--backend', 'cpu', '--name', name, '--batch-capacity', String(capacity)], {
@@ -33,28 +33,14 @@ function worker(name: string, capacity: number, env: Record<string, string> = {}
   return p;
 }
 
-async function joined(host: string, timeoutMs = 200_000): Promise<void> {
-  const t0 = Date.now();
-  while (!server.workers.some((w) => w.info?.host === host)) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`${host} never joined:\n${procs.map((p) => p.output().slice(-2000)).join('\n')}`);
-    await server.waitForJoin(500);
-  }
-}
+const joined = (host: string): Promise<void> => waitForWorkerNamed(server, host, procs);
 
 const idOf = (host: string): string => server.workers.find((w) => w.info?.host === host)!.id;
 
 beforeAll(async () => {
   dir = await makeSceneDir({ perClass: 12, test: 3 });
   dataset = loadDataset(dir);
-  config = parseRunConfig({
-    dataDir: dir,
-    backbone: { kind: 'tiny-vgg', inputSize: [32, 32], tinyWidths: [4, 4, 8, 8, 8] },
-    preprocess: 'unit',
-    head: { units: 8, dropout: 0 },
-    batchSize: B,
-    microBatch: MICRO,
-    contentHash: 'none',
-  });
+  config = tinyClusterConfig(dir, { batchSize: B, microBatch: MICRO, contentHash: 'none' });
   server = new ClusterServer({ token: TOKEN, config });
   server.bus.on((e) => events.push(e));
   await server.listen();

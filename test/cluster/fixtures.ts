@@ -4,6 +4,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
+import { parseRunConfig, type RunConfig } from '@dptrain/core';
+import type { ClusterServer } from '../../packages/coordinator/src/cluster/index.js';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 export const BIN = join(REPO, 'packages/cli/bin/dptrain.js');
@@ -100,4 +102,24 @@ export async function freePort(): Promise<number> {
   const port = (s.address() as { port: number }).port;
   await new Promise((r) => s.close(r));
   return port;
+}
+
+/** The tiny VGG run config of the in-test cluster runs (cpu-sized widths, unit preprocessing, a small head) over `dir`. */
+export function tinyClusterConfig(dir: string, extra: Partial<RunConfig> = {}): RunConfig {
+  return parseRunConfig({
+    dataDir: dir,
+    backbone: { kind: 'tiny-vgg', inputSize: [32, 32], tinyWidths: [4, 4, 8, 8, 8] },
+    preprocess: 'unit',
+    head: { units: 8, dropout: 0 },
+    ...extra,
+  });
+}
+
+/** Waits until a worker named `host` has joined `server`; the error shows the tail of each of `procs`' output. */
+export async function waitForWorkerNamed(server: ClusterServer, host: string, procs: readonly Proc[], timeoutMs = 200_000): Promise<void> {
+  const t0 = Date.now();
+  while (!server.workers.some((w) => w.info?.host === host)) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`${host} never joined:\n${procs.map((p) => p.output().slice(-2000)).join('\n')}`);
+    await server.waitForJoin(500);
+  }
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { globalBatch, loadDataset, parseRunConfig, type Dataset, type RunConfig, type RunEvent } from '@dptrain/core';
 import { ClusterExecutor, ClusterServer, type ClusterExecutorOptions } from '../../packages/coordinator/src/cluster/index.js';
-import { dptrain, makeSceneDir, type Proc } from './fixtures.js';
+import { dptrain, makeSceneDir, waitForWorkerNamed, type Proc } from './fixtures.js';
 import { startFakeWorker, type FakeWorker } from './fake-worker.js';
 import { inProcessWeights, trainSteps } from './step-loop.js';
 
@@ -39,13 +39,7 @@ function worker(name: string, data = dir): Proc {
   return p;
 }
 
-async function joined(host: string, timeoutMs = 200_000): Promise<void> {
-  const t0 = Date.now();
-  while (!server.workers.some((w) => w.info?.host === host)) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`${host} never joined:\n${procs.map((p) => p.output().slice(-2000)).join('\n')}`);
-    await server.waitForJoin(500);
-  }
-}
+const joined = (host: string): Promise<void> => waitForWorkerNamed(server, host, procs);
 
 function executor(extra: Partial<ClusterExecutorOptions> = {}): ClusterExecutor {
   return new ClusterExecutor({ server, deadlines: DEADLINES, ...extra });
