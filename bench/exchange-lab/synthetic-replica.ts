@@ -18,6 +18,11 @@ export interface SyntheticReplicaOptions {
   gradientValue?: number;
   /** Frozen-base hash it reports at join (the lab's: the run config's backbone, hashed). Default SYNTHETIC_BASE_HASH. */
   baseHash?: string;
+  /**
+   * Time a gradient takes per sample, ms (a timer: no CPU). The coordinator shares a step by each worker's measured
+   * compute rate: a fixed, equal one gives equal shares, where the bare timing noise of a free step would not. Default 0.
+   */
+  computeMsPerSample?: number;
 }
 
 /** A replica whose gradient is `floats` copies of one value and whose forward pass is free. */
@@ -33,7 +38,11 @@ export function syntheticReplica(options: SyntheticReplicaOptions): Replica {
     setWeights: (w) => {
       weights = w;
     },
-    computeGradients: async (samples) => ({ gradients: grad, loss: 1, count: samples.length, correct: 0 }),
+    computeGradients: async (samples) => {
+      const ms = (options.computeMsPerSample ?? 0) * samples.length;
+      if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
+      return { gradients: grad, loss: 1, count: samples.length, correct: 0 };
+    },
     predict: async (samples) => new Float32Array(samples.length * SYNTHETIC_CLASSES.length),
     dispose: () => undefined,
   };

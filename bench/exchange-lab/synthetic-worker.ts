@@ -19,6 +19,8 @@ import { syntheticReplica } from './synthetic-replica.js';
 
 /** Floats of the flatten head's trainable set (VGG16 block5 + head), the lab's default size. */
 export const LAB_DEFAULT_FLOATS = 9_200_000;
+/** The synthetic gradient's time per sample, ms (see SyntheticReplicaOptions.computeMsPerSample). */
+export const LAB_COMPUTE_MS_PER_SAMPLE = 5;
 
 const { values: a } = parseArgs({
   options: {
@@ -57,7 +59,8 @@ await useNativeOptimizer();
 const options: WorkerOptions = {
   url,
   token,
-  createReplica: async (config) => syntheticReplica({ floats, baseHash: (await computeBaseHash(config)).hash }),
+  // a fixed 5 ms per sample: equal measured rates, so the coordinator's throughput-weighted shares stay equal
+  createReplica: async (config) => syntheticReplica({ floats, baseHash: (await computeBaseHash(config)).hash, computeMsPerSample: LAB_COMPUTE_MS_PER_SAMPLE }),
   log: (m) => process.stderr.write(`synthetic worker: ${m}\n`),
   giveUpAfterMs: Number(str(a['give-up-after']) ?? 30) * 1000,
 };
