@@ -8,6 +8,7 @@
 
 #include <dnnl.hpp>
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <cstdlib>
