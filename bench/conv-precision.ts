@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { fileSystemHandler } from '@dptrain/core';
 import { loadAddon } from '@dptrain/backend-native';
 import { useBackend } from './backends.js';
+import { medianCallMs } from './conv-gflops.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -68,16 +69,7 @@ for (const layer of model.layers) {
 
 const rand = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898) * 0.5);
 const size = (d: number[]) => d.reduce((p, q) => p * q, 1);
-function median(run: () => void): number {
-  run();
-  const t: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    run();
-    t.push(performance.now() - t0);
-  }
-  return t.sort((p, q) => p - q)[Math.floor(reps / 2)]!;
-}
+const median = (run: () => void) => medianCallMs(run, reps, 1);
 
 console.log(`${model.name}: ${shapes.length} convolutions, batch ${B}, 1 thread, median of ${reps}; ms fp32 / bf16 (ratio bf16 / fp32)`);
 const totals = { fp32: 0, bf16: 0 };
