@@ -52,6 +52,24 @@ describe('run config resolution', () => {
     expect(configOf(['--data', '/d', '--no-cache', '--augment']).augmentation).toMatchObject({ rotationRange: 20, zoomRange: 0.1, horizontalFlip: true });
   });
 
+  it('--augment, --no-augment, single ranges and --augment-views resolve to the augmentation and views given', () => {
+    const none = { rotationRange: 0, widthShiftRange: 0, heightShiftRange: 0, shearRange: 0, zoomRange: 0, horizontalFlip: false };
+    expect(configOf(['--data', '/d']).augmentation).toMatchObject(none);
+    expect(configOf(['--data', '/d', '--no-augment']).augmentation).toMatchObject(none);
+    expect(configOf(['--data', '/d', '--augment', '--zoom-range', '0.2']).augmentation).toMatchObject({
+      rotationRange: 20,
+      widthShiftRange: 0.1,
+      shearRange: 10,
+      zoomRange: 0.2,
+      horizontalFlip: true,
+    });
+    // a single range alone is that range only
+    expect(configOf(['--data', '/d', '--zoom-range', '0.2']).augmentation).toMatchObject({ ...none, zoomRange: 0.2 });
+    expect(configOf(['--data', '/d']).cachedViews).toBe(3);
+    expect(configOf(['--data', '/d', '--augment-views', '4']).cachedViews).toBe(4);
+    expect(configOf(['--data', '/d', '--cached-views', '2']).cachedViews).toBe(2);
+  });
+
   it('a YAML or JSON file sets values, flags override them, and backbone defaults follow the file', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'dpt-config-'));
     const yml = path.join(dir, 'run.yaml');

@@ -1,6 +1,8 @@
 import { Option, type Command } from 'commander';
 import {
+  AUGMENT_PRESET,
   DptrainError,
+  NO_AUGMENTATION,
   RUN_CONFIG_DEFAULTS as D,
   mergeConfigOverrides,
   readConfigFile,
@@ -39,6 +41,7 @@ export interface TrainingFlagValues {
   pooling?: 'gap' | 'flatten';
   patience?: string;
   cache?: boolean;
+  augmentViews?: string;
   cachedViews?: string;
   skipBad?: boolean;
   fp16?: boolean;
@@ -137,7 +140,8 @@ export function addTrainingFlags(cmd: Command): Command {
     )
     .option('--seed <n>', `random seed (default: ${D.seed})`)
     .option('--validation-split <f>', `stratified validation fraction (default: ${D.validationSplit})`)
-    .option('--augment', 'Keras-style augmentation (rotation 20, shifts 0.1, shear 10, zoom 0.1, horizontal flip)')
+    .option('--augment', 'Keras-style augmentation (rotation 20, shifts 0.1, shear 10, zoom 0.1, horizontal flip; default for backbones other than VGG16)')
+    .option('--no-augment', 'no augmentation (the default for VGG16)')
     .option('--rotation-range <deg>', 'augmentation rotation range in degrees')
     .option('--zoom-range <f>', 'augmentation zoom range')
     .option('--shift-range <f>', 'augmentation width and height shift range')
@@ -148,7 +152,11 @@ export function addTrainingFlags(cmd: Command): Command {
     .addOption(new Option('--pooling <kind>', `head pooling (default: ${D.head.pooling})`).choices(['gap', 'flatten']))
     .option('--patience <n>', `early-stopping patience (epochs, on validation accuracy) (default: ${D.patience})`)
     .option('--no-cache', 'do not cache frozen features')
-    .option('--cached-views <k>', `with augmentation: cache K augmented views per image (default: ${D.cachedViews})`)
+    .option(
+      '--augment-views <k>',
+      `with augmentation: K augmented views per training image, their frozen features computed once and cached; each epoch trains on one view per image (0: a new augmentation every epoch, uncached) (default: ${D.cachedViews})`,
+    )
+    .option('--cached-views <k>', 'the same as --augment-views')
     .option('--skip-bad', 'drop bad images/rows and report them instead of failing')
     .option('--fp16', 'send gradients as fp16 on the wire')
     .option('--checkpoint-every <steps>', `checkpoint every K steps (0: phase ends only) (default: ${D.checkpointEvery})`)
@@ -204,8 +212,8 @@ function classWeight(value: string | undefined): 'auto' | 'none' | number[] | un
 
 /** The run settings that the given flags set (nothing for a flag left out), nested as RunConfig. */
 export function flagOverrides(flags: TrainingFlagValues): RunConfigOverrides {
-  const augment = flags.augment === true;
-  const shift = num(flags.shiftRange, '--shift-range') ?? (augment ? 0.1 : undefined);
+  const shift = num(flags.shiftRange, '--shift-range');
+  const preset = flags.augment === undefined ? {} : flags.augment ? AUGMENT_PRESET : NO_AUGMENTATION;
   const backbone = flags.backbone;
   return {
     dataDir: flags.data,
@@ -225,18 +233,18 @@ export function flagOverrides(flags: TrainingFlagValues): RunConfigOverrides {
     microBatch: num(flags.microBatch, '--micro-batch'),
     seed: num(flags.seed, '--seed'),
     validationSplit: num(flags.validationSplit, '--validation-split'),
-    augmentation: {
-      rotationRange: num(flags.rotationRange, '--rotation-range') ?? (augment ? 20 : undefined),
+    augmentation: mergeConfigOverrides(preset, {
+      rotationRange: num(flags.rotationRange, '--rotation-range'),
       widthShiftRange: shift,
       heightShiftRange: shift,
-      shearRange: num(flags.shearRange, '--shear-range') ?? (augment ? 10 : undefined),
-      zoomRange: num(flags.zoomRange, '--zoom-range') ?? (augment ? 0.1 : undefined),
-      horizontalFlip: flags.horizontalFlip ?? (augment ? true : undefined),
-    },
+      shearRange: num(flags.shearRange, '--shear-range'),
+      zoomRange: num(flags.zoomRange, '--zoom-range'),
+      horizontalFlip: flags.horizontalFlip,
+    }),
     patience: num(flags.patience, '--patience'),
     // commander sets `cache` to true unless --no-cache was given
     cacheFeatures: flags.cache === false ? false : undefined,
-    cachedViews: num(flags.cachedViews, '--cached-views'),
+    cachedViews: num(flags.augmentViews, '--augment-views') ?? num(flags.cachedViews, '--cached-views'),
     skipBad: flags.skipBad,
     fp16Gradients: flags.fp16,
     checkpointEvery: num(flags.checkpointEvery, '--checkpoint-every'),

@@ -105,8 +105,12 @@ export const RunConfigSchema = z.object({
   tta: z.enum(['none', 'flip']).default('flip'),
   /** Cache frozen features (computed once per sample). Default true when augmentation is off. */
   cacheFeatures: z.boolean().default(true),
-  /** With augmentation on and caching requested: K augmented views cached per image. Default 0 (no cache). */
-  cachedViews: z.number().int().min(0).default(0),
+  /**
+   * With augmentation on and caching requested: K augmented views per training image, their frozen features
+   * computed once and cached; each epoch trains on one view per image (`augmentViewFor`: each view once per cycle
+   * of K epochs). 0: a new augmentation every epoch, uncached. Default 3.
+   */
+  cachedViews: z.number().int().min(0).default(3),
   /** Drop bad samples instead of failing. Default false. */
   skipBad: z.boolean().default(false),
   /** Send gradients as fp16 on the wire. Default false. */

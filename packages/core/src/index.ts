@@ -9,6 +9,8 @@ export * from './models/index.js';
 export * from './training/index.js';
 export * from './protocol/index.js';
 export {
+  AUGMENT_PRESET,
+  NO_AUGMENTATION,
   RUN_CONFIG_DEFAULTS,
   backboneDefaults,
   mergeConfigOverrides,

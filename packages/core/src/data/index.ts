@@ -12,6 +12,7 @@ export * from './split.js';
 export * from './decode.js';
 export * from './preprocess.js';
 export * from './augment.js';
+export { augmentViewFor } from './augment-views.js';
 export * from './loader.js';
 export * from './synthetic.js';
 export { loadPredictionSet, type PredictionSetOptions } from './prediction-set.js';

@@ -5,6 +5,7 @@ import type { BackendInfo } from '../backend/types.js';
 import { readTensorInto } from '../backend/read-into.js';
 import type { PreprocessMode, RunConfig } from '../config.js';
 import { isAugmenting, normalizeAugmentation } from '../data/augment.js';
+import { augmentViewFor } from '../data/augment-views.js';
 import { loadDataset, type LoadDatasetOptions } from '../data/load.js';
 import { ImageBatchLoader, type LoadBatchOptions } from '../data/loader.js';
 import type { Dataset, Sample } from '../data/types.js';
@@ -506,8 +507,24 @@ export class ModelReplica implements Replica, DeviceStepReplica {
   }
 
   /**
+   * Per sample: the epoch its augmentation is drawn for and the name of its cached view. Training with augmentation
+   * and K cached views reads the view `augmentViewFor` picks for (seed, epoch, sample), else (uncached) the epoch's
+   * own augmentation; evaluation reads the plain or (`flip`) the mirror image.
+   */
+  private featureViews(
+    samples: Sample[],
+    mode: { train: boolean; epoch: number; flip?: boolean },
+  ): { augment: boolean; useCache: boolean; augEpochs: number[]; views: string[] } {
+    const augment = mode.train && this.augmenting;
+    const k = this.config.cachedViews;
+    const useCache = this.cache !== undefined && (!augment || k > 0);
+    const augEpochs = samples.map((s) => (augment && k > 0 ? augmentViewFor(this.config.seed, mode.epoch, s.index, k) : mode.epoch));
+    const views = augEpochs.map((e) => `${augment ? `v${e}` : mode.flip ? 'flip' : 'plain'}.g${this.generation}`);
+    return { augment, useCache, augEpochs, views };
+  }
+
+  /**
    * Output of the frozen part for these samples, [n, ...boundary shape], from the cache when possible.
-   * Training with augmentation reads view epoch mod K (cached) or the epoch's own augmentation (uncached).
    * `flip`: of the mirror images (test-time augmentation; cached as their own view).
    */
   private async features(samples: Sample[], mode: { train: boolean; epoch: number; flip?: boolean }): Promise<{ data: Float32Array; shape: number[] }> {
@@ -515,14 +532,10 @@ export class ModelReplica implements Replica, DeviceStepReplica {
     const fshape = originalOutput(getLayer(this.backbone.model, pm.split.boundary)).shape.slice(1) as number[];
     const size = fshape.reduce((a, b) => a * b, 1);
     const shape = [samples.length, ...fshape];
-    const augment = mode.train && this.augmenting;
-    const views = this.config.cachedViews;
-    const augEpoch = augment && views > 0 ? mode.epoch % views : mode.epoch;
-    const useCache = this.cache !== undefined && (!augment || views > 0);
+    const { augment, useCache, augEpochs, views } = this.featureViews(samples, mode);
     const data = new Float32Array(samples.length * size);
     const missing: number[] = [];
-    const view = `${augment ? `v${augEpoch}` : mode.flip ? 'flip' : 'plain'}.g${this.generation}`;
-    const keys = samples.map((s) => featureKey(pm.split.boundary, s, view));
+    const keys = samples.map((s, i) => featureKey(pm.split.boundary, s, views[i]!));
     const secondary = useCache ? pm.secondary : undefined;
     const secondSize = secondary
       ? (originalOutput(getLayer(this.backbone.model, secondary.boundary)).shape.slice(1) as number[]).reduce((a, b) => a * b, 1)
@@ -538,9 +551,10 @@ export class ModelReplica implements Replica, DeviceStepReplica {
     }
     // Decode chunk k+1 (sharp, off the main thread) while the frozen part runs on chunk k.
     const load = (c: number) => {
+      const idx = missing.slice(c, c + this.chunk);
       const p = this.images.loadBatch(
-        missing.slice(c, c + this.chunk).map((i) => this.local(samples[i]!)),
-        { augment, epoch: augEpoch },
+        idx.map((i) => this.local(samples[i]!)),
+        { augment, epochs: idx.map((i) => augEpochs[i]!) },
       );
       p.catch(() => undefined);
       return p;
@@ -572,7 +586,7 @@ export class ModelReplica implements Replica, DeviceStepReplica {
       idx.forEach((i, j) => {
         const row = out.subarray(j * size, (j + 1) * size);
         data.set(useCache ? this.cache!.put(keys[i]!, row) : row, i * size);
-        if (secondary && second) this.cache!.put(featureKey(secondary.boundary, samples[i]!, view), second.subarray(j * secondSize, (j + 1) * secondSize));
+        if (secondary && second) this.cache!.put(featureKey(secondary.boundary, samples[i]!, views[i]!), second.subarray(j * secondSize, (j + 1) * secondSize));
       });
     }
     return { data, shape };
@@ -587,12 +601,8 @@ export class ModelReplica implements Replica, DeviceStepReplica {
   private async featuresTensor(samples: Sample[], mode: { train: boolean; epoch: number; flip?: boolean }): Promise<tf.Tensor> {
     const pm = this.models();
     const fshape = originalOutput(getLayer(this.backbone.model, pm.split.boundary)).shape.slice(1) as number[];
-    const augment = mode.train && this.augmenting;
-    const views = this.config.cachedViews;
-    const augEpoch = augment && views > 0 ? mode.epoch % views : mode.epoch;
-    const useCache = this.cache !== undefined && (!augment || views > 0);
-    const view = `${augment ? `v${augEpoch}` : mode.flip ? 'flip' : 'plain'}.g${this.generation}`;
-    const keys = samples.map((s) => featureKey(pm.split.boundary, s, view));
+    const { augment, useCache, augEpochs, views } = this.featureViews(samples, mode);
+    const keys = samples.map((s, i) => featureKey(pm.split.boundary, s, views[i]!));
     const secondary = useCache ? pm.secondary : undefined;
     const rows: tf.Tensor[] = new Array(samples.length);
     const temporary: tf.Tensor[] = [];
@@ -617,10 +627,11 @@ export class ModelReplica implements Replica, DeviceStepReplica {
       temporary.push(rows[i]!);
     });
     const load = (c: number) => {
+      const idx = missing.slice(c, c + this.chunk);
       const p = this.pixelsOnDevice(
-        missing.slice(c, c + this.chunk).map((i) => this.local(samples[i]!)),
+        idx.map((i) => this.local(samples[i]!)),
         augment,
-        augEpoch,
+        idx.map((i) => augEpochs[i]!),
         mode.flip === true,
       );
       p.catch(() => undefined);
@@ -640,7 +651,7 @@ export class ModelReplica implements Replica, DeviceStepReplica {
         rows[i] = row;
         keep(keys[i]!, row, useCache);
         if (secondary && second) {
-          const key2 = featureKey(secondary.boundary, samples[i]!, view);
+          const key2 = featureKey(secondary.boundary, samples[i]!, views[i]!);
           const row2 = tf.tidy(() => second.slice(j, 1).reshape(second.shape.slice(1)));
           keep(key2, row2, true);
         }
@@ -653,7 +664,7 @@ export class ModelReplica implements Replica, DeviceStepReplica {
   }
 
   /** A batch of pixels as a preprocessed tensor on the device: bytes up and preprocessed there, or floats when augmenting. */
-  private async pixelsOnDevice(samples: Sample[], augment: boolean, epoch: number, flip: boolean): Promise<tf.Tensor4D> {
+  private async pixelsOnDevice(samples: Sample[], augment: boolean, epochs: readonly number[], flip: boolean): Promise<tf.Tensor4D> {
     const raw = !augment && this.images.loadRawBatch ? await this.images.loadRawBatch(samples) : undefined;
     let x: tf.Tensor4D;
     if (raw) {
@@ -663,7 +674,7 @@ export class ModelReplica implements Replica, DeviceStepReplica {
         preprocessOnDevice(unpackBytes(tf.tensor1d(packed, 'int32'), raw.data.length).reshape(raw.shape as number[]) as tf.Tensor4D, this.preprocess),
       );
     } else {
-      const batch = await this.images.loadBatch(samples, { augment, epoch });
+      const batch = await this.images.loadBatch(samples, { augment, epochs });
       this.transfers.up(batch.data.byteLength);
       x = tf.tensor4d(batch.data, [samples.length, batch.shape[1]!, batch.shape[2]!, batch.shape[3]!]);
     }
