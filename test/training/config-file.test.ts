@@ -49,6 +49,20 @@ describe('run config resolution', () => {
     expect(mnv2.preprocess).toBe('unit');
     expect(mnv2.fineTunePhase.learningRate).toBe(1e-4);
     expect(mnv2.fineTunePhase.unfreeze).toBeUndefined();
+    // chosen on MobileNetV2's validation split (docs/training.md): label smoothing
+    expect(mnv2).toMatchObject({ labelSmoothing: 0.1, lrSchedule: 'plateau', warmupEpochs: 0, cachedViews: 3 });
+    expect(mnv2.augmentation.horizontalFlip).toBe(false);
+    expect(vgg).toMatchObject({ labelSmoothing: 0, lrSchedule: 'plateau', warmupEpochs: 0 });
+    expect(vgg.augmentation.horizontalFlip).toBe(false);
+    // each is still the caller's to set
+    expect(
+      configOf(['--data', '/d', '--backbone', '/m', '--label-smoothing', '0', '--lr-schedule', 'cosine', '--warmup-epochs', '1', '--no-augment']),
+    ).toMatchObject({
+      labelSmoothing: 0,
+      lrSchedule: 'cosine',
+      warmupEpochs: 1,
+      augmentation: { rotationRange: 0, horizontalFlip: false },
+    });
     expect(configOf(['--data', '/d', '--no-cache', '--augment']).augmentation).toMatchObject({ rotationRange: 20, zoomRange: 0.1, horizontalFlip: true });
   });
 

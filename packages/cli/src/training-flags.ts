@@ -74,7 +74,7 @@ export interface TrainingFlagValues {
 
 const LR_SCHEDULES = ['constant', 'cosine', 'step', 'plateau'];
 
-/** Schedule, optimizer and loss flags (their defaults live in core's RunConfigSchema and are named in the help). */
+/** Schedule, optimizer and loss flags (their defaults live in core's resolveRunConfig and are named in the help). */
 function addRecipeFlags(cmd: Command): Command {
   return cmd
     .addOption(
@@ -97,7 +97,7 @@ function addRecipeFlags(cmd: Command): Command {
     .option('--weight-decay <wd>', 'decoupled weight decay, w -= lr*wd*w before each update (default: 0.004 for adamw, else 0)')
     .option('--momentum <m>', 'sgd momentum (default: 0)')
     .option('--nesterov', 'sgd: Nesterov momentum')
-    .option('--label-smoothing <eps>', 'cross-entropy label smoothing: targets y*(1-eps) + eps/C (default: 0)')
+    .option('--label-smoothing <eps>', 'cross-entropy label smoothing: targets y*(1-eps) + eps/C (default: 0.1; VGG16: 0)')
     .option('--class-weight <auto|none|w0,w1,...>', "per-class loss weights: 'auto' balances the training split's class counts (n / (C n_c)) (default: none)");
 }
 
@@ -140,8 +140,8 @@ export function addTrainingFlags(cmd: Command): Command {
     )
     .option('--seed <n>', `random seed (default: ${D.seed})`)
     .option('--validation-split <f>', `stratified validation fraction (default: ${D.validationSplit})`)
-    .option('--augment', 'Keras-style augmentation (rotation 20, shifts 0.1, shear 10, zoom 0.1, horizontal flip; default for backbones other than VGG16)')
-    .option('--no-augment', 'no augmentation (the default for VGG16)')
+    .option('--augment', 'Keras-style augmentation: rotation 20, shifts 0.1, shear 10, zoom 0.1, horizontal flip (default: off)')
+    .option('--no-augment', 'no augmentation (the default)')
     .option('--rotation-range <deg>', 'augmentation rotation range in degrees')
     .option('--zoom-range <f>', 'augmentation zoom range')
     .option('--shift-range <f>', 'augmentation width and height shift range')
