@@ -49,6 +49,20 @@ describe('run config resolution', () => {
     expect(mnv2.preprocess).toBe('unit');
     expect(mnv2.fineTunePhase.learningRate).toBe(1e-4);
     expect(mnv2.fineTunePhase.unfreeze).toBeUndefined();
+    // chosen on MobileNetV2's validation split (docs/training.md): label smoothing
+    expect(mnv2).toMatchObject({ labelSmoothing: 0.1, lrSchedule: 'plateau', warmupEpochs: 0, cachedViews: 3 });
+    expect(mnv2.augmentation.horizontalFlip).toBe(false);
+    expect(vgg).toMatchObject({ labelSmoothing: 0, lrSchedule: 'plateau', warmupEpochs: 0 });
+    expect(vgg.augmentation.horizontalFlip).toBe(false);
+    // each is still the caller's to set
+    expect(
+      configOf(['--data', '/d', '--backbone', '/m', '--label-smoothing', '0', '--lr-schedule', 'cosine', '--warmup-epochs', '1', '--no-augment']),
+    ).toMatchObject({
+      labelSmoothing: 0,
+      lrSchedule: 'cosine',
+      warmupEpochs: 1,
+      augmentation: { rotationRange: 0, horizontalFlip: false },
+    });
     expect(configOf(['--data', '/d', '--no-cache', '--augment']).augmentation).toMatchObject({ rotationRange: 20, zoomRange: 0.1, horizontalFlip: true });
   });
 
@@ -70,6 +84,24 @@ describe('run config resolution', () => {
     expect(help).toContain('--fine-tune-lr <rate> phase 2 learning rate (default: 0.00001 for VGG16, 0.0001 for other backbones)');
     expect(help).toContain('or plateau (halve on a validation-loss plateau) (default: plateau)');
     expect(help).toMatch(/--preprocess <mode> [^(]*\(\[-1,1\]\) or unit \(\[0,1\]\) \(default: caffe for VGG16, unit otherwise\)/);
+  });
+
+  it('--augment, --no-augment, single ranges and --augment-views resolve to the augmentation and views given', () => {
+    const none = { rotationRange: 0, widthShiftRange: 0, heightShiftRange: 0, shearRange: 0, zoomRange: 0, horizontalFlip: false };
+    expect(configOf(['--data', '/d']).augmentation).toMatchObject(none);
+    expect(configOf(['--data', '/d', '--no-augment']).augmentation).toMatchObject(none);
+    expect(configOf(['--data', '/d', '--augment', '--zoom-range', '0.2']).augmentation).toMatchObject({
+      rotationRange: 20,
+      widthShiftRange: 0.1,
+      shearRange: 10,
+      zoomRange: 0.2,
+      horizontalFlip: true,
+    });
+    // a single range alone is that range only
+    expect(configOf(['--data', '/d', '--zoom-range', '0.2']).augmentation).toMatchObject({ ...none, zoomRange: 0.2 });
+    expect(configOf(['--data', '/d']).cachedViews).toBe(3);
+    expect(configOf(['--data', '/d', '--augment-views', '4']).cachedViews).toBe(4);
+    expect(configOf(['--data', '/d', '--cached-views', '2']).cachedViews).toBe(2);
   });
 
   it('a YAML or JSON file sets values, flags override them, and backbone defaults follow the file', () => {

@@ -70,11 +70,34 @@ export type PhaseSpec = z.infer<typeof PhaseSpecSchema>;
 /** The augmentation that `--augment` turns on (the Keras ImageDataGenerator settings of the transfer-learning recipe). */
 export const AUGMENT_PRESET = { rotationRange: 20, widthShiftRange: 0.1, heightShiftRange: 0.1, shearRange: 10, zoomRange: 0.1, horizontalFlip: true } as const;
 
-/** The backbone-dependent defaults: VGG16-shaped backbones follow the Keras VGG16 recipe, others MobileNet-style. */
-export function backboneDefaults(kind: string): { preprocess: PreprocessMode; fineTuneLearningRate: number; unfreeze: string | undefined } {
+/** `--no-augment`: every augmentation range 0, no flips. */
+export const NO_AUGMENTATION = { rotationRange: 0, widthShiftRange: 0, heightShiftRange: 0, shearRange: 0, zoomRange: 0, horizontalFlip: false } as const;
+
+/** The settings whose defaults depend on the backbone. */
+export interface BackboneDefaults {
+  /** Pixel scaling: caffe for VGG16-shaped backbones, unit otherwise. */
+  preprocess: PreprocessMode;
+  /** Phase 2's learning rate: 1e-5 for VGG16-shaped backbones, 1e-4 otherwise. */
+  fineTuneLearningRate: number;
+  /** What phase 2 unfreezes: block5 for VGG16-shaped backbones; otherwise undefined (chooseUnfreeze's choice). */
+  unfreeze: string | undefined;
+  /** Cross-entropy label smoothing: 0 for VGG16-shaped backbones, 0.1 otherwise. */
+  labelSmoothing: number;
+}
+
+/**
+ * The backbone-dependent defaults: VGG16-shaped backbones follow the Keras VGG16 recipe; the others get what was
+ * chosen on MobileNetV2's validation split (scenes; docs/training.md, "Real data").
+ */
+export function backboneDefaults(kind: string): BackboneDefaults {
   const isVgg = kind === 'vgg16' || kind === 'tiny-vgg';
-  // measured on MobileNetV2 (scenes): 1e-4 beats 1e-5 by ~1.5 test points in the same 5 epochs
-  return { preprocess: isVgg ? 'caffe' : 'unit', fineTuneLearningRate: isVgg ? 1e-5 : 1e-4, unfreeze: isVgg ? 'block5' : undefined };
+  return {
+    preprocess: isVgg ? 'caffe' : 'unit',
+    // measured on MobileNetV2 (scenes): 1e-4 beats 1e-5 by ~1.5 test points in the same 5 epochs
+    fineTuneLearningRate: isVgg ? 1e-5 : 1e-4,
+    unfreeze: isVgg ? 'block5' : undefined,
+    labelSmoothing: isVgg ? 0 : 0.1,
+  };
 }
 
 /** Epochs and learning rate of the phases that do not depend on the backbone (the Keras recipe: Adam 1e-3 for the head). */
@@ -130,8 +153,12 @@ export const RunConfigSchema = z.object({
   tta: z.enum(['none', 'flip']).default('flip'),
   /** Cache frozen features (computed once per sample). Default true when augmentation is off. */
   cacheFeatures: z.boolean().default(true),
-  /** With augmentation on and caching requested: K augmented views cached per image. Default 0 (no cache). */
-  cachedViews: z.number().int().min(0).default(0),
+  /**
+   * With augmentation on and caching requested: K augmented views per training image, their frozen features
+   * computed once and cached; each epoch trains on one view per image (`augmentViewFor`: each view once per cycle
+   * of K epochs). 0: a new augmentation every epoch, uncached. Default 3.
+   */
+  cachedViews: z.number().int().min(0).default(3),
   /** Drop bad samples instead of failing. Default false. */
   skipBad: z.boolean().default(false),
   /** Send gradients as fp16 on the wire (the older spelling of gradientPrecision 'fp16'). Default false. */
@@ -177,7 +204,7 @@ export const RunConfigSchema = z.object({
    * (n / (C · n_c)), resolved to numbers where the run starts; 'none'; or one weight per class. Default 'none'.
    */
   classWeight: z.union([z.literal('auto'), z.literal('none'), z.array(z.number().positive())]).default('none'),
-  /** Label smoothing of the cross-entropy targets: y·(1-ε) + ε/C (Keras). Default 0. */
+  /** Label smoothing of the cross-entropy targets: y·(1-ε) + ε/C (Keras). Default: backboneDefaults (0 for VGG16, 0.1 otherwise). */
   labelSmoothing: z.number().min(0).max(1).default(0),
   /** Largest image file read, in bytes (larger files are refused before reading). Default 64 MiB. */
   maxImageBytes: z
@@ -212,7 +239,7 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v ===
 
 /**
  * `input` with the defaults that the schema cannot give by itself filled in, field by field: those that depend on the
- * backbone (backboneDefaults: preprocessing, the fine-tune learning rate, what to unfreeze) and each phase field left
+ * backbone (backboneDefaults: preprocessing, the fine-tune learning rate, what to unfreeze, label smoothing) and each phase field left
  * out of a partly given phase (PHASE_DEFAULTS). Values given stay as they are.
  */
 export function withBackboneDefaults<T extends Record<string, unknown>>(input: T): T {
@@ -223,6 +250,7 @@ export function withBackboneDefaults<T extends Record<string, unknown>>(input: T
   return {
     ...input,
     preprocess: input.preprocess ?? d.preprocess,
+    labelSmoothing: input.labelSmoothing ?? d.labelSmoothing,
     headPhase: { ...PHASE_DEFAULTS.headPhase, ...head },
     fineTunePhase: { ...PHASE_DEFAULTS.fineTunePhase, learningRate: d.fineTuneLearningRate, ...(d.unfreeze ? { unfreeze: d.unfreeze } : {}), ...fine },
   };
