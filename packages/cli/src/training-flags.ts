@@ -7,7 +7,10 @@ import {
   DEFAULT_UNFREEZE_BLOCKS,
   DEFAULT_UNFREEZE_TOP,
   VGG16_DEFAULTS,
+  type AugmentationInput,
   DptrainError,
+  isAugmenting,
+  normalizeAugmentation,
   NO_AUGMENTATION,
   RUN_CONFIG_DEFAULTS as D,
   mergeConfigOverrides,
@@ -84,6 +87,9 @@ const LR_SCHEDULES = ['constant', 'cosine', 'step', 'plateau'];
 const VGG = backboneDefaults('vgg16');
 const A = AUGMENT_PRESET;
 const OTHER = backboneDefaults('layers');
+/** A default as the help names it: one value, or VGG16's and the other backbones' where they differ. */
+const byBackbone = (vgg: unknown, other: unknown): string => (vgg === other ? `${vgg}` : `${vgg} for VGG16, ${other} for other backbones`);
+const augmentDefault = (a: AugmentationInput): string => (isAugmenting(normalizeAugmentation(a)) ? 'on' : 'off');
 
 /** Schedule, optimizer and loss flags (their defaults live in core's resolveRunConfig and are named in the help). */
 function addRecipeFlags(cmd: Command): Command {
@@ -91,10 +97,13 @@ function addRecipeFlags(cmd: Command): Command {
     .addOption(
       new Option(
         '--lr-schedule <kind>',
-        `learning-rate schedule of both phases: constant, cosine (to --min-lr), step (x --lr-decay every --lr-step-epochs) or plateau (halve on a validation-loss plateau) (default: ${D.lrSchedule})`,
+        `learning-rate schedule of both phases: constant, cosine (to --min-lr), step (x --lr-decay every --lr-step-epochs) or plateau (halve on a validation-loss plateau) (default: ${byBackbone(VGG.lrSchedule, OTHER.lrSchedule)})`,
       ).choices(LR_SCHEDULES),
     )
-    .option('--warmup-epochs <n>', `linear learning-rate warmup at the start of each phase, in epochs, counted per step (default: ${D.warmupEpochs})`)
+    .option(
+      '--warmup-epochs <n>',
+      `linear learning-rate warmup at the start of each phase, in epochs, counted per step (default: ${byBackbone(VGG.warmupEpochs, OTHER.warmupEpochs)})`,
+    )
     .option('--min-lr <rate>', `cosine: the rate a phase ends at; plateau: the lowest rate (default: ${D.minLr})`)
     .option('--lr-step-epochs <n>', 'step schedule: epochs between decays (default: a third of the phase)')
     .option('--lr-decay <f>', `step schedule: factor of each decay (default: ${D.lrDecay})`)
@@ -112,7 +121,7 @@ function addRecipeFlags(cmd: Command): Command {
     .option('--nesterov', 'sgd: Nesterov momentum')
     .option(
       '--label-smoothing <eps>',
-      `cross-entropy label smoothing: targets y*(1-eps) + eps/C (default: ${OTHER.labelSmoothing}; VGG16: ${VGG.labelSmoothing})`,
+      `cross-entropy label smoothing: targets y*(1-eps) + eps/C (default: ${byBackbone(VGG.labelSmoothing, OTHER.labelSmoothing)})`,
     )
     .option(
       '--class-weight <auto|none|w0,w1,...>',
@@ -144,7 +153,7 @@ export function addTrainingFlags(cmd: Command): Command {
     .option('--weights <file>', 'VGG16 weights (.h5 or tfjs dir); default ~/.keras/models/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5')
     .option('--input-size <HxW>', `input size, e.g. 150x150 (default: ${VGG16_DEFAULTS.inputSize.join('x')} for VGG16, read from the model otherwise)`)
     .option('--epochs <n>', `phase 1 (head) epochs (default: ${D.headPhase.epochs})`)
-    .option('--fine-tune-epochs <n>', `phase 2 (fine-tune) epochs (default: ${D.fineTunePhase.epochs})`)
+    .option('--fine-tune-epochs <n>', `phase 2 (fine-tune) epochs (default: ${byBackbone(VGG.fineTuneEpochs, OTHER.fineTuneEpochs)})`)
     .option('--lr <rate>', `phase 1 learning rate (default: ${D.headPhase.learningRate})`)
     .option(
       '--fine-tune-lr <rate>',
@@ -163,9 +172,9 @@ export function addTrainingFlags(cmd: Command): Command {
     .option('--validation-split <f>', `stratified validation fraction (default: ${D.validationSplit})`)
     .option(
       '--augment',
-      `Keras-style augmentation (rotation ${A.rotationRange}, shifts ${A.widthShiftRange}, shear ${A.shearRange}, zoom ${A.zoomRange}, horizontal flip) (default: off)`,
+      `Keras-style augmentation (rotation ${A.rotationRange}, shifts ${A.widthShiftRange}, shear ${A.shearRange}, zoom ${A.zoomRange}, horizontal flip) (default: ${byBackbone(augmentDefault(VGG.augmentation), augmentDefault(OTHER.augmentation))})`,
     )
-    .option('--no-augment', 'no augmentation (the default)')
+    .option('--no-augment', 'no augmentation')
     .option('--rotation-range <deg>', 'augmentation rotation range in degrees')
     .option('--zoom-range <f>', 'augmentation zoom range')
     .option('--shift-range <f>', 'augmentation width and height shift range')

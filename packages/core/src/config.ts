@@ -77,31 +77,56 @@ export const NO_AUGMENTATION = { rotationRange: 0, widthShiftRange: 0, heightShi
 export interface BackboneDefaults {
   /** Pixel scaling: caffe for VGG16-shaped backbones, unit otherwise. */
   preprocess: PreprocessMode;
+  /** Phase 2's epochs. */
+  fineTuneEpochs: number;
   /** Phase 2's learning rate: 1e-5 for VGG16-shaped backbones, 1e-4 otherwise. */
   fineTuneLearningRate: number;
   /** What phase 2 unfreezes: block5 for VGG16-shaped backbones; otherwise undefined (chooseUnfreeze's choice). */
   unfreeze: string | undefined;
-  /** Cross-entropy label smoothing: 0 for VGG16-shaped backbones, 0.1 otherwise. */
+  /** Cross-entropy label smoothing. */
   labelSmoothing: number;
+  /** Learning-rate schedule of both phases. */
+  lrSchedule: 'constant' | 'cosine' | 'step' | 'plateau';
+  /** Linear warmup at the start of each phase, in epochs. */
+  warmupEpochs: number;
+  /** Training-time augmentation ranges (every range 0 and no flips: none); the schema fills the fields left out. */
+  augmentation: Readonly<Partial<Augmentation>>;
 }
+
+/** VGG16-shaped backbones: the Keras VGG16 transfer-learning recipe. */
+const VGG_RECIPE: BackboneDefaults = Object.freeze({
+  preprocess: 'caffe',
+  fineTuneEpochs: 5,
+  fineTuneLearningRate: 1e-5,
+  unfreeze: 'block5',
+  labelSmoothing: 0,
+  lrSchedule: 'plateau',
+  warmupEpochs: 0,
+  augmentation: NO_AUGMENTATION,
+});
 
 /**
- * The backbone-dependent defaults: VGG16-shaped backbones follow the Keras VGG16 recipe; the others get what was
- * chosen on MobileNetV2's validation split (scenes; docs/training.md, "Real data").
+ * Other (MobileNet-style) backbones: chosen on MobileNetV2's validation split of the scenes data (docs/training.md,
+ * "Real data"). The fine-tune rate 1e-4 beats 1e-5 by ~1.5 test points in the same 5 epochs.
  */
+const MOBILENET_RECIPE: BackboneDefaults = Object.freeze({
+  preprocess: 'unit',
+  fineTuneEpochs: 5,
+  fineTuneLearningRate: 1e-4,
+  unfreeze: undefined,
+  labelSmoothing: 0.1,
+  lrSchedule: 'plateau',
+  warmupEpochs: 0,
+  augmentation: NO_AUGMENTATION,
+});
+
+/** The backbone-dependent defaults: VGG16-shaped backbones (vgg16, tiny-vgg) get VGG_RECIPE, the others MOBILENET_RECIPE. */
 export function backboneDefaults(kind: string): BackboneDefaults {
-  const isVgg = kind === 'vgg16' || kind === 'tiny-vgg';
-  return {
-    preprocess: isVgg ? 'caffe' : 'unit',
-    // measured on MobileNetV2 (scenes): 1e-4 beats 1e-5 by ~1.5 test points in the same 5 epochs
-    fineTuneLearningRate: isVgg ? 1e-5 : 1e-4,
-    unfreeze: isVgg ? 'block5' : undefined,
-    labelSmoothing: isVgg ? 0 : 0.1,
-  };
+  return kind === 'vgg16' || kind === 'tiny-vgg' ? VGG_RECIPE : MOBILENET_RECIPE;
 }
 
-/** Epochs and learning rate of the phases that do not depend on the backbone (the Keras recipe: Adam 1e-3 for the head). */
-export const PHASE_DEFAULTS = { headPhase: { epochs: 10, learningRate: 1e-3 }, fineTunePhase: { epochs: 5 } } as const;
+/** Epochs and learning rate of the head phase, which do not depend on the backbone (the Keras recipe: Adam 1e-3). */
+export const PHASE_DEFAULTS = { headPhase: { epochs: 10, learningRate: 1e-3 } } as const;
 
 const VGG_DEFAULTS = backboneDefaults('vgg16');
 
@@ -126,7 +151,7 @@ export const RunConfigSchema = z.object({
   /** Phase 1: head on a frozen base. */
   headPhase: PhaseSpecSchema.default({ ...PHASE_DEFAULTS.headPhase }),
   /** Phase 2: fine-tune the top block. */
-  fineTunePhase: PhaseSpecSchema.default({ ...PHASE_DEFAULTS.fineTunePhase, learningRate: VGG_DEFAULTS.fineTuneLearningRate, unfreeze: 'block5' }),
+  fineTunePhase: PhaseSpecSchema.default({ epochs: VGG_DEFAULTS.fineTuneEpochs, learningRate: VGG_DEFAULTS.fineTuneLearningRate, unfreeze: 'block5' }),
   /** Global batch size (split across workers). Default 32. */
   batchSize: z.number().int().positive().default(32),
   /**
@@ -239,20 +264,25 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v ===
 
 /**
  * `input` with the defaults that the schema cannot give by itself filled in, field by field: those that depend on the
- * backbone (backboneDefaults: preprocessing, the fine-tune learning rate, what to unfreeze, label smoothing) and each phase field left
- * out of a partly given phase (PHASE_DEFAULTS). Values given stay as they are.
+ * backbone (backboneDefaults: preprocessing, phase 2's epochs, rate and what to unfreeze, label smoothing, the
+ * schedule and warmup, augmentation) and each phase field left out of a partly given phase. Values given stay as they are.
  */
 export function withBackboneDefaults<T extends Record<string, unknown>>(input: T): T {
   const backbone = isPlainObject(input.backbone) ? input.backbone : {};
   const d = backboneDefaults(typeof backbone.kind === 'string' ? backbone.kind : 'vgg16');
   const head = isPlainObject(input.headPhase) ? input.headPhase : {};
   const fine = isPlainObject(input.fineTunePhase) ? input.fineTunePhase : {};
+  const given = isPlainObject(input.augmentation) ? Object.entries(input.augmentation).filter(([, v]) => v !== undefined) : [];
   return {
     ...input,
     preprocess: input.preprocess ?? d.preprocess,
     labelSmoothing: input.labelSmoothing ?? d.labelSmoothing,
+    lrSchedule: input.lrSchedule ?? d.lrSchedule,
+    warmupEpochs: input.warmupEpochs ?? d.warmupEpochs,
+    // each range given replaces the default's; the others keep it
+    augmentation: { ...d.augmentation, ...Object.fromEntries(given) },
     headPhase: { ...PHASE_DEFAULTS.headPhase, ...head },
-    fineTunePhase: { ...PHASE_DEFAULTS.fineTunePhase, learningRate: d.fineTuneLearningRate, ...(d.unfreeze ? { unfreeze: d.unfreeze } : {}), ...fine },
+    fineTunePhase: { epochs: d.fineTuneEpochs, learningRate: d.fineTuneLearningRate, ...(d.unfreeze ? { unfreeze: d.unfreeze } : {}), ...fine },
   };
 }
 
