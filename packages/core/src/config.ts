@@ -115,9 +115,9 @@ const MOBILENET_RECIPE: BackboneDefaults = Object.freeze({
   fineTuneLearningRate: 1e-4,
   unfreeze: undefined,
   labelSmoothing: 0.1,
-  lrSchedule: 'plateau',
-  warmupEpochs: 0,
-  augmentation: NO_AUGMENTATION,
+  lrSchedule: 'cosine',
+  warmupEpochs: 1,
+  augmentation: AUGMENT_PRESET,
 });
 
 /** The backbone-dependent defaults: VGG16-shaped backbones (vgg16, tiny-vgg) get VGG_RECIPE, the others MOBILENET_RECIPE. */
