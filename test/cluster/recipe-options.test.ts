@@ -1,7 +1,8 @@
 // The recipe's options keep the cluster's bit-for-bit equivalence: `dptrain single` with 1 and 2 real worker
-// processes, with AdamW + weight decay, warmup + cosine, label smoothing and balanced class weights all on, ends
-// with the same trainable weights, byte for byte (the optimizer and schedule run on the coordinator; smoothing and
-// class weights are per-sample changes merged along the same micro-batch tree).
+// processes, with AdamW + weight decay, warmup + cosine, label smoothing, balanced class weights and cached
+// augmented views all on, ends with the same trainable weights, byte for byte (the optimizer and schedule run on
+// the coordinator; smoothing and class weights are per-sample changes merged along the same micro-batch tree; the
+// view of each image is a function of (seed, epoch, image), whichever worker computes it).
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +19,7 @@ const root = path.resolve(__dirname, '../..');
 const bin = path.join(root, 'packages/cli/bin/dptrain.js');
 
 describe.skipIf(process.platform !== 'linux')('recipe options across worker counts', () => {
-  it('1 and 2 workers train the same bytes with adamw, warmup + cosine, label smoothing and class weights', async () => {
+  it('1 and 2 workers train the same bytes with adamw, warmup + cosine, label smoothing, class weights and augmentation views', async () => {
     const base = mkdtempSync(path.join(tmpdir(), 'dpt-recipe-opts-'));
     const dataDir = path.join(base, 'data');
     await generateSyntheticScenes(dataDir, { seed: 11, perClass: 5, testPerClass: 1, size: 48 });
@@ -47,6 +48,9 @@ describe.skipIf(process.platform !== 'linux')('recipe options across worker coun
       '0.1',
       '--class-weight',
       'auto',
+      '--augment',
+      '--augment-views',
+      '2',
       '--backend',
       'wasm',
       '--plain',
@@ -56,8 +60,15 @@ describe.skipIf(process.platform !== 'linux')('recipe options across worker coun
       const out = path.join(base, `run${n}`);
       await run(process.execPath, [bin, ...common, '--workers', String(n), '--out', out], { cwd: root, timeout: 240_000, maxBuffer: 16 * 1024 * 1024 });
       trained.push(readFileSync(path.join(out, 'model', 'trainable.bin')));
-      const cfg = parseYaml(readFileSync(path.join(out, 'config.yaml'), 'utf8')) as { classWeight: unknown; optimizer: string };
+      const cfg = parseYaml(readFileSync(path.join(out, 'config.yaml'), 'utf8')) as {
+        classWeight: unknown;
+        optimizer: string;
+        cachedViews: number;
+        augmentation: { horizontalFlip: boolean };
+      };
       expect(cfg.optimizer).toBe('adamw');
+      expect(cfg.cachedViews).toBe(2);
+      expect(cfg.augmentation.horizontalFlip).toBe(true);
       expect(Array.isArray(cfg.classWeight) && cfg.classWeight.length === 6).toBe(true);
     }
     expect(trained[0]!.length).toBeGreaterThan(0);

@@ -49,12 +49,36 @@ describe('run config resolution', () => {
     expect(mnv2.preprocess).toBe('unit');
     expect(mnv2.fineTunePhase.learningRate).toBe(1e-4);
     expect(mnv2.fineTunePhase.unfreeze).toBeUndefined();
+    // chosen on MobileNetV2's validation split (docs/training.md): label smoothing, cosine with 1 warmup epoch; no
+    // augmentation (3 cached views once --augment is given)
+    expect(mnv2).toMatchObject({ labelSmoothing: 0.1, lrSchedule: 'cosine', warmupEpochs: 1, cachedViews: 3, fineTunePhase: { epochs: 5 } });
+    const none = { rotationRange: 0, widthShiftRange: 0, heightShiftRange: 0, shearRange: 0, zoomRange: 0, horizontalFlip: false };
+    expect(mnv2.augmentation).toMatchObject(none);
+    expect(vgg).toMatchObject({ labelSmoothing: 0, lrSchedule: 'plateau', warmupEpochs: 0 });
+    expect(vgg.augmentation).toMatchObject(none);
+    // each is still the caller's to set
+    expect(
+      configOf(['--data', '/d', '--backbone', '/m', '--label-smoothing', '0', '--lr-schedule', 'plateau', '--warmup-epochs', '0', '--augment']),
+    ).toMatchObject({
+      labelSmoothing: 0,
+      lrSchedule: 'plateau',
+      warmupEpochs: 0,
+      augmentation: { rotationRange: 20, zoomRange: 0.1, horizontalFlip: true },
+    });
+    // a single range given replaces that range of the preset or of the default
+    expect(configOf(['--data', '/d', '--backbone', '/m', '--augment', '--zoom-range', '0.2']).augmentation).toMatchObject({
+      rotationRange: 20,
+      zoomRange: 0.2,
+      horizontalFlip: true,
+    });
+    expect(configOf(['--data', '/d', '--backbone', '/m', '--zoom-range', '0.2']).augmentation).toMatchObject({ ...none, zoomRange: 0.2 });
     expect(configOf(['--data', '/d', '--no-cache', '--augment']).augmentation).toMatchObject({ rotationRange: 20, zoomRange: 0.1, horizontalFlip: true });
   });
 
   it('a library caller of parseRunConfig gets the same backbone-dependent defaults as the CLI', () => {
     const mnv2 = parseRunConfig({ dataDir: '/d', backbone: { kind: 'layers', path: '/models/mnv2' } });
     expect(mnv2).toMatchObject({ preprocess: 'unit', headPhase: { epochs: 10, learningRate: 1e-3 }, fineTunePhase: { epochs: 5, learningRate: 1e-4 } });
+    expect(mnv2).toMatchObject({ labelSmoothing: 0.1, lrSchedule: 'cosine', warmupEpochs: 1, augmentation: { rotationRange: 0, horizontalFlip: false } });
     expect(mnv2.fineTunePhase.unfreeze).toBeUndefined();
     expect(parseRunConfig({ dataDir: '/d' })).toMatchObject({ preprocess: 'caffe', fineTunePhase: { epochs: 5, learningRate: 1e-5, unfreeze: 'block5' } });
     // a phase given in part gets the other fields' defaults; given values stay
@@ -68,8 +92,29 @@ describe('run config resolution', () => {
   it('the help names the resolved defaults', () => {
     const help = addTrainingFlags(new Command('train')).helpInformation().replace(/\s+/g, ' ');
     expect(help).toContain('--fine-tune-lr <rate> phase 2 learning rate (default: 0.00001 for VGG16, 0.0001 for other backbones)');
-    expect(help).toContain('or plateau (halve on a validation-loss plateau) (default: plateau)');
+    expect(help).toContain('or plateau (halve on a validation-loss plateau) (default: plateau for VGG16, cosine for other backbones)');
+    expect(help).toContain('counted per step (default: 0 for VGG16, 1 for other backbones)');
+    expect(help).toContain('y*(1-eps) + eps/C (default: 0 for VGG16, 0.1 for other backbones)');
+    expect(help).toContain('horizontal flip) (default: off)');
     expect(help).toMatch(/--preprocess <mode> [^(]*\(\[-1,1\]\) or unit \(\[0,1\]\) \(default: caffe for VGG16, unit otherwise\)/);
+  });
+
+  it('--augment, --no-augment, single ranges and --augment-views resolve to the augmentation and views given', () => {
+    const none = { rotationRange: 0, widthShiftRange: 0, heightShiftRange: 0, shearRange: 0, zoomRange: 0, horizontalFlip: false };
+    expect(configOf(['--data', '/d']).augmentation).toMatchObject(none);
+    expect(configOf(['--data', '/d', '--no-augment']).augmentation).toMatchObject(none);
+    expect(configOf(['--data', '/d', '--augment', '--zoom-range', '0.2']).augmentation).toMatchObject({
+      rotationRange: 20,
+      widthShiftRange: 0.1,
+      shearRange: 10,
+      zoomRange: 0.2,
+      horizontalFlip: true,
+    });
+    // a single range alone is that range only
+    expect(configOf(['--data', '/d', '--zoom-range', '0.2']).augmentation).toMatchObject({ ...none, zoomRange: 0.2 });
+    expect(configOf(['--data', '/d']).cachedViews).toBe(3);
+    expect(configOf(['--data', '/d', '--augment-views', '4']).cachedViews).toBe(4);
+    expect(configOf(['--data', '/d', '--cached-views', '2']).cachedViews).toBe(2);
   });
 
   it('a YAML or JSON file sets values, flags override them, and backbone defaults follow the file', () => {
@@ -85,6 +130,12 @@ describe('run config resolution', () => {
     expect(c.head.units).toBe(64);
     expect(c.labelSmoothing).toBe(0.1);
     expect(c.preprocess).toBe('unit'); // the file's backbone is not VGG
+    expect(c).toMatchObject({ lrSchedule: 'cosine', warmupEpochs: 1, labelSmoothing: 0.1 });
+    // a file's augmentation range replaces the default's, the others keep theirs; --augment on top gives the preset's
+    const partial = path.join(dir, 'partial.yaml');
+    writeFileSync(partial, 'dataDir: /d\nbackbone:\n  kind: layers\n  path: /m\naugmentation:\n  zoomRange: 0.3\n');
+    expect(configOf(['--config', partial]).augmentation).toMatchObject({ zoomRange: 0.3, rotationRange: 0, horizontalFlip: false });
+    expect(configOf(['--config', partial, '--augment']).augmentation).toMatchObject({ zoomRange: 0.1, rotationRange: 20, horizontalFlip: true });
     const json = path.join(dir, 'run.json');
     writeFileSync(json, JSON.stringify({ dataDir: '/x', optimizer: 'adamw', lrSchedule: 'cosine' }));
     expect(configOf(['--config', json, '--data', '/y'])).toMatchObject({ dataDir: '/y', optimizer: 'adamw', lrSchedule: 'cosine' });

@@ -7,7 +7,11 @@ import {
   DEFAULT_UNFREEZE_BLOCKS,
   DEFAULT_UNFREEZE_TOP,
   VGG16_DEFAULTS,
+  type AugmentationInput,
   DptrainError,
+  isAugmenting,
+  normalizeAugmentation,
+  NO_AUGMENTATION,
   RUN_CONFIG_DEFAULTS as D,
   mergeConfigOverrides,
   readConfigFile,
@@ -46,6 +50,7 @@ export interface TrainingFlagValues {
   pooling?: 'gap' | 'flatten';
   patience?: string;
   cache?: boolean;
+  augmentViews?: string;
   cachedViews?: string;
   skipBad?: boolean;
   fp16?: boolean;
@@ -82,17 +87,23 @@ const LR_SCHEDULES = ['constant', 'cosine', 'step', 'plateau'];
 const VGG = backboneDefaults('vgg16');
 const A = AUGMENT_PRESET;
 const OTHER = backboneDefaults('layers');
+/** A default as the help names it: one value, or VGG16's and the other backbones' where they differ. */
+const byBackbone = (vgg: unknown, other: unknown): string => (vgg === other ? `${vgg}` : `${vgg} for VGG16, ${other} for other backbones`);
+const augmentDefault = (a: AugmentationInput): string => (isAugmenting(normalizeAugmentation(a)) ? 'on' : 'off');
 
-/** Schedule, optimizer and loss flags (their defaults live in core's RunConfigSchema and are named in the help). */
+/** Schedule, optimizer and loss flags (their defaults live in core's resolveRunConfig and are named in the help). */
 function addRecipeFlags(cmd: Command): Command {
   return cmd
     .addOption(
       new Option(
         '--lr-schedule <kind>',
-        `learning-rate schedule of both phases: constant, cosine (to --min-lr), step (x --lr-decay every --lr-step-epochs) or plateau (halve on a validation-loss plateau) (default: ${D.lrSchedule})`,
+        `learning-rate schedule of both phases: constant, cosine (to --min-lr), step (x --lr-decay every --lr-step-epochs) or plateau (halve on a validation-loss plateau) (default: ${byBackbone(VGG.lrSchedule, OTHER.lrSchedule)})`,
       ).choices(LR_SCHEDULES),
     )
-    .option('--warmup-epochs <n>', `linear learning-rate warmup at the start of each phase, in epochs, counted per step (default: ${D.warmupEpochs})`)
+    .option(
+      '--warmup-epochs <n>',
+      `linear learning-rate warmup at the start of each phase, in epochs, counted per step (default: ${byBackbone(VGG.warmupEpochs, OTHER.warmupEpochs)})`,
+    )
     .option('--min-lr <rate>', `cosine: the rate a phase ends at; plateau: the lowest rate (default: ${D.minLr})`)
     .option('--lr-step-epochs <n>', 'step schedule: epochs between decays (default: a third of the phase)')
     .option('--lr-decay <f>', `step schedule: factor of each decay (default: ${D.lrDecay})`)
@@ -108,7 +119,10 @@ function addRecipeFlags(cmd: Command): Command {
     .option('--weight-decay <wd>', `decoupled weight decay, w -= lr*wd*w before each update (default: ${ADAMW_DEFAULT_WEIGHT_DECAY} for adamw, else 0)`)
     .option('--momentum <m>', `sgd momentum (default: ${D.momentum})`)
     .option('--nesterov', 'sgd: Nesterov momentum')
-    .option('--label-smoothing <eps>', `cross-entropy label smoothing: targets y*(1-eps) + eps/C (default: ${D.labelSmoothing})`)
+    .option(
+      '--label-smoothing <eps>',
+      `cross-entropy label smoothing: targets y*(1-eps) + eps/C (default: ${byBackbone(VGG.labelSmoothing, OTHER.labelSmoothing)})`,
+    )
     .option(
       '--class-weight <auto|none|w0,w1,...>',
       `per-class loss weights: 'auto' balances the training split's class counts (n / (C n_c)) (default: ${D.classWeight})`,
@@ -139,7 +153,7 @@ export function addTrainingFlags(cmd: Command): Command {
     .option('--weights <file>', 'VGG16 weights (.h5 or tfjs dir); default ~/.keras/models/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5')
     .option('--input-size <HxW>', `input size, e.g. 150x150 (default: ${VGG16_DEFAULTS.inputSize.join('x')} for VGG16, read from the model otherwise)`)
     .option('--epochs <n>', `phase 1 (head) epochs (default: ${D.headPhase.epochs})`)
-    .option('--fine-tune-epochs <n>', `phase 2 (fine-tune) epochs (default: ${D.fineTunePhase.epochs})`)
+    .option('--fine-tune-epochs <n>', `phase 2 (fine-tune) epochs (default: ${byBackbone(VGG.fineTuneEpochs, OTHER.fineTuneEpochs)})`)
     .option('--lr <rate>', `phase 1 learning rate (default: ${D.headPhase.learningRate})`)
     .option(
       '--fine-tune-lr <rate>',
@@ -158,8 +172,9 @@ export function addTrainingFlags(cmd: Command): Command {
     .option('--validation-split <f>', `stratified validation fraction (default: ${D.validationSplit})`)
     .option(
       '--augment',
-      `Keras-style augmentation (rotation ${A.rotationRange}, shifts ${A.widthShiftRange}, shear ${A.shearRange}, zoom ${A.zoomRange}, horizontal flip)`,
+      `Keras-style augmentation (rotation ${A.rotationRange}, shifts ${A.widthShiftRange}, shear ${A.shearRange}, zoom ${A.zoomRange}, horizontal flip) (default: ${byBackbone(augmentDefault(VGG.augmentation), augmentDefault(OTHER.augmentation))})`,
     )
+    .option('--no-augment', 'no augmentation')
     .option('--rotation-range <deg>', 'augmentation rotation range in degrees')
     .option('--zoom-range <f>', 'augmentation zoom range')
     .option('--shift-range <f>', 'augmentation width and height shift range')
@@ -170,7 +185,11 @@ export function addTrainingFlags(cmd: Command): Command {
     .addOption(new Option('--pooling <kind>', `head pooling (default: ${D.head.pooling})`).choices(['gap', 'flatten']))
     .option('--patience <n>', `early-stopping patience (epochs, on validation accuracy) (default: ${D.patience})`)
     .option('--no-cache', 'do not cache frozen features')
-    .option('--cached-views <k>', `with augmentation: cache K augmented views per image (default: ${D.cachedViews})`)
+    .option(
+      '--augment-views <k>',
+      `with augmentation: K augmented views per training image, their frozen features computed once and cached; each epoch trains on one view per image (0: a new augmentation every epoch, uncached) (default: ${D.cachedViews})`,
+    )
+    .option('--cached-views <k>', 'the same as --augment-views')
     .option('--skip-bad', 'drop bad images/rows and report them instead of failing')
     .addOption(
       new Option('--gradient-precision <p>', 'precision of the gradients on the wire; weights always travel as fp32 (default: fp32)').choices([
@@ -233,9 +252,8 @@ function classWeight(value: string | undefined): 'auto' | 'none' | number[] | un
 
 /** The run settings that the given flags set (nothing for a flag left out), nested as RunConfig. */
 export function flagOverrides(flags: TrainingFlagValues): RunConfigOverrides {
-  const augment = flags.augment === true;
-  const preset = augment ? AUGMENT_PRESET : undefined;
-  const shift = num(flags.shiftRange, '--shift-range') ?? preset?.widthShiftRange;
+  const shift = num(flags.shiftRange, '--shift-range');
+  const preset = flags.augment === undefined ? {} : flags.augment ? AUGMENT_PRESET : NO_AUGMENTATION;
   const backbone = flags.backbone;
   return {
     dataDir: flags.data,
@@ -255,18 +273,18 @@ export function flagOverrides(flags: TrainingFlagValues): RunConfigOverrides {
     microBatch: num(flags.microBatch, '--micro-batch'),
     seed: num(flags.seed, '--seed'),
     validationSplit: num(flags.validationSplit, '--validation-split'),
-    augmentation: {
-      rotationRange: num(flags.rotationRange, '--rotation-range') ?? preset?.rotationRange,
+    augmentation: mergeConfigOverrides(preset, {
+      rotationRange: num(flags.rotationRange, '--rotation-range'),
       widthShiftRange: shift,
       heightShiftRange: shift,
-      shearRange: num(flags.shearRange, '--shear-range') ?? preset?.shearRange,
-      zoomRange: num(flags.zoomRange, '--zoom-range') ?? preset?.zoomRange,
-      horizontalFlip: flags.horizontalFlip ?? preset?.horizontalFlip,
-    },
+      shearRange: num(flags.shearRange, '--shear-range'),
+      zoomRange: num(flags.zoomRange, '--zoom-range'),
+      horizontalFlip: flags.horizontalFlip,
+    }),
     patience: num(flags.patience, '--patience'),
     // commander sets `cache` to true unless --no-cache was given
     cacheFeatures: flags.cache === false ? false : undefined,
-    cachedViews: num(flags.cachedViews, '--cached-views'),
+    cachedViews: num(flags.augmentViews, '--augment-views') ?? num(flags.cachedViews, '--cached-views'),
     skipBad: flags.skipBad,
     fp16Gradients: flags.fp16,
     gradientPrecision: gradientPrecisionFlag(flags),

@@ -70,15 +70,64 @@ export type PhaseSpec = z.infer<typeof PhaseSpecSchema>;
 /** The augmentation that `--augment` turns on (the Keras ImageDataGenerator settings of the transfer-learning recipe). */
 export const AUGMENT_PRESET = { rotationRange: 20, widthShiftRange: 0.1, heightShiftRange: 0.1, shearRange: 10, zoomRange: 0.1, horizontalFlip: true } as const;
 
-/** The backbone-dependent defaults: VGG16-shaped backbones follow the Keras VGG16 recipe, others MobileNet-style. */
-export function backboneDefaults(kind: string): { preprocess: PreprocessMode; fineTuneLearningRate: number; unfreeze: string | undefined } {
-  const isVgg = kind === 'vgg16' || kind === 'tiny-vgg';
-  // measured on MobileNetV2 (scenes): 1e-4 beats 1e-5 by ~1.5 test points in the same 5 epochs
-  return { preprocess: isVgg ? 'caffe' : 'unit', fineTuneLearningRate: isVgg ? 1e-5 : 1e-4, unfreeze: isVgg ? 'block5' : undefined };
+/** `--no-augment`: every augmentation range 0, no flips. */
+export const NO_AUGMENTATION = { rotationRange: 0, widthShiftRange: 0, heightShiftRange: 0, shearRange: 0, zoomRange: 0, horizontalFlip: false } as const;
+
+/** The settings whose defaults depend on the backbone. */
+export interface BackboneDefaults {
+  /** Pixel scaling: caffe for VGG16-shaped backbones, unit otherwise. */
+  preprocess: PreprocessMode;
+  /** Phase 2's epochs. */
+  fineTuneEpochs: number;
+  /** Phase 2's learning rate: 1e-5 for VGG16-shaped backbones, 1e-4 otherwise. */
+  fineTuneLearningRate: number;
+  /** What phase 2 unfreezes: block5 for VGG16-shaped backbones; otherwise undefined (chooseUnfreeze's choice). */
+  unfreeze: string | undefined;
+  /** Cross-entropy label smoothing. */
+  labelSmoothing: number;
+  /** Learning-rate schedule of both phases. */
+  lrSchedule: 'constant' | 'cosine' | 'step' | 'plateau';
+  /** Linear warmup at the start of each phase, in epochs. */
+  warmupEpochs: number;
+  /** Training-time augmentation ranges (every range 0 and no flips: none); the schema fills the fields left out. */
+  augmentation: Readonly<Partial<Augmentation>>;
 }
 
-/** Epochs and learning rate of the phases that do not depend on the backbone (the Keras recipe: Adam 1e-3 for the head). */
-export const PHASE_DEFAULTS = { headPhase: { epochs: 10, learningRate: 1e-3 }, fineTunePhase: { epochs: 5 } } as const;
+/** VGG16-shaped backbones: the Keras VGG16 transfer-learning recipe. */
+const VGG_RECIPE: BackboneDefaults = Object.freeze({
+  preprocess: 'caffe',
+  fineTuneEpochs: 5,
+  fineTuneLearningRate: 1e-5,
+  unfreeze: 'block5',
+  labelSmoothing: 0,
+  lrSchedule: 'plateau',
+  warmupEpochs: 0,
+  augmentation: NO_AUGMENTATION,
+});
+
+/**
+ * Other (MobileNet-style) backbones: chosen on MobileNetV2's validation split of the scenes data (docs/training.md,
+ * "Real data"): label smoothing 0.1 and cosine with 1 warmup epoch; augmentation (`--augment`) stays off until a
+ * run shows it pays within the time limit. The fine-tune rate 1e-4 beats 1e-5 by ~1.5 test points in 5 epochs.
+ */
+const MOBILENET_RECIPE: BackboneDefaults = Object.freeze({
+  preprocess: 'unit',
+  fineTuneEpochs: 5,
+  fineTuneLearningRate: 1e-4,
+  unfreeze: undefined,
+  labelSmoothing: 0.1,
+  lrSchedule: 'cosine',
+  warmupEpochs: 1,
+  augmentation: NO_AUGMENTATION,
+});
+
+/** The backbone-dependent defaults: VGG16-shaped backbones (vgg16, tiny-vgg) get VGG_RECIPE, the others MOBILENET_RECIPE. */
+export function backboneDefaults(kind: string): BackboneDefaults {
+  return kind === 'vgg16' || kind === 'tiny-vgg' ? VGG_RECIPE : MOBILENET_RECIPE;
+}
+
+/** Epochs and learning rate of the head phase, which do not depend on the backbone (the Keras recipe: Adam 1e-3). */
+export const PHASE_DEFAULTS = { headPhase: { epochs: 10, learningRate: 1e-3 } } as const;
 
 const VGG_DEFAULTS = backboneDefaults('vgg16');
 
@@ -103,7 +152,7 @@ export const RunConfigSchema = z.object({
   /** Phase 1: head on a frozen base. */
   headPhase: PhaseSpecSchema.default({ ...PHASE_DEFAULTS.headPhase }),
   /** Phase 2: fine-tune the top block. */
-  fineTunePhase: PhaseSpecSchema.default({ ...PHASE_DEFAULTS.fineTunePhase, learningRate: VGG_DEFAULTS.fineTuneLearningRate, unfreeze: 'block5' }),
+  fineTunePhase: PhaseSpecSchema.default({ epochs: VGG_DEFAULTS.fineTuneEpochs, learningRate: VGG_DEFAULTS.fineTuneLearningRate, unfreeze: 'block5' }),
   /** Global batch size (split across workers). Default 32. */
   batchSize: z.number().int().positive().default(32),
   /**
@@ -130,8 +179,12 @@ export const RunConfigSchema = z.object({
   tta: z.enum(['none', 'flip']).default('flip'),
   /** Cache frozen features (computed once per sample). Default true when augmentation is off. */
   cacheFeatures: z.boolean().default(true),
-  /** With augmentation on and caching requested: K augmented views cached per image. Default 0 (no cache). */
-  cachedViews: z.number().int().min(0).default(0),
+  /**
+   * With augmentation on and caching requested: K augmented views per training image, their frozen features
+   * computed once and cached; each epoch trains on one view per image (`augmentViewFor`: each view once per cycle
+   * of K epochs). 0: a new augmentation every epoch, uncached. Default 3.
+   */
+  cachedViews: z.number().int().min(0).default(3),
   /** Drop bad samples instead of failing. Default false. */
   skipBad: z.boolean().default(false),
   /** Send gradients as fp16 on the wire (the older spelling of gradientPrecision 'fp16'). Default false. */
@@ -177,7 +230,7 @@ export const RunConfigSchema = z.object({
    * (n / (C · n_c)), resolved to numbers where the run starts; 'none'; or one weight per class. Default 'none'.
    */
   classWeight: z.union([z.literal('auto'), z.literal('none'), z.array(z.number().positive())]).default('none'),
-  /** Label smoothing of the cross-entropy targets: y·(1-ε) + ε/C (Keras). Default 0. */
+  /** Label smoothing of the cross-entropy targets: y·(1-ε) + ε/C (Keras). Default: backboneDefaults (0 for VGG16, 0.1 otherwise). */
   labelSmoothing: z.number().min(0).max(1).default(0),
   /** Largest image file read, in bytes (larger files are refused before reading). Default 64 MiB. */
   maxImageBytes: z
@@ -212,19 +265,25 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v ===
 
 /**
  * `input` with the defaults that the schema cannot give by itself filled in, field by field: those that depend on the
- * backbone (backboneDefaults: preprocessing, the fine-tune learning rate, what to unfreeze) and each phase field left
- * out of a partly given phase (PHASE_DEFAULTS). Values given stay as they are.
+ * backbone (backboneDefaults: preprocessing, phase 2's epochs, rate and what to unfreeze, label smoothing, the
+ * schedule and warmup, augmentation) and each phase field left out of a partly given phase. Values given stay as they are.
  */
 export function withBackboneDefaults<T extends Record<string, unknown>>(input: T): T {
   const backbone = isPlainObject(input.backbone) ? input.backbone : {};
   const d = backboneDefaults(typeof backbone.kind === 'string' ? backbone.kind : 'vgg16');
   const head = isPlainObject(input.headPhase) ? input.headPhase : {};
   const fine = isPlainObject(input.fineTunePhase) ? input.fineTunePhase : {};
+  const given = isPlainObject(input.augmentation) ? Object.entries(input.augmentation).filter(([, v]) => v !== undefined) : [];
   return {
     ...input,
     preprocess: input.preprocess ?? d.preprocess,
+    labelSmoothing: input.labelSmoothing ?? d.labelSmoothing,
+    lrSchedule: input.lrSchedule ?? d.lrSchedule,
+    warmupEpochs: input.warmupEpochs ?? d.warmupEpochs,
+    // each range given replaces the default's; the others keep it
+    augmentation: { ...d.augmentation, ...Object.fromEntries(given) },
     headPhase: { ...PHASE_DEFAULTS.headPhase, ...head },
-    fineTunePhase: { ...PHASE_DEFAULTS.fineTunePhase, learningRate: d.fineTuneLearningRate, ...(d.unfreeze ? { unfreeze: d.unfreeze } : {}), ...fine },
+    fineTunePhase: { epochs: d.fineTuneEpochs, learningRate: d.fineTuneLearningRate, ...(d.unfreeze ? { unfreeze: d.unfreeze } : {}), ...fine },
   };
 }
 

@@ -1,7 +1,16 @@
 // @dptrain/core — explicit barrel. Each area keeps its own index.ts.
 export { DptrainError, type DptrainErrorCode, isDptrainError } from './errors.js';
 export { debugFromEnv, deviceStepFromEnv, LOCAL_WORKERS_VAR, localWorkerCount, nativeOptimizerAllowed } from './env.js';
-export { AUGMENT_PRESET, type Augmentation, AugmentationSchema, backboneDefaults, type BackboneSpec, BackboneSpecSchema } from './config.js';
+export {
+  AUGMENT_PRESET,
+  type Augmentation,
+  AugmentationSchema,
+  type BackboneDefaults,
+  backboneDefaults,
+  type BackboneSpec,
+  BackboneSpecSchema,
+} from './config.js';
+export { NO_AUGMENTATION } from './config.js';
 export { type GradientPrecision, GradientPrecisionSchema, type HeadSpec, HeadSpecSchema, parseRunConfig, PHASE_DEFAULTS, type PhaseSpec } from './config.js';
 export { PhaseSpecSchema, type PreprocessMode, PreprocessModeSchema, type RunConfig, type RunConfigInput, RunConfigSchema } from './config.js';
 export { wireGradientPrecision, withBackboneDefaults } from './config.js';
@@ -25,6 +34,7 @@ export { type ResolveBackendOptions, resolvePrecision, type ResolvePrecisionOpti
 export { TFJS_NODE_GPU_SASS, type TfjsNodeGpuVerdict, tfjsNodeGpuVerdict, versionsOf, visibleGpus, WASM_TRAINING_KERNELS } from './backend/index.js';
 export { wasmBinaryDir, type WasmTrainingKernel, withRunPrecision, workerPrecision } from './backend/index.js';
 export { affineMatrix, type AffineParams, affineParamsFor, applyAffine, type AugmentationInput, augmentImage, type BatchesOptions } from './data/index.js';
+export { augmentViewFor } from './data/index.js';
 export { CAFFE_MEANS_BGR, checkImageFile, type CheckImageFileOptions, clipForMessage, combineContentHash } from './data/index.js';
 export { type CompetitionReadOptions, type ContentHashMode, type ContentHashOptions, contentHashSamples, type CsvRow, type CsvTable } from './data/index.js';
 export { type Culprit, type Dataset, datasetContentHash, datasetHash, datasetIdentity, type DatasetIdentitySettings, type DataSplit } from './data/index.js';

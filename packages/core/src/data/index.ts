@@ -13,6 +13,7 @@ export { type DecodedImage, decodeImage, type DecodeOptions, type ResizeKernel }
 export { CAFFE_MEANS_BGR, preprocessInPlace, preprocessInto, preprocessPixels, unpreprocess } from './preprocess.js';
 export { affineMatrix, type AffineParams, affineParamsFor, applyAffine, type AugmentationInput, augmentImage, IDENTITY_PARAMS } from './augment.js';
 export { isAugmenting, normalizeAugmentation, randomAffineParams } from './augment.js';
+export { augmentViewFor } from './augment-views.js';
 export { type ImageBatch, ImageBatchLoader, type ImageBatchLoaderOptions, type LoadBatchOptions } from './loader.js';
 export { generateSyntheticScenes, renderSyntheticScene, SYNTHETIC_CLASS_NAMES, type SyntheticScenesOptions } from './synthetic.js';
 export { type SyntheticScenesResult, syntheticSceneSvg } from './synthetic.js';

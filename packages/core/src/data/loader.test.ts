@@ -84,6 +84,11 @@ describe('ImageBatchLoader', () => {
     expect(Array.from(a.data)).toEqual(Array.from(b.data));
     expect(Array.from(a.data)).not.toEqual(Array.from(c.data));
     expect(plain.data[3]).toBeCloseTo(30 / 255, 5);
+    // per-sample epochs: each image of the batch drawn for its own epoch
+    const mixed = await mk().loadBatch([s, s], { epochs: [1, 2], augment: true });
+    const size = a.data.length;
+    expect(Array.from(mixed.data.subarray(0, size))).toEqual(Array.from(a.data));
+    expect(Array.from(mixed.data.subarray(size))).toEqual(Array.from(c.data));
   });
 
   it('rejects with E_DATA_IMAGE naming the file', async () => {

@@ -32,6 +32,8 @@ export interface LoadBatchOptions {
   epoch?: number;
   /** Apply the loader's augmentation. Default false. */
   augment?: boolean;
+  /** loadBatch: each sample's own epoch for its augmentation draw (one per sample, in order), instead of `epoch`. Default: none. */
+  epochs?: readonly number[];
 }
 
 /** One batch of preprocessed images, NHWC float32, plus labels (-1 for test samples). */
@@ -109,7 +111,7 @@ export class ImageBatchLoader {
       samples,
       async (s, i) => {
         labels[i] = s.label;
-        await this.loadImage(s, options, data, i * size);
+        await this.loadImage(s, options.epochs ? { ...options, epoch: options.epochs[i] ?? 0 } : options, data, i * size);
       },
       { concurrency: this.concurrency },
     );

@@ -4,6 +4,8 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunConfig } from '../config.js';
+import { augmentViewFor } from '../data/augment-views.js';
+import type { LoadBatchOptions } from '../data/loader.js';
 import type { Sample } from '../data/types.js';
 import { FeatureCache } from './feature-cache.js';
 import { createReplica, type BatchSource, type ReplicaOptions } from './replica.js';
@@ -17,13 +19,18 @@ beforeAll(async () => {
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 /** Counts the images a replica decodes. */
-function counting(inner: BatchSource): BatchSource & { images: number; epochs: number[] } {
+function counting(inner: BatchSource): BatchSource & { images: number; epochs: number[]; decoded: string[] } {
   const src = {
     images: 0,
+    /** The augmentation epochs of each batch decoded (one per batch when all its samples share it). */
     epochs: [] as number[],
-    async loadBatch(samples: readonly Sample[], opts?: { epoch?: number; augment?: boolean }) {
+    /** `index@epoch` of every image decoded, in order. */
+    decoded: [] as string[],
+    async loadBatch(samples: readonly Sample[], opts?: LoadBatchOptions) {
       src.images += samples.length;
-      src.epochs.push(opts?.epoch ?? 0);
+      const each = samples.map((_, i) => opts?.epochs?.[i] ?? opts?.epoch ?? 0);
+      src.epochs.push(...new Set(each));
+      samples.forEach((s, i) => src.decoded.push(`${s.index}@${each[i]}`));
       return inner.loadBatch(samples, opts);
     },
   };
@@ -125,22 +132,29 @@ describe('training from cached frozen features', () => {
     }
   });
 
-  it('with augmentation and cachedViews K, caches K views per image (view = epoch mod K)', async () => {
-    const config = tinyConfig({ augmentation: { horizontalFlip: true }, cachedViews: 2 });
+  it('with augmentation and cachedViews K, caches K views per image and each epoch draws one per image', async () => {
+    const K = 3;
+    const config = tinyConfig({ augmentation: { horizontalFlip: true }, cachedViews: K });
     const src = counting(syntheticImages);
     const r = await createReplica(config, { images: src });
     expect(r.cacheEnabled).toBe(true);
-    const batch = samplesOf(4);
-    const losses: number[] = [];
-    for (let epoch = 0; epoch < 4; epoch++) losses.push((await r.computeGradients(batch, { phase: 'head', epoch, step: 3 })).loss);
-    expect(src.epochs).toEqual([0, 1]);
-    expect(src.images).toBe(8);
-    expect(losses[2]).toBe(losses[0]);
-    expect(losses[3]).toBe(losses[1]);
+    const batch = samplesOf(8);
+    const decodedIn: string[][] = [];
+    for (let epoch = 0; epoch < 2 * K; epoch++) {
+      const before = src.decoded.length;
+      await r.computeGradients(batch, { phase: 'head', epoch, step: 3 });
+      decodedIn.push(src.decoded.slice(before));
+    }
+    // each image's view of an epoch is augmentViewFor's pick, decoded the first time it is drawn only
+    for (let epoch = 0; epoch < K; epoch++) expect(decodedIn[epoch]).toEqual(batch.map((s) => `${s.index}@${augmentViewFor(config.seed, epoch, s.index, K)}`));
+    for (let epoch = K; epoch < 2 * K; epoch++) expect(decodedIn[epoch]).toEqual([]);
+    expect(src.images).toBe(K * batch.length);
+    // one view per image, not one per epoch: the first epoch already mixes views
+    expect(new Set(batch.map((s) => augmentViewFor(config.seed, 0, s.index, K))).size).toBeGreaterThan(1);
     r.dispose();
-    // Without cachedViews, augmentation turns the cache off and each epoch draws its own view.
+    // With cachedViews 0, augmentation turns the cache off and each epoch draws its own view.
     const src2 = counting(syntheticImages);
-    const r2 = await createReplica(tinyConfig({ augmentation: { horizontalFlip: true } }), { images: src2 });
+    const r2 = await createReplica(tinyConfig({ augmentation: { horizontalFlip: true }, cachedViews: 0 }), { images: src2 });
     expect(r2.cacheEnabled).toBe(false);
     for (let epoch = 0; epoch < 3; epoch++) await r2.computeGradients(batch, { phase: 'head', epoch, step: 3 });
     expect(src2.epochs).toEqual([0, 1, 2]);

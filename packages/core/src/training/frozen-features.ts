@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { readTensorInto } from '../backend/read-into.js';
 import type { RunConfig } from '../config.js';
+import { augmentViewFor } from '../data/augment-views.js';
 import type { LoadBatchOptions } from '../data/loader.js';
 import type { Sample } from '../data/types.js';
 import { DptrainError } from '../errors.js';
@@ -59,28 +60,29 @@ export class FrozenFeatures {
   }
 
   /**
-   * Where the features of a batch come from: the boundary's shape, the augmentation view (epoch mod K when cached),
-   * whether the caches are used, the cache key of each sample, and the phase-2 boundary filled on the way.
+   * Where the features of a batch come from: the boundary's shape, each sample's augmentation draw and cached view
+   * (with K cached views, the view `augmentViewFor` picks for (seed, epoch, sample); uncached, the epoch's own
+   * draw), whether the caches are used, the cache key of each sample, and the phase-2 boundary filled on the way.
    */
   private lookup(pm: PhaseModels, samples: Sample[], mode: FeatureMode) {
     const fshape = boundaryShape(this.o.backbone, pm.split.boundary);
     const augment = mode.train && this.o.augmenting;
-    const views = this.o.config.cachedViews;
-    const augEpoch = augment && views > 0 ? mode.epoch % views : mode.epoch;
-    const useCache = this.o.cache !== undefined && (!augment || views > 0);
-    const view = `${augment ? `v${augEpoch}` : mode.flip ? 'flip' : 'plain'}.g${this.generation}`;
-    const keys = samples.map((s) => featureKey(pm.split.boundary, s, view));
+    const k = this.o.config.cachedViews;
+    const useCache = this.o.cache !== undefined && (!augment || k > 0);
+    const augEpochs = samples.map((s) => (augment && k > 0 ? augmentViewFor(this.o.config.seed, mode.epoch, s.index, k) : mode.epoch));
+    const views = augEpochs.map((e) => `${augment ? `v${e}` : mode.flip ? 'flip' : 'plain'}.g${this.generation}`);
+    const keys = samples.map((s, i) => featureKey(pm.split.boundary, s, views[i]!));
     const secondary = useCache ? pm.secondary : undefined;
-    return { fshape, augment, augEpoch, useCache, view, keys, secondary };
+    return { fshape, augment, augEpochs, useCache, views, keys, secondary };
   }
 
   /**
    * Output of the frozen part for these samples, [n, ...boundary shape], from the cache when possible.
-   * Training with augmentation reads view epoch mod K (cached) or the epoch's own augmentation (uncached).
+   * Training with augmentation reads each sample's cached view or (uncached) the epoch's own augmentation.
    * `flip`: of the mirror images (test-time augmentation; cached as their own view).
    */
   async host(pm: PhaseModels, samples: Sample[], mode: FeatureMode): Promise<{ data: Float32Array; shape: number[] }> {
-    const { fshape, augment, augEpoch, useCache, view, keys, secondary } = this.lookup(pm, samples, mode);
+    const { fshape, augment, augEpochs, useCache, views, keys, secondary } = this.lookup(pm, samples, mode);
     const size = fshape.reduce((a, b) => a * b, 1);
     const shape = [samples.length, ...fshape];
     const data = new Float32Array(samples.length * size);
@@ -99,7 +101,7 @@ export class FrozenFeatures {
     const load = (idx: number[]) =>
       this.o.images.loadBatch(
         idx.map((i) => this.o.local(samples[i]!)),
-        { augment, epoch: augEpoch },
+        { augment, epochs: idx.map((i) => augEpochs[i]!) },
       );
     for await (const { idx, loaded: batch } of prefetchChunks(missing, this.o.chunk, load)) {
       // tidy returns the tensors, not their arrays: tidy walks what it returns, and walking a Float32Array visits
@@ -121,7 +123,8 @@ export class FrozenFeatures {
       idx.forEach((i, j) => {
         const row = out.subarray(j * size, (j + 1) * size);
         data.set(useCache ? this.o.cache!.put(keys[i]!, row) : row, i * size);
-        if (secondary && second) this.o.cache!.put(featureKey(secondary.boundary, samples[i]!, view), second.subarray(j * secondSize, (j + 1) * secondSize));
+        if (secondary && second)
+          this.o.cache!.put(featureKey(secondary.boundary, samples[i]!, views[i]!), second.subarray(j * secondSize, (j + 1) * secondSize));
       });
     }
     return { data, shape };
@@ -134,7 +137,7 @@ export class FrozenFeatures {
    * read back into the host cache.
    */
   async device(pm: PhaseModels, samples: Sample[], mode: FeatureMode): Promise<tf.Tensor> {
-    const { fshape, augment, augEpoch, useCache, view, keys, secondary } = this.lookup(pm, samples, mode);
+    const { fshape, augment, augEpochs, useCache, views, keys, secondary } = this.lookup(pm, samples, mode);
     const rows: tf.Tensor[] = new Array(samples.length);
     const temporary: tf.Tensor[] = [];
     const keep = (key: string, row: tf.Tensor, cache: boolean): void => {
@@ -161,7 +164,7 @@ export class FrozenFeatures {
       this.pixelsOnDevice(
         idx.map((i) => this.o.local(samples[i]!)),
         augment,
-        augEpoch,
+        idx.map((i) => augEpochs[i]!),
         mode.flip === true,
       );
     for await (const { idx, loaded: x } of prefetchChunks(missing, this.o.chunk, load)) {
@@ -173,7 +176,7 @@ export class FrozenFeatures {
         rows[i] = row;
         keep(keys[i]!, row, useCache);
         if (secondary && second) {
-          const key2 = featureKey(secondary.boundary, samples[i]!, view);
+          const key2 = featureKey(secondary.boundary, samples[i]!, views[i]!);
           const row2 = tf.tidy(() => second.slice(j, 1).reshape(second.shape.slice(1)));
           keep(key2, row2, true);
         }
@@ -186,7 +189,7 @@ export class FrozenFeatures {
   }
 
   /** A batch of pixels as a preprocessed tensor on the device: bytes up and preprocessed there, or floats when augmenting. */
-  private async pixelsOnDevice(samples: Sample[], augment: boolean, epoch: number, flip: boolean): Promise<tf.Tensor4D> {
+  private async pixelsOnDevice(samples: Sample[], augment: boolean, epochs: readonly number[], flip: boolean): Promise<tf.Tensor4D> {
     const raw = !augment && this.o.images.loadRawBatch ? await this.o.images.loadRawBatch(samples) : undefined;
     let x: tf.Tensor4D;
     if (raw) {
@@ -196,7 +199,7 @@ export class FrozenFeatures {
         preprocessOnDevice(unpackBytes(tf.tensor1d(packed, 'int32'), raw.data.length).reshape(raw.shape as number[]) as tf.Tensor4D, this.o.config.preprocess),
       );
     } else {
-      const batch = await this.o.images.loadBatch(samples, { augment, epoch });
+      const batch = await this.o.images.loadBatch(samples, { augment, epochs });
       this.o.transfers.up(batch.data.byteLength);
       x = tf.tensor4d(batch.data, [samples.length, batch.shape[1]!, batch.shape[2]!, batch.shape[3]!]);
     }
