@@ -20,6 +20,7 @@ import {
   type UpstreamOptions,
   type WorkerHandle,
 } from '@dptrain/worker';
+import { BucketRelay } from './bucket-relay.js';
 import { ClusterExecutor } from './executor.js';
 import { spawnLocalWorker, workerCpuSets } from './local-workers.js';
 import type { NodeLayout } from './nproc.js';
@@ -54,6 +55,8 @@ interface LocalCluster {
   config: RunConfig;
   server: ClusterServer;
   executor: ClusterExecutor;
+  /** Forwards the pipelined update's weights buckets to the local workers. */
+  relay: BucketRelay;
   supervisor: WorkerSupervisor;
   index: SampleIndex;
   datasetHash: string;
@@ -63,8 +66,8 @@ interface LocalCluster {
  * An agent's handlers: a worker upstream, a coordinator downstream. Each request from the coordinator is answered
  * by the coordinator's own cluster code over the local workers: a step's slice (a node of the micro-batch tree) is
  * computed by `ClusterExecutor.computeGradients` as a whole batch, which cuts it into tree nodes among the local
- * workers and merges their means along the same tree, so the bits are those of a plain worker; weights frames are
- * forwarded as received; prediction chunks are split among the workers; a phase switch reaches all of them.
+ * workers and merges their means along the same tree, so the bits are those of a plain worker; weights frames and
+ * the pipelined update's weights buckets (bucket-relay.ts) are forwarded as received; prediction chunks are split among the workers; a phase switch reaches all of them.
  */
 export class AgentHandlers implements MessageHandlers {
   private local: LocalCluster | undefined;
@@ -108,6 +111,10 @@ export class AgentHandlers implements MessageHandlers {
   async weights(msg: MessageOf<'weights'>, frame: Buffer[]): Promise<void> {
     // the frame as it came (same version, same ack flag): the local workers' acks are awaited when it asks for them
     await this.ready.executor.broadcastWeights(msg.weights, msg.version, frame, msg.ack);
+  }
+
+  async weightsBucket(msg: MessageOf<'weights_bucket'>, frame: Buffer[]): Promise<void> {
+    await this.ready.relay.forward(msg, frame); // each bucket on at once, as received
   }
 
   async step(msg: MessageOf<'step'>): Promise<Outgoing<'gradients'>> {
@@ -201,7 +208,8 @@ export class AgentHandlers implements MessageHandlers {
       },
     });
     supervisor.start();
-    this.local = { key, config, server, executor, supervisor, index: new SampleIndex(dataset), datasetHash };
+    const relay = new BucketRelay(server, () => executor.deadlines.options.firstStepTimeoutMs);
+    this.local = { key, config, server, executor, relay, supervisor, index: new SampleIndex(dataset), datasetHash };
     return this.local;
   }
 

@@ -19,8 +19,13 @@ import {
   type StepContext,
   type StepWorkerStat,
   type TrainingExecutor,
+  type TrainingUpdate,
+  type TrainStepResult,
   type WeightSpec,
+  checkStepResult,
+  DEFAULT_BUCKET_FLOATS,
 } from '@dptrain/core';
+import { pipelinedUpdate } from './bucketed-update.js';
 import { DeadlineError, WorkerLostError, type Peer } from './peer.js';
 import { RequestDeadlines, type RequestDeadlineOptions, type RequestKind } from './deadlines.js';
 import type { ClusterServer } from './server.js';
@@ -44,6 +49,11 @@ export interface ClusterExecutorOptions {
   gradientPrecision?: GradientPrecision;
   /** Clock for timings and events. Default: systemClock. */
   clock?: Clock;
+  /**
+   * Floats per bucket of the pipelined update (trainStep: each bucket updated and its weights sent at once).
+   * Default: core's DEFAULT_BUCKET_FLOATS (1 Mi floats, 4 MiB).
+   */
+  bucketFloats?: number;
   /**
    * Sanity bound on each worker's gradient norm (`--max-grad-norm-ratio`, `--max-grad-norm`): a gradient above
    * it is refused, its worker dropped and its share redone by the others; a lone worker recomputes the step
@@ -378,6 +388,22 @@ export class ClusterExecutor implements TrainingExecutor {
       total,
       micro,
     };
+  }
+
+  /**
+   * One training step with the update pipelined into the broadcast (bucketed-update.ts): the gradients are
+   * gathered, checked and merged as by computeGradients (the norm bound and --clip-norm need the whole
+   * gradient, so the update starts once every part is in and accepted), then each bucket is updated and sent.
+   */
+  async trainStep(samples: Sample[], ctx: StepContext, update: TrainingUpdate): Promise<TrainStepResult> {
+    const { gradients, ...rest } = await this.computeGradients(samples, ctx);
+    checkStepResult(gradients.length, rest.loss, update.weights.length, ctx.step);
+    await pipelinedUpdate(this.server, gradients, update, {
+      bucketFloats: this.opts.bucketFloats ?? DEFAULT_BUCKET_FLOATS,
+      ack: this.opts.ackWeights ?? false,
+      ackDeadlineMs: this.deadlines.options.firstStepTimeoutMs,
+    });
+    return rest;
   }
 
   async setWeights(weights: Float32Array): Promise<void> {
