@@ -9,7 +9,7 @@
 // `dptrain worker --nproc-per-node N`, with the N processes behind it). The rounds of every mode, and the raw copy,
 // alternate within one run.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -62,6 +62,8 @@ export interface ExchangeResult {
   rawMBps: number;
   /** rawMs / clusterMs, in %. */
   percentOfRaw: number;
+  /** CPU time per round (user + system, median over rounds, ms): this process (the coordinator) and its peers' processes. */
+  cpuMs: { coordinator: number; workers: number; raw: number; rawPeers: number };
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -75,8 +77,47 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 const exited = (k: ChildProcess): Promise<unknown> =>
   k.exitCode !== null || k.signalCode !== null ? Promise.resolve() : new Promise((r) => k.once('exit', r));
 
+/** User + system CPU time of process `pid` and of every descendant of it still alive, in ms (/proc; 0 if gone). */
+function treeCpuMs(pid: number): number {
+  const stats = new Map<number, { ppid: number; ticks: number }>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      stats.set(Number(name), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  let ticks = 0;
+  const todo = [pid];
+  while (todo.length > 0) {
+    const p = todo.pop()!;
+    ticks += stats.get(p)?.ticks ?? 0;
+    for (const [q, st] of stats) if (st.ppid === p) todo.push(q);
+  }
+  return ticks * 10; // USER_HZ = 100 on Linux
+}
+
+/** CPU ms of this process and of `kids` (with their descendants) spent while `run` runs, and its wall time. */
+async function timed(kids: ChildProcess[], run: () => Promise<unknown>): Promise<{ wallMs: number; selfMs: number; kidsMs: number }> {
+  const kidsCpu = (): number => kids.reduce((a, k) => a + (k.pid ? treeCpuMs(k.pid) : 0), 0);
+  const u0 = process.cpuUsage();
+  const k0 = kidsCpu();
+  const t0 = performance.now();
+  await run();
+  const wallMs = performance.now() - t0;
+  const u = process.cpuUsage(u0);
+  return { wallMs, selfMs: (u.user + u.system) / 1000, kidsMs: kidsCpu() - k0 };
+}
+
 function spawnNode(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  return spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], cwd: ROOT, env: { ...process.env, DPTRAIN_TOKEN: TOKEN, ...env } });
+  return spawn(process.execPath, args, {
+    stdio: ['ignore', 'ignore', process.env.DPTRAIN_BENCH_VERBOSE ? 'inherit' : 'ignore'],
+    cwd: ROOT,
+    env: { ...process.env, DPTRAIN_TOKEN: TOKEN, ...env },
+  });
 }
 
 /** The run config of the bench (a tiny-VGG base that every process hashes at join in no time, one sample a worker). */
@@ -148,16 +189,15 @@ class BenchCluster {
     }
   }
 
-  /** One timed round: a step of one sample per worker process and the update in `mode`, in ms. */
-  async round(mode: ExchangeMode, step: number, optimizer: SgdOptimizer, n: number): Promise<number> {
+  /** One timed round: a step of one sample per worker process and the update in `mode` (wall and CPU ms). */
+  async round(mode: ExchangeMode, step: number, optimizer: SgdOptimizer, n: number): Promise<{ wallMs: number; selfMs: number; kidsMs: number }> {
     const samples: Sample[] = Array.from({ length: n }, (_, i) => ({ split: 'labelled', index: i, name: `${i}`, path: `/${i}`, label: i % 2 }));
     // plain: the code before the pipelined update, the JS merge too
     if (mode === 'plain') setVectorKernels({});
     try {
-      const t0 = performance.now();
       // the stand-in optimizer step w -= g (SGD at rate 1)
-      await runTrainingStep(stepper(this.executor, mode), samples, { phase: 'head', epoch: 0, step }, { weights: this.weights, optimizer, clipNorm: 0 });
-      return performance.now() - t0;
+      const update = { weights: this.weights, optimizer, clipNorm: 0 };
+      return await timed(this.kids, () => runTrainingStep(stepper(this.executor, mode), samples, { phase: 'head', epoch: 0, step }, update));
     } finally {
       if (mode === 'plain') await useNativeOptimizer();
     }
@@ -191,8 +231,11 @@ class RawPeers {
     return new RawPeers(server, socks, kids, floats * 4);
   }
 
-  async round(): Promise<number> {
-    const t0 = performance.now();
+  async round(): Promise<{ wallMs: number; selfMs: number; kidsMs: number }> {
+    return timed(this.kids, () => this.exchange());
+  }
+
+  private async exchange(): Promise<void> {
     const out = Buffer.alloc(this.bytes, 3);
     // gather: each peer sends `bytes` (kept, as the coordinator keeps gradients)
     await Promise.all(
@@ -224,7 +267,6 @@ class RawPeers {
           }),
       ),
     );
-    return performance.now() - t0;
   }
 
   async close(): Promise<void> {
@@ -255,9 +297,10 @@ export async function benchExchange(options: ExchangeBenchOptions = {}): Promise
       try {
         for (const layout of layouts) {
           const cluster = await BenchCluster.start(n, floats, layout, dataDir);
-          const times = new Map<ExchangeMode | 'raw', number[]>();
-          const record = (k: ExchangeMode | 'raw', ms: number, r: number): void => {
-            if (r > 0) times.set(k, [...(times.get(k) ?? []), ms]); // round 0 warms up
+          type Round = { wallMs: number; selfMs: number; kidsMs: number };
+          const times = new Map<ExchangeMode | 'raw', Round[]>();
+          const record = (k: ExchangeMode | 'raw', t: Round, r: number): void => {
+            if (r > 0) times.set(k, [...(times.get(k) ?? []), t]); // round 0 warms up
           };
           try {
             const optimizer = new SgdOptimizer({ learningRate: 1 });
@@ -268,8 +311,11 @@ export async function benchExchange(options: ExchangeBenchOptions = {}): Promise
           } finally {
             await cluster.close();
           }
-          const rawMs = median(times.get('raw')!);
-          for (const mode of modes) results.push(summarize(n, floats, layout, mode, median(times.get(mode)!), rawMs, log));
+          const med = (k: ExchangeMode | 'raw', f: keyof Round): number => median(times.get(k)!.map((t) => t[f]));
+          for (const mode of modes) {
+            const cpuMs = { coordinator: med(mode, 'selfMs'), workers: med(mode, 'kidsMs'), raw: med('raw', 'selfMs'), rawPeers: med('raw', 'kidsMs') };
+            results.push(summarize(n, floats, layout, mode, med(mode, 'wallMs'), med('raw', 'wallMs'), cpuMs, log));
+          }
         }
       } finally {
         await raw.close();
@@ -288,6 +334,7 @@ function summarize(
   mode: ExchangeMode,
   cluster: number,
   raw: number,
+  cpu: ExchangeResult['cpuMs'],
   log: (l: string) => void,
 ): ExchangeResult {
   const bytes = 2 * n * floats * 4;
@@ -301,9 +348,10 @@ function summarize(
     clusterMBps: Math.round(bytes / 1e6 / (cluster / 1000)),
     rawMBps: Math.round(bytes / 1e6 / (raw / 1000)),
     percentOfRaw: Math.round((100 * raw) / cluster),
+    cpuMs: { coordinator: Math.round(cpu.coordinator), workers: Math.round(cpu.workers), raw: Math.round(cpu.raw), rawPeers: Math.round(cpu.rawPeers) },
   };
   log(
-    `  N=${n} ${layout} ${mode}: ${(bytes / 1e6).toFixed(0)} MB/round  cluster ${r.clusterMs} ms (${r.clusterMBps} MB/s)  raw TCP ${r.rawMs} ms (${r.rawMBps} MB/s)  = ${r.percentOfRaw}% of raw`,
+    `  N=${n} ${layout} ${mode}: ${(bytes / 1e6).toFixed(0)} MB/round  cluster ${r.clusterMs} ms (${r.clusterMBps} MB/s)  raw TCP ${r.rawMs} ms (${r.rawMBps} MB/s)  = ${r.percentOfRaw}% of raw; CPU ms/round: coordinator ${r.cpuMs.coordinator} + workers ${r.cpuMs.workers} (raw: ${r.cpuMs.raw} + ${r.cpuMs.rawPeers})`,
   );
   return r;
 }

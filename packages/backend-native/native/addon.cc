@@ -116,6 +116,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("adamUpdate", Napi::Function::New(env, Guard<AdamUpdate>));
   exports.Set("mergeTwo", Napi::Function::New(env, MergeTwo));
   exports.Set("firstNonFinite", Napi::Function::New(env, FirstNonFinite));
+  exports.Set("bucketSumsOfSquares", Napi::Function::New(env, BucketSumsOfSquares));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("setActivationLayout", Napi::Function::New(env, SetActivationLayout));
   exports.Set("setConvAlgorithm", Napi::Function::New(env, SetConvAlgorithm));

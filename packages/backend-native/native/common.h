@@ -133,5 +133,6 @@ Napi::Value AdamUpdate(const Napi::CallbackInfo& info);
 // The exchange's gradient merge and finiteness check (merge.cc; TS side: core/src/training/vector-kernels.ts).
 Napi::Value MergeTwo(const Napi::CallbackInfo& info);
 Napi::Value FirstNonFinite(const Napi::CallbackInfo& info);
+Napi::Value BucketSumsOfSquares(const Napi::CallbackInfo& info);
 
 }  // namespace dptrain_native

@@ -42,7 +42,49 @@ bool HasAvx512() {
   return yes;
 }
 
+// s[k] += double(g[k * stride + i])^2 for i < len, each lane in index order: L independent chains (the bits of L
+// sequential loops, at the throughput of L).
+template <int L>
+void SquareSumLanes(const float* g, int64_t stride, int64_t len, double* s) {
+  for (int64_t i = 0; i < len; ++i) {
+    for (int k = 0; k < L; ++k) {
+      const double x = g[k * stride + i];
+      s[k] += x * x;
+    }
+  }
+}
+
 }  // namespace
+
+// bucketSumsOfSquares(g, bucketFloats, out): out[k] = the float64 sum of squares of bucket k of g ([k b, (k + 1) b)),
+// summed in index order as core's rangeSumOfSquares does (the same bits); 8 buckets run side by side.
+Napi::Value BucketSumsOfSquares(const Napi::CallbackInfo& info) {
+  const float* g = F32(info[0], "g");
+  const int64_t n = static_cast<int64_t>(Len(info[0]));
+  const int64_t b = info[1].As<Napi::Number>().Int64Value();
+  if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+    throw Napi::TypeError::New(info.Env(), "out must be a Float64Array");
+  }
+  auto outArr = info[2].As<Napi::Float64Array>();
+  const int64_t nb = b > 0 ? (n + b - 1) / b : -1;
+  if (b < 1 || static_cast<int64_t>(outArr.ElementLength()) != nb) {
+    throw Napi::RangeError::New(info.Env(), "bucketSumsOfSquares: out must hold one value per bucket");
+  }
+  double* out = outArr.Data();
+  const int64_t full = n / b;  // buckets of exactly b floats
+  int64_t k = 0;
+  for (; k + 8 <= full; k += 8) {
+    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    SquareSumLanes<8>(g + k * b, b, b, s);
+    for (int j = 0; j < 8; ++j) out[k + j] = s[j];
+  }
+  for (; k < nb; ++k) {
+    double s = 0;
+    SquareSumLanes<1>(g + k * b, b, (k + 1) * b <= n ? b : n - k * b, &s);
+    out[k] = s;
+  }
+  return info.Env().Undefined();
+}
 
 // mergeTwo(out, a, b, wa, wb): out may be a or b. Returns the instruction set used ("avx512" or "scalar").
 Napi::Value MergeTwo(const Napi::CallbackInfo& info) {

@@ -79,6 +79,11 @@ export interface NativeAddon {
   mergeTwo(out: Float32Array, a: Float32Array, b: Float32Array, wa: number, wb: number): 'avx512' | 'scalar';
   /** Index of the first NaN or ±Infinity of `g`, or -1. */
   firstNonFinite(g: Float32Array): number;
+  /**
+   * out[k] = the float64 sum of squares of g's bucket k ([k b, (k + 1) b), b = `bucketFloats`), each summed in index
+   * order: the bits of core's rangeSumOfSquares (native/merge.cc). `out` holds one value per bucket.
+   */
+  bucketSumsOfSquares(g: Float32Array, bucketFloats: number, out: Float64Array): void;
   /** out[o, i] = scale * sum_r x[o, r, i]. */
   reduceSum(x: Float32Array, out: Float32Array, outer: number, red: number, inner: number, scale: number): void;
   /** 'nhwc' (default: no reorders) or 'any' (oneDNN's blocked layouts, reordered around each call). */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadAddon } from './addon.js';
-import { mergeTwoInto, setVectorKernels } from '@dptrain/core';
+import { bucketSumOfSquares, mergeTwoInto, rangeSumOfSquares, setVectorKernels } from '@dptrain/core';
 import { nativeOrSkipReason, prng } from './native-backend.testutil.js';
 
 const skipReason = await nativeOrSkipReason();
@@ -95,6 +95,32 @@ describe.skipIf(skipReason !== null)('native mergeTwo and firstNonFinite (native
         const viaCore = new Float32Array(n);
         mergeTwoInto(viaCore, a, b, wa, 1 - wa);
         expect(sameBits(viaCore, want)).toBe(true);
+      } finally {
+        setVectorKernels({});
+      }
+    }
+  });
+
+  it('bucketSumsOfSquares gives the JS per-bucket sums bit for bit (8 buckets side by side, a short last one, NaN and Infinity), and so does core through it', () => {
+    const addon = loadAddon();
+    for (const [n, b, nonFinite] of [
+      [10_000, 4096, false],
+      [100_003, 4096, false],
+      [1 << 16, 1 << 12, true],
+      [70_001, 997, true],
+      [5, 8, false],
+    ] as const) {
+      const g = awkward(n, n + b, nonFinite);
+      const buckets = Math.ceil(n / b);
+      const want = Float64Array.from({ length: buckets }, (_, k) => rangeSumOfSquares(g, k * b, Math.min(n, (k + 1) * b)));
+      const out = new Float64Array(buckets);
+      addon.bucketSumsOfSquares(g, b, out);
+      expect(Array.from(out), `n=${n} b=${b}`).toEqual(Array.from(want));
+      // the sums differ from a one-pass sum in another order: the test can tell a reordered sum
+      if (!nonFinite && buckets > 1) expect(out.reduce((a, x) => a + x, 0)).not.toBe(rangeSumOfSquares(g.slice().reverse()));
+      setVectorKernels({ bucketSumsOfSquares: addon.bucketSumsOfSquares.bind(addon) });
+      try {
+        expect(Array.from(bucketSumOfSquares(g, b))).toEqual(Array.from(want));
       } finally {
         setVectorKernels({});
       }

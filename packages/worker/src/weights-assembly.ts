@@ -18,7 +18,8 @@ export class WeightsAssembly {
     if (msg.version !== this.version || msg.offset === 0) {
       this.version = msg.version;
       this.next = 0;
-      this.buffer = new Float32Array(msg.total); // a fresh array each version: the replica may keep the last one
+      // a fresh array each version (the replica may keep the last one), not zero-filled: every bucket writes its part
+      this.buffer = new Float32Array(Buffer.allocUnsafeSlow(msg.total * 4).buffer, 0, msg.total);
     }
     if (msg.offset !== this.next || this.buffer?.length !== msg.total) {
       throw new DptrainError('E_PROTOCOL_SCHEMA', `weights_bucket of version ${msg.version}: offset ${msg.offset}, expected ${this.next} of ${msg.total}`);

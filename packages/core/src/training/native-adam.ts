@@ -1,5 +1,5 @@
 import { BACKEND_PACKAGES } from '../backend/loaders.js';
-import { setVectorKernels, type MergeKernel, type NonFiniteKernel } from './vector-kernels.js';
+import { setVectorKernels, type MergeKernel, type NonFiniteKernel, type SumsOfSquaresKernel } from './vector-kernels.js';
 
 // The TypeScript side of the native Adam update (packages/backend-native/native/adam.cc), next to the optimizers.
 
@@ -25,6 +25,7 @@ interface NativeKernels {
   adamUpdate?: AdamKernel;
   mergeTwo?: MergeKernel;
   firstNonFinite?: NonFiniteKernel;
+  bucketSumsOfSquares?: SumsOfSquaresKernel;
 }
 
 let kernel: AdamKernel | undefined;
@@ -57,8 +58,12 @@ export async function useNativeOptimizer(): Promise<boolean> {
     const addon = mod.loadAddon?.({ build: false });
     if (!addon || typeof addon.adamUpdate !== 'function') return false;
     setAdamKernel(addon.adamUpdate.bind(addon));
-    // the exchange's merge and finiteness check too (same bits as JS), where the addon has them
-    setVectorKernels({ mergeTwo: addon.mergeTwo?.bind(addon), firstNonFinite: addon.firstNonFinite?.bind(addon) });
+    // the exchange's merge, finiteness check and norms too (same bits as JS), where the addon has them
+    setVectorKernels({
+      mergeTwo: addon.mergeTwo?.bind(addon),
+      firstNonFinite: addon.firstNonFinite?.bind(addon),
+      bucketSumsOfSquares: addon.bucketSumsOfSquares?.bind(addon),
+    });
     return true;
   } catch {
     return false;
