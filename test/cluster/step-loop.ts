@@ -9,6 +9,7 @@ import {
   stepsPerEpoch,
   type Dataset,
   type RunConfig,
+  type TrainStepResult,
   type TrainingExecutor,
 } from '@dptrain/core';
 
@@ -18,7 +19,7 @@ export const LOOP_LR = 3e-2;
 /**
  * `steps` Adam steps of the head phase over the labelled samples in the recipe's batch order, through
  * `executor` (its own trainStep when it has one, as runTraining does), from `w0` (or the executor's initial
- * weights). `onStep` runs after each step. `optimizer`: its state at the end (gathered from the shards, if any).
+ * weights). `onStep` runs after each step, with its result. `optimizer`: its state at the end (gathered from the shards, if any).
  */
 export async function trainSteps(
   executor: TrainingExecutor,
@@ -26,7 +27,7 @@ export async function trainSteps(
   config: RunConfig,
   steps: number | (() => boolean),
   w0?: Float32Array,
-  onStep?: (step: number) => void,
+  onStep?: (step: number, result: TrainStepResult) => void,
 ): Promise<{ weights: Float32Array; w0: Float32Array; steps: number; optimizer: AdamOptimizer }> {
   const begun = await executor.beginPhase('head', w0?.slice());
   const start = begun.weights.slice();
@@ -40,7 +41,7 @@ export async function trainSteps(
     const batch = globalBatch(samples.length, config.batchSize, config.seed, epoch, s % spe).map((i) => samples[i]!);
     const res = await runTrainingStep(executor, batch, { phase: 'head', epoch, step: s }, { weights, optimizer: opt, clipNorm: 0 });
     if (res.count !== batch.length) throw new Error(`step ${s}: ${res.count} of ${batch.length} samples counted`);
-    onStep?.(s);
+    onStep?.(s, res);
   }
   await executor.syncOptimizerState?.(opt);
   return { weights, w0: start, steps: s, optimizer: opt };

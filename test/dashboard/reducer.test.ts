@@ -67,6 +67,27 @@ describe('dashboardReducer', () => {
     expect(s.samplesTotal).toBe(320);
   });
 
+  it("shows each worker's share of the last step and its batch capacity", () => {
+    let s = reduce(runEvents(1));
+    expect(s.workers.map((w) => [w.share, w.batchCapacity])).toEqual([
+      [0.5, 16],
+      [0.5, 16],
+    ]);
+    s = dashboardReducer(
+      s,
+      step(2, T0 + 5000, {
+        workers: [
+          { id: 'w1', samples: 24, computeMs: 100, bytesIn: 0, bytesOut: 0 },
+          { id: 'w2', samples: 8, computeMs: 100, bytesIn: 0, bytesOut: 0 },
+        ],
+      }),
+    );
+    expect(s.workers.map((w) => w.share)).toEqual([0.75, 0.25]);
+    // a worker that sat a step out has no share of it
+    s = dashboardReducer(s, step(3, T0 + 6000, { workers: [{ id: 'w1', samples: 32, computeMs: 100, bytesIn: 0, bytesOut: 0 }], straggler: 'w1' }));
+    expect(s.workers.map((w) => w.share)).toEqual([1, 0]);
+  });
+
   it('keeps one row per worker with rate, step ms, stragglers, bytes and heartbeat', () => {
     let s = reduce(runEvents(4));
     expect(s.workers.map((w) => w.id)).toEqual(['w1', 'w2']);

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { render, cleanup } from 'ink-testing-library';
 import { EventBus, type Clock } from '@dptrain/core';
 import { DashboardApp, DashboardStore, fitRows } from '../../packages/dashboard/src/index.js';
-import { T0, joined, runEvents, step } from './fixtures.js';
+import { T0, joined, phaseStarted, runEvents, runStarted, step } from './fixtures.js';
 
 const tick = (ms = 20) => new Promise((r) => setTimeout(r, ms));
 const ARROW_DOWN = '\u001B[B';
@@ -45,8 +45,9 @@ describe('DashboardApp (ink)', () => {
     await tick();
     const f1 = app.lastFrame()!;
     expect(f1).toContain('run r-test');
-    expect(f1).toMatch(/w1\s+host-w1\s+wasm\/cpu x1\s+computing\s+160\.0\s+100\s+0/);
-    expect(f1).toMatch(/w2\s+host-w2\s+wasm\/cpu x1\s+computing\s+80\.0\s+200\s+5/);
+    // each worker's share of the last step and its batch capacity, then img/s, step ms, stragglers
+    expect(f1).toMatch(/w1\s+host-w1\s+wasm\/cpu x1\s+computing\s+50%\/16\s+160\.0\s+100\s+0/);
+    expect(f1).toMatch(/w2\s+host-w2\s+wasm\/cpu x1\s+computing\s+50%\/16\s+80\.0\s+200\s+5/);
     expect(f1).toContain('workers 2 connected');
     expect(f1).toMatch(/step 5 /);
     expect(f1).toContain('5/20');
@@ -126,6 +127,33 @@ describe('DashboardApp (ink)', () => {
     // the bus and its store still work: the run goes on
     bus.emit(step(4, T0 + 5000));
     expect(store.getState().step).toBe(4);
+  });
+});
+
+describe('DashboardApp: agents', () => {
+  it("an agent is one row with the machine's share, the sum of its workers' capacities and G x device", async () => {
+    const { bus, app } = setup();
+    bus.emit(runStarted());
+    bus.emit({
+      type: 'worker_joined',
+      time: T0 + 1,
+      worker: { id: 'w1', host: 'node-a', backend: 'cpu', device: '3 x cpu', batchCapacity: 6, localWorkers: 3 },
+    });
+    bus.emit({ type: 'worker_joined', time: T0 + 2, worker: { id: 'w2', host: 'node-b', backend: 'cpu', device: 'cpu', batchCapacity: 2, localWorkers: 1 } });
+    bus.emit(phaseStarted(T0 + 10));
+    bus.emit(
+      step(1, T0 + 1000, {
+        workers: [
+          { id: 'w1', samples: 12, computeMs: 100, bytesIn: 0, bytesOut: 0 },
+          { id: 'w2', samples: 4, computeMs: 100, bytesIn: 0, bytesOut: 0 },
+        ],
+        straggler: 'w1',
+      }),
+    );
+    await tick();
+    const f = app.lastFrame()!;
+    expect(f).toMatch(/w1\s+node-a\s+cpu\/3 x cpu\s+computing\s+75%\/6\s/);
+    expect(f).toMatch(/w2\s+node-b\s+cpu\/cpu\s+computing\s+25%\/2\s/);
   });
 });
 

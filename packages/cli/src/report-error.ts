@@ -12,7 +12,7 @@ const NOT_RELAYED = new Set(['E_WORKER', 'E_INTERNAL']);
 
 /** The code and message the CLI reports for `err` (without the `dptrain: ` prefix). */
 export function classifyCliError(err: unknown): { code: string; message: string; internal: boolean } {
-  if (isDptrainError(err)) return { code: err.code, message: err.message, internal: false };
+  if (isDptrainError(err) && !NOT_RELAYED.has(err.code)) return { code: err.code, message: err.message, internal: false };
   const e = asError(err);
   const code = (e as { code?: unknown }).code;
   if (typeof code === 'string' && RELAYED_CODE.test(code) && !NOT_RELAYED.has(code)) return { code, message: e.message, internal: false };

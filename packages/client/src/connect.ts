@@ -3,6 +3,7 @@ import WebSocket from 'ws';
 // the protocol and error modules only (not the whole core, with tfjs): the liveness thread loads this file too
 import { DptrainError } from '@dptrain/core/errors';
 import {
+  CLOSE_CODES,
   authResponse,
   createNonce,
   decodeMessage,
@@ -82,7 +83,7 @@ export function connectAndAuth(opts: ConnectOptions): Promise<AuthedConnection> 
     ws.on('close', (code, reason) => {
       const r = reason.toString();
       fail(
-        r.startsWith('E_AUTH') || code === 1008
+        r.startsWith('E_AUTH') || code === CLOSE_CODES.policyViolation
           ? new DptrainError(r.startsWith('E_') ? (r.split(':')[0] as 'E_AUTH') : 'E_AUTH', `coordinator refused the connection: ${r || code}`)
           : new Error(`connection closed (${code}) ${r}`),
       );

@@ -1,4 +1,5 @@
 import type { RunEvent } from '@dptrain/core';
+import { CLOSE_CODES } from '@dptrain/core/protocol';
 import { Backoff } from './backoff.js';
 import { connectAndAuth } from './connect.js';
 
@@ -65,7 +66,7 @@ export async function connectObserver(opts: ObserverOptions): Promise<ObserverCo
     closed,
     close: () => {
       stopped = true;
-      current?.close(1000, 'observer closed');
+      current?.close(CLOSE_CODES.normal, 'observer closed');
       finish();
     },
   };

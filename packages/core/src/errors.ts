@@ -34,11 +34,14 @@ export type DptrainErrorCode =
   | 'E_GRADIENT_NONFINITE' // NaN/Inf in a gradient
   | 'E_BASE_HASH' // worker's frozen base differs from the coordinator's
   | 'E_DATASET_HASH' // worker's data differs from the coordinator's
-  | 'E_TIMEOUT'
+  | 'E_TIMEOUT' // no answer in time: authentication, join, or a worker's request past its deadline
   | 'E_STOPPED' // the run was stopped (SIGINT, SIGTERM, SIGHUP) while it waited for workers
   | 'E_NO_WORKERS' // every local worker died and the restart budget is used up
   | 'E_SHARD_LOST' // a shard of the sharded summation service was lost mid-step (the run rolls back to its last checkpoint)
   | 'E_NO_SHARDS' // --shards asked for shards and none is connected (or the rollback budget is used up)
+  | 'E_WORKER' // a worker failed a task for an unexpected reason (reported as internal: the worker's message says where)
+  | 'E_WORKER_LOST' // a request went unanswered because its worker was lost (its share is redone by the others)
+  | 'E_BATCH_CAPACITY' // no worker's --batch-capacity holds one micro-batch
   | 'E_CHECKPOINT'
   | 'E_CONFIG'
   | 'E_GRADIENT_NORM' // a gradient's norm is beyond the sanity bound (--max-grad-norm, --max-grad-norm-ratio)

@@ -22,6 +22,10 @@ export interface WorkerRow {
   lastHeartbeat: number;
   /** Steps the worker took part in. */
   steps: number;
+  /** Fraction of the last step's samples that this worker computed (0 when it sat the step out). */
+  share: number;
+  /** Largest part the worker takes (its --batch-capacity; 0 until it joined). */
+  batchCapacity: number;
   /** Why the worker was lost, when state is 'lost'. */
   lostReason?: string;
 }
@@ -166,6 +170,8 @@ function blankWorker(id: string, time: number): WorkerRow {
     imgPerSec: 0,
     lastStepMs: 0,
     stragglerCount: 0,
+    share: 0,
+    batchCapacity: 0,
     bytesIn: 0,
     bytesOut: 0,
     lastHeartbeat: time,
@@ -245,7 +251,8 @@ export function dashboardReducer(state: DashboardState, event: RunEvent): Dashbo
     }
     case 'step_completed': {
       const { limits } = s;
-      let workers = s.workers;
+      // each worker's share of this step (those not in it: none)
+      let workers = s.workers.map((w) => (w.share > 0 ? { ...w, share: 0 } : w));
       for (const ws of event.workers) {
         workers = updateWorker(workers, ws.id, (w) => ({
           ...w,
@@ -256,6 +263,7 @@ export function dashboardReducer(state: DashboardState, event: RunEvent): Dashbo
           bytesOut: w.bytesOut + ws.bytesOut,
           lastHeartbeat: Math.max(w.lastHeartbeat, event.time),
           steps: w.steps + 1,
+          share: event.samples > 0 ? ws.samples / event.samples : 0,
           stragglerCount: w.stragglerCount + (event.straggler === ws.id ? 1 : 0),
         }));
       }
@@ -318,6 +326,7 @@ export function dashboardReducer(state: DashboardState, event: RunEvent): Dashbo
         host: worker.host,
         backend: worker.backend,
         device: worker.device,
+        batchCapacity: worker.batchCapacity,
         state: 'idle',
         lastHeartbeat: event.time,
       };

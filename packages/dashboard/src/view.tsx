@@ -30,9 +30,9 @@ export interface DashboardAppProps {
   onInterrupt?: () => void;
 }
 
-const W = { id: 6, host: 12, dev: 18, state: 9, rate: 8, ms: 8, strag: 6, bytes: 8, hb: 6 };
+const W = { id: 6, host: 12, dev: 18, state: 9, share: 10, rate: 8, ms: 8, strag: 6, bytes: 8, hb: 6 };
 /** Width of the fixed columns and separators, without backend/device. */
-const FIXED = W.id + W.host + W.state + W.rate + W.ms + W.strag + 2 * W.bytes + W.hb + 9;
+const FIXED = W.id + W.host + W.state + W.share + W.rate + W.ms + W.strag + 2 * W.bytes + W.hb + 10;
 
 function workerHeader(dev: number): string {
   return [
@@ -40,6 +40,7 @@ function workerHeader(dev: number): string {
     fit('host', W.host),
     fit('backend/device', dev),
     fit('state', W.state),
+    fit('share/cap', W.share, 'right'),
     fit('img/s', W.rate, 'right'),
     fit('step ms', W.ms, 'right'),
     fit('strag', W.strag, 'right'),
@@ -55,6 +56,7 @@ function workerLine(w: WorkerRow, now: number, dev: number): string {
     fit(w.host, W.host),
     fit(`${w.backend}/${w.device}`, dev),
     fit(w.state, W.state),
+    fit(`${w.steps > 0 ? formatPercent(w.share, 0) : '--'}/${w.batchCapacity || '--'}`, W.share, 'right'),
     fit(w.imgPerSec > 0 ? w.imgPerSec.toFixed(1) : '--', W.rate, 'right'),
     fit(w.lastStepMs > 0 ? String(Math.round(w.lastStepMs)) : '--', W.ms, 'right'),
     fit(String(w.stragglerCount), W.strag, 'right'),

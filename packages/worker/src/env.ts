@@ -20,3 +20,9 @@ export function blockStepFromEnv(env: NodeJS.ProcessEnv = process.env): BlockSte
   if (!(ms > 0)) return null;
   return env.DPTRAIN_TEST_BLOCK_STEP === undefined ? { ms } : { ms, step: Number(env.DPTRAIN_TEST_BLOCK_STEP) };
 }
+
+/** DPTRAIN_TEST_STEP_MS_PER_SAMPLE: see test-hooks.ts; 0 when unset or not positive. */
+export function slowStepMsPerSample(env: NodeJS.ProcessEnv = process.env): number {
+  const ms = Number(env.DPTRAIN_TEST_STEP_MS_PER_SAMPLE ?? 0);
+  return ms > 0 ? ms : 0;
+}

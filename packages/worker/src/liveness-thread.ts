@@ -1,5 +1,6 @@
 /** The body of the liveness thread (see liveness.ts): heartbeats while the main thread makes progress. */
 import { parentPort, workerData } from 'node:worker_threads';
+import { CLOSE_CODES } from '@dptrain/core/protocol';
 import { connectAndAuth } from '@dptrain/client';
 import type { LivenessThreadData } from './liveness.js';
 
@@ -27,7 +28,7 @@ try {
     if (now - changedAt > data.stallLimitMs) {
       log(`main thread made no progress for ${now - changedAt} ms (limit ${data.stallLimitMs} ms): heartbeats stop`);
       clearInterval(timer);
-      conn.ws.close(1000, 'main thread stalled');
+      conn.ws.close(CLOSE_CODES.normal, 'main thread stalled');
       return;
     }
     if (conn.ws.readyState === conn.ws.OPEN) conn.send({ type: 'heartbeat', time: now });

@@ -1,5 +1,5 @@
 import { DptrainError } from '@dptrain/core/errors';
-import { packGradients, type MessageOf } from '@dptrain/core/protocol';
+import { CLOSE_CODES, packGradients, type MessageOf } from '@dptrain/core/protocol';
 import { connectAndAuth, type AuthedConnection } from '@dptrain/client';
 
 export interface ShardLinksOptions {
@@ -101,8 +101,8 @@ export class ShardLinks {
 
   close(): void {
     for (const l of this.links) {
-      l.conn?.ws.close(1000, 'shard map changed');
-      void l.connecting?.then((c) => c.ws.close(1000, 'shard map changed')).catch(() => undefined);
+      l.conn?.ws.close(CLOSE_CODES.normal, 'shard map changed');
+      void l.connecting?.then((c) => c.ws.close(CLOSE_CODES.normal, 'shard map changed')).catch(() => undefined);
     }
     this.links = [];
     this.assembling.clear();
@@ -122,7 +122,7 @@ export class ShardLinks {
       (c) => {
         l.connecting = undefined;
         if (!this.links.includes(l)) {
-          c.ws.close(1000, 'shard map changed');
+          c.ws.close(CLOSE_CODES.normal, 'shard map changed');
           return c;
         }
         l.conn = c;

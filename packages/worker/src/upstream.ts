@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import {
+  CLOSE_CODES,
   debugFromEnv,
   DptrainError,
   describeUnexpectedError,
@@ -17,7 +18,7 @@ import { livenessThreadAllowed } from './env.js';
 import { ShardedSender } from './sharded-sender.js';
 
 /** Refusals that end the worker instead of a retry. */
-const FATAL_CODES: string[] = ['E_AUTH', 'E_BASE_HASH', 'E_DATASET_HASH', 'E_PROTOCOL_VERSION', 'E_AUTH_COORDINATOR', 'E_PRECISION'];
+const FATAL_CODES: string[] = ['E_AUTH', 'E_BASE_HASH', 'E_DATASET_HASH', 'E_PROTOCOL_VERSION', 'E_AUTH_COORDINATOR', 'E_PRECISION', 'E_BATCH_CAPACITY'];
 
 /** Defaults of {@link UpstreamOptions}. */
 export const UPSTREAM_DEFAULTS = { heartbeatIntervalMs: 1000, lostAfterMs: 5000, giveUpAfterMs: 120_000, stopGraceMs: 10_000 } as const;
@@ -213,7 +214,7 @@ export function runUpstream(opts: UpstreamOptions, compute: MessageHandlers): Wo
     };
     sayBye = (reason: string): void => {
       send({ type: 'bye', reason });
-      conn.ws.close(1000, 'worker stopping');
+      conn.ws.close(CLOSE_CODES.normal, 'worker stopping');
     };
     try {
       const join = await handlers.prepare(config, accepted.workerId);
@@ -234,7 +235,7 @@ export function runUpstream(opts: UpstreamOptions, compute: MessageHandlers): Wo
         if (msg.type === 'bye') {
           byeSeen = true;
           log(`coordinator said bye: ${msg.reason}`);
-          conn.ws.close(1000, 'bye');
+          conn.ws.close(CLOSE_CODES.normal, 'bye');
           break;
         }
         if (stopped) break;
@@ -307,7 +308,7 @@ export function runUpstream(opts: UpstreamOptions, compute: MessageHandlers): Wo
         // the coordinator drops us at once and redoes our share; the request in flight is abandoned
         sayBye('worker stopping');
         log('stopping: said goodbye to the coordinator');
-      } else currentWs?.close(1000, 'worker stopping');
+      } else currentWs?.close(CLOSE_CODES.normal, 'worker stopping');
       // the handlers are disposed once the request in flight has settled (or after the grace period)
       const grace = new Promise<void>((res) => setTimeout(res, opts.stopGraceMs ?? UPSTREAM_DEFAULTS.stopGraceMs).unref());
       void Promise.race([inFlight ?? Promise.resolve(), grace]).then(() => finish({ reason: 'stopped', detail: 'stopped' }));

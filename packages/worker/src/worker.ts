@@ -17,7 +17,7 @@ import {
   workerPrecision,
 } from '@dptrain/core';
 import { runUpstream, workerLog, type JoinFields, type MessageHandlers, type UpstreamOptions, type WorkerHandle } from './upstream.js';
-import { blockStepForTest } from './test-hooks.js';
+import { blockStepForTest, slowStepForTest } from './test-hooks.js';
 import { WeightsAssembly } from './weights-assembly.js';
 
 /** Defaults of {@link WorkerOptions} that are the worker's own (the link's are UPSTREAM_DEFAULTS). */
@@ -154,6 +154,13 @@ export class ReplicaWorker implements MessageHandlers {
   async step(msg: MessageOf<'step'>): Promise<Outgoing<'gradients'>> {
     const t0 = performance.now();
     blockStepForTest(msg.step);
+    const capacity = this.opts.batchCapacity ?? WORKER_DEFAULTS.batchCapacity;
+    if (msg.indices.length > capacity)
+      throw new DptrainError(
+        'E_BATCH_CAPACITY',
+        `step ${msg.step}: a slice of ${msg.indices.length} samples, above this worker's --batch-capacity ${capacity}`,
+      );
+    await slowStepForTest(msg.indices.length);
     // the mean over this slice along the micro-batch tree of the step (the coordinator merges the slices along the same tree)
     const res = await computeTreeGradients(
       this.ready,

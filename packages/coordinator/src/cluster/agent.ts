@@ -20,7 +20,6 @@ import {
   type UpstreamOptions,
   type WorkerHandle,
 } from '@dptrain/worker';
-import { BucketRelay } from './bucket-relay.js';
 import { ClusterExecutor } from './executor.js';
 import { spawnLocalWorker, workerCpuSets } from './local-workers.js';
 import type { NodeLayout } from './nproc.js';
@@ -55,8 +54,6 @@ interface LocalCluster {
   config: RunConfig;
   server: ClusterServer;
   executor: ClusterExecutor;
-  /** Forwards the pipelined update's weights buckets to the local workers. */
-  relay: BucketRelay;
   supervisor: WorkerSupervisor;
   index: SampleIndex;
   datasetHash: string;
@@ -67,7 +64,8 @@ interface LocalCluster {
  * by the coordinator's own cluster code over the local workers: a step's slice (a node of the micro-batch tree) is
  * computed by `ClusterExecutor.computeGradients` as a whole batch, which cuts it into tree nodes among the local
  * workers and merges their means along the same tree, so the bits are those of a plain worker; weights frames and
- * the pipelined update's weights buckets (bucket-relay.ts) are forwarded as received; prediction chunks are split among the workers; a phase switch reaches all of them.
+ * the pipelined update's weights buckets (bucket-relay.ts) are forwarded as received; prediction chunks are split
+ * among the workers; a phase switch reaches all of them.
  */
 export class AgentHandlers implements MessageHandlers {
   private local: LocalCluster | undefined;
@@ -114,7 +112,7 @@ export class AgentHandlers implements MessageHandlers {
   }
 
   async weightsBucket(msg: MessageOf<'weights_bucket'>, frame: Buffer[]): Promise<void> {
-    await this.ready.relay.forward(msg, frame); // each bucket on at once, as received
+    await this.ready.executor.forwardWeightsBucket(msg, frame); // each bucket on at once, as received
   }
 
   async step(msg: MessageOf<'step'>): Promise<Outgoing<'gradients'>> {
@@ -208,8 +206,7 @@ export class AgentHandlers implements MessageHandlers {
       },
     });
     supervisor.start();
-    const relay = new BucketRelay(server, () => executor.deadlines.options.firstStepTimeoutMs);
-    this.local = { key, config, server, executor, relay, supervisor, index: new SampleIndex(dataset), datasetHash };
+    this.local = { key, config, server, executor, supervisor, index: new SampleIndex(dataset), datasetHash };
     return this.local;
   }
 

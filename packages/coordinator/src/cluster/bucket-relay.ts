@@ -2,6 +2,7 @@ import type { MessageOf } from '@dptrain/core';
 import { WeightsAssembly } from '@dptrain/worker';
 import { sendFrame } from './bucketed-update.js';
 import type { Peer } from './peer.js';
+import type { RunSync } from './run-sync.js';
 import type { ClusterServer } from './server.js';
 
 /**
@@ -18,19 +19,21 @@ export class BucketRelay {
 
   constructor(
     private readonly server: ClusterServer,
+    /** The agent's local run state (its executor's). */
+    private readonly run: RunSync,
     /** Deadline of a local worker's ack of the last bucket, in ms (a late worker is dropped). */
     private readonly ackDeadlineMs: () => number,
   ) {}
 
   async forward(msg: MessageOf<'weights_bucket'>, frame: Buffer[]): Promise<void> {
     const whole = this.assembly.add(msg); // checks the order (a gap or a repeat is refused before anything is sent)
-    const s = this.server.state;
+    const s = this.run.state;
     if (msg.offset === 0) {
       this.version = msg.version;
-      s.version = msg.version;
+      this.peers = this.server.workers.filter((p) => this.run.inPhase(p));
+      s.version = msg.version; // the coordinator's numbering
       s.weights = null;
-      this.peers = this.server.workers.filter((p) => p.phase === s.phase);
-      for (const p of this.peers) p.version = msg.version;
+      for (const p of this.peers) this.run.synced(p);
     }
     const ack = msg.ack ? { version: this.version, deadlineMs: this.ackDeadlineMs() } : undefined;
     await sendFrame(this.peers, frame, ack, (p, err) => this.server.drop(p, `deadline: ${err.message}`));

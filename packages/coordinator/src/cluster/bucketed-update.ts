@@ -1,5 +1,6 @@
 import { bucketRanges, clipScale, encodeMessage, l2Norm, scaleRange, type TrainingUpdate } from '@dptrain/core';
 import { DeadlineError, type Peer } from './peer.js';
+import type { RunSync } from './run-sync.js';
 import type { ClusterServer } from './server.js';
 
 /** How the coordinator applies a step's update and sends the new weights, bucket by bucket. */
@@ -14,16 +15,22 @@ export interface BucketedUpdateOptions {
 
 /**
  * The update of one step on `server`, pipelined with the broadcast (ClusterExecutor.trainStep): the weights get a
- * new version and every worker of the phase is sent them bucket by bucket (updateAndBroadcast). While the buckets
- * are updated (the event loop runs between them) the run state holds no weights, so a joiner is welcomed with the
- * phase only and synced with the finished weights before its first task.
+ * new version in `run` and every worker of the phase is sent them bucket by bucket (updateAndBroadcast). While the
+ * buckets are updated (the event loop runs between them) the run state holds no weights, so a joiner is welcomed
+ * with the phase only and synced with the finished weights before its first task.
  */
-export async function pipelinedUpdate(server: ClusterServer, gradients: Float32Array, update: TrainingUpdate, options: BucketedUpdateOptions): Promise<void> {
-  const s = server.state;
+export async function pipelinedUpdate(
+  server: ClusterServer,
+  run: RunSync,
+  gradients: Float32Array,
+  update: TrainingUpdate,
+  options: BucketedUpdateOptions,
+): Promise<void> {
+  const peers = server.workers.filter((p) => run.inPhase(p)); // the others are synced before their next task
+  const s = run.state;
   s.version++;
   s.weights = null;
-  const peers = server.workers.filter((p) => p.phase === s.phase); // the others are synced before their next task
-  for (const p of peers) p.version = s.version;
+  for (const p of peers) run.synced(p);
   try {
     await updateAndBroadcast(gradients, update, peers, s.version, options, (p, err) => server.drop(p, `deadline: ${err.message}`));
   } finally {

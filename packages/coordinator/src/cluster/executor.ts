@@ -1,23 +1,19 @@
 import {
   DptrainError,
   encodeMessage,
-  isDptrainError,
   systemClock,
-  unpackGradients,
   mergeGradientTree,
-  treeNodeSlices,
-  l2Norm,
+  microBatchCount,
   GradientNormGuard,
   type GradientNormGuardOptions,
   type GradientPrecision,
-  type RangedGradient,
   type AggregatedGradients,
+  type MessageOf,
   type Clock,
   type PhaseName,
   type ProgressTask,
   type Sample,
   type StepContext,
-  type StepWorkerStat,
   type TrainingExecutor,
   type TrainingUpdate,
   type TrainStepResult,
@@ -25,12 +21,18 @@ import {
   checkStepResult,
   DEFAULT_BUCKET_FLOATS,
 } from '@dptrain/core';
+import { BucketRelay } from './bucket-relay.js';
 import { pipelinedUpdate } from './bucketed-update.js';
 import { DeadlineError, WorkerLostError, type Peer } from './peer.js';
+import { distribute, survivorsOf, type DistributionContext, type Share } from './distribute.js';
 import { RequestDeadlines, type RequestDeadlineOptions, type RequestKind } from './deadlines.js';
 import type { ClusterServer } from './server.js';
 import { SampleLedger } from './ledger.js';
-import { chunks } from './split.js';
+import { RunSync } from './run-sync.js';
+import { requestStepPart, stepWorkerStats, type CollectedStep, type StepPart } from './step-reply.js';
+import { stepShares } from './step-shares.js';
+import { checkedPredictions, predictionChunks } from './prediction-chunks.js';
+import { ThroughputMeter, throughputPeer, type ThroughputMeterOptions } from './throughput.js';
 
 export interface ClusterExecutorOptions {
   /** The coordinator's server, already listening. */
@@ -65,43 +67,18 @@ export interface ClusterExecutorOptions {
    * its deadline is redone by the others and its worker dropped. Default: DEFAULT_REQUEST_DEADLINES.
    */
   deadlines?: RequestDeadlineOptions;
-}
-
-/** The accepted parts of a step, and what they cost each worker. */
-export interface CollectedStep {
-  accepted: StepPart[];
-  workers: StepWorkerStat[];
-  straggler: string | undefined;
-  /** Gradients decoded for this step only (the merge may write into them). */
-  owned: Set<Float32Array>;
-  total: number;
-  micro: number;
-}
-
-interface Task {
-  indices: Sample[];
-  failures: number;
-}
-
-/** A worker's accepted answer for the samples [start, end) of a step (sharded steps: an empty gradient). */
-export interface StepPart extends RangedGradient {
-  peer: Peer;
-  /** Id of the step request this part answered (a sharded step's ranges are keyed by it at the shards). */
-  request: number;
-  indices: number[];
-  computeMs: number;
-  wallMs: number;
-  bytesIn: number;
-  bytesOut: number;
-  norm: number;
+  /** How each worker's measured throughput is smoothed (its share of a step follows it). Default: THROUGHPUT_METER_DEFAULTS. */
+  throughput?: ThroughputMeterOptions;
 }
 
 /**
- * TrainingExecutor over the cluster: each global batch is split into contiguous slices, one per live
- * worker, that are nodes of core's fixed averaging tree; the workers' mean gradients are merged along that
- * tree (weighted by sample count), so the result does not depend on which worker answers first. A lost, late
- * (past its deadline) or refused (gradient norm) worker's slice is re-cut into tree nodes among the survivors
- * and the step completes with the same bits; joiners are synced (phase + weights) before their first task.
+ * TrainingExecutor over the cluster: each global batch is cut into shares, one per live worker, in proportion
+ * to each worker's measured throughput and within its batch capacity, made of nodes of core's fixed averaging
+ * tree (step-shares.ts, one request per node); the workers' mean gradients are merged along that tree (weighted
+ * by sample count), so the result does not depend on who computed which part. A lost, late (past its deadline)
+ * or refused (gradient norm) worker's part is re-cut the same way among the survivors and the step completes
+ * with the same bits; joiners are synced (phase + weights) before their first task. The executor owns the run
+ * and sync state (`RunSync`): the server only reads it, for the welcome and `GET /status`.
  */
 export class ClusterExecutor implements TrainingExecutor {
   readonly ledger = new SampleLedger();
@@ -114,7 +91,14 @@ export class ClusterExecutor implements TrainingExecutor {
   private warnedIdle = false;
   private readonly normGuard: GradientNormGuard;
   readonly deadlines: RequestDeadlines;
+  /** Each worker's smoothed samples per second: the weight of its share. */
+  readonly throughput: ThroughputMeter;
+  /** The run's step, phase, weights and version, and what each worker holds. */
+  protected readonly run: RunSync;
+  /** An agent's relay of the pipelined weights buckets (made on the first). */
+  private relay: BucketRelay | undefined;
   private readonly offLost: () => void;
+  private readonly offJoined: () => void;
 
   constructor(private readonly opts: ClusterExecutorOptions) {
     this.server = opts.server;
@@ -122,7 +106,15 @@ export class ClusterExecutor implements TrainingExecutor {
     this.minWorkers = Math.max(1, opts.minWorkers ?? 1);
     this.normGuard = new GradientNormGuard(opts.gradientNorm);
     this.deadlines = new RequestDeadlines(opts.deadlines);
-    this.offLost = this.server.onWorkerLost((peer) => this.deadlines.forget(peer.id));
+    this.throughput = new ThroughputMeter(opts.throughput);
+    // versions go on from those of an executor that had this server before (its workers keep the newest they saw)
+    this.run = new RunSync(this.server.state.version);
+    this.server.useRunState(this.run.state);
+    this.offJoined = this.server.onWorkerJoined((peer) => this.run.welcomed(peer));
+    this.offLost = this.server.onWorkerLost((peer) => {
+      this.deadlines.forget(peer.id);
+      this.throughput.forget(peer.id);
+    });
   }
 
   /**
@@ -139,6 +131,16 @@ export class ClusterExecutor implements TrainingExecutor {
     return this.deadlines.deadlineMs(peer.id, kind, phase, samples);
   }
 
+  /** What `distribute` needs of this executor. */
+  private get distribution(): DistributionContext {
+    return {
+      server: this.server,
+      maxFailures: this.opts.maxSliceFailures ?? 3,
+      waitForWorkers: (n) => this.waitForWorkers(n),
+      aborts: (err) => this.abortsStep(err),
+    };
+  }
+
   /** Makes every wait for workers fail with `err` (no worker can ever come back). */
   fail(err: Error): void {
     this.failure = err;
@@ -150,10 +152,7 @@ export class ClusterExecutor implements TrainingExecutor {
   }
 
   async beginPhase(phase: PhaseName, weights?: Float32Array): Promise<{ spec: WeightSpec[]; weights: Float32Array }> {
-    const s = this.server.state;
-    s.phase = phase;
-    s.weights = null;
-    s.version++;
+    this.run.beginPhase(phase);
     for (;;) {
       await this.waitForWorkers(this.minWorkers);
       const leader = this.server.workers[0];
@@ -178,9 +177,8 @@ export class ClusterExecutor implements TrainingExecutor {
           continue;
         }
         this.size = size;
-        s.weights = w;
-        leader.phase = phase;
-        leader.version = s.version;
+        this.run.setPhaseWeights(w);
+        this.run.synced(leader);
         // switch the others now, in parallel, so that their first step does not pay for it
         await Promise.all(this.server.workers.filter((p) => p !== leader).map((p) => this.sync(p).catch(() => undefined)));
         return { spec, weights: w };
@@ -208,7 +206,7 @@ export class ClusterExecutor implements TrainingExecutor {
       step.accepted.length > 0
         ? mergeGradientTree(step.accepted, step.total, step.micro, step.owned)
         : { gradients: new Float32Array(this.size), loss: 0, count: 0, correct: 0 };
-    this.server.state.step = ctx.step + 1;
+    this.run.stepDone(ctx.step);
     return {
       gradients: merged.gradients,
       loss: merged.loss,
@@ -245,81 +243,39 @@ export class ClusterExecutor implements TrainingExecutor {
     // parts are in; refused parts are redone. Only accepted parts are merged and counted in the ledger.
     const total = samples.length;
     const micro = microBatch;
-    const position = new Map<Sample, number>(samples.map((x, i) => [x, i]));
     const owned = new Set<Float32Array>();
     const participants = this.participants();
-    const slices = treeNodeSlices(total, micro, participants.length).map(({ start, end }) => samples.slice(start, end));
-    if (slices.length < participants.length && total === this.server.config.batchSize && !this.warnedIdle) {
-      this.warnedIdle = true;
-      this.server.emit({
-        type: 'log',
-        time: this.clock.now(),
-        level: 'warn',
-        message: `only ${slices.length} of ${participants.length} workers take part in a step: a batch of ${total} has ${slices.length} micro-batches of ${micro}; use --micro-batch ${Math.max(1, Math.floor(total / participants.length))} (or a larger --batch-size) to keep them all busy`,
-      });
-    }
-    const recut = (part: Sample[], survivors: number): Sample[][] => {
-      const start = position.get(part[0]!)!;
-      return treeNodeSlices(total, micro, survivors, start, start + part.length).map((r) => samples.slice(r.start, r.end));
-    };
+    const shares = stepShares(samples, micro, this.throughput);
+    this.warnIfIdle(participants.length, total, micro);
     const accepted: StepPart[] = [];
     const recomputed = new Set<string>();
-    let pending = slices;
+    let pending: Share[] = shares.cut(participants, 0, total);
     while (pending.length > 0) {
       const fresh: StepPart[] = [];
-      await this.distribute(
+      await distribute(
+        this.distribution,
         pending,
         async (peer, part) => {
           await this.sync(peer);
-          const inBefore = peer.bytesIn;
-          const outBefore = peer.bytesOut;
-          const t0 = this.clock.now();
-          const deadline = this.deadlineFor(peer, 'step', ctx.phase, part.length);
-          const extras = this.stepRequestExtras(peer);
-          let request = 0;
-          const r = await peer.request(
-            'gradients',
-            (id) => {
-              request = id;
-              return {
-                type: 'step',
-                id,
-                phase: ctx.phase,
-                epoch: ctx.epoch,
-                step: ctx.step,
-                indices: Uint32Array.from(part, (x) => x.index),
-                microBatch: micro,
-                ...(this.opts.gradientPrecision !== undefined ? { precision: this.opts.gradientPrecision } : {}),
-                ...extras,
-              };
-            },
-            undefined,
-            deadline,
-          );
-          const wallMs = this.clock.now() - t0;
-          if (r.count !== part.length)
-            throw new DptrainError('E_GRADIENT_SHAPE', `worker ${peer.id}: gradients over ${r.count} samples, asked for ${part.length}`);
-          if (r.correct > r.count) throw new DptrainError('E_PROTOCOL_SCHEMA', `worker ${peer.id}: ${r.correct} correct of ${r.count}`);
-          let g: Float32Array;
-          let norm: number;
-          if (extras?.sharded) {
-            // the ranges went to the shards (which check them); here only the figures and the norm
-            if (r.gradients.length !== 0 || r.norm === undefined || !Number.isFinite(r.norm))
-              throw new DptrainError('E_GRADIENT_SHAPE', `worker ${peer.id}: a sharded step's reply needs an empty gradient and its norm`);
-            g = new Float32Array(0);
-            norm = r.norm;
-          } else {
-            g = unpackGradients(r, this.size, peer.id);
-            owned.add(g); // decoded from the frame (or from fp16) for this step only: the merge may write into it
-            norm = l2Norm(g);
-          }
-          this.deadlines.record(peer.id, 'step', ctx.phase, part.length, wallMs);
-          return { r, g, norm, request, wallMs, bytesIn: peer.bytesIn - inBefore, bytesOut: peer.bytesOut - outBefore };
+          const q = await requestStepPart(peer, {
+            ctx,
+            part,
+            microBatch: micro,
+            ...(this.opts.gradientPrecision !== undefined ? { precision: this.opts.gradientPrecision } : {}),
+            extras: this.stepRequestExtras(peer),
+            deadlineMs: this.deadlineFor(peer, 'step', ctx.phase, part.length),
+            size: this.size,
+            clock: this.clock,
+          });
+          if (q.decoded) owned.add(q.gradients); // decoded from the frame (or from fp16) for this step only: the merge may write into it
+          this.deadlines.record(peer.id, 'step', ctx.phase, part.length, q.wallMs);
+          this.throughput.record(throughputPeer(peer), q.reply.count, q.reply.computeMs > 0 ? q.reply.computeMs : q.wallMs);
+          return q;
         },
-        (peer, part, { r, g, norm, request, wallMs, bytesIn, bytesOut }) => {
-          const start = position.get(part[0]!)!;
+        (peer, part, { reply: r, gradients, norm, request, wallMs, bytesIn, bytesOut }) => {
+          const start = shares.startOf(part);
           fresh.push({
-            gradients: g,
+            gradients,
             loss: r.loss,
             count: r.count,
             correct: r.correct,
@@ -336,7 +292,7 @@ export class ClusterExecutor implements TrainingExecutor {
           });
         },
         participants,
-        recut,
+        shares.recut,
       );
       pending = [];
       for (const p of fresh) {
@@ -348,15 +304,15 @@ export class ClusterExecutor implements TrainingExecutor {
         }
         const what = `worker ${p.peer.id}, step ${ctx.step}, samples ${p.start}..${p.end - 1}: ${why}`;
         const part = samples.slice(p.start, p.end);
-        const survivors = this.server.workers.filter((w) => w !== p.peer);
+        const survivors = survivorsOf(participants, p.peer, this.server.workers);
         if (survivors.length > 0) {
           // refused: the worker is dropped (logged as a rejected frame with the reason), its share redone by the others
           this.server.reject(p.peer, new DptrainError('E_GRADIENT_NORM', `${what}; its share is redone by the others`));
-          pending.push(...recut(part, survivors.length));
+          pending.push(...shares.recut(part, survivors));
         } else if (!recomputed.has(`${p.start}:${p.end}`)) {
           recomputed.add(`${p.start}:${p.end}`);
           this.server.emit({ type: 'log', time: this.clock.now(), level: 'warn', message: `gradient refused, recomputing once (no other worker): ${what}` });
-          pending.push(part);
+          pending.push({ indices: part, owner: p.peer });
         } else {
           throw new DptrainError(
             'E_GRADIENT_NORM',
@@ -366,28 +322,23 @@ export class ClusterExecutor implements TrainingExecutor {
       }
     }
     this.normGuard.accept(accepted.map((p) => p.norm));
-    const stats = new Map<string, StepWorkerStat & { wallMs: number }>();
-    for (const p of accepted) {
-      const st = stats.get(p.peer.id) ?? { id: p.peer.id, samples: 0, computeMs: 0, bytesIn: 0, bytesOut: 0, wallMs: 0 };
-      st.samples += p.count;
-      st.computeMs += p.computeMs;
-      st.bytesIn += p.bytesIn;
-      st.bytesOut += p.bytesOut;
-      st.wallMs += p.wallMs;
-      stats.set(p.peer.id, st);
-    }
-    const workers = [...stats.values()];
-    let straggler: string | undefined;
-    let slowest = -1;
-    for (const w of workers) if (w.wallMs > slowest) [slowest, straggler] = [w.wallMs, w.id];
-    return {
-      accepted,
-      workers: workers.map(({ wallMs: _w, ...rest }) => rest),
-      straggler: workers.length > 1 ? straggler : undefined,
-      owned,
-      total,
-      micro,
-    };
+    return { accepted, ...stepWorkerStats(accepted), owned, total, micro };
+  }
+
+  /**
+   * Warns once when a full batch has fewer micro-batches than there are workers (some then sit every step out).
+   * A slow worker may get no share of a step: that is the weights at work, not worth a warning.
+   */
+  private warnIfIdle(workers: number, total: number, micro: number): void {
+    const busy = Math.min(workers, microBatchCount(total, micro));
+    if (busy >= workers || total !== this.server.config.batchSize || this.warnedIdle) return;
+    this.warnedIdle = true;
+    this.server.emit({
+      type: 'log',
+      time: this.clock.now(),
+      level: 'warn',
+      message: `only ${busy} of ${workers} workers take part in a step: a batch of ${total} has ${busy} micro-batches of ${micro}; use --micro-batch ${Math.max(1, Math.floor(total / workers))} (or a larger --batch-size) to keep them all busy`,
+    });
   }
 
   /**
@@ -398,7 +349,7 @@ export class ClusterExecutor implements TrainingExecutor {
   async trainStep(samples: Sample[], ctx: StepContext, update: TrainingUpdate): Promise<TrainStepResult> {
     const { gradients, ...rest } = await this.computeGradients(samples, ctx);
     checkStepResult(gradients.length, rest.loss, update.weights.length, ctx.step);
-    await pipelinedUpdate(this.server, gradients, update, {
+    await pipelinedUpdate(this.server, this.run, gradients, update, {
       bucketFloats: this.opts.bucketFloats ?? DEFAULT_BUCKET_FLOATS,
       ack: this.opts.ackWeights ?? false,
       ackDeadlineMs: this.deadlines.options.firstStepTimeoutMs,
@@ -406,11 +357,17 @@ export class ClusterExecutor implements TrainingExecutor {
     return rest;
   }
 
+  /** An agent's side: forwards one bucket of the coordinator's pipelined update to the local workers (bucket-relay.ts). */
+  forwardWeightsBucket(msg: MessageOf<'weights_bucket'>, frame: Buffer[]): Promise<void> {
+    this.relay ??= new BucketRelay(this.server, this.run, () => this.deadlines.options.firstStepTimeoutMs);
+    return this.relay.forward(msg, frame);
+  }
+
   async setWeights(weights: Float32Array): Promise<void> {
     if (weights.length !== this.size) throw new DptrainError('E_GRADIENT_SHAPE', `setWeights: ${weights.length} values, the phase has ${this.size}`);
-    const s = this.server.state;
+    const version = this.run.state.version + 1;
     const ack = this.opts.ackWeights ?? false;
-    await this.broadcastWeights(weights, s.version + 1, encodeMessage({ type: 'weights', version: s.version + 1, weights, ack }), ack);
+    await this.broadcastWeights(weights, version, encodeMessage({ type: 'weights', version, weights, ack }), ack);
   }
 
   /**
@@ -420,12 +377,10 @@ export class ClusterExecutor implements TrainingExecutor {
    */
   async broadcastWeights(weights: Float32Array, version: number, frame: Buffer | Buffer[], ack: boolean): Promise<void> {
     if (weights.length !== this.size) throw new DptrainError('E_GRADIENT_SHAPE', `weights: ${weights.length} values, the phase has ${this.size}`);
-    const s = this.server.state;
-    s.weights = weights;
-    s.version = version;
+    this.run.setWeights(weights, version);
     const waits: Promise<unknown>[] = [];
     for (const p of this.server.workers) {
-      if (p.phase !== s.phase) continue; // synced before its next task
+      if (!this.run.inPhase(p)) continue; // synced before its next task
       if (ack) {
         waits.push(
           p.request('weights_ack', frame, String(version), this.deadlines.options.firstStepTimeoutMs).catch((err: unknown) => {
@@ -433,7 +388,7 @@ export class ClusterExecutor implements TrainingExecutor {
           }),
         );
       } else p.send(frame);
-      p.version = version;
+      this.run.synced(p);
     }
     await Promise.all(waits);
   }
@@ -442,29 +397,17 @@ export class ClusterExecutor implements TrainingExecutor {
   async predict(samples: Sample[], task: ProgressTask, chunk = this.opts.predictChunk ?? 32): Promise<Float32Array> {
     if (samples.length === 0) return new Float32Array(0);
     await this.waitForWorkers(this.minWorkers);
-    // contiguous chunks of one split each
-    const groups: Sample[][] = [];
-    for (const s of samples) {
-      const last = groups[groups.length - 1];
-      if (last && last[0]!.split === s.split) last.push(s);
-      else groups.push([s]);
-    }
-    const parts = groups.flatMap((g) => chunks(g, Math.max(1, chunk)));
-    const offsets = new Map<Sample[], number>();
-    let at = 0;
-    for (const p of parts) {
-      offsets.set(p, at);
-      at += p.length;
-    }
+    const { parts, offsetOf } = predictionChunks(samples, chunk);
     let classes = 0;
     let out: Float32Array | undefined;
     let done = 0;
-    await this.distribute(
+    await distribute(
+      this.distribution,
       parts,
       async (peer, part) => {
         await this.sync(peer);
         // measured per split: test images are not in the feature cache that makes validation fast
-        const phase = `${this.server.state.phase ?? ''}/${part[0]!.split}`;
+        const phase = `${this.run.state.phase ?? ''}/${part[0]!.split}`;
         const t0 = this.clock.now();
         const deadline = this.deadlineFor(peer, 'predict', phase, part.length);
         const r = await peer.request(
@@ -474,25 +417,18 @@ export class ClusterExecutor implements TrainingExecutor {
           deadline,
         );
         this.deadlines.record(peer.id, 'predict', phase, part.length, this.clock.now() - t0);
-        const c = r.probs.length / part.length;
-        if (r.count !== part.length || !Number.isInteger(c) || c < 1 || (classes && c !== classes)) {
-          throw new DptrainError('E_GRADIENT_SHAPE', `worker ${peer.id}: ${r.probs.length} probabilities for ${part.length} samples`);
-        }
-        for (let i = 0; i < r.probs.length; i++)
-          if (!Number.isFinite(r.probs[i]!)) throw new DptrainError('E_GRADIENT_NONFINITE', `worker ${peer.id}: probability ${i} is ${r.probs[i]}`);
-        return { probs: r.probs, c };
+        return checkedPredictions(peer, part, r, classes);
       },
-      (_peer, part, { probs, c }) => {
-        // a split-up task is a sub-slice of one of `parts`: find its offset by its first sample
+      (_peer, part, { probs, classes: c }) => {
         classes ||= c;
         out ??= new Float32Array(samples.length * c);
-        out.set(probs, this.offsetOf(part, offsets, samples) * c);
+        out.set(probs, offsetOf(part) * c);
         done += part.length;
         this.server.emit({ type: 'progress', time: this.clock.now(), task, done, total: samples.length });
       },
       this.participants(),
       // a lost worker's chunk goes whole to another worker: each image's probabilities come from one call
-      (part) => [part],
+      (part) => [{ indices: part }],
     );
     return out!;
   }
@@ -502,21 +438,11 @@ export class ClusterExecutor implements TrainingExecutor {
     if (this.closed) return;
     this.closed = true;
     this.offLost();
+    this.offJoined();
     await this.server.close(opts);
   }
 
   // ---- internals ---------------------------------------------------------------------------
-
-  private offsetOf(part: Sample[], offsets: Map<Sample[], number>, samples: Sample[]): number {
-    const direct = offsets.get(part);
-    if (direct !== undefined) return direct;
-    const first = part[0]!;
-    for (const [p, off] of offsets) {
-      const k = p.indexOf(first);
-      if (k >= 0) return off + k;
-    }
-    return samples.indexOf(first);
-  }
 
   private participants(): Peer[] {
     const all = this.server.workers;
@@ -525,9 +451,9 @@ export class ClusterExecutor implements TrainingExecutor {
 
   /** Brings a worker to the current phase and weights (joiners, or workers that missed a broadcast). */
   protected async sync(peer: Peer): Promise<void> {
-    const s = this.server.state;
+    const s = this.run.state;
     if (!s.phase || !s.weights) return;
-    if (peer.phase !== s.phase) {
+    if (!this.run.inPhase(peer)) {
       const r = await this.timed(peer, 'phase', 0, () =>
         peer.request(
           'phase_ready',
@@ -539,11 +465,10 @@ export class ClusterExecutor implements TrainingExecutor {
       const size = r.spec.reduce((a, b) => a + b.size, 0);
       if (size !== this.size)
         throw new DptrainError('E_GRADIENT_SHAPE', `worker ${peer.id}: phase '${s.phase}' has ${size} trainable values, expected ${this.size}`);
-      peer.phase = s.phase;
-      peer.version = s.version;
-    } else if (peer.version !== s.version) {
+      this.run.synced(peer);
+    } else if (!this.run.upToDate(peer)) {
       peer.send({ type: 'weights', version: s.version, weights: s.weights, ack: false });
-      peer.version = s.version;
+      this.run.synced(peer);
     }
   }
 
@@ -551,7 +476,7 @@ export class ClusterExecutor implements TrainingExecutor {
   private async timed<T>(peer: Peer, kind: RequestKind, samples: number, request: () => Promise<T>): Promise<T> {
     const t0 = this.clock.now();
     const r = await request();
-    this.deadlines.record(peer.id, kind, this.server.state.phase ?? '', samples, this.clock.now() - t0);
+    this.deadlines.record(peer.id, kind, this.run.state.phase ?? '', samples, this.clock.now() - t0);
     return r;
   }
 
@@ -568,76 +493,5 @@ export class ClusterExecutor implements TrainingExecutor {
       }
       await this.server.waitForJoin(1000);
     }
-  }
-
-  /**
-   * Runs `tasks` on the workers: initial task i goes to worker i; a free worker takes the next queued task;
-   * the task of a lost, late (past its deadline) or rejected worker is re-cut with `recut` among the
-   * survivors. Each task is accepted exactly once: a late worker is dropped, so its answer never arrives.
-   */
-  private async distribute<R>(
-    tasks: Sample[][],
-    run: (peer: Peer, part: Sample[]) => Promise<R>,
-    accept: (peer: Peer, part: Sample[], result: R) => void,
-    preferred: Peer[],
-    recut: (part: Sample[], survivors: number) => Sample[][],
-  ): Promise<void> {
-    const queue: Task[] = tasks.map((indices) => ({ indices, failures: 0 }));
-    const inflight = new Map<Peer, Task>();
-    let wake: () => void = () => undefined;
-    let fatal: Error | undefined;
-    const maxFailures = this.opts.maxSliceFailures ?? 3;
-    const offJoin = this.server.onWorkerJoined(() => wake());
-    try {
-      while ((queue.length > 0 || inflight.size > 0) && !fatal) {
-        const signal = new Promise<void>((r) => (wake = r));
-        const live = this.server.workers;
-        const pool = preferred.filter((p) => !p.closed);
-        const idle = (pool.length > 0 ? pool : live).filter((p) => !inflight.has(p));
-        for (const peer of idle) {
-          const task = queue.shift();
-          if (!task) break;
-          inflight.set(peer, task);
-          run(peer, task.indices).then(
-            (result) => {
-              inflight.delete(peer);
-              accept(peer, task.indices, result);
-              wake();
-            },
-            (err: unknown) => {
-              inflight.delete(peer);
-              if (this.abortsStep(err)) {
-                // the step cannot complete as laid out (a lost shard): stop it, the worker did nothing wrong
-                fatal = err as Error;
-                wake();
-                return;
-              }
-              if (err instanceof DeadlineError)
-                this.server.drop(peer, `deadline: ${err.message}`); // late: redone by the others
-              else if (isDptrainError(err))
-                this.server.reject(peer, err); // bad reply: drop the worker
-              else if (!(err instanceof WorkerLostError)) {
-                task.failures++;
-                if (task.failures >= maxFailures) fatal = err as Error;
-                this.server.drop(peer, `request failed: ${(err as Error).message}`);
-              }
-              if (peer.closed) preferred = preferred.filter((p) => p !== peer);
-              const survivors = this.server.workers.filter((p) => p !== peer);
-              const share = recut(task.indices, Math.max(1, survivors.length));
-              queue.unshift(...share.map((indices) => ({ indices, failures: task.failures })));
-              wake();
-            },
-          );
-        }
-        if (inflight.size === 0 && queue.length > 0 && this.server.workers.length === 0) {
-          await this.waitForWorkers(1);
-          continue;
-        }
-        await signal;
-      }
-    } finally {
-      offJoin();
-    }
-    if (fatal) throw fatal;
   }
 }

@@ -1,8 +1,9 @@
 export { DeadlineError, Peer, type PeerState, WorkerLostError, WorkerTaskError } from './peer.js';
-export { ClusterServer, type ClusterServerOptions, type HttpHandler, type RunState } from './server.js';
+export { ClusterServer, type ClusterServerOptions, type HttpHandler } from './server.js';
 export { ClusterExecutor, type ClusterExecutorOptions } from './executor.js';
 export { type EpochSampleCount, SampleLedger } from './ledger.js';
-export { chunks, contiguousSlices } from './split.js';
+export { RunSync, type RunState } from './run-sync.js';
+export { ThroughputMeter, THROUGHPUT_METER_DEFAULTS, type ThroughputMeterOptions, type ThroughputPeer } from './throughput.js';
 export { type ClusterSummary, type CoordinatorOptions, runCoordinator } from './run-coordinator.js';
 export { addProtocolFlags, parseListen, type ProtocolFlagValues, toProtocolOptions } from './cluster-flags.js';
 export { DPTRAIN_BIN, type LocalWorkersOptions, spawnLocalWorker, spawnLocalWorkers, stopLocalWorkers, workerCpuSets } from './local-workers.js';

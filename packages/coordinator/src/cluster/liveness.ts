@@ -5,7 +5,7 @@
  * synchronous kernel is not declared lost; its thread stops beating when the main thread stops making progress
  * (see packages/worker/src/liveness.ts), so a wedged process is still lost after lostAfterMs.
  */
-import { createNonce, DptrainError, type MessageOf } from '@dptrain/core';
+import { createNonce, DptrainError, encodeMessage, type Clock, type MessageOf } from '@dptrain/core';
 import type { Peer } from './peer.js';
 
 export class LivenessLinks {
@@ -61,4 +61,71 @@ export class LivenessLinks {
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** What the liveness monitor needs from the server around it. */
+export interface LivenessMonitorContext {
+  heartbeatIntervalMs: number;
+  lostAfterMs: number;
+  clock: Clock;
+  /** Every open connection. */
+  peers(): Iterable<Peer>;
+  /** Closes a silent peer. */
+  lost(peer: Peer, reason: string): void;
+}
+
+/**
+ * Heartbeats and silence: sends a heartbeat to every connection in the handshake or joined each interval, and
+ * drops a joined worker or observer silent for `lostAfterMs`. Liveness is checked far more often than heartbeats
+ * are sent, so a silent worker is declared lost within lostAfterMs of its last frame, not up to an interval later.
+ */
+export class LivenessMonitor {
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private checkTimer: NodeJS.Timeout | undefined;
+  private lastCheck = 0;
+
+  constructor(private readonly ctx: LivenessMonitorContext) {}
+
+  /** How often liveness is checked: a twentieth of lostAfterMs, at most the heartbeat interval, at least 25 ms. */
+  get checkMs(): number {
+    return Math.max(25, Math.min(this.ctx.heartbeatIntervalMs, Math.floor(this.ctx.lostAfterMs / 20)));
+  }
+
+  start(): void {
+    this.heartbeatTimer = setInterval(() => this.sendHeartbeats(), this.ctx.heartbeatIntervalMs);
+    this.heartbeatTimer.unref();
+    this.checkTimer = setInterval(() => this.check(), this.checkMs);
+    this.checkTimer.unref();
+  }
+
+  stop(): void {
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.checkTimer) clearInterval(this.checkTimer);
+  }
+
+  private check(): void {
+    const now = this.ctx.clock.now();
+    const late = this.lastCheck > 0 && now - this.lastCheck > 2 * this.checkMs + 250;
+    this.lastCheck = now;
+    // A late check means this process's own event loop was busy: frames that workers sent meanwhile are still
+    // unread (timers run before I/O), so their silence is ours. Judge again once the I/O has been read.
+    if (late) return;
+    // declared lost once silent for lostAfterMs less one check period, so detection never lands past the limit
+    const limit = this.ctx.lostAfterMs - this.checkMs;
+    for (const p of [...this.ctx.peers()]) {
+      if (p.closed) continue;
+      // ('join': authenticated and building its replica, which may block its event loop; joinTimeoutMs covers it)
+      if ((p.state === 'joined' || p.state === 'observing' || p.state === 'shard') && now - p.lastSeen > limit) {
+        this.ctx.lost(p, `silent for ${now - p.lastSeen} ms (limit ${this.ctx.lostAfterMs} ms)`);
+      }
+    }
+  }
+
+  private sendHeartbeats(): void {
+    const beat = encodeMessage({ type: 'heartbeat', time: this.ctx.clock.now() });
+    for (const p of [...this.ctx.peers()]) {
+      if (p.closed) continue;
+      if (p.state === 'joined' || p.state === 'observing' || p.state === 'join' || p.state === 'shard') p.send(beat);
+    }
+  }
 }

@@ -1,28 +1,37 @@
 import type { WebSocket } from 'ws';
-import { encodeMessage, type ClientRole, type MessageOf, type Outgoing, type WorkerInfo } from '@dptrain/core';
+import {
+  CLOSE_CODES,
+  DptrainError,
+  encodeMessage,
+  type ClientRole,
+  type DptrainErrorCode,
+  type MessageOf,
+  type Outgoing,
+  type WorkerInfo,
+} from '@dptrain/core';
 
 /** Connection states of a peer, in order ('liveness': a worker's heartbeat thread, see liveness.ts). */
 export type PeerState = 'hello' | 'auth' | 'join' | 'joined' | 'observing' | 'liveness' | 'shard' | 'closed';
 
-/** Raised on requests outstanding to a worker that is lost. */
-export class WorkerLostError extends Error {
+/** Raised on requests outstanding to a worker that is lost (E_WORKER_LOST). */
+export class WorkerLostError extends DptrainError {
   constructor(
     readonly workerId: string,
     readonly reason: string,
   ) {
-    super(`worker ${workerId} lost: ${reason}`);
+    super('E_WORKER_LOST', `worker ${workerId} lost: ${reason}`);
     this.name = 'WorkerLostError';
   }
 }
 
-/** Raised on a request that got no answer within its deadline (the worker is then dropped: see ClusterExecutor). */
-export class DeadlineError extends Error {
+/** Raised on a request that got no answer within its deadline (E_TIMEOUT; the worker is then dropped: see ClusterExecutor). */
+export class DeadlineError extends DptrainError {
   constructor(
     readonly workerId: string,
     readonly what: string,
     readonly deadlineMs: number,
   ) {
-    super(`worker ${workerId}: no answer to ${what} within its deadline of ${Math.round(deadlineMs)} ms`);
+    super('E_TIMEOUT', `worker ${workerId}: no answer to ${what} within its deadline of ${Math.round(deadlineMs)} ms`);
     this.name = 'DeadlineError';
   }
 }
@@ -49,10 +58,6 @@ export class Peer {
   lastSeen: number;
   bytesIn = 0;
   bytesOut = 0;
-  /** Phase the worker's replica is in (null before any). */
-  phase: string | null = null;
-  /** Version of the trainable weights the worker holds (-1: none). */
-  version = -1;
   /** Dispatch order: when the worker joined. */
   readonly seq: number;
   private nextRequestId = 1;
@@ -149,7 +154,7 @@ export class Peer {
   }
 
   /** Marks the peer closed, fails its outstanding requests and closes the socket. */
-  close(reason: string, code = 1000): void {
+  close(reason: string, code: number = CLOSE_CODES.normal): void {
     if (this.closed) return;
     this.state = 'closed';
     this.closedReason = reason;
@@ -167,14 +172,18 @@ export class Peer {
   }
 }
 
-/** A worker answered a request with an error (e.g. an unreadable image): counted against the task. */
-export class WorkerTaskError extends Error {
+/**
+ * A worker answered a request with an error (e.g. an unreadable image): counted against the task. Its code is the
+ * one the worker sent: a dptrain code of the worker's (E_DATA_IMAGE, ...), or E_WORKER for an unexpected failure.
+ */
+export class WorkerTaskError extends DptrainError {
   constructor(
     readonly workerId: string,
-    readonly code: string,
+    code: string,
     message: string,
   ) {
-    super(`worker ${workerId} failed a task [${code}]: ${message}`);
+    // the worker sends its DptrainError's code, or E_WORKER (packages/worker: same protocol version as ours)
+    super(code as DptrainErrorCode, `worker ${workerId} failed a task [${code}]: ${message}`);
     this.name = 'WorkerTaskError';
   }
 }

@@ -1,42 +1,38 @@
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import {
+  CLOSE_CODES,
   DptrainError,
   EventBus,
-  NONCE_BYTES,
+  closeCodeFor,
   computeBaseHash,
-  coordinatorProof,
-  createNonce,
   decodeMessage,
-  encodeMessage,
   isDptrainError,
   resolveProtocolOptions,
   systemClock,
-  verifyAuthResponse,
   type Clock,
   type Message,
-  type MessageOf,
-  type PhaseName,
   type ProtocolOptions,
   type ResolvedProtocolOptions,
   type RunConfig,
   type RunEvent,
 } from '@dptrain/core';
 import { Peer, WorkerLostError, WorkerTaskError } from './peer.js';
-import { LivenessLinks } from './liveness.js';
+import { LivenessLinks, LivenessMonitor } from './liveness.js';
 import { AdmissionGuard, addressOf, type AdmissionOptions, type AdmissionRefusal } from './admission.js';
-import { EventHistory } from './event-history.js';
 import { plainTextExposureWarning } from './exposure.js';
 import { maxPayloadOf, setMaxPayload } from '@dptrain/client';
 import { RejectionLog, type RejectionLogOptions } from './rejections.js';
-import { checkJoinPrecision } from './join-precision.js';
+import type { RunState } from './run-sync.js';
+import { Handshake } from './handshake.js';
+import { ObserverHub } from './observers.js';
+import { httpStatusListener, type HttpHandler } from './http-status.js';
 import { ShardRegistry } from './shard-registry.js';
 
-/** An extra HTTP route on the coordinator's server (e.g. /metrics). Return true when the request was handled. */
-export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
+export type { HttpHandler };
 
 export interface ClusterServerOptions {
   /** Interface to listen on. Default '127.0.0.1'. */
@@ -74,18 +70,13 @@ export interface ClusterServerOptions {
   rejectionLog?: RejectionLogOptions;
 }
 
-/** What a newly joined worker must receive: the state of the run. */
-export interface RunState {
-  step: number;
-  phase: PhaseName | null;
-  weights: Float32Array | null;
-  version: number;
-}
-
 /**
- * The coordinator's WebSocket server: authenticates workers and observers, checks hashes at join,
- * keeps heartbeats, rejects bad frames (with a `frame_rejected` event and a dropped connection), and
- * forwards every run event to observers. Work distribution lives in ClusterExecutor.
+ * The coordinator's WebSocket server and its connection registry: every connection as a Peer, the joined
+ * workers in join order, rejections (a `frame_rejected` event, an `error` to the peer, a close code from
+ * core's close-codes.ts) and drops. The parts: `Handshake` (hello, challenge, auth, join checks, welcome), liveness
+ * (`LivenessLinks`, `LivenessMonitor`: heartbeats and silence), `ObserverHub` (event history and fan-out to
+ * dashboards), http-status.ts (`GET /status` and extra routes), admission.ts (connection caps). Work
+ * distribution and the run state live in ClusterExecutor.
  */
 export class ClusterServer {
   readonly bus: EventBus;
@@ -95,31 +86,23 @@ export class ClusterServer {
   private readonly wss: WebSocketServer;
   private readonly peers = new Set<Peer>();
   private readonly workerList = new Map<string, Peer>();
-  private readonly observers = new Set<Peer>();
-  private readonly history: EventHistory;
+  private readonly observers: ObserverHub;
+  private readonly handshake: Handshake;
+  private readonly monitor: LivenessMonitor;
   private readonly admission: AdmissionGuard;
   private readonly rejections: RejectionLog;
   private readonly sockets = new WeakMap<Peer, Socket>();
-  private readonly joinWaiters = new Set<() => void>();
+  private readonly joinWaiters = new Set<(peer: Peer) => void>();
   private readonly lostListeners = new Set<(peer: Peer, reason: string) => void>();
   private readonly liveness = new LivenessLinks();
-  private baseHash: string | undefined;
-  private baseSource = 'given to the coordinator';
-  private datasetHash: string | undefined;
   private connSeq = 0;
   private closing = false;
-  private workerSeq = 0;
-  private timer: NodeJS.Timeout | undefined;
-  private livenessTimer: NodeJS.Timeout | undefined;
-  private lastLivenessCheck = 0;
   private readonly unsubscribe: () => void;
-  /** Updated by the executor; sent in every welcome. */
-  state: RunState = { step: 0, phase: null, weights: null, version: -1 };
+  private runState: Readonly<RunState> = { step: 0, phase: null, weights: null, version: -1 };
   /** Counts by reason code of the frames rejected so far. */
   readonly rejected = new Map<string, number>();
   /** Shards of the sharded summation service that joined (role `shard`). */
   readonly shards = new ShardRegistry();
-  private shardSeq = 0;
 
   /** The run configuration sent to every worker on join. */
   get config(): RunConfig {
@@ -131,12 +114,45 @@ export class ClusterServer {
     this.options = resolveProtocolOptions(opts.protocol);
     this.clock = opts.clock ?? systemClock;
     this.bus = opts.bus ?? new EventBus();
-    this.baseHash = opts.baseHash;
-    this.datasetHash = opts.datasetHash;
-    this.history = new EventHistory({ maxRunEvents: opts.maxEventHistory, maxRejections: opts.maxRejectionHistory });
+    this.observers = new ObserverHub({ maxRunEvents: opts.maxEventHistory, maxRejections: opts.maxRejectionHistory });
+    this.handshake = new Handshake(
+      {
+        token: opts.token,
+        config: opts.config,
+        options: this.options,
+        liveness: this.liveness,
+        observers: this.observers,
+        runState: () => this.runState,
+        authenticated: (peer) => {
+          // no longer counted against the caps, and the large frame limit applies from now on
+          const socket = this.sockets.get(peer);
+          if (socket) this.admission.authenticated(socket);
+          setMaxPayload(peer.ws, this.options.maxPayload);
+        },
+        joined: (peer) => this.joined(peer),
+        shardJoined: (peer) => {
+          this.shards.add(peer);
+          this.emit({ type: 'log', time: this.clock.now(), level: 'info', message: `shard ${peer.id} joined from ${peer.address}` });
+        },
+      },
+      { baseHash: opts.baseHash, datasetHash: opts.datasetHash },
+    );
+    this.monitor = new LivenessMonitor({
+      heartbeatIntervalMs: this.options.heartbeatIntervalMs,
+      lostAfterMs: this.options.lostAfterMs,
+      clock: this.clock,
+      peers: () => this.peers,
+      lost: (peer, reason) => this.drop(peer, reason, CLOSE_CODES.silent),
+    });
     this.rejections = new RejectionLog((e) => this.emit(e), this.clock, opts.rejectionLog);
     this.admission = new AdmissionGuard(opts.admission ?? {}, (r) => this.refused(r));
-    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handleHttp(req, res);
+    const handler = httpStatusListener(opts.httpHandlers ?? [], () => ({
+      step: this.runState.step,
+      phase: this.runState.phase,
+      workers: this.workers.map((w) => ({ ...w.info, bytesIn: w.bytesIn, bytesOut: w.bytesOut })),
+      observers: this.observers.size,
+      rejected: Object.fromEntries(this.rejected),
+    }));
     this.http = opts.tls ? createHttpsServer({ cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) }, handler) : createHttpServer(handler);
     this.admission.attach(this.http);
     // Until a peer authenticates, ws refuses any frame over the pre-auth limit from its header, before buffering
@@ -156,15 +172,14 @@ export class ClusterServer {
       },
     });
     this.wss.on('connection', (ws, req) => this.onConnection(ws, req));
-    this.unsubscribe = this.bus.on((e) => this.onEvent(e));
+    this.unsubscribe = this.bus.on((e) => this.observers.publish(e));
   }
 
   /** Starts listening; resolves with the URL workers connect to. */
   async listen(): Promise<string> {
-    if (this.baseHash === undefined) {
+    if (!this.handshake.hasBaseHash) {
       const base = await computeBaseHash(this.opts.config, (m) => this.emit({ type: 'log', time: this.clock.now(), level: 'warn', message: m }));
-      this.baseHash = base.hash;
-      this.baseSource = `computed by the coordinator from its own copy (weights: ${base.weightsSource})`;
+      this.handshake.setBaseHash(base.hash, `computed by the coordinator from its own copy (weights: ${base.weightsSource})`);
     }
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject);
@@ -173,12 +188,7 @@ export class ClusterServer {
         resolve();
       });
     });
-    this.timer = setInterval(() => this.sendHeartbeats(), this.options.heartbeatIntervalMs);
-    this.timer.unref();
-    // Liveness is checked far more often than heartbeats are sent, so a silent worker is declared lost
-    // within lostAfterMs of its last frame, not up to a heartbeat interval later.
-    this.livenessTimer = setInterval(() => this.checkLiveness(), this.livenessCheckMs);
-    this.livenessTimer.unref();
+    this.monitor.start();
     this.rejections.start();
     const warning = plainTextExposureWarning(this.address.address, !!this.opts.tls);
     if (warning) this.emit({ type: 'log', time: this.clock.now(), level: 'warn', message: `coordinator ${warning}` });
@@ -202,7 +212,7 @@ export class ClusterServer {
 
   /** Hashes every worker must match (the base hash is set by `listen()`). */
   get referenceHashes(): { baseHash?: string; datasetHash?: string } {
-    return { baseHash: this.baseHash, datasetHash: this.datasetHash };
+    return this.handshake.referenceHashes;
   }
 
   emit(event: RunEvent): void {
@@ -222,8 +232,25 @@ export class ClusterServer {
     });
   }
 
-  /** Calls `listener` each time a worker completes its join. */
-  onWorkerJoined(listener: () => void): () => void {
+  /** The run's state, owned by the executor (see RunSync): read for every welcome and `GET /status`. */
+  get state(): Readonly<RunState> {
+    return this.runState;
+  }
+
+  /** Reads the run's state from `state` from now on (the executor calls it with the state it owns). */
+  useRunState(state: Readonly<RunState>): void {
+    this.runState = state;
+  }
+
+  /** A worker passed the join checks and was welcomed: registered, announced, waiters woken. */
+  private joined(peer: Peer): void {
+    this.workerList.set(peer.id, peer);
+    this.emit({ type: 'worker_joined', time: this.clock.now(), worker: peer.info! });
+    for (const w of [...this.joinWaiters]) w(peer);
+  }
+
+  /** Calls `listener` each time a worker completes its join (right after its welcome). */
+  onWorkerJoined(listener: (peer: Peer) => void): () => void {
     this.joinWaiters.add(listener);
     return () => this.joinWaiters.delete(listener);
   }
@@ -244,11 +271,11 @@ export class ClusterServer {
     } catch {
       // the socket may already be gone
     }
-    this.drop(peer, `${code}: ${err.message}`, 1008);
+    this.drop(peer, `${code}: ${err.message}`, closeCodeFor(code));
   }
 
   /** Closes a peer; a joined worker is reported lost and its outstanding requests fail. */
-  drop(peer: Peer, reason: string, code = 1000): void {
+  drop(peer: Peer, reason: string, code: number = CLOSE_CODES.normal): void {
     if (peer.closed) return;
     const wasWorker = peer.state === 'joined' && !this.closing;
     const wasShard = peer.state === 'shard';
@@ -258,7 +285,7 @@ export class ClusterServer {
       this.shards.lost(peer, reason);
     }
     this.peers.delete(peer);
-    this.observers.delete(peer);
+    this.observers.remove(peer);
     const link = this.liveness.forget(peer);
     if (link) this.drop(link, `its worker ${peer.id} is gone`);
     if (wasWorker) {
@@ -271,8 +298,7 @@ export class ClusterServer {
   /** Closes every connection and the server; `bye: false` sends no `bye`, so workers reconnect to a restarted coordinator. */
   async close(opts: { bye?: boolean } = {}): Promise<void> {
     this.closing = true;
-    if (this.timer) clearInterval(this.timer);
-    if (this.livenessTimer) clearInterval(this.livenessTimer);
+    this.monitor.stop();
     this.rejections.stop();
     this.admission.close();
     this.unsubscribe();
@@ -282,7 +308,7 @@ export class ClusterServer {
       } catch {
         // ignore
       }
-      this.drop(p, 'coordinator shutting down', 1001);
+      this.drop(p, 'coordinator shutting down', CLOSE_CODES.goingAway);
     }
     for (const ws of this.wss.clients) ws.terminate();
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
@@ -292,38 +318,10 @@ export class ClusterServer {
 
   // ---- internals ---------------------------------------------------------------------------
 
-  private async handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    try {
-      for (const h of this.opts.httpHandlers ?? []) if (await h(req, res)) return;
-      if (req.method === 'GET' && (req.url === '/status' || req.url === '/')) {
-        const body = JSON.stringify({
-          step: this.state.step,
-          phase: this.state.phase,
-          workers: this.workers.map((w) => ({ ...w.info, bytesIn: w.bytesIn, bytesOut: w.bytesOut })),
-          observers: this.observers.size,
-          rejected: Object.fromEntries(this.rejected),
-        });
-        res.writeHead(200, { 'content-type': 'application/json' }).end(body);
-        return;
-      }
-      res.writeHead(404).end();
-    } catch (err) {
-      if (!res.headersSent) res.writeHead(500);
-      res.end(String((err as Error).message));
-    }
-  }
-
   /** A connection turned away before it could authenticate: counted and reported like a rejected frame. */
   private refused(r: AdmissionRefusal): void {
     this.rejected.set(r.code, (this.rejected.get(r.code) ?? 0) + 1);
     this.rejections.record(r.address, r.code, r.reason);
-  }
-
-  private onEvent(e: RunEvent): void {
-    this.history.add(e);
-    if (this.observers.size === 0) return;
-    const frame = encodeMessage({ type: 'events', events: [e as unknown as MessageOf<'events'>['events'][number]] });
-    for (const o of this.observers) o.send(frame);
   }
 
   private onConnection(ws: WebSocket, req: IncomingMessage): void {
@@ -391,87 +389,11 @@ export class ClusterServer {
       return;
     }
     switch (peer.state) {
-      case 'hello': {
-        if (msg.type !== 'hello') throw new DptrainError('E_PROTOCOL_SCHEMA', `connection ${peer.id}: expected 'hello', got '${msg.type}'`);
-        if (msg.nonce.length !== NONCE_BYTES)
-          throw new DptrainError('E_AUTH', `connection ${peer.id}: hello nonce of ${msg.nonce.length} bytes (expected ${NONCE_BYTES})`);
-        peer.role = msg.role;
-        peer.clientNonce = msg.nonce;
-        peer.nonce = createNonce();
-        peer.state = 'auth';
-        peer.send({ type: 'challenge', nonce: peer.nonce });
+      case 'hello':
+      case 'auth':
+      case 'join':
+        this.handshake.onMessage(peer, msg);
         return;
-      }
-      case 'auth': {
-        if (msg.type !== 'auth') throw new DptrainError('E_PROTOCOL_SCHEMA', `connection ${peer.id}: expected 'auth', got '${msg.type}'`);
-        if (!verifyAuthResponse(this.opts.token, peer.nonce!, peer.role!, peer.clientNonce!, msg.mac)) {
-          throw new DptrainError('E_AUTH', `connection ${peer.id} (${peer.role}): bad token`);
-        }
-        // authenticated: no longer counted against the caps, and the large frame limit applies from now on
-        const socket = this.sockets.get(peer);
-        if (socket) this.admission.authenticated(socket);
-        setMaxPayload(peer.ws, this.options.maxPayload);
-        const proof = coordinatorProof(this.opts.token, peer.nonce!, peer.role!, peer.clientNonce!);
-        if (peer.role === 'liveness') {
-          this.liveness.accept(peer, proof);
-        } else if (peer.role === 'observer') {
-          peer.state = 'observing';
-          peer.send({ type: 'accepted', role: 'observer', proof });
-          peer.send({ type: 'events', events: this.history.snapshot() as unknown as MessageOf<'events'>['events'] });
-          this.observers.add(peer);
-        } else if (peer.role === 'shard') {
-          peer.state = 'shard';
-          peer.id = `s${++this.shardSeq}`;
-          peer.send({ type: 'accepted', role: 'shard', workerId: peer.id, config: this.opts.config, proof });
-          this.shards.add(peer);
-          this.emit({ type: 'log', time: this.clock.now(), level: 'info', message: `shard ${peer.id} joined from ${peer.address}` });
-        } else if (peer.role === 'sender') {
-          throw new DptrainError('E_AUTH', `connection ${peer.id}: senders connect to shards, not to the coordinator`);
-        } else {
-          peer.state = 'join';
-          peer.id = `w${++this.workerSeq}`;
-          peer.send({ type: 'accepted', role: 'worker', workerId: peer.id, config: this.opts.config, proof, livenessKey: this.liveness.issue(peer.id) });
-        }
-        return;
-      }
-      case 'join': {
-        if (msg.type !== 'join') throw new DptrainError('E_PROTOCOL_SCHEMA', `worker ${peer.id}: expected 'join', got '${msg.type}'`);
-        if (msg.baseHash !== this.baseHash) {
-          throw new DptrainError(
-            'E_BASE_HASH',
-            `worker ${peer.id} (${msg.host}): frozen base hash ${msg.baseHash} differs from the reference ${this.baseHash}, ${this.baseSource}: every machine needs the same base weights`,
-          );
-        }
-        this.datasetHash ??= msg.datasetHash;
-        if (msg.datasetHash !== this.datasetHash) {
-          throw new DptrainError(
-            'E_DATASET_HASH',
-            `worker ${peer.id} (${msg.host}): data set hash ${msg.datasetHash} differs from the reference ${this.datasetHash}`,
-          );
-        }
-        checkJoinPrecision(this.opts.config.precision, peer.id, msg);
-        peer.info = {
-          id: peer.id,
-          host: msg.host,
-          backend: msg.backend,
-          device: msg.device,
-          batchCapacity: msg.batchCapacity,
-          ...(msg.localWorkers !== undefined ? { localWorkers: msg.localWorkers } : {}),
-          ...(msg.gpu ? { gpu: msg.gpu } : {}),
-          ...(msg.precision ? { precision: msg.precision } : {}),
-        };
-        peer.state = 'joined';
-        const s = this.state;
-        peer.send({ type: 'welcome', workerId: peer.id, step: s.step, phase: s.phase, weights: s.phase ? s.weights : null });
-        if (s.phase) {
-          peer.phase = s.phase;
-          peer.version = s.weights ? s.version : -1;
-        }
-        this.workerList.set(peer.id, peer);
-        this.emit({ type: 'worker_joined', time: this.clock.now(), worker: peer.info });
-        for (const w of [...this.joinWaiters]) w();
-        return;
-      }
       case 'joined': {
         this.onWorkerReply(peer, msg);
         return;
@@ -515,38 +437,6 @@ export class ClusterServer {
         break;
     }
     if (!ok) throw new DptrainError('E_PROTOCOL_SCHEMA', `worker ${peer.id}: unexpected '${msg.type}' message`);
-  }
-
-  /** How often liveness is checked: a twentieth of lostAfterMs, at most the heartbeat interval, at least 25 ms. */
-  private get livenessCheckMs(): number {
-    return Math.max(25, Math.min(this.options.heartbeatIntervalMs, Math.floor(this.options.lostAfterMs / 20)));
-  }
-
-  private checkLiveness(): void {
-    const now = this.clock.now();
-    const late = this.lastLivenessCheck > 0 && now - this.lastLivenessCheck > 2 * this.livenessCheckMs + 250;
-    this.lastLivenessCheck = now;
-    // A late check means this process's own event loop was busy: frames that workers sent meanwhile are still
-    // unread (timers run before I/O), so their silence is ours. Judge again once the I/O has been read.
-    if (late) return;
-    // declared lost once silent for lostAfterMs less one check period, so detection never lands past the limit
-    const limit = this.options.lostAfterMs - this.livenessCheckMs;
-    for (const p of [...this.peers]) {
-      if (p.closed) continue;
-      // ('join': authenticated and building its replica, which may block its event loop; joinTimeoutMs covers it)
-      if ((p.state === 'joined' || p.state === 'observing' || p.state === 'shard') && now - p.lastSeen > limit) {
-        this.drop(p, `silent for ${now - p.lastSeen} ms (limit ${this.options.lostAfterMs} ms)`, 4000);
-      }
-    }
-  }
-
-  private sendHeartbeats(): void {
-    const now = this.clock.now();
-    const beat = encodeMessage({ type: 'heartbeat', time: now });
-    for (const p of [...this.peers]) {
-      if (p.closed) continue;
-      if (p.state === 'joined' || p.state === 'observing' || p.state === 'join' || p.state === 'shard') p.send(beat);
-    }
   }
 }
 

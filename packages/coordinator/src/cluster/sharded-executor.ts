@@ -19,7 +19,8 @@ import {
   type TrainStepResult,
   type WeightSpec,
 } from '@dptrain/core';
-import { ClusterExecutor, type ClusterExecutorOptions, type StepPart } from './executor.js';
+import { ClusterExecutor, type ClusterExecutorOptions } from './executor.js';
+import type { StepPart } from './step-reply.js';
 import { WorkerLostError, WorkerTaskError, type Peer } from './peer.js';
 
 export interface ShardedExecutorOptions extends ClusterExecutorOptions {
@@ -93,10 +94,10 @@ export class ShardedClusterExecutor extends ClusterExecutor {
    * socket as the request that follows (P per worker, once per evaluation).
    */
   private flushShardWeights(): void {
-    const s = this.server.state;
+    const s = this.run.state;
     if (s.weights && this.fedByShards.size > 0) {
       const frame = encodeMessage({ type: 'weights', version: s.version, weights: s.weights, ack: false });
-      for (const p of this.fedByShards) if (!p.closed && p.phase === s.phase) p.send(frame);
+      for (const p of this.fedByShards) if (!p.closed && this.run.inPhase(p)) p.send(frame);
     }
     this.fedByShards.clear();
   }
@@ -134,8 +135,7 @@ export class ShardedClusterExecutor extends ClusterExecutor {
     // the clipping buckets' sums in bucket order: the norm clipByGlobalNorm computes over the whole gradient
     const scale = clipScale(normFromBucketSums(reduced.flatMap((r) => r.sums)), update.clipNorm);
     // 2. every shard updates its range and sends it to every worker (and here)
-    const s = this.server.state;
-    const version = s.version + 1;
+    const version = this.run.state.version + 1;
     const iterations = layout.iterations + 1;
     const updated = await this.onShards(layout, ctx, (peer) =>
       peer.request(
@@ -155,17 +155,16 @@ export class ShardedClusterExecutor extends ClusterExecutor {
         );
       update.weights.set(u.weights, range.start);
     });
-    s.version = version;
-    s.weights = update.weights;
+    this.run.setWeights(update.weights, version);
     const reached = updated.map((u) => new Set(u.sentTo));
     for (const p of this.server.workers) {
-      if (reached.every((r) => r.has(p.id)) && p.phase === s.phase) {
-        p.version = version;
+      if (reached.every((r) => r.has(p.id)) && this.run.inPhase(p)) {
+        this.run.synced(p);
         this.fedByShards.add(p);
       } else this.fedByShards.delete(p); // synced with the whole weights before its next task
     }
     for (const p of step.accepted) this.ledger.add(ctx.phase, ctx.epoch, p.indices, ctx.step);
-    s.step = ctx.step + 1;
+    this.run.stepDone(ctx.step);
     return { loss: figures.loss, count: figures.count, correct: figures.correct, workers: step.workers, straggler: step.straggler };
   }
 
@@ -198,8 +197,7 @@ export class ShardedClusterExecutor extends ClusterExecutor {
 
   protected override stepRequestExtras(peer: Peer): { sharded?: boolean; weightsVersion?: number } | undefined {
     if (!this.inShardedStep) return undefined;
-    const s = this.server.state;
-    return { sharded: true, ...(this.fedByShards.has(peer) && peer.version === s.version ? { weightsVersion: s.version } : {}) };
+    return { sharded: true, ...(this.fedByShards.has(peer) && this.run.upToDate(peer) ? { weightsVersion: this.run.state.version } : {}) };
   }
 
   protected override async sync(peer: Peer): Promise<void> {

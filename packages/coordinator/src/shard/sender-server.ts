@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import {
   DptrainError,
+  closeCodeFor,
   NONCE_BYTES,
   coordinatorProof,
   createNonce,
@@ -155,6 +156,6 @@ export class SenderServer {
     } catch {
       // gone already
     }
-    link.ws.close(1008, err instanceof DptrainError ? `${err.code}: refused` : 'refused');
+    link.ws.close(closeCodeFor(err instanceof DptrainError ? err.code : 'E_PROTOCOL_SCHEMA'), err instanceof DptrainError ? `${err.code}: refused` : 'refused');
   }
 }

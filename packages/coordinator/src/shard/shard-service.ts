@@ -1,4 +1,5 @@
 import {
+  CLOSE_CODES,
   DptrainError,
   isDptrainError,
   resolveProtocolOptions,
@@ -154,7 +155,7 @@ export async function startShard(opts: ShardOptions): Promise<ShardHandle> {
       case 'bye':
         said = 'run_complete';
         detail = `the coordinator said bye: ${msg.reason}`;
-        conn.ws.close(1000, 'bye');
+        conn.ws.close(CLOSE_CODES.normal, 'bye');
         return;
       case 'error':
         said = 'refused';
@@ -192,7 +193,7 @@ export async function startShard(opts: ShardOptions): Promise<ShardHandle> {
   return {
     done,
     stop: async () => {
-      conn.ws.close(1000, 'shard stopping');
+      conn.ws.close(CLOSE_CODES.normal, 'shard stopping');
       await done;
     },
   };

@@ -10,3 +10,4 @@ export { authResponse, coordinatorProof, createNonce, NONCE_BYTES, verifyAuthRes
 export { float16ToFloat32, float32ToFloat16 } from './fp16.js';
 export { decodeWireGradients, firstNonFinite, packGradients, unpackGradients } from './gradients.js';
 export { tokenEntropyBits, type TokenStrengthOptions, tokenWeakness } from './token-strength.js';
+export { CLOSE_CODES, type CloseCode, closeCodeFor } from './close-codes.js';

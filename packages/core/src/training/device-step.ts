@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendInfo } from '../backend/types.js';
 import { deviceStepFromEnv } from '../env.js';
 import type { Sample } from '../data/types.js';
-import { microBatchCount } from './gradient-tree.js';
+import { microBatchCount } from './batch-slices.js';
 import type { TransferCounter } from './transfer-counter.js';
 import type { GradientResult, StepContext } from './types.js';
 

@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import type { Sample } from '../data/types.js';
-import { computeTreeGradients, meanOfTwo, mergeGradientTree, microBatchSlices, treeNodeSlices, type RangedGradient } from './gradient-tree.js';
+import { computeTreeGradients, meanOfTwo, mergeGradientTree, type RangedGradient } from './gradient-tree.js';
+import { microBatchSlices, treeNodeSlices } from './batch-slices.js';
 import { mulberry32 } from '../util/rng.js';
 import { LinearReplica } from './linear-replica.testutil.js';
 import type { GradientResult } from './types.js';

@@ -1,5 +1,5 @@
 import type { Sample } from '../data/types.js';
-import { sliceSizes } from './sharding.js';
+import { microBatchCount, treeMid } from './batch-slices.js';
 import type { GradientResult, Replica, StepContext } from './types.js';
 import { withErrorContext } from '../util/error-context.js';
 import { computeTreeGradientsOnDevice, isDeviceStepReplica } from './device-step.js';
@@ -14,10 +14,10 @@ import { mergeTwoInto } from './vector-kernels.js';
  * nl and nr samples combine as (nl / (nl + nr)) * left + (nr / (nl + nr)) * right, rounded once to float32.
  *
  * A worker whose slice of the batch is a node of that tree (the coordinator cuts slices on micro-batch
- * boundaries, see `microBatchSlices`) computes that node's mean with the same tree, and the coordinator combines
+ * boundaries, see batch-slices.ts) computes that node's mean with the same tree, and the coordinator combines
  * the workers' means along the upper part of it; so a power-of-two number of workers (and others whose slices
  * fall on tree nodes, such as 3 workers over 4 micro-batches), or `dptrain train` in one process, produce the
- * same bits. The cluster cuts slices, and re-cuts a lost worker's share, into tree nodes (`treeNodeSlices`), so
+ * same bits. The cluster cuts slices, and re-cuts a lost worker's share, into tree nodes (`weightedTreeNodeSlices`), so
  * faults do not change the bits either. Slices that are not tree nodes (from `microBatchSlices` with other
  * worker counts) are still combined exactly once each, in batch order where they cut the tree, with the same
  * formula.
@@ -47,86 +47,12 @@ export function meanOfTwo(a: GradientResult, b: GradientResult, into?: Float32Ar
   return { gradients: out, loss: wa * a.loss + wb * b.loss, count: n, correct: a.correct + b.correct };
 }
 
-/** Where the tree splits the micro-batches [lo, hi): the left half takes the odd one. */
-function treeMid(lo: number, hi: number): number {
-  return lo + Math.ceil((hi - lo) / 2);
-}
-
 /** meanOfTwo written into whichever operand's array is in `owned` (else a new array); the result joins `owned`. */
 function mergeOwned(a: GradientResult, b: GradientResult, owned: Set<Float32Array>): GradientResult {
   const into = owned.has(a.gradients) ? a.gradients : owned.has(b.gradients) ? b.gradients : undefined;
   const r = meanOfTwo(a, b, into);
   owned.add(r.gradients);
   return r;
-}
-
-/** Number of micro-batches of a batch of `n` samples (0 or negative `microBatch`: one, the whole batch). */
-export function microBatchCount(n: number, microBatch: number): number {
-  return microBatch > 0 ? Math.max(1, Math.ceil(n / microBatch)) : 1;
-}
-
-/**
- * Cuts a batch of `n` samples into at most `parts` contiguous slices [start, end) for the workers. With a
- * micro-batch, slices are whole micro-batches cut at ceil(i * K / parts) (K micro-batches), which are nodes of
- * the averaging tree when `parts` is a power of two or divides K; when the batch has fewer micro-batches than
- * `parts`, only K slices are made (the other workers sit that step out). Without one (0), near-equal slices.
- */
-export function microBatchSlices(n: number, microBatch: number, parts: number): { start: number; end: number }[] {
-  const k = microBatchCount(n, microBatch);
-  const out: { start: number; end: number }[] = [];
-  if (microBatch > 0) {
-    const p = Math.max(1, Math.min(parts, k));
-    let prev = 0;
-    for (let i = 1; i <= p; i++) {
-      const end = Math.min(n, Math.ceil((i * k) / p) * microBatch);
-      if (end > prev) out.push({ start: prev, end });
-      prev = end;
-    }
-    return out;
-  }
-  let at = 0;
-  for (const size of sliceSizes(n, Math.max(1, Math.min(parts, n)))) {
-    if (size > 0) out.push({ start: at, end: at + size });
-    at += size;
-  }
-  return out;
-}
-
-/**
- * Cuts the samples [start, end) of a batch of `n` — which must be a node of the averaging tree (the whole batch,
- * or a range this function returned) — into at most `parts` contiguous ranges that are nodes of the tree too:
- * the node with the most micro-batches (the leftmost of equals) is split at the tree's cut until there are
- * `parts` nodes or only single micro-batches are left. Gradients of such ranges merge along the tree exactly as
- * the whole batch's would, so a share re-cut this way (a lost worker's) leaves the step's bits unchanged.
- * Without a micro-batch (0): near-equal contiguous ranges.
- */
-export function treeNodeSlices(n: number, microBatch: number, parts: number, start = 0, end = n): { start: number; end: number }[] {
-  const want = Math.max(1, parts);
-  if (!(microBatch > 0)) {
-    const out: { start: number; end: number }[] = [];
-    let at = start;
-    for (const size of sliceSizes(end - start, Math.max(1, Math.min(want, end - start)))) {
-      if (size > 0) out.push({ start: at, end: at + size });
-      at += size;
-    }
-    return out;
-  }
-  if (start % microBatch !== 0 || (end !== n && end % microBatch !== 0)) {
-    throw new RangeError(`treeNodeSlices: [${start}, ${end}) is not on micro-batch boundaries of ${microBatch}`);
-  }
-  const nodes: [number, number][] = [[start / microBatch, Math.ceil(end / microBatch)]];
-  while (nodes.length < want) {
-    let best = -1;
-    for (let i = 0; i < nodes.length; i++) {
-      const [lo, hi] = nodes[i]!;
-      if (hi - lo >= 2 && (best < 0 || hi - lo > nodes[best]![1] - nodes[best]![0])) best = i;
-    }
-    if (best < 0) break;
-    const [lo, hi] = nodes[best]!;
-    const mid = treeMid(lo, hi);
-    nodes.splice(best, 1, [lo, mid], [mid, hi]);
-  }
-  return nodes.map(([lo, hi]) => ({ start: lo * microBatch, end: Math.min(n, hi * microBatch) }));
 }
 
 /**

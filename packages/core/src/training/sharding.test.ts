@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { epochBatches, epochPermutation, globalBatch, sliceSizes, splitBatch, stepsPerEpoch } from './sharding.js';
+import { epochBatches, epochPermutation, globalBatch, stepsPerEpoch } from './sharding.js';
+import { sliceSizes, splitBatch } from './batch-slices.js';
 
 describe('epoch sharding', () => {
   it('visits every sample exactly once per epoch, keeping the uneven last batch', () => {

@@ -33,36 +33,3 @@ export function epochBatches(n: number, batchSize: number, seed: number, epoch: 
   for (let s = 0; s < steps; s++) out.push(globalBatch(n, batchSize, seed, epoch, s, order));
   return out;
 }
-
-/**
- * Sizes of the contiguous slices that split `total` items among workers: near-equal when `workers` is a
- * count, proportional to the capacities when it is a list (largest remainder, earlier workers first on ties).
- * Sizes sum to `total`; a worker may get 0 when there are fewer items than workers.
- */
-export function sliceSizes(total: number, workers: number | number[]): number[] {
-  const weights = typeof workers === 'number' ? new Array<number>(workers).fill(1) : workers;
-  if (weights.length === 0) throw new DptrainError('E_CONFIG', 'cannot split a batch among 0 workers');
-  if (weights.some((w) => !(w > 0) || !Number.isFinite(w))) throw new DptrainError('E_CONFIG', `worker capacities must be positive: ${weights.join(',')}`);
-  const sum = weights.reduce((a, b) => a + b, 0);
-  const exact = weights.map((w) => (total * w) / sum);
-  const sizes = exact.map((x) => Math.floor(x));
-  let left = total - sizes.reduce((a, b) => a + b, 0);
-  const order = exact.map((x, i) => ({ i, r: x - Math.floor(x) })).sort((a, b) => b.r - a.r || a.i - b.i);
-  for (let k = 0; left > 0; k = (k + 1) % order.length, left--) {
-    const i = (order[k] as { i: number }).i;
-    sizes[i] = (sizes[i] as number) + 1;
-  }
-  return sizes;
-}
-
-/** Splits a global batch into contiguous slices, one per worker (see `sliceSizes`). */
-export function splitBatch<T>(items: readonly T[], workers: number | number[]): T[][] {
-  const sizes = sliceSizes(items.length, workers);
-  const out: T[][] = [];
-  let at = 0;
-  for (const s of sizes) {
-    out.push(items.slice(at, at + s));
-    at += s;
-  }
-  return out;
-}

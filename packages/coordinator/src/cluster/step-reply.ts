@@ -1,0 +1,139 @@
+import {
+  DptrainError,
+  l2Norm,
+  unpackGradients,
+  type Clock,
+  type GradientPrecision,
+  type MessageOf,
+  type RangedGradient,
+  type Sample,
+  type StepContext,
+  type StepWorkerStat,
+} from '@dptrain/core';
+import type { Peer } from './peer.js';
+
+/** A worker's accepted answer for the samples [start, end) of a step (sharded steps: an empty gradient). */
+export interface StepPart extends RangedGradient {
+  peer: Peer;
+  /** Id of the step request this part answered (a sharded step's ranges are keyed by it at the shards). */
+  request: number;
+  indices: number[];
+  computeMs: number;
+  wallMs: number;
+  bytesIn: number;
+  bytesOut: number;
+  norm: number;
+}
+
+/** The accepted parts of a step, and what they cost each worker. */
+export interface CollectedStep {
+  accepted: StepPart[];
+  workers: StepWorkerStat[];
+  straggler: string | undefined;
+  /** Gradients decoded for this step only (the merge may write into them). */
+  owned: Set<Float32Array>;
+  total: number;
+  micro: number;
+}
+
+/**
+ * The gradient and norm of a step reply of `peer` for `asked` samples, checked: the count, the correct count, and
+ * the gradient's length and finite values (`size` floats; E_GRADIENT_SHAPE, E_PROTOCOL_SCHEMA, E_GRADIENT_NONFINITE
+ * name the worker). A sharded step's reply carries no gradient (its ranges went to the shards), only its norm.
+ * `decoded` is true when the gradient was decoded for this step only (the merge may then write into it).
+ */
+export function checkedStepReply(
+  peer: Peer,
+  asked: number,
+  r: MessageOf<'gradients'>,
+  size: number,
+  sharded: boolean,
+): { gradients: Float32Array; norm: number; decoded: boolean } {
+  if (r.count !== asked) throw new DptrainError('E_GRADIENT_SHAPE', `worker ${peer.id}: gradients over ${r.count} samples, asked for ${asked}`);
+  if (r.correct > r.count) throw new DptrainError('E_PROTOCOL_SCHEMA', `worker ${peer.id}: ${r.correct} correct of ${r.count}`);
+  if (sharded) {
+    if (r.gradients.length !== 0 || r.norm === undefined || !Number.isFinite(r.norm))
+      throw new DptrainError('E_GRADIENT_SHAPE', `worker ${peer.id}: a sharded step's reply needs an empty gradient and its norm`);
+    return { gradients: new Float32Array(0), norm: r.norm, decoded: false };
+  }
+  const gradients = unpackGradients(r, size, peer.id);
+  return { gradients, norm: l2Norm(gradients), decoded: true };
+}
+
+/** One step request: the step, the part's samples and how to ask for them. */
+export interface StepRequest {
+  ctx: StepContext;
+  part: readonly Sample[];
+  /** The micro-batch of the step's averaging tree (it travels in the step message). */
+  microBatch: number;
+  /** The wire precision asked for (none: the run config's). */
+  precision?: GradientPrecision;
+  /** What a sharded step adds to the request (ShardedClusterExecutor). */
+  extras?: { sharded?: boolean; weightsVersion?: number };
+  deadlineMs: number;
+  /** Floats of the phase's trainable vector. */
+  size: number;
+  clock: Clock;
+}
+
+/** A step request's checked reply and what it cost (the bytes each way and the wall time). */
+export interface StepReply {
+  reply: MessageOf<'gradients'>;
+  gradients: Float32Array;
+  norm: number;
+  decoded: boolean;
+  /** Id of the request (a sharded step's ranges are keyed by it at the shards). */
+  request: number;
+  wallMs: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/** Asks `peer` for the mean gradient of a part of a step and checks the reply (`checkedStepReply`). */
+export async function requestStepPart(peer: Peer, q: StepRequest): Promise<StepReply> {
+  const inBefore = peer.bytesIn;
+  const outBefore = peer.bytesOut;
+  const t0 = q.clock.now();
+  let request = 0;
+  const reply = await peer.request(
+    'gradients',
+    (id) => {
+      request = id;
+      return {
+        type: 'step',
+        id,
+        phase: q.ctx.phase,
+        epoch: q.ctx.epoch,
+        step: q.ctx.step,
+        indices: Uint32Array.from(q.part, (x) => x.index),
+        microBatch: q.microBatch,
+        ...(q.precision !== undefined ? { precision: q.precision } : {}),
+        ...q.extras,
+      };
+    },
+    undefined,
+    q.deadlineMs,
+  );
+  const wallMs = q.clock.now() - t0;
+  const checked = checkedStepReply(peer, q.part.length, reply, q.size, !!q.extras?.sharded);
+  return { reply, ...checked, request, wallMs, bytesIn: peer.bytesIn - inBefore, bytesOut: peer.bytesOut - outBefore };
+}
+
+/** Each worker's figures over a step's accepted parts, and the straggler (the longest wall time, with two or more). */
+export function stepWorkerStats(accepted: readonly StepPart[]): { workers: StepWorkerStat[]; straggler: string | undefined } {
+  const stats = new Map<string, StepWorkerStat & { wallMs: number }>();
+  for (const p of accepted) {
+    const st = stats.get(p.peer.id) ?? { id: p.peer.id, samples: 0, computeMs: 0, bytesIn: 0, bytesOut: 0, wallMs: 0 };
+    st.samples += p.count;
+    st.computeMs += p.computeMs;
+    st.bytesIn += p.bytesIn;
+    st.bytesOut += p.bytesOut;
+    st.wallMs += p.wallMs;
+    stats.set(p.peer.id, st);
+  }
+  const workers = [...stats.values()];
+  let straggler: string | undefined;
+  let slowest = -1;
+  for (const w of workers) if (w.wallMs > slowest) [slowest, straggler] = [w.wallMs, w.id];
+  return { workers: workers.map(({ wallMs: _w, ...rest }) => rest), straggler: workers.length > 1 ? straggler : undefined };
+}
