@@ -27,6 +27,7 @@ import {
 } from '@dptrain/core';
 import { ClusterExecutor, ClusterServer } from '../packages/coordinator/src/cluster/index.js';
 import { createLabData } from './exchange-lab/lab-run.js';
+import { withoutTrainStep } from '../test/cluster/step-loop.js';
 
 export type ExchangeMode = 'pipelined' | 'plain';
 export type ExchangeLayout = 'star' | 'hierarchical';
@@ -126,16 +127,7 @@ function benchConfig(dataDir: string, n: number): RunConfig {
 }
 
 /** One step's update through `executor`: its pipelined trainStep, or (plain) gradients + the whole update + setWeights. */
-function stepper(executor: ClusterExecutor, mode: ExchangeMode): TrainingExecutor {
-  if (mode === 'pipelined') return executor;
-  return {
-    beginPhase: (p, w) => executor.beginPhase(p, w),
-    computeGradients: (batch, ctx) => executor.computeGradients(batch, ctx),
-    setWeights: (w) => executor.setWeights(w),
-    predict: (batch, task) => executor.predict(batch, task),
-    close: () => executor.close(),
-  };
-}
+const stepper = (executor: ClusterExecutor, mode: ExchangeMode): TrainingExecutor => (mode === 'pipelined' ? executor : withoutTrainStep(executor));
 
 /** A coordinator in this process with `n` synthetic worker processes behind it, in `layout`. */
 class BenchCluster {

@@ -1,19 +1,12 @@
 import type { ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { bucketRanges, decodeMessage, loadDataset, type Dataset, type RunConfig, type TrainingExecutor } from '@dptrain/core';
-import {
-  ClusterExecutor,
-  ClusterServer,
-  Peer,
-  ShardedClusterExecutor,
-  spawnLocalShard,
-  spawnLocalWorkers,
-  stopLocalWorkers,
-} from '../../packages/coordinator/src/cluster/index.js';
+import { bucketRanges, decodeMessage, loadDataset, type Dataset, type RunConfig } from '@dptrain/core';
 import { dptrain, makeSceneDir, tinyLoopConfig, type Proc } from './fixtures.js';
-import { sha256, trainSteps } from './step-loop.js';
+import { sha256, trainSteps, withoutTrainStep } from './step-loop.js';
 import { processesMentioning } from '../helpers/processes.js';
+import { ClusterExecutor, ClusterServer, Peer, ShardedClusterExecutor } from '../../packages/coordinator/src/cluster/index.js';
+import { spawnLocalShard, spawnLocalWorkers, stopLocalWorkers } from '../../packages/coordinator/src/cluster/index.js';
 
 /**
  * The pipelined update (ClusterExecutor.trainStep: each bucket of the flat vector updated and its weights sent at
@@ -41,17 +34,6 @@ async function countingBucketFrames<T>(run: () => Promise<T>): Promise<{ result:
   } finally {
     spy.mockRestore();
   }
-}
-
-/** `executor` without its trainStep: gradients here, the whole update, then one `weights` frame (the old path). */
-function unpipelined(executor: ClusterExecutor): TrainingExecutor {
-  return {
-    beginPhase: (p, w) => executor.beginPhase(p, w),
-    computeGradients: (batch, ctx) => executor.computeGradients(batch, ctx),
-    setWeights: (w) => executor.setWeights(w),
-    predict: (batch, task) => executor.predict(batch, task),
-    close: () => executor.close(),
-  };
 }
 
 async function joined(server: ClusterServer, workers: number, shards: number, what: () => string): Promise<void> {
@@ -106,7 +88,7 @@ describe('pipelined weights buckets: plain, pipelined, agents and shards give th
     expect(bucketRanges(w0.length, BUCKET).length).toBeGreaterThan(3); // the update does travel in several buckets
 
     const plainExecutor = new ClusterExecutor({ server: star });
-    const { result: plain, frames: plainFrames } = await countingBucketFrames(() => trainSteps(unpipelined(plainExecutor), dataset, config, STEPS, w0));
+    const { result: plain, frames: plainFrames } = await countingBucketFrames(() => trainSteps(withoutTrainStep(plainExecutor), dataset, config, STEPS, w0));
     expect(plainFrames).toBe(0);
     const reference = sha256(plain.weights);
     const probs = Array.from(await plainExecutor.predict(dataset.labelled, 'evaluate'));
