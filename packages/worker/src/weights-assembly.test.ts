@@ -24,6 +24,14 @@ describe('WeightsAssembly', () => {
     const second = a.add(bucket(4, 4, [9], 5));
     expect(Array.from(second!)).toEqual([9, 9, 9, 9, 9]);
     expect(Array.from(first!)).toEqual([1, 2, 3, 4, 5]); // the replica may still hold the previous one
+    // the version after reuses the first array (warm memory), never the one just returned
+    a.add(bucket(5, 0, [4, 4], 5));
+    a.add(bucket(5, 2, [4, 4], 5));
+    const third = a.add(bucket(5, 4, [4], 5));
+    expect(third).toBe(first);
+    expect(Array.from(third!)).toEqual([4, 4, 4, 4, 4]);
+    expect(Array.from(second!)).toEqual([9, 9, 9, 9, 9]);
+    expect(third).not.toBe(second);
   });
 
   it('a newer version starts over; a gap, a repeat or a bucket past the total is refused', () => {
