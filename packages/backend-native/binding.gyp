@@ -10,7 +10,8 @@
         "native/pool.cc",
         "native/elementwise.cc",
         "native/norm-pad.cc",
-        "native/adam.cc"
+        "native/adam.cc",
+        "native/merge.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -62,6 +62,7 @@ export async function startFakeWorker(opts: FakeWorkerOptions): Promise<FakeWork
     (msg) => {
       if (msg.type === 'welcome') size = msg.weights?.length ?? 0;
       else if (msg.type === 'weights') size = msg.weights.length;
+      else if (msg.type === 'weights_bucket') size = msg.total;
       else if (msg.type === 'phase') {
         if (msg.weights) size = msg.weights.length;
         if (opts.behaviour === 'silent') return;

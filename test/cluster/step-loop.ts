@@ -47,6 +47,17 @@ export async function trainSteps(
   return { weights, w0: start, steps: s, optimizer: opt };
 }
 
+/** `executor` without its trainStep: gradients there, the whole update here, then one `weights` frame (the path before the pipelined update). */
+export function withoutTrainStep(executor: TrainingExecutor): TrainingExecutor {
+  return {
+    beginPhase: (p, w) => executor.beginPhase(p, w),
+    computeGradients: (batch, ctx) => executor.computeGradients(batch, ctx),
+    setWeights: (w) => executor.setWeights(w),
+    predict: (batch, task) => executor.predict(batch, task),
+    close: () => executor.close(),
+  };
+}
+
 /** The same steps in this process on the cpu backend (what `dptrain train` computes). */
 export async function inProcessWeights(dataset: Dataset, config: RunConfig, steps: number, w0: Float32Array): Promise<Float32Array> {
   await tf.setBackend('cpu');

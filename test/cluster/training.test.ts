@@ -4,6 +4,7 @@ import {
   InProcessExecutor,
   createReplica,
   globalBatch,
+  runTrainingStep,
   loadDataset,
   stepsPerEpoch,
   type Dataset,
@@ -51,7 +52,7 @@ async function train(
   precision: GradientPrecision,
   microBatch?: number,
 ): Promise<{ weights: Float32Array; workersPerStep: number[]; executor: ClusterExecutor }> {
-  const executor = new ClusterExecutor({ server, maxWorkers: n, gradientPrecision: precision });
+  const executor = new ClusterExecutor({ server, maxWorkers: n, gradientPrecision: precision, bucketFloats: 97 });
   // another micro-batch than the run config's travels in the step messages (as an agent passes its coordinator's)
   const stepping: TrainingExecutor =
     microBatch === undefined
@@ -66,7 +67,7 @@ async function train(
   return { ...(await trainWith(stepping)), executor };
 }
 
-async function trainWith(executor: TrainingExecutor): Promise<{ weights: Float32Array; workersPerStep: number[] }> {
+async function trainWith(executor: TrainingExecutor, clipNorm = 0): Promise<{ weights: Float32Array; workersPerStep: number[] }> {
   const begun = await executor.beginPhase('head', w0 ? w0.slice() : undefined);
   w0 ??= begun.weights.slice();
   const weights = begun.weights.slice();
@@ -77,11 +78,10 @@ async function trainWith(executor: TrainingExecutor): Promise<{ weights: Float32
   for (let s = 0; s < STEPS; s++) {
     const epoch = Math.floor(s / spe);
     const batch = globalBatch(samples.length, B, config.seed, epoch, s % spe).map((i) => samples[i]!);
-    const res = await executor.computeGradients(batch, { phase: 'head', epoch, step: s });
+    // the cluster's pipelined trainStep (buckets of 97 floats, see train), the in-process executor's gradients + step
+    const res = await runTrainingStep(executor, batch, { phase: 'head', epoch, step: s }, { weights, optimizer: opt, clipNorm });
     expect(res.count).toBe(batch.length);
     workersPerStep.push(res.workers.length);
-    opt.step(weights, res.gradients);
-    await executor.setWeights(weights);
   }
   return { weights, workersPerStep };
 }
@@ -142,6 +142,19 @@ describe('cluster training (4 real worker processes)', () => {
     } finally {
       await local.close();
     }
+  });
+
+  it('--clip-norm through the pipelined update (buckets of 97 floats) gives the one-process clipped weights, bit for bit', async () => {
+    const clip = 0.05;
+    const two = await trainWith(new ClusterExecutor({ server, maxWorkers: 2, bucketFloats: 97 }), clip);
+    await tf.setBackend('cpu');
+    const local = new InProcessExecutor(await createReplica(config, { dataset, gradientBuffers: 2 }), { microBatch: config.microBatch });
+    try {
+      expect(Array.from(two.weights)).toEqual(Array.from((await trainWith(local, clip)).weights));
+    } finally {
+      await local.close();
+    }
+    expect(maxRelDiff(two.weights, ref)).toBeGreaterThan(0); // the clip did act
   });
 
   it('without the micro-batch tree (each slice at once), 2 and 4 workers agree within a tolerance', async () => {

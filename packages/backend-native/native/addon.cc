@@ -1,6 +1,7 @@
 // dptrain native kernels: oneDNN convolutions / matmul + hand-written NHWC loops. This file registers the entry
 // points and holds the settings; the kernels live in one file per family, as the TypeScript side (src/kernels/):
-// conv.cc, matmul.cc, pool.cc, elementwise.cc, norm-pad.cc, plus adam.cc and the shared setup in common.h/.cc.
+// conv.cc, matmul.cc, pool.cc, elementwise.cc, norm-pad.cc, plus adam.cc, merge.cc (the exchange's gradient merge)
+// and the shared setup in common.h/.cc.
 // Every entry point is synchronous and works in place on the caller's Float32Arrays (zero-copy):
 // the JS side allocates the output array and passes it in.
 #include <malloc.h>
@@ -138,6 +139,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tile", Napi::Function::New(env, Guard<Tile>));
   exports.Set("batchNorm", Napi::Function::New(env, Guard<BatchNorm>));
   exports.Set("adamUpdate", Napi::Function::New(env, Guard<AdamUpdate>));
+  exports.Set("mergeTwo", Napi::Function::New(env, MergeTwo));
+  exports.Set("firstNonFinite", Napi::Function::New(env, FirstNonFinite));
+  exports.Set("bucketSumsOfSquares", Napi::Function::New(env, BucketSumsOfSquares));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("setActivationLayout", Napi::Function::New(env, SetActivationLayout));
   exports.Set("setConvAlgorithm", Napi::Function::New(env, SetConvAlgorithm));

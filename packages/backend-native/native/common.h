@@ -141,5 +141,9 @@ Napi::Value Pad(const Napi::CallbackInfo& info);
 Napi::Value Slice(const Napi::CallbackInfo& info);
 Napi::Value Tile(const Napi::CallbackInfo& info);
 Napi::Value AdamUpdate(const Napi::CallbackInfo& info);
+// The exchange's gradient merge and finiteness check (merge.cc; TS side: core/src/training/vector-kernels.ts).
+Napi::Value MergeTwo(const Napi::CallbackInfo& info);
+Napi::Value FirstNonFinite(const Napi::CallbackInfo& info);
+Napi::Value BucketSumsOfSquares(const Napi::CallbackInfo& info);
 
 }  // namespace dptrain_native

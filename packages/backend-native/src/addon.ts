@@ -79,6 +79,18 @@ export interface NativeAddon {
    * Returns -1, or the first index whose new m, v or weight would not be finite in float32 (then nothing is written).
    */
   adamUpdate(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lrT: number, b1: number, b2: number, eps: number): number;
+  /**
+   * out[i] = float32(wa * a[i] + wb * b[i]) computed in double without FMA, the bits of core's JS merge (native/merge.cc);
+   * `out` may be `a` or `b`. Returns the instruction set it ran: 'avx512' or 'scalar'.
+   */
+  mergeTwo(out: Float32Array, a: Float32Array, b: Float32Array, wa: number, wb: number): 'avx512' | 'scalar';
+  /** Index of the first NaN or ±Infinity of `g`, or -1. */
+  firstNonFinite(g: Float32Array): number;
+  /**
+   * out[k] = the float64 sum of squares of g's bucket k ([k b, (k + 1) b), b = `bucketFloats`), each summed in index
+   * order: the bits of core's rangeSumOfSquares (native/merge.cc). `out` holds one value per bucket.
+   */
+  bucketSumsOfSquares(g: Float32Array, bucketFloats: number, out: Float64Array): void;
   /** out[o, i] = scale * sum_r x[o, r, i]. */
   reduceSum(x: Float32Array, out: Float32Array, outer: number, red: number, inner: number, scale: number): void;
   /** 'nhwc' (default: no reorders) or 'any' (oneDNN's blocked layouts, reordered around each call). */

@@ -79,6 +79,8 @@ export { type PrepareDataOptions, prepareTrainData, preprocessOnDevice, type Ran
 export { type ReadCheckpointOptions, ReduceLrOnPlateau, type ReduceLrOnPlateauOptions, type Replica, type ReplicaOptions } from './training/index.js';
 export { resolveClassWeights, resolveClassWeightsFromLabelled, RESUME_SAFE_SETTINGS, resumeMismatches, type ResumePosition } from './training/index.js';
 export { RUN_MODEL_DIR, type RunFingerprint, runFingerprint, type RunModelMeta, type RunReport, runTraining, runTrainingStep } from './training/index.js';
+export { type MergeKernel, mergeTwoInto, type NonFiniteKernel, setVectorKernels } from './training/index.js';
+export { type SumsOfSquaresKernel, vectorKernelNames, type VectorKernels } from './training/index.js';
 export { saveRun, type SaveRunOptions, scaleRange, scheduledLearningRate, scoreSubmission, sealCheckpoint, setAdamKernel } from './training/index.js';
 export { SgdOptimizer, type SgdOptions, shardRanges, sliceOptimizerState, sliceSizes, splitBatch, type StepContext } from './training/index.js';
 export { stepsPerEpoch, type SubmissionScore, syncDirectory, TensorBoardLogger, type TensorBoardLoggerOptions, tfRecord } from './training/index.js';

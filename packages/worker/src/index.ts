@@ -22,3 +22,4 @@ export { ShardedSender, type ShardedSenderOptions } from './sharded-sender.js';
 export { startLiveness, LIVENESS_DEFAULTS, type LivenessOptions, type LivenessHandle } from './liveness.js';
 export { onParentGone } from './parent-watch.js';
 export { ShardLinks, type ShardLinksOptions } from './shard-links.js';
+export { WeightsAssembly } from './weights-assembly.js';

@@ -50,6 +50,11 @@ export class ShardedSender implements MessageHandlers {
     return this.inner.weights(msg, frame);
   }
 
+  weightsBucket(msg: MessageOf<'weights_bucket'>, frame: Buffer[]): Promise<void> {
+    if (msg.offset + msg.weights.length === msg.total) this.version = Math.max(this.version, msg.version); // the last bucket
+    return this.inner.weightsBucket(msg, frame);
+  }
+
   /** The coordinator named the shards of this run (the only ones whose weights are taken). */
   shardMap(msg: MessageOf<'shard_map'>): void {
     this.ready.configure(msg);

@@ -37,6 +37,8 @@ export interface MessageHandlers {
   phase(msg: MessageOf<'phase'>): Promise<Outgoing<'phase_ready'>>;
   /** `frame`: the message as received (its fragments), for a handler that forwards it as it is. */
   weights(msg: MessageOf<'weights'>, frame: Buffer[]): Promise<void>;
+  /** One bucket of new weights (the pipelined update sends them in order; `frame`: as received, for forwarding). */
+  weightsBucket(msg: MessageOf<'weights_bucket'>, frame: Buffer[]): Promise<void>;
   step(msg: MessageOf<'step'>): Promise<Outgoing<'gradients'>>;
   predict(msg: MessageOf<'predict'>): Promise<Outgoing<'predictions'>>;
   /** `--shards auto`: start a shard beside this process (an agent's; a plain worker has none and ignores it). */
@@ -129,6 +131,10 @@ export function runUpstream(opts: UpstreamOptions, compute: MessageHandlers): Wo
       case 'weights':
         await handlers.weights(msg, frame);
         if (msg.ack) send({ type: 'weights_ack', version: msg.version });
+        return;
+      case 'weights_bucket':
+        await handlers.weightsBucket(msg, frame);
+        if (msg.ack) send({ type: 'weights_ack', version: msg.version }); // asked on the last bucket only
         return;
       case 'step':
         return send(await handlers.step(msg));

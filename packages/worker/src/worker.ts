@@ -18,6 +18,7 @@ import {
 } from '@dptrain/core';
 import { runUpstream, workerLog, type JoinFields, type MessageHandlers, type UpstreamOptions, type WorkerHandle } from './upstream.js';
 import { blockStepForTest, slowStepForTest } from './test-hooks.js';
+import { WeightsAssembly } from './weights-assembly.js';
 
 /** Defaults of {@link WorkerOptions} that are the worker's own (the link's are UPSTREAM_DEFAULTS). */
 export const WORKER_DEFAULTS = { batchCapacity: 64 } as const;
@@ -94,6 +95,8 @@ export class ReplicaWorker implements MessageHandlers {
   private index: SampleIndex | undefined;
   private config: RunConfig | undefined;
   private workerId = '';
+  /** Weights sent bucket by bucket (a bucket of a newer version, or offset 0, starts over: safe across reconnects). */
+  private readonly incomingWeights = new WeightsAssembly();
 
   constructor(
     private readonly opts: WorkerOptions,
@@ -141,6 +144,11 @@ export class ReplicaWorker implements MessageHandlers {
 
   async weights(msg: MessageOf<'weights'>): Promise<void> {
     this.ready.setWeights(msg.weights);
+  }
+
+  async weightsBucket(msg: MessageOf<'weights_bucket'>): Promise<void> {
+    const whole = this.incomingWeights.add(msg);
+    if (whole) this.ready.setWeights(whole);
   }
 
   async step(msg: MessageOf<'step'>): Promise<Outgoing<'gradients'>> {

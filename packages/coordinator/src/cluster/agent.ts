@@ -66,8 +66,9 @@ interface LocalCluster {
  * An agent's handlers: a worker upstream, a coordinator downstream. Each request from the coordinator is answered
  * by the coordinator's own cluster code over the local workers: a step's slice (a node of the micro-batch tree) is
  * computed by `ClusterExecutor.computeGradients` as a whole batch, which cuts it into tree nodes among the local
- * workers and merges their means along the same tree, so the bits are those of a plain worker; weights frames are
- * forwarded as received; prediction chunks are split among the workers; a phase switch reaches all of them.
+ * workers and merges their means along the same tree, so the bits are those of a plain worker; weights frames and
+ * the pipelined update's weights buckets (bucket-relay.ts) are forwarded as received; prediction chunks are split
+ * among the workers; a phase switch reaches all of them.
  */
 export class AgentHandlers implements MessageHandlers {
   private local: LocalCluster | undefined;
@@ -123,6 +124,10 @@ export class AgentHandlers implements MessageHandlers {
   async weights(msg: MessageOf<'weights'>, frame: Buffer[]): Promise<void> {
     // the frame as it came (same version, same ack flag): the local workers' acks are awaited when it asks for them
     await this.ready.executor.broadcastWeights(msg.weights, msg.version, frame, msg.ack);
+  }
+
+  async weightsBucket(msg: MessageOf<'weights_bucket'>, frame: Buffer[]): Promise<void> {
+    await this.ready.executor.forwardWeightsBucket(msg, frame); // each bucket on at once, as received
   }
 
   async step(msg: MessageOf<'step'>): Promise<Outgoing<'gradients'>> {

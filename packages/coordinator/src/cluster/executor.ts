@@ -8,14 +8,21 @@ import {
   type GradientNormGuardOptions,
   type GradientPrecision,
   type AggregatedGradients,
+  type MessageOf,
   type Clock,
   type PhaseName,
   type ProgressTask,
   type Sample,
   type StepContext,
   type TrainingExecutor,
+  type TrainingUpdate,
+  type TrainStepResult,
   type WeightSpec,
+  checkStepResult,
+  DEFAULT_BUCKET_FLOATS,
 } from '@dptrain/core';
+import { BucketRelay } from './bucket-relay.js';
+import { pipelinedUpdate } from './bucketed-update.js';
 import { DeadlineError, WorkerLostError, type Peer } from './peer.js';
 import { distribute, survivorsOf, type DistributionContext, type Share } from './distribute.js';
 import { RequestDeadlines, type RequestDeadlineOptions, type RequestKind } from './deadlines.js';
@@ -44,6 +51,11 @@ export interface ClusterExecutorOptions {
   gradientPrecision?: GradientPrecision;
   /** Clock for timings and events. Default: systemClock. */
   clock?: Clock;
+  /**
+   * Floats per bucket of the pipelined update (trainStep: each bucket updated and its weights sent at once).
+   * Default: core's DEFAULT_BUCKET_FLOATS (1 Mi floats, 4 MiB).
+   */
+  bucketFloats?: number;
   /**
    * Sanity bound on each worker's gradient norm (`--max-grad-norm-ratio`, `--max-grad-norm`): a gradient above
    * it is refused, its worker dropped and its share redone by the others; a lone worker recomputes the step
@@ -83,6 +95,8 @@ export class ClusterExecutor implements TrainingExecutor {
   readonly throughput: ThroughputMeter;
   /** The run's step, phase, weights and version, and what each worker holds. */
   protected readonly run: RunSync;
+  /** An agent's relay of the pipelined weights buckets (made on the first). */
+  private relay: BucketRelay | undefined;
   private readonly offLost: () => void;
   private readonly offJoined: () => void;
 
@@ -325,6 +339,28 @@ export class ClusterExecutor implements TrainingExecutor {
       level: 'warn',
       message: `only ${busy} of ${workers} workers take part in a step: a batch of ${total} has ${busy} micro-batches of ${micro}; use --micro-batch ${Math.max(1, Math.floor(total / workers))} (or a larger --batch-size) to keep them all busy`,
     });
+  }
+
+  /**
+   * One training step with the update pipelined into the broadcast (bucketed-update.ts): the gradients are
+   * gathered, checked and merged as by computeGradients (the norm bound and --clip-norm need the whole
+   * gradient, so the update starts once every part is in and accepted), then each bucket is updated and sent.
+   */
+  async trainStep(samples: Sample[], ctx: StepContext, update: TrainingUpdate): Promise<TrainStepResult> {
+    const { gradients, ...rest } = await this.computeGradients(samples, ctx);
+    checkStepResult(gradients.length, rest.loss, update.weights.length, ctx.step);
+    await pipelinedUpdate(this.server, this.run, gradients, update, {
+      bucketFloats: this.opts.bucketFloats ?? DEFAULT_BUCKET_FLOATS,
+      ack: this.opts.ackWeights ?? false,
+      ackDeadlineMs: this.deadlines.options.firstStepTimeoutMs,
+    });
+    return rest;
+  }
+
+  /** An agent's side: forwards one bucket of the coordinator's pipelined update to the local workers (bucket-relay.ts). */
+  forwardWeightsBucket(msg: MessageOf<'weights_bucket'>, frame: Buffer[]): Promise<void> {
+    this.relay ??= new BucketRelay(this.server, this.run, () => this.deadlines.options.firstStepTimeoutMs);
+    return this.relay.forward(msg, frame);
   }
 
   async setWeights(weights: Float32Array): Promise<void> {

@@ -114,7 +114,7 @@ export class ShardedClusterExecutor extends ClusterExecutor {
     await super.setWeights(weights);
   }
 
-  async trainStep(samples: Sample[], ctx: StepContext, update: TrainingUpdate): Promise<TrainStepResult> {
+  override async trainStep(samples: Sample[], ctx: StepContext, update: TrainingUpdate): Promise<TrainStepResult> {
     const layout = await this.ensureLayout(update);
     let step;
     this.inShardedStep = true;

@@ -3,6 +3,9 @@ import { DptrainError } from '../errors.js';
 import { bfloat16ToFloat32, float32ToBfloat16 } from '../util/bf16.js';
 import { float16ToFloat32, float32ToFloat16 } from './fp16.js';
 import type { MessageOf } from './messages.js';
+import { firstNonFinite } from '../training/vector-kernels.js';
+
+export { firstNonFinite };
 
 /** Packs a gradient vector for the wire in `precision` (fp32: the array itself, no copy). */
 export function packGradients(g: Float32Array, precision: GradientPrecision): { dtype: GradientPrecision; gradients: Float32Array | Uint16Array } {
@@ -33,16 +36,4 @@ export function unpackGradients(msg: Pick<MessageOf<'gradients'>, 'dtype' | 'gra
   const bad = firstNonFinite(g);
   if (bad >= 0) throw new DptrainError('E_GRADIENT_NONFINITE', `worker ${who}: gradient element ${bad} is ${g[bad]}`);
   return g;
-}
-
-/** Index of the first NaN or ±Infinity in `g`, or -1 when every value is finite (one fast pass when all are). */
-export function firstNonFinite(g: Float32Array): number {
-  let bad = 0;
-  for (let i = 0; i < g.length; i++) {
-    const x = g[i]!;
-    bad += x - x; // 0 for finite x, NaN for NaN and ±Infinity
-  }
-  if (bad === 0) return -1;
-  for (let i = 0; i < g.length; i++) if (!Number.isFinite(g[i]!)) return i;
-  return -1;
 }

@@ -133,6 +133,14 @@ export const GradientsSchema = z
  */
 export const WeightsSchema = z.object({ v, type: z.literal('weights'), version: count, weights: f32, ack: z.boolean() }).strict();
 export const WeightsAckSchema = z.object({ v, type: z.literal('weights_ack'), version: count }).strict();
+/**
+ * coordinator -> worker: one bucket of the trainable weights of `version` (elements [offset, offset + weights.length)
+ * of `total`), sent as soon as the optimizer has updated that range; the buckets of a version come in order and
+ * the worker holds the new weights once the last one is in (then acks if `ack`).
+ */
+export const WeightsBucketSchema = z
+  .object({ v, type: z.literal('weights_bucket'), version: count, offset: count, total: count, weights: f32, ack: z.boolean() })
+  .strict();
 /** coordinator -> worker: class probabilities for these samples. */
 export const PredictSchema = z.object({ v, type: z.literal('predict'), id, split, indices: u32 }).strict();
 /** worker -> coordinator: probabilities, count x classes, row-major. */
@@ -225,6 +233,7 @@ export const MessageSchema = z.discriminatedUnion('type', [
   GradientsSchema,
   WeightsSchema,
   WeightsAckSchema,
+  WeightsBucketSchema,
   PredictSchema,
   PredictionsSchema,
   HeartbeatSchema,

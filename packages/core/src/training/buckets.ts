@@ -4,6 +4,7 @@
  * and the bucket size, never on the worker or shard count, so every topology cuts the same buckets and sums the
  * same per-bucket norms in the same order.
  */
+import { compiledBucketSumsOfSquares } from './vector-kernels.js';
 
 /** Default bucket size: 1 Mi floats (4 MiB of fp32), about 9 buckets for VGG16's block5 + flatten head. */
 export const DEFAULT_BUCKET_FLOATS = 1 << 20;
@@ -38,9 +39,11 @@ export function rangeSumOfSquares(g: Float32Array, start = 0, end = g.length): n
   return s;
 }
 
-/** The float64 sum of squares of each bucket of `g`, in bucket order. */
+/** The float64 sum of squares of each bucket of `g`, in bucket order (the native kernel's, the same bits, where set). */
 export function bucketSumOfSquares(g: Float32Array, bucketFloats: number = DEFAULT_BUCKET_FLOATS): Float64Array {
   const ranges = bucketRanges(g.length, bucketFloats);
+  const compiled = compiledBucketSumsOfSquares(g, bucketFloats, ranges.length);
+  if (compiled) return compiled;
   const out = new Float64Array(ranges.length);
   ranges.forEach((r, k) => {
     out[k] = rangeSumOfSquares(g, r.start, r.end);

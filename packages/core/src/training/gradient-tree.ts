@@ -3,6 +3,7 @@ import { microBatchCount, treeMid } from './batch-slices.js';
 import type { GradientResult, Replica, StepContext } from './types.js';
 import { withErrorContext } from '../util/error-context.js';
 import { computeTreeGradientsOnDevice, isDeviceStepReplica } from './device-step.js';
+import { mergeTwoInto } from './vector-kernels.js';
 
 /**
  * Deterministic gradient averaging over micro-batches.
@@ -42,9 +43,7 @@ export function meanOfTwo(a: GradientResult, b: GradientResult, into?: Float32Ar
   const wa = n > 0 ? a.count / n : 0.5;
   const wb = n > 0 ? b.count / n : 0.5;
   const out = into ?? new Float32Array(a.gradients.length);
-  const ga = a.gradients;
-  const gb = b.gradients;
-  for (let i = 0; i < out.length; i++) out[i] = wa * ga[i]! + wb * gb[i]!;
+  mergeTwoInto(out, a.gradients, b.gradients, wa, wb);
   return { gradients: out, loss: wa * a.loss + wb * b.loss, count: n, correct: a.correct + b.correct };
 }
 

@@ -41,3 +41,5 @@ export { clipByGlobalNorm, clipScale, GradientNormGuard, type GradientNormGuardO
 export { type BucketRange, bucketRanges, bucketSumOfSquares, DEFAULT_BUCKET_FLOATS, normFromBucketSums, rangeSumOfSquares } from './buckets.js';
 export { applyTrainingUpdate, checkStepResult, runTrainingStep } from './training-step.js';
 export { type FloatRange, joinOptimizerStates, shardRanges, sliceOptimizerState } from './shard-ranges.js';
+export { type MergeKernel, mergeTwoInto, type NonFiniteKernel, setVectorKernels } from './vector-kernels.js';
+export { type SumsOfSquaresKernel, vectorKernelNames, type VectorKernels } from './vector-kernels.js';

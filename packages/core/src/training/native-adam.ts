@@ -1,4 +1,5 @@
 import { BACKEND_PACKAGES } from '../backend/loaders.js';
+import { setVectorKernels, type MergeKernel, type NonFiniteKernel, type SumsOfSquaresKernel } from './vector-kernels.js';
 
 // The TypeScript side of the native Adam update (packages/backend-native/native/adam.cc), next to the optimizers.
 
@@ -19,6 +20,14 @@ export type AdamKernel = (
   epsilon: number,
 ) => number;
 
+/** The native addon's loops that useNativeOptimizer takes (what it needs of packages/backend-native's NativeAddon). */
+interface NativeKernels {
+  adamUpdate?: AdamKernel;
+  mergeTwo?: MergeKernel;
+  firstNonFinite?: NonFiniteKernel;
+  bucketSumsOfSquares?: SumsOfSquaresKernel;
+}
+
 let kernel: AdamKernel | undefined;
 
 /** Runs every AdamOptimizer step through `kernel` (undefined: back to the JS loop). */
@@ -37,18 +46,24 @@ export function adamKernel(): AdamKernel | undefined {
 }
 
 /**
- * Runs the optimizer's Adam steps through the native addon's compiled loop when the addon loads in this process
- * (same results bit for bit, several times faster than the JS loop on ~9 M weights); any backend may be active.
+ * Runs the optimizer's Adam steps, and the exchange's gradient merge and finiteness check (vector-kernels.ts), through
+ * the native addon's compiled loops when the addon loads in this process (same results bit for bit, several times faster than the JS loop on ~9 M weights); any backend may be active.
  * Called where the optimizer runs (runTraining: the coordinator or the single process), not by workers.
  * Returns false, changing nothing, when the addon is absent or DPTRAIN_NATIVE_OPTIMIZER=0.
  */
 export async function useNativeOptimizer(): Promise<boolean> {
   if (process.env.DPTRAIN_NATIVE_OPTIMIZER === '0') return false;
   try {
-    const mod = (await import(/* @vite-ignore */ BACKEND_PACKAGES.native)) as { loadAddon?: (options?: { build?: boolean }) => { adamUpdate?: AdamKernel } };
+    const mod = (await import(/* @vite-ignore */ BACKEND_PACKAGES.native)) as { loadAddon?: (options?: { build?: boolean }) => NativeKernels };
     const addon = mod.loadAddon?.({ build: false });
     if (!addon || typeof addon.adamUpdate !== 'function') return false;
     setAdamKernel(addon.adamUpdate.bind(addon));
+    // the exchange's merge, finiteness check and norms too (same bits as JS), where the addon has them
+    setVectorKernels({
+      mergeTwo: addon.mergeTwo?.bind(addon),
+      firstNonFinite: addon.firstNonFinite?.bind(addon),
+      bucketSumsOfSquares: addon.bucketSumsOfSquares?.bind(addon),
+    });
     return true;
   } catch {
     return false;
