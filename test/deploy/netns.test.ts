@@ -57,6 +57,14 @@ const TINY_RUN = [
 ];
 /** Bound on every wait for the cluster (generous: CI shares 2 cores between two test files). */
 const WAIT_MS = 150_000;
+/** Steps of run 1 (3 epochs x 5 steps). */
+const RUN1_STEPS = 15;
+/**
+ * Run 1 must outlive the cut by the detection time whatever the backend's speed (on wasm the 15 steps take about a
+ * second): a survivor's main thread blocks this long in the last step (the DPTRAIN_TEST_BLOCK_STEP hook; its heartbeat
+ * thread keeps it alive), so the run cannot end before the cut worker is declared lost.
+ */
+const HOLD_LAST_STEP_MS = LOST_AFTER_MS + HEARTBEAT_MS + 4000;
 
 type Ev = { event: string; time: number; [k: string]: unknown };
 type StepWorker = { id: string; samples: number };
@@ -82,6 +90,8 @@ class ClusterRun {
     dataDir: string,
     trainingFlags: string[],
     port: number,
+    /** Extra environment of the worker on each host (test hooks). */
+    workerEnv: Partial<Record<string, Record<string, string>>> = {},
   ) {
     this.started = Date.now();
     const env = { ...process.env, DPTRAIN_TOKEN: TOKEN, FORCE_COLOR: '0' };
@@ -94,7 +104,10 @@ class ClusterRun {
     this.coordinator.on('exit', (code) => (this.exitCode = code));
     this.collect(this.coordinator, 'c');
     for (const host of ['w1', 'w2', 'w3']) {
-      const w = lab.spawn(host, process.execPath, [DPTRAIN, 'worker', '--connect', `ws://${lab.address('c')}:${port}`, '--data', dataDir], { cwd: ROOT, env });
+      const w = lab.spawn(host, process.execPath, [DPTRAIN, 'worker', '--connect', `ws://${lab.address('c')}:${port}`, '--data', dataDir], {
+        cwd: ROOT,
+        env: { ...env, ...workerEnv[host] },
+      });
       this.collect(w, host);
       this.workers.set(host, w);
     }
@@ -165,7 +178,10 @@ describe.skipIf(!probe.ok)('multi-host cluster over network namespaces (root + i
 
   it('declares a worker whose link is cut lost within 5 s, and finishes the run with the survivors', async () => {
     // 3 epochs x 5 steps of 6 images (2 per worker). Training goes on while at least 2 workers are connected.
-    const run = new ClusterRun(lab, join(work, 'run1'), data, [...TINY_RUN, '--epochs', '3'], PORT);
+    // The survivor on w1 holds the last step (see HOLD_LAST_STEP_MS), so the cut always lands mid-run.
+    // (The hook counts steps from 0, as the step messages do; the run's events count from 1.)
+    const hold = { DPTRAIN_TEST_BLOCK_STEP: String(RUN1_STEPS - 1), DPTRAIN_TEST_BLOCK_STEP_MS: String(HOLD_LAST_STEP_MS) };
+    const run = new ClusterRun(lab, join(work, 'run1'), data, [...TINY_RUN, '--epochs', '3'], PORT, { w1: hold });
     runs.push(run);
     try {
       // All three join from their own hosts, over the bridge.
@@ -177,6 +193,7 @@ describe.skipIf(!probe.ok)('multi-host cluster over network namespaces (root + i
         expect(printed, `${host} printed its backend`).toBeDefined();
         const joined = run.events.records.find((e): e is Joined => e.event === 'worker_joined' && (e as Joined).worker.host === host)!;
         expect({ backend: joined.worker.backend, device: joined.worker.device }).toEqual({ backend: printed![1], device: printed![2] });
+        run.mark(`${host} computes on ${joined.worker.backend}`);
       }
       const victim = run.idsOf('w3')[0]!;
       // Mid-run: after the first step in which all three computed.
@@ -202,7 +219,9 @@ describe.skipIf(!probe.ok)('multi-host cluster over network namespaces (root + i
       expect(done, 'run_completed').toBeDefined();
       // Every step of the run happened; after the loss only the survivors computed.
       const all = steps(run);
-      expect(all.map((s) => s.step)).toEqual(Array.from({ length: 15 }, (_, i) => i + 1));
+      expect(all.map((s) => s.step)).toEqual(Array.from({ length: RUN1_STEPS }, (_, i) => i + 1));
+      // The hold was in effect: w1 blocked in the last step (else this test would not show a mid-run cut on a fast backend).
+      expect(run.output.join('\n')).toMatch(new RegExp(`^\\[w1\\] .*blocking the main thread for ${HOLD_LAST_STEP_MS} ms in step ${RUN1_STEPS - 1}$`, 'm'));
       const after = all.filter((s) => s.time > lost.time);
       expect(after.length).toBeGreaterThan(0);
       for (const s of after) expect(s.workers.map((w) => w.id).sort()).toEqual(run.idsOf('w1').concat(run.idsOf('w2')).sort());
