@@ -50,6 +50,18 @@ function isaOf(impl: string, precision: NativePrecision): ConvGflopsRow['isa'] {
   return /amx/.test(impl) ? 'amx_bf16' : 'avx512_bf16';
 }
 
+/** The median wall time of `reps` calls of `run`, in ms, after `warmup` untimed calls (primitive creation). */
+export function medianCallMs(run: () => void, reps: number, warmup = 2): number {
+  for (let i = 0; i < warmup; i++) run();
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    run();
+    times.push(performance.now() - t0);
+  }
+  return times.sort((p, q) => p - q)[Math.floor(reps / 2)]!;
+}
+
 export async function benchConvGflops(opts: { batch?: number; quick?: boolean; log?: (l: string) => void } = {}): Promise<ConvGflopsResult> {
   const addon = loadAddon();
   const log = opts.log ?? ((l: string) => console.log(l));
@@ -88,15 +100,7 @@ export async function benchConvGflops(opts: { batch?: number; quick?: boolean; l
         ['backward weights', 'conv_bwd_weights', () => addon.conv2dBackpropFilter(x, xShape, dy, xShape, dw, wShape, conv)],
       ];
       for (const [pass, key, run] of passes) {
-        run();
-        run();
-        const times: number[] = [];
-        for (let i = 0; i < reps; i++) {
-          const t0 = performance.now();
-          run();
-          times.push(performance.now() - t0);
-        }
-        const ms = [...times].sort((p, q) => p - q)[Math.floor(times.length / 2)]!;
+        const ms = medianCallMs(run, reps);
         const impl = addon.info().impl[key] ?? '?';
         const isa = isaOf(impl, v.precision);
         const peak = (PEAK_FLOP_PER_CYCLE[isa] * mhz) / 1000;

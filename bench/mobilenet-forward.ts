@@ -1,7 +1,8 @@
-// `npx tsx bench/mobilenet-forward.ts [--batch 8] [--runs 3] [--rounds 2] [--backends native,wasm] [--profile]`
+// `npx tsx bench/mobilenet-forward.ts [--batch 8] [--runs 3] [--rounds 2] [--backends native,wasm] [--precision fp32|bf16] [--profile]`
 // MobileNetV2 (/work/shared/models/mobilenet_v2, cut at out_relu) forward on a random 224x224 batch, ms per image,
 // per backend, alternating backends in one process so a busy machine affects each alike. --profile prints the
-// time per kernel (tf.profile, wall ms summed over one forward) on each backend.
+// time per kernel (tf.profile, wall ms summed over one forward) on each backend. --precision bf16: the native backend's
+// bf16 kernels (the other backends stay fp32).
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
@@ -15,6 +16,7 @@ const { values: a } = parseArgs({
     rounds: { type: 'string', default: '2' },
     backends: { type: 'string', default: 'native,wasm' },
     model: { type: 'string', default: path.resolve(process.env.DPTRAIN_SHARED ?? '/work/shared', 'models/mobilenet_v2') },
+    precision: { type: 'string', default: 'fp32' },
     profile: { type: 'boolean', default: false },
   },
 });
@@ -25,7 +27,11 @@ const tfName = new Map<BenchBackend, string>();
 for (const b of backends) {
   const info = await useBackend(b);
   tfName.set(b, info.tfBackend);
-  console.log(`${b}: ${info.device}`);
+  if (b === 'native') {
+    const { setNativePrecision } = await import('@dptrain/backend-native');
+    setNativePrecision(a.precision === 'bf16' ? 'bf16' : 'fp32');
+  }
+  console.log(`${b}: ${info.device}${b === 'native' ? `, ${a.precision}` : ''}`);
 }
 
 // The same 2-image input on every backend: their out_relu outputs are compared at the end.

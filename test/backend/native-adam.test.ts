@@ -40,6 +40,25 @@ describe.skipIf(!native)('native Adam kernel', () => {
     expect(Buffer.compare(Buffer.from(js.w.buffer), Buffer.from(w0.buffer))).not.toBe(0);
   });
 
+  it('gives the JS bits where only the exact finiteness check can clear an update (learning rate 1e34)', async () => {
+    // |lr m| / eps exceeds FLT_MAX / 2, so the kernel's cheap bound cannot clear the step; the exact check does
+    const n = 300_001;
+    const w0 = randomArray(n, 7, 0.05);
+    const g = randomArray(n, 8, 0.3);
+    const out: Float32Array[] = [];
+    for (const useKernel of [false, true]) {
+      if (useKernel) expect(await useNativeOptimizer()).toBe(true);
+      const opt = new AdamOptimizer({ learningRate: 1e34 });
+      const w = w0.slice();
+      opt.step(w, g);
+      out.push(w);
+    }
+    setAdamKernel(undefined);
+    expect(out[0]!.every((x) => Number.isFinite(x))).toBe(true);
+    expect(Math.max(...out[0]!.subarray(0, 1000).map(Math.abs))).toBeGreaterThan(1e33);
+    expect(Buffer.compare(Buffer.from(out[1]!.buffer), Buffer.from(out[0]!.buffer))).toBe(0);
+  });
+
   it('is used by AdamOptimizer once registered, and dropped by setAdamKernel(undefined)', async () => {
     expect(await useNativeOptimizer()).toBe(true);
     expect(hasAdamKernel()).toBe(true);

@@ -48,8 +48,28 @@ Napi::Value SetPrecision(const Napi::CallbackInfo& info) {
     ClearConvCaches();
     ClearMatMulCache();
     Bf16Fallbacks().clear();
+    Bf16Fp32ByChoice().clear();
   }
   return Napi::String::New(info.Env(), g_bf16 ? "bf16" : "fp32");
+}
+// setBf16Policy(depthwise: boolean, minIntensity: number) -> { depthwise, minIntensity } now in effect.
+Napi::Object Bf16Policy(Napi::Env env) {
+  auto o = Napi::Object::New(env);
+  o.Set("depthwise", g_bf16Depthwise);
+  o.Set("minIntensity", g_bf16MinIntensity);
+  return o;
+}
+Napi::Value SetBf16Policy(const Napi::CallbackInfo& info) {
+  const bool depthwise = info[0].ToBoolean();
+  const double minIntensity = info[1].As<Napi::Number>().DoubleValue();
+  if (!(minIntensity >= 0)) throw Napi::RangeError::New(info.Env(), "setBf16Policy: minIntensity must be a number >= 0");
+  if (depthwise != g_bf16Depthwise || minIntensity != g_bf16MinIntensity) {
+    g_bf16Depthwise = depthwise;
+    g_bf16MinIntensity = minIntensity;
+    ClearConvCaches();
+    Bf16Fp32ByChoice().clear();
+  }
+  return Bf16Policy(info.Env());
 }
 Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), omp_get_max_threads());
@@ -68,6 +88,11 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   uint32_t i = 0;
   for (auto& k : Bf16Fallbacks()) fallbacks.Set(i++, k);
   o.Set("bf16Fallbacks", fallbacks);
+  auto byChoice = Napi::Array::New(env);
+  i = 0;
+  for (auto& k : Bf16Fp32ByChoice()) byChoice.Set(i++, k);
+  o.Set("bf16Fp32", byChoice);
+  o.Set("bf16Policy", Bf16Policy(env));
   auto impl = Napi::Object::New(env);
   for (auto& kv : ImplNames()) impl.Set(kv.first, kv.second);
   o.Set("impl", impl);
@@ -117,6 +142,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setActivationLayout", Napi::Function::New(env, SetActivationLayout));
   exports.Set("setConvAlgorithm", Napi::Function::New(env, SetConvAlgorithm));
   exports.Set("setPrecision", Napi::Function::New(env, Guard<SetPrecision>));
+  exports.Set("setBf16Policy", Napi::Function::New(env, Guard<SetBf16Policy>));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));
   exports.Set("info", Napi::Function::New(env, Guard<Info>));
   exports.Set("clearCache", Napi::Function::New(env, ClearCache));

@@ -71,6 +71,14 @@ bool g_winograd = true;
 // Precision of the convolutions and matmuls (setPrecision): fp32, or bf16 (see common.h).
 bool g_bf16 = false;
 
+bool g_bf16Depthwise = false;
+double g_bf16MinIntensity = 24;
+
+std::set<std::string>& Bf16Fp32ByChoice() {
+  static std::set<std::string> s;
+  return s;
+}
+
 // "amx", "avx512_bf16", or "" when oneDNN may not use bf16 instructions on this CPU.
 std::string Bf16Isa() {
   const cpu_isa isa = get_effective_cpu_isa();

@@ -8,6 +8,7 @@
 
 #include <dnnl.hpp>
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <cstdlib>
@@ -53,8 +54,18 @@ extern bool g_winograd;
 // written in fp32 (outputs and gradients stay Float32Arrays). Needs a CPU with AVX512-BF16 or AMX.
 extern bool g_bf16;
 
+// bf16 policy (setBf16Policy): which convolutions stay fp32 in bf16 mode because fp32 is faster for them
+// (bench/conv-precision.ts). g_bf16Depthwise: depthwise convolutions run bf16 too (default false: memory-bound, the
+// reorders cost more than bf16 saves). g_bf16MinIntensity: a convolution runs bf16 only when its FLOPs per activation
+// value read or written, 2 kh kw Cin Cout / (Cin + Cout), reach this (default 24).
+extern bool g_bf16Depthwise;
+extern double g_bf16MinIntensity;
+
 // "amx", "avx512_bf16", or "" when oneDNN may not use bf16 instructions on this CPU.
 std::string Bf16Isa();
+// Kernels that ran fp32 in bf16 mode by the policy (faster so), each with its reason ("dw_fwd: depthwise",
+// "conv_fwd: intensity < 24", "conv_bwd_weights: winograd").
+std::set<std::string>& Bf16Fp32ByChoice();
 // Kernels (conv_fwd, conv_bwd_data, conv_bwd_weights, matmul; depthwise ones as dw_*) that ran fp32 in bf16 mode
 // because oneDNN 2.6 has no bf16 implementation for them (or only its slow reference one).
 std::set<std::string>& Bf16Fallbacks();

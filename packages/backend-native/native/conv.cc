@@ -90,6 +90,27 @@ memory::desc ActFor(algorithm a, const memory::dims& d) { return a == algorithm:
 // Winograd (faster there, see Conv2DBackpropFilter).
 constexpr int64_t kBf16WinogradMinOutput = 24 * 24;
 
+// The kernel name to try bf16 for (Bf16OrF32), or "" where the bf16 policy keeps this convolution fp32 because fp32
+// is faster for it (recorded in Bf16Fp32ByChoice). Measured with bench/conv-precision.ts (MobileNetV2, batch 8, one
+// thread, forward + both gradients): every depthwise layer was 1.27-1.59x slower in bf16 (memory-bound: the reorders
+// to and from bf16 cost more than the multiplies save), every regular one faster (0.53-0.87x) except the 1x1
+// 32 -> 16 at 112x112 (1.11x), the one with under 24 FLOPs per activation value.
+std::string Bf16Kernel(const ConvGeom& g, const char* kernel) {
+  if (!g_bf16) return kernel;
+  if (g.depthwise) {
+    if (g_bf16Depthwise) return kernel;
+    Bf16Fp32ByChoice().insert(std::string(kernel) + ": depthwise");
+    return "";
+  }
+  const double cin = static_cast<double>(g.src[1]), cout = static_cast<double>(g.dst[1]);
+  const double intensity = 2 * static_cast<double>(g.wei[2] * g.wei[3]) * cin * cout / (cin + cout);
+  if (intensity < g_bf16MinIntensity) {
+    Bf16Fp32ByChoice().insert(std::string(kernel) + ": intensity < " + std::to_string(static_cast<int>(g_bf16MinIntensity)));
+    return "";
+  }
+  return kernel;
+}
+
 // act: 0 linear, 1 relu, 2 relu6. m: data type of x and the filter (the output and bias are fp32).
 convolution_forward::primitive_desc FwdPd(const ConvGeom& g, bool bias, int act, dt m) {
   primitive_attr attr;
@@ -147,7 +168,7 @@ Napi::Value Conv2D(const Napi::CallbackInfo& info) {
   if (hasBias) CheckLen(info[4], g.bias[0], "bias");
   std::string key = g.key + (hasBias ? ":b" : ":n") + ":a" + std::to_string(act);
   FwdEntry& e = CachedEntry<FwdEntry>(key, [&] {
-    auto pd = Bf16OrF32(g.depthwise ? "dw_fwd" : "conv_fwd", [&](dt m) { return FwdPd(g, hasBias, act, m); });
+    auto pd = Bf16OrF32(Bf16Kernel(g, g.depthwise ? "dw_fwd" : "conv_fwd"), [&](dt m) { return FwdPd(g, hasBias, act, m); });
     auto e = std::make_unique<FwdEntry>();
     e->src = pd.src_desc();
     e->dst = pd.dst_desc();
@@ -182,7 +203,7 @@ Napi::Value Conv2DBackpropInput(const Napi::CallbackInfo& info) {
   CheckLen(info[4], Prod(g.src), "dx");
   BwdDataEntry& e = CachedEntry<BwdDataEntry>(g.key, [&] {
     // Backward data measures faster on oneDNN's blocked layout than on NHWC (block5: 20 vs 26 ms), so it always asks for it.
-    auto pd = Bf16OrF32(g.depthwise ? "dw_bwd_data" : "conv_bwd_data", [&](dt m) {
+    auto pd = Bf16OrF32(Bf16Kernel(g, g.depthwise ? "dw_bwd_data" : "conv_bwd_data"), [&](dt m) {
       auto hint = FwdPd(g, false, 0, m);
       return WinogradOrDirect(g, m, [&](algorithm a) {
         convolution_backward_data::desc d(a, Any(g.src), As(Any(g.wei), m), As(Any(g.dst), m), g.strides, g.dil, g.padL,
@@ -229,10 +250,12 @@ Napi::Value Conv2DBackpropFilter(const Napi::CallbackInfo& info) {
   // oneDNN 2.6's AMX filter gradient is slower there (bench/conv-algorithms.cc, 1 thread, batch 8: 37x37x256
   // 778 ms bf16 vs 491 ms Winograd, 75x75x128 910 vs 599), faster at 18x18x512 (286 vs 730) and 9x9x512 (328 vs 525).
   const bool winoFaster = g_bf16 && WinogradShape(g, dt::f32) && g.dst[2] * g.dst[3] >= kBf16WinogradMinOutput;
+  if (winoFaster) Bf16Fp32ByChoice().insert("conv_bwd_weights: winograd");
+  const std::string kernel = winoFaster ? "" : Bf16Kernel(g, g.depthwise ? "dw_bwd_weights" : "conv_bwd_weights");
   std::optional<OmpThreadsScope> oneThread;
-  if (g.depthwise || (g_bf16 && !winoFaster)) oneThread.emplace(1);
+  if (g.depthwise || (g_bf16 && !kernel.empty())) oneThread.emplace(1);
   BwdWeiEntry& e = CachedEntry<BwdWeiEntry>(g.key, [&] {
-    auto pd = Bf16OrF32(winoFaster ? "" : g.depthwise ? "dw_bwd_weights" : "conv_bwd_weights", [&](dt m) {
+    auto pd = Bf16OrF32(kernel, [&](dt m) {
       auto hint = FwdPd(g, false, 0, m);
       return WinogradOrDirect(g, m, [&](algorithm a) {
         convolution_backward_weights::desc d(a, As(ActFor(a, g.src), m), Any(g.wei), As(ActFor(a, g.dst), m), g.strides,

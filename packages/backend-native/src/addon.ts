@@ -10,6 +10,13 @@ import { addonPathFromEnv, lazyBuildAllowed } from './env.js';
 export type ConvAlgorithm = 'winograd' | 'direct';
 /** Precision of the native convolutions and matmuls (see NativeAddon.setPrecision). */
 export type NativePrecision = 'fp32' | 'bf16';
+/** Which convolutions run bf16 in bf16 mode (see NativeAddon.setBf16Policy). */
+export interface Bf16Policy {
+  /** Depthwise convolutions run bf16 too. Default false (they measured 1.3-1.6x slower in bf16). */
+  depthwise: boolean;
+  /** A convolution runs bf16 only with at least this many FLOPs per activation value read or written. Default 24. */
+  minIntensity: number;
+}
 
 export interface NativeAddon {
   /**
@@ -88,6 +95,12 @@ export interface NativeAddon {
    * Throws when bf16 is asked on a CPU without AVX512-BF16 or AMX. Returns the precision now in effect.
    */
   setPrecision(precision: NativePrecision): NativePrecision;
+  /**
+   * Which convolutions stay fp32 in bf16 mode, where fp32 measured faster (bench/conv-precision.ts): depthwise ones
+   * unless `depthwise` is true, and those with fewer than `minIntensity` FLOPs per activation value,
+   * 2 kh kw Cin Cout / (Cin + Cout). Returns the policy now in effect (default { depthwise: false, minIntensity: 24 }).
+   */
+  setBf16Policy(depthwise: boolean, minIntensity: number): Bf16Policy;
   /** Sets oneDNN's OpenMP thread count; returns the count now in effect. */
   setNumThreads(n: number): number;
   getNumThreads(): number;
@@ -101,6 +114,9 @@ export interface NativeAddon {
     precision: NativePrecision;
     /** Kernels that ran fp32 in bf16 mode for lack of a oneDNN bf16 implementation (conv_fwd, dw_bwd_weights, ...). */
     bf16Fallbacks: string[];
+    /** Kernels that ran fp32 in bf16 mode by the bf16 policy, with the reason: 'dw_fwd: depthwise', 'conv_fwd: intensity < 24', 'conv_bwd_weights: winograd'. */
+    bf16Fp32: string[];
+    bf16Policy: Bf16Policy;
     impl: Record<string, string>;
   };
   clearCache(): void;

@@ -69,10 +69,18 @@ function expectBf16(out: { cpu: Float32Array[]; bf16: Float32Array[]; fp32: Floa
   });
 }
 
+/** The addon's default bf16 policy (which convolutions stay fp32 in bf16 mode: depthwise, intensity below 24). */
+const DEFAULT_POLICY = { depthwise: false, minIntensity: 24 } as const;
+
 describe.skipIf(skip)('native bf16 kernels vs the fp32 reference', () => {
-  beforeAll(() => resetNativeKernelStats());
+  // every convolution in bf16 (no policy): these tests check the bf16 kernels themselves, on small shapes
+  beforeAll(() => {
+    resetNativeKernelStats();
+    loadAddon().setBf16Policy(true, 0);
+  });
   afterAll(() => {
     setNativePrecision('fp32');
+    loadAddon().setBf16Policy(DEFAULT_POLICY.depthwise, DEFAULT_POLICY.minIntensity);
     loadAddon().clearCache();
   });
 
@@ -186,6 +194,57 @@ describe.skipIf(skip)('native bf16 kernels vs the fp32 reference', () => {
   });
 
   it('rejects an unknown precision by name', () => {
+    expect(() => loadAddon().setBf16Policy(false, -1)).toThrow(/minIntensity must be a number >= 0/);
     expect(() => setNativePrecision('fp8' as 'bf16')).toThrow(/'fp8' is not 'fp32' or 'bf16'/);
+  });
+});
+
+describe.skipIf(skip)('native bf16 policy: convolutions that stay fp32 in bf16 mode, where fp32 measured faster', () => {
+  afterAll(() => {
+    setNativePrecision('fp32');
+    loadAddon().clearCache();
+  });
+
+  /** A conv's forward + both gradients in bf16 mode and in fp32 mode (native), and what the addon reports. */
+  async function bf16VsFp32(x: { shape: number[]; data: Float32Array }, f: { shape: number[]; data: Float32Array }, depthwise: boolean) {
+    const conv = (xt: tf.Tensor, ft: tf.Tensor) =>
+      depthwise ? tf.depthwiseConv2d(xt as tf.Tensor4D, ft as tf.Tensor4D, 1, 'same') : tf.conv2d(xt as tf.Tensor4D, ft as tf.Tensor4D, 1, 'same');
+    const fn = (xt?: tf.Tensor, ft?: tf.Tensor) => {
+      const [gx, gf] = tf.grads((a: tf.Tensor, b: tf.Tensor) => conv(a, b).square().mul(0.5).sum())([xt!, ft!]);
+      return [conv(xt!, ft!), gx!, gf!];
+    };
+    const out = await compare([x, f], fn);
+    return { ...out, info: loadAddon().info() };
+  }
+  const same = (a: Float32Array[], b: Float32Array[]) => a.every((v, i) => Buffer.compare(Buffer.from(v.buffer), Buffer.from(b[i]!.buffer)) === 0);
+
+  it('is on by default: depthwise convolutions and a 1x1 conv of 32 -> 16 channels (intensity 21) run fp32, bit for bit, and are listed', async () => {
+    expect(loadAddon().setBf16Policy(DEFAULT_POLICY.depthwise, DEFAULT_POLICY.minIntensity)).toEqual(DEFAULT_POLICY);
+    const dw = await bf16VsFp32(randomData(prng(21), [2, 7, 7, 24]), randomData(prng(22), [3, 3, 24, 1]), true);
+    expect(same(dw.bf16, dw.fp32)).toBe(true);
+    expect(dw.info.bf16Fp32).toEqual(['dw_bwd_data: depthwise', 'dw_bwd_weights: depthwise', 'dw_fwd: depthwise']);
+    const pw = await bf16VsFp32(randomData(prng(23), [2, 8, 8, 32]), randomData(prng(24), [1, 1, 32, 16]), false);
+    expect(same(pw.bf16, pw.fp32)).toBe(true);
+    expect(pw.info.bf16Fp32).toEqual(['conv_bwd_data: intensity < 24', 'conv_bwd_weights: intensity < 24', 'conv_fwd: intensity < 24']);
+    expect(pw.info.bf16Fallbacks).toEqual([]); // a choice, not a missing kernel
+  });
+
+  it('runs a 1x1 conv of 32 -> 64 channels (intensity 43) in bf16 under the default policy', async () => {
+    loadAddon().setBf16Policy(DEFAULT_POLICY.depthwise, DEFAULT_POLICY.minIntensity);
+    const out = await bf16VsFp32(randomData(prng(25), [2, 8, 8, 32]), randomData(prng(26), [1, 1, 32, 64]), false);
+    expectBf16(out);
+    for (const k of ['conv_fwd', 'conv_bwd_data', 'conv_bwd_weights']) expect(out.info.impl[k], k).toMatch(/bf16/);
+    expect(out.info.bf16Fp32).toEqual([]);
+  });
+
+  it('runs depthwise in bf16 when the policy says so', async () => {
+    try {
+      expect(loadAddon().setBf16Policy(true, DEFAULT_POLICY.minIntensity)).toEqual({ ...DEFAULT_POLICY, depthwise: true });
+      const dw = await bf16VsFp32(randomData(prng(27), [2, 7, 7, 24]), randomData(prng(28), [3, 3, 24, 1]), true);
+      expectBf16(dw);
+      for (const k of ['dw_fwd', 'dw_bwd_data', 'dw_bwd_weights']) expect(dw.info.impl[k], k).toMatch(/bf16/);
+    } finally {
+      loadAddon().setBf16Policy(DEFAULT_POLICY.depthwise, DEFAULT_POLICY.minIntensity);
+    }
   });
 });
