@@ -17,15 +17,15 @@ import { killProcessesWith, processesMentioning } from '../helpers/processes.js'
  * join.
  */
 const TOKEN = 'capacity-token';
-const STEPS = 20;
-const B = 16;
-const MICRO = 2;
-const procs: Proc[] = [];
-const events: RunEvent[] = [];
+/** 20 steps of 16 samples in micro-batches of 2: 8 tree leaves a step. */
+const [STEPS, B, MICRO] = [20, 16, 2];
 let server: ClusterServer;
+const procs: Proc[] = [];
 let dir: string;
+const events: RunEvent[] = [];
 let dataset: Dataset;
 let config: RunConfig;
+/** The one-worker run: its initial and final weights. */
 let reference: { weights: Float32Array; w0: Float32Array };
 
 function worker(name: string, capacity: number, extra: string[] = [], env: Record<string, string> = {}): Proc {

@@ -110,6 +110,13 @@ describe('weightedTreeNodeSlices', () => {
     expect(() => weightedTreeNodeSlices(36, 8, [{ weight: 1 }], { start: 4, end: 24 })).toThrow(/micro-batch boundaries/);
   });
 
+  it('leaves no peer out while there are enough micro-batches: a starved peer could never be measured again', () => {
+    // weights 20:1 over 4 micro-batches: 3.8 and 0.2 would round to 4 and 0; the slow peer keeps one
+    expect(weightedTreeNodeSlices(32, 8, [{ weight: 20 }, { weight: 1 }]).map((s) => s.map(size))).toEqual([[16, 8], [8]]);
+    // fewer micro-batches than peers: some sit the step out, as before
+    expect(weightedTreeNodeSlices(16, 8, [{ weight: 20 }, { weight: 1 }, { weight: 1 }]).map(total)).toEqual([16, 0, 0]);
+  });
+
   it('property: random totals, micro-batches, weights and capacities: each sample once, caps kept, every part a tree node', () => {
     const rnd = mulberry32(15);
     for (let trial = 0; trial < 2000; trial++) {
@@ -123,10 +130,14 @@ describe('weightedTreeNodeSlices', () => {
       // a share re-cut among random survivors (a lost peer's) stays inside its nodes and keeps every property
       const lost = shares.find((s) => s.length > 0)!;
       for (const node of lost) checkCase(n, micro, peers.slice(0, 1 + Math.floor(rnd() * peers.length)), node);
-      // without capacities the shares follow the weights to within one micro-batch (plus the short last one)
-      if (peers.every((p) => p.capacity === undefined)) {
-        const sum = peers.reduce((a, p) => a + p.weight, 0);
-        const unit = Math.max(micro, 1);
+      const unit = Math.max(micro, 1);
+      const units = Math.ceil(n / unit);
+      // with at least as many micro-batches as peers, every peer takes part (each keeps being measured)
+      if (units >= peers.length) for (const s of shares) expect(total(s)).toBeGreaterThan(0);
+      // without capacities the shares follow the weights to within one micro-batch (plus the short last one), where
+      // the weights give every peer at least one
+      const sum = peers.reduce((a, p) => a + p.weight, 0);
+      if (peers.every((p) => p.capacity === undefined && (units * p.weight) / sum >= 1)) {
         shares.forEach((s, i) => expect(Math.abs(total(s) - (n * peers[i]!.weight) / sum)).toBeLessThanOrEqual(2 * unit));
       }
     }

@@ -169,6 +169,24 @@ function waterFill(units: number, weights: readonly number[], caps: readonly num
   return counts;
 }
 
+/**
+ * Gives each peer that can hold a unit at least one when there are as many units as such peers, taking it from
+ * the peer with the most (the first of equals): a peer left out of every step is never measured again, so its
+ * weight could never show that it got faster (a worker's first step after a join is slow, with cold caches).
+ */
+function everyoneTakesPart(counts: number[], unitCaps: readonly number[]): number[] {
+  const open = unitCaps.flatMap((c, i) => (c > 0 ? [i] : []));
+  if (counts.reduce((a, b) => a + b, 0) < open.length) return counts;
+  for (const i of open) {
+    if (counts[i]! > 0) continue;
+    let donor = 0;
+    for (let j = 1; j < counts.length; j++) if (counts[j]! > counts[donor]!) donor = j;
+    counts[donor]!--;
+    counts[i] = 1;
+  }
+  return counts;
+}
+
 /** The nodes of the tree under [nodeLo, nodeHi) whose union is [lo, hi) ∩ that node, fewest first (canonical cover). */
 function coverNodes(lo: number, hi: number, nodeLo: number, nodeHi: number, out: [number, number][]): void {
   if (hi <= nodeLo || lo >= nodeHi) return;
@@ -188,7 +206,8 @@ function coverNodes(lo: number, hi: number, nodeLo: number, nodeHi: number, out:
  *
  * - peer i gets about weight_i / Σ weights of the micro-batches, rounded to whole micro-batches (largest
  *   remainder; peers in order, each a contiguous run), but no more than its capacity while another peer has
- *   room; when the capacities together are below the batch, peers take further parts in rounds;
+ *   room; when the capacities together are below the batch, peers take further parts in rounds; with at least
+ *   as many micro-batches as peers, every peer gets one or more (so that each keeps being measured);
  * - each peer's run is given as the fewest tree nodes that cover it, and a node larger than the peer's capacity
  *   is split at the tree's cut until it fits: every part is a node, so the parts merge to the bits of one
  *   process, whatever the weights;
@@ -215,7 +234,7 @@ export function weightedTreeNodeSlices(n: number, microBatch: number, peers: rea
   }
   const lo = start / unit;
   const hi = Math.ceil(end / unit);
-  const counts = waterFill(hi - lo, weights, unitCaps);
+  const counts = everyoneTakesPart(waterFill(hi - lo, weights, unitCaps), unitCaps);
   const toSamples = ([a, b]: [number, number]): SampleRange => ({ start: a * unit, end: Math.min(end, b * unit) });
   const out: SampleRange[][] = [];
   let at = lo;
