@@ -168,11 +168,13 @@ describe('chaos (4 real workers, loopback)', () => {
     // every kind of fault happened, and the cluster saw it
     for (const f of FAULTS) expect(done[f] ?? 0, `${f} injected`).toBeGreaterThanOrEqual(1);
     const lost = events.filter((e): e is Extract<RunEvent, { type: 'worker_lost' }> => e.type === 'worker_lost').map((e) => e.reason);
-    const rejected = events.filter((e): e is Extract<RunEvent, { type: 'frame_rejected' }> => e.type === 'frame_rejected').map((e) => e.code);
+    // every rejection is counted in server.rejected; the frame_rejected events are rate-limited per address (all
+    // peers here share 127.0.0.1), so a rejection past the burst is only reported when its window ends
+    const rejected = Object.fromEntries(server.rejected);
     expect(lost.some((r) => r.includes('closed'))).toBe(true); // kill -9
     expect(lost.some((r) => r.startsWith('deadline:'))).toBe(true); // late answers, long SIGSTOPs
-    expect(rejected).toContain('E_GRADIENT_NORM');
-    expect(rejected).toContain('E_PROTOCOL_DECODE');
+    expect(rejected.E_GRADIENT_NORM ?? 0, 'E_GRADIENT_NORM rejections').toBeGreaterThanOrEqual(1);
+    expect(rejected.E_PROTOCOL_DECODE ?? 0, 'E_PROTOCOL_DECODE rejections').toBeGreaterThanOrEqual(1);
 
     // the same steps without faults: 4 workers, then one process
     for (const p of procs) if (running(p)) p.child.kill('SIGCONT');
@@ -194,7 +196,7 @@ describe('chaos (4 real workers, loopback)', () => {
         closed: lost.filter((r) => r.includes('closed')).length,
         silent: lost.filter((r) => r.includes('silent')).length,
       },
-      rejected: Object.fromEntries([...new Set(rejected)].map((c) => [c, rejected.filter((x) => x === c).length])),
+      rejected,
       sha256: { chaos: sha256(run.weights), faultFree: sha256(clean.weights), inProcess: sha256(local) },
     };
     console.log(`chaos: ${JSON.stringify(summary)}`);
