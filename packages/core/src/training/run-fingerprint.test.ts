@@ -32,4 +32,11 @@ describe('run fingerprint', () => {
     // an optional setting set on one side only
     expect(resumeMismatches(runFingerprint(base), runFingerprint({ ...base, weightDecay: 0.01 }), at)).toEqual(['weightDecay: (not set) → 0.01']);
   });
+  it('counts the cached views only when the run augments', () => {
+    const views = (n: number, augment: boolean) =>
+      runFingerprint({ ...base, cachedViews: n, augmentation: augment ? { ...base.augmentation, horizontalFlip: true } : base.augmentation });
+    // without augmentation the views change nothing: a checkpoint from before the default became 3 still resumes
+    expect(resumeMismatches(views(0, false), views(3, false), at)).toEqual([]);
+    expect(resumeMismatches(views(0, true), views(3, true), at)).toEqual(['cachedViews: 0 → 3']);
+  });
 });

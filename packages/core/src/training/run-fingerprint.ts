@@ -1,5 +1,6 @@
 import type { RunConfig } from '../config.js';
 import { RUN_CONFIG_DEFAULTS } from '../config-resolve.js';
+import { isAugmenting, normalizeAugmentation } from '../data/augment.js';
 import type { PhaseName } from '../events/types.js';
 
 /**
@@ -35,10 +36,15 @@ function flatten(value: unknown, prefix: string, out: RunFingerprint): void {
   if (value !== undefined) out[prefix] = JSON.stringify(value);
 }
 
-/** Builds the fingerprint of a run configuration (head epochs included: they number fine-tuning's epochs). */
+/**
+ * Builds the fingerprint of a run configuration (head epochs included: they number fine-tuning's epochs). The
+ * number of cached augmented views counts only when the run augments: without augmentation it changes nothing, so it
+ * is recorded as 0 there (the value that checkpoints written before views existed, or without augmentation, hold).
+ */
 export function runFingerprint(config: RunConfig): RunFingerprint {
   const all: RunFingerprint = {};
   flatten(config, '', all);
+  if (!isAugmenting(normalizeAugmentation(config.augmentation))) all.cachedViews = JSON.stringify(0);
   const out: RunFingerprint = {};
   for (const [k, v] of Object.entries(all)) if (k === 'headPhase.epochs' || !RESUME_SAFE_SETTINGS.includes(k)) out[k] = v;
   return out;
