@@ -8,7 +8,7 @@ export { type FolderReadOptions, IMAGE_EXTENSIONS, type ImageFolderReadOptions, 
 export { loadDataset, type LoadDatasetOptions } from './load.js';
 export { checkImageFile, type CheckImageFileOptions, formatCulprits, validateDataset, type ValidateDatasetOptions } from './validate.js';
 export { type ValidationResult } from './validate.js';
-export { type BatchesOptions, type DataSplit, epochOrder, makeBatches, stratifiedSplit, type StratifiedSplitOptions } from './split.js';
+export { type BatchesOptions, type DataSplit, epochOrder, makeBatches, stratifiedSplit, type StratifiedSplitOptions } from './stratified-split.js';
 export { type DecodedImage, decodeImage, type DecodeOptions, type ResizeKernel } from './decode.js';
 export { CAFFE_MEANS_BGR, preprocessInPlace, preprocessInto, preprocessPixels, unpreprocess } from './preprocess.js';
 export { affineMatrix, type AffineParams, affineParamsFor, applyAffine, type AugmentationInput, augmentImage, IDENTITY_PARAMS } from './augment.js';

@@ -2,8 +2,8 @@ export { buildVgg, type BuildVggOptions, TINY_VGG_WIDTHS, VGG16_CONVS, VGG16_NOT
 export { applyHead, createHead, type DropoutKey, dropoutMask, type Head, HEAD_LAYERS, type HeadOptions } from './head.js';
 export { ancestorsInOrder, buildHeadless, buildTail, getLayer, inboundLayers, isMergeLayer, learnableWeightCount, originalOutput } from './graph.js';
 export { singleTensorBoundaries } from './graph.js';
-export { chooseUnfreeze, DEFAULT_UNFREEZE_BLOCKS, DEFAULT_UNFREEZE_TOP, guessUnfreezeBlock, hasPrefix, type PhaseSplit, resolveSplit } from './split.js';
-export { splitWeights, type UnfreezeChoice } from './split.js';
+export { chooseUnfreeze, DEFAULT_UNFREEZE_BLOCKS, DEFAULT_UNFREEZE_TOP, guessUnfreezeBlock, hasPrefix, type PhaseSplit, resolveSplit } from './phase-split.js';
+export { splitWeights, type UnfreezeChoice } from './phase-split.js';
 export { type FileSystemHandler, fileSystemHandler, modelJsonPath, WEIGHTS_FILE } from './fs-io.js';
 export { type H5Layer, type H5Weight, type KerasModelH5, readKerasH5, writeKerasH5, writeKerasModelH5 } from './keras-h5.js';
 export { assignLayerWeights, defaultVggWeightsPath, loadH5Weights, loadTfjsWeights, loadWeightsInto } from './weights.js';

@@ -1,5 +1,5 @@
 import type { RunConfig } from '../config.js';
-import { stratifiedSplit } from '../data/split.js';
+import { stratifiedSplit } from '../data/stratified-split.js';
 import type { Sample } from '../data/types.js';
 import { DptrainError } from '../errors.js';
 

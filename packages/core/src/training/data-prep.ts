@@ -1,6 +1,6 @@
 import type { RunConfig } from '../config.js';
 import { loadDataset } from '../data/load.js';
-import { stratifiedSplit } from '../data/split.js';
+import { stratifiedSplit } from '../data/stratified-split.js';
 import { validateDataset } from '../data/validate.js';
 import type { EventBus } from '../events/bus.js';
 import type { Clock } from '../util/clock.js';

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Backbone } from '../models/backbone.js';
 import { buildHeadless, buildTail, getLayer, originalOutput } from '../models/graph.js';
 import { HEAD_LAYERS, type Head } from '../models/head.js';
-import { chooseUnfreeze, resolveSplit, type PhaseSplit } from '../models/split.js';
+import { chooseUnfreeze, resolveSplit, type PhaseSplit } from '../models/phase-split.js';
 import type { RunConfig } from '../config.js';
 import type { WeightSpec } from './types.js';
 

@@ -12,7 +12,7 @@ import type { PhaseName } from '../events/types.js';
 import { createBackbone, type Backbone } from '../models/backbone.js';
 import { ancestorsInOrder, getLayer, originalOutput } from '../models/graph.js';
 import { applyHead, createHead, type Head } from '../models/head.js';
-import type { PhaseSplit } from '../models/split.js';
+import type { PhaseSplit } from '../models/phase-split.js';
 import { saveTrainedModel } from '../models/trained-model.js';
 import { FeatureCache, type FeatureCacheStats } from './feature-cache.js';
 import { DeviceFeatureCache } from './device-feature-cache.js';

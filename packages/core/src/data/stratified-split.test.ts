@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { epochOrder, makeBatches, stratifiedSplit } from './split.js';
+import { epochOrder, makeBatches, stratifiedSplit } from './stratified-split.js';
 import type { Sample } from './types.js';
 
 function samples(perClass: number[]): Sample[] {

@@ -6,7 +6,7 @@ import { isDptrainError } from '../errors.js';
 import { createBackbone, type Backbone } from './backbone.js';
 import { buildHeadless, buildTail } from './graph.js';
 import { KERAS_SHAPES, buildKerasShape, type KerasShape } from './keras-shapes.testutil.js';
-import { DEFAULT_UNFREEZE_TOP, guessUnfreezeBlock, resolveSplit, splitWeights } from './split.js';
+import { DEFAULT_UNFREEZE_TOP, guessUnfreezeBlock, resolveSplit, splitWeights } from './phase-split.js';
 import { buildVgg } from './vgg16.js';
 
 const MOBILENET = '../shared/models/mobilenet_v2';
