@@ -181,7 +181,8 @@ describe.skipIf(!probe.ok)('multi-host cluster over network namespaces (root + i
     // The survivor on w1 holds the last step (see HOLD_LAST_STEP_MS), so the cut always lands mid-run.
     // (The hook counts steps from 0, as the step messages do; the run's events count from 1.)
     const hold = { DPTRAIN_TEST_BLOCK_STEP: String(RUN1_STEPS - 1), DPTRAIN_TEST_BLOCK_STEP_MS: String(HOLD_LAST_STEP_MS) };
-    const run = new ClusterRun(lab, join(work, 'run1'), data, [...TINY_RUN, '--epochs', '3'], PORT, { w1: hold });
+    // It starts once all three are in (a slow start on a busy machine must not leave the third out until the end).
+    const run = new ClusterRun(lab, join(work, 'run1'), data, [...TINY_RUN, '--epochs', '3', '--start-workers', '3'], PORT, { w1: hold });
     runs.push(run);
     try {
       // All three join from their own hosts, over the bridge.

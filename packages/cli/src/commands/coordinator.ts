@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { EventBus } from '@dptrain/core';
+import { DptrainError, EventBus } from '@dptrain/core';
 import { addTrainingFlags, printConfigIfAsked, runDirOf, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
 import { addProtocolFlags, parseListen, resolveSharedToken, runCoordinator, toProtocolOptions, type ProtocolFlagValues } from '@dptrain/coordinator';
 import { addViewFlags, attachRunViews, type ViewFlagValues } from '../run-views.js';
@@ -11,6 +11,7 @@ import { addShardFlags, toShardOptions, type ShardFlagValues } from '@dptrain/co
 interface CoordinatorFlags extends TrainingFlagValues, ProtocolFlagValues, ViewFlagValues, StepGuardFlagValues, ShardFlagValues {
   listen: string;
   minWorkers: string;
+  startWorkers?: string;
   token?: string;
   tokenFile?: string;
   resume?: string;
@@ -27,6 +28,7 @@ export function register(program: Command): void {
   addViewFlags(addProtocolFlags(cmd))
     .option('--listen <host:port>', 'address to listen on', '0.0.0.0:7420')
     .option('--min-workers <k>', 'training waits while fewer workers are connected', '1')
+    .option('--start-workers <n>', 'the first step waits for this many workers; later ones need only --min-workers (default: --min-workers)')
     .option('--token <secret>', 'shared secret for workers and observers (default: $DPTRAIN_TOKEN); shows in ps, prefer --token-file')
     .option('--token-file <file>', 'read the shared secret from this file')
     .option('--out <dir>', 'run directory (default: runs/<timestamp>)')
@@ -62,6 +64,7 @@ export function register(program: Command): void {
           port,
           bus,
           minWorkers: Number(flags.minWorkers),
+          ...(flags.startWorkers !== undefined ? { startWorkers: workerCount(flags.startWorkers, '--start-workers') } : {}),
           resume: flags.resume !== undefined,
           protocol: toProtocolOptions(flags),
           executor: toStepGuardOptions(flags),
@@ -90,4 +93,10 @@ export function register(program: Command): void {
         else await views.close();
       }
     });
+}
+
+function workerCount(v: string, flag: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new DptrainError('E_CONFIG', `${flag}: '${v}' is not a worker count (1 or more)`);
+  return n;
 }

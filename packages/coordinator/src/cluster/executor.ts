@@ -33,12 +33,18 @@ import { requestStepPart, stepWorkerStats, type CollectedStep, type StepPart } f
 import { stepShares } from './step-shares.js';
 import { checkedPredictions, predictionChunks } from './prediction-chunks.js';
 import { ThroughputMeter, throughputPeer, type ThroughputMeterOptions } from './throughput.js';
+import { WorkerQuorum } from './worker-quorum.js';
 
 export interface ClusterExecutorOptions {
   /** The coordinator's server, already listening. */
   server: ClusterServer;
   /** Training waits while fewer workers are connected (emitting `waiting_for_workers`). Default 1. */
   minWorkers?: number;
+  /**
+   * The run's first wait for workers lasts until this many are joined (`--start-workers`); later waits need only
+   * `minWorkers`, so the run goes on after losses (Horovod's `-np` beside `--min-np`). Default: minWorkers.
+   */
+  startWorkers?: number;
   /** Most workers that take part in one step (the rest stand by). Default: all. */
   maxWorkers?: number;
   /** Samples per prediction request. Default 32. */
@@ -84,8 +90,8 @@ export class ClusterExecutor implements TrainingExecutor {
   readonly ledger = new SampleLedger();
   protected readonly server: ClusterServer;
   protected readonly clock: Clock;
-  private minWorkers: number;
-  private failure: Error | undefined;
+  /** How many workers training waits for. */
+  private readonly quorum: WorkerQuorum;
   protected size = 0;
   private closed = false;
   private warnedIdle = false;
@@ -103,7 +109,7 @@ export class ClusterExecutor implements TrainingExecutor {
   constructor(private readonly opts: ClusterExecutorOptions) {
     this.server = opts.server;
     this.clock = opts.clock ?? systemClock;
-    this.minWorkers = Math.max(1, opts.minWorkers ?? 1);
+    this.quorum = new WorkerQuorum(this.server, this.clock, opts.minWorkers, opts.startWorkers);
     this.normGuard = new GradientNormGuard(opts.gradientNorm);
     this.deadlines = new RequestDeadlines(opts.deadlines);
     this.throughput = new ThroughputMeter(opts.throughput);
@@ -122,7 +128,7 @@ export class ClusterExecutor implements TrainingExecutor {
    * replaced). Takes effect at the next wait, within a second.
    */
   setMinWorkers(n: number): void {
-    this.minWorkers = Math.max(1, n);
+    this.quorum.setMin(n);
   }
 
   /** A request's deadline for `peer`: a GPU that runs through the PTX JIT gets the long first-request one. */
@@ -136,14 +142,14 @@ export class ClusterExecutor implements TrainingExecutor {
     return {
       server: this.server,
       maxFailures: this.opts.maxSliceFailures ?? 3,
-      waitForWorkers: (n) => this.waitForWorkers(n),
+      waitForWorkers: (n) => this.quorum.wait(n),
       aborts: (err) => this.abortsStep(err),
     };
   }
 
   /** Makes every wait for workers fail with `err` (no worker can ever come back). */
   fail(err: Error): void {
-    this.failure = err;
+    this.quorum.fail(err);
   }
 
   /** Joined, live workers now. */
@@ -154,7 +160,7 @@ export class ClusterExecutor implements TrainingExecutor {
   async beginPhase(phase: PhaseName, weights?: Float32Array): Promise<{ spec: WeightSpec[]; weights: Float32Array }> {
     this.run.beginPhase(phase);
     for (;;) {
-      await this.waitForWorkers(this.minWorkers);
+      await this.quorum.wait();
       const leader = this.server.workers[0];
       if (!leader) continue;
       try {
@@ -236,7 +242,7 @@ export class ClusterExecutor implements TrainingExecutor {
    */
   protected async collectParts(samples: Sample[], ctx: StepContext, microBatch = this.server.config.microBatch): Promise<CollectedStep> {
     if (this.size === 0) throw new DptrainError('E_CONFIG', 'computeGradients before beginPhase');
-    await this.waitForWorkers(this.minWorkers);
+    await this.quorum.wait();
     // Slices, and the re-cut shares of lost, late or refused workers, are nodes of the micro-batch tree, so the
     // merged mean has the same bits whoever computed which part. Each gradient is checked as it arrives (length,
     // count, finite values: a bad one is rejected and never counts), then against the norm bound once the step's
@@ -396,7 +402,7 @@ export class ClusterExecutor implements TrainingExecutor {
   /** Probabilities of `samples`, in chunks of `chunk` (default `predictChunk`) spread over the workers. */
   async predict(samples: Sample[], task: ProgressTask, chunk = this.opts.predictChunk ?? 32): Promise<Float32Array> {
     if (samples.length === 0) return new Float32Array(0);
-    await this.waitForWorkers(this.minWorkers);
+    await this.quorum.wait();
     const { parts, offsetOf } = predictionChunks(samples, chunk);
     let classes = 0;
     let out: Float32Array | undefined;
@@ -437,6 +443,7 @@ export class ClusterExecutor implements TrainingExecutor {
   async close(opts: { bye?: boolean } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.quorum.close();
     this.offLost();
     this.offJoined();
     await this.server.close(opts);
@@ -478,20 +485,5 @@ export class ClusterExecutor implements TrainingExecutor {
     const r = await request();
     this.deadlines.record(peer.id, kind, this.run.state.phase ?? '', samples, this.clock.now() - t0);
     return r;
-  }
-
-  /** Waits (saying so) until `n` workers are joined. */
-  private async waitForWorkers(n: number): Promise<void> {
-    let said = -1;
-    while (this.server.workers.length < Math.min(n, this.minWorkers)) {
-      if (this.failure) throw this.failure;
-      if (this.closed) throw new DptrainError('E_TIMEOUT', 'executor closed while waiting for workers');
-      const connected = this.server.workers.length;
-      if (connected !== said) {
-        this.server.emit({ type: 'waiting_for_workers', time: this.clock.now(), connected, required: n });
-        said = connected;
-      }
-      await this.server.waitForJoin(1000);
-    }
   }
 }

@@ -36,6 +36,8 @@ export interface CoordinatorOptions {
   port?: number;
   /** Training waits while fewer workers are joined. Default 1. */
   minWorkers?: number;
+  /** The first phase waits until this many workers are joined; then `minWorkers` suffice. Default: minWorkers. */
+  startWorkers?: number;
   /** Continue from `<runDir>`'s checkpoint. Default false. */
   resume?: boolean;
   /** PEM cert/key files for wss://. Default: plain ws. */
@@ -51,7 +53,7 @@ export interface CoordinatorOptions {
   /** Called once the server listens, with its ws:// or wss:// URL (e.g. to start local workers). */
   onListening?: (url: string, server: ClusterServer, executor: ClusterExecutor) => void | Promise<void>;
   /** Executor tuning (maxWorkers, predictChunk, ackWeights). Default: none. */
-  executor?: Omit<ClusterExecutorOptions, 'server' | 'minWorkers' | 'clock'>;
+  executor?: Omit<ClusterExecutorOptions, 'server' | 'minWorkers' | 'startWorkers' | 'clock'>;
   /**
    * The sharded summation service (`--shards S|auto`, bucket size, wait): shards join as `dptrain shard` and own
    * ranges of the trainable vector. Default: none (the coordinator merges and updates; the star).
@@ -139,7 +141,13 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<{ result
   });
   const url = await server.listen();
   bus.emit({ type: 'log', time: clock.now(), level: 'info', message: `coordinator listening on ${url}` });
-  const executorOptions = { ...opts.executor, server, minWorkers: opts.minWorkers ?? 1, clock };
+  const executorOptions = {
+    ...opts.executor,
+    server,
+    minWorkers: opts.minWorkers ?? 1,
+    ...(opts.startWorkers !== undefined ? { startWorkers: opts.startWorkers } : {}),
+    clock,
+  };
   const executor = opts.shards ? new ShardedClusterExecutor({ ...executorOptions, ...opts.shards }) : new ClusterExecutor(executorOptions);
   const runDir = path.resolve(opts.runDir);
   const summary = (): ClusterSummary => ({
@@ -163,7 +171,7 @@ export async function runCoordinator(opts: CoordinatorOptions): Promise<{ result
         clock,
         prepareData: (c, b, k) => prepareTrainData(c, b, k, opts.decodeOnValidate === false ? { decode: false } : {}),
         backend: { name: 'cluster', device: 'workers' },
-        workers: Math.max(opts.minWorkers ?? 1, server.workers.length),
+        workers: Math.max(opts.minWorkers ?? 1, opts.startWorkers ?? 0, server.workers.length),
         workersJoinedBefore: [...joinedWorkers.values()],
         resume,
         ...(opts.haltAfterSteps !== undefined ? { haltAfterSteps: opts.haltAfterSteps } : {}),
