@@ -97,6 +97,12 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   auto impl = Napi::Object::New(env);
   for (auto& kv : ImplNames()) impl.Set(kv.first, kv.second);
   o.Set("impl", impl);
+  auto copies = Napi::Object::New(env);
+  copies.Set("made", FilterCopyStats().made);
+  copies.Set("converted", FilterCopyStats().converted);
+  copies.Set("reused", FilterCopyStats().reused);
+  copies.Set("derived", FilterCopyStats().derived);
+  o.Set("filterCopies", copies);
   return o;
 }
 Napi::Value ClearCache(const Napi::CallbackInfo& info) {
