@@ -7,7 +7,7 @@
         "native/common.cc",
         "native/conv.cc",
         "native/filter-copies.cc",
-        "native/bf16-filter.cc",
+        "native/filter-layouts.cc",
         "native/matmul.cc",
         "native/pool.cc",
         "native/elementwise.cc",

@@ -118,9 +118,12 @@ struct FilterCopyCounts {
   double made = 0, converted = 0, reused = 0, derived = 0;
 };
 FilterCopyCounts& FilterCopyStats();
-// Writes `dst` (layout `want`) from the fp32 filter `p` (layout `user`) with one AVX512-BF16 pass (bf16-filter.cc) and
+// Writes `dst` (layout `want`) from the fp32 filter `p` (layout `user`) with one AVX512-BF16 pass (filter-layouts.cc) and
 // returns true where it can: HWIO to oneDNN's AcdB16b32a2b, channel counts multiples of 32; false: nothing written.
 bool Bf16FilterFromHwio(const float* p, const memory::desc& user, const memory::desc& want, memory& dst);
+// Moves the fp32 filter between HWIO (`hwio`, layout `user`) and oneDNN's ABcd16b16a (`mem`, layout `blocked`) by
+// 64-byte rows, either way; false (nothing moved) for other layouts or channel counts not multiples of 16.
+bool F32FilterRows(float* hwio, const memory::desc& user, const memory::desc& blocked, memory& mem, bool toHwio);
 
 // One cache of built primitives per entry type, by shape key.
 template <class T>

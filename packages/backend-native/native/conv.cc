@@ -284,8 +284,11 @@ Napi::Value Conv2DBackpropFilter(const Napi::CallbackInfo& info) {
   memory mx = In(e.x, Nhwc(g.src), e.src, x, s), mdy = In(e.dy, Nhwc(g.dst), e.diffDst, dy, s);
   memory mdw = Out(e.w, e.diffWei, dw);
   e.prim.execute(s, {{DNNL_ARG_SRC, mx}, {DNNL_ARG_DIFF_DST, mdy}, {DNNL_ARG_DIFF_WEIGHTS, mdw}});
-  Out2User(e.w, g.userWei, dw, s);
   s.wait();
+  if (e.w.needed && !F32FilterRows(dw, g.userWei, e.diffWei, e.w.mem, true)) {
+    Out2User(e.w, g.userWei, dw, s);
+    s.wait();
+  }
   return info.Env().Undefined();
 }
 

@@ -103,7 +103,7 @@ memory FilterIn(const std::string& geometry, double id, WeiSlot& slot, const mem
     CopyReorder(source->desc, want).execute(s, source->mem, dst.mem);
     ++FilterCopyStats().derived;
   } else {
-    if (Bf16FilterFromHwio(p, user, want, dst.mem)) {
+    if (Bf16FilterFromHwio(p, user, want, dst.mem) || F32FilterRows(p, user, want, dst.mem, false)) {
       ++FilterCopyStats().converted;
     } else {
       memory u(user, Eng(), p);

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadAddon } from './addon.js';
 import { NATIVE_BACKEND_NAME } from './backend.js';
 import { setNativePrecision } from './index.js';
-import { nativeOrSkipReason, prng, randomData } from './native-backend.testutil.js';
+import { nativeOrSkipReason, onBoth, prng, randomData, relErr } from './native-backend.testutil.js';
 
 /**
  * The addon keeps each filter's reordered copy (blocked layout, bf16) with the filter tensor's identity, and the next
@@ -82,6 +82,21 @@ describe.skipIf(skipReason !== null)('filter copies', () => {
       const y = forward(x, w, ID + 10);
       expect(counts().made - c0.made).toBe(1);
       expect(Buffer.from(y.buffer).equals(Buffer.from(forward(x, w, 0).buffer))).toBe(true);
+    });
+
+    it(`${precision}: the filter gradient, moved from oneDNN's blocked layout to HWIO by the addon, matches tfjs's cpu kernel`, async () => {
+      setNativePrecision(precision);
+      const rand = prng(13);
+      const { cpu, native } = await onBoth([randomData(rand, xShape), randomData(rand, wShape), randomData(rand, xShape)], (x, w, dy) =>
+        tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+          tf
+            .conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same')
+            .mul(dy!)
+            .sum(),
+        )([x!, w!]),
+      );
+      expect(relErr(native[1]!, cpu[1]!)).toBeLessThan(precision === 'fp32' ? 1e-4 : 2e-2);
+      expect(relErr(native[0]!, cpu[0]!)).toBeLessThan(precision === 'fp32' ? 1e-4 : 2e-2);
     });
 
     it(`${precision}: tf.grads of a convolution reads the forward's filter copy in the backward pass`, () => {
