@@ -112,6 +112,10 @@ void Out2User(WeiSlot& slot, const memory::desc& user, float* p, stream& s);
 memory FilterIn(const std::string& geometry, double id, WeiSlot& slot, const memory::desc& user, const memory::desc& want,
                 float* p, stream& s);
 void ClearFilterCopies();
+// Copies kept per convolution geometry (setFilterCopies; 0: none): enough for the layers of one shape whose forward
+// and backward passes overlap (VGG16's block5: 3 layers, in bf16 3 forward + 2 backward-data copies; 4.7 MB each in
+// bf16, 9.4 MB in fp32). Default 6.
+extern size_t g_filterCopies;
 // Calls that made a filter copy from the Float32Array (converted: of those, by Bf16FilterFromHwio), reused one, or
 // derived one from a copy in another layout.
 struct FilterCopyCounts {

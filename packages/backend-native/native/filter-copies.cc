@@ -2,7 +2,7 @@
 // with the identity of the tfjs tensor it came from, so that the next call on the same filter (the backward-data pass
 // of the same step, the next micro-batch, every step of a frozen layer) reads the copy instead of reordering the
 // Float32Array again. A VGG16 block5 filter is 9.4 MB of fp32; its reorder took 2.5-3.3 ms per call in the step
-// (ONEDNN_VERBOSE), a fifth of the bf16 step's oneDNN time.
+// (ONEDNN_VERBOSE), a third of the bf16 step's oneDNN time.
 #include "common.h"
 
 namespace dptrain_native {
@@ -21,9 +21,6 @@ struct FilterCopy {
   uint64_t lastUse = 0;
 };
 
-// Copies kept per convolution geometry: enough for the layers of one shape whose forward and backward passes overlap
-// (VGG16's block5: 3 layers, in bf16 3 forward + 2 backward-data copies; 4.7 MB each in bf16, 9.4 MB in fp32).
-constexpr size_t kCopiesPerGeometry = 6;
 
 std::unordered_map<std::string, std::vector<FilterCopy>>& Copies() {
   static std::unordered_map<std::string, std::vector<FilterCopy>> c;
@@ -57,8 +54,8 @@ reorder& CopyReorder(const memory::desc& from, const memory::desc& to) {
 // The slot of `list` to fill with a new copy in layout `want`: a free one, else the least recently used one in that
 // layout (its memory is reused: no allocation in a steady step), else the least recently used one.
 FilterCopy& SlotFor(std::vector<FilterCopy>& list, const memory::desc& want) {
-  if (list.size() < kCopiesPerGeometry) {
-    list.reserve(kCopiesPerGeometry);  // no reallocation: the caller holds a pointer to another copy of the list
+  if (list.size() < g_filterCopies) {
+    list.reserve(g_filterCopies);  // no reallocation: the caller holds a pointer to another copy of the list
     list.emplace_back();
     list.back().desc = want;
     list.back().mem = memory(want, Eng());
@@ -81,6 +78,8 @@ FilterCopy& SlotFor(std::vector<FilterCopy>& list, const memory::desc& want) {
 
 }  // namespace
 
+size_t g_filterCopies = 6;
+
 FilterCopyCounts& FilterCopyStats() {
   static FilterCopyCounts c;
   return c;
@@ -88,7 +87,7 @@ FilterCopyCounts& FilterCopyStats() {
 
 memory FilterIn(const std::string& geometry, double id, WeiSlot& slot, const memory::desc& user, const memory::desc& want,
                 float* p, stream& s) {
-  if (!slot.needed || id <= 0) return In(slot, user, want, p, s);
+  if (!slot.needed || id <= 0 || g_filterCopies == 0) return In(slot, user, want, p, s);
   const int64_t n = static_cast<int64_t>(user.get_size() / sizeof(float));
   const Probe probe = Sample(p, n);
   auto& list = Copies()[geometry];

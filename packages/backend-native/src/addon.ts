@@ -105,6 +105,11 @@ export interface NativeAddon {
    */
   setConvAlgorithm(algorithm: ConvAlgorithm): ConvAlgorithm;
   /**
+   * How many reordered filter copies the addon keeps per convolution shape (see conv2d's filterId; 0: none, every call
+   * reorders the filter). Clears the copies kept. Returns the number now in effect.
+   */
+  setFilterCopies(copies: number): number;
+  /**
    * 'fp32' (default) or 'bf16': convolutions (forward, both gradients; depthwise too) and matmuls take their
    * multiplied operands in bf16 and accumulate and write fp32; Winograd is fp32 only, so bf16 runs them direct.
    * A kernel oneDNN has no bf16 implementation for stays fp32 (listed in info().bf16Fallbacks once it ran).

@@ -15,6 +15,7 @@ const precisions = skipReason === null && loadAddon().info().bf16Isa !== '' ? ([
 afterAll(() => {
   if (skipReason === null) {
     setNativePrecision('fp32');
+    loadAddon().setFilterCopies(6);
     loadAddon().clearCache();
   }
 });
@@ -82,6 +83,25 @@ describe.skipIf(skipReason !== null)('filter copies', () => {
       const y = forward(x, w, ID + 10);
       expect(counts().made - c0.made).toBe(1);
       expect(Buffer.from(y.buffer).equals(Buffer.from(forward(x, w, 0).buffer))).toBe(true);
+    });
+
+    it(`${precision}: with setFilterCopies(0) nothing is kept and every call reorders the filter, with the same bits`, () => {
+      setNativePrecision(precision);
+      const rand = prng(14);
+      const x = randomData(rand, xShape).data;
+      const w = randomData(rand, wShape).data;
+      const y = forward(x, w, ID + 20);
+      const addon = loadAddon();
+      expect(addon.setFilterCopies(0)).toBe(0);
+      try {
+        const c0 = counts();
+        const again = forward(x, w, ID + 20);
+        expect(counts()).toEqual(c0);
+        expect(Buffer.from(again.buffer).equals(Buffer.from(y.buffer))).toBe(true);
+        expect(() => addon.setFilterCopies(-1)).toThrow('must be >= 0');
+      } finally {
+        expect(addon.setFilterCopies(6)).toBe(6);
+      }
     });
 
     it(`${precision}: the filter gradient, moved from oneDNN's blocked layout to HWIO by the addon, matches tfjs's cpu kernel`, async () => {
