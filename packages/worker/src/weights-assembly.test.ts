@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { MessageOf } from '@dptrain/core';
+import { PROTOCOL_VERSION, type MessageOf } from '@dptrain/core';
 import { WeightsAssembly } from './weights-assembly.js';
 
 const bucket = (version: number, offset: number, values: number[], total: number): MessageOf<'weights_bucket'> => ({
-  v: 2,
+  v: PROTOCOL_VERSION,
   type: 'weights_bucket',
   version,
   offset,

@@ -19,6 +19,7 @@ import {
   type MessageHandlers,
   type UpstreamOptions,
   type WorkerHandle,
+  type GradientOut,
 } from '@dptrain/worker';
 import { AgentShard } from './agent-shard.js';
 import { ClusterExecutor } from './executor.js';
@@ -130,11 +131,13 @@ export class AgentHandlers implements MessageHandlers {
     await this.ready.executor.forwardWeightsBucket(msg, frame); // each bucket on at once, as received
   }
 
-  async step(msg: MessageOf<'step'>): Promise<Outgoing<'gradients'>> {
+  async step(msg: MessageOf<'step'>, out: GradientOut): Promise<Outgoing<'gradients'>> {
     const t0 = performance.now();
     const { executor, index, config } = this.ready;
     const samples = index.samples('labelled', msg.indices);
-    const res = await executor.computeGradients(samples, { phase: msg.phase, epoch: msg.epoch, step: msg.step }, msg.microBatch);
+    // asked for buckets: each merged bucket goes upstream as soon as every local part has it (streamed-merge.ts)
+    const stream = msg.bucketFloats !== undefined ? { bucketFloats: msg.bucketFloats, emit: out } : undefined;
+    const res = await executor.computeGradients(samples, { phase: msg.phase, epoch: msg.epoch, step: msg.step }, msg.microBatch, stream);
     return gradientsReply(msg, res, config, t0);
   }
 

@@ -1,0 +1,53 @@
+import { DptrainError, decodeWireGradients, firstNonFinite, type MessageOf } from '@dptrain/core';
+
+/**
+ * The gradient of one step request, put together from its `grad_bucket` frames as they arrive (in order, each checked:
+ * offset, length, total, dtype, finite values, naming the worker and the element). Each bucket is handed on at once
+ * (`onBucket`: an agent's streamed merge) as a view of the assembled vector; `finish` returns the whole vector once
+ * the reply came and every bucket is in.
+ */
+export class GradientAssembly {
+  private values: Float32Array | undefined;
+  private next = 0;
+
+  constructor(
+    /** The worker, for error messages. */
+    private readonly who: string,
+    /** Floats of the phase's trainable vector. */
+    private readonly size: number,
+    private readonly onBucket?: (offset: number, values: Float32Array) => void,
+  ) {}
+
+  /** Elements received so far. */
+  get received(): number {
+    return this.next;
+  }
+
+  add(msg: MessageOf<'grad_bucket'>): void {
+    const n = msg.gradients.length;
+    if (msg.total !== this.size || msg.offset !== this.next || n === 0 || msg.offset + n > this.size) {
+      throw new DptrainError(
+        'E_GRADIENT_SHAPE',
+        `worker ${this.who}: gradient bucket [${msg.offset}, ${msg.offset + n}) of ${msg.total}, expected one from ${this.next} of ${this.size}`,
+      );
+    }
+    if ((msg.dtype === 'fp32') !== msg.gradients instanceof Float32Array) {
+      throw new DptrainError('E_GRADIENT_SHAPE', `worker ${this.who}: gradient bucket dtype '${msg.dtype}' does not match the payload type`);
+    }
+    const g = decodeWireGradients(msg.dtype, msg.gradients);
+    const bad = firstNonFinite(g);
+    if (bad >= 0) throw new DptrainError('E_GRADIENT_NONFINITE', `worker ${this.who}: gradient element ${msg.offset + bad} is ${g[bad]}`);
+    // not zero-filled: every bucket writes its part, and finish() refuses a vector with one missing
+    this.values ??= new Float32Array(Buffer.allocUnsafeSlow(this.size * 4).buffer, 0, this.size);
+    this.values.set(g, msg.offset);
+    this.next += n;
+    this.onBucket?.(msg.offset, this.values.subarray(msg.offset, this.next));
+  }
+
+  /** The whole gradient; E_GRADIENT_SHAPE when its buckets do not cover it. */
+  finish(): Float32Array {
+    if (this.next !== this.size || !this.values)
+      throw new DptrainError('E_GRADIENT_SHAPE', `worker ${this.who}: its gradient buckets cover ${this.next} of ${this.size} values`);
+    return this.values;
+  }
+}
