@@ -138,7 +138,10 @@ export class AgentHandlers implements MessageHandlers {
     // asked for buckets: each merged bucket goes upstream as soon as every local part has it (streamed-merge.ts)
     const stream = msg.bucketFloats !== undefined ? { bucketFloats: msg.bucketFloats, emit: out } : undefined;
     const res = await executor.computeGradients(samples, { phase: msg.phase, epoch: msg.epoch, step: msg.step }, msg.microBatch, stream);
-    return gradientsReply(msg, res, config, t0);
+    // the machine's compute time, the slowest local worker's (what its share should follow): a streamed reply's wall
+    // time also holds the upload, which does not grow with the share and would make the agent's rate look noisy
+    const computeMs = Math.max(0, ...res.workers.map((w) => w.computeMs));
+    return { ...gradientsReply(msg, res, config, t0), ...(stream && computeMs > 0 ? { computeMs } : {}) };
   }
 
   async predict(msg: MessageOf<'predict'>): Promise<Outgoing<'predictions'>> {
