@@ -28,7 +28,8 @@ import { RequestDeadlines, type RequestDeadlineOptions, type RequestKind } from 
 import type { ClusterServer } from './server.js';
 import { SampleLedger } from './ledger.js';
 import { RunSync } from './run-sync.js';
-import { requestStepPart, stepWorkerStats, type CollectedStep, type StepPart } from './step-reply.js';
+import { acceptedPart, gradientBucketsFor, requestStepPart, stepWorkerStats, type CollectedStep, type StepPart } from './step-reply.js';
+import { GradientBuffers } from './gradient-assembly.js';
 import { idleWarning, stepShares } from './step-shares.js';
 import { StreamedMerge, type GradientStream } from './streamed-merge.js';
 import { checkedPredictions, predictionChunks } from './prediction-chunks.js';
@@ -101,6 +102,8 @@ export class ClusterExecutor implements TrainingExecutor {
   readonly throughput: ThroughputMeter;
   /** The run's step, phase, weights and version, and what each worker holds. */
   protected readonly run: RunSync;
+  /** The memory of the gradients assembled from buckets, reused from step to step. */
+  private readonly gradientBuffers = new GradientBuffers();
   /** An agent's relay of the pipelined weights buckets (made on the first). */
   private relay: BucketRelay | undefined;
   private readonly offLost: () => void;
@@ -266,6 +269,7 @@ export class ClusterExecutor implements TrainingExecutor {
     const participants = this.participants();
     const shares = stepShares(samples, micro, this.throughput);
     const merge = stream ? new StreamedMerge(total, micro, this.size, stream) : undefined;
+    this.gradientBuffers.nextStep();
     this.warnIfIdle(participants.length, total, micro);
     const accepted: StepPart[] = [];
     const recomputed = new Set<string>();
@@ -278,7 +282,6 @@ export class ClusterExecutor implements TrainingExecutor {
         async (peer, part) => {
           await this.sync(peer);
           const start = shares.startOf(part);
-          const streamed = merge?.part(start, start + part.length);
           const q = await requestStepPart(peer, {
             ctx,
             part,
@@ -287,38 +290,17 @@ export class ClusterExecutor implements TrainingExecutor {
             extras: this.stepRequestExtras(peer),
             deadlineMs: this.deadlineFor(peer, 'step', ctx.phase, part.length),
             size: this.size,
-            bucketFloats: stream?.bucketFloats ?? this.opts.bucketFloats ?? DEFAULT_BUCKET_FLOATS,
-            ...(streamed ? { onBucket: streamed.add } : {}),
+            bucketFloats: gradientBucketsFor(peer, !!stream, stream?.bucketFloats ?? this.opts.bucketFloats ?? DEFAULT_BUCKET_FLOATS),
+            buffers: this.gradientBuffers,
+            ...(merge ? { streamed: merge.part(start, start + part.length) } : {}),
             clock: this.clock,
-          }).catch((err: unknown) => {
-            streamed?.drop();
-            throw err;
           });
           if (q.decoded) owned.add(q.gradients); // decoded from the frame (or from fp16) for this step only: the merge may write into it
           this.deadlines.record(peer.id, 'step', ctx.phase, part.length, q.wallMs);
           this.throughput.record(throughputPeer(peer), q.reply.count, q.reply.computeMs > 0 ? q.reply.computeMs : q.wallMs);
-          return { ...q, streamed };
+          return q;
         },
-        (peer, part, { reply: r, gradients, norm, request, wallMs, bytesIn, bytesOut, streamed }) => {
-          const start = shares.startOf(part);
-          fresh.push({
-            gradients,
-            loss: r.loss,
-            count: r.count,
-            correct: r.correct,
-            start,
-            end: start + part.length,
-            peer,
-            request,
-            indices: part.map((x) => x.index),
-            computeMs: r.computeMs,
-            wallMs,
-            bytesIn,
-            bytesOut,
-            norm,
-            ...(streamed ? { streamed } : {}),
-          });
-        },
+        (peer, part, q) => fresh.push(acceptedPart(peer, part, shares.startOf(part), q)),
         participants,
         shares.recut,
       );

@@ -10,7 +10,7 @@ import {
   type StepContext,
   type StepWorkerStat,
 } from '@dptrain/core';
-import { GradientAssembly } from './gradient-assembly.js';
+import { GradientAssembly, type GradientBuffers } from './gradient-assembly.js';
 import type { StreamedPart } from './streamed-merge.js';
 import type { Peer } from './peer.js';
 
@@ -80,9 +80,11 @@ export interface StepRequest {
   /** Floats of the phase's trainable vector. */
   size: number;
   /** Ask for the gradient in `grad_bucket` frames of this many floats. Default: whole, in the reply. */
-  bucketFloats?: number;
-  /** Each bucket as it arrives, checked (an agent's streamed merge). */
-  onBucket?: (offset: number, values: Float32Array) => void;
+  bucketFloats?: number | undefined;
+  /** Its place in a streamed merge (an agent's step): each bucket goes there as it arrives, checked; a failed request leaves it. */
+  streamed?: StreamedPart;
+  /** Where the assembled gradient's memory comes from. Default: a fresh array. */
+  buffers?: GradientBuffers;
   clock: Clock;
 }
 
@@ -97,6 +99,7 @@ export interface StepReply {
   wallMs: number;
   bytesIn: number;
   bytesOut: number;
+  streamed?: StreamedPart;
 }
 
 /** Asks `peer` for the mean gradient of a part of a step and checks the reply (`checkedStepReply`). */
@@ -105,7 +108,7 @@ export async function requestStepPart(peer: Peer, q: StepRequest): Promise<StepR
   const outBefore = peer.bytesOut;
   const t0 = q.clock.now();
   let request = 0;
-  const buckets = new GradientAssembly(peer.id, q.size, q.onBucket);
+  const buckets = new GradientAssembly(peer.id, q.size, q.streamed?.add, q.buffers);
   let stopReceiving = (): void => undefined;
   const asked = peer.request(
     'gradients',
@@ -128,10 +131,47 @@ export async function requestStepPart(peer: Peer, q: StepRequest): Promise<StepR
     undefined,
     q.deadlineMs,
   );
-  const reply = await asked.finally(() => stopReceiving());
-  const wallMs = q.clock.now() - t0;
-  const checked = checkedStepReply(peer, q.part.length, reply, q.size, !!q.extras?.sharded, buckets);
-  return { reply, ...checked, request, wallMs, bytesIn: peer.bytesIn - inBefore, bytesOut: peer.bytesOut - outBefore };
+  try {
+    const reply = await asked.finally(() => stopReceiving());
+    const wallMs = q.clock.now() - t0;
+    const checked = checkedStepReply(peer, q.part.length, reply, q.size, !!q.extras?.sharded, buckets);
+    const streamed = q.streamed ? { streamed: q.streamed } : {};
+    return { reply, ...checked, request, wallMs, bytesIn: peer.bytesIn - inBefore, bytesOut: peer.bytesOut - outBefore, ...streamed };
+  } catch (err) {
+    q.streamed?.drop(); // lost, late or a bad reply: its buckets leave the merge, its samples are redone
+    throw err;
+  }
+}
+
+/**
+ * The gradient buckets to ask `peer` for: from every worker of a merge that streams on (an agent's local workers),
+ * and from an agent (it streams its merge); a plain worker of a merge that waits for the whole step sends its
+ * gradient whole (one frame, decoded as a view: buckets would only cost copies). Undefined: whole.
+ */
+export function gradientBucketsFor(peer: Peer, streaming: boolean, bucketFloats: number): number | undefined {
+  return streaming || peer.info?.localWorkers !== undefined ? bucketFloats : undefined;
+}
+
+/** The accepted part of step reply `q` of `peer` for `part`, the samples from `start` of the step. */
+export function acceptedPart(peer: Peer, part: readonly Sample[], start: number, q: StepReply): StepPart {
+  const r = q.reply;
+  return {
+    gradients: q.gradients,
+    loss: r.loss,
+    count: r.count,
+    correct: r.correct,
+    start,
+    end: start + part.length,
+    peer,
+    request: q.request,
+    indices: part.map((x) => x.index),
+    computeMs: r.computeMs,
+    wallMs: q.wallMs,
+    bytesIn: q.bytesIn,
+    bytesOut: q.bytesOut,
+    norm: q.norm,
+    ...(q.streamed ? { streamed: q.streamed } : {}),
+  };
 }
 
 /** Each worker's figures over a step's accepted parts, and the straggler (the longest wall time, with two or more). */
