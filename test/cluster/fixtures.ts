@@ -120,6 +120,22 @@ export function tinyClusterConfig(dataDir: string, tinyWidths: number[], over: O
   });
 }
 
+/**
+ * A short head-only tiny-vgg run for the cluster tests: batch 8 in micro-batches of 2, one head epoch at 1e-2, no
+ * fine-tuning, a quarter for validation, no checkpoints; `over` replaces any of it.
+ */
+export function tinyHeadRunConfig(dataDir: string, tinyWidths: number[], over: Omit<RunConfigInput, 'dataDir'> = {}): RunConfig {
+  return tinyClusterConfig(dataDir, tinyWidths, {
+    batchSize: 8,
+    microBatch: 2,
+    headPhase: { epochs: 1, learningRate: 1e-2 },
+    fineTunePhase: { epochs: 0, learningRate: 1e-5, unfreeze: 'block5' },
+    validationSplit: 0.25,
+    checkpointEvery: 0,
+    ...over,
+  });
+}
+
 export interface WaitForWorkersOptions {
   /** Give up after this long. Default 200 s (worker processes start slowly on a loaded machine). */
   timeoutMs?: number;

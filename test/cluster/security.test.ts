@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +18,7 @@ import { connectObserver } from '@dptrain/client';
 import { ClusterExecutor, ClusterServer } from '../../packages/coordinator/src/cluster/index.js';
 import { dptrain, makeSceneDir, tinyClusterConfig, type Proc, waitForWorkers } from './fixtures.js';
 import { fuzzCoordinator } from './fuzz.js';
+import { selfSignedCert } from '../helpers/tls.js';
 
 const TOKEN = 'security-token';
 const procs: Proc[] = [];
@@ -191,30 +191,7 @@ describe('fuzzing a training coordinator', () => {
 
 describe('TLS', () => {
   it('serves wss:// with --tls-cert/--tls-key; clients trust it with --ca', async () => {
-    const tmp = mkdtempSync(join(tmpdir(), 'dp-tls-'));
-    const cert = join(tmp, 'cert.pem');
-    const key = join(tmp, 'key.pem');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      ],
-      { stdio: 'ignore' },
-    );
+    const { cert, key } = selfSignedCert();
     const tls = new ClusterServer({ token: TOKEN, config, tls: { cert, key } });
     const url = await tls.listen();
     try {

@@ -7,6 +7,7 @@ import { ClusterExecutor, ClusterServer, ShardedClusterExecutor, spawnLocalWorke
 import { dptrain, makeSceneDir, tinyFlags, tinyLoopConfig, waitFor, type Proc } from './fixtures.js';
 import { sha256 as sha, trainSteps } from './step-loop.js';
 import { isChildOf, processesMentioning, processesWith } from '../helpers/processes.js';
+import { selfSignedCert } from '../helpers/tls.js';
 
 /**
  * `--shards auto` on real processes (loopback): 2 agents (`dptrain worker --nproc-per-node 1`), each asked by the
@@ -31,6 +32,8 @@ describe('--shards auto: one shard beside each agent', () => {
   let dir: string;
   let dataset: Dataset;
   let config: RunConfig;
+  /** The star run of the first test: the bits every layout must give. */
+  let star: Awaited<ReturnType<typeof trainSteps>> | undefined;
 
   beforeAll(async () => {
     dir = await makeSceneDir({ perClass: 12, test: 6 });
@@ -54,7 +57,6 @@ describe('--shards auto: one shard beside each agent', () => {
       args: ['--backend', 'cpu'],
       stdio: 'ignore',
     });
-    let star: Awaited<ReturnType<typeof trainSteps>>;
     try {
       const t0 = Date.now();
       while (a.workers.length < 2) {
@@ -80,10 +82,10 @@ describe('--shards auto: one shard beside each agent', () => {
       expect(b.shards.ready).toHaveLength(0);
       // buckets of 64 floats: the head's few hundred weights make several buckets, so both shards own a range
       const executor = new ShardedClusterExecutor({ server: b, shards: 'auto', bucketFloats: 64 });
-      const run = await trainSteps(executor, dataset, config, STEPS, star.w0);
+      const run = await trainSteps(executor, dataset, config, STEPS, star!.w0);
       expect(executor.shardLayout).toHaveLength(2);
-      expect(sha(run.weights)).toBe(sha(star.weights));
-      const [got, want] = [run.optimizer.exportState(), star.optimizer.exportState()];
+      expect(sha(run.weights)).toBe(sha(star!.weights));
+      const [got, want] = [run.optimizer.exportState(), star!.optimizer.exportState()];
       expect(got.iterations).toBe(STEPS);
       expect(sha(got.slots.m!)).toBe(sha(want.slots.m!));
       expect(sha(got.slots.v!)).toBe(sha(want.slots.v!));
@@ -91,11 +93,41 @@ describe('--shards auto: one shard beside each agent', () => {
       // each agent started exactly one shard, its own child, and said where it serves
       for (const agent of agents) {
         expect(shardsOf(agent)).toHaveLength(1);
-        expect(agent.output()).toMatch(/started a shard beside this agent \(--shards auto\): pid \d+, serving the other agents on 127\.0\.0\.1/);
+        expect(agent.output()).toMatch(/started a shard beside this agent \(--shards auto\): pid \d+, serving the other agents on ws:\/\/127\.0\.0\.1/);
       }
     } finally {
       await b.close();
       await stopAgents(agents);
+    }
+  }, 600_000);
+
+  it('over TLS: a wss:// coordinator, each agent serves its shard on wss:// with --shard-tls-cert, the star bits', async () => {
+    expect(star, 'the star run of the first test').toBeDefined();
+    const { cert, key, dir: certDir } = selfSignedCert();
+    const server = new ClusterServer({ token: TOKEN, config, tls: { cert, key } });
+    const url = await server.listen();
+    expect(url).toMatch(/^wss:/);
+    const tlsArgs = ['--ca', cert, '--shard-tls-cert', cert, '--shard-tls-key', key];
+    const agents = [0, 1].map(() => dptrain([...agentArgs(url, dir), ...tlsArgs], { DPTRAIN_TOKEN: TOKEN }));
+    try {
+      const t0 = Date.now();
+      while (server.workers.length < 2) {
+        if (Date.now() - t0 > 300_000) throw new Error(`the agents did not join:\n${agents.map((x) => x.output()).join('\n')}`);
+        await server.waitForJoin(1000);
+      }
+      const executor = new ShardedClusterExecutor({ server, shards: 'auto', bucketFloats: 64 });
+      const run = await trainSteps(executor, dataset, config, STEPS, star!.w0);
+      // the shard map names wss:// shards only, and the agents reached them (trusting --ca) to give the star bits
+      expect(executor.shardLayout.map((x) => x.url)).toEqual([expect.stringMatching(/^wss:\/\/127\.0\.0\.1:\d+$/), expect.stringMatching(/^wss:/)]);
+      expect(sha(run.weights)).toBe(sha(star!.weights));
+      for (const agent of agents) {
+        expect(agent.output()).toMatch(/serving the other agents on wss:\/\/127\.0\.0\.1/);
+        expect(agent.output()).not.toMatch(/unencrypted/);
+      }
+    } finally {
+      await server.close();
+      await stopAgents(agents);
+      rmSync(certDir, { recursive: true, force: true });
     }
   }, 600_000);
 

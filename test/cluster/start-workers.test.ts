@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EventBus, type RunEvent } from '@dptrain/core';
 import { runCoordinator } from '../../packages/coordinator/src/cluster/index.js';
-import { dptrain, makeSceneDir, tinyClusterConfig, type Proc } from './fixtures.js';
+import { dptrain, makeSceneDir, tinyHeadRunConfig, type Proc } from './fixtures.js';
 
 /**
  * `--start-workers N` beside `--min-workers K` (Horovod's `-np` and `--min-np`): the first step waits for N
@@ -21,14 +21,7 @@ describe('start workers', () => {
   it('the first step waits for --start-workers workers although --min-workers is 1', { timeout: 300_000 }, async () => {
     const dir = await makeSceneDir({ perClass: 8, test: 3 });
     const runDir = mkdtempSync(join(tmpdir(), 'dp-start-run-'));
-    const config = tinyClusterConfig(dir, [8, 8, 16, 16, 16], {
-      batchSize: 8,
-      microBatch: 2,
-      headPhase: { epochs: 1, learningRate: 1e-2 },
-      fineTunePhase: { epochs: 0, learningRate: 1e-5, unfreeze: 'block5' },
-      validationSplit: 0.25,
-      checkpointEvery: 0,
-    });
+    const config = tinyHeadRunConfig(dir, [8, 8, 16, 16, 16]);
     const bus = new EventBus();
     const events: RunEvent[] = [];
     bus.on((e) => events.push(e));

@@ -2,9 +2,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { EventBus, parseRunConfig, type RunEvent } from '@dptrain/core';
+import { EventBus, type RunEvent } from '@dptrain/core';
 import { runCoordinator, type ClusterServer } from '../../packages/coordinator/src/cluster/index.js';
-import { dptrain, makeSceneDir, tinyClusterConfig, type Proc, waitForWorkers } from './fixtures.js';
+import { dptrain, makeSceneDir, tinyHeadRunConfig, type Proc, waitForWorkers } from './fixtures.js';
 
 /**
  * Ctrl-C (SIGINT) of a worker while it computes a step: it says goodbye to the coordinator (which redoes
@@ -34,18 +34,10 @@ describe('stopping a worker', () => {
   it('a worker stopped mid-step says goodbye; the run finishes with the other', { timeout: 300_000 }, async () => {
     const dir = await makeSceneDir({ perClass: 12, test: 3, size: 64 });
     const runDir = mkdtempSync(join(tmpdir(), 'dp-stop-run-'));
-    const config = parseRunConfig({
-      dataDir: dir,
+    const config = tinyHeadRunConfig(dir, [8, 8, 16, 16, 16], {
       backbone: { kind: 'tiny-vgg', inputSize: [64, 64], tinyWidths: [8, 8, 16, 16, 16] },
-      preprocess: 'unit',
-      head: { units: 8, dropout: 0 },
-      batchSize: 8,
-      microBatch: 2,
       headPhase: { epochs: 2, learningRate: 1e-2 },
-      fineTunePhase: { epochs: 0, learningRate: 1e-5, unfreeze: 'block5' },
       patience: 100,
-      validationSplit: 0.25,
-      checkpointEvery: 0,
       cacheFeatures: false, // real forward/backward passes: the worker is busy computing most of the time
     });
     const bus = new EventBus();

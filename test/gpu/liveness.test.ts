@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EventBus, parseRunConfig, type RunEvent } from '@dptrain/core';
 import { runCoordinator } from '../../packages/coordinator/src/cluster/index.js';
-import { dptrain, makeSceneDir, type Proc } from '../cluster/fixtures.js';
+import { dptrain, makeSceneDir, tinyHeadRunConfig, type Proc } from '../cluster/fixtures.js';
 import { processesMentioning } from '../helpers/processes.js';
 
 /**
@@ -27,18 +27,7 @@ async function runWithBlockedStep(
   workerArgs: string[] = [],
 ): Promise<{ events: RunEvent[]; steps: number; worker: Proc }> {
   const runDir = mkdtempSync(join(tmpdir(), 'dp-liveness-run-'));
-  const config = parseRunConfig({
-    dataDir: dir,
-    backbone: { kind: 'tiny-vgg', inputSize: [32, 32], tinyWidths: [4, 4, 8, 8, 8] },
-    preprocess: 'unit',
-    head: { units: 8, dropout: 0 },
-    batchSize: 8,
-    microBatch: 4,
-    headPhase: { epochs: 1, learningRate: 1e-2 },
-    fineTunePhase: { epochs: 0, learningRate: 1e-5, unfreeze: 'block5' },
-    validationSplit: 0.25,
-    checkpointEvery: 0,
-  });
+  const config = tinyHeadRunConfig(dir, [4, 4, 8, 8, 8], { microBatch: 4 });
   const bus = new EventBus();
   const events: RunEvent[] = [];
   bus.on((e) => events.push(e));

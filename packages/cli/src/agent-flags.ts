@@ -13,6 +13,9 @@ export interface AgentFlagValues {
   cacheDir?: string;
   batchCapacity: string;
   stallLimitMs?: string;
+  shardHost?: string;
+  shardTlsCert?: string;
+  shardTlsKey?: string;
 }
 
 export function addAgentFlags(cmd: Command): Command {
@@ -26,6 +29,12 @@ export function addAgentFlags(cmd: Command): Command {
       'an agent: restarts of lost local workers for the whole run; then it goes on with the survivors',
       String(AGENT_DEFAULTS.maxRestarts),
     )
+    .option(
+      '--shard-host <address>',
+      "an agent, --shards auto: the address the other machines reach this agent's shard on (default: this machine's address on the route to the coordinator)",
+    )
+    .option('--shard-tls-cert <file>', 'an agent, --shards auto: PEM certificate its shard serves the other agents with (wss://; they trust it with --ca)')
+    .option('--shard-tls-key <file>', 'an agent: PEM private key for --shard-tls-cert')
     .addOption(new Option('--worker-command <cmd>', 'an agent: run this command line instead of `dptrain worker` as each local worker').hideHelp())
     .addOption(new Option('--restart-delay-ms <ms>', 'an agent: pause before a local worker restart').hideHelp());
 }
@@ -38,6 +47,7 @@ function count(v: string, flag: string): number {
 
 /** Starts the agent the flags describe; its local workers get the worker flags that concern them. */
 export async function agentFromFlags(flags: AgentFlagValues, link: Omit<AgentOptions, 'layout'>): Promise<AgentHandle> {
+  if (!!flags.shardTlsCert !== !!flags.shardTlsKey) throw new DptrainError('E_CONFIG', '--shard-tls-cert and --shard-tls-key go together');
   const layout = await resolveNproc(parseNproc(flags.nprocPerNode!));
   const workerArgs = [
     ...(flags.backend ? ['--backend', flags.backend] : []),
@@ -53,6 +63,8 @@ export async function agentFromFlags(flags: AgentFlagValues, link: Omit<AgentOpt
     maxRestarts: count(flags.maxRestarts, '--max-restarts'),
     ...(flags.restartDelayMs !== undefined ? { restartDelayMs: count(flags.restartDelayMs, '--restart-delay-ms') } : {}),
     ...(flags.data ? { dataDir: flags.data } : {}),
+    ...(flags.shardHost ? { shardHost: flags.shardHost } : {}),
+    ...(flags.shardTlsCert && flags.shardTlsKey ? { shardTls: { cert: flags.shardTlsCert, key: flags.shardTlsKey } } : {}),
     ...(flags.workerCommand ? { workerCommand: flags.workerCommand.split(/\s+/).filter(Boolean) } : {}),
   });
 }

@@ -19,6 +19,11 @@ export interface AgentShardOptions {
    * coordinator (the local end of a UDP socket connected to it; no packet is sent).
    */
   advertiseHost?: string;
+  /**
+   * PEM certificate and key the shard serves the other agents with, over wss:// (`--shard-tls-cert/--shard-tls-key`).
+   * Default: plain ws:// (with a warning when the coordinator itself is wss://).
+   */
+  tls?: { cert: string; key: string };
   /** Progress lines. Required. */
   log: (message: string) => void;
 }
@@ -64,12 +69,18 @@ export class AgentShard {
       ...(o.ca ? ['--ca', o.ca] : []),
       ...(o.heartbeatIntervalMs ? ['--heartbeat-ms', String(o.heartbeatIntervalMs)] : []),
       ...(o.lostAfterMs ? ['--lost-after-ms', String(o.lostAfterMs)] : []),
+      ...(o.tls ? ['--tls-cert', o.tls.cert, '--tls-key', o.tls.key] : []),
     ];
+    if (!o.tls && coordinator.protocol === 'wss:') {
+      o.log(
+        'warning: the coordinator is wss:// but the shard beside this agent serves plain ws:// (gradients and weights unencrypted between machines): give the agent --shard-tls-cert and --shard-tls-key',
+      );
+    }
     const listen = host.includes(':') ? `[${host}]:0` : `${host}:0`;
     const child = spawnLocalShard({ url: o.url, token: o.token, listen, args });
     child.once('exit', (code, signal) => o.log(`shard beside this agent (pid ${child.pid}) exited (${signal ?? `status ${code}`})`));
     this.child = child;
-    o.log(`started a shard beside this agent (--shards auto): pid ${child.pid}, serving the other agents on ${host}`);
+    o.log(`started a shard beside this agent (--shards auto): pid ${child.pid}, serving the other agents on ${o.tls ? 'wss' : 'ws'}://${host}`);
   }
 
   /** Stops the shard (SIGTERM; it leaves the coordinator), waiting up to `graceMs` before a SIGKILL. */

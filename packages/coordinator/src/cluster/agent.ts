@@ -50,6 +50,8 @@ export interface AgentOptions extends UpstreamOptions {
   localProtocol?: ProtocolOptions;
   /** Address the other agents reach this agent's shard on (`--shards auto`). Default: this machine's address on the route to the coordinator. */
   shardHost?: string;
+  /** PEM certificate and key of this agent's shard (`--shards auto`): it serves wss://. Default: plain ws://. */
+  shardTls?: { cert: string; key: string };
 }
 
 /** What the agent runs for one run config: a loopback coordinator side (server + executor) and its local workers. */
@@ -91,6 +93,7 @@ export class AgentHandlers implements MessageHandlers {
       ...(opts.heartbeatIntervalMs ? { heartbeatIntervalMs: opts.heartbeatIntervalMs } : {}),
       ...(opts.lostAfterMs ? { lostAfterMs: opts.lostAfterMs } : {}),
       ...(opts.shardHost ? { advertiseHost: opts.shardHost } : {}),
+      ...(opts.shardTls ? { tls: opts.shardTls } : {}),
     });
   }
 
