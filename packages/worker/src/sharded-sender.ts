@@ -95,6 +95,10 @@ export class ShardedSender implements MessageHandlers {
     return this.inner.predict(msg);
   }
 
+  blobDestination(header: Readonly<Record<string, unknown>>, key: string, bytes: number): Uint8Array | undefined {
+    return this.inner.blobDestination?.(header, key, bytes);
+  }
+
   async hostShard(): Promise<void> {
     if (this.inner.hostShard) await this.inner.hostShard();
     else this.opts.log('the coordinator asked for a shard beside this worker: only an agent (--nproc-per-node) starts one; ignored');

@@ -48,6 +48,11 @@ export interface MessageHandlers {
    */
   step(msg: MessageOf<'step'>, out: GradientOut): Promise<Outgoing<'gradients'>>;
   predict(msg: MessageOf<'predict'>): Promise<Outgoing<'predictions'>>;
+  /**
+   * Where the large arrays of incoming frames are decoded to (codec's BlobDestination: a plain worker puts each
+   * weights bucket straight into its assembly's memory). Default: views of the frame, or fresh copies.
+   */
+  blobDestination?(header: Readonly<Record<string, unknown>>, key: string, bytes: number): Uint8Array | undefined;
   /** `--shards auto`: start a shard beside this process (an agent's; a plain worker has none and ignores it). */
   hostShard?(): void | Promise<void>;
   /** Releases what `prepare` built (the link is done for good). */
@@ -185,6 +190,7 @@ export function runUpstream(opts: UpstreamOptions, compute: MessageHandlers): Wo
         log(`bad frame from the coordinator: ${err.message}`);
         conn.ws.terminate();
       },
+      (header, key, bytes) => handlers.blobDestination(header, key, bytes),
     );
     const closedP = new Promise<void>((resolve) =>
       conn.ws.on('close', () => {

@@ -147,6 +147,10 @@ export class ReplicaWorker implements MessageHandlers {
     this.ready.setWeights(msg.weights);
   }
 
+  blobDestination(header: Readonly<Record<string, unknown>>, key: string, bytes: number): Uint8Array | undefined {
+    return this.incomingWeights.destination(header, key, bytes);
+  }
+
   async weightsBucket(msg: MessageOf<'weights_bucket'>): Promise<void> {
     const whole = this.incomingWeights.add(msg);
     if (whole) this.ready.setWeights(whole);
