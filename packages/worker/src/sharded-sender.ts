@@ -75,14 +75,22 @@ export class ShardedSender implements MessageHandlers {
     const wire = (g: Float32Array): Float32Array => (precision === 'fp32' ? g : decodeWireGradients(precision, packGradients(g, precision).gradients));
     const links = this.ready;
     await links.connectAll();
-    // handlers that stream (an agent) send each merged bucket on to its shards at once; the norm is of the whole
+    // handlers that stream (an agent) send each merged bucket on to its shards at once; the norm is of the whole. A
+    // shard link that closes meanwhile fails the step once the handlers are done (E_SHARD_LOST: not their fault)
     let streamed: Float32Array | undefined;
+    let lost: unknown;
     const whole = await this.inner.step({ ...msg, precision: 'fp32' }, (offset, total, values) => {
+      if (lost !== undefined) return;
       streamed ??= new Float32Array(total);
       const v = wire(values);
       streamed.set(v, offset);
-      links.sendPiece(msg.id, offset, v, precision);
+      try {
+        links.sendPiece(msg.id, offset, v, precision);
+      } catch (err) {
+        lost = err;
+      }
     });
+    if (lost !== undefined) throw lost;
     let g = streamed ?? new Float32Array(0);
     if (whole.gradients.length > 0) {
       g = wire(whole.gradients as Float32Array);

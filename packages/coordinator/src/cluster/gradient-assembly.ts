@@ -20,11 +20,6 @@ export class GradientAssembly {
     private readonly buffers?: GradientBuffers,
   ) {}
 
-  /** Elements received so far. */
-  get received(): number {
-    return this.next;
-  }
-
   add(msg: MessageOf<'grad_bucket'>): void {
     const n = msg.gradients.length;
     if (msg.total !== this.size || msg.offset !== this.next || n === 0 || msg.offset + n > this.size) {
