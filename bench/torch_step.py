@@ -6,7 +6,7 @@ Head: global average pooling -> Dense(256, relu) -> Dropout(0.5) -> Dense(6), so
 With --precision bf16 the forward passes (frozen and trainable, and the loss) run under
 torch.autocast("cpu", dtype=torch.bfloat16), as a PyTorch user turns mixed precision on; weights and Adam stay fp32.
 Prints one JSON line {"result": {...}}. Usage: python3 torch_step.py --mode images|features --batch 8 --steps 6 --threads 1
-[--precision fp32|bf16]
+[--precision fp32|bf16] [--profile]
 """
 import argparse
 import json
@@ -26,6 +26,7 @@ p.add_argument("--warmup", type=int, default=2)
 p.add_argument("--threads", type=int, default=1)
 p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
 p.add_argument("--barrier", action="store_true")
+p.add_argument("--profile", action="store_true", help="print torch.profiler's table of one step (ops by self CPU time) to stderr")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
@@ -78,6 +79,12 @@ for _ in range(a.warmup):
 if a.barrier:  # parallel processes: wait for the parent's go, so they time the same window
     print(json.dumps({"ready": True}), flush=True)
     sys.stdin.readline()
+if a.profile:
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25), file=sys.stderr)
 t0 = time.perf_counter()
 c0 = time.process_time()
 each = []

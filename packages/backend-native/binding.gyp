@@ -6,6 +6,8 @@
         "native/addon.cc",
         "native/common.cc",
         "native/conv.cc",
+        "native/filter-copies.cc",
+        "native/filter-layouts.cc",
         "native/matmul.cc",
         "native/pool.cc",
         "native/elementwise.cc",

@@ -38,6 +38,15 @@ Napi::Value SetConvAlgorithm(const Napi::CallbackInfo& info) {
   }
   return Napi::String::New(info.Env(), g_winograd ? "winograd" : "direct");
 }
+Napi::Value SetFilterCopies(const Napi::CallbackInfo& info) {
+  const int64_t n = info[0].As<Napi::Number>().Int64Value();
+  if (n < 0) throw Napi::RangeError::New(info.Env(), "setFilterCopies: the number of copies must be >= 0");
+  if (static_cast<size_t>(n) != g_filterCopies) {
+    g_filterCopies = static_cast<size_t>(n);
+    ClearFilterCopies();
+  }
+  return Napi::Number::New(info.Env(), static_cast<double>(g_filterCopies));
+}
 Napi::Value SetPrecision(const Napi::CallbackInfo& info) {
   bool bf16 = !IsFirstOf(info, "setPrecision", "fp32", "bf16");
   if (bf16 && Bf16Isa().empty()) {
@@ -97,6 +106,12 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   auto impl = Napi::Object::New(env);
   for (auto& kv : ImplNames()) impl.Set(kv.first, kv.second);
   o.Set("impl", impl);
+  auto copies = Napi::Object::New(env);
+  copies.Set("made", FilterCopyStats().made);
+  copies.Set("converted", FilterCopyStats().converted);
+  copies.Set("reused", FilterCopyStats().reused);
+  copies.Set("derived", FilterCopyStats().derived);
+  o.Set("filterCopies", copies);
   return o;
 }
 Napi::Value ClearCache(const Napi::CallbackInfo& info) {
@@ -145,6 +160,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("setActivationLayout", Napi::Function::New(env, SetActivationLayout));
   exports.Set("setConvAlgorithm", Napi::Function::New(env, SetConvAlgorithm));
+  exports.Set("setFilterCopies", Napi::Function::New(env, SetFilterCopies));
   exports.Set("setPrecision", Napi::Function::New(env, Guard<SetPrecision>));
   exports.Set("setBf16Policy", Napi::Function::New(env, Guard<SetBf16Policy>));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));

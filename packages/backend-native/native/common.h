@@ -9,6 +9,7 @@
 #include <dnnl.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cfloat>
 #include <cmath>
 #include <cstdlib>
@@ -17,6 +18,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -102,6 +104,30 @@ memory In(WeiSlot& slot, const memory::desc& user, const memory::desc& mine, flo
 // The memory a primitive writes: the user's buffer, or the slot (drained with Out2User after the primitive ran).
 memory Out(WeiSlot& slot, const memory::desc& mine, float* p);
 void Out2User(WeiSlot& slot, const memory::desc& user, float* p, stream& s);
+
+// The filter memory a convolution reads (filter-copies.cc): like In(), but the reordered copy is kept with the
+// filter's identity `id` (a number per tfjs tensor, from the JS side; 0: unknown, nothing kept) and reused by the
+// next call on the same filter and geometry in this layout, or reordered from a copy in another layout (bf16 to bf16:
+// half the bytes of the fp32 filter). Same values as In(): reorders only move values or round them to bf16.
+memory FilterIn(const std::string& geometry, double id, WeiSlot& slot, const memory::desc& user, const memory::desc& want,
+                float* p, stream& s);
+void ClearFilterCopies();
+// Copies kept per convolution geometry (setFilterCopies; 0: none): enough for the layers of one shape whose forward
+// and backward passes overlap (VGG16's block5: 3 layers, in bf16 3 forward + 2 backward-data copies; 4.7 MB each in
+// bf16, 9.4 MB in fp32). Default 6.
+extern size_t g_filterCopies;
+// Calls that made a filter copy from the Float32Array (converted: of those, by Bf16FilterFromHwio), reused one, or
+// derived one from a copy in another layout.
+struct FilterCopyCounts {
+  double made = 0, converted = 0, reused = 0, derived = 0;
+};
+FilterCopyCounts& FilterCopyStats();
+// Writes `dst` (layout `want`) from the fp32 filter `p` (layout `user`) with one AVX512-BF16 pass (filter-layouts.cc) and
+// returns true where it can: HWIO to oneDNN's AcdB16b32a2b, channel counts multiples of 32; false: nothing written.
+bool Bf16FilterFromHwio(const float* p, const memory::desc& user, const memory::desc& want, memory& dst);
+// Moves the fp32 filter between HWIO (`hwio`, layout `user`) and oneDNN's ABcd16b16a (`mem`, layout `blocked`) by
+// 64-byte rows, either way; false (nothing moved) for other layouts or channel counts not multiples of 16.
+bool F32FilterRows(float* hwio, const memory::desc& user, const memory::desc& blocked, memory& mem, bool toHwio);
 
 // One cache of built primitives per entry type, by shape key.
 template <class T>

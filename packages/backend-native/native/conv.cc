@@ -152,7 +152,13 @@ struct BwdWeiEntry {
   WeiSlot w, x, dy;
 };
 
-// conv2d(x, xShape, w, wShape, bias|null, y, yShape, conv[8|9], act: bool (relu) | 0 linear, 1 relu, 2 relu6)
+// The filter's identity passed as argument `i` (a positive number per tfjs tensor; 0 or absent: unknown).
+double FilterId(const Napi::CallbackInfo& info, size_t i) {
+  return info.Length() > i && info[i].IsNumber() ? info[i].As<Napi::Number>().DoubleValue() : 0;
+}
+
+// conv2d(x, xShape, w, wShape, bias|null, y, yShape, conv[8|9], act: bool (relu) | 0 linear, 1 relu, 2 relu6,
+//        filterId?)
 Napi::Value Conv2D(const Napi::CallbackInfo& info) {
   float* x = F32(info[0], "x");
   float* w = F32(info[2], "filter");
@@ -183,7 +189,7 @@ Napi::Value Conv2D(const Napi::CallbackInfo& info) {
   });
   auto& s = Strm();
   memory mx = In(e.x, Nhwc(g.src), e.src, x, s), my = Out(e.y, e.dst, y);
-  memory mw = In(e.w, g.userWei, e.wei, w, s);
+  memory mw = FilterIn(g.key, FilterId(info, 9), e.w, g.userWei, e.wei, w, s);
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, mx}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, my}};
   if (hasBias) args.emplace(DNNL_ARG_BIAS, memory(e.bias, Eng(), b));
   e.prim.execute(s, args);
@@ -192,7 +198,7 @@ Napi::Value Conv2D(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// conv2dBackpropInput(dy, dyShape, w, wShape, dx, dxShape, conv[8])
+// conv2dBackpropInput(dy, dyShape, w, wShape, dx, dxShape, conv[8], filterId?)
 Napi::Value Conv2DBackpropInput(const Napi::CallbackInfo& info) {
   float* dy = F32(info[0], "dy");
   float* w = F32(info[2], "filter");
@@ -224,7 +230,7 @@ Napi::Value Conv2DBackpropInput(const Napi::CallbackInfo& info) {
   });
   auto& s = Strm();
   memory mdy = In(e.dy, Nhwc(g.dst), e.diffDst, dy, s), mdx = Out(e.dx, e.diffSrc, dx);
-  memory mw = In(e.w, g.userWei, e.wei, w, s);
+  memory mw = FilterIn(g.key, FilterId(info, 7), e.w, g.userWei, e.wei, w, s);
   e.prim.execute(s, {{DNNL_ARG_DIFF_DST, mdy}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DIFF_SRC, mdx}});
   Out2User(e.dx, Nhwc(g.src), dx, s);
   s.wait();
@@ -278,8 +284,11 @@ Napi::Value Conv2DBackpropFilter(const Napi::CallbackInfo& info) {
   memory mx = In(e.x, Nhwc(g.src), e.src, x, s), mdy = In(e.dy, Nhwc(g.dst), e.diffDst, dy, s);
   memory mdw = Out(e.w, e.diffWei, dw);
   e.prim.execute(s, {{DNNL_ARG_SRC, mx}, {DNNL_ARG_DIFF_DST, mdy}, {DNNL_ARG_DIFF_WEIGHTS, mdw}});
-  Out2User(e.w, g.userWei, dw, s);
   s.wait();
+  if (e.w.needed && !F32FilterRows(dw, g.userWei, e.diffWei, e.w.mem, true)) {
+    Out2User(e.w, g.userWei, dw, s);
+    s.wait();
+  }
   return info.Env().Undefined();
 }
 
@@ -287,6 +296,7 @@ void ClearConvCaches() {
   Cache<FwdEntry>().clear();
   Cache<BwdDataEntry>().clear();
   Cache<BwdWeiEntry>().clear();
+  ClearFilterCopies();
 }
 
 }  // namespace dptrain_native

@@ -28,21 +28,22 @@ Napi::Value Binary(const Napi::CallbackInfo& info) {
             (mode == 2 && lb >= n && la >= inner && n % inner == 0) || (mode == 3 && la >= n && lb >= 1) ||
             (mode == 4 && lb >= n && la >= 1);
   if (!ok || operands.op < 0 || operands.op > 3) throw Napi::RangeError::New(info.Env(), "binary: bad mode or lengths");
-  auto ia = [&](int64_t i) { return mode == 2 ? i % inner : mode == 4 ? 0 : i; };
-  auto ib = [&](int64_t i) { return mode == 1 ? i % inner : mode == 3 ? 0 : i; };
+  auto ia = [&](int64_t i) { return mode == 4 ? 0 : i; };
+  auto ib = [&](int64_t i) { return mode == 3 ? 0 : i; };
 #define DPT_LOOP(EXPR)                                                            \
   if (mode == 0) {                                                                \
     _Pragma("omp parallel for simd schedule(static) if (n > 65536)")              \
     for (int64_t i = 0; i < n; ++i) { const float x = a[i], y = b[i]; out[i] = (EXPR); } \
   } else if (mode == 1 || mode == 2) {                                            \
+    /* row by row, the repeated operand indexed by column: no modulo, vectorised (a bias add) */ \
     const int64_t rows = n / inner;                                               \
     _Pragma("omp parallel for schedule(static) if (n > 65536)")                   \
     for (int64_t r = 0; r < rows; ++r) {                                          \
-      for (int64_t j = 0; j < inner; ++j) {                                       \
-        const int64_t i = r * inner + j;                                          \
-        const float x = a[ia(i)], y = b[ib(i)];                                   \
-        out[i] = (EXPR);                                                          \
-      }                                                                           \
+      const float* ra = mode == 2 ? a : a + r * inner;                 \
+      const float* rb = mode == 1 ? b : b + r * inner;                 \
+      float* ro = out + r * inner;                                     \
+      _Pragma("omp simd")                                                         \
+      for (int64_t j = 0; j < inner; ++j) { const float x = ra[j], y = rb[j]; ro[j] = (EXPR); } \
     }                                                                             \
   } else {                                                                        \
     _Pragma("omp parallel for simd schedule(static) if (n > 65536)")              \

@@ -22,7 +22,9 @@ export interface NativeAddon {
   /**
    * y = act(conv(x, filter) [+ bias]); shapes NHWC / HWIO; conv = [sh, sw, padTop, padLeft, padBottom, padRight, dh, dw]
    * plus an optional 9th element 1 for a depthwise conv (filter [kh, kw, C, M], run as a grouped convolution; the
-   * backprops take it too). act: 0 (or false) linear, 1 (or true) relu, 2 relu6.
+   * backprops take it too). act: 0 (or false) linear, 1 (or true) relu, 2 relu6. filterId: a positive number per
+   * filter tensor (the same number only for the same values); the addon then keeps the filter's reordered copy and
+   * reuses it for the next call on that filter here or in conv2dBackpropInput (0 or absent: nothing kept).
    */
   conv2d(
     x: Float32Array,
@@ -34,6 +36,7 @@ export interface NativeAddon {
     yShape: number[],
     conv: number[],
     act: boolean | 0 | 1 | 2,
+    filterId?: number,
   ): void;
   conv2dBackpropInput(
     dy: Float32Array,
@@ -43,6 +46,7 @@ export interface NativeAddon {
     dx: Float32Array,
     dxShape: number[],
     conv: number[],
+    filterId?: number,
   ): void;
   conv2dBackpropFilter(x: Float32Array, xShape: number[], dy: Float32Array, dyShape: number[], dw: Float32Array, dwShape: number[], conv: number[]): void;
   /** c[B,M,N] = op(a)[BA,M,K] x op(b)[BB,K,N] [+ bias[N]] [relu]; dims = [BA, BB, M, N, K]; a batch of 1 broadcasts. */
@@ -101,6 +105,11 @@ export interface NativeAddon {
    */
   setConvAlgorithm(algorithm: ConvAlgorithm): ConvAlgorithm;
   /**
+   * How many reordered filter copies the addon keeps per convolution shape (see conv2d's filterId; 0: none, every call
+   * reorders the filter). Clears the copies kept. Returns the number now in effect.
+   */
+  setFilterCopies(copies: number): number;
+  /**
    * 'fp32' (default) or 'bf16': convolutions (forward, both gradients; depthwise too) and matmuls take their
    * multiplied operands in bf16 and accumulate and write fp32; Winograd is fp32 only, so bf16 runs them direct.
    * A kernel oneDNN has no bf16 implementation for stays fp32 (listed in info().bf16Fallbacks once it ran).
@@ -130,6 +139,13 @@ export interface NativeAddon {
     bf16Fp32: string[];
     bf16Policy: Bf16Policy;
     impl: Record<string, string>;
+    /**
+     * Convolution calls (forward, backward data) by where their reordered filter came from, since the addon loaded:
+     * made from the Float32Array and kept (converted: of those, by the addon's one-pass AVX512-BF16 conversion of
+     * HWIO into oneDNN's AcdB16b32a2b instead of oneDNN's reorder), reused (the same filter tensor in the same
+     * layout), derived from the same filter's copy in another layout (bf16 to bf16).
+     */
+    filterCopies: { made: number; converted: number; reused: number; derived: number };
   };
   clearCache(): void;
 }

@@ -10,6 +10,14 @@ describe('readNativeEnv', () => {
     );
     expect(readNativeEnv({ DPTRAIN_NATIVE_THREADS: '1.5', DPTRAIN_NATIVE_LAYOUT: 'nchw', DPTRAIN_NATIVE_POOL_MB: '' })).toEqual({});
     expect(readNativeEnv({ DPTRAIN_NATIVE_POOL_MB: '0' }).poolMaxBytes).toBe(0);
+    expect(readNativeEnv({ DPTRAIN_NATIVE_FILTER_COPIES: ' 4 ' }).filterCopies).toBe(4);
+    expect(readNativeEnv({ DPTRAIN_NATIVE_FILTER_COPIES: '0' }).filterCopies).toBe(0);
+  });
+
+  it('refuses a DPTRAIN_NATIVE_FILTER_COPIES that is not a whole number, by name', () => {
+    for (const bad of ['many', '-1', '1.5']) {
+      expect(() => readNativeEnv({ DPTRAIN_NATIVE_FILTER_COPIES: bad })).toThrow(`DPTRAIN_NATIVE_FILTER_COPIES='${bad}' is not a whole number`);
+    }
   });
 
   it('refuses a DPTRAIN_NATIVE_POOL_MB that is not a number of MiB, by name', () => {

@@ -14,9 +14,14 @@ export interface NativeEnv {
   convAlgorithm?: string;
   /** DPTRAIN_NATIVE_POOL_MB, in bytes: most bytes of free output arrays kept for reuse (0: no recycling). */
   poolMaxBytes?: number;
+  /** DPTRAIN_NATIVE_FILTER_COPIES: reordered filter copies kept per convolution shape (0: none). */
+  filterCopies?: number;
 }
 
-/** Reads the settings registerNativeBackend applies. Throws when DPTRAIN_NATIVE_POOL_MB is not a number of MiB. */
+/**
+ * Reads the settings registerNativeBackend applies. Throws when DPTRAIN_NATIVE_POOL_MB is not a number of MiB or
+ * DPTRAIN_NATIVE_FILTER_COPIES not a whole number.
+ */
 export function readNativeEnv(env: NodeJS.ProcessEnv = process.env): NativeEnv {
   const out: NativeEnv = {};
   const threads = Number(env.DPTRAIN_NATIVE_THREADS ?? '');
@@ -31,6 +36,14 @@ export function readNativeEnv(env: NodeJS.ProcessEnv = process.env): NativeEnv {
       throw new Error(`native backend: DPTRAIN_NATIVE_POOL_MB='${poolMb}' is not a number of MiB (0 turns recycling off)`);
     }
     out.poolMaxBytes = mb * 2 ** 20;
+  }
+  const copies = env.DPTRAIN_NATIVE_FILTER_COPIES?.trim();
+  if (copies !== undefined && copies !== '') {
+    const n = Number(copies);
+    if (!Number.isInteger(n) || n < 0) {
+      throw new Error(`native backend: DPTRAIN_NATIVE_FILTER_COPIES='${copies}' is not a whole number of copies (0 keeps none)`);
+    }
+    out.filterCopies = n;
   }
   return out;
 }

@@ -19,6 +19,11 @@ export interface RegisterNativeBackendOptions extends LoadAddonOptions {
   convAlgorithm?: ConvAlgorithm;
   /** Precision of the convolutions and matmuls ('bf16' needs AVX512-BF16 or AMX). Default: 'fp32'. */
   precision?: NativePrecision;
+  /**
+   * Reordered filter copies kept per convolution shape, reused while their filter tensor lives (0: none, every call
+   * reorders the filter). Default: $DPTRAIN_NATIVE_FILTER_COPIES, else 6.
+   */
+  filterCopies?: number;
 }
 
 /**
@@ -39,6 +44,7 @@ export async function registerNativeBackend(options: RegisterNativeBackendOption
   }
   addon.setConvAlgorithm(conv);
   addon.setPrecision(options.precision ?? 'fp32');
+  addon.setFilterCopies(options.filterCopies ?? env.filterCopies ?? 6);
   if (env.poolMaxBytes !== undefined) outputPool.setMaxBytes(env.poolMaxBytes);
   registerNativeKernels(addon);
   // Instantiate now so a broken registration fails here, not in the first kernel.

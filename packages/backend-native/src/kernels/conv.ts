@@ -56,6 +56,22 @@ function activationCode(activation: string | undefined): 0 | 1 | 2 | null {
   }
 }
 
+/**
+ * A number per tfjs tensor data, passed with each filter so that the addon can keep the filter's reordered copy
+ * (blocked layout, bf16) for the next call on the same filter: the same number means the same values, because tfjs
+ * tensors are immutable (the addon also compares sampled values before it reuses a copy).
+ */
+const filterIds = new WeakMap<object, number>();
+let lastFilterId = 0;
+function filterId(dataId: object): number {
+  let id = filterIds.get(dataId);
+  if (id === undefined) {
+    id = ++lastFilterId;
+    filterIds.set(dataId, id);
+  }
+  return id;
+}
+
 function output(backend: CpuBackendLike, shape: number[], values: Float32Array): TensorInfo {
   return backend.makeTensorInfo(shape, 'float32', values);
 }
@@ -83,7 +99,7 @@ export function conv2dBody(addon: NativeAddon, depthwise = false): NativeKernelB
       if (!bv) return null;
     }
     const y = alloc(size(c.outShape));
-    addon.conv2d(xv, x.shape, wv, filter.shape, bv, y, c.outShape, convArgs(c, depthwise), act);
+    addon.conv2d(xv, x.shape, wv, filter.shape, bv, y, c.outShape, convArgs(c, depthwise), act, filterId(filter.dataId));
     return output(backend, c.outShape, y);
   };
 }
@@ -98,7 +114,7 @@ export function conv2dBackpropInputBody(addon: NativeAddon, depthwise = false): 
     const c = convInfo(inputShape, filter.shape, attrs as unknown as ConvAttrs, depthwise);
     if (!c || c.outShape.some((d, i) => d !== dy.shape[i])) return null;
     const dx = alloc(size(inputShape));
-    addon.conv2dBackpropInput(dyv, dy.shape, wv, filter.shape, dx, inputShape, convArgs(c, depthwise));
+    addon.conv2dBackpropInput(dyv, dy.shape, wv, filter.shape, dx, inputShape, convArgs(c, depthwise), filterId(filter.dataId));
     return output(backend, inputShape, dx);
   };
 }
