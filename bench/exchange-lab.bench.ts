@@ -173,6 +173,8 @@ async function sweep(
             topology,
             floats: o.floats,
             steps: o.rounds,
+            // one sample (one micro-batch) per worker and step: every peer takes exactly its equal share
+            batchCapacity: 1,
             waitForGo: true,
             port: port++,
           });

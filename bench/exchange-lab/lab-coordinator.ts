@@ -1,8 +1,9 @@
 /**
  * The exchange lab's coordinator process (runs inside the coordinator's network namespace): the real
  * ClusterServer + ClusterExecutor (the base hash computed from the config, the data set's taken from the first join), waiting for `peers` joins (plain or synthetic workers, or agents), then
- * timing steps: gradients from every peer merged along the tree, Adam applied once, the new weights broadcast
- * and acknowledged. It talks to the bench over stdio, one JSON object a line:
+ * timing steps with `runTrainingStep`, as a real run does (the executor's pipelined trainStep: gradients from every
+ * peer merged along the tree, then Adam bucket by bucket, each bucket's new weights sent at once, acknowledged after
+ * the last; sharded: the shards merge, update and send their ranges). It talks to the bench over stdio, one JSON object a line:
  *
  *   stdout  {"event":"listening","url":...}   {"event":"joined","peers":[{id,host}]}   {"event":"ready"}
  *           {"event":"step","step":k,"ms":..,"gatherMs":..,"count":..,"workers":[{id,samples,computeMs}]}   {"event":"lost","id":..,"time":..,"reason":..}
@@ -12,7 +13,7 @@
  * argv[2]: the JSON of {@link LabCoordinatorOptions}.
  */
 import { createInterface } from 'node:readline';
-import { AdamOptimizer, applyTrainingUpdate, parseRunConfig, runTrainingStep, useNativeOptimizer, type Sample, type TrainStepResult } from '@dptrain/core';
+import { AdamOptimizer, parseRunConfig, runTrainingStep, useNativeOptimizer, type Sample } from '@dptrain/core';
 import { ClusterExecutor, ClusterServer, ShardedClusterExecutor } from '../../packages/coordinator/src/cluster/index.js';
 
 /** What the bench asks of one lab coordinator. */
@@ -81,6 +82,13 @@ try {
   const { weights } = await executor.beginPhase('head');
   await executor.setWeights(weights);
   const optimizer = new AdamOptimizer({ learningRate: 1e-4 });
+  // the gather ends where the pipelined update begins (its one beginStep call; the shards' update has none here)
+  let updateAt: number | undefined;
+  const beginStep = optimizer.beginStep.bind(optimizer);
+  optimizer.beginStep = () => {
+    updateAt = performance.now();
+    beginStep();
+  };
   const epochSize = opts.batch * opts.stepsPerEpoch;
   for (let step = 0; step <= opts.steps; step++) {
     if (step === 1) {
@@ -97,18 +105,9 @@ try {
     const t0 = performance.now();
     const ctx = { phase: 'head' as const, epoch, step };
     const update = { weights, optimizer, clipNorm: 0 };
-    // a sharded step is the executor's own trainStep (as a real run's); otherwise the same calls as runTrainingStep,
-    // timed apart: gradients gathered and merged, then the weights broadcast and acknowledged
-    let res: TrainStepResult;
-    let gatherMs: number | undefined;
-    if (executor instanceof ShardedClusterExecutor) res = await runTrainingStep(executor, samples, ctx, update);
-    else {
-      const { gradients, ...rest } = await executor.computeGradients(samples, ctx);
-      gatherMs = performance.now() - t0;
-      applyTrainingUpdate(gradients, rest.loss, update, step);
-      await executor.setWeights(weights);
-      res = rest;
-    }
+    updateAt = undefined;
+    const res = await runTrainingStep(executor, samples, ctx, update);
+    const gatherMs = updateAt !== undefined ? updateAt - t0 : undefined;
     const ms = performance.now() - t0;
     // computeMs: from a peer's receipt of the step to its reply (an agent: its local workers' gradients gathered over loopback and merged)
     const workers = res.workers.map((w) => ({ id: w.id, samples: w.samples, computeMs: w.computeMs }));

@@ -45,6 +45,11 @@ export interface LabRunOptions {
   batch?: number;
   /** Micro-batch of the averaging tree. Default 1. */
   microBatch?: number;
+  /**
+   * Each synthetic worker's `--batch-capacity` (an agent's is the sum of its workers'). The bench sets the equal
+   * share, so that every peer takes exactly its share whatever the measured rates' noise. Default: the worker's (64).
+   */
+  batchCapacity?: number;
   /** Coordinator port. Default 7420. */
   port?: number;
   /** Shared secret. Default: a fixed lab token. */
@@ -142,6 +147,7 @@ export class LabRun {
     });
     const url = `ws://${spec.host}:${port}`;
     const protocolArgs = ['--lost-after-ms', String(lostAfterMs), '--heartbeat-ms', String(heartbeatMs)];
+    const capacityArgs = o.batchCapacity !== undefined ? ['--batch-capacity', String(o.batchCapacity)] : [];
     const workerArgs = (name: string): string[] => [
       SYNTHETIC_WORKER,
       '--connect',
@@ -153,6 +159,7 @@ export class LabRun {
       '--name',
       name,
       ...protocolArgs,
+      ...capacityArgs,
     ];
     for (const host of o.hosts) {
       if (o.topology === 'star') {
@@ -174,6 +181,7 @@ export class LabRun {
           command,
           '--name',
           host,
+          ...capacityArgs,
         ];
         this.spawnPeer(host, process.execPath, args, env);
       }

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadDataset, type Dataset, type RunConfig } from '@dptrain/core';
-import { ClusterExecutor, ClusterServer, spawnLocalWorkers, stopLocalWorkers } from '../../packages/coordinator/src/cluster/index.js';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { bucketRanges, loadDataset, type Dataset, type MessageOf, type RunConfig } from '@dptrain/core';
+import { ClusterExecutor, ClusterServer, Peer, spawnLocalWorkers, stopLocalWorkers } from '../../packages/coordinator/src/cluster/index.js';
 import { dptrain, makeSceneDir, tinyLoopConfig, waitFor, type Proc } from './fixtures.js';
 import { trainSteps } from './step-loop.js';
 import { killProcessesWith } from '../helpers/processes.js';
@@ -10,7 +10,9 @@ import { killProcessesWith } from '../helpers/processes.js';
  * Agents (`dptrain worker --nproc-per-node N`), real processes on loopback: the same 20 Adam steps through 4 plain
  * workers (star), 2 agents x 2 workers and 1 agent x 4 workers (hierarchical) must give the same weights, bit for
  * bit; so must runs where a local worker, or a whole agent, is killed with `kill -9` mid-step, with every sample
- * of every epoch counted once by the coordinator's ledger and no process left behind.
+ * of every epoch counted once by the coordinator's ledger and no process left behind. Streamed gradients: an agent
+ * asked for buckets sends each merged bucket up as its local workers' buckets come in (not once all are in), and a
+ * local worker killed halfway through its buckets changes neither the bits nor what went up (each bucket once).
  */
 const STEPS = 20;
 const TOKEN = 'agents-token';
@@ -74,6 +76,27 @@ function startAgents(url: string, count: number, perAgent: number, extra: string
 async function stopAgents(agents: Proc[]): Promise<void> {
   for (const a of agents) if (a.child.exitCode === null && a.child.signalCode === null) a.child.kill('SIGTERM');
   await Promise.all(agents.map((a) => a.exited));
+}
+
+/** Gradient buckets of 16 floats (the tiny VGG head's 291 trainable values: 19 a step). */
+const BUCKET = 16;
+
+interface SeenBucket {
+  msg: MessageOf<'grad_bucket'>;
+  at: number;
+  /** The training step in flight when it came (`step()`). */
+  step: number;
+}
+
+/** Records every `grad_bucket` frame this process's peers receive: the frame, when, in which step. */
+function recordBuckets(step: () => number): { got: SeenBucket[]; of: (request: number) => SeenBucket[]; stop: () => void } {
+  const got: SeenBucket[] = [];
+  const bucket = Peer.prototype.bucket;
+  const spy = vi.spyOn(Peer.prototype, 'bucket').mockImplementation(function (this: Peer, msg) {
+    got.push({ msg, at: performance.now(), step: step() });
+    return bucket.call(this, msg);
+  });
+  return { got, of: (request) => got.filter((b) => b.msg.id === request), stop: () => spy.mockRestore() };
 }
 
 /** Every epoch's samples counted once by the coordinator. */
@@ -210,6 +233,73 @@ describe('agents: one connection per machine, the same bits (real processes)', (
     } finally {
       await server.close();
       await stopAgents(agents);
+    }
+  });
+
+  it('an agent streams its merged gradient: each bucket goes up as its local workers send theirs, in order, once', { timeout: 600_000 }, async () => {
+    const { server, url } = await coordinator();
+    // each local worker waits 25 ms before each of its buckets after the first (test hook): an agent that waited for
+    // whole gradients would send its ~20 buckets in one burst after ~0.5 s, a streaming one about 25 ms apart
+    const GAP = 25;
+    const [agent] = startAgents(url, 1, 2, [], [{ DPTRAIN_TEST_BUCKET_GAP_MS: String(GAP) }]);
+    const seen = recordBuckets(() => 0);
+    try {
+      await waitForPeers(server, 1, () => agent!.output());
+      const executor = new ClusterExecutor({ server, bucketFloats: BUCKET });
+      const run = await trainSteps(executor, dataset, config, STEPS, reference.w0);
+      expect(Array.from(run.weights)).toEqual(Array.from(reference.weights));
+      expectEachSampleOnce(executor);
+      const buckets = bucketRanges(reference.w0.length, BUCKET);
+      expect(buckets.length).toBeGreaterThan(10);
+      const requests = [...new Set(seen.got.map((b) => b.msg.id))];
+      expect(requests).toHaveLength(STEPS); // one request a step (one peer), every bucket of it once, in order
+      for (const frames of requests.map(seen.of)) {
+        expect(frames.map((b) => b.msg.offset)).toEqual(buckets.map((r) => r.start));
+        // spread over the local workers' own sending: no burst at the end
+        expect(frames.at(-1)!.at - frames[0]!.at).toBeGreaterThan(0.5 * (buckets.length - 1) * GAP);
+      }
+    } finally {
+      seen.stop();
+      await server.close();
+      await stopAgents([agent!]);
+    }
+  });
+
+  it('kill -9 of a local worker halfway through its buckets: the same bits, no bucket sent twice, every sample once', { timeout: 600_000 }, async () => {
+    const { server, url } = await coordinator();
+    const lost: string[] = [];
+    server.onWorkerLost((p, reason) => lost.push(`${p.id}: ${reason}`));
+    // in step 5 each local worker takes 150 ms between its buckets: the kill lands after the agent sent some up
+    const env = { DPTRAIN_TEST_BUCKET_GAP_MS: '150', DPTRAIN_TEST_BUCKET_GAP_STEP: '5' };
+    const [agent] = startAgents(url, 1, 2, ['--max-restarts', '1', '--restart-delay-ms', '200'], [env]);
+    let done = 0;
+    const seen = recordBuckets(() => done);
+    try {
+      await waitForPeers(server, 1, () => agent!.output());
+      const executor = new ClusterExecutor({ server, bucketFloats: BUCKET });
+      const training = trainSteps(executor, dataset, config, STEPS, reference.w0, () => done++);
+      const t0 = Date.now();
+      let step5: number | undefined;
+      while (step5 === undefined || seen.of(step5).length < 3) {
+        step5 = seen.got.find((b) => b.step === 5)?.msg.id;
+        if (Date.now() - t0 > 300_000) throw new Error(`step 5's buckets never came:\n${agent!.output()}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const workers = childrenOf(agent!.child.pid!);
+      expect(workers).toHaveLength(2);
+      process.kill(workers[0]!, 'SIGKILL');
+      const run = await training;
+      expect(Array.from(run.weights)).toEqual(Array.from(reference.weights));
+      expectEachSampleOnce(executor);
+      // what went up for step 5: every bucket once, in order (a repeat would have been refused), none lost upstream
+      const buckets = bucketRanges(reference.w0.length, BUCKET);
+      expect(seen.of(step5).map((b) => b.msg.offset)).toEqual(buckets.map((r) => r.start));
+      expect(lost).toEqual([]);
+      expect(agent!.output()).toMatch(/killed by SIGKILL; restarting it/);
+    } finally {
+      seen.stop();
+      await server.close();
+      await stopAgents([agent!]);
     }
   });
 });

@@ -162,7 +162,8 @@ describe('--shards auto: one shard beside each agent', () => {
       log = coordinator.output();
     });
     expect(log).toMatch(/sharded summation: 2 shard\(s\)/);
-    expect(log).toMatch(/rollback: a shard was lost at step \d+/);
+    // the kill lands in a step or between two (the message says which)
+    expect(log).toMatch(/rollback: a shard was lost (at step \d+|between steps)/);
     const [a, b] = [await readCheckpoint(ref), await readCheckpoint(faulty)];
     expect(b!.step).toBe(a!.step);
     expect(b!.step).toBeGreaterThan(8);

@@ -9,6 +9,7 @@ import {
   decodeMessage,
   sendMessage,
   verifyCoordinatorProof,
+  type BlobDestination,
   type ClientRole,
   type Message,
   type MessageOf,
@@ -41,9 +42,10 @@ export interface AuthedConnection {
   send(message: Outgoing): void;
   /**
    * Receives every later message (decoded and checked) with the fragments it arrived in, starting with any that
-   * arrived before the call.
+   * arrived before the call. `into`: where the large arrays of the frames that arrive after the call are decoded to
+   * (codec's BlobDestination; default: views of the frame, or fresh copies).
    */
-  onMessage(handler: (msg: Message, frame: Buffer[]) => void, onBadFrame: (err: Error) => void): void;
+  onMessage(handler: (msg: Message, frame: Buffer[]) => void, onBadFrame: (err: Error) => void, into?: BlobDestination): void;
 }
 
 /**
@@ -94,10 +96,11 @@ export function connectAndAuth(opts: ConnectOptions): Promise<AuthedConnection> 
     const backlog: [Message, Buffer[]][] = [];
     let handler: ((msg: Message, frame: Buffer[]) => void) | undefined;
     let onBad: ((err: Error) => void) | undefined;
+    let into: BlobDestination | undefined;
     ws.on('message', (data) => {
       let msg: Message;
       try {
-        msg = decodeMessage(data as Buffer[], opts.maxPayload);
+        msg = decodeMessage(data as Buffer[], opts.maxPayload, settled ? into : undefined);
       } catch (err) {
         if (settled && onBad) onBad(err as Error);
         else fail(err as Error);
@@ -132,9 +135,10 @@ export function connectAndAuth(opts: ConnectOptions): Promise<AuthedConnection> 
           ws,
           accepted: msg,
           send,
-          onMessage: (h, bad) => {
+          onMessage: (h, bad, destination) => {
             handler = h;
             onBad = bad;
+            into = destination;
             for (const [m, f] of backlog.splice(0)) h(m, f);
           },
         });

@@ -90,6 +90,7 @@ export { unpackBytes, useNativeOptimizer, type WeightSpec, writeCheckpoint, writ
 export { chunks, type SampleRange, type SlicePeer, treeMid, weightedTreeNodeSlices } from './training/index.js';
 export { AcceptedSchema, AttachSchema, authResponse, AuthSchema, BLOB_MIN_BYTES, ByeSchema, ChallengeSchema, type ClientRole } from './protocol/index.js';
 export { CLOSE_CODES, type CloseCode, closeCodeFor } from './protocol/index.js';
+export { type BlobDestination } from './protocol/index.js';
 export { ClientRoleSchema, coordinatorProof, createNonce, decodeMessage, decodeWireGradients, DEFAULT_PROTOCOL_OPTIONS } from './protocol/index.js';
 export { encodeMessage, encodeMessageParts, ErrorSchema, EventsSchema, firstNonFinite, float16ToFloat32, float32ToFloat16 } from './protocol/index.js';
 export { type FragmentSink, GradientsSchema, GradRangeSchema, HeartbeatSchema, HelloSchema, JoinSchema, type Message } from './protocol/index.js';

@@ -26,3 +26,10 @@ export function slowStepMsPerSample(env: NodeJS.ProcessEnv = process.env): numbe
   const ms = Number(env.DPTRAIN_TEST_STEP_MS_PER_SAMPLE ?? 0);
   return ms > 0 ? ms : 0;
 }
+
+/** DPTRAIN_TEST_BUCKET_GAP_MS in `step` (and DPTRAIN_TEST_BUCKET_GAP_STEP: only that step): see test-hooks.ts; 0 when unset, not positive or another step. */
+export function bucketGapMs(step: number, env: NodeJS.ProcessEnv = process.env): number {
+  const ms = Number(env.DPTRAIN_TEST_BUCKET_GAP_MS ?? 0);
+  if (env.DPTRAIN_TEST_BUCKET_GAP_STEP !== undefined && Number(env.DPTRAIN_TEST_BUCKET_GAP_STEP) !== step) return 0;
+  return ms > 0 ? ms : 0;
+}

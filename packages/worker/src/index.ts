@@ -23,3 +23,4 @@ export { startLiveness, LIVENESS_DEFAULTS, type LivenessOptions, type LivenessHa
 export { onParentGone } from './parent-watch.js';
 export { ShardLinks, type ShardLinksOptions } from './shard-links.js';
 export { WeightsAssembly } from './weights-assembly.js';
+export { gradBucket, sendStepReply, type GradientOut } from './gradient-stream.js';

@@ -63,17 +63,36 @@ export class ShardLinks {
    */
   async sendRanges(request: number, g: Float32Array, precision: MessageOf<'grad_range'>['dtype']): Promise<void> {
     if (g.length !== this.size) throw new DptrainError('E_GRADIENT_SHAPE', `gradient of ${g.length} values, the shard map covers ${this.size}`);
-    const conns = await Promise.all(
+    await this.connectAll();
+    this.sendPiece(request, 0, g, precision);
+  }
+
+  /** Opens (or checks) the link to every shard of the map; E_SHARD_LOST names one that cannot be reached. */
+  async connectAll(): Promise<void> {
+    await Promise.all(
       this.links.map((l) =>
         this.connect(l).catch((err: Error) => {
           throw new DptrainError('E_SHARD_LOST', `shard ${l.id} at ${l.url} cannot be reached: ${err.message}`);
         }),
       ),
     );
-    conns.forEach((c, k) => {
-      const l = this.links[k]!;
-      c.send({ type: 'grad_range', request, offset: l.start, ...packGradients(g.subarray(l.start, l.end), precision) });
-    });
+  }
+
+  /**
+   * Sends the elements [offset, offset + piece.length) of a step's gradient, each shard the part of them in its range
+   * (a streamed bucket, or the whole gradient), once the links are open (connectAll); a shard gets its range's
+   * pieces in order. E_SHARD_LOST when a link closed meanwhile.
+   */
+  sendPiece(request: number, offset: number, piece: Float32Array, precision: MessageOf<'grad_range'>['dtype']): void {
+    const end = offset + piece.length;
+    for (const l of this.links) {
+      const lo = Math.max(offset, l.start);
+      const hi = Math.min(end, l.end);
+      if (hi <= lo) continue;
+      const c = l.conn;
+      if (!c || c.ws.readyState !== c.ws.OPEN) throw new DptrainError('E_SHARD_LOST', `shard ${l.id} at ${l.url}: its link closed`);
+      c.send({ type: 'grad_range', request, offset: lo, ...packGradients(piece.subarray(lo - offset, hi - offset), precision) });
+    }
   }
 
   /** The whole weights of `version` once every shard's range of it is in (or the newest complete ones, if newer). */

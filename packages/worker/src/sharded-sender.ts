@@ -4,6 +4,7 @@ import type { RunConfig } from '@dptrain/core';
 import { l2Norm } from '@dptrain/core';
 import { ShardLinks } from './shard-links.js';
 import type { JoinFields, MessageHandlers } from './upstream.js';
+import type { GradientOut } from './gradient-stream.js';
 
 export interface ShardedSenderOptions {
   /** Shared secret of the run (the shards are authenticated with it, both ways). */
@@ -61,27 +62,49 @@ export class ShardedSender implements MessageHandlers {
     this.opts.log(`shards of this run: ${msg.shards.map((x) => `${x.id} ${x.url} [${x.start}, ${x.end})`).join(', ')}`);
   }
 
-  async step(msg: MessageOf<'step'>): Promise<Outgoing<'gradients'>> {
+  async step(msg: MessageOf<'step'>, out: GradientOut): Promise<Outgoing<'gradients'>> {
     if (msg.weightsVersion !== undefined && this.version < msg.weightsVersion) {
       // the weights of this step come from the shards, over other connections: all their ranges first
       const got = await this.ready.weightsOf(msg.weightsVersion);
       const weights: Outgoing<'weights'> = { type: 'weights', version: got.version, weights: got.weights, ack: false };
       await this.weights({ v: PROTOCOL_VERSION, ...weights }, [encodeMessage(weights)]);
     }
-    if (!msg.sharded) return this.inner.step(msg);
+    if (!msg.sharded) return this.inner.step(msg, out);
     const precision = msg.precision ?? 'fp32';
-    const whole = await this.inner.step({ ...msg, precision: 'fp32' });
     // the values the coordinator would have decoded from this precision (fp16 / bf16 round once, here)
-    const g =
-      precision === 'fp32'
-        ? (whole.gradients as Float32Array)
-        : decodeWireGradients(precision, packGradients(whole.gradients as Float32Array, precision).gradients);
-    await this.ready.sendRanges(msg.id, g, precision);
+    const wire = (g: Float32Array): Float32Array => (precision === 'fp32' ? g : decodeWireGradients(precision, packGradients(g, precision).gradients));
+    const links = this.ready;
+    await links.connectAll();
+    // handlers that stream (an agent) send each merged bucket on to its shards at once; the norm is of the whole. A
+    // shard link that closes meanwhile fails the step once the handlers are done (E_SHARD_LOST: not their fault)
+    let streamed: Float32Array | undefined;
+    let lost: unknown;
+    const whole = await this.inner.step({ ...msg, precision: 'fp32' }, (offset, total, values) => {
+      if (lost !== undefined) return;
+      streamed ??= new Float32Array(total);
+      const v = wire(values);
+      streamed.set(v, offset);
+      try {
+        links.sendPiece(msg.id, offset, v, precision);
+      } catch (err) {
+        lost = err;
+      }
+    });
+    if (lost !== undefined) throw lost;
+    let g = streamed ?? new Float32Array(0);
+    if (whole.gradients.length > 0) {
+      g = wire(whole.gradients as Float32Array);
+      await links.sendRanges(msg.id, g, precision);
+    }
     return { ...whole, dtype: 'fp32', gradients: new Float32Array(0), norm: l2Norm(g) };
   }
 
   predict(msg: MessageOf<'predict'>): Promise<Outgoing<'predictions'>> {
     return this.inner.predict(msg);
+  }
+
+  blobDestination(header: Readonly<Record<string, unknown>>, key: string, bytes: number): Uint8Array | undefined {
+    return this.inner.blobDestination?.(header, key, bytes);
   }
 
   async hostShard(): Promise<void> {

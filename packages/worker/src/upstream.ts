@@ -11,11 +11,13 @@ import {
   type MessageOf,
   type Outgoing,
   type RunConfig,
+  wireGradientPrecision,
 } from '@dptrain/core';
 import { Backoff, connectAndAuth, type AuthedConnection, type BackoffOptions } from '@dptrain/client';
 import { LIVENESS_DEFAULTS, startLiveness } from './liveness.js';
 import { livenessThreadAllowed } from './env.js';
 import { ShardedSender } from './sharded-sender.js';
+import { gradBucket, sendStepReply, type GradientOut } from './gradient-stream.js';
 
 /** Refusals that end the worker instead of a retry. */
 const FATAL_CODES: string[] = ['E_AUTH', 'E_BASE_HASH', 'E_DATASET_HASH', 'E_PROTOCOL_VERSION', 'E_AUTH_COORDINATOR', 'E_PRECISION', 'E_BATCH_CAPACITY'];
@@ -39,8 +41,18 @@ export interface MessageHandlers {
   weights(msg: MessageOf<'weights'>, frame: Buffer[]): Promise<void>;
   /** One bucket of new weights (the pipelined update sends them in order; `frame`: as received, for forwarding). */
   weightsBucket(msg: MessageOf<'weights_bucket'>, frame: Buffer[]): Promise<void>;
-  step(msg: MessageOf<'step'>): Promise<Outgoing<'gradients'>>;
+  /**
+   * The mean gradient of a step's slice. A handler may stream it (an agent merges its local workers' buckets as they
+   * come): each bucket to `out`, in order, then a reply with an empty gradient; else the reply carries it whole and
+   * the link cuts it into the buckets the step asks for.
+   */
+  step(msg: MessageOf<'step'>, out: GradientOut): Promise<Outgoing<'gradients'>>;
   predict(msg: MessageOf<'predict'>): Promise<Outgoing<'predictions'>>;
+  /**
+   * Where the large arrays of incoming frames are decoded to (codec's BlobDestination: a plain worker puts each
+   * weights bucket straight into its assembly's memory). Default: views of the frame, or fresh copies.
+   */
+  blobDestination?(header: Readonly<Record<string, unknown>>, key: string, bytes: number): Uint8Array | undefined;
   /** `--shards auto`: start a shard beside this process (an agent's; a plain worker has none and ignores it). */
   hostShard?(): void | Promise<void>;
   /** Releases what `prepare` built (the link is done for good). */
@@ -122,7 +134,7 @@ export function runUpstream(opts: UpstreamOptions, compute: MessageHandlers): Wo
   };
 
   /** One handler per message type; the replies go back on `send`. */
-  async function dispatch(msg: Message, frame: Buffer[], send: (m: Outgoing) => void): Promise<void> {
+  async function dispatch(msg: Message, frame: Buffer[], send: (m: Outgoing) => void, config: RunConfig): Promise<void> {
     switch (msg.type) {
       case 'welcome':
         return handlers.welcome(msg);
@@ -136,8 +148,11 @@ export function runUpstream(opts: UpstreamOptions, compute: MessageHandlers): Wo
         await handlers.weightsBucket(msg, frame);
         if (msg.ack) send({ type: 'weights_ack', version: msg.version }); // asked on the last bucket only
         return;
-      case 'step':
-        return send(await handlers.step(msg));
+      case 'step': {
+        const precision = msg.precision ?? wireGradientPrecision(config);
+        const reply = await handlers.step(msg, (offset, total, values) => send(gradBucket(msg.id, offset, total, values, precision)));
+        return sendStepReply(msg, reply, send);
+      }
       case 'shard_map':
         return handlers.shardMap(msg);
       case 'shard_host':
@@ -175,6 +190,7 @@ export function runUpstream(opts: UpstreamOptions, compute: MessageHandlers): Wo
         log(`bad frame from the coordinator: ${err.message}`);
         conn.ws.terminate();
       },
+      (header, key, bytes) => handlers.blobDestination(header, key, bytes),
     );
     const closedP = new Promise<void>((resolve) =>
       conn.ws.on('close', () => {
@@ -243,7 +259,7 @@ export function runUpstream(opts: UpstreamOptions, compute: MessageHandlers): Wo
           break;
         }
         if (stopped) break;
-        const handling = dispatch(msg, next.frame, send);
+        const handling = dispatch(msg, next.frame, send, config);
         inFlight = handling.then(
           () => undefined,
           () => undefined,

@@ -17,7 +17,8 @@ import {
   workerPrecision,
 } from '@dptrain/core';
 import { runUpstream, workerLog, type JoinFields, type MessageHandlers, type UpstreamOptions, type WorkerHandle } from './upstream.js';
-import { blockStepForTest, slowStepForTest } from './test-hooks.js';
+import { blockStepForTest, sendBucketsSlowlyForTest, slowStepForTest } from './test-hooks.js';
+import type { GradientOut } from './gradient-stream.js';
 import { WeightsAssembly } from './weights-assembly.js';
 
 /** Defaults of {@link WorkerOptions} that are the worker's own (the link's are UPSTREAM_DEFAULTS). */
@@ -146,12 +147,16 @@ export class ReplicaWorker implements MessageHandlers {
     this.ready.setWeights(msg.weights);
   }
 
+  blobDestination(header: Readonly<Record<string, unknown>>, key: string, bytes: number): Uint8Array | undefined {
+    return this.incomingWeights.destination(header, key, bytes);
+  }
+
   async weightsBucket(msg: MessageOf<'weights_bucket'>): Promise<void> {
     const whole = this.incomingWeights.add(msg);
     if (whole) this.ready.setWeights(whole);
   }
 
-  async step(msg: MessageOf<'step'>): Promise<Outgoing<'gradients'>> {
+  async step(msg: MessageOf<'step'>, out: GradientOut): Promise<Outgoing<'gradients'>> {
     const t0 = performance.now();
     blockStepForTest(msg.step);
     const capacity = this.opts.batchCapacity ?? WORKER_DEFAULTS.batchCapacity;
@@ -168,6 +173,8 @@ export class ReplicaWorker implements MessageHandlers {
       { phase: msg.phase, epoch: msg.epoch, step: msg.step },
       msg.microBatch,
     );
+    // the reply carries the whole gradient (the link cuts it into the step's buckets), unless a test hook streams it
+    if (await sendBucketsSlowlyForTest(msg, res.gradients, out)) return gradientsReply(msg, { ...res, gradients: new Float32Array(0) }, this.config!, t0);
     return gradientsReply(msg, res, this.config!, t0);
   }
 

@@ -19,6 +19,7 @@ import {
   type MessageHandlers,
   type UpstreamOptions,
   type WorkerHandle,
+  type GradientOut,
 } from '@dptrain/worker';
 import { AgentShard } from './agent-shard.js';
 import { ClusterExecutor } from './executor.js';
@@ -133,12 +134,17 @@ export class AgentHandlers implements MessageHandlers {
     await this.ready.executor.forwardWeightsBucket(msg, frame); // each bucket on at once, as received
   }
 
-  async step(msg: MessageOf<'step'>): Promise<Outgoing<'gradients'>> {
+  async step(msg: MessageOf<'step'>, out: GradientOut): Promise<Outgoing<'gradients'>> {
     const t0 = performance.now();
     const { executor, index, config } = this.ready;
     const samples = index.samples('labelled', msg.indices);
-    const res = await executor.computeGradients(samples, { phase: msg.phase, epoch: msg.epoch, step: msg.step }, msg.microBatch);
-    return gradientsReply(msg, res, config, t0);
+    // asked for buckets: each merged bucket goes upstream as soon as every local part has it (streamed-merge.ts)
+    const stream = msg.bucketFloats !== undefined ? { bucketFloats: msg.bucketFloats, emit: out } : undefined;
+    const res = await executor.computeGradients(samples, { phase: msg.phase, epoch: msg.epoch, step: msg.step }, msg.microBatch, stream);
+    // the machine's compute time, the slowest local worker's (what its share should follow): a streamed reply's wall
+    // time also holds the upload, which does not grow with the share and would make the agent's rate look noisy
+    const computeMs = Math.max(0, ...res.workers.map((w) => w.computeMs));
+    return { ...gradientsReply(msg, res, config, t0), ...(stream && computeMs > 0 ? { computeMs } : {}) };
   }
 
   async predict(msg: MessageOf<'predict'>): Promise<Outgoing<'predictions'>> {

@@ -3,7 +3,6 @@ import {
   encodeMessage,
   systemClock,
   mergeGradientTree,
-  microBatchCount,
   GradientNormGuard,
   type GradientNormGuardOptions,
   type GradientPrecision,
@@ -29,8 +28,10 @@ import { RequestDeadlines, type RequestDeadlineOptions, type RequestKind } from 
 import type { ClusterServer } from './server.js';
 import { SampleLedger } from './ledger.js';
 import { RunSync } from './run-sync.js';
-import { requestStepPart, stepWorkerStats, type CollectedStep, type StepPart } from './step-reply.js';
-import { stepShares } from './step-shares.js';
+import { acceptedPart, gradientBucketsFor, requestStepPart, stepWorkerStats, type CollectedStep, type StepPart } from './step-reply.js';
+import { GradientBuffers } from './gradient-assembly.js';
+import { idleWarning, stepShares } from './step-shares.js';
+import { StreamedMerge, type GradientStream } from './streamed-merge.js';
 import { checkedPredictions, predictionChunks } from './prediction-chunks.js';
 import { ThroughputMeter, throughputPeer, type ThroughputMeterOptions } from './throughput.js';
 import { WorkerQuorum } from './worker-quorum.js';
@@ -101,6 +102,8 @@ export class ClusterExecutor implements TrainingExecutor {
   readonly throughput: ThroughputMeter;
   /** The run's step, phase, weights and version, and what each worker holds. */
   protected readonly run: RunSync;
+  /** The memory of the gradients assembled from buckets, reused from step to step. */
+  private readonly gradientBuffers = new GradientBuffers();
   /** An agent's relay of the pipelined weights buckets (made on the first). */
   private relay: BucketRelay | undefined;
   private readonly offLost: () => void;
@@ -202,15 +205,23 @@ export class ClusterExecutor implements TrainingExecutor {
   /**
    * The mean gradient of `samples` over the workers. The batch is cut, and the workers' means merged, along the
    * averaging tree of `microBatch` (default: the run config's; an agent passes the one its coordinator's step
-   * message carries, for a slice it treats as a whole batch), which travels in every step message.
+   * message carries, for a slice it treats as a whole batch), which travels in every step message. With `stream` (an
+   * agent's upstream link) the merged mean goes out bucket by bucket as the workers' buckets come in
+   * (streamed-merge.ts), and the result's gradient is empty.
    */
-  async computeGradients(samples: Sample[], ctx: StepContext, microBatch = this.server.config.microBatch): Promise<AggregatedGradients> {
-    const step = await this.collectParts(samples, ctx, microBatch);
+  async computeGradients(
+    samples: Sample[],
+    ctx: StepContext,
+    microBatch = this.server.config.microBatch,
+    stream?: GradientStream,
+  ): Promise<AggregatedGradients> {
+    const step = await this.collectParts(samples, ctx, microBatch, stream);
     for (const p of step.accepted) this.ledger.add(ctx.phase, ctx.epoch, p.indices, ctx.step);
     // every slice (and every share of a lost worker's slice) came back and was accepted: each sample exactly once
+    const parts = stream ? step.accepted.map((p) => ({ ...p, gradients: new Float32Array(0) })) : step.accepted; // streamed: the figures only
     const merged =
       step.accepted.length > 0
-        ? mergeGradientTree(step.accepted, step.total, step.micro, step.owned)
+        ? mergeGradientTree(parts, step.total, step.micro, step.owned)
         : { gradients: new Float32Array(this.size), loss: 0, count: 0, correct: 0 };
     this.run.stepDone(ctx.step);
     return {
@@ -240,7 +251,12 @@ export class ClusterExecutor implements TrainingExecutor {
    * Runs one step's requests and returns the accepted parts (checked, refused ones redone), not yet counted in the
    * ledger nor merged.
    */
-  protected async collectParts(samples: Sample[], ctx: StepContext, microBatch = this.server.config.microBatch): Promise<CollectedStep> {
+  protected async collectParts(
+    samples: Sample[],
+    ctx: StepContext,
+    microBatch = this.server.config.microBatch,
+    stream?: GradientStream,
+  ): Promise<CollectedStep> {
     if (this.size === 0) throw new DptrainError('E_CONFIG', 'computeGradients before beginPhase');
     await this.quorum.wait();
     // Slices, and the re-cut shares of lost, late or refused workers, are nodes of the micro-batch tree, so the
@@ -252,6 +268,8 @@ export class ClusterExecutor implements TrainingExecutor {
     const owned = new Set<Float32Array>();
     const participants = this.participants();
     const shares = stepShares(samples, micro, this.throughput);
+    const merge = stream ? new StreamedMerge(total, micro, this.size, stream) : undefined;
+    this.gradientBuffers.nextStep();
     this.warnIfIdle(participants.length, total, micro);
     const accepted: StepPart[] = [];
     const recomputed = new Set<string>();
@@ -263,6 +281,7 @@ export class ClusterExecutor implements TrainingExecutor {
         pending,
         async (peer, part) => {
           await this.sync(peer);
+          const start = shares.startOf(part);
           const q = await requestStepPart(peer, {
             ctx,
             part,
@@ -271,6 +290,9 @@ export class ClusterExecutor implements TrainingExecutor {
             extras: this.stepRequestExtras(peer),
             deadlineMs: this.deadlineFor(peer, 'step', ctx.phase, part.length),
             size: this.size,
+            bucketFloats: gradientBucketsFor(peer, !!stream, stream?.bucketFloats ?? this.opts.bucketFloats ?? DEFAULT_BUCKET_FLOATS),
+            buffers: this.gradientBuffers,
+            ...(merge ? { streamed: merge.part(start, start + part.length) } : {}),
             clock: this.clock,
           });
           if (q.decoded) owned.add(q.gradients); // decoded from the frame (or from fp16) for this step only: the merge may write into it
@@ -278,25 +300,7 @@ export class ClusterExecutor implements TrainingExecutor {
           this.throughput.record(throughputPeer(peer), q.reply.count, q.reply.computeMs > 0 ? q.reply.computeMs : q.wallMs);
           return q;
         },
-        (peer, part, { reply: r, gradients, norm, request, wallMs, bytesIn, bytesOut }) => {
-          const start = shares.startOf(part);
-          fresh.push({
-            gradients,
-            loss: r.loss,
-            count: r.count,
-            correct: r.correct,
-            start,
-            end: start + part.length,
-            peer,
-            request,
-            indices: part.map((x) => x.index),
-            computeMs: r.computeMs,
-            wallMs,
-            bytesIn,
-            bytesOut,
-            norm,
-          });
-        },
+        (peer, part, q) => fresh.push(acceptedPart(peer, part, shares.startOf(part), q)),
         participants,
         shares.recut,
       );
@@ -309,6 +313,7 @@ export class ClusterExecutor implements TrainingExecutor {
           continue;
         }
         const what = `worker ${p.peer.id}, step ${ctx.step}, samples ${p.start}..${p.end - 1}: ${why}`;
+        p.streamed?.refuse(why);
         const part = samples.slice(p.start, p.end);
         const survivors = survivorsOf(participants, p.peer, this.server.workers);
         if (survivors.length > 0) {
@@ -328,23 +333,16 @@ export class ClusterExecutor implements TrainingExecutor {
       }
     }
     this.normGuard.accept(accepted.map((p) => p.norm));
+    if (merge && !merge.done) throw new DptrainError('E_INTERNAL', `step ${ctx.step}: its accepted parts are in, but not every merged bucket was sent`);
     return { accepted, ...stepWorkerStats(accepted), owned, total, micro };
   }
 
-  /**
-   * Warns once when a full batch has fewer micro-batches than there are workers (some then sit every step out).
-   * A slow worker may get no share of a step: that is the weights at work, not worth a warning.
-   */
+  /** Warns once when a full batch has fewer micro-batches than there are workers (idleWarning, step-shares.ts). */
   private warnIfIdle(workers: number, total: number, micro: number): void {
-    const busy = Math.min(workers, microBatchCount(total, micro));
-    if (busy >= workers || total !== this.server.config.batchSize || this.warnedIdle) return;
+    const message = this.warnedIdle ? undefined : idleWarning(workers, total, micro, this.server.config.batchSize);
+    if (message === undefined) return;
     this.warnedIdle = true;
-    this.server.emit({
-      type: 'log',
-      time: this.clock.now(),
-      level: 'warn',
-      message: `only ${busy} of ${workers} workers take part in a step: a batch of ${total} has ${busy} micro-batches of ${micro}; use --micro-batch ${Math.max(1, Math.floor(total / workers))} (or a larger --batch-size) to keep them all busy`,
-    });
+    this.server.emit({ type: 'log', time: this.clock.now(), level: 'warn', message });
   }
 
   /**

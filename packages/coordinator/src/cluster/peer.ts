@@ -62,6 +62,8 @@ export class Peer {
   readonly seq: number;
   private nextRequestId = 1;
   private readonly pending = new Map<string, Pending>();
+  /** Where the `grad_bucket` frames of each outstanding step request go (requestStepPart). */
+  private readonly bucketSinks = new Map<number, (msg: MessageOf<'grad_bucket'>) => void>();
   private closedReason: string | undefined;
 
   constructor(
@@ -137,6 +139,20 @@ export class Peer {
     this.pending.delete(k);
     clearTimeout(p.timer);
     p.resolve(msg as never);
+    return true;
+  }
+
+  /** Hands the `grad_bucket` frames of step request `id` to `sink` until the returned function is called. */
+  receiveBuckets(id: number, sink: (msg: MessageOf<'grad_bucket'>) => void): () => void {
+    this.bucketSinks.set(id, sink);
+    return () => this.bucketSinks.delete(id);
+  }
+
+  /** Hands a gradient bucket to its request (its sink throws a DptrainError on a bad one); false if nothing waits for it. */
+  bucket(msg: MessageOf<'grad_bucket'>): boolean {
+    const sink = this.bucketSinks.get(msg.id);
+    if (!sink) return false;
+    sink(msg);
     return true;
   }
 

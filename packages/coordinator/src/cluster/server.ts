@@ -425,6 +425,9 @@ export class ClusterServer {
       case 'weights_ack':
         ok = peer.settle('weights_ack', String(msg.version), msg);
         break;
+      case 'grad_bucket':
+        ok = peer.bucket(msg); // a bad bucket throws: the worker is rejected, its request redone by the others
+        break;
       case 'error':
         // a worker could not do what it was asked (e.g. an unreadable image): the task counts a failure
         // (a task failing on several workers fails the step), the worker is dropped and may reconnect

@@ -342,7 +342,7 @@ export class ShardedClusterExecutor extends ClusterExecutor {
 
   private lost(ctx: StepContext | undefined, why: string): DptrainError {
     this.invalidate();
-    const where = ctx ? `step ${ctx.step + 1}` : 'between steps';
-    return new DptrainError('E_SHARD_LOST', `a shard was lost at ${where} (${why}); the run rolls back to its last checkpoint`);
+    const when = ctx ? `at step ${ctx.step + 1}` : 'between steps';
+    return new DptrainError('E_SHARD_LOST', `a shard was lost ${when} (${why}); the run rolls back to its last checkpoint`);
   }
 }

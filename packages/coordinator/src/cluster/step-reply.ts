@@ -10,6 +10,8 @@ import {
   type StepContext,
   type StepWorkerStat,
 } from '@dptrain/core';
+import { GradientAssembly, type GradientBuffers } from './gradient-assembly.js';
+import type { StreamedPart } from './streamed-merge.js';
 import type { Peer } from './peer.js';
 
 /** A worker's accepted answer for the samples [start, end) of a step (sharded steps: an empty gradient). */
@@ -23,6 +25,8 @@ export interface StepPart extends RangedGradient {
   bytesIn: number;
   bytesOut: number;
   norm: number;
+  /** Its place in a streamed merge (an agent's step). */
+  streamed?: StreamedPart;
 }
 
 /** The accepted parts of a step, and what they cost each worker. */
@@ -40,7 +44,8 @@ export interface CollectedStep {
  * The gradient and norm of a step reply of `peer` for `asked` samples, checked: the count, the correct count, and
  * the gradient's length and finite values (`size` floats; E_GRADIENT_SHAPE, E_PROTOCOL_SCHEMA, E_GRADIENT_NONFINITE
  * name the worker). A sharded step's reply carries no gradient (its ranges went to the shards), only its norm.
- * `decoded` is true when the gradient was decoded for this step only (the merge may then write into it).
+ * `decoded` is true when the gradient was decoded for this step only (the merge may then write into it). A reply
+ * with an empty gradient came after its `grad_bucket` frames: the gradient is theirs (`buckets`).
  */
 export function checkedStepReply(
   peer: Peer,
@@ -48,6 +53,7 @@ export function checkedStepReply(
   r: MessageOf<'gradients'>,
   size: number,
   sharded: boolean,
+  buckets?: GradientAssembly,
 ): { gradients: Float32Array; norm: number; decoded: boolean } {
   if (r.count !== asked) throw new DptrainError('E_GRADIENT_SHAPE', `worker ${peer.id}: gradients over ${r.count} samples, asked for ${asked}`);
   if (r.correct > r.count) throw new DptrainError('E_PROTOCOL_SCHEMA', `worker ${peer.id}: ${r.correct} correct of ${r.count}`);
@@ -56,7 +62,7 @@ export function checkedStepReply(
       throw new DptrainError('E_GRADIENT_SHAPE', `worker ${peer.id}: a sharded step's reply needs an empty gradient and its norm`);
     return { gradients: new Float32Array(0), norm: r.norm, decoded: false };
   }
-  const gradients = unpackGradients(r, size, peer.id);
+  const gradients = r.gradients.length === 0 && size > 0 && buckets ? buckets.finish() : unpackGradients(r, size, peer.id);
   return { gradients, norm: l2Norm(gradients), decoded: true };
 }
 
@@ -73,6 +79,12 @@ export interface StepRequest {
   deadlineMs: number;
   /** Floats of the phase's trainable vector. */
   size: number;
+  /** Ask for the gradient in `grad_bucket` frames of this many floats. Default: whole, in the reply. */
+  bucketFloats?: number | undefined;
+  /** Its place in a streamed merge (an agent's step): each bucket goes there as it arrives, checked; a failed request leaves it. */
+  streamed?: StreamedPart;
+  /** Where the assembled gradient's memory comes from. Default: a fresh array. */
+  buffers?: GradientBuffers;
   clock: Clock;
 }
 
@@ -87,6 +99,7 @@ export interface StepReply {
   wallMs: number;
   bytesIn: number;
   bytesOut: number;
+  streamed?: StreamedPart;
 }
 
 /** Asks `peer` for the mean gradient of a part of a step and checks the reply (`checkedStepReply`). */
@@ -95,10 +108,13 @@ export async function requestStepPart(peer: Peer, q: StepRequest): Promise<StepR
   const outBefore = peer.bytesOut;
   const t0 = q.clock.now();
   let request = 0;
-  const reply = await peer.request(
+  const buckets = new GradientAssembly(peer.id, q.size, q.streamed?.add, q.buffers);
+  let stopReceiving = (): void => undefined;
+  const asked = peer.request(
     'gradients',
     (id) => {
       request = id;
+      stopReceiving = peer.receiveBuckets(id, (m) => buckets.add(m));
       return {
         type: 'step',
         id,
@@ -108,15 +124,54 @@ export async function requestStepPart(peer: Peer, q: StepRequest): Promise<StepR
         indices: Uint32Array.from(q.part, (x) => x.index),
         microBatch: q.microBatch,
         ...(q.precision !== undefined ? { precision: q.precision } : {}),
+        ...(q.bucketFloats !== undefined ? { bucketFloats: q.bucketFloats } : {}),
         ...q.extras,
       };
     },
     undefined,
     q.deadlineMs,
   );
-  const wallMs = q.clock.now() - t0;
-  const checked = checkedStepReply(peer, q.part.length, reply, q.size, !!q.extras?.sharded);
-  return { reply, ...checked, request, wallMs, bytesIn: peer.bytesIn - inBefore, bytesOut: peer.bytesOut - outBefore };
+  try {
+    const reply = await asked.finally(() => stopReceiving());
+    const wallMs = q.clock.now() - t0;
+    const checked = checkedStepReply(peer, q.part.length, reply, q.size, !!q.extras?.sharded, buckets);
+    const streamed = q.streamed ? { streamed: q.streamed } : {};
+    return { reply, ...checked, request, wallMs, bytesIn: peer.bytesIn - inBefore, bytesOut: peer.bytesOut - outBefore, ...streamed };
+  } catch (err) {
+    q.streamed?.drop(); // lost, late or a bad reply: its buckets leave the merge, its samples are redone
+    throw err;
+  }
+}
+
+/**
+ * The gradient buckets to ask `peer` for: from every worker of a merge that streams on (an agent's local workers),
+ * and from an agent (it streams its merge); a plain worker of a merge that waits for the whole step sends its
+ * gradient whole (one frame, decoded as a view: buckets would only cost copies). Undefined: whole.
+ */
+export function gradientBucketsFor(peer: Peer, streaming: boolean, bucketFloats: number): number | undefined {
+  return streaming || peer.info?.localWorkers !== undefined ? bucketFloats : undefined;
+}
+
+/** The accepted part of step reply `q` of `peer` for `part`, the samples from `start` of the step. */
+export function acceptedPart(peer: Peer, part: readonly Sample[], start: number, q: StepReply): StepPart {
+  const r = q.reply;
+  return {
+    gradients: q.gradients,
+    loss: r.loss,
+    count: r.count,
+    correct: r.correct,
+    start,
+    end: start + part.length,
+    peer,
+    request: q.request,
+    indices: part.map((x) => x.index),
+    computeMs: r.computeMs,
+    wallMs: q.wallMs,
+    bytesIn: q.bytesIn,
+    bytesOut: q.bytesOut,
+    norm: q.norm,
+    ...(q.streamed ? { streamed: q.streamed } : {}),
+  };
 }
 
 /** Each worker's figures over a step's accepted parts, and the straggler (the longest wall time, with two or more). */

@@ -1,4 +1,4 @@
-import { weightedTreeNodeSlices, type Sample } from '@dptrain/core';
+import { microBatchCount, weightedTreeNodeSlices, type Sample } from '@dptrain/core';
 import type { Share } from './distribute.js';
 import type { Peer } from './peer.js';
 import { slicePeers, type ThroughputMeter } from './throughput.js';
@@ -33,4 +33,15 @@ export function stepShares(samples: readonly Sample[], micro: number, meter: Thr
     recut: (part, survivors) => cut(survivors, startOf(part), startOf(part) + part.length),
     startOf,
   };
+}
+
+/**
+ * The warning for a full batch (`batchSize`) with fewer micro-batches than there are workers (some then sit every
+ * step out); undefined when all take part. A slow worker may get no share of a step: that is the weights at work,
+ * not worth a warning.
+ */
+export function idleWarning(workers: number, total: number, micro: number, batchSize: number): string | undefined {
+  const busy = Math.min(workers, microBatchCount(total, micro));
+  if (busy >= workers || total !== batchSize) return undefined;
+  return `only ${busy} of ${workers} workers take part in a step: a batch of ${total} has ${busy} micro-batches of ${micro}; use --micro-batch ${Math.max(1, Math.floor(total / workers))} (or a larger --batch-size) to keep them all busy`;
 }

@@ -42,7 +42,8 @@ export class RangeOwner {
   readonly generation: number;
   readonly weights: Float32Array;
   private readonly optimizer: FlatOptimizer;
-  private readonly received = new Map<string, Float32Array>();
+  /** Each part's range as it arrives (in pieces, in order): the values and how many are in. */
+  private readonly received = new Map<string, { values: Float32Array; filled: number }>();
   private merged: Float32Array | undefined;
 
   constructor(seed: RangeSeed, choice: OptimizerChoice) {
@@ -60,22 +61,37 @@ export class RangeOwner {
     return this.range.end - this.range.start;
   }
 
-  /** Stores a sender's gradient range (checked: offset, length, finite values); throws a DptrainError naming the sender. */
+  /**
+   * Stores a piece of a sender's gradient range (checked: offset, length, finite values; the pieces of a range come in
+   * order, a streamed bucket each, or the whole range at once); throws a DptrainError naming the sender.
+   */
   accept(sender: string, msg: MessageOf<'grad_range'>): void {
-    if (msg.offset !== this.range.start) {
-      throw new DptrainError('E_GRADIENT_SHAPE', `sender ${sender}: gradient range at ${msg.offset}, this shard owns ${this.range.start}..${this.range.end}`);
+    const key = partKey(sender, msg.request);
+    const got = this.received.get(key) ?? { values: new Float32Array(this.length), filled: 0 };
+    const at = this.range.start + got.filled;
+    if (msg.offset !== at || msg.gradients.length > this.range.end - at || msg.gradients.length === 0) {
+      throw new DptrainError(
+        'E_GRADIENT_SHAPE',
+        `sender ${sender}: gradient piece [${msg.offset}, ${msg.offset + msg.gradients.length}), expected one from ${at} within this shard's ${this.range.start}..${this.range.end}`,
+      );
     }
-    this.received.set(partKey(sender, msg.request), unpackGradients(msg, this.length, sender).slice());
+    got.values.set(unpackGradients(msg, msg.gradients.length, sender), got.filled);
+    got.filled += msg.gradients.length;
+    this.received.set(key, got);
   }
 
   /** True when the ranges of all these parts are in. */
   has(parts: readonly ReducePart[]): boolean {
-    return parts.every((p) => this.received.has(partKey(p.sender, p.request)));
+    return parts.every((p) => this.complete(partKey(p.sender, p.request)));
   }
 
-  /** Parts listed whose range has not arrived. */
+  /** Parts listed whose range has not arrived (whole). */
   missing(parts: readonly ReducePart[]): string[] {
-    return parts.filter((p) => !this.received.has(partKey(p.sender, p.request))).map((p) => partKey(p.sender, p.request));
+    return parts.map((p) => partKey(p.sender, p.request)).filter((k) => !this.complete(k));
+  }
+
+  private complete(key: string): boolean {
+    return this.received.get(key)?.filled === this.length;
   }
 
   /**
@@ -87,7 +103,7 @@ export class RangeOwner {
   reduce(parts: readonly ReducePart[], n: number, microBatch: number): number[] {
     const owned = new Set<Float32Array>();
     const ranged: RangedGradient[] = parts.map((p) => {
-      const g = this.received.get(partKey(p.sender, p.request));
+      const g = this.complete(partKey(p.sender, p.request)) ? this.received.get(partKey(p.sender, p.request))!.values : undefined;
       if (!g) throw new DptrainError('E_SHARD_LOST', `shard ${this.range.start}..${this.range.end}: no gradient range from ${partKey(p.sender, p.request)}`);
       owned.add(g);
       return { gradients: g, loss: 0, count: p.end - p.start, correct: 0, start: p.start, end: p.end };

@@ -86,14 +86,22 @@ export function sendMessage(ws: FragmentSink, message: Outgoing): void {
  * A blob frame, whole (one buffer) or as the fragments it was received in (ws `binaryType: 'fragments'`): arrays
  * that lie inside one fragment, aligned, become views of it (no reassembly copy); anything else is gathered.
  */
-function decodeBlobFrame(frags: Buffer[]): unknown {
+/**
+ * Where a large array of a frame being decoded is to go: called with the frame's header fields (not yet checked
+ * against the schema), the array's key and its byte length; a buffer of exactly that length to gather it into (the
+ * decoded array is then a view of it: one copy out of the received fragments, into memory the caller keeps), or
+ * undefined (a view of the frame when it lies in one fragment, else a fresh copy).
+ */
+export type BlobDestination = (header: Readonly<Record<string, unknown>>, key: string, bytes: number) => Uint8Array | undefined;
+
+function decodeBlobFrame(frags: Buffer[], into?: BlobDestination): unknown {
   const first = frags[0]!;
   const hlen = first.length >= 5 ? first.readUInt32LE(1) : -1;
   if (hlen < 0 || 5 + hlen > first.length) {
-    if (frags.length > 1) return decodeBlobFrame([Buffer.concat(frags)]); // the header itself is split
+    if (frags.length > 1) return decodeBlobFrame([Buffer.concat(frags)], into); // the header itself is split
     throw new Error(hlen < 0 ? 'truncated blob frame' : 'blob frame header runs past the end');
   }
-  return decodeBlobLayout(first.subarray(5, 5 + hlen), Math.ceil((5 + hlen) / 8) * 8, frags);
+  return decodeBlobLayout(first.subarray(5, 5 + hlen), Math.ceil((5 + hlen) / 8) * 8, frags, into);
 }
 
 /** Reads `bytes` bytes at virtual offset `begin` of the concatenation of `frags`: a view when in one fragment. */
@@ -105,14 +113,18 @@ function locate(frags: Buffer[], begin: number, bytes: number): { buf: Buffer; a
     pos += f.length;
   }
   // spans fragments: gather
-  const out = Buffer.allocUnsafe(bytes);
+  return gather(frags, begin, bytes, Buffer.allocUnsafe(bytes));
+}
+
+/** Copies `bytes` bytes at virtual offset `begin` of the concatenation of `frags` into `out`; returns `out`. */
+function gather<T extends Uint8Array>(frags: Buffer[], begin: number, bytes: number, out: T): T {
   let copied = 0;
-  pos = 0;
+  let pos = 0;
   for (const f of frags) {
     const from = Math.max(begin, pos);
     const to = Math.min(begin + bytes, pos + f.length);
     if (to > from) {
-      f.copy(out, copied, from - pos, to - pos);
+      out.set(f.subarray(from - pos, to - pos), copied);
       copied += to - from;
     }
     pos += f.length;
@@ -120,7 +132,7 @@ function locate(frags: Buffer[], begin: number, bytes: number): { buf: Buffer; a
   return out;
 }
 
-function decodeBlobLayout(headerBytes: Buffer, start: number, frags: Buffer[]): unknown {
+function decodeBlobLayout(headerBytes: Buffer, start: number, frags: Buffer[], into?: BlobDestination): unknown {
   const total = frags.reduce((a, f) => a + f.length, 0);
   const head = packr.unpack(headerBytes) as Record<string, unknown>;
   if (head === null || typeof head !== 'object' || Array.isArray(head)) throw new Error('blob frame header is not a map');
@@ -145,6 +157,11 @@ function decodeBlobLayout(headerBytes: Buffer, start: number, frags: Buffer[]): 
     const bytes = (length as number) * C.BYTES_PER_ELEMENT;
     const begin = start + (offset as number);
     if (begin + bytes > total) throw new Error(`blob '${key}' runs past the end of the frame`);
+    const dest = into?.(head, key, bytes);
+    if (dest && dest.byteLength === bytes && dest.byteOffset % C.BYTES_PER_ELEMENT === 0) {
+      head[key] = new C(gather(frags, begin, bytes, dest).buffer as ArrayBuffer, dest.byteOffset, length as number);
+      continue;
+    }
     const where = locate(frags, begin, bytes);
     const buf = Buffer.isBuffer(where) ? where : where.buf;
     const abs = buf.byteOffset + (Buffer.isBuffer(where) ? 0 : where.at);
@@ -166,13 +183,13 @@ function asBuffer(data: Buffer | ArrayBuffer | Uint8Array): Buffer {
  * Decodes and checks one frame: size, msgpack, version, schema. Throws DptrainError with
  * E_PROTOCOL_OVERSIZE / E_PROTOCOL_DECODE / E_PROTOCOL_VERSION / E_PROTOCOL_SCHEMA.
  */
-export function decodeMessage(data: Buffer | ArrayBuffer | Buffer[] | Uint8Array, maxPayload = Infinity): Message {
+export function decodeMessage(data: Buffer | ArrayBuffer | Buffer[] | Uint8Array, maxPayload = Infinity, into?: BlobDestination): Message {
   const frags = Array.isArray(data) ? data : [asBuffer(data)];
   const length = frags.reduce((a, f) => a + f.length, 0);
   if (length > maxPayload) throw new DptrainError('E_PROTOCOL_OVERSIZE', `frame of ${length} bytes exceeds the limit of ${maxPayload}`);
   let raw: unknown;
   try {
-    if (frags.find((f) => f.length > 0)?.[0] === BLOB_MARKER) raw = decodeBlobFrame(frags);
+    if (frags.find((f) => f.length > 0)?.[0] === BLOB_MARKER) raw = decodeBlobFrame(frags, into);
     else raw = packr.unpack(frags.length === 1 ? frags[0]! : Buffer.concat(frags));
   } catch (err) {
     throw new DptrainError('E_PROTOCOL_DECODE', `frame is not valid msgpack: ${(err as Error).message}`);

@@ -5,7 +5,7 @@ export { MessageSchema, type MessageType, type Outgoing, PhaseReadySchema, Phase
 export { PROTOCOL_VERSION, RunEventWireSchema, ShardMapSchema, ShardReadySchema, ShardReducedSchema, ShardReduceSchema } from './messages.js';
 export { ShardSeededSchema, ShardSeedSchema, ShardStateReplySchema, ShardStateSchema, ShardUpdatedSchema, ShardUpdateSchema } from './messages.js';
 export { StepSchema, WeightsAckSchema, WeightSpecWireSchema, WeightsRangeSchema, WeightsSchema, WelcomeSchema } from './messages.js';
-export { BLOB_MIN_BYTES, decodeMessage, encodeMessage, encodeMessageParts, type FragmentSink, sendMessage } from './codec.js';
+export { BLOB_MIN_BYTES, type BlobDestination, decodeMessage, encodeMessage, encodeMessageParts, type FragmentSink, sendMessage } from './codec.js';
 export { authResponse, coordinatorProof, createNonce, NONCE_BYTES, verifyAuthResponse, verifyCoordinatorProof } from './auth.js';
 export { float16ToFloat32, float32ToFloat16 } from './fp16.js';
 export { decodeWireGradients, firstNonFinite, packGradients, unpackGradients } from './gradients.js';

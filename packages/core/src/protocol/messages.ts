@@ -5,8 +5,10 @@ import { GradientPrecisionSchema, RunConfigSchema } from '../config.js';
  * Version of the wire protocol; a peer speaking another version is refused with E_PROTOCOL_VERSION.
  * 2: `weights` and `weights_ack` carry `version` (was `step`), gradients may be bf16, the step message's
  * `precision` replaces `fp16`, the step message carries `microBatch`, `join` an agent's `localWorkers`, and gradients and weights may travel as bucket frames.
+ * 3: a step message may carry `bucketFloats`; the gradient then comes back in `grad_bucket` frames, in order, before
+ * the `gradients` reply (whose gradient is then empty), so an agent merges and sends each bucket on as it arrives.
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 const v = z.literal(PROTOCOL_VERSION);
 // typed arrays of any buffer kind (TS 6 types z.instanceof as backed by ArrayBuffer only)
@@ -94,7 +96,8 @@ export const PhaseReadySchema = z
  * its boundaries); the worker computes its slice's mean along the same tree. `precision` overrides the run config's
  * gradient precision on the wire for this reply. `sharded`: send the gradient's ranges to the shards of the last
  * `shard_map`, and only the figures here. `weightsVersion`: compute with the weights of this version, which the
- * shards are sending (wait for them).
+ * shards are sending (wait for them). `bucketFloats`: send the gradient in `grad_bucket` frames of this many floats
+ * (core's bucketRanges), in order, then the reply with an empty gradient.
  */
 export const StepSchema = z
   .object({
@@ -109,7 +112,15 @@ export const StepSchema = z
     precision: GradientPrecisionSchema.optional(),
     sharded: z.boolean().optional(),
     weightsVersion: count.optional(),
+    bucketFloats: z.number().int().positive().optional(),
   })
+  .strict();
+/**
+ * worker -> coordinator: one bucket of the gradient of step request `id` (elements [offset, offset + length) of
+ * `total`, in the step's wire precision), sent before the `gradients` reply; the buckets of a request come in order.
+ */
+export const GradBucketSchema = z
+  .object({ v, type: z.literal('grad_bucket'), id, offset: count, total: count, dtype: GradientPrecisionSchema, gradients: z.union([f32, u16]) })
   .strict();
 /** worker -> coordinator: mean gradient over the slice (fp32, or fp16 / bf16 bit patterns). */
 export const GradientsSchema = z
@@ -231,6 +242,7 @@ export const MessageSchema = z.discriminatedUnion('type', [
   PhaseReadySchema,
   StepSchema,
   GradientsSchema,
+  GradBucketSchema,
   WeightsSchema,
   WeightsAckSchema,
   WeightsBucketSchema,
