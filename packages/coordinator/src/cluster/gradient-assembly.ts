@@ -1,4 +1,4 @@
-import { DptrainError, decodeWireGradients, firstNonFinite, type MessageOf } from '@dptrain/core';
+import { DptrainError, unpackGradients, type MessageOf } from '@dptrain/core';
 
 /**
  * The gradient of one step request, put together from its `grad_bucket` frames as they arrive (in order, each checked:
@@ -28,12 +28,7 @@ export class GradientAssembly {
         `worker ${this.who}: gradient bucket [${msg.offset}, ${msg.offset + n}) of ${msg.total}, expected one from ${this.next} of ${this.size}`,
       );
     }
-    if ((msg.dtype === 'fp32') !== msg.gradients instanceof Float32Array) {
-      throw new DptrainError('E_GRADIENT_SHAPE', `worker ${this.who}: gradient bucket dtype '${msg.dtype}' does not match the payload type`);
-    }
-    const g = decodeWireGradients(msg.dtype, msg.gradients);
-    const bad = firstNonFinite(g);
-    if (bad >= 0) throw new DptrainError('E_GRADIENT_NONFINITE', `worker ${this.who}: gradient element ${msg.offset + bad} is ${g[bad]}`);
+    const g = unpackGradients(msg, n, this.who, msg.offset);
     // not zero-filled: every bucket writes its part, and finish() refuses a vector with one missing
     this.values ??= this.buffers?.take(this.size) ?? uninitialized(this.size);
     this.values.set(g, msg.offset);

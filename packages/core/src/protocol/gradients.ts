@@ -22,9 +22,10 @@ export function decodeWireGradients(dtype: GradientPrecision, gradients: Float32
 
 /**
  * Unpacks and checks a gradients message: the expected length (E_GRADIENT_SHAPE) and finite values
- * (E_GRADIENT_NONFINITE). `who` names the culprit (worker id) in the message.
+ * (E_GRADIENT_NONFINITE). `who` names the culprit (worker id) in the message; `offset` is where the payload starts in
+ * the whole vector (a bucket's), so the element named is the vector's.
  */
-export function unpackGradients(msg: Pick<MessageOf<'gradients'>, 'dtype' | 'gradients'>, expectedSize: number, who: string): Float32Array {
+export function unpackGradients(msg: Pick<MessageOf<'gradients'>, 'dtype' | 'gradients'>, expectedSize: number, who: string, offset = 0): Float32Array {
   const isF32 = msg.gradients instanceof Float32Array;
   if ((msg.dtype === 'fp32') !== isF32) {
     throw new DptrainError('E_GRADIENT_SHAPE', `worker ${who}: gradients dtype '${msg.dtype}' does not match the payload type`);
@@ -34,6 +35,6 @@ export function unpackGradients(msg: Pick<MessageOf<'gradients'>, 'dtype' | 'gra
   }
   const g = decodeWireGradients(msg.dtype, msg.gradients);
   const bad = firstNonFinite(g);
-  if (bad >= 0) throw new DptrainError('E_GRADIENT_NONFINITE', `worker ${who}: gradient element ${bad} is ${g[bad]}`);
+  if (bad >= 0) throw new DptrainError('E_GRADIENT_NONFINITE', `worker ${who}: gradient element ${offset + bad} is ${g[bad]}`);
   return g;
 }
