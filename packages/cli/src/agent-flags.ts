@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
 import { DptrainError } from '@dptrain/core';
+import { countFlag } from './flag-count.js';
 import { AGENT_DEFAULTS, parseNproc, resolveNproc, startAgent, type AgentHandle, type AgentOptions } from '@dptrain/coordinator';
 
 /** `dptrain worker` flags that make it an agent (one per machine) and what its local workers get. */
@@ -39,12 +40,6 @@ export function addAgentFlags(cmd: Command): Command {
     .addOption(new Option('--restart-delay-ms <ms>', 'an agent: pause before a local worker restart').hideHelp());
 }
 
-function count(v: string, flag: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new DptrainError('E_CONFIG', `${flag}: '${v}' is not a count`);
-  return n;
-}
-
 /** Starts the agent the flags describe; its local workers get the worker flags that concern them. */
 export async function agentFromFlags(flags: AgentFlagValues, link: Omit<AgentOptions, 'layout'>): Promise<AgentHandle> {
   if (!!flags.shardTlsCert !== !!flags.shardTlsKey) throw new DptrainError('E_CONFIG', '--shard-tls-cert and --shard-tls-key go together');
@@ -60,8 +55,8 @@ export async function agentFromFlags(flags: AgentFlagValues, link: Omit<AgentOpt
     ...link,
     layout,
     workerArgs,
-    maxRestarts: count(flags.maxRestarts, '--max-restarts'),
-    ...(flags.restartDelayMs !== undefined ? { restartDelayMs: count(flags.restartDelayMs, '--restart-delay-ms') } : {}),
+    maxRestarts: countFlag(flags.maxRestarts, '--max-restarts'),
+    ...(flags.restartDelayMs !== undefined ? { restartDelayMs: countFlag(flags.restartDelayMs, '--restart-delay-ms') } : {}),
     ...(flags.data ? { dataDir: flags.data } : {}),
     ...(flags.shardHost ? { shardHost: flags.shardHost } : {}),
     ...(flags.shardTlsCert && flags.shardTlsKey ? { shardTls: { cert: flags.shardTlsCert, key: flags.shardTlsKey } } : {}),

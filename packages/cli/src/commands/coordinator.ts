@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { DptrainError, EventBus } from '@dptrain/core';
+import { EventBus } from '@dptrain/core';
+import { countFlag } from '../flag-count.js';
 import { addTrainingFlags, printConfigIfAsked, runDirOf, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
 import { addProtocolFlags, parseListen, resolveSharedToken, runCoordinator, toProtocolOptions, type ProtocolFlagValues } from '@dptrain/coordinator';
 import { addViewFlags, attachRunViews, type ViewFlagValues } from '../run-views.js';
@@ -64,7 +65,7 @@ export function register(program: Command): void {
           port,
           bus,
           minWorkers: Number(flags.minWorkers),
-          ...(flags.startWorkers !== undefined ? { startWorkers: workerCount(flags.startWorkers, '--start-workers') } : {}),
+          ...(flags.startWorkers !== undefined ? { startWorkers: countFlag(flags.startWorkers, '--start-workers', 1) } : {}),
           resume: flags.resume !== undefined,
           protocol: toProtocolOptions(flags),
           executor: toStepGuardOptions(flags),
@@ -93,10 +94,4 @@ export function register(program: Command): void {
         else await views.close();
       }
     });
-}
-
-function workerCount(v: string, flag: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new DptrainError('E_CONFIG', `${flag}: '${v}' is not a worker count (1 or more)`);
-  return n;
 }

@@ -1,12 +1,13 @@
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { DptrainError, EventBus } from '@dptrain/core';
+import { EventBus } from '@dptrain/core';
 import { addTrainingFlags, printConfigIfAsked, runDirOf, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
 import { addProtocolFlags, resolveSharedToken, runSingleNode, toProtocolOptions, type ProtocolFlagValues } from '@dptrain/coordinator';
 import { addViewFlags, attachRunViews, type ViewFlagValues } from '../run-views.js';
 import { WORKER_SUPERVISOR_DEFAULTS } from '@dptrain/coordinator';
 import { reportStop, stopOnSignals } from '../stop-signals.js';
+import { countFlag } from '../flag-count.js';
 import { addStepGuardFlags, toStepGuardOptions, type StepGuardFlagValues } from '@dptrain/coordinator';
 import { addShardFlags, toShardOptions, type ShardFlagValues } from '@dptrain/coordinator';
 
@@ -36,8 +37,7 @@ export function register(program: Command): void {
       String(WORKER_SUPERVISOR_DEFAULTS.maxRestarts),
     )
     .action(async (flags: SingleFlags) => {
-      const maxRestarts = Number(flags.maxRestarts);
-      if (!Number.isInteger(maxRestarts) || maxRestarts < 0) throw new DptrainError('E_CONFIG', `--max-restarts: '${flags.maxRestarts}' is not a count`);
+      const maxRestarts = countFlag(flags.maxRestarts, '--max-restarts');
       const config = toRunConfig(flags);
       if (printConfigIfAsked(flags, config)) return;
       const n = Number(flags.workers ?? availableParallelism());
