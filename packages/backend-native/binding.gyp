@@ -12,6 +12,7 @@
         "native/pool.cc",
         "native/elementwise.cc",
         "native/norm-pad.cc",
+        "native/gradients.cc",
         "native/adam.cc",
         "native/merge.cc"
       ],

@@ -153,6 +153,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("slice", Napi::Function::New(env, Guard<Slice>));
   exports.Set("tile", Napi::Function::New(env, Guard<Tile>));
   exports.Set("batchNorm", Napi::Function::New(env, Guard<BatchNorm>));
+  exports.Set("batchNormGrad", Napi::Function::New(env, Guard<BatchNormGrad>));
+  exports.Set("clipGrad", Napi::Function::New(env, Guard<ClipGrad>));
   exports.Set("adamUpdate", Napi::Function::New(env, Guard<AdamUpdate>));
   exports.Set("mergeTwo", Napi::Function::New(env, MergeTwo));
   exports.Set("firstNonFinite", Napi::Function::New(env, FirstNonFinite));

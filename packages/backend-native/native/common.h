@@ -163,6 +163,8 @@ Napi::Value BinaryStrided(const Napi::CallbackInfo& info);
 Napi::Value Unary(const Napi::CallbackInfo& info);
 Napi::Value ReduceSum(const Napi::CallbackInfo& info);
 Napi::Value BatchNorm(const Napi::CallbackInfo& info);
+Napi::Value BatchNormGrad(const Napi::CallbackInfo& info);
+Napi::Value ClipGrad(const Napi::CallbackInfo& info);
 Napi::Value Pad(const Napi::CallbackInfo& info);
 Napi::Value Slice(const Napi::CallbackInfo& info);
 Napi::Value Tile(const Napi::CallbackInfo& info);

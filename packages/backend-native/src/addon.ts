@@ -78,6 +78,23 @@ export interface NativeAddon {
   /** out[i] = (x[i] - mean[c]) * scale[c] + offset[c], c = i % channels. */
   batchNorm(x: Float32Array, mean: Float32Array, scale: Float32Array, offset: Float32Array, out: Float32Array, channels: number): void;
   /**
+   * The inference-form batch norm's gradients over rows of `channels`: dx = (dy r) scale, dScale = sum dy ((x - mean) r),
+   * dOffset = sum dy, with r = rsqrt(variance + eps) given; the bits of tfjs's FusedBatchNorm gradient on this backend.
+   */
+  batchNormGrad(
+    x: Float32Array,
+    dy: Float32Array,
+    mean: Float32Array,
+    rsqrtVar: Float32Array,
+    scale: Float32Array,
+    dx: Float32Array,
+    dScale: Float32Array,
+    dOffset: Float32Array,
+    channels: number,
+  ): void;
+  /** out = lo <= x <= hi ? dy : 0 (tfjs's ClipByValue gradient). */
+  clipGrad(dy: Float32Array, x: Float32Array, out: Float32Array, lo: number, hi: number): void;
+  /**
    * Adam (Keras form) in place over flat arrays: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g²;
    * w -= lrT m / (sqrt(v) + eps), computed in double exactly as core's AdamOptimizer does (bit-identical results).
    * Returns -1, or the first index whose new m, v or weight would not be finite in float32 (then nothing is written).

@@ -10,6 +10,7 @@ import { maxPoolBody, maxPoolGradBody } from './kernels/pool.js';
 import type { CpuBackendLike, NativeKernelBody } from './kernels/util.js';
 import { outputPool, type PooledBackend } from './output-pool.js';
 import { kernelProfilingOn } from './env.js';
+import { registerNativeGradients } from './gradients.js';
 
 /** tfjs name of the backend: a MathBackendCPU whose heavy kernels run on oneDNN. */
 export const NATIVE_BACKEND_NAME = 'dptrain-native';
@@ -150,5 +151,6 @@ export function registerNativeKernels(addon: NativeAddon): void {
     const config: KernelConfig = { ...k, backendName: NATIVE_BACKEND_NAME, kernelFunc };
     tf.registerKernel(config);
   }
+  registerNativeGradients(addon, NATIVE_BACKEND_NAME);
   registered = true;
 }
