@@ -113,7 +113,7 @@ describe('dptrain errors a user can act on (real CLI processes)', () => {
     expect(processesMentioning(base)).toEqual([]);
   });
 
-  it('command-line mistakes are [E_USAGE]; dptrain errors keep their code; OS errors are [E_IO]; --help exits 0', async () => {
+  it('command-line mistakes are [E_USAGE]; a bad count is [E_CONFIG]; dptrain errors keep their code; OS errors are [E_IO]; --help exits 0', async () => {
     const unknown = await dptrain(['predict', '--model', 'x', '--no-such-flag']);
     expect(unknown.code).toBe(1);
     expect(lastLine(unknown.stderr)).toBe("dptrain: [E_USAGE] unknown option '--no-such-flag'");
@@ -126,6 +126,13 @@ describe('dptrain errors a user can act on (real CLI processes)', () => {
     const io = await dptrain(['train', ...training('unused'), '--out', '/proc/version/run']);
     expect(io.code).toBe(1);
     expect(lastLine(io.stderr)).toMatch(/^dptrain: \[E_IO\] E[A-Z]+: .*\/proc\/version/);
+    // a count flag that is not one names the flag, as a config error (not an internal one)
+    const workers = await dptrain(['single', ...training('unused-single'), '--workers', 'two']);
+    expect(workers.code).toBe(1);
+    expect(lastLine(workers.stderr)).toBe("dptrain: [E_CONFIG] --workers: 'two' is not a count");
+    const demoWorkers = await dptrain(['demo', '--workers', '-1', '--out', path.join(base, 'unused-demo')]);
+    expect(demoWorkers.code).toBe(1);
+    expect(lastLine(demoWorkers.stderr)).toBe("dptrain: [E_CONFIG] --workers: '-1' is not a count");
     const help = await dptrain(['predict', '--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/--verbose/);

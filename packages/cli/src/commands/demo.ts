@@ -14,6 +14,7 @@ import {
 } from '@dptrain/core';
 import { runSingleNode, type WorkerOutputMode } from '@dptrain/coordinator';
 import { attachRunViews } from '../run-views.js';
+import { countFlag } from '../flag-count.js';
 import { defaultRunDir, printSummary } from './train.js';
 
 export interface DemoCommandValues {
@@ -76,8 +77,7 @@ export function singleNodeDemoTrainer(workers: number, backendName?: string): De
 }
 
 export async function demoCommand(values: DemoCommandValues, trainer?: DemoTrainer): Promise<TrainResult> {
-  const workers = Number(values.workers ?? 2);
-  if (!Number.isInteger(workers) || workers < 0) throw new Error(`--workers: '${values.workers}' is not a count`);
+  const workers = countFlag(values.workers ?? '2', '--workers');
   trainer ??= singleNodeDemoTrainer(workers, values.backend);
   const write = (l: string): void => void process.stdout.write(l + '\n');
   const runDir = path.resolve(values.out ?? defaultRunDir('demo'));

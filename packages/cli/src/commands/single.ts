@@ -40,8 +40,7 @@ export function register(program: Command): void {
       const maxRestarts = countFlag(flags.maxRestarts, '--max-restarts');
       const config = toRunConfig(flags);
       if (printConfigIfAsked(flags, config)) return;
-      const n = Number(flags.workers ?? availableParallelism());
-      if (!Number.isInteger(n) || n < 0) throw new Error(`--workers: '${flags.workers}' is not a count`);
+      const n = countFlag(flags.workers ?? String(availableParallelism()), '--workers');
       const runDir = runDirOf(flags);
       const bus = new EventBus();
       const views = await attachRunViews(bus, {
