@@ -75,7 +75,7 @@ export class RangeOwner {
         `sender ${sender}: gradient piece [${msg.offset}, ${msg.offset + msg.gradients.length}), expected one from ${at} within this shard's ${this.range.start}..${this.range.end}`,
       );
     }
-    got.values.set(unpackGradients(msg, msg.gradients.length, sender), got.filled);
+    got.values.set(unpackGradients(msg, msg.gradients.length, sender, msg.offset), got.filled);
     got.filled += msg.gradients.length;
     this.received.set(key, got);
   }
