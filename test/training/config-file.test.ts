@@ -51,7 +51,7 @@ describe('run config resolution', () => {
     expect(mnv2.fineTunePhase.unfreeze).toBeUndefined();
     // chosen on MobileNetV2's validation split (docs/training.md): label smoothing, cosine with 1 warmup epoch; no
     // augmentation (3 cached views once --augment is given)
-    expect(mnv2).toMatchObject({ labelSmoothing: 0.1, lrSchedule: 'cosine', warmupEpochs: 1, cachedViews: 3, fineTunePhase: { epochs: 5 } });
+    expect(mnv2).toMatchObject({ labelSmoothing: 0.1, lrSchedule: 'cosine', warmupEpochs: 1, cachedViews: 3, fineTunePhase: { epochs: 10 } });
     const none = { rotationRange: 0, widthShiftRange: 0, heightShiftRange: 0, shearRange: 0, zoomRange: 0, horizontalFlip: false };
     expect(mnv2.augmentation).toMatchObject(none);
     expect(vgg).toMatchObject({ labelSmoothing: 0, lrSchedule: 'plateau', warmupEpochs: 0 });
@@ -77,7 +77,7 @@ describe('run config resolution', () => {
 
   it('a library caller of parseRunConfig gets the same backbone-dependent defaults as the CLI', () => {
     const mnv2 = parseRunConfig({ dataDir: '/d', backbone: { kind: 'layers', path: '/models/mnv2' } });
-    expect(mnv2).toMatchObject({ preprocess: 'unit', headPhase: { epochs: 10, learningRate: 1e-3 }, fineTunePhase: { epochs: 5, learningRate: 1e-4 } });
+    expect(mnv2).toMatchObject({ preprocess: 'unit', headPhase: { epochs: 10, learningRate: 1e-3 }, fineTunePhase: { epochs: 10, learningRate: 1e-4 } });
     expect(mnv2).toMatchObject({ labelSmoothing: 0.1, lrSchedule: 'cosine', warmupEpochs: 1, augmentation: { rotationRange: 0, horizontalFlip: false } });
     expect(mnv2.fineTunePhase.unfreeze).toBeUndefined();
     expect(parseRunConfig({ dataDir: '/d' })).toMatchObject({ preprocess: 'caffe', fineTunePhase: { epochs: 5, learningRate: 1e-5, unfreeze: 'block5' } });

@@ -5,6 +5,7 @@ import {
   AUGMENT_PRESET,
   backboneDefaults,
   DEFAULT_UNFREEZE_BLOCKS,
+  MEASURED_UNFREEZE,
   DEFAULT_UNFREEZE_TOP,
   VGG16_DEFAULTS,
   type AugmentationInput,
@@ -161,7 +162,7 @@ export function addTrainingFlags(cmd: Command): Command {
     )
     .option(
       '--unfreeze <what>',
-      `phase 2: layer-name prefix, 'last:K' or 'top:P%' (default: '${VGG.unfreeze}' for VGG16, else the last ${DEFAULT_UNFREEZE_BLOCKS} numbered blocks, else ${DEFAULT_UNFREEZE_TOP})`,
+      `phase 2: layer-name prefix, 'last:K' or 'top:P%' (default: '${VGG.unfreeze}' for VGG16, ${MEASURED_UNFREEZE.map((k) => `'${k.unfreeze}' for ${k.architecture}`).join(', ')}, else the last ${DEFAULT_UNFREEZE_BLOCKS} numbered blocks, else ${DEFAULT_UNFREEZE_TOP})`,
     )
     .option('--batch-size <n>', `global batch size, split across workers (default: ${D.batchSize})`)
     .option(

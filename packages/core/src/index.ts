@@ -51,7 +51,15 @@ export { type SyntheticScenesResult, syntheticSceneSvg, type TestListReadOptions
 export { type ValidateDatasetOptions, type ValidationResult } from './data/index.js';
 export { ancestorsInOrder, applyHead, assignLayerWeights, type Backbone, buildHeadless, buildTail, buildVgg, type BuildVggOptions } from './models/index.js';
 export { chooseUnfreeze, completeBatchNorm, type CompletedBatchNorm, createBackbone, type CreateBackboneOptions, createHead } from './models/index.js';
-export { DEFAULT_UNFREEZE_BLOCKS, DEFAULT_UNFREEZE_TOP, defaultVggWeightsPath, type DropoutKey, dropoutMask } from './models/index.js';
+export {
+  DEFAULT_UNFREEZE_BLOCKS,
+  DEFAULT_UNFREEZE_TOP,
+  MEASURED_UNFREEZE,
+  measuredUnfreeze,
+  defaultVggWeightsPath,
+  type DropoutKey,
+  dropoutMask,
+} from './models/index.js';
 export { type ErrorLabelOptions, exportKerasH5, type FileSystemHandler, fileSystemHandler, getLayer, guessUnfreezeBlock } from './models/index.js';
 export { type H5Layer, type H5Weight, hasPrefix, type Head, HEAD_LAYERS, type HeadOptions, inboundLayers, isMergeLayer } from './models/index.js';
 export { type KerasExportSummary, kerasLayersOf, type KerasModelH5, labelTfErrors, learnableWeightCount, loadH5Weights } from './models/index.js';

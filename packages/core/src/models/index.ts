@@ -3,7 +3,7 @@ export { applyHead, createHead, type DropoutKey, dropoutMask, type Head, HEAD_LA
 export { ancestorsInOrder, buildHeadless, buildTail, getLayer, inboundLayers, isMergeLayer, learnableWeightCount, originalOutput } from './graph.js';
 export { singleTensorBoundaries } from './graph.js';
 export { chooseUnfreeze, DEFAULT_UNFREEZE_BLOCKS, DEFAULT_UNFREEZE_TOP, guessUnfreezeBlock, hasPrefix, type PhaseSplit, resolveSplit } from './phase-split.js';
-export { splitWeights, type UnfreezeChoice } from './phase-split.js';
+export { MEASURED_UNFREEZE, measuredUnfreeze, splitWeights, type UnfreezeChoice } from './phase-split.js';
 export { type FileSystemHandler, fileSystemHandler, modelJsonPath, WEIGHTS_FILE } from './fs-io.js';
 export { type H5Layer, type H5Weight, type KerasModelH5, readKerasH5, writeKerasH5, writeKerasModelH5 } from './keras-h5.js';
 export { assignLayerWeights, defaultVggWeightsPath, loadH5Weights, loadTfjsWeights, loadWeightsInto } from './weights.js';

@@ -6,7 +6,7 @@ import { isDptrainError } from '../errors.js';
 import { createBackbone, type Backbone } from './backbone.js';
 import { buildHeadless, buildTail } from './graph.js';
 import { KERAS_SHAPES, buildKerasShape, type KerasShape } from './keras-shapes.testutil.js';
-import { DEFAULT_UNFREEZE_TOP, guessUnfreezeBlock, resolveSplit, splitWeights } from './phase-split.js';
+import { chooseUnfreeze, DEFAULT_UNFREEZE_TOP, guessUnfreezeBlock, measuredUnfreeze, resolveSplit, splitWeights } from './phase-split.js';
 import { buildVgg } from './vgg16.js';
 
 const MOBILENET = '../shared/models/mobilenet_v2';
@@ -53,6 +53,18 @@ describe.skipIf(!HAVE_MOBILENET)('generic backbone: the real MobileNetV2', () =>
     })();
     expect(isDptrainError(noPrefix, 'E_MODEL')).toBe(true);
     expect((noPrefix as Error).message).toMatch(/block5.*last:K or top:P%/);
+  });
+
+  it('with no unfreeze set, MobileNetV2 gets its measured default block_10; cut below block_16 it gets the generic guess', () => {
+    const choice = chooseUnfreeze(mnet.model, 'out_relu', 'layers', undefined);
+    expect(choice.unfreeze).toBe('block_10');
+    expect(choice.guessed).toMatch(
+      /^no --unfreeze given; phase 2 unfreezes 'block_10' \(MobileNetV2's default\) instead: the layers after block_9_add up to out_relu, \d+ of 2223872 backbone weights/,
+    );
+    expect(measuredUnfreeze(mnet.model, 'block_15_add')).toBeUndefined();
+    expect(chooseUnfreeze(mnet.model, 'block_15_add', 'layers', undefined).unfreeze).toBe(guessUnfreezeBlock(mnet.model, 'block_15_add'));
+    // an explicit choice is kept
+    expect(chooseUnfreeze(mnet.model, 'out_relu', 'layers', 'block_14')).toEqual({ unfreeze: 'block_14' });
   });
 
   it('top:P% trains the smallest tail with P % of the learnable weights, from a block end (block_N_add)', () => {

@@ -59,13 +59,14 @@ describe.skipIf(!HAVE_SHARED)('replica on the real MobileNetV2 (cut out_relu, un
     for (let i = 0; i < 4; i++) expect(p.subarray(i * 6, i * 6 + 6).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
   });
 
-  it('phase 2 unfreezes block_14..out_relu from cached block_13_project_BN features; BatchNorm stays in inference mode', async () => {
+  it('phase 2 unfreezes block_10..out_relu (MobileNetV2’s measured default) from cached block_9_add features; BatchNorm stays in inference mode', async () => {
     await r.setPhase('fine_tune');
-    // No unfreeze set (parseRunConfig applies the backbone-dependent defaults: none for a generic backbone): the last
-    // 3 numbered blocks train, with a warning.
-    expect(warnings.join('\n')).toMatch(/no --unfreeze given.*'block_14'/);
-    expect(r.split?.boundary).toBe('block_13_project_BN');
-    expect(r.spec.map((s) => s.name)).toContain('block_14_expand/kernel');
+    // No unfreeze set (parseRunConfig applies the backbone-dependent defaults: none for a generic backbone): MobileNetV2
+    // is recognised (MEASURED_UNFREEZE) and blocks 10-16 + Conv_1 train, with a warning that says so.
+    expect(warnings.join('\n')).toMatch(/no --unfreeze given; phase 2 unfreezes 'block_10' \(MobileNetV2's default\) instead: the layers after block_9_add/);
+    expect(r.split?.boundary).toBe('block_9_add');
+    expect(r.spec.map((s) => s.name)).toContain('block_10_expand/kernel');
+    expect(r.spec.map((s) => s.name)).not.toContain('block_9_expand/kernel');
     const names = r.spec.map((s) => s.name);
     expect(names).toContain('block_16_expand/kernel');
     expect(names).toContain('block_16_expand_BN/gamma');
