@@ -1,5 +1,5 @@
 // `npx tsx bench/mobilenet-tail-grad.ts [THREADS] [BOUNDARY]` — the step that MobileNetV2's fine-tune phase runs:
-// one gradient of the layers after BOUNDARY (default block_13_project_BN, the recipe's default unfreeze point) up to
+// one gradient of the layers after BOUNDARY (default block_13_project_BN, the generic unfreeze point block_14) up to
 // out_relu, from cached-feature-shaped random inputs, batch 8 (the micro-batch), on the native backend with THREADS
 // oneDNN threads (default 2). Prints the mean wall and CPU ms of 10 steps, and with DPTRAIN_NATIVE_PROFILE=1 the CPU
 // ms per native kernel (x calls per step).
