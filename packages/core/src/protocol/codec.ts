@@ -83,10 +83,6 @@ export function sendMessage(ws: FragmentSink, message: Outgoing): void {
 }
 
 /**
- * A blob frame, whole (one buffer) or as the fragments it was received in (ws `binaryType: 'fragments'`): arrays
- * that lie inside one fragment, aligned, become views of it (no reassembly copy); anything else is gathered.
- */
-/**
  * Where a large array of a frame being decoded is to go: called with the frame's header fields (not yet checked
  * against the schema), the array's key and its byte length; a buffer of exactly that length to gather it into (the
  * decoded array is then a view of it: one copy out of the received fragments, into memory the caller keeps), or
@@ -94,6 +90,10 @@ export function sendMessage(ws: FragmentSink, message: Outgoing): void {
  */
 export type BlobDestination = (header: Readonly<Record<string, unknown>>, key: string, bytes: number) => Uint8Array | undefined;
 
+/**
+ * A blob frame, whole (one buffer) or as the fragments it was received in (ws `binaryType: 'fragments'`): arrays
+ * that lie inside one fragment, aligned, become views of it (no reassembly copy); anything else is gathered.
+ */
 function decodeBlobFrame(frags: Buffer[], into?: BlobDestination): unknown {
   const first = frags[0]!;
   const hlen = first.length >= 5 ? first.readUInt32LE(1) : -1;
