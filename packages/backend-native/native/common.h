@@ -129,6 +129,28 @@ bool Bf16FilterFromHwio(const float* p, const memory::desc& user, const memory::
 // 64-byte rows, either way; false (nothing moved) for other layouts or channel counts not multiples of 16.
 bool F32FilterRows(float* hwio, const memory::desc& user, const memory::desc& blocked, memory& mem, bool toHwio);
 
+// The order of the addon's sums over rows (reduceSum over a leading axis, the batch-norm gradient's two sums): the
+// rows [0, rows) are cut into one contiguous share per OpenMP thread, [rows t / T, rows (t + 1) / T); each thread
+// adds its rows in order into float64 partials of its own (`addRow(row, partials)`, `width` values), and the
+// partials are then added in thread order into `out` (`width` float64 values). The bits depend on the thread count
+// only; two kernels that sum through this give the same bits for the same values.
+template <class AddRow>
+void SumRowsInThreadOrder(int64_t rows, int64_t width, bool parallel, AddRow addRow, double* out) {
+  const int nt = omp_get_max_threads();
+  std::vector<double> partial(static_cast<size_t>(nt) * width, 0.0);
+#pragma omp parallel if (parallel)
+  {
+    const int t = omp_get_thread_num(), T = omp_get_num_threads();
+    double* acc = partial.data() + static_cast<size_t>(t) * width;
+    for (int64_t r = rows * t / T, end = rows * (t + 1) / T; r < end; ++r) addRow(r, acc);
+  }
+  for (int64_t k = 0; k < width; ++k) {
+    double sum = 0;
+    for (int t = 0; t < nt; ++t) sum += partial[static_cast<size_t>(t) * width + k];
+    out[k] = sum;
+  }
+}
+
 // One cache of built primitives per entry type, by shape key.
 template <class T>
 std::unordered_map<std::string, std::unique_ptr<T>>& Cache() {

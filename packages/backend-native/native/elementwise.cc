@@ -147,27 +147,20 @@ Napi::Value ReduceSum(const Napi::CallbackInfo& info) {
     return info.Env().Undefined();
   }
   // Split the reduced axis across threads when there are few output rows (bias gradients: outer == 1).
-  const int nt = omp_get_max_threads();
-  std::vector<double> partial(static_cast<size_t>(nt) * outer * inner, 0.0);
-#pragma omp parallel if (outer * red * inner > 65536)
-  {
-    const int t = omp_get_thread_num(), T = omp_get_num_threads();
-    double* acc = partial.data() + static_cast<size_t>(t) * outer * inner;
-    for (int64_t o = 0; o < outer; ++o) {
-      const int64_t r0 = red * t / T, r1 = red * (t + 1) / T;
-      double* ao = acc + o * inner;
-      for (int64_t r = r0; r < r1; ++r) {
-        const float* p = x + (o * red + r) * inner;
+  const int64_t width = outer * inner;
+  std::vector<double> sums(static_cast<size_t>(width));
+  SumRowsInThreadOrder(
+      red, width, outer * red * inner > 65536,
+      [&](int64_t r, double* acc) {
+        for (int64_t o = 0; o < outer; ++o) {
+          const float* p = x + (o * red + r) * inner;
+          double* ao = acc + o * inner;
 #pragma omp simd
-        for (int64_t i = 0; i < inner; ++i) ao[i] += p[i];
-      }
-    }
-  }
-  for (int64_t k = 0; k < outer * inner; ++k) {
-    double sum = 0;
-    for (int t = 0; t < nt; ++t) sum += partial[static_cast<size_t>(t) * outer * inner + k];
-    out[k] = static_cast<float>(sum * scale);
-  }
+          for (int64_t i = 0; i < inner; ++i) ao[i] += p[i];
+        }
+      },
+      sums.data());
+  for (int64_t k = 0; k < width; ++k) out[k] = static_cast<float>(sums[static_cast<size_t>(k)] * scale);
   return info.Env().Undefined();
 }
 

@@ -25,8 +25,8 @@ Napi::Value ClipGrad(const Napi::CallbackInfo& info) {
 //   dx = (dy * r) * scale                      (mul(mul(dy, tile(r)), scale))
 //   dScale = sum over rows of dy * ((x - mean) * r)   (sum(mul(dy, mul(sub(x, mean), r))))
 //   dOffset = sum over rows of dy
-// The two sums follow reduceSum's order exactly (elementwise.cc: float64 partial sums over each thread's share of
-// the rows, then added in thread order), so the bits are those of the unfused formula.
+// The two sums go through SumRowsInThreadOrder (common.h), as reduceSum's do, so the bits are those of the unfused
+// formula.
 Napi::Value BatchNormGrad(const Napi::CallbackInfo& info) {
   const float* x = F32(info[0], "x");
   const float* dy = F32(info[1], "dy");
@@ -44,39 +44,29 @@ Napi::Value BatchNormGrad(const Napi::CallbackInfo& info) {
   for (int k = 2; k <= 4; ++k) CheckLen(info[k], C, k == 2 ? "mean" : k == 3 ? "rsqrtVar" : "scale");
   CheckLen(info[6], C, "dScale");
   CheckLen(info[7], C, "dOffset");
-  const int64_t rows = n / C;
-  const int nt = omp_get_max_threads();
-  std::vector<double> ps(static_cast<size_t>(nt) * C, 0.0), po(static_cast<size_t>(nt) * C, 0.0);
-#pragma omp parallel if (n > 65536)
-  {
-    const int t = omp_get_thread_num(), T = omp_get_num_threads();
-    double* as = ps.data() + static_cast<size_t>(t) * C;
-    double* ao = po.data() + static_cast<size_t>(t) * C;
-    const int64_t r0 = rows * t / T, r1 = rows * (t + 1) / T;
-    for (int64_t row = r0; row < r1; ++row) {
-      const float* px = x + row * C;
-      const float* pdy = dy + row * C;
-      float* pdx = dx + row * C;
+  // partial sums: d(scale) in [0, C), d(offset) in [C, 2 C)
+  std::vector<double> sums(static_cast<size_t>(2 * C));
+  SumRowsInThreadOrder(
+      n / C, 2 * C, n > 65536,
+      [&](int64_t row, double* acc) {
+        const float* px = x + row * C;
+        const float* pdy = dy + row * C;
+        float* pdx = dx + row * C;
 #pragma omp simd
-      for (int64_t c = 0; c < C; ++c) {
-        const float g = pdy[c];
-        const float dyr = g * r[c];
-        pdx[c] = dyr * scale[c];
-        const float xm = px[c] - mean[c];
-        const float xmr = xm * r[c];
-        as[c] += static_cast<double>(g * xmr);
-        ao[c] += static_cast<double>(g);
-      }
-    }
-  }
+        for (int64_t c = 0; c < C; ++c) {
+          const float g = pdy[c];
+          const float dyr = g * r[c];
+          pdx[c] = dyr * scale[c];
+          const float xm = px[c] - mean[c];
+          const float xmr = xm * r[c];
+          acc[c] += static_cast<double>(g * xmr);
+          acc[C + c] += static_cast<double>(g);
+        }
+      },
+      sums.data());
   for (int64_t c = 0; c < C; ++c) {
-    double s = 0, o = 0;
-    for (int t = 0; t < nt; ++t) {
-      s += ps[static_cast<size_t>(t) * C + c];
-      o += po[static_cast<size_t>(t) * C + c];
-    }
-    dScale[c] = static_cast<float>(s * 1.0);
-    dOffset[c] = static_cast<float>(o * 1.0);
+    dScale[c] = static_cast<float>(sums[static_cast<size_t>(c)]);
+    dOffset[c] = static_cast<float>(sums[static_cast<size_t>(C + c)]);
   }
   return info.Env().Undefined();
 }
