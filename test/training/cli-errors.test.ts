@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { generateSyntheticScenes } from '@dptrain/core';
-import { TINY_MODEL_FLAGS } from '../helpers/cli.js';
-import { processesMentioning } from '../helpers/processes.js';
+import { TINY_MODEL_FLAGS } from '../helpers/cli.testutil.js';
+import { processesMentioning } from '../helpers/processes.testutil.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');
@@ -133,6 +133,12 @@ describe('dptrain errors a user can act on (real CLI processes)', () => {
     const demoWorkers = await dptrain(['demo', '--workers', '-1', '--out', path.join(base, 'unused-demo')]);
     expect(demoWorkers.code).toBe(1);
     expect(lastLine(demoWorkers.stderr)).toBe("dptrain: [E_CONFIG] --workers: '-1' is not a count");
+    const capacity = await dptrain(['worker', '--connect', 'ws://127.0.0.1:9', '--token', 't', '--backend', 'cpu', '--batch-capacity', '0']);
+    expect(capacity.code).toBe(1);
+    expect(lastLine(capacity.stderr)).toBe("dptrain: [E_CONFIG] --batch-capacity: '0' is not a count of 1 or more");
+    const agentCapacity = await dptrain(['worker', '--connect', 'ws://127.0.0.1:9', '--token', 't', '--nproc-per-node', '1', '--batch-capacity', 'x']);
+    expect(agentCapacity.code).toBe(1);
+    expect(lastLine(agentCapacity.stderr)).toBe("dptrain: [E_CONFIG] --batch-capacity: 'x' is not a count of 1 or more");
     const help = await dptrain(['predict', '--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/--verbose/);

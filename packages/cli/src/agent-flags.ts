@@ -12,7 +12,7 @@ export interface AgentFlagValues {
   data?: string;
   backend?: string;
   cacheDir?: string;
-  batchCapacity: string;
+  batchCapacity?: string;
   stallLimitMs?: string;
   shardHost?: string;
   shardTlsCert?: string;
@@ -48,8 +48,7 @@ export async function agentFromFlags(flags: AgentFlagValues, link: Omit<AgentOpt
     ...(flags.backend ? ['--backend', flags.backend] : []),
     ...(flags.cacheDir ? ['--cache-dir', flags.cacheDir] : []),
     ...(flags.stallLimitMs ? ['--stall-limit-ms', flags.stallLimitMs] : []),
-    '--batch-capacity',
-    flags.batchCapacity,
+    ...(flags.batchCapacity !== undefined ? ['--batch-capacity', String(countFlag(flags.batchCapacity, '--batch-capacity', 1))] : []),
   ];
   return startAgent({
     ...link,

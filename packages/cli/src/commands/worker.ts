@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import { DptrainError, startBackend } from '@dptrain/core';
-import { onParentGone, startWorker, type WorkerHandle } from '@dptrain/worker';
+import { onParentGone, startWorker, WORKER_DEFAULTS, type WorkerHandle } from '@dptrain/worker';
 import { addProtocolFlags, resolveSharedToken, toProtocolOptions, type ProtocolFlagValues } from '@dptrain/coordinator';
 import { agentFromFlags, addAgentFlags, type AgentFlagValues } from '../agent-flags.js';
+import { countFlag } from '../flag-count.js';
 import { workerFailureLine } from '../report-error.js';
 
 interface WorkerFlags extends ProtocolFlagValues, AgentFlagValues {
@@ -12,7 +13,7 @@ interface WorkerFlags extends ProtocolFlagValues, AgentFlagValues {
   tokenFile?: string;
   backend?: string;
   ca?: string;
-  batchCapacity: string;
+  batchCapacity?: string;
   name?: string;
   cacheDir?: string;
   stallLimitMs?: string;
@@ -40,7 +41,7 @@ export function register(program: Command): void {
     .option('--token-file <file>', 'read the shared secret from this file')
     .option('--backend <name>', 'force a backend: tensorflow-gpu, tensorflow, native, wasm, cpu')
     .option('--ca <file>', 'PEM CA certificate to trust for wss://')
-    .option('--batch-capacity <n>', 'largest slice of a step this worker takes (an agent: each of its workers)', '64')
+    .option('--batch-capacity <n>', `largest slice of a step this worker takes (an agent: each of its workers; default ${WORKER_DEFAULTS.batchCapacity})`)
     .option('--name <name>', 'name reported to the coordinator (default: the host name)')
     .option('--cache-dir <dir>', 'frozen-feature cache folder shared with the other workers of this machine (default: memory only)')
     .option('--stall-limit-ms <ms>', 'heartbeats stop once the main thread made no progress this long (default 600000; 3600000 on a PTX-JIT GPU)')
@@ -78,7 +79,7 @@ export function register(program: Command): void {
         handle = startWorker({
           ...link,
           backend,
-          batchCapacity: Number(flags.batchCapacity),
+          ...(flags.batchCapacity !== undefined ? { batchCapacity: countFlag(flags.batchCapacity, '--batch-capacity', 1) } : {}),
           ...(flags.data ? { dataDir: flags.data } : {}),
           ...(flags.cacheDir ? { cacheDir: flags.cacheDir } : {}),
         });

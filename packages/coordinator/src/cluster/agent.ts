@@ -26,6 +26,7 @@ import { ClusterExecutor } from './executor.js';
 import { spawnLocalWorker, workerCpuSets } from './local-workers.js';
 import type { NodeLayout } from './nproc.js';
 import { ClusterServer } from './server.js';
+import { pinWorkersFromEnv } from '../env.js';
 import { WorkerSupervisor, WORKER_SUPERVISOR_DEFAULTS } from './worker-supervisor.js';
 
 /** Defaults of {@link AgentOptions} that are the agent's own. */
@@ -205,7 +206,7 @@ export class AgentHandlers implements MessageHandlers {
     const executor = new ClusterExecutor({ server, minWorkers: 1, gradientPrecision: 'fp32' });
     const { layout } = this.opts;
     const n = layout.count;
-    const pin = workerCpuSets({ count: n, pinCpus: layout.pinCpus && process.env.DPTRAIN_PIN_WORKERS !== '0' });
+    const pin = workerCpuSets({ count: n, pinCpus: layout.pinCpus && pinWorkersFromEnv() });
     const maxRestarts = this.opts.maxRestarts ?? AGENT_DEFAULTS.maxRestarts;
     this.log(
       `local server on ${url}; starting ${layout.describe}, ${pin.sets ? `pinned to CPUs ${pin.sets.map((s) => s.join(',')).join(' | ')}` : `not pinned: ${pin.reason}`}; up to ${maxRestarts} restart(s) of lost ones (--max-restarts)`,

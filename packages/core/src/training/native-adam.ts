@@ -1,4 +1,5 @@
 import { BACKEND_PACKAGES } from '../backend/loaders.js';
+import { nativeOptimizerAllowed } from '../env.js';
 import { setVectorKernels, type MergeKernel, type NonFiniteKernel, type SumsOfSquaresKernel } from './vector-kernels.js';
 
 // The TypeScript side of the native Adam update (packages/backend-native/native/adam.cc), next to the optimizers.
@@ -52,7 +53,7 @@ export function adamKernel(): AdamKernel | undefined {
  * Returns false, changing nothing, when the addon is absent or DPTRAIN_NATIVE_OPTIMIZER=0.
  */
 export async function useNativeOptimizer(): Promise<boolean> {
-  if (process.env.DPTRAIN_NATIVE_OPTIMIZER === '0') return false;
+  if (!nativeOptimizerAllowed()) return false;
   try {
     const mod = (await import(/* @vite-ignore */ BACKEND_PACKAGES.native)) as { loadAddon?: (options?: { build?: boolean }) => NativeKernels };
     const addon = mod.loadAddon?.({ build: false });
