@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { NetnsLab, type LinkBytes } from '../test/deploy/netns-lab.js';
+import { NetnsLab, type LinkBytes } from '../test/deploy/netns-lab.testutil.js';
 import { fitExchange, lowerBoundMs, projectExchange, ringBoundMs, type ExchangeFit, type ProjectionRow } from './exchange-lab/bounds.js';
 import { createLabData, LabRun, topologyAvailable, type LabTopology } from './exchange-lab/lab-run.js';
 

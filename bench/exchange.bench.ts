@@ -27,7 +27,7 @@ import {
 } from '@dptrain/core';
 import { ClusterExecutor, ClusterServer } from '../packages/coordinator/src/cluster/index.js';
 import { createLabData } from './exchange-lab/lab-run.js';
-import { withoutTrainStep } from '../test/cluster/step-loop.js';
+import { withoutTrainStep } from '../test/cluster/step-loop.testutil.js';
 
 export type ExchangeMode = 'pipelined' | 'plain';
 export type ExchangeLayout = 'star' | 'hierarchical';

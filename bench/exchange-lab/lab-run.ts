@@ -7,8 +7,8 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { NetnsLab } from '../../test/deploy/netns-lab.js';
-import { LineReader } from '../../test/deploy/lines.js';
+import type { NetnsLab } from '../../test/deploy/netns-lab.testutil.js';
+import { LineReader } from '../../test/deploy/lines.testutil.js';
 import type { LabCoordinatorOptions } from './lab-coordinator.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));

@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { WASM_TRAINING_KERNELS, registerWasmTrainingKernels } from '../../packages/core/src/backend/kernels/register.js';
 import { activateWasm } from '../../packages/core/src/backend/wasm.js';
-import { expectClose, mulberry32, randomArray } from './helpers.js';
+import { expectClose, mulberry32, randomArray } from './native-backend.testutil.js';
 
 type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
 

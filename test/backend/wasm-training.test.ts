@@ -5,7 +5,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { activateWasm } from '../../packages/core/src/backend/wasm.js';
-import { expectClose, mulberry32, randomArray } from './helpers.js';
+import { expectClose, mulberry32, randomArray } from './native-backend.testutil.js';
 
 const init = (seed: number) => tf.initializers.glorotUniform({ seed });
 

@@ -2,9 +2,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { bucketRanges, loadDataset, type Dataset, type MessageOf, type RunConfig } from '@dptrain/core';
 import { ClusterExecutor, ClusterServer, Peer, spawnLocalWorkers, stopLocalWorkers } from '../../packages/coordinator/src/cluster/index.js';
-import { dptrain, makeSceneDir, tinyLoopConfig, waitFor, type Proc } from './fixtures.js';
-import { trainSteps } from './step-loop.js';
-import { killProcessesWith } from '../helpers/processes.js';
+import { dptrain, makeSceneDir, tinyLoopConfig, waitFor, type Proc } from './fixtures.testutil.js';
+import { trainSteps } from './step-loop.testutil.js';
+import { killProcessesWith } from '../helpers/processes.testutil.js';
 
 /**
  * Agents (`dptrain worker --nproc-per-node N`), real processes on loopback: the same 20 Adam steps through 4 plain

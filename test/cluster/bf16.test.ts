@@ -13,7 +13,7 @@ import {
 } from '@dptrain/core';
 import * as tf from '@tensorflow/tfjs';
 import { ClusterExecutor, ClusterServer, spawnLocalWorkers, stopLocalWorkers } from '../../packages/coordinator/src/cluster/index.js';
-import { dptrain, makeSceneDir, tinyClusterConfig, type Proc, waitForWorkers } from './fixtures.js';
+import { dptrain, makeSceneDir, tinyClusterConfig, type Proc, waitForWorkers } from './fixtures.testutil.js';
 
 /**
  * bf16 on the native backend keeps the worker-count and thread-count invariance of fp32: the same steps with 1 and 2

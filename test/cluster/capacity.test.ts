@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDataset, type Dataset, type RunConfig, type RunEvent, type StepWorkerStat } from '@dptrain/core';
 import { ClusterExecutor, ClusterServer } from '../../packages/coordinator/src/cluster/index.js';
-import { dptrain, makeSceneDir, tinyClusterConfig, waitForWorkers, type Proc } from './fixtures.js';
-import { inProcessWeights, trainSteps } from './step-loop.js';
-import { killProcessesWith, processesMentioning } from '../helpers/processes.js';
+import { dptrain, makeSceneDir, tinyClusterConfig, waitForWorkers, type Proc } from './fixtures.testutil.js';
+import { inProcessWeights, trainSteps } from './step-loop.testutil.js';
+import { killProcessesWith, processesMentioning } from '../helpers/processes.testutil.js';
 
 /**
  * Capacity- and throughput-weighted shares, on real worker processes over loopback (cpu backend, tiny VGG):

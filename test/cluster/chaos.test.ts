@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { globalBatch, loadDataset, mulberry32, type Dataset, type RunConfig, type RunEvent } from '@dptrain/core';
 import { ClusterExecutor, ClusterServer } from '../../packages/coordinator/src/cluster/index.js';
-import { dptrain, makeSceneDir, tinyClusterConfig, type Proc, waitForWorkers } from './fixtures.js';
-import { startFakeWorker, type FakeBehaviour, type FakeWorker } from './fake-worker.js';
-import { inProcessWeights, sha256, trainSteps } from './step-loop.js';
+import { dptrain, makeSceneDir, tinyClusterConfig, type Proc, waitForWorkers } from './fixtures.testutil.js';
+import { startFakeWorker, type FakeBehaviour, type FakeWorker } from './fake-worker.testutil.js';
+import { inProcessWeights, sha256, trainSteps } from './step-loop.testutil.js';
 
 /**
  * The invariant under faults: 4 real worker processes on loopback train while, for CHAOS_MS, at random moments a

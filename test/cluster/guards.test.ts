@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { globalBatch, loadDataset, type Dataset, type RunConfig, type RunEvent } from '@dptrain/core';
 import { ClusterExecutor, ClusterServer, type ClusterExecutorOptions } from '../../packages/coordinator/src/cluster/index.js';
-import { dptrain, makeSceneDir, tinyClusterConfig, type Proc, waitForWorkers } from './fixtures.js';
-import { startFakeWorker, type FakeWorker } from './fake-worker.js';
-import { inProcessWeights, trainSteps } from './step-loop.js';
+import { dptrain, makeSceneDir, tinyClusterConfig, type Proc, waitForWorkers } from './fixtures.testutil.js';
+import { startFakeWorker, type FakeWorker } from './fake-worker.testutil.js';
+import { inProcessWeights, trainSteps } from './step-loop.testutil.js';
 
 /**
  * What a worker's answer may be, on real processes and loopback: one real worker (cpu backend) and, per test, a

@@ -8,8 +8,8 @@ import { WebSocketServer } from 'ws';
 import { EventBus, createNonce, decodeMessage, encodeMessage, isDptrainError, loadDataset, parseRunConfig, type RunEvent } from '@dptrain/core';
 import { ClusterServer } from '../../packages/coordinator/src/cluster/index.js';
 import { connectAndAuth, connectObserver } from '@dptrain/client';
-import { dptrain, makeSceneDir, tinyFlags, waitFor, type Proc } from './fixtures.js';
-import { closedWithin, frameHeader, rawConnect, rawUpgrade, streamFrame } from './raw-socket.js';
+import { dptrain, makeSceneDir, tinyFlags, waitFor, type Proc } from './fixtures.testutil.js';
+import { closedWithin, frameHeader, rawConnect, rawUpgrade, streamFrame } from './raw-socket.testutil.js';
 
 /**
  * The coordinator probed from outside, as an attacker or a bad day would do it: a real coordinator process on

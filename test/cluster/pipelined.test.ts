@@ -2,9 +2,9 @@ import type { ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { bucketRanges, decodeMessage, loadDataset, type Dataset, type RunConfig } from '@dptrain/core';
-import { dptrain, makeSceneDir, tinyLoopConfig, type Proc } from './fixtures.js';
-import { sha256, trainSteps, withoutTrainStep } from './step-loop.js';
-import { processesMentioning } from '../helpers/processes.js';
+import { dptrain, makeSceneDir, tinyLoopConfig, type Proc } from './fixtures.testutil.js';
+import { sha256, trainSteps, withoutTrainStep } from './step-loop.testutil.js';
+import { processesMentioning } from '../helpers/processes.testutil.js';
 import { ClusterExecutor, ClusterServer, Peer, ShardedClusterExecutor } from '../../packages/coordinator/src/cluster/index.js';
 import { spawnLocalShard, spawnLocalWorkers, stopLocalWorkers } from '../../packages/coordinator/src/cluster/index.js';
 

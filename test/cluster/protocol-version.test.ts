@@ -3,7 +3,7 @@ import { pack } from 'msgpackr';
 import type { Socket } from 'node:net';
 import { EventBus, PROTOCOL_VERSION, createNonce, decodeMessage, parseRunConfig, type RunEvent } from '@dptrain/core';
 import { ClusterServer } from '../../packages/coordinator/src/cluster/index.js';
-import { closedWithin, frameHeader, rawConnect, rawUpgrade } from './raw-socket.js';
+import { closedWithin, frameHeader, rawConnect, rawUpgrade } from './raw-socket.testutil.js';
 
 /**
  * A peer of the previous protocol version (1: `weights.step`, fp16 override flag), as an old dptrain release

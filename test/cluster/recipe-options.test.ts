@@ -11,8 +11,8 @@ import { promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { generateSyntheticScenes } from '@dptrain/core';
-import { TINY_MODEL_FLAGS } from '../helpers/cli.js';
-import { processesMentioning } from '../helpers/processes.js';
+import { TINY_MODEL_FLAGS } from '../helpers/cli.testutil.js';
+import { processesMentioning } from '../helpers/processes.testutil.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');

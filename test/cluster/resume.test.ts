@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { RunEvent } from '@dptrain/core';
 import { connectObserver, type ObserverConnection } from '@dptrain/client';
-import { dptrain, makeSceneDir, tinyFlags, waitFor, type Proc, freePort } from './fixtures.js';
+import { dptrain, makeSceneDir, tinyFlags, waitFor, type Proc, freePort } from './fixtures.testutil.js';
 
 /**
  * `kill -9` of the coordinator process mid-run, then `dptrain coordinator --resume RUN_DIR` on the same

@@ -16,9 +16,9 @@ import {
 } from '@dptrain/core';
 import { connectObserver } from '@dptrain/client';
 import { ClusterExecutor, ClusterServer } from '../../packages/coordinator/src/cluster/index.js';
-import { dptrain, makeSceneDir, tinyClusterConfig, type Proc, waitForWorkers } from './fixtures.js';
-import { fuzzCoordinator } from './fuzz.js';
-import { selfSignedCert } from '../helpers/tls.js';
+import { dptrain, makeSceneDir, tinyClusterConfig, type Proc, waitForWorkers } from './fixtures.testutil.js';
+import { fuzzCoordinator } from './fuzz.testutil.js';
+import { selfSignedCert } from '../helpers/tls.testutil.js';
 
 const TOKEN = 'security-token';
 const procs: Proc[] = [];

@@ -4,10 +4,10 @@ import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDataset, readCheckpoint, type Dataset, type RunConfig } from '@dptrain/core';
 import { ClusterExecutor, ClusterServer, ShardedClusterExecutor, spawnLocalWorkers, stopLocalWorkers } from '../../packages/coordinator/src/cluster/index.js';
-import { dptrain, makeSceneDir, tinyFlags, tinyLoopConfig, waitFor, type Proc } from './fixtures.js';
-import { sha256 as sha, trainSteps } from './step-loop.js';
-import { isChildOf, processesMentioning, processesWith } from '../helpers/processes.js';
-import { selfSignedCert } from '../helpers/tls.js';
+import { dptrain, makeSceneDir, tinyFlags, tinyLoopConfig, waitFor, type Proc } from './fixtures.testutil.js';
+import { sha256 as sha, trainSteps } from './step-loop.testutil.js';
+import { isChildOf, processesMentioning, processesWith } from '../helpers/processes.testutil.js';
+import { selfSignedCert } from '../helpers/tls.testutil.js';
 
 /**
  * `--shards auto` on real processes (loopback): 2 agents (`dptrain worker --nproc-per-node 1`), each asked by the

@@ -11,9 +11,9 @@ import {
   spawnLocalWorkers,
   stopLocalWorkers,
 } from '../../packages/coordinator/src/cluster/index.js';
-import { dptrain, makeSceneDir, tinyFlags, tinyLoopConfig, waitFor } from './fixtures.js';
-import { sha256 as sha, trainSteps } from './step-loop.js';
-import { isChildOf, processesMentioning, processesWith } from '../helpers/processes.js';
+import { dptrain, makeSceneDir, tinyFlags, tinyLoopConfig, waitFor } from './fixtures.testutil.js';
+import { sha256 as sha, trainSteps } from './step-loop.testutil.js';
+import { isChildOf, processesMentioning, processesWith } from '../helpers/processes.testutil.js';
 
 /**
  * The sharded summation service on real processes (loopback): 2 worker processes and 3 shard processes, one of

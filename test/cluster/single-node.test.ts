@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readCheckpoint } from '@dptrain/core';
-import { JsonlTail } from '../deploy/jsonl-tail.js';
-import { dptrain, makeSceneDir, tinyFlags, waitFor, type Proc } from './fixtures.js';
-import { killProcessesWith, processesWith, waitNoProcessWith } from '../helpers/processes.js';
+import { JsonlTail } from '../deploy/jsonl-tail.testutil.js';
+import { dptrain, makeSceneDir, tinyFlags, waitFor, type Proc } from './fixtures.testutil.js';
+import { killProcessesWith, processesWith, waitNoProcessWith } from '../helpers/processes.testutil.js';
 
 /**
  * `dptrain single` as a user runs it, with real local worker processes on loopback: a worker killed with

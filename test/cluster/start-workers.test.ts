@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EventBus, type RunEvent } from '@dptrain/core';
 import { runCoordinator } from '../../packages/coordinator/src/cluster/index.js';
-import { dptrain, makeSceneDir, tinyHeadRunConfig, type Proc } from './fixtures.js';
+import { dptrain, makeSceneDir, tinyHeadRunConfig, type Proc } from './fixtures.testutil.js';
 
 /**
  * `--start-workers N` beside `--min-workers K` (Horovod's `-np` and `--min-np`): the first step waits for N

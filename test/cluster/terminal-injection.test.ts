@@ -6,7 +6,7 @@ import WebSocket from 'ws';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION, type RunEvent } from '@dptrain/core';
 import { connectObserver, type ObserverConnection } from '@dptrain/client';
-import { dptrain, makeSceneDir, tinyFlags, waitFor, type Proc, freePort } from './fixtures.js';
+import { dptrain, makeSceneDir, tinyFlags, waitFor, type Proc, freePort } from './fixtures.testutil.js';
 
 /**
  * A peer chooses strings that reach the coordinator's stdout, its run log and every observer (the dashboard).

@@ -3,8 +3,8 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BIN, REPO, makeSceneDir, tinyFlags } from './fixtures.js';
-import { waitNoProcessWith } from '../helpers/processes.js';
+import { BIN, REPO, makeSceneDir, tinyFlags } from './fixtures.testutil.js';
+import { waitNoProcessWith } from '../helpers/processes.testutil.js';
 
 /**
  * The dashboard owns the terminal: under a real pseudo-terminal (util-linux `script`), `dptrain demo` and

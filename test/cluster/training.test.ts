@@ -14,7 +14,7 @@ import {
 } from '@dptrain/core';
 import * as tf from '@tensorflow/tfjs';
 import { ClusterExecutor, ClusterServer, spawnLocalWorkers, stopLocalWorkers } from '../../packages/coordinator/src/cluster/index.js';
-import { makeSceneDir, tinyLoopConfig, waitForWorkers } from './fixtures.js';
+import { makeSceneDir, tinyLoopConfig, waitForWorkers } from './fixtures.testutil.js';
 
 /**
  * Real worker processes on loopback, driven by an in-test coordinator: the same 20 Adam steps with 1, 2, 3 and 4

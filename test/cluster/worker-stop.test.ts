@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EventBus, type RunEvent } from '@dptrain/core';
 import { runCoordinator, type ClusterServer } from '../../packages/coordinator/src/cluster/index.js';
-import { dptrain, makeSceneDir, tinyHeadRunConfig, type Proc, waitForWorkers } from './fixtures.js';
+import { dptrain, makeSceneDir, tinyHeadRunConfig, type Proc, waitForWorkers } from './fixtures.testutil.js';
 
 /**
  * Ctrl-C (SIGINT) of a worker while it computes a step: it says goodbye to the coordinator (which redoes

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EventBus } from '@dptrain/core';
 import { createRunMetrics, observabilityHandler, startMetricsServer, type MetricsServer } from '../../packages/dashboard/src/observability/index.js';
-import { T0, joined, runEvents, runStarted } from './fixtures.js';
+import { T0, joined, runEvents, runStarted } from './fixtures.testutil.js';
 
 /** Value of one sample line (`name{labels} value`) of a Prometheus text exposition. */
 function sample(body: string, name: string, labels = ''): number | undefined {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EventBus, type Clock } from '@dptrain/core';
 import { attachJsonLog, attachPlainLogger, RUN_LOG_FILE, TaskProgressReporter } from '../../packages/dashboard/src/observability/index.js';
-import { T0, runEvents } from './fixtures.js';
+import { T0, runEvents } from './fixtures.testutil.js';
 
 function capture(isTTY = false) {
   const stream = new PassThrough() as PassThrough & { isTTY?: boolean };

@@ -13,7 +13,7 @@ import {
   stepTimeP99,
   type DashboardState,
 } from '../../packages/dashboard/src/index.js';
-import { T0, joined, phaseStarted, runEvents, runStarted, step } from './fixtures.js';
+import { T0, joined, phaseStarted, runEvents, runStarted, step } from './fixtures.testutil.js';
 
 const reduce = (events: RunEvent[], init: DashboardState = initialDashboardState()): DashboardState => events.reduce(dashboardReducer, init);
 

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { EventBus, parseRunConfig } from '@dptrain/core';
 import { ClusterServer } from '../../packages/coordinator/src/cluster/index.js';
 import { createRunMetrics, observabilityHandler } from '../../packages/dashboard/src/observability/index.js';
-import { dptrain, waitFor } from '../cluster/fixtures.js';
-import { joined, phaseStarted, runStarted, step } from './fixtures.js';
+import { dptrain, waitFor } from '../cluster/fixtures.testutil.js';
+import { joined, phaseStarted, runStarted, step } from './fixtures.testutil.js';
 
 /**
  * `dptrain dashboard --connect` (plain, since its stdout is a pipe) against a real coordinator server on

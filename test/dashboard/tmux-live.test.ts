@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BIN, REPO, makeSceneDir, tinyFlags } from '../cluster/fixtures.js';
+import { BIN, REPO, makeSceneDir, tinyFlags } from '../cluster/fixtures.testutil.js';
 
 /**
  * The real dashboard in a real pseudo-terminal: `dptrain single --workers 2` runs inside a detached tmux

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { render, cleanup } from 'ink-testing-library';
 import { EventBus, type Clock } from '@dptrain/core';
 import { DashboardApp, DashboardStore, fitRows } from '../../packages/dashboard/src/index.js';
-import { T0, joined, phaseStarted, runEvents, runStarted, step } from './fixtures.js';
+import { T0, joined, phaseStarted, runEvents, runStarted, step } from './fixtures.testutil.js';
 
 const tick = (ms = 20) => new Promise((r) => setTimeout(r, ms));
 const ARROW_DOWN = '\u001B[B';

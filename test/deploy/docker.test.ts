@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { DockerfileParser, type Dockerfile } from 'dockerfile-ast';
 import { validate as lintDockerfile } from 'dockerfile-utils';
 import { parse as parseYaml } from 'yaml';
-import { checkDptrainArgs, expandVars } from './cli-check.js';
+import { checkDptrainArgs, expandVars } from './cli-check.testutil.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const DOCKER = join(ROOT, 'deploy', 'docker');

@@ -12,8 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NetnsLab } from './netns-lab.js';
-import { processesMentioning } from '../helpers/processes.js';
+import { NetnsLab } from './netns-lab.testutil.js';
+import { processesMentioning } from '../helpers/processes.testutil.js';
 import { createLabData, LabRun, type LabEvent } from '../../bench/exchange-lab/lab-run.js';
 
 const probe = NetnsLab.probeShaping();

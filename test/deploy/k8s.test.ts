@@ -8,9 +8,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { getField, renderKustomization, type KObject } from './kustomize-lite.js';
-import { typeCheckSets, validateWithModel } from './k8s-types.js';
-import { checkDptrainArgs, expandVars } from './cli-check.js';
+import { getField, renderKustomization, type KObject } from './kustomize-lite.testutil.js';
+import { typeCheckSets, validateWithModel } from './k8s-types.testutil.js';
+import { checkDptrainArgs, expandVars } from './cli-check.testutil.js';
 
 const K8S = join(import.meta.dirname, '..', '..', 'deploy', 'k8s');
 /** dptrain.env is kept out of git; render with its template. */

@@ -4,8 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { NetnsLab } from './netns-lab.js';
-import { LineReader } from './lines.js';
+import { NetnsLab } from './netns-lab.testutil.js';
+import { LineReader } from './lines.testutil.js';
 
 const probe = NetnsLab.probe();
 if (!probe.ok) console.warn(`[netns-lab] skipped: ${probe.reason}`);

@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { parseAllDocuments } from 'yaml';
-import { NetnsLab } from './netns-lab.js';
-import { JsonlTail } from './jsonl-tail.js';
+import { NetnsLab } from './netns-lab.testutil.js';
+import { JsonlTail } from './jsonl-tail.testutil.js';
 
 const probe = NetnsLab.probe();
 if (!probe.ok) console.warn(`[netns-restart] skipped: ${probe.reason}`);

@@ -18,8 +18,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { NetnsLab } from './netns-lab.js';
-import { JsonlTail } from './jsonl-tail.js';
+import { NetnsLab } from './netns-lab.testutil.js';
+import { JsonlTail } from './jsonl-tail.testutil.js';
 
 const probe = NetnsLab.probe();
 if (!probe.ok) console.warn(`[netns] multi-host test skipped: ${probe.reason}`);

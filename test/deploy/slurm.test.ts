@@ -9,7 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkDptrainArgs } from './cli-check.js';
+import { checkDptrainArgs } from './cli-check.testutil.js';
 
 const SCRIPT = join(import.meta.dirname, '..', '..', 'deploy', 'slurm', 'dptrain.sbatch');
 const TEXT = readFileSync(SCRIPT, 'utf8');

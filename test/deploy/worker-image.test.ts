@@ -8,8 +8,8 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DPTRAIN_BIN, REPO_ROOT } from '../helpers/cli.js';
-import { processesWith } from '../helpers/processes.js';
+import { DPTRAIN_BIN, REPO_ROOT } from '../helpers/cli.testutil.js';
+import { processesWith } from '../helpers/processes.testutil.js';
 
 interface LockEntry {
   name?: string;

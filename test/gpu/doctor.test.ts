@@ -4,8 +4,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { fakeNvidiaSmiDir, THREE_GPUS } from './fake-nvidia-smi.js';
-import { processesMentioning } from '../helpers/processes.js';
+import { fakeNvidiaSmiDir, THREE_GPUS } from './fake-nvidia-smi.testutil.js';
+import { processesMentioning } from '../helpers/processes.testutil.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');

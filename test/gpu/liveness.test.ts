@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EventBus, parseRunConfig, type RunEvent } from '@dptrain/core';
 import { runCoordinator } from '../../packages/coordinator/src/cluster/index.js';
-import { dptrain, makeSceneDir, tinyHeadRunConfig, type Proc } from '../cluster/fixtures.js';
-import { processesMentioning } from '../helpers/processes.js';
+import { dptrain, makeSceneDir, tinyHeadRunConfig, type Proc } from '../cluster/fixtures.testutil.js';
+import { processesMentioning } from '../helpers/processes.testutil.js';
 
 /**
  * A real coordinator (in this process, on loopback) and one real worker process whose main thread blocks

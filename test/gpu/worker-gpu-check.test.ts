@@ -8,8 +8,8 @@ import { applyMemoryGrowth } from '../../packages/core/src/backend/memory-growth
 import { preflightTfjsNodeGpu, visibleGpus } from '../../packages/core/src/backend/gpu-preflight.js';
 import { parseNvidiaSmi, NVIDIA_SMI_FIELDS } from '../../packages/core/src/backend/nvidia-smi.js';
 import { isDptrainError, parseRunConfig } from '@dptrain/core';
-import { fakeNvidiaSmiDir, THREE_GPUS } from './fake-nvidia-smi.js';
-import { processesMentioning } from '../helpers/processes.js';
+import { fakeNvidiaSmiDir, THREE_GPUS } from './fake-nvidia-smi.testutil.js';
+import { processesMentioning } from '../helpers/processes.testutil.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSyntheticScenes, scoreSubmission } from '@dptrain/core';
 import { fileSystemHandler } from '../../packages/core/src/models/fs-io.js';
 import { buildKerasShape, type KerasShape } from '../../packages/core/src/models/keras-shapes.testutil.js';
-import { processesMentioning } from '../helpers/processes.js';
+import { processesMentioning } from '../helpers/processes.testutil.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { generateSyntheticScenes, scoreSubmission } from '@dptrain/core';
 import { buildProgram } from '../../packages/cli/src/main.js';
 import { samplesForImages } from '../../packages/cli/src/commands/predict.js';
-import { TINY_MODEL_FLAGS } from '../helpers/cli.js';
+import { TINY_MODEL_FLAGS } from '../helpers/cli.testutil.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');

@@ -10,7 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { generateSyntheticScenes, isDptrainError, parseRunConfig } from '@dptrain/core';
 import { addTrainingFlags, toRunConfig, type TrainingFlagValues } from '../../packages/cli/src/training-flags.js';
-import { TINY_MODEL_FLAGS } from '../helpers/cli.js';
+import { TINY_MODEL_FLAGS } from '../helpers/cli.testutil.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');

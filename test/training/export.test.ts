@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generateSyntheticScenes, loadTrainedModel, readKerasH5 } from '@dptrain/core';
-import { TINY_MODEL_FLAGS } from '../helpers/cli.js';
+import { TINY_MODEL_FLAGS } from '../helpers/cli.testutil.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');

@@ -18,7 +18,7 @@ import { KERAS_SHAPES, buildKerasShape, type KerasShape } from '../../packages/c
 import { loadTrainedModel } from '../../packages/core/src/models/trained-model.js';
 import { createReplica, type BatchSource } from '../../packages/core/src/training/replica.js';
 import { samplesOf } from '../../packages/core/src/training/replica.testutil.js';
-import { expectClose } from '../backend/helpers.js';
+import { expectClose } from '../backend/native-backend.testutil.js';
 
 const S = 32;
 /** Deterministic "photos" in [0, 1] (unit preprocessing), different per sample and class. */

@@ -8,7 +8,7 @@
 import ts from 'typescript';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { KObject } from './kustomize-lite.js';
+import type { KObject } from './kustomize-lite.testutil.js';
 
 type ModelClass = new (data: unknown) => { validate(): void };
 
