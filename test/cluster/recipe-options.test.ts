@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { generateSyntheticScenes } from '@dptrain/core';
-import { TINY_MODEL_FLAGS } from '../helpers/cli.testutil.js';
+import { tinyRunFlags } from '../helpers/cli.testutil.js';
 import { processesMentioning } from '../helpers/processes.testutil.js';
 
 const run = promisify(execFile);
@@ -25,15 +25,7 @@ describe.skipIf(process.platform !== 'linux')('recipe options across worker coun
     await generateSyntheticScenes(dataDir, { seed: 11, perClass: 5, testPerClass: 1, size: 48 });
     const common = [
       'single',
-      '--data',
-      dataDir,
-      ...TINY_MODEL_FLAGS,
-      '--epochs',
-      '2',
-      '--fine-tune-epochs',
-      '1',
-      '--batch-size',
-      '8',
+      ...tinyRunFlags(dataDir, { epochs: 2 }),
       '--micro-batch',
       '2',
       '--optimizer',

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { generateSyntheticScenes } from '@dptrain/core';
-import { TINY_MODEL_FLAGS } from '../helpers/cli.testutil.js';
+import { tinyRunFlags } from '../helpers/cli.testutil.js';
 import { processesMentioning } from '../helpers/processes.testutil.js';
 
 const run = promisify(execFile);
@@ -41,23 +41,7 @@ const INTERNAL =
 describe('dptrain errors a user can act on (real CLI processes)', () => {
   let base = '';
   let dataDir = '';
-  const training = (out: string): string[] => [
-    '--data',
-    dataDir,
-    ...TINY_MODEL_FLAGS,
-    '--pooling',
-    'flatten',
-    '--epochs',
-    '1',
-    '--fine-tune-epochs',
-    '1',
-    '--batch-size',
-    '8',
-    '--backend',
-    'wasm',
-    '--out',
-    path.join(base, out),
-  ];
+  const training = (out: string): string[] => [...tinyRunFlags(dataDir, { pooling: 'flatten', backend: 'wasm' }), '--out', path.join(base, out)];
   /** Step numbers of the head phase (the fault hits the first fine-tune step, the one after). */
   const headSteps = (out: string): number => {
     const first = JSON.parse(

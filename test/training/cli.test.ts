@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { generateSyntheticScenes, scoreSubmission } from '@dptrain/core';
 import { buildProgram } from '../../packages/cli/src/main.js';
 import { samplesForImages } from '../../packages/cli/src/commands/predict.js';
-import { TINY_MODEL_FLAGS } from '../helpers/cli.testutil.js';
+import { tinyRunFlags } from '../helpers/cli.testutil.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');
@@ -30,17 +30,7 @@ describe('dptrain train / predict (real CLI processes, tiny synthetic data)', ()
   it('train runs the whole recipe and writes model, metrics.jsonl, report.json and a complete submission.csv', async () => {
     const { stdout } = await dptrain([
       'train',
-      '--data',
-      dataDir,
-      ...TINY_MODEL_FLAGS,
-      '--pooling',
-      'flatten',
-      '--epochs',
-      '2',
-      '--fine-tune-epochs',
-      '1',
-      '--batch-size',
-      '8',
+      ...tinyRunFlags(dataDir, { pooling: 'flatten', epochs: 2 }),
       '--checkpoint-every',
       '3',
       '--backend',

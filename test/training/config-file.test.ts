@@ -10,7 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { generateSyntheticScenes, isDptrainError, parseRunConfig } from '@dptrain/core';
 import { addTrainingFlags, toRunConfig, type TrainingFlagValues } from '../../packages/cli/src/training-flags.js';
-import { TINY_MODEL_FLAGS } from '../helpers/cli.testutil.js';
+import { tinyRunFlags } from '../helpers/cli.testutil.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');
@@ -169,15 +169,7 @@ describe('RUN/config.yaml through the real CLI', () => {
     const first = path.join(base, 'run1');
     await dptrain([
       'train',
-      '--data',
-      dataDir,
-      ...TINY_MODEL_FLAGS,
-      '--epochs',
-      '2',
-      '--fine-tune-epochs',
-      '1',
-      '--batch-size',
-      '8',
+      ...tinyRunFlags(dataDir, { epochs: 2 }),
       '--optimizer',
       'adamw',
       '--label-smoothing',

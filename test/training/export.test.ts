@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generateSyntheticScenes, loadTrainedModel, readKerasH5 } from '@dptrain/core';
-import { TINY_MODEL_FLAGS } from '../helpers/cli.testutil.js';
+import { tinyRunFlags } from '../helpers/cli.testutil.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');
@@ -46,22 +46,7 @@ describe('dptrain export --format keras-h5', () => {
     runDir = path.join(base, 'run');
     out = path.join(base, 'model.h5');
     await generateSyntheticScenes(dataDir, { seed: 5, perClass: 4, testPerClass: 1, size: 48 });
-    await dptrain([
-      'train',
-      '--data',
-      dataDir,
-      ...TINY_MODEL_FLAGS,
-      '--epochs',
-      '1',
-      '--fine-tune-epochs',
-      '1',
-      '--batch-size',
-      '8',
-      '--backend',
-      'wasm',
-      '--out',
-      runDir,
-    ]);
+    await dptrain(['train', ...tinyRunFlags(dataDir, { backend: 'wasm' }), '--out', runDir]);
     const { stdout } = await dptrain(['export', '--model', runDir, '--format', 'keras-h5', '--out', out, '--backend', 'wasm']);
     expect(stdout).toMatch(/wrote .*model\.h5: \d+ layers, \d+ weights/);
     const m = await loadTrainedModel(path.join(runDir, 'model'));

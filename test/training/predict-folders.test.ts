@@ -4,7 +4,7 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { TINY_MODEL_FLAGS } from '../helpers/cli.testutil.js';
+import { tinyRunFlags } from '../helpers/cli.testutil.js';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');
@@ -83,25 +83,7 @@ describe.skipIf(!existsSync(SCENES))('dptrain predict on Kaggle-style folders (r
     link(test, path.join(testOnly, 'SceneImages'));
     writeFileSync(path.join(testOnly, 'test.csv'), ['image_name', ...test].join('\n') + '\n');
     runDir = path.join(base, 'run');
-    const trained = await dptrain([
-      'train',
-      '--data',
-      trainDir,
-      ...TINY_MODEL_FLAGS,
-      '--pooling',
-      'flatten',
-      '--epochs',
-      '1',
-      '--fine-tune-epochs',
-      '1',
-      '--batch-size',
-      '8',
-      '--backend',
-      'wasm',
-      '--out',
-      runDir,
-      '-q',
-    ]);
+    const trained = await dptrain(['train', ...tinyRunFlags(trainDir, { pooling: 'flatten', backend: 'wasm' }), '--out', runDir, '-q']);
     expect(trained.code, trained.stderr).toBe(0);
     // predict must not need the training labels: they are gone from here on
     renameSync(path.join(trainDir, 'train.csv'), path.join(trainDir, 'train.csv.gone'));
