@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { DptrainError } from '@dptrain/core';
-import { reportStop, signalExitCode, stopOnSignals } from './stop-signals.js';
+import { reportStop, runUntilStopped, signalExitCode, stopOnSignals } from './stop-signals.js';
 
 function fakeProcess() {
   const target = new EventEmitter();
@@ -56,5 +56,72 @@ describe('stopOnSignals', () => {
     expect(said).toEqual(['stopped by SIGINT while waiting for workers: the last checkpoint stands; continue with dptrain single --resume R']);
     expect(signalExitCode('SIGKILL')).toBe(137);
     stop.dispose();
+  });
+});
+
+describe('runUntilStopped', () => {
+  function views() {
+    const log: string[] = [];
+    return {
+      log,
+      say: (l: string) => void log.push(`say ${l}`),
+      finish: async () => void log.push('finish'),
+      close: async () => void log.push('close'),
+    };
+  }
+
+  it('a run that ends: its done line, then the views finish; the signal handlers are gone', async () => {
+    const p = fakeProcess();
+    const v = views();
+    await runUntilStopped(
+      v,
+      'hint',
+      async () => ({ stopped: false, steps: 7 }),
+      (r) => `done after ${r.steps}`,
+      { target: p.target },
+    );
+    expect(v.log).toEqual(['say done after 7', 'finish']);
+    expect(p.listeners()).toBe(0);
+  });
+
+  it('a failure closes the views and is rethrown', async () => {
+    const p = fakeProcess();
+    const v = views();
+    await expect(
+      runUntilStopped(
+        v,
+        'hint',
+        async () => {
+          throw new DptrainError('E_DATA_CSV', 'bad row');
+        },
+        () => 'never',
+        { target: p.target },
+      ),
+    ).rejects.toThrow('bad row');
+    expect(v.log).toEqual(['close']);
+    expect(p.listeners()).toBe(0);
+  });
+
+  it('a run stopped by a signal closes the views first, then says how to go on, with the signal status', async () => {
+    const p = fakeProcess();
+    const v = views();
+    const before = process.exitCode;
+    await runUntilStopped(
+      v,
+      'dptrain single --resume R',
+      async (signal) => {
+        p.send('SIGTERM');
+        expect(signal.aborted).toBe(true);
+        return { stopped: true, steps: 4 };
+      },
+      () => 'never',
+      { target: p.target, exit: () => undefined },
+    );
+    expect(process.exitCode).toBe(143);
+    process.exitCode = before;
+    expect(v.log[0]).toMatch(/^say SIGTERM: finishing the current step/);
+    expect(v.log.slice(1, 3)).toEqual(['close', 'say stopped by SIGTERM after step 4: checkpoint written; continue with dptrain single --resume R']);
+    expect(v.log).not.toContain('finish');
+    expect(p.listeners()).toBe(0);
   });
 });

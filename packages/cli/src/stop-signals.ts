@@ -89,3 +89,52 @@ export function reportStop(stop: StopHandle, how: { steps?: number; err?: unknow
   process.exitCode = stop.exitCode();
   return true;
 }
+
+/** What a cluster command's run returns: whether a signal stopped it, and after how many steps. */
+export interface StoppableRun {
+  stopped?: boolean;
+  steps: number;
+}
+
+/** The run views, as {@link runUntilStopped} uses them. */
+export interface StoppableViews {
+  say(line: string): void;
+  /** The run ended: charts and the summary, then close. */
+  finish(): Promise<void>;
+  /** Close without the end-of-run output (a stop or a failure). */
+  close(): Promise<void>;
+}
+
+/**
+ * Runs a cluster command's training (`single`, `coordinator`) under stop signals and its run views. A run stopped
+ * by a signal closes the views and says how to go on (`resumeHint`); a run that ends says `done`'s line and
+ * finishes the views; a failure closes them and is rethrown, unless it is the stop itself (E_STOPPED while
+ * waiting for workers). `signals`: stopOnSignals' options (tests pass a fake process).
+ */
+export async function runUntilStopped<R extends StoppableRun>(
+  views: StoppableViews,
+  resumeHint: string,
+  run: (stopSignal: AbortSignal) => Promise<R>,
+  done: (result: R) => string,
+  signals: Omit<StopOnSignalsOptions, 'say'> = {},
+): Promise<void> {
+  const say = (line: string): void => views.say(line);
+  const stop = stopOnSignals({ ...signals, say });
+  let ok = false;
+  try {
+    const result = await run(stop.signal);
+    if (result.stopped) {
+      await views.close(); // first, so that the line below stays on the terminal after the dashboard
+      reportStop(stop, { steps: result.steps, resumeHint, say });
+      return;
+    }
+    say(done(result));
+    ok = true;
+  } catch (err) {
+    if (!reportStop(stop, { err, resumeHint, say })) throw err;
+  } finally {
+    stop.dispose();
+    if (ok) await views.finish();
+    else await views.close();
+  }
+}

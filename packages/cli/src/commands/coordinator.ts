@@ -1,11 +1,11 @@
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { EventBus } from '@dptrain/core';
+import { DptrainError, EventBus } from '@dptrain/core';
 import { countFlag } from '../flag-count.js';
 import { addTrainingFlags, printConfigIfAsked, runDirOf, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
 import { addProtocolFlags, parseListen, resolveSharedToken, runCoordinator, toProtocolOptions, type ProtocolFlagValues } from '@dptrain/coordinator';
 import { addViewFlags, attachRunViews, type ViewFlagValues } from '../run-views.js';
-import { reportStop, stopOnSignals } from '../stop-signals.js';
+import { runUntilStopped } from '../stop-signals.js';
 import { addStepGuardFlags, toStepGuardOptions, type StepGuardFlagValues } from '@dptrain/coordinator';
 import { addShardFlags, toShardOptions, type ShardFlagValues } from '@dptrain/coordinator';
 
@@ -40,58 +40,49 @@ export function register(program: Command): void {
       const config = toRunConfig(flags);
       if (printConfigIfAsked(flags, config)) return;
       const { host, port } = parseListen(flags.listen);
-      if (!!flags.tlsCert !== !!flags.tlsKey) throw new Error('--tls-cert and --tls-key go together');
+      if (!!flags.tlsCert !== !!flags.tlsKey) throw new DptrainError('E_CONFIG', '--tls-cert and --tls-key go together');
+      const minWorkers = countFlag(flags.minWorkers, '--min-workers', 1);
       const runDir = runDirOf(flags);
       const bus = new EventBus();
       const views = await attachRunViews(bus, {
         command: 'coordinator',
         runDir,
         plain: flags.plain,
-        logEvery: Number(flags.logEvery),
-        minWorkers: Number(flags.minWorkers),
+        logEvery: countFlag(flags.logEvery, '--log-every', 1),
+        minWorkers,
         charts: flags.charts,
         title: flags.listen,
         ...(flags.metricsPort !== undefined ? { metricsPort: Number(flags.metricsPort), metricsHost: flags.metricsHost ?? host } : {}),
       });
-      let ok = false;
-      const stop = stopOnSignals({ say: (line) => views.say(line) });
       const resumeHint = `dptrain coordinator --resume ${runDir} and the same flags (the workers keep retrying for their --give-up-after)`;
-      try {
-        const { result, summary } = await runCoordinator({
-          config,
-          runDir,
-          token: resolveSharedToken(flags),
-          host,
-          port,
-          bus,
-          minWorkers: Number(flags.minWorkers),
-          ...(flags.startWorkers !== undefined ? { startWorkers: countFlag(flags.startWorkers, '--start-workers', 1) } : {}),
-          resume: flags.resume !== undefined,
-          protocol: toProtocolOptions(flags),
-          executor: toStepGuardOptions(flags),
-          ...(toShardOptions(flags) ? { shards: toShardOptions(flags) } : {}),
-          httpHandlers: [views.httpHandler],
-          ...(flags.tlsCert && flags.tlsKey ? { tls: { cert: flags.tlsCert, key: flags.tlsKey } } : {}),
-          onListening: (url) => {
-            views.say(`coordinator listening on ${url} (/metrics, /healthz, /readyz on the same port); run directory ${path.resolve(runDir)}`);
-          },
-          stopSignal: stop.signal,
-        });
-        if (result.stopped) {
-          await views.close();
-          reportStop(stop, { steps: result.steps, resumeHint, say: (l) => views.say(l) });
-          return;
-        }
-        views.say(
+      await runUntilStopped(
+        views,
+        resumeHint,
+        async (stopSignal) => {
+          const { result, summary } = await runCoordinator({
+            config,
+            runDir,
+            token: resolveSharedToken(flags),
+            host,
+            port,
+            bus,
+            minWorkers,
+            ...(flags.startWorkers !== undefined ? { startWorkers: countFlag(flags.startWorkers, '--start-workers', 1) } : {}),
+            resume: flags.resume !== undefined,
+            protocol: toProtocolOptions(flags),
+            executor: toStepGuardOptions(flags),
+            ...(toShardOptions(flags) ? { shards: toShardOptions(flags) } : {}),
+            httpHandlers: [views.httpHandler],
+            ...(flags.tlsCert && flags.tlsKey ? { tls: { cert: flags.tlsCert, key: flags.tlsKey } } : {}),
+            onListening: (url) => {
+              views.say(`coordinator listening on ${url} (/metrics, /healthz, /readyz on the same port); run directory ${path.resolve(runDir)}`);
+            },
+            stopSignal,
+          });
+          return { ...result, summary };
+        },
+        ({ summary }) =>
           `cluster: ${summary.workersJoined} worker joins, ${summary.workersLost.length} lost, ${Object.values(summary.framesRejected).reduce((a, b) => a + b, 0)} frames rejected`,
-        );
-        ok = true;
-      } catch (err) {
-        if (!reportStop(stop, { err, resumeHint, say: (l) => views.say(l) })) throw err;
-      } finally {
-        stop.dispose();
-        if (ok) await views.finish();
-        else await views.close();
-      }
+      );
     });
 }

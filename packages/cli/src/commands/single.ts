@@ -6,7 +6,7 @@ import { addTrainingFlags, printConfigIfAsked, runDirOf, toRunConfig, type Train
 import { addProtocolFlags, resolveSharedToken, runSingleNode, toProtocolOptions, type ProtocolFlagValues } from '@dptrain/coordinator';
 import { addViewFlags, attachRunViews, type ViewFlagValues } from '../run-views.js';
 import { WORKER_SUPERVISOR_DEFAULTS } from '@dptrain/coordinator';
-import { reportStop, stopOnSignals } from '../stop-signals.js';
+import { runUntilStopped } from '../stop-signals.js';
 import { countFlag } from '../flag-count.js';
 import { addStepGuardFlags, toStepGuardOptions, type StepGuardFlagValues } from '@dptrain/coordinator';
 import { addShardFlags, toShardOptions, type ShardFlagValues } from '@dptrain/coordinator';
@@ -47,48 +47,37 @@ export function register(program: Command): void {
         command: 'single',
         runDir,
         plain: flags.plain,
-        logEvery: Number(flags.logEvery),
+        logEvery: countFlag(flags.logEvery, '--log-every', 1),
         minWorkers: Math.max(1, n),
         charts: flags.charts,
         ...(flags.metricsPort !== undefined ? { metricsPort: Number(flags.metricsPort) } : {}),
         ...(flags.metricsHost !== undefined ? { metricsHost: flags.metricsHost } : {}),
       });
-      let ok = false;
-      const stop = stopOnSignals({ say: (line) => views.say(line) });
       const resumeHint = `dptrain single --resume ${runDir} and the same flags`;
-      try {
-        const result = await runSingleNode({
-          config,
-          runDir,
-          workers: n,
-          bus,
-          resume: flags.resume !== undefined,
-          ...(flags.backend ? { backend: flags.backend } : {}),
-          ...(flags.tokenFile !== undefined ? { token: resolveSharedToken({ tokenFile: flags.tokenFile }) } : {}),
-          protocol: toProtocolOptions(flags),
-          executor: toStepGuardOptions(flags),
-          ...(toShardOptions(flags) ? { shards: toShardOptions(flags) } : {}),
-          httpHandlers: [views.httpHandler],
-          // the workers' own messages would tear the dashboard; their joins and losses show in it
-          // in the dashboard, the workers' lines go to the run log and their warnings to the events pane
-          workerOutput: views.mode === 'dashboard' ? 'events' : 'inherit',
-          say: (line) => views.say(line),
-          maxRestarts,
-          stopSignal: stop.signal,
-        });
-        if (result.stopped) {
-          await views.close();
-          reportStop(stop, { steps: result.steps, resumeHint, say: (l) => views.say(l) });
-          return;
-        }
-        views.say(`run directory ${path.resolve(runDir)} (${result.steps} steps)`);
-        ok = true;
-      } catch (err) {
-        if (!reportStop(stop, { err, resumeHint, say: (l) => views.say(l) })) throw err;
-      } finally {
-        stop.dispose();
-        if (ok) await views.finish();
-        else await views.close();
-      }
+      await runUntilStopped(
+        views,
+        resumeHint,
+        (stopSignal) =>
+          runSingleNode({
+            config,
+            runDir,
+            workers: n,
+            bus,
+            resume: flags.resume !== undefined,
+            ...(flags.backend ? { backend: flags.backend } : {}),
+            ...(flags.tokenFile !== undefined ? { token: resolveSharedToken({ tokenFile: flags.tokenFile }) } : {}),
+            protocol: toProtocolOptions(flags),
+            executor: toStepGuardOptions(flags),
+            ...(toShardOptions(flags) ? { shards: toShardOptions(flags) } : {}),
+            httpHandlers: [views.httpHandler],
+            // the workers' own messages would tear the dashboard: there, their lines go to the run log and their
+            // warnings, joins and losses to the events pane
+            workerOutput: views.mode === 'dashboard' ? 'events' : 'inherit',
+            say: (line) => views.say(line),
+            maxRestarts,
+            stopSignal,
+          }),
+        (result) => `run directory ${path.resolve(runDir)} (${result.steps} steps)`,
+      );
     });
 }

@@ -12,6 +12,7 @@ import {
   startBackend,
 } from '@dptrain/core';
 import { addTrainingFlags, printConfigIfAsked, toRunConfig, type TrainingFlagValues } from '../training-flags.js';
+import { countFlag } from '../flag-count.js';
 import { BACKEND_CHOICES } from '../backend-flag.js';
 import { reportStop, stopOnSignals } from '../stop-signals.js';
 import { addViewFlags, attachRunViews, type RunViews, type ViewFlagValues } from '../run-views.js';
@@ -65,7 +66,7 @@ export async function trainCommand(values: TrainCommandValues, factory?: Executo
         command: 'train',
         runDir,
         plain: values.plain,
-        logEvery: Number(values.logEvery),
+        logEvery: countFlag(values.logEvery, '--log-every', 1),
         charts: values.charts,
         ...(values.metricsPort !== undefined ? { metricsPort: Number(values.metricsPort) } : {}),
         ...(values.metricsHost !== undefined ? { metricsHost: values.metricsHost } : {}),
