@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAddon } from './addon.js';
 import { nativeKernelStats, resetNativeKernelStats } from './backend.js';
 import { setNativePrecision } from './index.js';
-import { int, nativeOrSkipReason, onBoth, prng, randomData, relErr } from './native-backend.testutil.js';
+import { type ConvCase, int, nativeOrSkipReason, onBoth, prng, randomData, relErr } from './native-backend.testutil.js';
 
 /**
  * Every kernel the native backend runs in bf16 (convolution forward and both gradients, depthwise too, matmul and its
@@ -20,17 +20,6 @@ const skipReason = await nativeOrSkipReason();
 const bf16Isa = skipReason === null ? loadAddon().info().bf16Isa : '';
 const skip = skipReason !== null || bf16Isa === '';
 if (skipReason === null && bf16Isa === '') console.warn('[backend-native] skipping bf16 kernel tests: this CPU has neither AVX512-BF16 nor AMX');
-
-interface ConvCase {
-  n: number;
-  h: number;
-  w: number;
-  c: number;
-  o: number;
-  k: number;
-  stride: 1 | 2;
-  pad: 'same' | 'valid';
-}
 
 /** Random conv cases: stride 1/2 x same/valid in turn, batch 1, 16, then 1..16; channels up to 40. */
 function convCases(seed: number, count: number, depthwise: boolean): ConvCase[] {

@@ -2,19 +2,11 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadAddon } from './addon.js';
 import { nativeKernelStats, resetNativeKernelStats } from './backend.js';
-import { int, nativeOrSkipReason, onBoth, prng, randomData, relErr } from './native-backend.testutil.js';
+import { type ConvCase, int, nativeOrSkipReason, onBoth, prng, randomData, relErr } from './native-backend.testutil.js';
 
 const skipReason = await nativeOrSkipReason();
 
-interface Case {
-  n: number;
-  h: number;
-  w: number;
-  c: number;
-  o: number;
-  k: number;
-  stride: 1 | 2;
-  pad: 'same' | 'valid';
+interface Case extends ConvCase {
   dilation: 1 | 2;
 }
 

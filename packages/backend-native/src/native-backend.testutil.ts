@@ -14,6 +14,18 @@ export async function nativeOrSkipReason(): Promise<string | null> {
   }
 }
 
+/** A convolution test case: input [n, h, w, c], k x k filter with o outputs (a depthwise case: o = c · multiplier). */
+export interface ConvCase {
+  n: number;
+  h: number;
+  w: number;
+  c: number;
+  o: number;
+  k: number;
+  stride: 1 | 2;
+  pad: 'same' | 'valid';
+}
+
 /** Small deterministic PRNG (mulberry32) for picking shapes. */
 export function prng(seed: number): () => number {
   let a = seed >>> 0;

@@ -1,19 +1,11 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { DptrainError, type PhaseName } from '@dptrain/core';
+import { DptrainError, type EpochRecord } from '@dptrain/core';
 import { barChartSvg, heatmapSvg, lineChartSvg } from './draw.js';
 
-/** One epoch's figures (the shape of a metrics.jsonl line / `report.history` entry; extra fields are ignored). */
-export interface EpochPoint {
-  phase: PhaseName;
-  /** Epoch within its phase (0-based). */
-  epoch: number;
-  trainLoss: number;
-  trainAccuracy: number;
-  valLoss: number;
-  valAccuracy: number;
-}
+/** One epoch's figures that the charts draw: the fields they use of a metrics.jsonl line (core's EpochRecord, also `report.history`'s entries). */
+export type EpochPoint = Pick<EpochRecord, 'phase' | 'epoch' | 'trainLoss' | 'trainAccuracy' | 'valLoss' | 'valAccuracy'>;
 
 /** The parts of report.json the charts use. */
 export interface ReportInput {
