@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { globalBatch, loadDataset, mulberry32, type Dataset, type RunConfig, type RunEvent } from '@dptrain/core';
 import { ClusterExecutor, ClusterServer } from '../../packages/coordinator/src/cluster/index.js';
-import { dptrain, makeSceneDir, tinyClusterConfig, type Proc, waitForWorkers } from './fixtures.testutil.js';
+import { dptrain, killAll, makeSceneDir, tinyClusterConfig, type Proc, waitForWorkers } from './fixtures.testutil.js';
 import { startFakeWorker, type FakeBehaviour, type FakeWorker } from './fake-worker.testutil.js';
 import { inProcessWeights, sha256, trainSteps } from './step-loop.testutil.js';
 
@@ -73,11 +73,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const f of fakes) f.close();
   await server?.close();
-  for (const p of procs) {
-    p.child.kill('SIGCONT');
-    p.child.kill('SIGKILL');
-  }
-  await Promise.all(procs.map((p) => p.exited));
+  await killAll(procs);
   // no process outlives the test
   for (const p of procs) expect(running(p)).toBe(false);
 });

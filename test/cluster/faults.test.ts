@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EventBus, parseRunConfig, type RunEvent } from '@dptrain/core';
 import { runCoordinator, type ClusterServer } from '../../packages/coordinator/src/cluster/index.js';
-import { dptrain, makeSceneDir, tinyClusterConfig, type Proc, waitForWorkers } from './fixtures.testutil.js';
+import { dptrain, killAll, makeSceneDir, tinyClusterConfig, type Proc, waitForWorkers } from './fixtures.testutil.js';
 
 /**
  * Three real worker processes; mid-step, one is killed with SIGKILL and another is frozen with SIGSTOP
@@ -17,14 +17,7 @@ const LOST_AFTER = 2000;
 const HEARTBEAT = 400;
 const procs: Proc[] = [];
 
-afterAll(() => {
-  for (const p of procs) {
-    if (p.child.exitCode === null) {
-      p.child.kill('SIGCONT');
-      p.child.kill('SIGKILL');
-    }
-  }
-});
+afterAll(() => killAll(procs.filter((p) => p.child.exitCode === null)));
 
 function waitPending(server: ClusterServer, name: string, timeoutMs = 30_000): Promise<string> {
   const t0 = Date.now();

@@ -90,6 +90,15 @@ export function dptrain(args: string[], env: Record<string, string> = {}): Proc 
   return { child, output: () => out, exited };
 }
 
+/** Ends a test's processes: SIGCONT (a stopped process would not take the kill), SIGKILL, and waits until each has exited. */
+export async function killAll(procs: readonly Proc[]): Promise<void> {
+  for (const p of procs) {
+    p.child.kill('SIGCONT');
+    p.child.kill('SIGKILL');
+  }
+  await Promise.all(procs.map((p) => p.exited));
+}
+
 /** Resolves when `pred(output)` holds, or rejects after `timeoutMs`. */
 export async function waitFor(proc: Proc, pred: (out: string) => boolean, timeoutMs: number, what: string): Promise<void> {
   const t0 = Date.now();

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { globalBatch, loadDataset, type Dataset, type RunConfig, type RunEvent } from '@dptrain/core';
 import { ClusterExecutor, ClusterServer, type ClusterExecutorOptions } from '../../packages/coordinator/src/cluster/index.js';
-import { dptrain, makeSceneDir, tinyClusterConfig, type Proc, waitForWorkers } from './fixtures.testutil.js';
+import { dptrain, killAll, makeSceneDir, tinyClusterConfig, type Proc, waitForWorkers } from './fixtures.testutil.js';
 import { startFakeWorker, type FakeWorker } from './fake-worker.testutil.js';
 import { inProcessWeights, trainSteps } from './step-loop.testutil.js';
 
@@ -101,11 +101,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const f of fakes) f.close();
   await server?.close();
-  for (const p of procs) {
-    p.child.kill('SIGCONT');
-    p.child.kill('SIGKILL');
-  }
-  await Promise.all(procs.map((p) => p.exited));
+  await killAll(procs);
   // no process outlives the tests
   for (const p of procs) expect(p.child.exitCode !== null || p.child.signalCode !== null).toBe(true);
 });
