@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { DptrainError, startBackend } from '@dptrain/core';
-import { onParentGone, startWorker, WORKER_DEFAULTS, type WorkerHandle } from '@dptrain/worker';
+import { onParentGone, startWorker, UPSTREAM_DEFAULTS, WORKER_DEFAULTS, type WorkerHandle } from '@dptrain/worker';
 import { addProtocolFlags, resolveSharedToken, toProtocolOptions, type ProtocolFlagValues } from '@dptrain/coordinator';
 import { agentFromFlags, addAgentFlags, type AgentFlagValues } from '../agent-flags.js';
 import { countFlag } from '../flag-count.js';
@@ -17,7 +17,7 @@ interface WorkerFlags extends ProtocolFlagValues, AgentFlagValues {
   name?: string;
   cacheDir?: string;
   stallLimitMs?: string;
-  giveUpAfter: string;
+  giveUpAfter?: string;
   exitWithParent?: boolean;
 }
 
@@ -26,9 +26,6 @@ function positiveMs(v: string, flag: string): number {
   if (!Number.isFinite(n) || n <= 0) throw new DptrainError('E_CONFIG', `${flag}: '${v}' is not a positive number of milliseconds`);
   return n;
 }
-
-/** Default of `--give-up-after`, in seconds: long enough for a network blip, short enough not to linger for ever. */
-export const DEFAULT_GIVE_UP_AFTER_S = 120;
 
 export function register(program: Command): void {
   const cmd = program
@@ -47,13 +44,12 @@ export function register(program: Command): void {
     .option('--stall-limit-ms <ms>', 'heartbeats stop once the main thread made no progress this long (default 600000; 3600000 on a PTX-JIT GPU)')
     .option(
       '--give-up-after <s>',
-      'exit (status 2) after this many seconds without reaching the coordinator; the cluster launchers set more, to outlive a coordinator restart',
-      String(DEFAULT_GIVE_UP_AFTER_S),
+      `exit (status 2) after this many seconds without reaching the coordinator (default ${UPSTREAM_DEFAULTS.giveUpAfterMs / 1000}); the cluster launchers set more, to outlive a coordinator restart`,
     )
     .option('--exit-with-parent', 'exit when stdin closes: the parent that started this worker (dptrain single) is gone')
     .action(async (flags: WorkerFlags) => {
-      const giveUpAfter = Number(flags.giveUpAfter);
-      if (!Number.isFinite(giveUpAfter) || giveUpAfter <= 0)
+      const giveUpAfter = flags.giveUpAfter === undefined ? undefined : Number(flags.giveUpAfter);
+      if (giveUpAfter !== undefined && (!Number.isFinite(giveUpAfter) || giveUpAfter <= 0))
         throw new DptrainError('E_CONFIG', `--give-up-after: '${flags.giveUpAfter}' is not a positive number of seconds`);
       const token = resolveSharedToken(flags);
       const p = toProtocolOptions(flags);
@@ -65,7 +61,7 @@ export function register(program: Command): void {
         ...(flags.stallLimitMs ? { stallLimitMs: positiveMs(flags.stallLimitMs, '--stall-limit-ms') } : {}),
         ...(p.heartbeatIntervalMs ? { heartbeatIntervalMs: p.heartbeatIntervalMs } : {}),
         ...(p.lostAfterMs ? { lostAfterMs: p.lostAfterMs } : {}),
-        giveUpAfterMs: giveUpAfter * 1000,
+        ...(giveUpAfter !== undefined ? { giveUpAfterMs: giveUpAfter * 1000 } : {}),
       };
       let handle: WorkerHandle;
       if (flags.nprocPerNode !== undefined) {
