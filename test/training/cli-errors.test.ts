@@ -123,6 +123,9 @@ describe('dptrain errors a user can act on (real CLI processes)', () => {
     const agentCapacity = await dptrain(['worker', '--connect', 'ws://127.0.0.1:9', '--token', 't', '--nproc-per-node', '1', '--batch-capacity', 'x']);
     expect(agentCapacity.code).toBe(1);
     expect(lastLine(agentCapacity.stderr)).toBe("dptrain: [E_CONFIG] --batch-capacity: 'x' is not a count of 1 or more");
+    const predictBatch = await dptrain(['predict', '--model', base, '--batch-size', '0', path.join(base, 'nope.jpg')]);
+    expect(predictBatch.code).toBe(1);
+    expect(lastLine(predictBatch.stderr)).toBe("dptrain: [E_CONFIG] --batch-size: '0' is not a count of 1 or more");
     const help = await dptrain(['predict', '--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/--verbose/);

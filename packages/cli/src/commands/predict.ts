@@ -18,6 +18,10 @@ import {
 } from '@dptrain/core';
 import { BACKEND_CHOICES } from '../backend-flag.js';
 import { precisionOption } from '../training-flags.js';
+import { countFlag } from '../flag-count.js';
+
+/** Defaults of `dptrain predict`. */
+export const PREDICT_DEFAULTS = { batchSize: 16, out: 'submission.csv' } as const;
 import { rebuildRunReplica, runModelDir } from '../run-model-files.js';
 
 export interface PredictCommandValues {
@@ -25,7 +29,7 @@ export interface PredictCommandValues {
   data?: string;
   out?: string;
   backend?: string;
-  batchSize: string;
+  batchSize?: string;
   /** Leave out unreadable images (and bad test.csv rows) instead of failing. */
   skipBad?: boolean;
   /** --precision (fp32, bf16, auto); default: RunConfigSchema's. */
@@ -43,7 +47,7 @@ export interface LoadedPredictor {
  * Opens the model of a run: the full tfjs layers model (`model/model.json`) when present, else the frozen base
  * rebuilt from the run config plus the saved trainable weights (`model/dptrain-model.json` + `trainable.bin`).
  */
-export async function openPredictor(runDir: string, batchSize = 16): Promise<LoadedPredictor> {
+export async function openPredictor(runDir: string, batchSize: number = PREDICT_DEFAULTS.batchSize): Promise<LoadedPredictor> {
   const modelDir = runModelDir(runDir);
   if (existsSync(path.join(modelDir, 'model.json'))) {
     const m = await loadTrainedModel(modelDir);
@@ -97,18 +101,19 @@ export async function predictCommand(
   if (!values.data && images.length === 0)
     throw new DptrainError('E_CONFIG', 'predict: give --data DIR (a test.csv with SceneImages/, or a folder of images) or image files');
   if (values.data && images.length > 0) throw new DptrainError('E_CONFIG', 'predict: give either --data DIR or image files, not both');
+  const batchSize = values.batchSize === undefined ? PREDICT_DEFAULTS.batchSize : countFlag(values.batchSize, '--batch-size', 1);
   // the data first: a folder with nothing to predict fails before the model loads
   const dataset = values.data ? await predictionSet(values.data, values.skipBad ?? false) : undefined;
   const samples = dataset ? dataset.test : samplesForImages(images);
   const backend = await startBackend(values.backend);
   const { precision } = await withRunPrecision({ precision: values.precision ?? RUN_CONFIG_DEFAULTS.precision }, backend.name);
   process.stderr.write(`dptrain: backend ${backend.name} (${backend.device}), precision ${precision}\n`);
-  const predictor = await openPredictor(path.resolve(values.model), Math.max(1, Number(values.batchSize) || 16));
+  const predictor = await openPredictor(path.resolve(values.model), batchSize);
   try {
     const c = predictor.classNames.length;
     if (dataset) {
       const probs = await predictor.predict(samples);
-      const out = path.resolve(values.out ?? 'submission.csv');
+      const out = path.resolve(values.out ?? PREDICT_DEFAULTS.out);
       await writeSubmission(out, samples, argmaxRows(probs, c), predictor.classNames, dataset.layout);
       write(`wrote ${out} (${samples.length} images)`);
       return;
@@ -131,8 +136,8 @@ export function register(program: Command): void {
     .argument('[images...]', 'image files to classify (prints: file, class, probability)')
     .requiredOption('--model <run_dir>', 'run directory (or its model/ folder) written by dptrain train')
     .option('--data <dir>', 'folder to predict: its test.csv (images in SceneImages/), else every image file in it')
-    .option('--out <file>', 'submission file for --data', 'submission.csv')
-    .option('--batch-size <n>', 'images per forward pass', '16')
+    .option('--out <file>', `submission file for --data (default: ${PREDICT_DEFAULTS.out})`)
+    .option('--batch-size <n>', `images per forward pass (default: ${PREDICT_DEFAULTS.batchSize})`)
     .option('--skip-bad', 'leave out unreadable images and bad test.csv rows (listed on stderr) instead of failing')
     .addOption(new Option('--backend <name>', 'compute backend (default: first that loads)').choices(BACKEND_CHOICES))
     .addOption(precisionOption())
