@@ -154,9 +154,21 @@ describe('agents: one connection per machine, the same bits (real processes)', (
           expect(p.info?.batchCapacity).toBe(perAgent * 64);
         }
         const executor = new ClusterExecutor({ server });
-        const run = await trainSteps(executor, dataset, config, STEPS, reference.w0);
+        // each agent says how its local workers shared its part (the dashboard's rows under the agent)
+        const localShares: { samples: number; local: number[] }[] = [];
+        const run = await trainSteps(executor, dataset, config, STEPS, reference.w0, (_s, res) => {
+          for (const w of res.workers) localShares.push({ samples: w.samples, local: (w.local ?? []).map((l) => l.samples) });
+        });
         expect(Array.from(run.weights)).toEqual(Array.from(reference.weights));
         expectEachSampleOnce(executor);
+        expect(localShares.length).toBeGreaterThanOrEqual(STEPS);
+        for (const { samples, local } of localShares) {
+          expect(local.length).toBeGreaterThanOrEqual(1);
+          expect(local.length).toBeLessThanOrEqual(perAgent);
+          expect(local.reduce((a, b) => a + b, 0)).toBe(samples);
+        }
+        // a full step of 8 reaches every local worker of an agent at least once over the run
+        expect(Math.max(...localShares.map((x) => x.local.length))).toBe(perAgent);
         // prediction chunks are split among each agent's workers; each image's probabilities are the same
         expect(Array.from(await executor.predict(dataset.labelled, 'evaluate'))).toEqual(Array.from(reference.probs));
       } finally {

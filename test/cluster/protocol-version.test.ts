@@ -46,7 +46,7 @@ function readFrame(s: Socket): Promise<Buffer> {
 
 describe('protocol version', () => {
   it(`a version-1 peer is refused with E_PROTOCOL_VERSION naming versions 1 and ${PROTOCOL_VERSION}, and disconnected`, async () => {
-    expect(PROTOCOL_VERSION).toBe(3);
+    expect(PROTOCOL_VERSION).toBe(4);
     const s = await rawConnect(port);
     expect(await rawUpgrade(s)).toBe(101);
     const frame = readFrame(s);
@@ -57,7 +57,7 @@ describe('protocol version', () => {
     expect(reply.type).toBe('error');
     if (reply.type !== 'error') return;
     expect(reply.code).toBe('E_PROTOCOL_VERSION');
-    expect(reply.message).toMatch(/version 1\b.*version 3\b/);
+    expect(reply.message).toMatch(/version 1\b.*version 4\b/);
     expect(await closed).toBeLessThan(5000);
     expect(server.rejected.get('E_PROTOCOL_VERSION')).toBe(1);
     expect(server.workers).toHaveLength(0);

@@ -88,6 +88,30 @@ describe('dashboardReducer', () => {
     expect(s.workers.map((w) => w.share)).toEqual([1, 0]);
   });
 
+  it("keeps an agent's local workers' shares of the last step; a step it sat out zeroes them", () => {
+    let s = reduce(runEvents(1));
+    const local = [
+      { id: 'w1', samples: 6, computeMs: 60 },
+      { id: 'w2', samples: 2, computeMs: 0 },
+    ];
+    s = dashboardReducer(
+      s,
+      step(2, T0 + 5000, {
+        workers: [
+          { id: 'w1', samples: 8, computeMs: 100, bytesIn: 0, bytesOut: 0, local },
+          { id: 'w2', samples: 8, computeMs: 100, bytesIn: 0, bytesOut: 0 },
+        ],
+      }),
+    );
+    expect(s.workers[0]!.local).toEqual([
+      { id: 'w1', share: 6 / 16, imgPerSec: 100 },
+      { id: 'w2', share: 2 / 16, imgPerSec: 0 },
+    ]);
+    expect(s.workers[1]!.local).toBeUndefined();
+    s = dashboardReducer(s, step(3, T0 + 6000, { workers: [{ id: 'w2', samples: 16, computeMs: 100, bytesIn: 0, bytesOut: 0 }] }));
+    expect(s.workers[0]!.local!.map((l) => l.share)).toEqual([0, 0]);
+  });
+
   it('keeps one row per worker with rate, step ms, stragglers, bytes and heartbeat', () => {
     let s = reduce(runEvents(4));
     expect(s.workers.map((w) => w.id)).toEqual(['w1', 'w2']);

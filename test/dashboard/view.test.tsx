@@ -155,6 +155,38 @@ describe('DashboardApp: agents', () => {
     expect(f).toMatch(/w1\s+node-a\s+cpu\/3 x cpu\s+computing\s+75%\/6\s/);
     expect(f).toMatch(/w2\s+node-b\s+cpu\/cpu\s+computing\s+25%\/2\s/);
   });
+
+  it("an agent's local workers get a row each under it: their share of the whole step and their img/s", async () => {
+    const { bus, app } = setup();
+    bus.emit(runStarted());
+    bus.emit({
+      type: 'worker_joined',
+      time: T0 + 1,
+      worker: { id: 'w1', host: 'node-a', backend: 'cpu', device: '2 x cpu', batchCapacity: 8, localWorkers: 2 },
+    });
+    bus.emit(joined('w2', T0 + 2, 'node-b'));
+    bus.emit(phaseStarted(T0 + 10));
+    const local = [
+      { id: 'w1', samples: 8, computeMs: 50 },
+      { id: 'w2', samples: 4, computeMs: 100 },
+    ];
+    bus.emit(
+      step(1, T0 + 1000, {
+        workers: [
+          { id: 'w1', samples: 12, computeMs: 100, bytesIn: 0, bytesOut: 0, local },
+          { id: 'w2', samples: 4, computeMs: 100, bytesIn: 0, bytesOut: 0 },
+        ],
+      }),
+    );
+    await tick();
+    const lines = app.lastFrame()!.split('\n');
+    const at = lines.findIndex((l) => /^w1\s+node-a/.test(l));
+    expect(at).toBeGreaterThan(0);
+    // under the agent, in order: its two local workers (50 % and 25 % of the 16 samples; 160 and 40 img/s), then w2
+    expect(lines[at + 1]).toMatch(/^ {2}w1\s+50%\s+160\.0\s*$/);
+    expect(lines[at + 2]).toMatch(/^ {2}w2\s+25%\s+40\.0\s*$/);
+    expect(lines[at + 3]).toMatch(/^w2\s+node-b\s/);
+  });
 });
 
 describe('fitRows', () => {

@@ -18,7 +18,7 @@ export { addErrorContext, addKernelToError, asError, bfloat16ToFloat32, type Clo
 export { type ErrorContext, errorContext, float32ToBfloat16, mix32, mixSeed, mulberry32, MULBERRY32_INCREMENT, mulberry32Output } from './util/index.js';
 export { randInt, type Rng, rngFor, seedFrom, shuffleInPlace, systemClock, uniform, withErrorContext } from './util/index.js';
 export { EventBus, type PhaseName, type ProgressTask, type RunEvent, type RunEventListener, type RunEventType, sanitizeEvent } from './events/index.js';
-export { type StepWorkerStat, stripControl, type StripControlOptions, type WorkerInfo, type WorkerState } from './events/index.js';
+export { type LocalWorkerStat, type StepWorkerStat, stripControl, type StripControlOptions, type WorkerInfo, type WorkerState } from './events/index.js';
 export { activateWasm, ALLOW_GROWTH_VAR, applyMemoryGrowth, applyPrecision, assessGpu, BACKEND_ORDER, BACKEND_PACKAGES } from './backend/index.js';
 export { type BackendInfo, type BackendLoader, type BackendLoaders, type BackendName, type Bf16Isa, bf16Unsupported } from './backend/index.js';
 export { COMPUTE_CAPABILITY_BY_NAME, computeCapabilityByName, type Conv2DBackpropFilterArgs, conv2dBackpropFilterOps } from './backend/index.js';

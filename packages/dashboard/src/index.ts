@@ -1,6 +1,6 @@
 // Terminal dashboard: a pure reducer over RunEvents, a store, and the ink view.
 export { type DashboardLimits, dashboardReducer, type DashboardState, initialDashboardState, type PhaseState, type RecentEvent } from './run-state.js';
-export { type TaskProgress, type WorkerRow } from './run-state.js';
+export { type LocalWorkerRow, type TaskProgress, type WorkerRow } from './run-state.js';
 export { activeTasks, clusterThroughput, connectedWorkers, percentile, phaseEtaMs, type PhaseProgress, phaseProgress, stepTimeP50 } from './selectors.js';
 export { stepTimeP99, taskEtaMs } from './selectors.js';
 export { fit, formatBytes, formatClock, formatDuration, formatNumber, formatPercent, formatRate, progressBar, sparkline } from './format.js';

@@ -28,6 +28,18 @@ export interface WorkerRow {
   batchCapacity: number;
   /** Why the worker was lost, when state is 'lost'. */
   lostReason?: string;
+  /** An agent: its local workers in its last step (share of the whole step, rate). Absent for a plain worker. */
+  local?: LocalWorkerRow[];
+}
+
+/** A local worker of an agent, as its last step showed it. */
+export interface LocalWorkerRow {
+  /** Its id on the agent (w1, w2, ...). */
+  id: string;
+  /** Fraction of the whole step's samples that it computed. */
+  share: number;
+  /** Images per second of its share (0 when it reported no compute time). */
+  imgPerSec: number;
 }
 
 /** A line of the "recent events" list. */
@@ -252,7 +264,7 @@ export function dashboardReducer(state: DashboardState, event: RunEvent): Dashbo
     case 'step_completed': {
       const { limits } = s;
       // each worker's share of this step (those not in it: none)
-      let workers = s.workers.map((w) => (w.share > 0 ? { ...w, share: 0 } : w));
+      let workers = s.workers.map((w) => (w.share > 0 ? { ...w, share: 0, ...(w.local ? { local: w.local.map((l) => ({ ...l, share: 0 })) } : {}) } : w));
       for (const ws of event.workers) {
         workers = updateWorker(workers, ws.id, (w) => ({
           ...w,
@@ -265,6 +277,15 @@ export function dashboardReducer(state: DashboardState, event: RunEvent): Dashbo
           steps: w.steps + 1,
           share: event.samples > 0 ? ws.samples / event.samples : 0,
           stragglerCount: w.stragglerCount + (event.straggler === ws.id ? 1 : 0),
+          ...(ws.local
+            ? {
+                local: ws.local.map((l) => ({
+                  id: l.id,
+                  share: event.samples > 0 ? l.samples / event.samples : 0,
+                  imgPerSec: l.computeMs > 0 ? (l.samples * 1000) / l.computeMs : 0,
+                })),
+              }
+            : {}),
         }));
       }
       if (event.straggler && !event.workers.some((w) => w.id === event.straggler)) {

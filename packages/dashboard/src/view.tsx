@@ -4,7 +4,7 @@
 import { useEffect, useState, useSyncExternalStore } from 'react';
 import { Box, Text, useApp, useInput, useStdout } from 'ink';
 import { systemClock, type Clock } from '@dptrain/core';
-import type { DashboardState, RecentEvent, WorkerRow } from './run-state.js';
+import type { DashboardState, LocalWorkerRow, RecentEvent, WorkerRow } from './run-state.js';
 import type { DashboardStore } from './store.js';
 import { activeTasks, clusterThroughput, connectedWorkers, phaseEtaMs, phaseProgress, stepTimeP50, stepTimeP99, taskEtaMs } from './selectors.js';
 import { fit, formatBytes, formatClock, formatDuration, formatNumber, formatPercent, formatRate, progressBar, sparkline } from './format.js';
@@ -67,6 +67,27 @@ function workerLine(w: WorkerRow, now: number, dev: number): string {
 }
 
 const stateColor: Record<WorkerRow['state'], string> = { joining: 'yellow', idle: 'white', computing: 'green', lost: 'red' };
+
+/** A local worker of an agent, under the agent's row: its share of the whole step and its rate. */
+function localWorkerLine(l: LocalWorkerRow, dev: number): string {
+  return [
+    fit(`  ${l.id}`, W.id),
+    fit('', W.host),
+    fit('', dev),
+    fit('', W.state),
+    fit(formatPercent(l.share, 0), W.share, 'right'),
+    fit(l.imgPerSec > 0 ? l.imgPerSec.toFixed(1) : '--', W.rate, 'right'),
+  ].join(' ');
+}
+
+/** The worker table's lines: each worker's row, then, for an agent, a row per local worker. */
+export function workerTableLines(workers: readonly WorkerRow[], now: number, dev: number): { key: string; color: string; text: string }[] {
+  return workers.flatMap((w) => [
+    { key: w.id, color: stateColor[w.state], text: workerLine(w, now, dev) },
+    ...(w.local ?? []).map((l) => ({ key: `${w.id}/${l.id}`, color: stateColor[w.state], text: localWorkerLine(l, dev) })),
+  ]);
+}
+
 const eventColor: Record<RecentEvent['kind'], string> = {
   worker: 'cyan',
   checkpoint: 'blue',
@@ -133,7 +154,7 @@ function Throughput({ state }: { state: DashboardState }) {
 function Workers({ state, now, offset, rows, columns }: { state: DashboardState; now: number; offset: number; rows: number; columns: number }) {
   // backend/device takes whatever width the terminal has beyond the fixed columns
   const dev = Math.max(W.dev, Math.min(48, columns - 1 - FIXED));
-  const list = state.workers;
+  const list = workerTableLines(state.workers, now, dev);
   const shown = list.slice(offset, offset + rows);
   const more = list.length > rows ? `  (${offset + 1}-${offset + shown.length} of ${list.length}, ↑↓ to scroll)` : '';
   return (
@@ -141,9 +162,9 @@ function Workers({ state, now, offset, rows, columns }: { state: DashboardState;
       <Text bold>{`workers ${connectedWorkers(state)} connected${more}`}</Text>
       <Text dimColor>{workerHeader(dev)}</Text>
       {shown.length === 0 ? <Text dimColor>no workers yet</Text> : null}
-      {shown.map((w) => (
-        <Text key={w.id} color={stateColor[w.state]} wrap="truncate">
-          {workerLine(w, now, dev)}
+      {shown.map((line) => (
+        <Text key={line.key} color={line.color} wrap="truncate">
+          {line.text}
         </Text>
       ))}
     </Box>
@@ -246,7 +267,7 @@ export function DashboardApp(props: DashboardAppProps) {
     setNow(clock.now());
   }, [state, clock]);
 
-  const maxOffset = Math.max(0, state.workers.length - maxWorkerRows);
+  const maxOffset = Math.max(0, state.workers.reduce((n, w) => n + 1 + (w.local?.length ?? 0), 0) - maxWorkerRows);
   const shownOffset = Math.min(offset, maxOffset);
 
   useInput((input, key) => {

@@ -145,7 +145,9 @@ export class AgentHandlers implements MessageHandlers {
     // the machine's compute time, the slowest local worker's (what its share should follow): a streamed reply's wall
     // time also holds the upload, which does not grow with the share and would make the agent's rate look noisy
     const computeMs = Math.max(0, ...res.workers.map((w) => w.computeMs));
-    return { ...gradientsReply(msg, res, config, t0), ...(stream && computeMs > 0 ? { computeMs } : {}) };
+    // how the part was shared among the local workers: the coordinator's dashboard shows them under this agent
+    const local = res.workers.map(({ id, samples, computeMs: ms }) => ({ id, samples, computeMs: ms }));
+    return { ...gradientsReply(msg, res, config, t0), ...(stream && computeMs > 0 ? { computeMs } : {}), local };
   }
 
   async predict(msg: MessageOf<'predict'>): Promise<Outgoing<'predictions'>> {

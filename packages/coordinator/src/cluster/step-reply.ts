@@ -4,6 +4,7 @@ import {
   unpackGradients,
   type Clock,
   type GradientPrecision,
+  type LocalWorkerStat,
   type MessageOf,
   type RangedGradient,
   type Sample,
@@ -27,6 +28,8 @@ export interface StepPart extends RangedGradient {
   norm: number;
   /** Its place in a streamed merge (an agent's step). */
   streamed?: StreamedPart;
+  /** An agent's part: how its local workers shared it. */
+  local?: LocalWorkerStat[];
 }
 
 /** The accepted parts of a step, and what they cost each worker. */
@@ -57,6 +60,9 @@ export function checkedStepReply(
 ): { gradients: Float32Array; norm: number; decoded: boolean } {
   if (r.count !== asked) throw new DptrainError('E_GRADIENT_SHAPE', `worker ${peer.id}: gradients over ${r.count} samples, asked for ${asked}`);
   if (r.correct > r.count) throw new DptrainError('E_PROTOCOL_SCHEMA', `worker ${peer.id}: ${r.correct} correct of ${r.count}`);
+  const localSamples = r.local?.reduce((a, w) => a + w.samples, 0);
+  if (localSamples !== undefined && localSamples !== r.count)
+    throw new DptrainError('E_PROTOCOL_SCHEMA', `worker ${peer.id}: its local workers' ${localSamples} samples are not the part's ${r.count}`);
   if (sharded) {
     if (r.gradients.length !== 0 || r.norm === undefined || !Number.isFinite(r.norm))
       throw new DptrainError('E_GRADIENT_SHAPE', `worker ${peer.id}: a sharded step's reply needs an empty gradient and its norm`);
@@ -171,6 +177,7 @@ export function acceptedPart(peer: Peer, part: readonly Sample[], start: number,
     bytesOut: q.bytesOut,
     norm: q.norm,
     ...(q.streamed ? { streamed: q.streamed } : {}),
+    ...(r.local ? { local: r.local } : {}),
   };
 }
 
@@ -184,6 +191,7 @@ export function stepWorkerStats(accepted: readonly StepPart[]): { workers: StepW
     st.bytesIn += p.bytesIn;
     st.bytesOut += p.bytesOut;
     st.wallMs += p.wallMs;
+    if (p.local) st.local = addLocalStats(st.local ?? [], p.local);
     stats.set(p.peer.id, st);
   }
   const workers = [...stats.values()];
@@ -191,4 +199,17 @@ export function stepWorkerStats(accepted: readonly StepPart[]): { workers: StepW
   let slowest = -1;
   for (const w of workers) if (w.wallMs > slowest) [slowest, straggler] = [w.wallMs, w.id];
   return { workers: workers.map(({ wallMs: _w, ...rest }) => rest), straggler: workers.length > 1 ? straggler : undefined };
+}
+
+/** An agent's local workers over two of its parts of a step: samples and compute time summed per local id, in first-seen order. */
+function addLocalStats(into: LocalWorkerStat[], more: readonly LocalWorkerStat[]): LocalWorkerStat[] {
+  const out = into.map((w) => ({ ...w }));
+  for (const w of more) {
+    const have = out.find((o) => o.id === w.id);
+    if (have) {
+      have.samples += w.samples;
+      have.computeMs += w.computeMs;
+    } else out.push({ ...w });
+  }
+  return out;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createOptimizer, DptrainError, type MessageOf } from '@dptrain/core';
+import { createOptimizer, DptrainError, type MessageOf, PROTOCOL_VERSION } from '@dptrain/core';
 import { RangeOwner } from './range-owner.js';
 
 const choice = { optimizer: 'adam' as const, momentum: 0, nesterov: false };
@@ -10,7 +10,7 @@ const owner = () =>
     choice,
   );
 const piece = (offset: number, values: number[]): MessageOf<'grad_range'> => ({
-  v: 3,
+  v: PROTOCOL_VERSION,
   type: 'grad_range',
   request: 7,
   offset,

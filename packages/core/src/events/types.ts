@@ -26,12 +26,21 @@ export interface WorkerInfo {
   localWorkers?: number;
 }
 
+/** One local worker of an agent in a step: its id on the agent and the samples and compute time of its share. */
+export interface LocalWorkerStat {
+  id: string;
+  samples: number;
+  computeMs: number;
+}
+
 export interface StepWorkerStat {
   id: string;
   samples: number;
   computeMs: number;
   bytesIn: number;
   bytesOut: number;
+  /** An agent: how its samples were shared among its local workers in this step. Absent for a plain worker. */
+  local?: LocalWorkerStat[];
 }
 
 export type RunEvent =

@@ -7,8 +7,9 @@ import { GradientPrecisionSchema, RunConfigSchema } from '../config.js';
  * `precision` replaces `fp16`, the step message carries `microBatch`, `join` an agent's `localWorkers`, and gradients and weights may travel as bucket frames.
  * 3: a step message may carry `bucketFloats`; the gradient then comes back in `grad_bucket` frames, in order, before
  * the `gradients` reply (whose gradient is then empty), so an agent merges and sends each bucket on as it arrives.
+ * 4: an agent's `gradients` reply carries `local`, its local workers' samples and compute time (the dashboard's rows).
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 const v = z.literal(PROTOCOL_VERSION);
 // typed arrays of any buffer kind (TS 6 types z.instanceof as backed by ArrayBuffer only)
@@ -136,6 +137,11 @@ export const GradientsSchema = z
     computeMs: z.number().nonnegative().finite(),
     /** Sharded steps: the L2 norm of the whole gradient (the ranges went to the shards; `gradients` is empty). */
     norm: z.number().nonnegative().optional(),
+    /** An agent: how its part was shared among its local workers (their local ids, samples, compute time). */
+    local: z
+      .array(z.object({ id: z.string().min(1).max(64), samples: count, computeMs: z.number().nonnegative().finite() }).strict())
+      .max(1024)
+      .optional(),
   })
   .strict();
 /**
