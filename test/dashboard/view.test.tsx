@@ -131,14 +131,20 @@ describe('DashboardApp (ink)', () => {
 });
 
 describe('DashboardApp: agents', () => {
-  it("an agent is one row with the machine's share, the sum of its workers' capacities and G x device", async () => {
-    const { bus, app } = setup();
-    bus.emit(runStarted());
-    bus.emit({
+  /** A view with a started run and agent w1 on node-a: `local` cpu workers of capacity `capacity` in all. */
+  function withAgent(local: number, capacity: number) {
+    const view = setup();
+    view.bus.emit(runStarted());
+    view.bus.emit({
       type: 'worker_joined',
       time: T0 + 1,
-      worker: { id: 'w1', host: 'node-a', backend: 'cpu', device: '3 x cpu', batchCapacity: 6, localWorkers: 3 },
+      worker: { id: 'w1', host: 'node-a', backend: 'cpu', device: `${local} x cpu`, batchCapacity: capacity, localWorkers: local },
     });
+    return view;
+  }
+
+  it("an agent is one row with the machine's share, the sum of its workers' capacities and G x device", async () => {
+    const { bus, app } = withAgent(3, 6);
     bus.emit({ type: 'worker_joined', time: T0 + 2, worker: { id: 'w2', host: 'node-b', backend: 'cpu', device: 'cpu', batchCapacity: 2, localWorkers: 1 } });
     bus.emit(phaseStarted(T0 + 10));
     bus.emit(
@@ -157,13 +163,7 @@ describe('DashboardApp: agents', () => {
   });
 
   it("an agent's local workers get a row each under it: their share of the whole step and their img/s", async () => {
-    const { bus, app } = setup();
-    bus.emit(runStarted());
-    bus.emit({
-      type: 'worker_joined',
-      time: T0 + 1,
-      worker: { id: 'w1', host: 'node-a', backend: 'cpu', device: '2 x cpu', batchCapacity: 8, localWorkers: 2 },
-    });
+    const { bus, app } = withAgent(2, 8);
     bus.emit(joined('w2', T0 + 2, 'node-b'));
     bus.emit(phaseStarted(T0 + 10));
     const local = [
