@@ -90,9 +90,11 @@ describe('dashboardReducer', () => {
 
   it("keeps an agent's local workers' shares of the last step; a step it sat out zeroes them", () => {
     let s = reduce(runEvents(1));
+    // as the agent lists them (the order its workers answered in); the rows come in id order
     const local = [
+      { id: 'w10', samples: 1, computeMs: 10 },
+      { id: 'w2', samples: 1, computeMs: 0 },
       { id: 'w1', samples: 6, computeMs: 60 },
-      { id: 'w2', samples: 2, computeMs: 0 },
     ];
     s = dashboardReducer(
       s,
@@ -105,11 +107,12 @@ describe('dashboardReducer', () => {
     );
     expect(s.workers[0]!.local).toEqual([
       { id: 'w1', share: 6 / 16, imgPerSec: 100 },
-      { id: 'w2', share: 2 / 16, imgPerSec: 0 },
+      { id: 'w2', share: 1 / 16, imgPerSec: 0 },
+      { id: 'w10', share: 1 / 16, imgPerSec: 100 },
     ]);
     expect(s.workers[1]!.local).toBeUndefined();
     s = dashboardReducer(s, step(3, T0 + 6000, { workers: [{ id: 'w2', samples: 16, computeMs: 100, bytesIn: 0, bytesOut: 0 }] }));
-    expect(s.workers[0]!.local!.map((l) => l.share)).toEqual([0, 0]);
+    expect(s.workers[0]!.local!.map((l) => l.share)).toEqual([0, 0, 0]);
   });
 
   it('keeps one row per worker with rate, step ms, stragglers, bytes and heartbeat', () => {

@@ -279,11 +279,14 @@ export function dashboardReducer(state: DashboardState, event: RunEvent): Dashbo
           stragglerCount: w.stragglerCount + (event.straggler === ws.id ? 1 : 0),
           ...(ws.local
             ? {
-                local: ws.local.map((l) => ({
-                  id: l.id,
-                  share: event.samples > 0 ? l.samples / event.samples : 0,
-                  imgPerSec: l.computeMs > 0 ? (l.samples * 1000) / l.computeMs : 0,
-                })),
+                // in id order (w1, w2, ..., w10), not in the order the agent's workers happened to answer
+                local: [...ws.local]
+                  .sort((a, b) => a.id.localeCompare(b.id, 'en', { numeric: true }))
+                  .map((l) => ({
+                    id: l.id,
+                    share: event.samples > 0 ? l.samples / event.samples : 0,
+                    imgPerSec: l.computeMs > 0 ? (l.samples * 1000) / l.computeMs : 0,
+                  })),
               }
             : {}),
         }));
