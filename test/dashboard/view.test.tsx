@@ -8,6 +8,16 @@ import { DashboardApp, DashboardStore, fitRows } from '../../packages/dashboard/
 import { T0, joined, phaseStarted, runEvents, runStarted, step } from './fixtures.testutil.js';
 
 const tick = (ms = 20) => new Promise((r) => setTimeout(r, ms));
+
+/** The last frame once it contains `text` (ink renders input on its own schedule: a loaded machine can take a while), or the last frame after `timeoutMs`. */
+async function frameWith(app: { lastFrame(): string | undefined }, text: string, timeoutMs = 5000): Promise<string> {
+  const t0 = Date.now();
+  for (;;) {
+    const f = app.lastFrame() ?? '';
+    if (f.includes(text) || Date.now() - t0 > timeoutMs) return f;
+    await tick();
+  }
+}
 const ARROW_DOWN = '\u001B[B';
 const ARROW_UP = '\u001B[A';
 
@@ -87,17 +97,15 @@ describe('DashboardApp (ink)', () => {
   it('scrolls the worker table with the arrow keys', async () => {
     const { bus, app } = setup({ maxWorkerRows: 3 });
     for (let i = 1; i <= 6; i++) bus.emit(joined(`w${i}`, T0 + i));
-    await tick();
-    let f = app.lastFrame()!;
+    let f = await frameWith(app, '(1-3 of 6');
     expect(f).toContain('(1-3 of 6');
     expect(f).toMatch(/^w1\s+host-w1/m);
     expect(f).not.toMatch(/^w4\s+host-w4/m);
 
     app.stdin.write(ARROW_DOWN);
-    await tick();
+    expect(await frameWith(app, '(2-4 of 6')).toContain('(2-4 of 6');
     app.stdin.write(ARROW_DOWN);
-    await tick();
-    f = app.lastFrame()!;
+    f = await frameWith(app, '(3-5 of 6');
     expect(f).toContain('(3-5 of 6');
     expect(f).not.toMatch(/^w1\s+host-w1/m);
     expect(f).toMatch(/^w5\s+host-w5/m);
@@ -106,11 +114,12 @@ describe('DashboardApp (ink)', () => {
       app.stdin.write(ARROW_DOWN);
       await tick();
     }
-    expect(app.lastFrame()).toContain('(4-6 of 6'); // clamped at the end
+    expect(await frameWith(app, '(4-6 of 6')).toContain('(4-6 of 6'); // clamped at the end
+    await tick(100);
+    expect(app.lastFrame()).toContain('(4-6 of 6'); // and stays there
 
     app.stdin.write(ARROW_UP);
-    await tick();
-    expect(app.lastFrame()).toContain('(3-5 of 6');
+    expect(await frameWith(app, '(3-5 of 6')).toContain('(3-5 of 6');
   });
 
   it('q closes the view without touching the run; Ctrl+C is passed on', async () => {
