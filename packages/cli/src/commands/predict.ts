@@ -19,10 +19,10 @@ import {
 import { BACKEND_CHOICES } from '../backend-flag.js';
 import { precisionOption } from '../training-flags.js';
 import { countFlag } from '../flag-count.js';
+import { rebuildRunReplica, runModelDir } from '../run-model-files.js';
 
 /** Defaults of `dptrain predict`. */
 export const PREDICT_DEFAULTS = { batchSize: 16, out: 'submission.csv' } as const;
-import { rebuildRunReplica, runModelDir } from '../run-model-files.js';
 
 export interface PredictCommandValues {
   model: string;
