@@ -80,12 +80,9 @@ function localWorkerLine(l: LocalWorkerRow, dev: number): string {
   ].join(' ');
 }
 
-/** The worker table's lines: each worker's row, then, for an agent, a row per local worker. */
-export function workerTableLines(workers: readonly WorkerRow[], now: number, dev: number): { key: string; color: string; text: string }[] {
-  return workers.flatMap((w) => [
-    { key: w.id, color: stateColor[w.state], text: workerLine(w, now, dev) },
-    ...(w.local ?? []).map((l) => ({ key: `${w.id}/${l.id}`, color: stateColor[w.state], text: localWorkerLine(l, dev) })),
-  ]);
+/** The worker table's rows: each worker, then, for an agent, each of its local workers (`local`). */
+function workerTableRows(workers: readonly WorkerRow[]): { worker: WorkerRow; local?: LocalWorkerRow }[] {
+  return workers.flatMap((worker) => [{ worker }, ...(worker.local ?? []).map((local) => ({ worker, local }))]);
 }
 
 const eventColor: Record<RecentEvent['kind'], string> = {
@@ -154,7 +151,7 @@ function Throughput({ state }: { state: DashboardState }) {
 function Workers({ state, now, offset, rows, columns }: { state: DashboardState; now: number; offset: number; rows: number; columns: number }) {
   // backend/device takes whatever width the terminal has beyond the fixed columns
   const dev = Math.max(W.dev, Math.min(48, columns - 1 - FIXED));
-  const list = workerTableLines(state.workers, now, dev);
+  const list = workerTableRows(state.workers);
   const shown = list.slice(offset, offset + rows);
   const more = list.length > rows ? `  (${offset + 1}-${offset + shown.length} of ${list.length}, ↑↓ to scroll)` : '';
   return (
@@ -162,9 +159,9 @@ function Workers({ state, now, offset, rows, columns }: { state: DashboardState;
       <Text bold>{`workers ${connectedWorkers(state)} connected${more}`}</Text>
       <Text dimColor>{workerHeader(dev)}</Text>
       {shown.length === 0 ? <Text dimColor>no workers yet</Text> : null}
-      {shown.map((line) => (
-        <Text key={line.key} color={line.color} wrap="truncate">
-          {line.text}
+      {shown.map(({ worker, local }) => (
+        <Text key={local ? `${worker.id}/${local.id}` : worker.id} color={stateColor[worker.state]} wrap="truncate">
+          {local ? localWorkerLine(local, dev) : workerLine(worker, now, dev)}
         </Text>
       ))}
     </Box>
@@ -267,7 +264,7 @@ export function DashboardApp(props: DashboardAppProps) {
     setNow(clock.now());
   }, [state, clock]);
 
-  const maxOffset = Math.max(0, state.workers.reduce((n, w) => n + 1 + (w.local?.length ?? 0), 0) - maxWorkerRows);
+  const maxOffset = Math.max(0, workerTableRows(state.workers).length - maxWorkerRows);
   const shownOffset = Math.min(offset, maxOffset);
 
   useInput((input, key) => {
